@@ -1,0 +1,202 @@
+"""Names and derived files of the capsule layout: BagIt tag files and the RO-Crate metadata."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from datetime import UTC, datetime
+
+from repro import __version__
+from repro.models import FileEntry, Manifest, Metadata, Run, RunRecord
+
+MANIFEST_NAME = "repro.json"
+SIGNATURE_NAME = "repro.sig"
+PAYLOAD_DIR = "data"
+PROJECT_PREFIX = "data/project/"
+RESULTS_PREFIX = "data/results/"
+ENV_PREFIX = "data/env/"
+ROCRATE_PATH = "data/ro-crate-metadata.json"
+TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt")
+MAX_MANIFEST_BYTES = 64 << 20
+MAX_SIGNATURE_BYTES = 1 << 20
+
+PROCESS_RUN_CRATE = "https://w3id.org/ro/wfrun/process/0.5"
+RO_CRATE_SPEC = "https://w3id.org/ro/crate/1.1"
+
+
+def member_order(manifest: Manifest, signed: bool) -> list[str]:
+    """The one order the writer emits members in; the reader insists on it."""
+    head = [MANIFEST_NAME] + ([SIGNATURE_NAME] if signed else []) + list(TAG_FILES)
+    return head + sorted((f.path for f in manifest.files), key=lambda p: p.encode())
+
+
+def _bag_escape(path: str) -> str:
+    # RFC 8493 section 2.1.3: percent-encode CR, LF and % in manifest paths.
+    return path.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _content_entry(manifest: Manifest, entry: FileEntry) -> FileEntry | None:
+    """The regular file an entry's bytes come from (following links), or None for folders."""
+    by_path = {f.path: f for f in manifest.files}
+    seen = set()
+    current: FileEntry | None = entry
+    while current is not None and current.link is not None:
+        if current.path in seen:
+            return None
+        seen.add(current.path)
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(current.path), current.link))
+        current = by_path.get(target)
+    return current
+
+
+def tag_files(manifest: Manifest, manifest_bytes: bytes) -> dict[str, bytes]:
+    """bagit.txt, bag-info.txt, manifest-sha256.txt and tagmanifest-sha256.txt, derived."""
+    bag_lines = []
+    octets = count = 0
+    for entry in sorted(manifest.files, key=lambda f: f.path.encode()):
+        # A link is hashed by bagit as the file it points at; links to folders are walked
+        # past by bagit (os.walk does not follow them), so they are not listed.
+        content = _content_entry(manifest, entry)
+        if content is None:
+            continue
+        bag_lines.append(f"{content.sha256}  {_bag_escape(entry.path)}\n")
+        octets += content.size
+        count += 1
+    bagit = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
+    info_lines = [
+        f"Bag-Software-Agent: repro {manifest.repro_version}",
+        f"Bagging-Date: {manifest.created[:10]}",
+        f"Payload-Oxum: {octets}.{count}",
+        f"External-Description: {_one_line(manifest.metadata.title)}",
+    ]
+    bag_info = ("\n".join(info_lines) + "\n").encode()
+    manifest_txt = "".join(bag_lines).encode()
+    tags = {"bagit.txt": bagit, "bag-info.txt": bag_info, "manifest-sha256.txt": manifest_txt}
+    tag_manifest = "".join(
+        f"{hashlib.sha256(content).hexdigest()}  {name}\n"
+        for name, content in sorted({**tags, MANIFEST_NAME: manifest_bytes}.items())
+    ).encode()
+    tags["tagmanifest-sha256.txt"] = tag_manifest
+    return tags
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def created_timestamp(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _crate_id(capsule_path: str) -> str:
+    return capsule_path.removeprefix(PAYLOAD_DIR + "/")
+
+
+def rocrate_metadata(
+    metadata: Metadata,
+    created: str,
+    runs: list[Run],
+    results: list[RunRecord],
+    data_paths: list[str],
+    files: list[FileEntry],
+    base_image: str,
+    extra_parts: list[str],
+) -> bytes:
+    """data/ro-crate-metadata.json: a Process Run Crate with one CreateAction per run point."""
+    graph: list[dict[str, object]] = [
+        {
+            "@id": "ro-crate-metadata.json",
+            "@type": "CreativeWork",
+            "conformsTo": {"@id": RO_CRATE_SPEC},
+            "about": {"@id": "./"},
+        }
+    ]
+    people = []
+    for author in metadata.authors:
+        pid = f"https://orcid.org/{author.orcid}" if author.orcid else f"#author-{len(people)}"
+        person: dict[str, object] = {"@id": pid, "@type": "Person", "name": author.name}
+        if author.affiliation:
+            person["affiliation"] = author.affiliation
+        people.append(person)
+
+    parts: dict[str, dict[str, object]] = {}
+    by_path = {f.path: f for f in files}
+    for data in data_paths:
+        capsule_path = PROJECT_PREFIX + data
+        if capsule_path in by_path:
+            entry = by_path[capsule_path]
+            parts[capsule_path] = {
+                "@id": _crate_id(capsule_path), "@type": "File", "name": data,
+                "contentSize": entry.size, "sha256": entry.sha256,
+            }
+        else:
+            parts[capsule_path] = {
+                "@id": _crate_id(capsule_path) + "/", "@type": "Dataset", "name": data,
+            }
+    for path in extra_parts:
+        entry = by_path[path]
+        parts[path] = {
+            "@id": _crate_id(path), "@type": "File", "name": posixpath.basename(path),
+            "contentSize": entry.size, "sha256": entry.sha256,
+        }
+    container = {
+        "@id": "#container-image",
+        "@type": "ContainerImage",
+        "additionalType": {"@id": "https://w3id.org/ro/terms/workflow-run#DockerImage"},
+        "name": base_image,
+    }
+    actions = []
+    apps = []
+    for run in runs:
+        app_id = f"#app-{run.name}"
+        apps.append({"@id": app_id, "@type": "SoftwareApplication", "name": run.name,
+                     "description": run.command})
+    for record in results:
+        outputs = []
+        for out in record.outputs:
+            parts[out.capsule_path] = {
+                "@id": _crate_id(out.capsule_path), "@type": "File", "name": out.path,
+                "contentSize": out.size, "sha256": out.sha256,
+            }
+            outputs.append({"@id": _crate_id(out.capsule_path)})
+        action: dict[str, object] = {
+            "@id": f"#run-{record.run}-{record.point_id}",
+            "@type": "CreateAction",
+            "name": f"{record.run} {record.point_id}" if record.point else record.run,
+            "description": record.command,
+            "instrument": {"@id": f"#app-{record.run}"},
+            "object": [{"@id": p["@id"]} for k, p in parts.items() if k.startswith(PROJECT_PREFIX)],
+            "result": outputs,
+            "containerImage": {"@id": "#container-image"},
+            "actionStatus": {"@id": "http://schema.org/CompletedActionStatus"}
+            if record.executed else {"@id": "http://schema.org/PotentialActionStatus"},
+        }
+        actions.append(action)
+    root: dict[str, object] = {
+        "@id": "./",
+        "@type": "Dataset",
+        "name": metadata.title,
+        "datePublished": created,
+        "conformsTo": {"@id": PROCESS_RUN_CRATE},
+        "hasPart": [{"@id": p["@id"]} for _, p in sorted(parts.items())],
+        "mentions": [{"@id": a["@id"]} for a in actions],
+    }
+    if metadata.description:
+        root["description"] = metadata.description
+    if metadata.license:
+        root["license"] = {"@id": f"https://spdx.org/licenses/{metadata.license}"}
+    if metadata.keywords:
+        root["keywords"] = ", ".join(metadata.keywords)
+    if people:
+        root["author"] = [{"@id": p["@id"]} for p in people]
+    profile = {"@id": PROCESS_RUN_CRATE, "@type": "CreativeWork", "name": "Process Run Crate",
+               "version": "0.5"}
+    graph += [root, profile, *people, *apps, container, *actions,
+              *[p for _, p in sorted(parts.items())]]
+    doc = {"@context": "https://w3id.org/ro/crate/1.1/context", "@graph": graph}
+    return (json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def software_agent() -> str:
+    return f"repro {__version__}"

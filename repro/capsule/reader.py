@@ -1,0 +1,389 @@
+"""The one safe reader of capsules: verify every member while streaming, unpack atomically.
+
+Nothing from a capsule is trusted before it is checked: the manifest comes first and bounds
+everything after it; each member must be the next one the layout expects, of the declared
+type, size and sha256; files are written (when unpacking) into a fresh temporary folder that
+is moved into place only when the whole archive checked out.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import posixpath
+import shutil
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from isal import igzip, isal_zlib
+from pydantic import ValidationError
+
+from repro import FORMAT
+from repro.capsule.layout import (
+    MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
+    MAX_SIGNATURE_BYTES,
+    PAYLOAD_DIR,
+    SIGNATURE_NAME,
+    TAG_FILES,
+    member_order,
+    tag_files,
+)
+from repro.config import describe_validation_error
+from repro.errors import (
+    CapsuleIntegrityError,
+    CapsuleNotFoundError,
+    MalformedCapsuleError,
+    UnsafeArchiveMemberError,
+    UnsupportedFormatError,
+)
+from repro.models import FileEntry, Manifest
+
+CHUNK = 1 << 20
+# Bytes of zero padding tolerated after the tar end-of-archive marker (tar pads to 10 KiB
+# records; anything else after the archive is tampering).
+MAX_TRAILING = 1 << 20
+HARD_MAX_MEMBERS = 1_000_000
+
+
+@dataclass(frozen=True)
+class VerifiedCapsule:
+    """A capsule whose every byte was checked against its manifest."""
+
+    path: Path
+    manifest: Manifest
+    manifest_bytes: bytes
+    capsule_id: str
+    """sha256 of the canonical repro.json: the capsule's identity."""
+    signature: bytes | None
+    archive_sha256: str
+    archive_size: int
+    root: Path | None
+    """Where it was unpacked, when it was."""
+
+
+def safe_member_name(name: str) -> None:
+    """Reject names that could escape or confuse the destination."""
+    if not name or "\0" in name or "\\" in name:
+        raise UnsafeArchiveMemberError(f"unsafe member name: {name!r}")
+    if name.startswith("/"):
+        raise UnsafeArchiveMemberError(f"absolute path in capsule: {name}")
+    parts = name.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise UnsafeArchiveMemberError(f"path with '..', '.' or empty parts in capsule: {name}")
+
+
+def _check_manifest_entries(manifest: Manifest) -> None:
+    seen: set[str] = set()
+    links: set[str] = set()
+    for entry in manifest.files:
+        safe_member_name(entry.path)
+        if not entry.path.startswith(PAYLOAD_DIR + "/"):
+            raise MalformedCapsuleError(f"manifest lists a file outside data/: {entry.path}")
+        if entry.path in seen:
+            raise MalformedCapsuleError(f"manifest lists a file twice: {entry.path}")
+        seen.add(entry.path)
+        if entry.link is not None:
+            links.add(entry.path)
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(entry.path), entry.link))
+            if entry.link.startswith("/") or target == ".." or target.startswith("../"):
+                raise UnsafeArchiveMemberError(
+                    f"symlink leaves the capsule: {entry.path} -> {entry.link}"
+                )
+        elif entry.mode & ~0o777 or entry.mode & 0o022:
+            raise UnsafeArchiveMemberError(f"unsafe mode {oct(entry.mode)} for {entry.path}")
+    for entry in manifest.files:
+        for parent in _parents(entry.path):
+            if parent in links:
+                raise UnsafeArchiveMemberError(f"member under a symlink: {entry.path}")
+
+
+def _parents(path: str) -> list[str]:
+    parts = path.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def parse_manifest(data: bytes) -> Manifest:
+    """repro.json bytes -> Manifest, reading the format version before anything else."""
+    try:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedCapsuleError(f"repro.json is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise MalformedCapsuleError("repro.json is not a JSON object")
+    fmt = raw.get("format")
+    if fmt != FORMAT:
+        if isinstance(fmt, str) and fmt.startswith("repro-capsule/"):
+            raise UnsupportedFormatError(
+                f"capsule format {fmt} is newer than this repro understands ({FORMAT})"
+            )
+        raise MalformedCapsuleError(f"not a repro capsule (format: {fmt!r})")
+    try:
+        manifest = Manifest.model_validate(raw)
+    except ValidationError as exc:
+        raise MalformedCapsuleError(describe_validation_error(exc, "repro.json")) from None
+    if manifest.canonical_json() != data:
+        raise CapsuleIntegrityError("repro.json is not in canonical form (it was edited)")
+    _check_manifest_entries(manifest)
+    return manifest
+
+
+class _Tail:
+    """Remembers the last two chunks read, so bytes the tar parser buffered past the
+    end-of-archive marker can still be checked."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self.pos = 0
+        self.chunks: list[tuple[int, bytes]] = []
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self.chunks = [*self.chunks[-1:], (self.pos, data)]
+        self.pos += len(data)
+        return data
+
+    def unparsed_is_zero(self, offset: int) -> bool:
+        for start, data in self.chunks:
+            lo = max(offset - start, 0)
+            if lo < len(data) and data[lo:].count(0) != len(data) - lo:
+                return False
+        return not self.chunks or self.chunks[0][0] <= offset
+
+
+class _Hashing(io.RawIOBase):
+    """The archive's own bytes, hashed as the decompressor reads them."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
+        if n:
+            view = memoryview(buffer)[:n]
+            self.digest.update(view)
+            self.size += n
+        return int(n or 0)
+
+    def drain(self) -> None:
+        buf = bytearray(CHUNK)
+        while self.readinto(buf):
+            pass
+
+
+def _read_exact(fh: IO[bytes], size: int, name: str) -> bytes:
+    data = fh.read(size)
+    if len(data) != size:
+        raise CapsuleIntegrityError(f"truncated member: {name}")
+    return data
+
+
+def read_capsule(
+    path: Path,
+    dest: Path | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> VerifiedCapsule:
+    """Verify a capsule and, with `dest`, unpack it there (dest must not exist yet)."""
+    if not path.is_file():
+        raise CapsuleNotFoundError(f"capsule not found: {path}")
+    staging: Path | None = None
+    if dest is not None:
+        if dest.exists():
+            raise CapsuleIntegrityError(
+                f"destination already exists: {dest}", hint="choose a new folder"
+            )
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".repro-unpack-", dir=dest.parent))
+    try:
+        result = _stream(path, staging, progress)
+        if staging is not None and dest is not None:
+            os.rename(staging, dest)
+            return VerifiedCapsule(**{**result.__dict__, "root": dest})
+        return result
+    except (tarfile.TarError, EOFError, zlib.error, isal_zlib.error, gzip.BadGzipFile) as exc:
+        raise CapsuleIntegrityError(f"capsule archive is corrupt: {path.name}: {exc}") from None
+    except OSError as exc:
+        if exc.errno is not None:
+            raise  # a real I/O failure of this machine, not a property of the capsule
+        raise CapsuleIntegrityError(f"capsule archive is corrupt: {path.name}: {exc}") from None
+    finally:
+        if staging is not None and staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _stream(
+    path: Path, staging: Path | None, progress: Callable[[int], None] | None
+) -> VerifiedCapsule:
+    with path.open("rb") as raw_fh:
+        raw = _Hashing(raw_fh)
+        gz = igzip.IGzipFile(fileobj=raw, mode="rb")  # type: ignore[arg-type]
+        tail = _Tail(gz)
+        with gz, tarfile.open(fileobj=tail, mode="r|", bufsize=256 << 10) as tar:  # type: ignore[call-overload]
+            members = iter(tar)
+            first = next(members, None)
+            if first is None or first.name != MANIFEST_NAME or not first.isreg():
+                raise MalformedCapsuleError("not a repro capsule: repro.json is not its first member")
+            if first.size > MAX_MANIFEST_BYTES:
+                raise MalformedCapsuleError("repro.json is larger than any real manifest")
+            fh = tar.extractfile(first)
+            assert fh is not None  # a regular member always has content
+            manifest_bytes = _read_exact(fh, first.size, MANIFEST_NAME)
+            manifest = parse_manifest(manifest_bytes)
+            entries = {f.path: f for f in manifest.files}
+            tags = tag_files(manifest, manifest_bytes)
+            if len(entries) > HARD_MAX_MEMBERS:
+                raise MalformedCapsuleError("capsule lists more members than repro allows")
+
+            signature: bytes | None = None
+            member = next(members, None)
+            signed = member is not None and member.name == SIGNATURE_NAME
+            expected = iter(member_order(manifest, signed)[1:])
+            links: list[FileEntry] = []
+            while member is not None:
+                want = next(expected, None)
+                _check_member(member, want, entries)
+                name = member.name
+                if name == SIGNATURE_NAME:
+                    if member.size > MAX_SIGNATURE_BYTES:
+                        raise CapsuleIntegrityError("repro.sig is larger than any real signature")
+                    sig_fh = tar.extractfile(member)
+                    assert sig_fh is not None
+                    signature = _read_exact(sig_fh, member.size, name)
+                    _place_bytes(staging, name, signature)
+                elif name in TAG_FILES:
+                    tag_fh = tar.extractfile(member)
+                    assert tag_fh is not None
+                    data = _read_exact(tag_fh, member.size, name)
+                    if data != tags[name]:
+                        raise CapsuleIntegrityError(f"tag file does not match the manifest: {name}")
+                    _place_bytes(staging, name, data)
+                else:
+                    entry = entries[name]
+                    if entry.link is not None:
+                        links.append(entry)
+                    else:
+                        data_fh = tar.extractfile(member)
+                        assert data_fh is not None
+                        _copy_checked(data_fh, entry, staging)
+                        if progress:
+                            progress(entry.size)
+                member = next(members, None)
+            missing = next(expected, None)
+            if missing is not None:
+                raise CapsuleIntegrityError(f"member missing from the capsule: {missing}")
+            _place_bytes(staging, MANIFEST_NAME, manifest_bytes)
+            # Links last, so no file is ever written through one.
+            for entry in links:
+                if staging is not None:
+                    target = staging / entry.path
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.symlink(entry.link or "", target)
+            if not tail.unparsed_is_zero(tar.offset):
+                raise CapsuleIntegrityError("data appended after the end of the capsule archive")
+            _check_trailer(tail)
+        raw.drain()
+    return VerifiedCapsule(
+        path=path,
+        manifest=manifest,
+        manifest_bytes=manifest_bytes,
+        capsule_id=hashlib.sha256(manifest_bytes).hexdigest(),
+        signature=signature,
+        archive_sha256=raw.digest.hexdigest(),
+        archive_size=raw.size,
+        root=staging,
+    )
+
+
+def _check_member(member: tarfile.TarInfo, want: str | None, entries: dict[str, FileEntry]) -> None:
+    name = member.name
+    safe_member_name(name)
+    if member.mode & 0o7000:
+        raise UnsafeArchiveMemberError(f"setuid, setgid or sticky bit on member: {name}")
+    if member.islnk():
+        raise UnsafeArchiveMemberError(f"hard link in capsule: {name}")
+    if member.isdev() or member.isfifo():
+        raise UnsafeArchiveMemberError(f"device or FIFO in capsule: {name}")
+    if not (member.isreg() or member.issym()):
+        raise UnsafeArchiveMemberError(f"unexpected member type in capsule: {name}")
+    if name == want:
+        pass
+    elif name not in entries and name not in TAG_FILES and name != SIGNATURE_NAME:
+        raise CapsuleIntegrityError(f"member not listed in the manifest: {name}")
+    elif want is None:
+        raise CapsuleIntegrityError(f"unexpected extra member: {name}")
+    else:
+        raise CapsuleIntegrityError(f"member out of place (duplicate or reordered): {name}")
+    entry = entries.get(name)
+    if entry is not None and entry.link is not None:
+        if not member.issym() or member.linkname != entry.link:
+            raise CapsuleIntegrityError(f"symlink does not match the manifest: {name}")
+        if hashlib.sha256(entry.link.encode()).hexdigest() != entry.sha256:
+            raise CapsuleIntegrityError(f"checksum mismatch: {name}")
+    elif member.issym():
+        raise UnsafeArchiveMemberError(f"symlink not declared in the manifest: {name}")
+    elif entry is not None and member.size != entry.size:
+        raise CapsuleIntegrityError(
+            f"size mismatch: {name} is {member.size} bytes, manifest says {entry.size}"
+        )
+
+
+def _open_new(staging: Path, name: str) -> IO[bytes]:
+    target = staging / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    return os.fdopen(fd, "wb")
+
+
+def _place_bytes(staging: Path | None, name: str, data: bytes) -> None:
+    if staging is None:
+        return
+    with _open_new(staging, name) as out:
+        out.write(data)
+    os.chmod(staging / name, 0o644)
+
+
+def _copy_checked(fh: IO[bytes], entry: FileEntry, staging: Path | None) -> None:
+    digest = hashlib.sha256()
+    out = _open_new(staging, entry.path) if staging is not None else None
+    remaining = entry.size
+    try:
+        while remaining:
+            chunk = fh.read(min(CHUNK, remaining))
+            if not chunk:
+                raise CapsuleIntegrityError(f"truncated member: {entry.path}")
+            digest.update(chunk)
+            if out is not None:
+                out.write(chunk)
+            remaining -= len(chunk)
+    finally:
+        if out is not None:
+            out.close()
+    if digest.hexdigest() != entry.sha256:
+        raise CapsuleIntegrityError(f"checksum mismatch: {entry.path}")
+    if staging is not None:
+        os.chmod(staging / entry.path, entry.mode & 0o755)
+
+
+def _check_trailer(gz: _Tail) -> None:
+    """After the archive only zero padding may follow (appended data is tampering)."""
+    seen = 0
+    while chunk := gz.read(CHUNK):
+        if chunk.count(0) != len(chunk):
+            raise CapsuleIntegrityError("data appended after the end of the capsule archive")
+        seen += len(chunk)
+        if seen > MAX_TRAILING:
+            raise CapsuleIntegrityError("too much padding after the end of the capsule archive")

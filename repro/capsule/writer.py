@@ -1,0 +1,174 @@
+"""Write a capsule: a deterministic .tgz, written to a temporary file and renamed into place."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from isal import igzip_threaded
+
+from repro.capsule.layout import MANIFEST_NAME, SIGNATURE_NAME, member_order, tag_files
+from repro.errors import FileChangedError, OutputWriteError
+from repro.models import Manifest
+
+COMPRESS_LEVEL = 1
+BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a payload file's bytes come from, and the stat they were hashed at."""
+
+    path: Path
+    size: int
+    mtime_ns: int | None = None
+
+
+@dataclass(frozen=True)
+class WrittenCapsule:
+    path: Path
+    size: int
+    sha256: str
+    capsule_id: str
+
+
+class _HashingWriter(io.RawIOBase):
+    """Passes bytes to a file while hashing them: the archive's own sha256 for free."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        self.digest.update(data)
+        self.size += len(data)
+        return self._raw.write(data)
+
+
+class _Position:
+    """tarfile asks for tell() once; a compressed stream cannot seek, so count instead."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._pos = 0
+
+    def write(self, data: bytes) -> int:
+        self._pos += len(data)
+        return self._raw.write(data)
+
+    def tell(self) -> int:
+        return self._pos
+
+
+def _info(name: str, size: int, mode: int, mtime: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = mode
+    info.mtime = mtime
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def _add_file(tar: tarfile.TarFile, name: str, mode: int, mtime: int, source: Source) -> None:
+    try:
+        fh = source.path.open("rb")
+    except FileNotFoundError:
+        raise FileChangedError(f"file vanished during capture: {source.path}") from None
+    with fh:
+        st = os.fstat(fh.fileno())
+        changed = st.st_size != source.size or (
+            source.mtime_ns is not None and st.st_mtime_ns != source.mtime_ns
+        )
+        if changed:
+            raise FileChangedError(f"file changed during capture: {source.path}")
+        tar.addfile(_info(name, source.size, mode, mtime), fh)
+
+
+def write_capsule(
+    dest: Path,
+    manifest: Manifest,
+    sources: dict[str, Source | bytes],
+    *,
+    signature: bytes | None = None,
+    mtime: int,
+    threads: int = 2,
+    progress: Callable[[int], None] | None = None,
+) -> WrittenCapsule:
+    """Write every member in the layout's one order; the destination appears only when done.
+
+    Same manifest, same sources, same mtime -> same bytes: owners, modes and times are fixed,
+    the gzip header carries no time or name, and compression is block-wise deterministic.
+    """
+    manifest_bytes = manifest.canonical_json()
+    tags = tag_files(manifest, manifest_bytes)
+    entries = {f.path: f for f in manifest.files}
+    dest = dest.absolute()
+    if not dest.parent.is_dir():
+        raise OutputWriteError(f"output folder does not exist: {dest.parent}")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".repro-tmp-{dest.name}.", dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            hashing = _HashingWriter(raw)
+            gz = igzip_threaded.open(
+                hashing, "wb", compresslevel=COMPRESS_LEVEL, threads=threads, block_size=BLOCK
+            )
+            with gz, tarfile.TarFile(
+                fileobj=_Position(gz), mode="w",  # type: ignore[arg-type] format=tarfile.PAX_FORMAT, copybufsize=BLOCK
+            ) as tar:
+                for name in member_order(manifest, signature is not None):
+                    if name == MANIFEST_NAME:
+                        data = manifest_bytes
+                    elif name == SIGNATURE_NAME:
+                        data = signature or b""
+                    elif name in tags:
+                        data = tags[name]
+                    else:
+                        entry = entries[name]
+                        if entry.link is not None:
+                            info = _info(name, 0, 0o777, mtime)
+                            info.type = tarfile.SYMTYPE
+                            info.linkname = entry.link
+                            tar.addfile(info)
+                            continue
+                        src = sources[name]
+                        if isinstance(src, Source):
+                            _add_file(tar, name, entry.mode, mtime, src)
+                            if progress:
+                                progress(entry.size)
+                            continue
+                        data = src
+                    tar.addfile(_info(name, len(data), 0o644, mtime), io.BytesIO(data))
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise OutputWriteError(f"no space left writing {dest}") from None
+        if isinstance(exc, PermissionError):
+            raise OutputWriteError(f"cannot write {dest}: permission denied") from None
+        raise
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return WrittenCapsule(
+        path=dest,
+        size=hashing.size,
+        sha256=hashing.digest.hexdigest(),
+        capsule_id=hashlib.sha256(manifest_bytes).hexdigest(),
+    )

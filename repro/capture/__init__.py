@@ -1,0 +1,1 @@
+"""Capture: list, hash, lock, run and record a project (see pipeline.capture)."""

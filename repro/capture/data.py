@@ -1,0 +1,55 @@
+"""Remote data: download once into the cache, check its sha256, record it as a reference."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from repro.errors import DataChecksumError, NetworkError, ReproError
+from repro.models import DataSpec, RemoteData
+from repro.paths import cache_dir
+
+TIMEOUT = httpx.Timeout(30.0, read=300.0)
+
+
+def fetch_remote(spec: DataSpec) -> tuple[RemoteData, Path]:
+    """The checked local copy of a remote data file (downloaded only when not cached)."""
+    assert spec.url is not None and spec.sha256 is not None  # guaranteed by DataSpec
+    store = cache_dir() / "data"
+    store.mkdir(parents=True, exist_ok=True)
+    cached = store / spec.sha256
+    if not cached.is_file():
+        _download(spec.url, spec.sha256, cached)
+    return RemoteData(url=spec.url, sha256=spec.sha256, size=cached.stat().st_size,
+                      path=spec.path), cached
+
+
+def _download(url: str, sha256: str, dest: Path) -> None:
+    digest = hashlib.sha256()
+    fd, tmp_name = tempfile.mkstemp(prefix=".download-", dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, httpx.stream(
+            "GET", url, timeout=TIMEOUT, follow_redirects=True
+        ) as response:
+            if response.status_code >= 400:
+                raise ReproError(
+                    f"cannot download {url}: HTTP {response.status_code}",
+                    hint="check the URL in [[data]] url",
+                )
+            for chunk in response.iter_bytes(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != sha256:
+            raise DataChecksumError(
+                f"sha256 mismatch for {url}: expected {sha256}, got {digest.hexdigest()}"
+            )
+        os.replace(tmp, dest)
+    except httpx.HTTPError as exc:
+        raise NetworkError(f"cannot download {url}: {exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)

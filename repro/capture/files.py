@@ -1,0 +1,187 @@
+"""Which project files go into a capsule: git-aware listing, ignores, symlink and name checks."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pathspec
+
+from repro.errors import ProjectFileError, UnsafeSymlinkError
+
+BUILTIN_IGNORES = [
+    ".git/",
+    ".hg/",
+    ".svn/",
+    "__pycache__/",
+    "*.py[cod]",
+    ".venv/",
+    "venv/",
+    ".tox/",
+    ".nox/",
+    ".mypy_cache/",
+    ".pytest_cache/",
+    ".ruff_cache/",
+    ".ipynb_checkpoints/",
+    ".DS_Store",
+    ".repro-tmp-*",
+]
+
+
+@dataclass(frozen=True)
+class ProjectFile:
+    """A file (or symlink) of the project, relative to the project root."""
+
+    rel: str
+    path: Path
+    is_link: bool
+    link_target: str | None
+    executable: bool
+
+
+@dataclass(frozen=True)
+class Listing:
+    files: list[ProjectFile]
+    excluded: list[str]
+
+
+def _decode(raw: bytes, where: Path) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        shown = raw.decode("utf-8", errors="backslashreplace")
+        raise ProjectFileError(
+            f"file name is not valid UTF-8: {where / shown}",
+            hint="rename the file (capsules travel between systems; names must be UTF-8), "
+            "or add it to .reproignore",
+        ) from None
+
+
+def git_listing(project: Path) -> list[str] | None:
+    """Tracked plus untracked-not-ignored files, relative to project; None outside git."""
+    try:
+        proc = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=project,
+            capture_output=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        return None
+    if proc.returncode != 0:
+        return None
+    names = [n for n in proc.stdout.split(b"\0") if n]
+    return sorted({_decode(n, project) for n in names})
+
+
+def walk_listing(root: Path, project: Path) -> list[str]:
+    """Every file and symlink under root (a folder of the project), relative to project."""
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(os.fsencode(root)):
+        rel_dir = Path(os.fsdecode(dirpath)).relative_to(project)
+        for raw in [*filenames, *[d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]]:
+            name = _decode(raw, project / rel_dir)
+            found.append((rel_dir / name).as_posix())
+        dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))
+        for raw in dirnames:
+            _decode(raw, project / rel_dir)
+    return found
+
+
+def load_ignores(project: Path, extra: list[str]) -> pathspec.PathSpec:
+    patterns = list(BUILTIN_IGNORES)
+    ignore_file = project / ".reproignore"
+    if ignore_file.is_file():
+        patterns += ignore_file.read_text(encoding="utf-8").splitlines()
+    patterns += extra
+    return pathspec.PathSpec.from_lines("gitwildmatch", patterns)
+
+
+def list_project(
+    project: Path,
+    *,
+    data_paths: list[str],
+    extra_ignores: list[str],
+    exclude: set[str],
+) -> Listing:
+    """The files a capsule of `project` embeds.
+
+    In a git work tree: tracked plus untracked-not-ignored files; elsewhere every file.
+    Then .reproignore, built-in ignores and `exclude` (declared outputs, the capsule being
+    written) are removed; declared data paths are always walked, even when git ignores them.
+    """
+    spec = load_ignores(project, extra_ignores)
+    names = git_listing(project)
+    if names is None:
+        names = walk_listing(project, project)
+    names_set = set(names)
+    for data in data_paths:
+        target = project / data
+        if target.is_dir() and not target.is_symlink():
+            names_set.update(walk_listing(target, project))
+        elif target.exists() or target.is_symlink():
+            names_set.add(Path(data).as_posix())
+        else:
+            raise ProjectFileError(
+                f"data path not found: {data}",
+                hint="check [[data]] path in repro.toml (relative to the project)",
+            )
+
+    files: list[ProjectFile] = []
+    excluded: list[str] = []
+    real_root = project.resolve()
+    for rel in sorted(names_set):
+        if rel in exclude:
+            excluded.append(rel)
+            continue
+        if spec.match_file(rel):
+            continue
+        path = project / rel
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            # Tracked in git but deleted in the work tree: the capsule holds the work tree.
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            files.append(_symlink(project, real_root, rel, path))
+        elif stat.S_ISREG(st.st_mode):
+            files.append(ProjectFile(rel, path, False, None, bool(st.st_mode & 0o111)))
+        elif stat.S_ISDIR(st.st_mode):
+            continue  # a git submodule appears as a directory; its files are not ours
+        else:
+            raise ProjectFileError(f"not a regular file: {rel} (a device, socket or FIFO)")
+    check_link_targets(files)
+    return Listing(files=files, excluded=excluded)
+
+
+def _symlink(project: Path, real_root: Path, rel: str, path: Path) -> ProjectFile:
+    target = os.readlink(path)
+    resolved = Path(os.path.realpath(path))
+    if not resolved.is_relative_to(real_root):
+        raise UnsafeSymlinkError(f"symlink leaves the project: {rel} -> {target}")
+    if not resolved.exists():
+        raise UnsafeSymlinkError(
+            f"broken symlink: {rel} -> {target}",
+            hint="fix or remove the link, or add it to .reproignore",
+        )
+    # Stored relative to the link's own folder, so it resolves the same inside the capsule.
+    relative_target = os.path.relpath(resolved, Path(os.path.realpath(path.parent)))
+    return ProjectFile(rel, path, True, Path(relative_target).as_posix(), False)
+
+
+def check_link_targets(files: list[ProjectFile]) -> None:
+    """Every kept symlink must point at something the capsule holds."""
+    names = {f.rel for f in files}
+    folders = {str(parent) for n in names for parent in Path(n).parents}
+    for f in files:
+        if f.link_target is None:
+            continue
+        target = os.path.normpath(str(Path(f.rel).parent / f.link_target))
+        if target not in names and target not in folders:
+            raise UnsafeSymlinkError(
+                f"symlink points at a file the capsule leaves out: {f.rel} -> {f.link_target}",
+                hint="include the target (check .reproignore and .gitignore) or drop the link",
+            )

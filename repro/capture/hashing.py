@@ -1,0 +1,133 @@
+"""Streaming, parallel sha256 of files, with a stat cache so unchanged files are not re-read."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+CHUNK = 1 << 20
+# A file modified within this many seconds of hashing may change again within the same
+# mtime tick unnoticed ("racily clean" in git's terms), so it is not cached.
+RACY_WINDOW_S = 2.0
+
+
+@dataclass(frozen=True)
+class Digest:
+    sha256: str
+    size: int
+    mtime_ns: int
+    inode: int
+
+
+def sha256_file(path: Path, buffer: bytearray | None = None) -> tuple[str, int]:
+    """sha256 and byte count of a file, read in 1 MiB chunks (hashlib releases the GIL)."""
+    buf = buffer if buffer is not None else bytearray(CHUNK)
+    view = memoryview(buf)
+    digest = hashlib.sha256()
+    total = 0
+    with path.open("rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            digest.update(view[:n])
+            total += n
+    return digest.hexdigest(), total
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class StatCache:
+    """sha256 by (path, size, mtime_ns, inode), in one SQLite file under the cache dir."""
+
+    def __init__(self, db_path: Path) -> None:
+        self._db_path = db_path
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self._db_path, timeout=30)
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER,"
+            " mtime_ns INTEGER, inode INTEGER, sha256 TEXT)"
+        )
+        return conn
+
+    def lookup_under(self, root: Path) -> dict[str, Digest]:
+        prefix = str(root).rstrip("/") + "/"
+        conn = self._connect()
+        try:
+            rows = conn.execute(
+                "SELECT path, size, mtime_ns, inode, sha256 FROM hashes"
+                " WHERE path >= ? AND path < ?",
+                (prefix, prefix[:-1] + "0"),  # '0' sorts right after '/'
+            ).fetchall()
+        finally:
+            conn.close()
+        return {row[0]: Digest(row[4], row[1], row[2], row[3]) for row in rows}
+
+    def store(self, entries: Iterable[tuple[str, Digest]]) -> None:
+        conn = self._connect()
+        try:
+            with conn:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)",
+                    [(p, d.size, d.mtime_ns, d.inode, d.sha256) for p, d in entries],
+                )
+        finally:
+            conn.close()
+
+
+def hash_files(
+    paths: list[Path],
+    *,
+    cache: StatCache | None = None,
+    cache_root: Path | None = None,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[Path, Digest]:
+    """sha256 of every path, in parallel threads, skipping files the stat cache knows.
+
+    The returned Digest carries the stat seen *before* reading, so a later write can tell
+    whether the file changed since it was hashed.
+    """
+    known = cache.lookup_under(cache_root) if cache and cache_root else {}
+    results: dict[Path, Digest] = {}
+    todo: list[tuple[Path, os.stat_result]] = []
+    for path in paths:
+        st = path.stat()
+        hit = known.get(str(path.absolute()))
+        if hit and (hit.size, hit.mtime_ns, hit.inode) == (st.st_size, st.st_mtime_ns, st.st_ino):
+            results[path] = hit
+            if progress:
+                progress(st.st_size)
+        else:
+            todo.append((path, st))
+    # Biggest first, so the pool's threads finish together.
+    todo.sort(key=lambda item: item[1].st_size, reverse=True)
+    n_workers = workers or min(8, (os.cpu_count() or 1))
+
+    def work(item: tuple[Path, os.stat_result]) -> tuple[Path, Digest]:
+        path, st = item
+        sha, size = sha256_file(path)
+        if progress:
+            progress(size)
+        return path, Digest(sha, size, st.st_mtime_ns, st.st_ino)
+
+    fresh: list[tuple[Path, Digest]] = []
+    if todo:
+        with ThreadPoolExecutor(max_workers=n_workers) as pool:
+            fresh = list(pool.map(work, todo))
+    now_ns = time.time_ns()
+    for path, digest in fresh:
+        results[path] = digest
+    if cache is not None:
+        cache.store(
+            (str(path.absolute()), d)
+            for path, d in fresh
+            if now_ns - d.mtime_ns > RACY_WINDOW_S * 1e9
+        )
+    return results

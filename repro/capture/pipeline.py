@@ -1,0 +1,384 @@
+"""`repro capture`: turn a project into a capsule (list, hash, lock, run, record, write)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from repro import __version__
+from repro.capsule.layout import (
+    ENV_PREFIX,
+    PROJECT_PREFIX,
+    RESULTS_PREFIX,
+    ROCRATE_PATH,
+    created_timestamp,
+    rocrate_metadata,
+)
+from repro.capsule.writer import Source, WrittenCapsule, write_capsule
+from repro.capture.data import fetch_remote
+from repro.capture.deps import Lock, detect_requirements, freeze_lock, lock_dependencies
+from repro.capture.files import ProjectFile, list_project
+from repro.capture.hashing import StatCache, hash_files, sha256_bytes, sha256_file
+from repro.capture.platform import fingerprint
+from repro.capture.runs import PointOutcome, RunEnvironment, execute_runs, stage_project
+from repro.capture.source import source_state
+from repro.config import load_config
+from repro.env.dockerfile import default_base_image, render_dockerfile
+from repro.env.venv import build_venv
+from repro.errors import ConfigError, FileTooLargeError, ProjectNotFoundError, UsageError
+from repro.models import (
+    CompareRule,
+    DataSpec,
+    Environment,
+    ExpectedOutput,
+    FileEntry,
+    Manifest,
+    ProjectConfig,
+    RemoteData,
+    Resolver,
+    Role,
+    Run,
+    RunRecord,
+    point_id,
+    render,
+)
+from repro.paths import cache_dir
+
+Observer = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """What the user asked for; None means 'as repro.toml says'."""
+
+    project: Path
+    output: Path
+    runs: list[Run] | None = None
+    """Runs given as flags; they replace the config's runs."""
+    data: list[str] = field(default_factory=list)
+    requirements: str | None = None
+    python: str | None = None
+    resolver: Resolver | None = None
+    freeze: bool = False
+    execute: bool = True
+    jobs: int = 1
+    base_image: str | None = None
+    use_hash_cache: bool = True
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    capsule: WrittenCapsule
+    manifest: Manifest
+    config_source: str | None
+    hashed_bytes: int
+    timings: dict[str, float]
+
+
+def _project_dir(path: Path) -> Path:
+    if not path.exists():
+        raise ProjectNotFoundError(f"project directory not found: {path}")
+    if not path.is_dir():
+        raise ProjectNotFoundError(f"not a directory: {path}")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise ProjectNotFoundError(
+            f"project directory is not readable: {path}", hint="check its permissions"
+        )
+    return path.resolve()
+
+
+def _effective_config(config: ProjectConfig, opts: CaptureOptions) -> ProjectConfig:
+    env = config.environment
+    updates: dict[str, object] = {}
+    if opts.requirements is not None:
+        updates["requirements"] = opts.requirements
+    if opts.python is not None:
+        updates["python"] = opts.python
+    if opts.resolver is not None:
+        updates["resolver"] = opts.resolver
+    if opts.base_image is not None:
+        updates["base_image"] = opts.base_image
+    data = list(config.data) + [DataSpec(path=p) for p in opts.data]
+    return config.model_copy(
+        update={
+            "environment": env.model_copy(update=updates),
+            "data": data,
+            "runs": opts.runs if opts.runs is not None else config.runs,
+        }
+    )
+
+
+def python_version(project: Path, config: ProjectConfig) -> str:
+    if config.environment.python:
+        return config.environment.python
+    runtime = project / "runtime.txt"
+    if runtime.is_file():
+        text = runtime.read_text(encoding="utf-8").strip()
+        version = text.removeprefix("python-").removeprefix("python")
+        parts = version.split(".")
+        if len(parts) >= 2 and all(p.isdigit() for p in parts):
+            return ".".join(parts[:2])
+        raise ConfigError(f"runtime.txt: cannot read a Python version from {text!r}",
+                          hint="write it as python-3.11")
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def _apt_packages(project: Path, config: ProjectConfig) -> list[str]:
+    if config.environment.apt:
+        return list(config.environment.apt)
+    apt = project / "apt.txt"
+    if apt.is_file():
+        lines = apt.read_text(encoding="utf-8").splitlines()
+        return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+    return []
+
+
+def _epoch() -> tuple[int, bool]:
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value is None:
+        return int(time.time()), False
+    try:
+        return int(value), True
+    except ValueError:
+        raise UsageError(f"SOURCE_DATE_EPOCH is not an integer: {value!r}") from None
+
+
+def _role(rel: str, data_paths: list[str]) -> Role:
+    for data in data_paths:
+        if rel == data or rel.startswith(data.rstrip("/") + "/"):
+            return "data"
+    return "notebook" if rel.endswith(".ipynb") else "code"
+
+
+def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureResult:
+    """Capture `opts.project` into the capsule file `opts.output`.
+
+    Nothing is written at the destination unless every step succeeded.
+    """
+    say = observe or (lambda _msg: None)
+    timings: dict[str, float] = {}
+    project = _project_dir(opts.project)
+    config, config_source = load_config(project)
+    config = _effective_config(config, opts)
+    epoch, reproducible = _epoch()
+    notes: list[str] = []
+    pyver = python_version(project, config)
+    output = opts.output.absolute()
+
+    local_data = [d.path.rstrip("/") for d in config.data if d.url is None]
+    remote_specs = [d for d in config.data if d.url is not None]
+    exclude = {render(t, p) for run in config.runs for t in run.outputs for p in run.points()}
+    exclude |= {d.path for d in remote_specs}
+    if output.is_relative_to(project):
+        exclude.add(output.relative_to(project).as_posix())
+
+    say("listing project files")
+    t0 = time.perf_counter()
+    listing = list_project(project, data_paths=local_data, extra_ignores=config.capture.ignore,
+                           exclude=exclude)
+    regular = [f for f in listing.files if not f.is_link]
+    limit = config.capture.max_file_size
+    if limit is not None:
+        for f in regular:
+            size = f.path.stat().st_size
+            if size > limit:
+                raise FileTooLargeError(
+                    f"{f.rel} is {size / 2**30:.1f} GiB, over the {limit / 2**30:.1f} GiB limit"
+                )
+    timings["list"] = time.perf_counter() - t0
+
+    say(f"hashing {len(regular)} files")
+    t0 = time.perf_counter()
+    cache = StatCache(cache_dir() / "hashes.sqlite") if opts.use_hash_cache else None
+    digests = hash_files([f.path for f in regular], cache=cache, cache_root=project)
+    timings["hash"] = time.perf_counter() - t0
+    hashed_bytes = sum(d.size for d in digests.values())
+
+    say("locking dependencies")
+    t0 = time.perf_counter()
+    lock, lock_notes = _lock(project, config, pyver, opts.freeze)
+    notes += lock_notes
+    timings["lock"] = time.perf_counter() - t0
+
+    remote: list[tuple[RemoteData, Path]] = []
+    for spec in remote_specs:
+        say(f"fetching {spec.url}")
+        remote.append(fetch_remote(spec))
+
+    files: list[FileEntry] = []
+    sources: dict[str, Source | bytes] = {}
+    for f in listing.files:
+        capsule_path = PROJECT_PREFIX + f.rel
+        if f.link_target is not None:
+            files.append(FileEntry(path=capsule_path, sha256=sha256_bytes(f.link_target.encode()),
+                                   size=0, mode=0o777, role=_role(f.rel, local_data),
+                                   link=f.link_target))
+            continue
+        d = digests[f.path]
+        files.append(FileEntry(path=capsule_path, sha256=d.sha256, size=d.size,
+                               mode=0o755 if f.executable else 0o644,
+                               role=_role(f.rel, local_data)))
+        sources[capsule_path] = Source(f.path, d.size, d.mtime_ns)
+
+    stage = Path(tempfile.mkdtemp(prefix="repro-capture-"))
+    try:
+        t0 = time.perf_counter()
+        records = _results(config, opts, project, listing.files, remote, lock, pyver, stage, say)
+        timings["runs"] = time.perf_counter() - t0
+        for record in records:
+            for out in record.outputs:
+                files.append(FileEntry(path=out.capsule_path, sha256=out.sha256, size=out.size,
+                                       mode=0o644, role="result"))
+        _result_sources(records, project if not opts.execute else stage, sources)
+        if reproducible:
+            records = [r.model_copy(update={"duration_s": None}) for r in records]
+
+        base_image = config.environment.base_image or default_base_image(pyver)
+        apt = _apt_packages(project, config)
+        env_files = {
+            ENV_PREFIX + "requirements.lock": lock.text.encode(),
+            ENV_PREFIX + "Dockerfile": render_dockerfile(base_image, apt, bool(lock.packages)).encode(),
+        }
+        for path, content in env_files.items():
+            files.append(FileEntry(path=path, sha256=sha256_bytes(content), size=len(content),
+                                   mode=0o644, role="env"))
+            sources[path] = content
+        created = created_timestamp(epoch)
+        crate = rocrate_metadata(config.capsule, created, config.runs, records, local_data, files,
+                                 base_image, list(env_files))
+        files.append(FileEntry(path=ROCRATE_PATH, sha256=sha256_bytes(crate), size=len(crate),
+                               mode=0o644, role="metadata"))
+        sources[ROCRATE_PATH] = crate
+        if lock.source == "none":
+            notes.append("no dependency declaration found: the lock is empty")
+
+        environment = Environment(
+            python_version=pyver,
+            lock_source=lock.source,
+            requirements=lock.requirements,
+            lock=ENV_PREFIX + "requirements.lock",
+            lock_sha256=sha256_bytes(lock.text.encode()),
+            packages=lock.packages,
+            base_image=base_image,
+            apt_packages=apt,
+            dockerfile=ENV_PREFIX + "Dockerfile",
+            variables={k: os.environ[k] for k in config.environment.variables if k in os.environ},
+        )
+        manifest = Manifest(
+            repro_version=__version__,
+            created=created,
+            metadata=config.capsule,
+            source=source_state(project),
+            platform=fingerprint(),
+            environment=environment,
+            files=sorted(files, key=lambda f: f.path.encode()),
+            remote_data=[r for r, _ in remote],
+            runs=config.runs,
+            results=records,
+            excluded=sorted(listing.excluded),
+            notes=notes,
+        )
+        say(f"writing {output.name}")
+        t0 = time.perf_counter()
+        written = write_capsule(output, manifest, sources, mtime=epoch)
+        timings["write"] = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return CaptureResult(written, manifest, config_source, hashed_bytes, timings)
+
+
+def _lock(project: Path, config: ProjectConfig, pyver: str, freeze: bool) -> tuple[Lock, list[str]]:
+    if freeze:
+        lock, skipped = freeze_lock(pyver)
+        notes = [f"not locked (no index hashes): {s}" for s in skipped]
+        return lock, notes
+    requirements = config.environment.requirements or detect_requirements(project)
+    return lock_dependencies(project, requirements, pyver, config.environment.resolver), []
+
+
+def _results(
+    config: ProjectConfig,
+    opts: CaptureOptions,
+    project: Path,
+    files: list[ProjectFile],
+    remote: list[tuple[RemoteData, Path]],
+    lock: Lock,
+    pyver: str,
+    stage: Path,
+    say: Observer,
+) -> list[RunRecord]:
+    if not config.runs:
+        return []
+    if not opts.execute:
+        return _unexecuted_records(config.runs, project)
+    if opts.freeze:
+        env = RunEnvironment(Path(sys.executable).parent,
+                             Path(sys.prefix) if sys.prefix != sys.base_prefix else None)
+    else:
+        say("building the environment from the lock")
+        venv = build_venv(lock.text, pyver)
+        env = RunEnvironment(venv.bin_dir, venv.root)
+    say("staging the captured files")
+    stage_project([(f.rel, f.path, f.link_target) for f in files], stage)
+    for data, cached in remote:
+        target = stage / data.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cached, target)
+    n_points = sum(len(r.points()) for r in config.runs)
+    say(f"running {len(config.runs)} run(s), {n_points} point(s)")
+    outcomes = execute_runs(config.runs, stage, env, jobs=opts.jobs,
+                            on_point=lambda o: say(f"ran {o.run} {o.point_id} in {o.duration_s:.1f} s"))
+    runs_by_name = {r.name: r for r in config.runs}
+    return [_record(runs_by_name[o.run], o) for o in outcomes]
+
+
+def _record(run: Run, outcome: PointOutcome) -> RunRecord:
+    outputs = []
+    for template in run.outputs:
+        rel = render(template, outcome.point)
+        produced = dict(outcome.outputs)[rel]
+        sha, size = sha256_file(produced)
+        outputs.append(ExpectedOutput(
+            path=rel, capsule_path=f"{RESULTS_PREFIX}{run.name}/{outcome.point_id}/{rel}",
+            sha256=sha, size=size, rule=run.compare.get(template) or CompareRule(),
+        ))
+    return RunRecord(run=run.name, point=outcome.point, point_id=outcome.point_id,
+                     command=outcome.command, executed=True, exit_code=outcome.exit_code,
+                     duration_s=round(outcome.duration_s, 3), stdout_tail=outcome.stdout_tail,
+                     stderr_tail=outcome.stderr_tail, outputs=outputs)
+
+
+def _unexecuted_records(runs: list[Run], project: Path) -> list[RunRecord]:
+    """--no-run: outputs already in the project become the expectation, when present."""
+    records = []
+    for run in runs:
+        for point in run.points():
+            pid = point_id(point)
+            outputs = []
+            for template in run.outputs:
+                rel = render(template, point)
+                path = project / rel
+                if path.is_file() and not path.is_symlink():
+                    sha, size = sha256_file(path)
+                    outputs.append(ExpectedOutput(
+                        path=rel, capsule_path=f"{RESULTS_PREFIX}{run.name}/{pid}/{rel}",
+                        sha256=sha, size=size, rule=run.compare.get(template) or CompareRule(),
+                    ))
+            records.append(RunRecord(run=run.name, point=point, point_id=pid,
+                                     command=render(run.command, point), executed=False,
+                                     outputs=outputs))
+    return records
+
+
+def _result_sources(records: list[RunRecord], root: Path, sources: dict[str, Source | bytes]) -> None:
+    for record in records:
+        for out in record.outputs:
+            path = root / out.path
+            st = path.stat()
+            sources[out.capsule_path] = Source(path, out.size, st.st_mtime_ns)

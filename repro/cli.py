@@ -1,0 +1,306 @@
+"""The `repro` command line: parse options, call one core function, render, map exit codes."""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from repro import __version__
+from repro.capsule.reader import VerifiedCapsule
+from repro.capture.pipeline import CaptureOptions, CaptureResult, capture
+from repro.config import describe_validation_error
+from repro.errors import ReproError, UsageError
+from repro.init import init_project
+from repro.models import Run
+from repro.verify import inspect_capsule, verify_capsule
+
+app = typer.Typer(
+    name="repro",
+    help="Make a computational study reproducible in one signed, deterministic capsule file.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+_RAW_ARGS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("raw", default=None)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable result on stdout.")]
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """ReproError -> one line on stderr (and JSON on stdout with --json) and its exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except ReproError as exc:
+            if kwargs.get("as_json"):
+                _emit_json({"ok": False, "error": exc.message, "hint": exc.hint,
+                            "exit_code": exc.exit_code, "kind": type(exc).__name__})
+            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
+            if exc.hint:
+                err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+def _say(message: str) -> None:
+    err.print(f"[dim]· {message}[/]", highlight=False)
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+) -> None:
+    if version:
+        out.print(f"repro {__version__}")
+        raise typer.Exit(0)
+
+
+# --- init --------------------------------------------------------------------------------
+
+
+@app.command()
+@handles_errors
+def init(
+    directory: Annotated[Path, typer.Argument(help="Project directory.")] = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Write repro.toml from what the project has (never overwrites one)."""
+    target, found = init_project(directory)
+    if as_json:
+        _emit_json({"ok": True, "config": str(target), "detected": found.__dict__})
+        return
+    out.print(f"wrote {target}")
+    if found.requirements:
+        out.print(f"  dependencies: {found.requirements}")
+    for data in found.data_dirs:
+        out.print(f"  data: {data}/")
+    if found.notebooks:
+        out.print(f"  notebooks: {', '.join(found.notebooks)}")
+    out.print("Edit its [[runs]] section, then: repro capture -o study.capsule.tgz")
+
+
+# --- capture -----------------------------------------------------------------------------
+
+
+def pair_runs(raw: list[str] | None, runs: list[str], outputs: list[str]) -> list[tuple[str, list[str]]]:
+    """Each --output belongs to the --run before it (read from the raw argument order)."""
+    if not runs:
+        if outputs:
+            raise UsageError("--output needs a --run before it", hint="repro capture --run CMD --output PATH")
+        return []
+    if raw is None or len(runs) == 1:
+        return [(runs[0], list(outputs))] if len(runs) == 1 else [(r, []) for r in runs]
+    pairs: list[tuple[str, list[str]]] = []
+    tokens = iter(raw)
+    for token in tokens:
+        name, _, inline = token.partition("=")
+        if name in ("--run", "--output"):
+            value = inline if inline else next(tokens, "")
+            if name == "--run":
+                pairs.append((value, []))
+            elif not pairs:
+                raise UsageError("--output needs a --run before it")
+            else:
+                pairs[-1][1].append(value)
+    return pairs
+
+
+@app.command(name="capture")
+@handles_errors
+def capture_cmd(
+    directory: Annotated[Path, typer.Argument(help="Project directory.")] = Path("."),
+    out_file: Annotated[Path | None, typer.Option("-o", "--out", help="Capsule file to write.")] = None,
+    run: Annotated[list[str] | None, typer.Option("--run", help="Command to run (repeatable); replaces repro.toml's runs.")] = None,
+    output: Annotated[list[str] | None, typer.Option("--output", help="Output of the last --run (repeatable).")] = None,
+    data: Annotated[list[str] | None, typer.Option("--data", help="Data path to embed (repeatable).")] = None,
+    requirements: Annotated[str | None, typer.Option("--requirements", help="Dependency file to lock.")] = None,
+    python: Annotated[str | None, typer.Option("--python", help="Python version, e.g. 3.11.")] = None,
+    resolver: Annotated[Literal["uv", "pip-tools"] | None, typer.Option("--resolver", help="uv (default) or pip-tools.")] = None,
+    freeze: Annotated[bool, typer.Option("--freeze", help="Lock exactly what this interpreter has installed and run with it.")] = False,
+    no_run: Annotated[bool, typer.Option("--no-run", help="Do not execute the runs.")] = False,
+    jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Sweep points to run in parallel.")] = 1,
+    base_image: Annotated[str | None, typer.Option("--base-image", help="Container base image.")] = None,
+    no_hash_cache: Annotated[bool, typer.Option("--no-hash-cache", help="Re-hash every file.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a capsule: code, locked dependencies, data, runs and their results."""
+    project = directory
+    dest = out_file or Path(f"{directory.resolve().name}.capsule.tgz")
+    runs = None
+    if run:
+        pairs = pair_runs(_RAW_ARGS.get(), run, output or [])
+        try:
+            runs = [Run(name=f"run{i + 1}" if len(pairs) > 1 else "run", command=cmd, outputs=outs)
+                    for i, (cmd, outs) in enumerate(pairs)]
+        except ValidationError as exc:
+            raise UsageError(describe_validation_error(exc, "--run/--output")) from None
+    elif output:
+        raise UsageError("--output needs a --run before it", hint="repro capture --run CMD --output PATH")
+    opts = CaptureOptions(
+        project=project, output=dest, runs=runs, data=data or [], requirements=requirements,
+        python=python, resolver=resolver, freeze=freeze, execute=not no_run, jobs=jobs,
+        base_image=base_image, use_hash_cache=not no_hash_cache,
+    )
+    result = capture(opts, observe=None if as_json else _say)
+    if as_json:
+        _emit_json(_capture_json(result))
+        return
+    _render_capture(result)
+
+
+def _capture_json(result: CaptureResult) -> dict[str, Any]:
+    m = result.manifest
+    return {
+        "ok": True,
+        "capsule": str(result.capsule.path),
+        "capsule_id": result.capsule.capsule_id,
+        "archive_sha256": result.capsule.sha256,
+        "archive_size": result.capsule.size,
+        "files": len(m.files),
+        "payload_size": m.payload_size,
+        "lock_source": m.environment.lock_source,
+        "packages": len(m.environment.packages),
+        "results": [
+            {"run": r.run, "point": r.point_id, "executed": r.executed,
+             "outputs": [o.path for o in r.outputs]}
+            for r in m.results
+        ],
+        "excluded": m.excluded,
+        "notes": m.notes,
+        "timings": result.timings,
+    }
+
+
+def _render_capture(result: CaptureResult) -> None:
+    m = result.manifest
+    outputs = sum(len(r.outputs) for r in m.results)
+    out.print(f"[bold green]captured[/] {result.capsule.path} ({_size(result.capsule.size)})")
+    out.print(f"  id        {result.capsule.capsule_id}")
+    out.print(f"  files     {len(m.files)} ({_size(m.payload_size)} payload)")
+    out.print(f"  lock      {len(m.environment.packages)} packages ({m.environment.lock_source}), "
+              f"Python {m.environment.python_version}")
+    out.print(f"  results   {outputs} expected outputs from {len(m.results)} run point(s)")
+    for path in m.excluded:
+        out.print(f"  [yellow]excluded[/]  {path}")
+    for note in m.notes:
+        out.print(f"  [yellow]note[/]      {note}")
+
+
+# --- verify / inspect --------------------------------------------------------------------
+
+
+@app.command()
+@handles_errors
+def verify(
+    capsule: Annotated[Path, typer.Argument(help="Capsule file.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Check integrity: every checksum, the manifest against the archive. Runs nothing."""
+    report = verify_capsule(capsule)
+    if as_json:
+        _emit_json(report.to_json())
+        return
+    c = report.capsule
+    out.print(f"[bold green]verified[/] {c.path}: {len(c.manifest.files)} files, "
+              f"{_size(c.manifest.payload_size)}, every checksum matches")
+    out.print(f"  id         {c.capsule_id}")
+    out.print(f"  signature  {report.signature}")
+
+
+@app.command(name="inspect")
+@handles_errors
+def inspect_cmd(
+    capsule: Annotated[Path, typer.Argument(help="Capsule file.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what is inside: metadata, source, environment, data, runs, expected results."""
+    c = inspect_capsule(capsule)
+    if as_json:
+        _emit_json({"ok": True, "capsule_id": c.capsule_id, "archive_size": c.archive_size,
+                    "manifest": c.manifest.model_dump(mode="json")})
+        return
+    _render_inspect(c)
+
+
+def _render_inspect(c: VerifiedCapsule) -> None:
+    m = c.manifest
+    md = m.metadata
+    out.print(f"[bold]{md.title}[/]")
+    for a in md.authors:
+        extra = ", ".join(x for x in (a.affiliation, f"ORCID {a.orcid}" if a.orcid else None) if x)
+        out.print(f"  {a.name}" + (f" ({extra})" if extra else ""))
+    if md.license:
+        out.print(f"  license {md.license}" + (f"; keywords: {', '.join(md.keywords)}" if md.keywords else ""))
+    out.print(f"capsule   {c.capsule_id}  ({_size(c.archive_size)}, created {m.created}, repro {m.repro_version})")
+    s = m.source
+    if s.kind == "git":
+        out.print(f"source    git {s.remote or '(no remote)'} @ {(s.commit or 'no commit')[:12]}"
+                  f" on {s.branch or 'detached'}" + (" [yellow](dirty)[/]" if s.dirty else ""))
+    else:
+        out.print("source    a directory (not a git work tree)")
+    e = m.environment
+    out.print(f"env       Python {e.python_version}, {len(e.packages)} packages locked by {e.lock_source}"
+              f", base image {e.base_image}")
+    p = m.platform
+    out.print(f"platform  {p.distribution or p.system} {p.machine}, {p.python_implementation} "
+              f"{p.python_version}, {p.cpu_count} x {p.cpu_model}")
+    roles: dict[str, tuple[int, int]] = {}
+    for f in m.files:
+        count, size = roles.get(f.role, (0, 0))
+        roles[f.role] = (count + 1, size + f.size)
+    out.print("files     " + ", ".join(f"{r}: {n} ({_size(sz)})" for r, (n, sz) in sorted(roles.items())))
+    for r in m.remote_data:
+        out.print(f"remote    {r.path} <- {r.url} ({_size(r.size)}, sha256 {r.sha256[:12]})")
+    table = Table(title="expected results", show_lines=False)
+    for col in ("run", "point", "output", "size", "sha256", "rule"):
+        table.add_column(col)
+    for rec in m.results:
+        if not rec.outputs:
+            table.add_row(rec.run, rec.point_id, "(none recorded)", "", "", "")
+        for o in rec.outputs:
+            rule = o.rule.method + (f" rtol={o.rule.rtol:g}" if o.rule.rtol is not None else "")
+            table.add_row(rec.run, rec.point_id, o.path, _size(o.size), o.sha256[:12], rule)
+    out.print(table)
+    for note in m.notes:
+        out.print(f"[yellow]note[/] {note}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    token = _RAW_ARGS.set(args)
+    try:
+        app(args=args, prog_name="repro")
+    finally:
+        _RAW_ARGS.reset(token)

@@ -1,0 +1,143 @@
+"""The ReproError hierarchy: every expected failure, with its exit code and a hint."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ExitCode:
+    """The CLI contract's exit codes (DESIGN.md)."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    NOT_REPRODUCED = 3
+    INVALID_CAPSULE = 4
+    SERVICE_UNAVAILABLE = 5
+
+
+class ReproError(Exception):
+    """An expected failure: a one-line message, a hint, and the exit code it maps to."""
+
+    exit_code: ClassVar[int] = ExitCode.ERROR
+    default_hint: ClassVar[str] = ""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+
+
+# --- usage and configuration -------------------------------------------------------------
+
+
+class UsageError(ReproError):
+    exit_code = ExitCode.USAGE
+
+
+class ProjectNotFoundError(ReproError):
+    default_hint = "pass the project directory: repro capture PATH -o FILE"
+
+
+class ConfigError(ReproError):
+    default_hint = "fix repro.toml (see README.md, 'repro.toml reference')"
+
+
+class ConfigExistsError(ReproError):
+    default_hint = "edit the existing file, or delete it and run repro init again"
+
+
+# --- capture -----------------------------------------------------------------------------
+
+
+class ProjectFileError(ReproError):
+    """A project file that cannot go into a capsule as it is."""
+
+    default_hint = "add it to .reproignore, or fix it, and capture again"
+
+
+class UnsafeSymlinkError(ProjectFileError):
+    default_hint = (
+        "copy the target into the project, or add the link to .reproignore; "
+        "links leaving the project would not exist on the replaying machine"
+    )
+
+
+class FileChangedError(ProjectFileError):
+    default_hint = "something is writing to the project during capture; wait for it and retry"
+
+
+class FileTooLargeError(ProjectFileError):
+    default_hint = (
+        "publish the file elsewhere and declare it as remote data "
+        "([[data]] url = ..., sha256 = ...), or raise [capture] max_file_size"
+    )
+
+
+class ResolverError(ReproError):
+    default_hint = "check the requirement names and versions, or pass --freeze to lock what is installed"
+
+
+class EnvironmentBuildError(ReproError):
+    default_hint = "check the lock file, and that the Python version it needs is installed"
+
+
+class RunFailedError(ReproError):
+    default_hint = "run the command by hand in the project to debug it, or capture with --no-run"
+
+
+class RunTimeoutError(RunFailedError):
+    default_hint = "raise the run's timeout in repro.toml ([[runs]] timeout = SECONDS)"
+
+
+class OutputMissingError(RunFailedError):
+    default_hint = "check the run's outputs in repro.toml match the paths the command writes"
+
+
+class DataChecksumError(ReproError):
+    default_hint = "the remote file changed or the sha256 in repro.toml is wrong; check both"
+
+
+class OutputWriteError(ReproError):
+    default_hint = "check the destination directory exists, is writable and has free space"
+
+
+# --- capsules ----------------------------------------------------------------------------
+
+
+class CapsuleError(ReproError):
+    """The capsule is invalid: tampered, malformed, unsafe or of an unknown format."""
+
+    exit_code = ExitCode.INVALID_CAPSULE
+    default_hint = "do not trust this capsule; ask its author for a fresh copy"
+
+
+class CapsuleIntegrityError(CapsuleError):
+    pass
+
+
+class UnsafeArchiveMemberError(CapsuleError):
+    pass
+
+
+class MalformedCapsuleError(CapsuleError):
+    pass
+
+
+class UnsupportedFormatError(CapsuleError):
+    default_hint = "upgrade repro: pip install --upgrade repro"
+
+
+class CapsuleNotFoundError(ReproError):
+    default_hint = "check the path to the capsule file"
+
+
+# --- services ----------------------------------------------------------------------------
+
+
+class ServiceUnavailableError(ReproError):
+    exit_code = ExitCode.SERVICE_UNAVAILABLE
+
+
+class NetworkError(ServiceUnavailableError):
+    default_hint = "check the network connection and the URL, then retry"

@@ -1,0 +1,135 @@
+"""`repro init`: write a commented repro.toml from what the project has (never overwrites)."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from repro.capture.deps import DEPENDENCY_FILES, detect_requirements
+from repro.capture.files import BUILTIN_IGNORES
+from repro.config import CONFIG_NAME, parse_config
+from repro.errors import ConfigExistsError, ProjectNotFoundError
+
+DATA_DIR_NAMES = ("data", "datasets", "dataset", "inputs", "input", "raw")
+SCRIPT_NAMES = ("main.py", "run.py", "analyse.py", "analyze.py", "analysis.py", "simulate.py",
+                "run.sh", "Makefile")
+
+
+@dataclass(frozen=True)
+class Detected:
+    requirements: str | None
+    dependency_files: list[str]
+    python: str | None
+    apt: list[str]
+    notebooks: list[str]
+    data_dirs: list[str]
+    scripts: list[str]
+
+
+def detect(project: Path) -> Detected:
+    found_files = [n for n in DEPENDENCY_FILES if (project / n).is_file()]
+    python = None
+    runtime = project / "runtime.txt"
+    if runtime.is_file():
+        text = runtime.read_text(encoding="utf-8").strip().removeprefix("python-")
+        python = ".".join(text.split(".")[:2]) or None
+    apt_file = project / "apt.txt"
+    apt = []
+    if apt_file.is_file():
+        apt = [ln.strip() for ln in apt_file.read_text(encoding="utf-8").splitlines()
+               if ln.strip() and not ln.startswith("#")]
+    skip = {p.rstrip("/") for p in BUILTIN_IGNORES if p.endswith("/")}
+    notebooks = sorted(
+        p.relative_to(project).as_posix()
+        for p in project.rglob("*.ipynb")
+        if not skip.intersection(p.relative_to(project).parts)
+    )
+    data_dirs = [n for n in DATA_DIR_NAMES if (project / n).is_dir()]
+    scripts = [n for n in SCRIPT_NAMES if (project / n).is_file()]
+    return Detected(detect_requirements(project), found_files, python, apt, notebooks, data_dirs,
+                    scripts)
+
+
+def _q(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)  # a JSON string is a valid TOML basic string
+
+
+def render_config(project: Path, found: Detected) -> str:
+    title = project.name.replace("-", " ").replace("_", " ").strip().capitalize() or "My study"
+    lines = [
+        "# repro.toml: how `repro capture` packs this study into a capsule.",
+        "# Reference: README.md of repro ('repro.toml reference'). Flags override this file.",
+        "",
+        "[capsule]",
+        f"title = {_q(title)}",
+        '# authors = [{ name = "Family, Given", orcid = "0000-0000-0000-0000", affiliation = "..." }]',
+        'license = "CC-BY-4.0"',
+        "keywords = []",
+        "",
+        "[environment]",
+    ]
+    if found.requirements:
+        others = [f for f in found.dependency_files if f != found.requirements]
+        lines.append(f"requirements = {_q(found.requirements)}"
+                     + (f"   # also found: {', '.join(others)}" if others else ""))
+    else:
+        lines.append("# No dependency declaration found (requirements.txt, pyproject.toml, ...):")
+        lines.append('# requirements = "requirements.txt"')
+    if found.python:
+        lines.append(f"python = {_q(found.python)}   # from runtime.txt")
+    else:
+        lines.append('# python = "3.11"            # default: runtime.txt, else this interpreter')
+    if found.apt:
+        lines.append(f"apt = {json.dumps(found.apt)}   # from apt.txt")
+    lines.append('# base_image = "python:3.11-slim"')
+    lines.append("")
+    for data in found.data_dirs:
+        lines += ["[[data]]", f"path = {_q(data)}", ""]
+    if not found.data_dirs:
+        lines += ["# [[data]]", '# path = "data"                 # embedded with checksums',
+                  "# [[data]]", '# url = "https://..."           # fetched and checked, not embedded',
+                  '# sha256 = "..."', '# path = "data/big.csv"', ""]
+    if found.notebooks:
+        lines.append("# Notebooks found: " + ", ".join(found.notebooks))
+        lines.append("")
+    script = found.scripts[0] if found.scripts else None
+    command = (
+        "make" if script == "Makefile" else f"sh {script}" if script and script.endswith(".sh")
+        else f"python {script}" if script else "python analyse.py"
+    )
+    lines += [
+        "# Each run is executed at capture, in an environment built from the lock, and its",
+        "# outputs become the expected results that `repro replay` compares against.",
+        "# [[runs]]",
+        '# name = "main"',
+        f"# command = {_q(command)}",
+        '# outputs = ["results/metrics.json"]',
+        "# timeout = 3600",
+        "# [runs.compare]",
+        '# "results/metrics.json" = { rtol = 1e-9 }',
+        "# [runs.resources]",
+        '# cpus = 1',
+        '# memory = "1G"',
+        '# walltime = "00:10:00"',
+        "# [runs.sweep]                  # every combination is one point; {seed} is substituted",
+        "# seed = [0, 1, 2]",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def init_project(project: Path) -> tuple[Path, Detected]:
+    """Write DIR/repro.toml; refuse when one exists."""
+    if not project.is_dir():
+        raise ProjectNotFoundError(f"project directory not found: {project}")
+    target = project / CONFIG_NAME
+    if target.exists():
+        raise ConfigExistsError(f"{target} already exists; repro init never overwrites it")
+    found = detect(project)
+    text = render_config(project.resolve(), found)
+    parse_config(tomllib.loads(text), CONFIG_NAME)  # what we write must be what we read
+    with target.open("x", encoding="utf-8") as fh:
+        fh.write(text)
+    return target, found

@@ -1,0 +1,411 @@
+"""Pydantic models for everything that crosses a boundary: repro.toml and the capsule manifest."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
+
+from repro import FORMAT
+
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+Sha256 = Annotated[str, Field(pattern=SHA256_PATTERN, description="Lower-case hex sha256.")]
+SweepValue = StrictBool | StrictInt | StrictFloat | StrictStr
+
+
+class Model(BaseModel):
+    """Frozen, strict base: unknown keys are an error, parsed once at the edge."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+# --- metadata ----------------------------------------------------------------------------
+
+
+class Author(Model):
+    name: str = Field(min_length=1)
+    """'Family, Given' (the form Zenodo and DataCite expect)."""
+    orcid: str | None = Field(default=None, pattern=r"^\d{4}-\d{4}-\d{4}-\d{3}[\dX]$")
+    """ORCID iD without the https://orcid.org/ prefix."""
+    affiliation: str | None = None
+
+
+class Metadata(Model):
+    title: str = "Untitled study"
+    authors: list[Author] = []
+    license: str | None = None
+    """SPDX license identifier, e.g. CC-BY-4.0."""
+    keywords: list[str] = []
+    description: str | None = None
+    doi: str | None = None
+    """The capsule's own DOI, stamped in when it is published."""
+    related_doi: str | None = None
+    """DOI of the paper this capsule supplements."""
+
+
+# --- runs --------------------------------------------------------------------------------
+
+
+class Normalization(Model):
+    """A regex replacement applied to both sides before a text comparison."""
+
+    pattern: str
+    replacement: str = ""
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
+        return value
+
+
+CompareMethod = Literal["exact", "text", "numeric", "image"]
+
+
+class CompareRule(Model):
+    """How replay compares one output with its expected value."""
+
+    method: CompareMethod = "exact"
+    """exact bytes; text (line endings normalised); numeric (rtol/atol); image (pixels)."""
+    rtol: float | None = Field(default=None, ge=0)
+    atol: float | None = Field(default=None, ge=0)
+    pixel_tolerance: float | None = Field(default=None, ge=0, le=1)
+    """Largest fraction of pixels allowed to differ, for images."""
+    normalize: list[Normalization] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _infer_method(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "method" not in data:
+            data = dict(data)
+            if "rtol" in data or "atol" in data:
+                data["method"] = "numeric"
+            elif "pixel_tolerance" in data:
+                data["method"] = "image"
+            elif data.get("normalize"):
+                data["method"] = "text"
+        return data
+
+
+class Resources(Model):
+    """What one run (or one sweep point) needs: used by the docker and slurm targets."""
+
+    cpus: int = Field(default=1, ge=1)
+    memory: str | None = Field(default=None, pattern=r"^\d+(\.\d+)?[KMGT]?$")
+    """Memory as a number with a K/M/G/T suffix, e.g. 1G."""
+    gpus: int = Field(default=0, ge=0)
+    walltime: str | None = Field(default=None, pattern=r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$")
+    """[D-]HH:MM:SS."""
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    array_limit: int | None = Field(default=None, ge=1)
+
+
+_RUN_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Run(Model):
+    """A command that produces results, as declared in repro.toml."""
+
+    name: str = Field(pattern=_RUN_NAME)
+    command: str = Field(min_length=1)
+    outputs: list[str] = []
+    """Paths the command writes, relative to the project; {param} placeholders allowed."""
+    compare: dict[str, CompareRule] = {}
+    """Per-output comparison rule (keys are entries of outputs); default exact."""
+    resources: Resources = Resources()
+    sweep: dict[str, list[SweepValue]] = {}
+    """Parameter grid: every combination is one point; {param} is substituted."""
+    timeout: float = Field(default=3600, gt=0)
+    """Seconds before the run is stopped and the capture fails."""
+    network: bool = False
+    """Whether the run needs the network (replay in containers keeps it off otherwise)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        for key, values in self.sweep.items():
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+                raise ValueError(f"sweep parameter {key!r} is not a valid name")
+            if not values:
+                raise ValueError(f"sweep parameter {key!r} has no values")
+        used = set(_PLACEHOLDER.findall(self.command))
+        for out in self.outputs:
+            used |= set(_PLACEHOLDER.findall(out))
+            if out.startswith("/") or ".." in out.split("/"):
+                raise ValueError(f"output {out!r} must be a relative path inside the project")
+        unknown = {name for name in used if name not in self.sweep}
+        # Placeholders must name a sweep parameter; other braces (awk, shell) are left alone
+        # in commands, but an output path with an unknown placeholder is certainly a typo.
+        for out in self.outputs:
+            bad = set(_PLACEHOLDER.findall(out)) & unknown
+            if bad:
+                raise ValueError(f"output {out!r} uses {sorted(bad)} which is not a sweep parameter")
+        for key in self.compare:
+            if key not in self.outputs:
+                raise ValueError(f"compare rule for {key!r}, which is not one of the run's outputs")
+        if len(self.points()) > 1:
+            for out in self.outputs:
+                if not set(_PLACEHOLDER.findall(out)) & set(self.sweep):
+                    raise ValueError(
+                        f"output {out!r} is the same for every sweep point; "
+                        f"put a parameter in it, e.g. {{{next(iter(self.sweep))}}}"
+                    )
+        return self
+
+    def points(self) -> list[dict[str, SweepValue]]:
+        """Every point of the sweep grid, in declaration order ([{}] without a sweep)."""
+        keys = list(self.sweep)
+        return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*self.sweep.values())]
+
+
+def format_value(value: SweepValue) -> str:
+    """How a sweep value is written into commands, paths and point ids."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def render(template: str, point: dict[str, SweepValue]) -> str:
+    """Substitute {param} placeholders that name sweep parameters; leave other braces alone."""
+
+    def sub(match: re.Match[str]) -> str:
+        key = match.group(1)
+        return format_value(point[key]) if key in point else match.group(0)
+
+    return _PLACEHOLDER.sub(sub, template)
+
+
+def point_id(point: dict[str, SweepValue]) -> str:
+    """A stable, path-safe name for a sweep point: 'seed=3,alpha=0.1', or '_' for no sweep."""
+    if not point:
+        return "_"
+    text = ",".join(f"{k}={format_value(v)}" for k, v in point.items())
+    return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", text)
+
+
+# --- configuration (repro.toml) ----------------------------------------------------------
+
+
+class DataSpec(Model):
+    """Data used by the study: a local path (embedded) or a remote URL with its sha256."""
+
+    path: str
+    """Local: file or folder in the project. Remote: where the file is placed in the project."""
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    sha256: Sha256 | None = None
+
+    @model_validator(mode="after")
+    def _remote_needs_checksum(self) -> Self:
+        if self.url and not self.sha256:
+            raise ValueError(f"remote data {self.url} needs its sha256")
+        if self.sha256 and not self.url:
+            raise ValueError(f"data {self.path}: sha256 is only for remote data (give url too)")
+        if self.path.startswith("/") or ".." in self.path.split("/"):
+            raise ValueError(f"data path {self.path!r} must be relative and inside the project")
+        return self
+
+
+Resolver = Literal["uv", "pip-tools"]
+
+
+class EnvironmentSpec(Model):
+    requirements: str | None = None
+    """Dependency declaration: requirements.txt/.in, pyproject.toml, setup.py, Pipfile[.lock]."""
+    python: str | None = Field(default=None, pattern=r"^\d+\.\d+(\.\d+)?$")
+    """Python version the study needs (default: runtime.txt, else this interpreter)."""
+    resolver: Resolver = "uv"
+    base_image: str | None = None
+    """Container base image (default python:X.Y-slim)."""
+    apt: list[str] = []
+    """Debian packages the container needs (default: apt.txt)."""
+    variables: list[str] = []
+    """Environment variables recorded and passed to runs (an allowlist, never wholesale)."""
+
+
+class CaptureSettings(Model):
+    ignore: list[str] = []
+    """Extra ignore patterns (gitignore syntax), on top of .reproignore."""
+    max_file_size: int | None = Field(default=None, gt=0)
+    """Largest file embedded, in bytes (default: no limit)."""
+
+
+class ProjectConfig(Model):
+    """repro.toml, or [tool.repro] in pyproject.toml."""
+
+    capsule: Metadata = Metadata()
+    environment: EnvironmentSpec = EnvironmentSpec()
+    data: list[DataSpec] = []
+    runs: list[Run] = []
+    capture: CaptureSettings = CaptureSettings()
+
+    @model_validator(mode="after")
+    def _unique_runs(self) -> Self:
+        names = [run.name for run in self.runs]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"run names must be unique: {', '.join(dupes)}")
+        return self
+
+
+# --- the manifest (repro.json) -----------------------------------------------------------
+
+
+Role = Literal["code", "data", "env", "result", "notebook", "job", "metadata"]
+
+
+class FileEntry(Model):
+    """One payload file of the capsule."""
+
+    path: str
+    """Path inside the capsule, under data/."""
+    sha256: Sha256
+    """Of the content; for a symlink, of the link target text."""
+    size: int = Field(ge=0)
+    mode: int
+    """0o644 or 0o755 for files, 0o777 for links."""
+    role: Role
+    link: str | None = None
+    """Symlink target (relative), when the entry is a symbolic link."""
+
+
+class RemoteData(Model):
+    """Data fetched by URL at replay, checked against its sha256; not embedded."""
+
+    url: str
+    sha256: Sha256
+    size: int = Field(ge=0)
+    path: str
+    """Where it is placed, relative to the project."""
+
+
+class SourceState(Model):
+    kind: Literal["git", "directory"]
+    remote: str | None = None
+    commit: str | None = None
+    branch: str | None = None
+    dirty: bool = False
+    diff_sha256: Sha256 | None = None
+    """sha256 of `git diff HEAD` when the work tree has uncommitted changes."""
+
+
+class Gpu(Model):
+    name: str
+    driver: str | None = None
+    memory: str | None = None
+
+
+class Platform(Model):
+    system: str
+    release: str
+    distribution: str | None
+    machine: str
+    python_implementation: str
+    python_version: str
+    cpu_model: str | None
+    cpu_count: int | None
+    memory_bytes: int | None
+    gpus: list[Gpu] = []
+
+
+class Package(Model):
+    name: str
+    version: str
+
+
+LockSource = Literal["uv", "pip-tools", "existing-lock", "pipfile-lock", "freeze", "none"]
+
+
+class Environment(Model):
+    python_version: str
+    """major.minor[.micro] the study was captured with."""
+    lock_source: LockSource
+    """How the lock was made."""
+    requirements: str | None
+    """The project file the lock was resolved from."""
+    lock: str
+    """Capsule path of the lock file (requirements with hashes)."""
+    lock_sha256: Sha256
+    packages: list[Package]
+    base_image: str
+    apt_packages: list[str] = []
+    dockerfile: str
+    """Capsule path of the generated Dockerfile."""
+    variables: dict[str, str] = {}
+    """Allowlisted environment variables and their values at capture."""
+
+
+class ExpectedOutput(Model):
+    path: str
+    """Relative to the project, as the run wrote it."""
+    capsule_path: str
+    sha256: Sha256
+    size: int = Field(ge=0)
+    rule: CompareRule = CompareRule()
+
+
+class RunRecord(Model):
+    """What one run (one sweep point) did at capture: the expected results."""
+
+    run: str
+    point: dict[str, SweepValue] = {}
+    point_id: str
+    command: str
+    executed: bool
+    """False when captured with --no-run (outputs taken from the project as they are)."""
+    exit_code: int | None = None
+    duration_s: float | None = None
+    """None when SOURCE_DATE_EPOCH asks for a reproducible capsule."""
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    outputs: list[ExpectedOutput] = []
+
+
+class Manifest(Model):
+    """repro.json: the single source of truth of a capsule."""
+
+    format: Literal["repro-capsule/1"] = FORMAT
+    repro_version: str
+    created: str
+    """ISO 8601 UTC; from SOURCE_DATE_EPOCH when set."""
+    metadata: Metadata
+    source: SourceState
+    platform: Platform
+    environment: Environment
+    files: list[FileEntry]
+    remote_data: list[RemoteData] = []
+    runs: list[Run] = []
+    results: list[RunRecord] = []
+    excluded: list[str] = []
+    """Project paths deliberately left out (secrets, outputs, ignores worth reporting)."""
+    notes: list[str] = []
+
+    def canonical_json(self) -> bytes:
+        """The canonical bytes: sorted keys, no whitespace, UTF-8. The capsule id hashes these."""
+        return canonical_json(self.model_dump(mode="json"))
+
+    @property
+    def payload_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def canonical_json(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
