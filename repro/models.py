@@ -244,8 +244,9 @@ class EnvironmentSpec(Model):
 class CaptureSettings(Model):
     ignore: list[str] = []
     """Extra ignore patterns (gitignore syntax), on top of .reproignore."""
-    max_file_size: int | None = Field(default=None, gt=0)
-    """Largest file embedded, in bytes (default: no limit)."""
+    max_file_size: int = Field(default=2 << 30, gt=0)
+    """Largest file embedded, in bytes (default 2 GiB: bigger data belongs in a data
+    repository, declared as remote data with its URL and sha256)."""
 
 
 class ProjectConfig(Model):

@@ -251,11 +251,14 @@ def _stream(
             signature: bytes | None = None
             member = next(members, None)
             signed = member is not None and member.name == SIGNATURE_NAME
-            expected = iter(member_order(manifest, signed)[1:])
+            order = member_order(manifest, signed)[1:]
+            position = {name: i for i, name in enumerate(order)}
+            cursor = 0
             links: list[FileEntry] = []
             while member is not None:
-                want = next(expected, None)
-                _check_member(member, want, entries)
+                _check_member(member, order[cursor] if cursor < len(order) else None, entries,
+                              position, cursor)
+                cursor += 1
                 name = member.name
                 if name == SIGNATURE_NAME:
                     if member.size > MAX_SIGNATURE_BYTES:
@@ -282,9 +285,8 @@ def _stream(
                         if progress:
                             progress(entry.size)
                 member = next(members, None)
-            missing = next(expected, None)
-            if missing is not None:
-                raise CapsuleIntegrityError(f"member missing from the capsule: {missing}")
+            if cursor < len(order):
+                raise CapsuleIntegrityError(f"member missing from the capsule: {order[cursor]}")
             _place_bytes(staging, MANIFEST_NAME, manifest_bytes)
             # Links last, so no file is ever written through one.
             for entry in links:
@@ -308,7 +310,13 @@ def _stream(
     )
 
 
-def _check_member(member: tarfile.TarInfo, want: str | None, entries: dict[str, FileEntry]) -> None:
+def _check_member(
+    member: tarfile.TarInfo,
+    want: str | None,
+    entries: dict[str, FileEntry],
+    position: dict[str, int],
+    cursor: int,
+) -> None:
     name = member.name
     safe_member_name(name)
     if member.mode & 0o7000:
@@ -323,10 +331,10 @@ def _check_member(member: tarfile.TarInfo, want: str | None, entries: dict[str, 
         pass
     elif name not in entries and name not in TAG_FILES and name != SIGNATURE_NAME:
         raise CapsuleIntegrityError(f"member not listed in the manifest: {name}")
-    elif want is None:
-        raise CapsuleIntegrityError(f"unexpected extra member: {name}")
-    else:
+    elif want is None or position.get(name, -1) < cursor:
         raise CapsuleIntegrityError(f"member out of place (duplicate or reordered): {name}")
+    else:
+        raise CapsuleIntegrityError(f"member missing from the capsule: {want}")
     entry = entries.get(name)
     if entry is not None and entry.link is not None:
         if not member.issym() or member.linkname != entry.link:

@@ -91,13 +91,13 @@ def walk_listing(root: Path, project: Path) -> list[str]:
     return found
 
 
-def load_ignores(project: Path, extra: list[str]) -> pathspec.PathSpec:
+def load_ignores(project: Path, extra: list[str]) -> pathspec.GitIgnoreSpec:
     patterns = list(BUILTIN_IGNORES)
     ignore_file = project / ".reproignore"
     if ignore_file.is_file():
         patterns += ignore_file.read_text(encoding="utf-8").splitlines()
     patterns += extra
-    return pathspec.PathSpec.from_lines("gitwildmatch", patterns)
+    return pathspec.GitIgnoreSpec.from_lines(patterns)
 
 
 def list_project(

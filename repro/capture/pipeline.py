@@ -184,13 +184,13 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
                            exclude=exclude)
     regular = [f for f in listing.files if not f.is_link]
     limit = config.capture.max_file_size
-    if limit is not None:
-        for f in regular:
-            size = f.path.stat().st_size
-            if size > limit:
-                raise FileTooLargeError(
-                    f"{f.rel} is {size / 2**30:.1f} GiB, over the {limit / 2**30:.1f} GiB limit"
-                )
+    for f in regular:
+        size = f.path.stat().st_size
+        if size > limit:
+            raise FileTooLargeError(
+                f"{f.rel} is {size / 2**30:.1f} GiB, over the {limit / 2**30:.1f} GiB "
+                "per-file limit for embedded data"
+            )
     timings["list"] = time.perf_counter() - t0
 
     say(f"hashing {len(regular)} files")

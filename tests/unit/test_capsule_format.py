@@ -1,0 +1,238 @@
+"""The capsule file: deterministic bytes, BagIt and RO-Crate views, and integrity checks."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+import bagit
+import pytest
+from rocrate.rocrate import ROCrate
+
+from repro.capsule.reader import read_capsule
+from repro.capture.pipeline import CaptureOptions, capture
+from repro.errors import CapsuleIntegrityError, MalformedCapsuleError, UnsupportedFormatError
+from repro.models import canonical_json
+
+
+def make_project(root: Path) -> Path:
+    project = root / "proj"
+    (project / "data" / "sub").mkdir(parents=True)
+    (project / "analyse.py").write_text("print('hi')\n")
+    (project / "run.sh").write_text("#!/bin/sh\necho run\n")
+    (project / "run.sh").chmod(0o755)
+    (project / "data" / "a.csv").write_text("x,y\n1,2\n")
+    (project / "data" / "sub" / "empty.bin").write_bytes(b"")
+    (project / "data" / "sub" / "blob.bin").write_bytes(os.urandom(300_000))
+    (project / "notes with space ü.txt").write_text("unicode name\n")
+    (project / "link.csv").symlink_to("data/a.csv")
+    (project / "repro.toml").write_text(
+        '[capsule]\ntitle = "Format test"\n[[data]]\npath = "data"\n'
+    )
+    return project
+
+
+def do_capture(project: Path, out: Path) -> Path:
+    capture(CaptureOptions(project=project, output=out, execute=False))
+    return out
+
+
+@pytest.fixture
+def capsule(tmp_path: Path) -> Path:
+    return do_capture(make_project(tmp_path), tmp_path / "c.tgz")
+
+
+def test_same_inputs_and_source_date_epoch_give_identical_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    project = make_project(tmp_path)
+    a = do_capture(project, tmp_path / "a.tgz").read_bytes()
+    os.utime(project / "analyse.py", (1, 1))  # mtimes and the hash cache must not matter
+    b = do_capture(project, tmp_path / "b.tgz").read_bytes()
+    assert a == b
+    with tarfile.open(tmp_path / "a.tgz") as tar:
+        members = tar.getmembers()
+    assert {m.mtime for m in members} == {1700000000}
+    assert {(m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, "", "")}
+    assert gzip.open(tmp_path / "a.tgz").read(0) == b""
+    assert (tmp_path / "a.tgz").read_bytes()[4:8] == b"\0\0\0\0"  # gzip mtime 0
+
+
+def test_different_content_gives_different_capsule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    project = make_project(tmp_path)
+    a = read_capsule(do_capture(project, tmp_path / "a.tgz"))
+    (project / "analyse.py").write_text("print('changed')\n")
+    b = read_capsule(do_capture(project, tmp_path / "b.tgz"))
+    assert a.capsule_id != b.capsule_id
+
+
+def test_unpacked_capsule_is_a_valid_bagit_bag(capsule: Path, tmp_path: Path) -> None:
+    verified = read_capsule(capsule, tmp_path / "unpacked")
+    root = verified.root
+    assert root is not None
+    bag = bagit.Bag(str(root))
+    bag.validate()  # raises BagValidationError on any problem
+    # 8 project files (one a symlink, hashed by bagit as its target), 2 env files, the crate
+    assert bag.info["Payload-Oxum"].endswith(f".{len(verified.manifest.files)}")
+    assert len(verified.manifest.files) == 11
+    payload = set(bag.payload_entries())
+    assert "data/project/analyse.py" in payload
+    assert "data/project/link.csv" in payload
+
+
+def test_bagit_detects_a_changed_payload_file(capsule: Path, tmp_path: Path) -> None:
+    root = read_capsule(capsule, tmp_path / "unpacked").root
+    assert root is not None
+    (root / "data" / "project" / "analyse.py").write_text("tampered\n")
+    with pytest.raises(bagit.BagValidationError):
+        bagit.Bag(str(root)).validate()
+
+
+def test_ro_crate_describes_each_run_as_a_create_action(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    (project / "repro.toml").write_text(
+        '[capsule]\ntitle = "Crate"\nlicense = "MIT"\n'
+        'authors = [{ name = "Doe, Jane", orcid = "0000-0002-1825-0097" }]\n'
+        '[[data]]\npath = "data"\n'
+        '[[runs]]\nname = "count"\ncommand = "wc -l data/a.csv > out-{n}.txt"\n'
+        'outputs = ["out-{n}.txt"]\n[runs.sweep]\nn = [1, 2]\n'
+    )
+    capture(CaptureOptions(project=project, output=tmp_path / "c.tgz", freeze=False))
+    root = read_capsule(tmp_path / "c.tgz", tmp_path / "u").root
+    assert root is not None
+    crate = ROCrate(str(root / "data"))
+    actions = [e for e in crate.get_entities() if e.type == "CreateAction"]
+    assert sorted(a["name"] for a in actions) == ["count n=1", "count n=2"]
+    for action in actions:
+        results = action["result"]
+        assert len(results) == 1 and results[0]["sha256"]
+        assert (root / "data" / results[0].id).is_file()
+    assert crate.root_dataset["name"] == "Crate"
+    assert crate.root_dataset["conformsTo"].id == "https://w3id.org/ro/wfrun/process/0.5"
+
+
+def test_capsule_keeps_modes_links_and_empty_files(capsule: Path, tmp_path: Path) -> None:
+    verified = read_capsule(capsule, tmp_path / "u")
+    root = verified.root
+    assert root is not None
+    project = root / "data" / "project"
+    assert os.readlink(project / "link.csv") == "data/a.csv"
+    assert (project / "link.csv").read_text() == "x,y\n1,2\n"
+    assert os.stat(project / "run.sh").st_mode & 0o111
+    assert not os.stat(project / "analyse.py").st_mode & 0o111
+    assert (project / "data" / "sub" / "empty.bin").read_bytes() == b""
+    assert (project / "notes with space ü.txt").is_file()
+    roles = {f.path: f.role for f in verified.manifest.files}
+    assert roles["data/project/data/a.csv"] == "data"
+    assert roles["data/project/analyse.py"] == "code"
+
+
+# --- tampering: every changed capsule is refused, naming what changed --------------------
+
+
+def rewrite(capsule: Path, dest: Path, mutate: Callable[[list[tuple[tarfile.TarInfo, bytes]]], None]) -> Path:
+    with tarfile.open(capsule) as tar:
+        members = [(m, tar.extractfile(m).read() if m.isfile() else b"") for m in tar.getmembers()]  # type: ignore[union-attr]
+    mutate(members)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            info.size = len(data) if info.isfile() else 0
+            tar.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    dest.write_bytes(gzip.compress(buf.getvalue(), mtime=0))
+    return dest
+
+
+def _replace(name: str, new: Callable[[bytes], bytes]) -> Callable[[list[tuple[tarfile.TarInfo, bytes]]], None]:
+    def mutate(members: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+        for i, (info, data) in enumerate(members):
+            if info.name == name:
+                members[i] = (info, new(data))
+    return mutate
+
+
+def test_verify_refuses_a_changed_payload_byte(capsule: Path, tmp_path: Path) -> None:
+    bad = rewrite(capsule, tmp_path / "bad.tgz",
+                  _replace("data/project/analyse.py", lambda d: d.replace(b"hi", b"ho")))
+    with pytest.raises(CapsuleIntegrityError, match="checksum mismatch: data/project/analyse.py"):
+        read_capsule(bad)
+
+
+def test_verify_refuses_a_missing_member(capsule: Path, tmp_path: Path) -> None:
+    def drop(members: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+        members[:] = [m for m in members if m[0].name != "data/project/data/a.csv"]
+    bad = rewrite(capsule, tmp_path / "bad.tgz", drop)
+    with pytest.raises(CapsuleIntegrityError, match="data/project/data/a.csv"):
+        read_capsule(bad)
+
+
+def test_verify_refuses_an_extra_member(capsule: Path, tmp_path: Path) -> None:
+    def add(members: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+        members.append((tarfile.TarInfo("data/project/evil.py"), b"import os\n"))
+    bad = rewrite(capsule, tmp_path / "bad.tgz", add)
+    with pytest.raises(CapsuleIntegrityError, match="not listed in the manifest: data/project/evil.py"):
+        read_capsule(bad)
+
+
+def test_verify_refuses_an_edited_manifest(capsule: Path, tmp_path: Path) -> None:
+    def edit(data: bytes) -> bytes:
+        doc = json.loads(data)
+        doc["metadata"]["title"] = "Forged"
+        return canonical_json(doc)
+    bad = rewrite(capsule, tmp_path / "bad.tgz", _replace("repro.json", edit))
+    with pytest.raises(CapsuleIntegrityError, match="tag file does not match the manifest"):
+        read_capsule(bad)
+
+
+def test_verify_refuses_a_truncated_archive(capsule: Path, tmp_path: Path) -> None:
+    data = capsule.read_bytes()
+    bad = tmp_path / "bad.tgz"
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CapsuleIntegrityError):
+        read_capsule(bad)
+
+
+def test_verify_refuses_data_appended_after_the_archive(capsule: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tgz"
+    raw = gzip.decompress(capsule.read_bytes()) + b"MALICIOUS" + b"\0" * 1000
+    bad.write_bytes(gzip.compress(raw, mtime=0))
+    with pytest.raises(CapsuleIntegrityError, match="appended"):
+        read_capsule(bad)
+
+
+def test_unknown_format_version_says_upgrade(capsule: Path, tmp_path: Path) -> None:
+    def bump(data: bytes) -> bytes:
+        doc = json.loads(data)
+        doc["format"] = "repro-capsule/9"
+        return canonical_json(doc)
+    bad = rewrite(capsule, tmp_path / "bad.tgz", _replace("repro.json", bump))
+    with pytest.raises(UnsupportedFormatError) as info:
+        read_capsule(bad)
+    assert "upgrade repro" in info.value.hint
+
+
+def test_not_a_capsule(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.tgz"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.addfile(tarfile.TarInfo("hello.txt"), io.BytesIO(b""))
+    plain.write_bytes(gzip.compress(buf.getvalue()))
+    with pytest.raises(MalformedCapsuleError, match="not a repro capsule"):
+        read_capsule(plain)
+
+
+def test_failed_unpack_leaves_nothing_behind(capsule: Path, tmp_path: Path) -> None:
+    bad = rewrite(capsule, tmp_path / "bad.tgz",
+                  _replace("data/project/run.sh", lambda d: d + b"# more\n"))
+    dest_parent = tmp_path / "out"
+    dest_parent.mkdir()
+    with pytest.raises(CapsuleIntegrityError):
+        read_capsule(bad, dest_parent / "capsule")
+    assert list(dest_parent.iterdir()) == []
