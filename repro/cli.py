@@ -60,6 +60,9 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
             if exc.hint:
                 err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
             raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("[bold red]interrupted[/]: stopped what was running; nothing was written")
+            raise typer.Exit(130) from None
 
     return wrapper
 

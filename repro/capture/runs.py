@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -66,6 +67,28 @@ def run_environment(env: RunEnvironment, point: dict[str, SweepValue]) -> dict[s
     return variables
 
 
+class _LiveProcesses:
+    """Processes of runs in flight, so an interrupt (Ctrl-C) or a failure can stop them all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._procs: set[subprocess.Popen[bytes]] = set()
+
+    def add(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.add(proc)
+
+    def discard(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.discard(proc)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            procs = list(self._procs)
+        for proc in procs:
+            _kill(proc)
+
+
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     """Stop the whole process group: a shell's children must not outlive the run."""
     for sig, grace in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, None)):
@@ -84,7 +107,11 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 
 
 def execute_point(
-    run: Run, point: dict[str, SweepValue], workdir: Path, env: RunEnvironment
+    run: Run,
+    point: dict[str, SweepValue],
+    workdir: Path,
+    env: RunEnvironment,
+    live: _LiveProcesses | None = None,
 ) -> PointOutcome:
     """Run one point's command in workdir; fail with its stderr tail, or a missing output."""
     command = render(run.command, point)
@@ -98,6 +125,8 @@ def execute_point(
                 ["/bin/sh", "-c", command], cwd=workdir, env=run_environment(env, point),
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
             )
+            if live is not None:
+                live.add(proc)
             try:
                 code = proc.wait(timeout=run.timeout)
             except subprocess.TimeoutExpired:
@@ -108,6 +137,9 @@ def execute_point(
             except BaseException:
                 _kill(proc)
                 raise
+            finally:
+                if live is not None:
+                    live.discard(proc)
             duration = time.monotonic() - start
         stdout_tail, stderr_tail = _tail(out_path), _tail(err_path)
     if code != 0:
@@ -147,20 +179,39 @@ def execute_runs(
                 stale = workdir / render(template, point)
                 if stale.is_file() or stale.is_symlink():
                     stale.unlink()
-        points = run.points()
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = [pool.submit(execute_point, run, p, workdir, env) for p in points]
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in futures:
-                if future.done() and future.exception() is not None:
-                    for other in futures:
-                        other.cancel()
-                    raise future.exception()  # type: ignore[misc]
-            for future in futures:
-                outcome = future.result()
-                outcomes.append(outcome)
-                if on_point:
-                    on_point(outcome)
+        outcomes += _run_points(run, workdir, env, jobs, on_point)
+    return outcomes
+
+
+def _run_points(
+    run: Run,
+    workdir: Path,
+    env: RunEnvironment,
+    jobs: int,
+    on_point: Callable[[PointOutcome], None] | None,
+) -> list[PointOutcome]:
+    live = _LiveProcesses()
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix=f"run-{run.name}")
+    futures = [pool.submit(execute_point, run, p, workdir, env, live) for p in run.points()]
+    try:
+        wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((f for f in futures if f.done() and f.exception() is not None), None)
+        if failed is not None:
+            raise failed.exception()  # type: ignore[misc]
+    except BaseException:
+        # A failed point or Ctrl-C: nothing new starts, and what runs is stopped now.
+        for future in futures:
+            future.cancel()
+        live.kill_all()
+        pool.shutdown(wait=True)
+        raise
+    pool.shutdown(wait=True)
+    outcomes = []
+    for future in futures:
+        outcome = future.result()
+        outcomes.append(outcome)
+        if on_point:
+            on_point(outcome)
     return outcomes
 
 
