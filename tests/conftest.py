@@ -187,3 +187,24 @@ def sample_papers() -> Path:
 def copy_project(src: Path, dest: Path) -> Path:
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns("results", "__pycache__"))
     return dest
+
+
+_PYPI: bool | None = None
+
+
+def pypi_reachable() -> bool:
+    """Whether PyPI answers (through this machine's proxy), checked once per session."""
+    global _PYPI
+    if _PYPI is None:
+        import httpx
+
+        try:
+            _PYPI = httpx.get("https://pypi.org/simple/six/", timeout=15).status_code == 200
+        except httpx.HTTPError:
+            _PYPI = False
+    return _PYPI
+
+
+@pytest.fixture
+def pypi() -> None:
+    require_service(pypi_reachable(), "PyPI (https://pypi.org)")

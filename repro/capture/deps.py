@@ -41,7 +41,7 @@ class ResolverBackend(Protocol):
 
     name: LockSource
 
-    def compile(self, source: Path, python_version: str, *, no_deps: bool = False) -> str: ...
+    def compile(self, source: Path, python_version: str) -> str: ...
 
 
 def _run_resolver(cmd: list[str], what: str, cwd: Path) -> str:
@@ -77,14 +77,12 @@ def uv_bin() -> str:
 class UvResolver:
     name: LockSource = "uv"
 
-    def compile(self, source: Path, python_version: str, *, no_deps: bool = False) -> str:
+    def compile(self, source: Path, python_version: str) -> str:
         cmd = [
             uv_bin(), "pip", "compile", "--generate-hashes", "--no-header", "--quiet",
             "--python-version", python_version, str(source),
         ]
-        if no_deps:
-            cmd.append("--no-deps")
-        return _run_resolver(cmd, "uv pip compile", source.parent)
+        return _checked(_run_resolver(cmd, "uv pip compile", source.parent), "uv")
 
 
 class PipToolsResolver:
@@ -92,9 +90,7 @@ class PipToolsResolver:
 
     name: LockSource = "pip-tools"
 
-    def compile(self, source: Path, python_version: str, *, no_deps: bool = False) -> str:
-        if no_deps:
-            raise ResolverError("pip-compile cannot lock without dependencies", hint="use uv")
+    def compile(self, source: Path, python_version: str) -> str:
         with tempfile.TemporaryDirectory(prefix="repro-pip-compile-") as tmp:
             out = Path(tmp) / "requirements.lock"
             cmd = [
@@ -103,7 +99,20 @@ class PipToolsResolver:
                 "--output-file", str(out), str(source),
             ]
             _run_resolver(cmd, "pip-compile", source.parent)
-            return out.read_text(encoding="utf-8")
+            return _checked(out.read_text(encoding="utf-8"), "pip-compile")
+
+
+def _checked(lock_text: str, resolver: str) -> str:
+    """A lock is only a lock when every requirement carries a hash."""
+    if _has_requirements(lock_text) and not is_hashed_lock(lock_text):
+        unhashed = [ln for ln in _logical_lines(lock_text)
+                    if ln and not ln.startswith(("#", "-")) and "--hash=" not in ln]
+        raise ResolverError(
+            f"{resolver} produced requirements without hashes: {unhashed[0].split()[0]}",
+            hint="pin the package from an index that serves it (local paths and URLs cannot be "
+            "hash-locked)",
+        )
+    return lock_text
 
 
 def resolver_for(name: Resolver) -> ResolverBackend:
@@ -222,14 +231,14 @@ def lock_dependencies(
     return Lock(text=text, source=source, requirements=requirements, packages=parse_packages(text))
 
 
-def freeze_lock(python_version: str) -> tuple[Lock, list[str]]:
+def freeze_lock(python_version: str, python: str = sys.executable) -> tuple[Lock, list[str]]:
     """Lock exactly what this interpreter has installed (hashes from the index).
 
-    Returns the lock and the distributions that could not be locked (editable or local
-    installs have no index hashes).
+    Returns the lock and notes for the record: distributions that could not be locked
+    (editable or local installs have no index hashes) and anything the resolver added.
     """
     proc = subprocess.run(
-        [uv_bin(), "pip", "freeze", "--python", sys.executable, "--exclude-editable"],
+        [uv_bin(), "pip", "freeze", "--python", python, "--exclude-editable"],
         capture_output=True, text=True, check=False,
     )
     if proc.returncode != 0:
@@ -239,14 +248,24 @@ def freeze_lock(python_version: str) -> tuple[Lock, list[str]]:
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        (pinned if _REQ_LINE.match(line) else skipped).append(line)
+        if _REQ_LINE.match(line):
+            pinned.append(line)
+        else:
+            skipped.append(f"not locked (no index hashes): {line}")
     if not pinned:
         return Lock("", "freeze", None, []), skipped
     with tempfile.TemporaryDirectory(prefix="repro-freeze-") as tmp:
         req_in = Path(tmp) / "requirements.in"
         req_in.write_text("\n".join(pinned) + "\n", encoding="utf-8")
-        text = UvResolver().compile(req_in, python_version, no_deps=True)
-    return Lock(text, "freeze", None, parse_packages(text)), skipped
+        # Every installed version is pinned, so resolving (with dependencies: uv's --no-deps
+        # leaves local wheels unhashed) can only confirm the installed set.
+        text = UvResolver().compile(req_in, python_version)
+    packages = parse_packages(text)
+    frozen = {canonicalize_name(_REQ_LINE.match(p).group(1)) for p in pinned}  # type: ignore[union-attr]
+    extra = sorted(p.name for p in packages if p.name not in frozen)
+    if extra:
+        skipped.append(f"resolver added packages that are not installed: {', '.join(extra)}")
+    return Lock(text, "freeze", None, packages), skipped
 
 
 def _read(path: Path) -> str:

@@ -295,9 +295,7 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
 
 def _lock(project: Path, config: ProjectConfig, pyver: str, freeze: bool) -> tuple[Lock, list[str]]:
     if freeze:
-        lock, skipped = freeze_lock(pyver)
-        notes = [f"not locked (no index hashes): {s}" for s in skipped]
-        return lock, notes
+        return freeze_lock(pyver)
     requirements = config.environment.requirements or detect_requirements(project)
     return lock_dependencies(project, requirements, pyver, config.environment.resolver), []
 
