@@ -2,5 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 __version__ = "0.1.0"
-FORMAT = "repro-capsule/1"
+FORMAT: Final = "repro-capsule/1"

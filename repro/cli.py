@@ -54,8 +54,15 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except ReproError as exc:
             if kwargs.get("as_json"):
-                _emit_json({"ok": False, "error": exc.message, "hint": exc.hint,
-                            "exit_code": exc.exit_code, "kind": type(exc).__name__})
+                _emit_json(
+                    {
+                        "ok": False,
+                        "error": exc.message,
+                        "hint": exc.hint,
+                        "exit_code": exc.exit_code,
+                        "kind": type(exc).__name__,
+                    }
+                )
             err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
             if exc.hint:
                 err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
@@ -95,7 +102,7 @@ def _root(
 @app.command()
 @handles_errors
 def init(
-    directory: Annotated[Path, typer.Argument(help="Project directory.")] = Path("."),
+    directory: Annotated[Path, typer.Argument(help="Project directory.")] = Path(),
     as_json: JsonOpt = False,
 ) -> None:
     """Write repro.toml from what the project has (never overwrites one)."""
@@ -116,11 +123,15 @@ def init(
 # --- capture -----------------------------------------------------------------------------
 
 
-def pair_runs(raw: list[str] | None, runs: list[str], outputs: list[str]) -> list[tuple[str, list[str]]]:
+def pair_runs(
+    raw: list[str] | None, runs: list[str], outputs: list[str]
+) -> list[tuple[str, list[str]]]:
     """Each --output belongs to the --run before it (read from the raw argument order)."""
     if not runs:
         if outputs:
-            raise UsageError("--output needs a --run before it", hint="repro capture --run CMD --output PATH")
+            raise UsageError(
+                "--output needs a --run before it", hint="repro capture --run CMD --output PATH"
+            )
         return []
     if raw is None or len(runs) == 1:
         return [(runs[0], list(outputs))] if len(runs) == 1 else [(r, []) for r in runs]
@@ -142,19 +153,46 @@ def pair_runs(raw: list[str] | None, runs: list[str], outputs: list[str]) -> lis
 @app.command(name="capture")
 @handles_errors
 def capture_cmd(
-    directory: Annotated[Path, typer.Argument(help="Project directory.")] = Path("."),
-    out_file: Annotated[Path | None, typer.Option("-o", "--out", help="Capsule file to write.")] = None,
-    run: Annotated[list[str] | None, typer.Option("--run", help="Command to run (repeatable); replaces repro.toml's runs.")] = None,
-    output: Annotated[list[str] | None, typer.Option("--output", help="Output of the last --run (repeatable).")] = None,
-    data: Annotated[list[str] | None, typer.Option("--data", help="Data path to embed (repeatable).")] = None,
-    requirements: Annotated[str | None, typer.Option("--requirements", help="Dependency file to lock.")] = None,
-    python: Annotated[str | None, typer.Option("--python", help="Python version, e.g. 3.11.")] = None,
-    resolver: Annotated[Literal["uv", "pip-tools"] | None, typer.Option("--resolver", help="uv (default) or pip-tools.")] = None,
-    freeze: Annotated[bool, typer.Option("--freeze", help="Lock exactly what this interpreter has installed and run with it.")] = False,
+    directory: Annotated[Path, typer.Argument(help="Project directory.")] = Path(),
+    out_file: Annotated[
+        Path | None, typer.Option("-o", "--out", help="Capsule file to write.")
+    ] = None,
+    run: Annotated[
+        list[str] | None,
+        typer.Option("--run", help="Command to run (repeatable); replaces repro.toml's runs."),
+    ] = None,
+    output: Annotated[
+        list[str] | None, typer.Option("--output", help="Output of the last --run (repeatable).")
+    ] = None,
+    data: Annotated[
+        list[str] | None, typer.Option("--data", help="Data path to embed (repeatable).")
+    ] = None,
+    requirements: Annotated[
+        str | None, typer.Option("--requirements", help="Dependency file to lock.")
+    ] = None,
+    python: Annotated[
+        str | None, typer.Option("--python", help="Python version, e.g. 3.11.")
+    ] = None,
+    resolver: Annotated[
+        Literal["uv", "pip-tools"] | None,
+        typer.Option("--resolver", help="uv (default) or pip-tools."),
+    ] = None,
+    freeze: Annotated[
+        bool,
+        typer.Option(
+            "--freeze", help="Lock exactly what this interpreter has installed and run with it."
+        ),
+    ] = False,
     no_run: Annotated[bool, typer.Option("--no-run", help="Do not execute the runs.")] = False,
-    jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Sweep points to run in parallel.")] = 1,
-    base_image: Annotated[str | None, typer.Option("--base-image", help="Container base image.")] = None,
-    no_hash_cache: Annotated[bool, typer.Option("--no-hash-cache", help="Re-hash every file.")] = False,
+    jobs: Annotated[
+        int, typer.Option("-j", "--jobs", min=1, help="Sweep points to run in parallel.")
+    ] = 1,
+    base_image: Annotated[
+        str | None, typer.Option("--base-image", help="Container base image.")
+    ] = None,
+    no_hash_cache: Annotated[
+        bool, typer.Option("--no-hash-cache", help="Re-hash every file.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a capsule: code, locked dependencies, data, runs and their results."""
@@ -164,16 +202,29 @@ def capture_cmd(
     if run:
         pairs = pair_runs(_RAW_ARGS.get(), run, output or [])
         try:
-            runs = [Run(name=f"run{i + 1}" if len(pairs) > 1 else "run", command=cmd, outputs=outs)
-                    for i, (cmd, outs) in enumerate(pairs)]
+            runs = [
+                Run(name=f"run{i + 1}" if len(pairs) > 1 else "run", command=cmd, outputs=outs)
+                for i, (cmd, outs) in enumerate(pairs)
+            ]
         except ValidationError as exc:
             raise UsageError(describe_validation_error(exc, "--run/--output")) from None
     elif output:
-        raise UsageError("--output needs a --run before it", hint="repro capture --run CMD --output PATH")
+        raise UsageError(
+            "--output needs a --run before it", hint="repro capture --run CMD --output PATH"
+        )
     opts = CaptureOptions(
-        project=project, output=dest, runs=runs, data=data or [], requirements=requirements,
-        python=python, resolver=resolver, freeze=freeze, execute=not no_run, jobs=jobs,
-        base_image=base_image, use_hash_cache=not no_hash_cache,
+        project=project,
+        output=dest,
+        runs=runs,
+        data=data or [],
+        requirements=requirements,
+        python=python,
+        resolver=resolver,
+        freeze=freeze,
+        execute=not no_run,
+        jobs=jobs,
+        base_image=base_image,
+        use_hash_cache=not no_hash_cache,
     )
     result = capture(opts, observe=None if as_json else _say)
     if as_json:
@@ -195,8 +246,12 @@ def _capture_json(result: CaptureResult) -> dict[str, Any]:
         "lock_source": m.environment.lock_source,
         "packages": len(m.environment.packages),
         "results": [
-            {"run": r.run, "point": r.point_id, "executed": r.executed,
-             "outputs": [o.path for o in r.outputs]}
+            {
+                "run": r.run,
+                "point": r.point_id,
+                "executed": r.executed,
+                "outputs": [o.path for o in r.outputs],
+            }
             for r in m.results
         ],
         "excluded": m.excluded,
@@ -211,8 +266,10 @@ def _render_capture(result: CaptureResult) -> None:
     out.print(f"[bold green]captured[/] {result.capsule.path} ({_size(result.capsule.size)})")
     out.print(f"  id        {result.capsule.capsule_id}")
     out.print(f"  files     {len(m.files)} ({_size(m.payload_size)} payload)")
-    out.print(f"  lock      {len(m.environment.packages)} packages ({m.environment.lock_source}), "
-              f"Python {m.environment.python_version}")
+    out.print(
+        f"  lock      {len(m.environment.packages)} packages ({m.environment.lock_source}), "
+        f"Python {m.environment.python_version}"
+    )
     out.print(f"  results   {outputs} expected outputs from {len(m.results)} run point(s)")
     for path in m.excluded:
         out.print(f"  [yellow]excluded[/]  {path}")
@@ -235,8 +292,10 @@ def verify(
         _emit_json(report.to_json())
         return
     c = report.capsule
-    out.print(f"[bold green]verified[/] {c.path}: {len(c.manifest.files)} files, "
-              f"{_size(c.manifest.payload_size)}, every checksum matches")
+    out.print(
+        f"[bold green]verified[/] {c.path}: {len(c.manifest.files)} files, "
+        f"{_size(c.manifest.payload_size)}, every checksum matches"
+    )
     out.print(f"  id         {c.capsule_id}")
     out.print(f"  signature  {report.signature}")
 
@@ -250,8 +309,14 @@ def inspect_cmd(
     """Show what is inside: metadata, source, environment, data, runs, expected results."""
     c = inspect_capsule(capsule)
     if as_json:
-        _emit_json({"ok": True, "capsule_id": c.capsule_id, "archive_size": c.archive_size,
-                    "manifest": c.manifest.model_dump(mode="json")})
+        _emit_json(
+            {
+                "ok": True,
+                "capsule_id": c.capsule_id,
+                "archive_size": c.archive_size,
+                "manifest": c.manifest.model_dump(mode="json"),
+            }
+        )
         return
     _render_inspect(c)
 
@@ -264,25 +329,39 @@ def _render_inspect(c: VerifiedCapsule) -> None:
         extra = ", ".join(x for x in (a.affiliation, f"ORCID {a.orcid}" if a.orcid else None) if x)
         out.print(f"  {a.name}" + (f" ({extra})" if extra else ""))
     if md.license:
-        out.print(f"  license {md.license}" + (f"; keywords: {', '.join(md.keywords)}" if md.keywords else ""))
-    out.print(f"capsule   {c.capsule_id}  ({_size(c.archive_size)}, created {m.created}, repro {m.repro_version})")
+        out.print(
+            f"  license {md.license}"
+            + (f"; keywords: {', '.join(md.keywords)}" if md.keywords else "")
+        )
+    out.print(
+        f"capsule   {c.capsule_id}  ({_size(c.archive_size)}, created {m.created}, "
+        f"repro {m.repro_version})"
+    )
     s = m.source
     if s.kind == "git":
-        out.print(f"source    git {s.remote or '(no remote)'} @ {(s.commit or 'no commit')[:12]}"
-                  f" on {s.branch or 'detached'}" + (" [yellow](dirty)[/]" if s.dirty else ""))
+        out.print(
+            f"source    git {s.remote or '(no remote)'} @ {(s.commit or 'no commit')[:12]}"
+            f" on {s.branch or 'detached'}" + (" [yellow](dirty)[/]" if s.dirty else "")
+        )
     else:
         out.print("source    a directory (not a git work tree)")
     e = m.environment
-    out.print(f"env       Python {e.python_version}, {len(e.packages)} packages locked by {e.lock_source}"
-              f", base image {e.base_image}")
+    out.print(
+        f"env       Python {e.python_version}, {len(e.packages)} packages locked by {e.lock_source}"
+        f", base image {e.base_image}"
+    )
     p = m.platform
-    out.print(f"platform  {p.distribution or p.system} {p.machine}, {p.python_implementation} "
-              f"{p.python_version}, {p.cpu_count} x {p.cpu_model}")
+    out.print(
+        f"platform  {p.distribution or p.system} {p.machine}, {p.python_implementation} "
+        f"{p.python_version}, {p.cpu_count} x {p.cpu_model}"
+    )
     roles: dict[str, tuple[int, int]] = {}
     for f in m.files:
         count, size = roles.get(f.role, (0, 0))
         roles[f.role] = (count + 1, size + f.size)
-    out.print("files     " + ", ".join(f"{r}: {n} ({_size(sz)})" for r, (n, sz) in sorted(roles.items())))
+    out.print(
+        "files     " + ", ".join(f"{r}: {n} ({_size(sz)})" for r, (n, sz) in sorted(roles.items()))
+    )
     for r in m.remote_data:
         out.print(f"remote    {r.path} <- {r.url} ({_size(r.size)}, sha256 {r.sha256[:12]})")
     table = Table(title="expected results", show_lines=False)

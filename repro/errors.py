@@ -75,7 +75,9 @@ class FileTooLargeError(ProjectFileError):
 
 
 class ResolverError(ReproError):
-    default_hint = "check the requirement names and versions, or pass --freeze to lock what is installed"
+    default_hint = (
+        "check the requirement names and versions, or pass --freeze to lock what is installed"
+    )
 
 
 class EnvironmentBuildError(ReproError):

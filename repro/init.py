@@ -13,8 +13,16 @@ from repro.config import CONFIG_NAME, parse_config
 from repro.errors import ConfigExistsError, ProjectNotFoundError
 
 DATA_DIR_NAMES = ("data", "datasets", "dataset", "inputs", "input", "raw")
-SCRIPT_NAMES = ("main.py", "run.py", "analyse.py", "analyze.py", "analysis.py", "simulate.py",
-                "run.sh", "Makefile")
+SCRIPT_NAMES = (
+    "main.py",
+    "run.py",
+    "analyse.py",
+    "analyze.py",
+    "analysis.py",
+    "simulate.py",
+    "run.sh",
+    "Makefile",
+)
 
 
 @dataclass(frozen=True)
@@ -38,8 +46,11 @@ def detect(project: Path) -> Detected:
     apt_file = project / "apt.txt"
     apt = []
     if apt_file.is_file():
-        apt = [ln.strip() for ln in apt_file.read_text(encoding="utf-8").splitlines()
-               if ln.strip() and not ln.startswith("#")]
+        apt = [
+            ln.strip()
+            for ln in apt_file.read_text(encoding="utf-8").splitlines()
+            if ln.strip() and not ln.startswith("#")
+        ]
     skip = {p.rstrip("/") for p in BUILTIN_IGNORES if p.endswith("/")}
     notebooks = sorted(
         p.relative_to(project).as_posix()
@@ -48,8 +59,9 @@ def detect(project: Path) -> Detected:
     )
     data_dirs = [n for n in DATA_DIR_NAMES if (project / n).is_dir()]
     scripts = [n for n in SCRIPT_NAMES if (project / n).is_file()]
-    return Detected(detect_requirements(project), found_files, python, apt, notebooks, data_dirs,
-                    scripts)
+    return Detected(
+        detect_requirements(project), found_files, python, apt, notebooks, data_dirs, scripts
+    )
 
 
 def _q(text: str) -> str:
@@ -64,7 +76,8 @@ def render_config(project: Path, found: Detected) -> str:
         "",
         "[capsule]",
         f"title = {_q(title)}",
-        '# authors = [{ name = "Family, Given", orcid = "0000-0000-0000-0000", affiliation = "..." }]',
+        '# authors = [{ name = "Family, Given", orcid = "0000-0000-0000-0000",'
+        ' affiliation = "..." }]',
         'license = "CC-BY-4.0"',
         "keywords = []",
         "",
@@ -72,8 +85,10 @@ def render_config(project: Path, found: Detected) -> str:
     ]
     if found.requirements:
         others = [f for f in found.dependency_files if f != found.requirements]
-        lines.append(f"requirements = {_q(found.requirements)}"
-                     + (f"   # also found: {', '.join(others)}" if others else ""))
+        lines.append(
+            f"requirements = {_q(found.requirements)}"
+            + (f"   # also found: {', '.join(others)}" if others else "")
+        )
     else:
         lines.append("# No dependency declaration found (requirements.txt, pyproject.toml, ...):")
         lines.append('# requirements = "requirements.txt"')
@@ -88,16 +103,27 @@ def render_config(project: Path, found: Detected) -> str:
     for data in found.data_dirs:
         lines += ["[[data]]", f"path = {_q(data)}", ""]
     if not found.data_dirs:
-        lines += ["# [[data]]", '# path = "data"                 # embedded with checksums',
-                  "# [[data]]", '# url = "https://..."           # fetched and checked, not embedded',
-                  '# sha256 = "..."', '# path = "data/big.csv"', ""]
+        lines += [
+            "# [[data]]",
+            '# path = "data"                 # embedded with checksums',
+            "# [[data]]",
+            '# url = "https://..."           # fetched and checked, not embedded',
+            '# sha256 = "..."',
+            '# path = "data/big.csv"',
+            "",
+        ]
     if found.notebooks:
         lines.append("# Notebooks found: " + ", ".join(found.notebooks))
         lines.append("")
     script = found.scripts[0] if found.scripts else None
     command = (
-        "make" if script == "Makefile" else f"sh {script}" if script and script.endswith(".sh")
-        else f"python {script}" if script else "python analyse.py"
+        "make"
+        if script == "Makefile"
+        else f"sh {script}"
+        if script and script.endswith(".sh")
+        else f"python {script}"
+        if script
+        else "python analyse.py"
     )
     lines += [
         "# Each run is executed at capture, in an environment built from the lock, and its",
@@ -110,7 +136,7 @@ def render_config(project: Path, found: Detected) -> str:
         "# [runs.compare]",
         '# "results/metrics.json" = { rtol = 1e-9 }',
         "# [runs.resources]",
-        '# cpus = 1',
+        "# cpus = 1",
         '# memory = "1G"',
         '# walltime = "00:10:00"',
         "# [runs.sweep]                  # every combination is one point; {seed} is substituted",

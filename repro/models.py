@@ -158,7 +158,9 @@ class Run(Model):
         for out in self.outputs:
             bad = set(_PLACEHOLDER.findall(out)) & unknown
             if bad:
-                raise ValueError(f"output {out!r} uses {sorted(bad)} which is not a sweep parameter")
+                raise ValueError(
+                    f"output {out!r} uses {sorted(bad)} which is not a sweep parameter"
+                )
         for key in self.compare:
             if key not in self.outputs:
                 raise ValueError(f"compare rule for {key!r}, which is not one of the run's outputs")
@@ -174,7 +176,9 @@ class Run(Model):
     def points(self) -> list[dict[str, SweepValue]]:
         """Every point of the sweep grid, in declaration order ([{}] without a sweep)."""
         keys = list(self.sweep)
-        return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*self.sweep.values())]
+        return [
+            dict(zip(keys, combo, strict=True)) for combo in itertools.product(*self.sweep.values())
+        ]
 
 
 def format_value(value: SweepValue) -> str:

@@ -60,7 +60,9 @@ def _record_line(name: str, data: bytes) -> str:
     return f"{name},sha256={digest},{len(data)}"
 
 
-def make_wheel(dest: Path, name: str, version: str, module_source: str, requires: list[str]) -> Path:
+def make_wheel(
+    dest: Path, name: str, version: str, module_source: str, requires: list[str]
+) -> Path:
     """A real, installable pure-Python wheel, written by hand (no build backend, no network)."""
     dist = f"{name}-{version}.dist-info"
     files = {
@@ -69,7 +71,10 @@ def make_wheel(dest: Path, name: str, version: str, module_source: str, requires
             f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
             + "".join(f"Requires-Dist: {r}\n" for r in requires)
         ).encode(),
-        f"{dist}/WHEEL": b"Wheel-Version: 1.0\nGenerator: repro-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{dist}/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: repro-tests\nRoot-Is-Purelib: true\n"
+            b"Tag: py3-none-any\n"
+        ),
     }
     path = dest / f"{name}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as zf:
@@ -88,7 +93,9 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest = tmp_path_factory.mktemp("wheels")
     make_wheel(dest, "reprotest_core", "1.0.0", "def square(x):\n    return x * x\n", [])
     make_wheel(
-        dest, "reprotest_stats", "2.1.0",
+        dest,
+        "reprotest_stats",
+        "2.1.0",
         "from reprotest_core import square\n\ndef mean_square(xs):\n"
         "    return sum(square(x) for x in xs) / len(xs)\n",
         ["reprotest_core>=1.0"],
@@ -106,7 +113,7 @@ def offline_index(monkeypatch: pytest.MonkeyPatch, wheelhouse: Path) -> Path:
     return wheelhouse
 
 
-STUDY_SCRIPT = '''\
+STUDY_SCRIPT = """\
 import json, os, sys
 from pathlib import Path
 from reprotest_stats import mean_square
@@ -117,9 +124,9 @@ Path("results").mkdir(exist_ok=True)
 name = f"results/metrics-{seed}.json" if len(sys.argv) > 1 else "results/metrics.json"
 Path(name).write_text(json.dumps({"seed": seed, "ms": mean_square(values) + seed}))
 print("done", seed)
-'''
+"""
 
-STUDY_TOML = '''\
+STUDY_TOML = """\
 [capsule]
 title = "Tiny study"
 authors = [{ name = "Doe, Jane", orcid = "0000-0002-1825-0097", affiliation = "Test U" }]
@@ -150,7 +157,7 @@ command = "python study.py {seed}"
 outputs = ["results/metrics-{seed}.json"]
 [runs.sweep]
 seed = [0, 1, 2]
-'''
+"""
 
 
 @pytest.fixture
@@ -166,16 +173,23 @@ def tiny_study(tmp_path: Path) -> Path:
 
 
 def git(project: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=project, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=project, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """The real console entry point, in a subprocess, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "repro", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=timeout, env={**os.environ, **(env or {})}, check=False,
+        [sys.executable, "-m", "repro", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
     )
 
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import posixpath
 from datetime import UTC, datetime
+from typing import Any
 
 from repro import __version__
 from repro.models import FileEntry, Manifest, Metadata, Run, RunRecord
@@ -104,7 +105,7 @@ def rocrate_metadata(
     extra_parts: list[str],
 ) -> bytes:
     """data/ro-crate-metadata.json: a Process Run Crate with one CreateAction per run point."""
-    graph: list[dict[str, object]] = [
+    graph: list[dict[str, Any]] = [
         {
             "@id": "ro-crate-metadata.json",
             "@type": "CreativeWork",
@@ -112,7 +113,7 @@ def rocrate_metadata(
             "about": {"@id": "./"},
         }
     ]
-    people = []
+    people: list[dict[str, Any]] = []
     for author in metadata.authors:
         pid = f"https://orcid.org/{author.orcid}" if author.orcid else f"#author-{len(people)}"
         person: dict[str, object] = {"@id": pid, "@type": "Person", "name": author.name}
@@ -120,44 +121,61 @@ def rocrate_metadata(
             person["affiliation"] = author.affiliation
         people.append(person)
 
-    parts: dict[str, dict[str, object]] = {}
+    parts: dict[str, dict[str, Any]] = {}
     by_path = {f.path: f for f in files}
     for data in data_paths:
         capsule_path = PROJECT_PREFIX + data
         if capsule_path in by_path:
             entry = by_path[capsule_path]
             parts[capsule_path] = {
-                "@id": _crate_id(capsule_path), "@type": "File", "name": data,
-                "contentSize": entry.size, "sha256": entry.sha256,
+                "@id": _crate_id(capsule_path),
+                "@type": "File",
+                "name": data,
+                "contentSize": entry.size,
+                "sha256": entry.sha256,
             }
         else:
             parts[capsule_path] = {
-                "@id": _crate_id(capsule_path) + "/", "@type": "Dataset", "name": data,
+                "@id": _crate_id(capsule_path) + "/",
+                "@type": "Dataset",
+                "name": data,
             }
     for path in extra_parts:
         entry = by_path[path]
         parts[path] = {
-            "@id": _crate_id(path), "@type": "File", "name": posixpath.basename(path),
-            "contentSize": entry.size, "sha256": entry.sha256,
+            "@id": _crate_id(path),
+            "@type": "File",
+            "name": posixpath.basename(path),
+            "contentSize": entry.size,
+            "sha256": entry.sha256,
         }
-    container = {
+    container: dict[str, Any] = {
         "@id": "#container-image",
         "@type": "ContainerImage",
         "additionalType": {"@id": "https://w3id.org/ro/terms/workflow-run#DockerImage"},
         "name": base_image,
     }
-    actions = []
-    apps = []
+    actions: list[dict[str, Any]] = []
+    apps: list[dict[str, Any]] = []
     for run in runs:
         app_id = f"#app-{run.name}"
-        apps.append({"@id": app_id, "@type": "SoftwareApplication", "name": run.name,
-                     "description": run.command})
+        apps.append(
+            {
+                "@id": app_id,
+                "@type": "SoftwareApplication",
+                "name": run.name,
+                "description": run.command,
+            }
+        )
     for record in results:
         outputs = []
         for out in record.outputs:
             parts[out.capsule_path] = {
-                "@id": _crate_id(out.capsule_path), "@type": "File", "name": out.path,
-                "contentSize": out.size, "sha256": out.sha256,
+                "@id": _crate_id(out.capsule_path),
+                "@type": "File",
+                "name": out.path,
+                "contentSize": out.size,
+                "sha256": out.sha256,
             }
             outputs.append({"@id": _crate_id(out.capsule_path)})
         action: dict[str, object] = {
@@ -170,7 +188,8 @@ def rocrate_metadata(
             "result": outputs,
             "containerImage": {"@id": "#container-image"},
             "actionStatus": {"@id": "http://schema.org/CompletedActionStatus"}
-            if record.executed else {"@id": "http://schema.org/PotentialActionStatus"},
+            if record.executed
+            else {"@id": "http://schema.org/PotentialActionStatus"},
         }
         actions.append(action)
     root: dict[str, object] = {
@@ -190,10 +209,21 @@ def rocrate_metadata(
         root["keywords"] = ", ".join(metadata.keywords)
     if people:
         root["author"] = [{"@id": p["@id"]} for p in people]
-    profile = {"@id": PROCESS_RUN_CRATE, "@type": "CreativeWork", "name": "Process Run Crate",
-               "version": "0.5"}
-    graph += [root, profile, *people, *apps, container, *actions,
-              *[p for _, p in sorted(parts.items())]]
+    profile: dict[str, Any] = {
+        "@id": PROCESS_RUN_CRATE,
+        "@type": "CreativeWork",
+        "name": "Process Run Crate",
+        "version": "0.5",
+    }
+    graph += [
+        root,
+        profile,
+        *people,
+        *apps,
+        container,
+        *actions,
+        *[p for _, p in sorted(parts.items())],
+    ]
     doc = {"@context": "https://w3id.org/ro/crate/1.1/context", "@graph": graph}
     return (json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
 

@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from isal import igzip, isal_zlib
 from pydantic import ValidationError
@@ -52,6 +52,7 @@ CHUNK = 1 << 20
 # records; anything else after the archive is tampering).
 MAX_TRAILING = 1 << 20
 HARD_MAX_MEMBERS = 1_000_000
+IsalError = cast(type[Exception], isal_zlib.error)
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,13 @@ class _Hashing(io.RawIOBase):
             pass
 
 
+def _content(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    fh = tar.extractfile(member)
+    if fh is None:
+        raise MalformedCapsuleError(f"member has no content: {member.name}")
+    return fh
+
+
 def _read_exact(fh: IO[bytes], size: int, name: str) -> bytes:
     data = fh.read(size)
     if len(data) != size:
@@ -211,10 +219,10 @@ def read_capsule(
     try:
         result = _stream(path, staging, progress)
         if staging is not None and dest is not None:
-            os.rename(staging, dest)
+            staging.rename(dest)
             return VerifiedCapsule(**{**result.__dict__, "root": dest})
         return result
-    except (tarfile.TarError, EOFError, zlib.error, isal_zlib.error, gzip.BadGzipFile) as exc:
+    except (tarfile.TarError, EOFError, zlib.error, IsalError, gzip.BadGzipFile) as exc:
         raise CapsuleIntegrityError(f"capsule archive is corrupt: {path.name}: {exc}") from None
     except OSError as exc:
         if exc.errno is not None:
@@ -230,18 +238,19 @@ def _stream(
 ) -> VerifiedCapsule:
     with path.open("rb") as raw_fh:
         raw = _Hashing(raw_fh)
-        gz = igzip.IGzipFile(fileobj=raw, mode="rb")  # type: ignore[arg-type]
+        gz = cast(IO[bytes], igzip.IGzipFile(fileobj=raw, mode="rb"))  # type: ignore[no-untyped-call]
         tail = _Tail(gz)
-        with gz, tarfile.open(fileobj=tail, mode="r|", bufsize=256 << 10) as tar:  # type: ignore[call-overload]
+        stream = cast(IO[bytes], tail)
+        with gz, tarfile.open(fileobj=stream, mode="r|", bufsize=256 << 10) as tar:
             members = iter(tar)
             first = next(members, None)
             if first is None or first.name != MANIFEST_NAME or not first.isreg():
-                raise MalformedCapsuleError("not a repro capsule: repro.json is not its first member")
+                raise MalformedCapsuleError(
+                    "not a repro capsule: repro.json is not its first member"
+                )
             if first.size > MAX_MANIFEST_BYTES:
                 raise MalformedCapsuleError("repro.json is larger than any real manifest")
-            fh = tar.extractfile(first)
-            assert fh is not None  # a regular member always has content
-            manifest_bytes = _read_exact(fh, first.size, MANIFEST_NAME)
+            manifest_bytes = _read_exact(_content(tar, first), first.size, MANIFEST_NAME)
             manifest = parse_manifest(manifest_bytes)
             entries = {f.path: f for f in manifest.files}
             tags = tag_files(manifest, manifest_bytes)
@@ -256,21 +265,22 @@ def _stream(
             cursor = 0
             links: list[FileEntry] = []
             while member is not None:
-                _check_member(member, order[cursor] if cursor < len(order) else None, entries,
-                              position, cursor)
+                _check_member(
+                    member,
+                    order[cursor] if cursor < len(order) else None,
+                    entries,
+                    position,
+                    cursor,
+                )
                 cursor += 1
                 name = member.name
                 if name == SIGNATURE_NAME:
                     if member.size > MAX_SIGNATURE_BYTES:
                         raise CapsuleIntegrityError("repro.sig is larger than any real signature")
-                    sig_fh = tar.extractfile(member)
-                    assert sig_fh is not None
-                    signature = _read_exact(sig_fh, member.size, name)
+                    signature = _read_exact(_content(tar, member), member.size, name)
                     _place_bytes(staging, name, signature)
                 elif name in TAG_FILES:
-                    tag_fh = tar.extractfile(member)
-                    assert tag_fh is not None
-                    data = _read_exact(tag_fh, member.size, name)
+                    data = _read_exact(_content(tar, member), member.size, name)
                     if data != tags[name]:
                         raise CapsuleIntegrityError(f"tag file does not match the manifest: {name}")
                     _place_bytes(staging, name, data)
@@ -279,9 +289,7 @@ def _stream(
                     if entry.link is not None:
                         links.append(entry)
                     else:
-                        data_fh = tar.extractfile(member)
-                        assert data_fh is not None
-                        _copy_checked(data_fh, entry, staging)
+                        _copy_checked(_content(tar, member), entry, staging)
                         if progress:
                             progress(entry.size)
                 member = next(members, None)
@@ -293,7 +301,7 @@ def _stream(
                 if staging is not None:
                     target = staging / entry.path
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    os.symlink(entry.link or "", target)
+                    target.symlink_to(entry.link or "")
             if not tail.unparsed_is_zero(tar.offset):
                 raise CapsuleIntegrityError("data appended after the end of the capsule archive")
             _check_trailer(tail)
@@ -361,7 +369,7 @@ def _place_bytes(staging: Path | None, name: str, data: bytes) -> None:
         return
     with _open_new(staging, name) as out:
         out.write(data)
-    os.chmod(staging / name, 0o644)
+    (staging / name).chmod(0o644)
 
 
 def _copy_checked(fh: IO[bytes], entry: FileEntry, staging: Path | None) -> None:
@@ -383,7 +391,7 @@ def _copy_checked(fh: IO[bytes], entry: FileEntry, staging: Path | None) -> None
     if digest.hexdigest() != entry.sha256:
         raise CapsuleIntegrityError(f"checksum mismatch: {entry.path}")
     if staging is not None:
-        os.chmod(staging / entry.path, entry.mode & 0o755)
+        (staging / entry.path).chmod(entry.mode & 0o755)
 
 
 def _check_trailer(gz: _Tail) -> None:

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from isal import igzip_threaded
 
@@ -123,12 +123,19 @@ def write_capsule(
     try:
         with os.fdopen(fd, "wb") as raw:
             hashing = _HashingWriter(raw)
-            gz = igzip_threaded.open(
-                hashing, "wb", compresslevel=COMPRESS_LEVEL, threads=threads, block_size=BLOCK
+            gz = cast(
+                BinaryIO,
+                igzip_threaded.open(  # type: ignore[no-untyped-call]
+                    hashing, "wb", compresslevel=COMPRESS_LEVEL, threads=threads, block_size=BLOCK
+                ),
             )
-            with gz, tarfile.TarFile(
-                fileobj=_Position(gz), mode="w",  # type: ignore[arg-type] format=tarfile.PAX_FORMAT, copybufsize=BLOCK
-            ) as tar:
+            position = cast(BinaryIO, _Position(gz))
+            with (
+                gz,
+                tarfile.TarFile(
+                    fileobj=position, mode="w", format=tarfile.PAX_FORMAT, copybufsize=BLOCK
+                ) as tar,
+            ):
                 for name in member_order(manifest, signature is not None):
                     if name == MANIFEST_NAME:
                         data = manifest_bytes
@@ -154,8 +161,8 @@ def write_capsule(
                     tar.addfile(_info(name, len(data), 0o644, mtime), io.BytesIO(data))
             raw.flush()
             os.fsync(raw.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
+        tmp.chmod(0o644)
+        tmp.replace(dest)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         if exc.errno == errno.ENOSPC:

@@ -18,14 +18,16 @@ TIMEOUT = httpx.Timeout(30.0, read=300.0)
 
 def fetch_remote(spec: DataSpec) -> tuple[RemoteData, Path]:
     """The checked local copy of a remote data file (downloaded only when not cached)."""
-    assert spec.url is not None and spec.sha256 is not None  # guaranteed by DataSpec
+    if spec.url is None or spec.sha256 is None:
+        raise ValueError(f"not remote data: {spec.path}")  # DataSpec guarantees both
     store = cache_dir() / "data"
     store.mkdir(parents=True, exist_ok=True)
     cached = store / spec.sha256
     if not cached.is_file():
         _download(spec.url, spec.sha256, cached)
-    return RemoteData(url=spec.url, sha256=spec.sha256, size=cached.stat().st_size,
-                      path=spec.path), cached
+    return RemoteData(
+        url=spec.url, sha256=spec.sha256, size=cached.stat().st_size, path=spec.path
+    ), cached
 
 
 def _download(url: str, sha256: str, dest: Path) -> None:
@@ -33,9 +35,10 @@ def _download(url: str, sha256: str, dest: Path) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=".download-", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out, httpx.stream(
-            "GET", url, timeout=TIMEOUT, follow_redirects=True
-        ) as response:
+        with (
+            os.fdopen(fd, "wb") as out,
+            httpx.stream("GET", url, timeout=TIMEOUT, follow_redirects=True) as response,
+        ):
             if response.status_code >= 400:
                 raise ReproError(
                     f"cannot download {url}: HTTP {response.status_code}",
@@ -48,7 +51,7 @@ def _download(url: str, sha256: str, dest: Path) -> None:
             raise DataChecksumError(
                 f"sha256 mismatch for {url}: expected {sha256}, got {digest.hexdigest()}"
             )
-        os.replace(tmp, dest)
+        tmp.replace(dest)
     except httpx.HTTPError as exc:
         raise NetworkError(f"cannot download {url}: {exc}") from None
     finally:

@@ -48,12 +48,17 @@ def _run_resolver(cmd: list[str], what: str, cwd: Path) -> str:
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
     try:
         proc = subprocess.run(
-            cmd, cwd=cwd, capture_output=True, text=True, timeout=RESOLVE_TIMEOUT_S, env=env,
+            cmd,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=RESOLVE_TIMEOUT_S,
+            env=env,
             check=False,
         )
     except FileNotFoundError:
         raise ResolverError(
-            f"{what} is not installed", hint=f"pip install 'repro[pip-tools]' or use --resolver uv"
+            f"{what} is not installed", hint="pip install 'repro[pip-tools]' or use --resolver uv"
         ) from None
     except subprocess.TimeoutExpired:
         raise ResolverError(f"{what} did not finish within {RESOLVE_TIMEOUT_S} s") from None
@@ -79,8 +84,15 @@ class UvResolver:
 
     def compile(self, source: Path, python_version: str) -> str:
         cmd = [
-            uv_bin(), "pip", "compile", "--generate-hashes", "--no-header", "--quiet",
-            "--python-version", python_version, str(source),
+            uv_bin(),
+            "pip",
+            "compile",
+            "--generate-hashes",
+            "--no-header",
+            "--quiet",
+            "--python-version",
+            python_version,
+            str(source),
         ]
         return _checked(_run_resolver(cmd, "uv pip compile", source.parent), "uv")
 
@@ -94,9 +106,19 @@ class PipToolsResolver:
         with tempfile.TemporaryDirectory(prefix="repro-pip-compile-") as tmp:
             out = Path(tmp) / "requirements.lock"
             cmd = [
-                sys.executable, "-m", "piptools", "compile", "--generate-hashes", "--no-header",
-                "--quiet", "--no-emit-index-url", "--no-emit-find-links", "--no-strip-extras",
-                "--output-file", str(out), str(source),
+                sys.executable,
+                "-m",
+                "piptools",
+                "compile",
+                "--generate-hashes",
+                "--no-header",
+                "--quiet",
+                "--no-emit-index-url",
+                "--no-emit-find-links",
+                "--no-strip-extras",
+                "--output-file",
+                str(out),
+                str(source),
             ]
             _run_resolver(cmd, "pip-compile", source.parent)
             return _checked(out.read_text(encoding="utf-8"), "pip-compile")
@@ -105,8 +127,11 @@ class PipToolsResolver:
 def _checked(lock_text: str, resolver: str) -> str:
     """A lock is only a lock when every requirement carries a hash."""
     if _has_requirements(lock_text) and not is_hashed_lock(lock_text):
-        unhashed = [ln for ln in _logical_lines(lock_text)
-                    if ln and not ln.startswith(("#", "-")) and "--hash=" not in ln]
+        unhashed = [
+            ln
+            for ln in _logical_lines(lock_text)
+            if ln and not ln.startswith(("#", "-")) and "--hash=" not in ln
+        ]
         raise ResolverError(
             f"{resolver} produced requirements without hashes: {unhashed[0].split()[0]}",
             hint="pin the package from an index that serves it (local paths and URLs cannot be "
@@ -239,7 +264,9 @@ def freeze_lock(python_version: str, python: str = sys.executable) -> tuple[Lock
     """
     proc = subprocess.run(
         [uv_bin(), "pip", "freeze", "--python", python, "--exclude-editable"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise ResolverError(f"cannot list installed packages: {proc.stderr.strip()[-300:]}")

@@ -79,13 +79,15 @@ def git_listing(project: Path) -> list[str] | None:
 
 def walk_listing(root: Path, project: Path) -> list[str]:
     """Every file and symlink under root (a folder of the project), relative to project."""
+    # Walked as bytes, so a name that is not UTF-8 is caught and named, not mangled.
     found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(os.fsencode(root)):
         rel_dir = Path(os.fsdecode(dirpath)).relative_to(project)
-        for raw in [*filenames, *[d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]]:
+        linked = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]  # noqa: PTH114, PTH118
+        for raw in [*filenames, *linked]:
             name = _decode(raw, project / rel_dir)
             found.append((rel_dir / name).as_posix())
-        dirnames[:] = sorted(d for d in dirnames if not os.path.islink(os.path.join(dirpath, d)))
+        dirnames[:] = sorted(d for d in dirnames if d not in linked)
         for raw in dirnames:
             _decode(raw, project / rel_dir)
     return found
@@ -158,7 +160,7 @@ def list_project(
 
 
 def _symlink(project: Path, real_root: Path, rel: str, path: Path) -> ProjectFile:
-    target = os.readlink(path)
+    target = str(path.readlink())
     resolved = Path(os.path.realpath(path))
     if not resolved.is_relative_to(real_root):
         raise UnsafeSymlinkError(f"symlink leaves the project: {rel} -> {target}")

@@ -124,8 +124,10 @@ def python_version(project: Path, config: ProjectConfig) -> str:
         parts = version.split(".")
         if len(parts) >= 2 and all(p.isdigit() for p in parts):
             return ".".join(parts[:2])
-        raise ConfigError(f"runtime.txt: cannot read a Python version from {text!r}",
-                          hint="write it as python-3.11")
+        raise ConfigError(
+            f"runtime.txt: cannot read a Python version from {text!r}",
+            hint="write it as python-3.11",
+        )
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
@@ -180,8 +182,9 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
 
     say("listing project files")
     t0 = time.perf_counter()
-    listing = list_project(project, data_paths=local_data, extra_ignores=config.capture.ignore,
-                           exclude=exclude)
+    listing = list_project(
+        project, data_paths=local_data, extra_ignores=config.capture.ignore, exclude=exclude
+    )
     regular = [f for f in listing.files if not f.is_link]
     limit = config.capture.max_file_size
     for f in regular:
@@ -216,14 +219,27 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
     for f in listing.files:
         capsule_path = PROJECT_PREFIX + f.rel
         if f.link_target is not None:
-            files.append(FileEntry(path=capsule_path, sha256=sha256_bytes(f.link_target.encode()),
-                                   size=0, mode=0o777, role=_role(f.rel, local_data),
-                                   link=f.link_target))
+            files.append(
+                FileEntry(
+                    path=capsule_path,
+                    sha256=sha256_bytes(f.link_target.encode()),
+                    size=0,
+                    mode=0o777,
+                    role=_role(f.rel, local_data),
+                    link=f.link_target,
+                )
+            )
             continue
         d = digests[f.path]
-        files.append(FileEntry(path=capsule_path, sha256=d.sha256, size=d.size,
-                               mode=0o755 if f.executable else 0o644,
-                               role=_role(f.rel, local_data)))
+        files.append(
+            FileEntry(
+                path=capsule_path,
+                sha256=d.sha256,
+                size=d.size,
+                mode=0o755 if f.executable else 0o644,
+                role=_role(f.rel, local_data),
+            )
+        )
         sources[capsule_path] = Source(f.path, d.size, d.mtime_ns)
 
     stage = Path(tempfile.mkdtemp(prefix="repro-capture-"))
@@ -233,8 +249,15 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
         timings["runs"] = time.perf_counter() - t0
         for record in records:
             for out in record.outputs:
-                files.append(FileEntry(path=out.capsule_path, sha256=out.sha256, size=out.size,
-                                       mode=0o644, role="result"))
+                files.append(
+                    FileEntry(
+                        path=out.capsule_path,
+                        sha256=out.sha256,
+                        size=out.size,
+                        mode=0o644,
+                        role="result",
+                    )
+                )
         _result_sources(records, project if not opts.execute else stage, sources)
         if reproducible:
             records = [r.model_copy(update={"duration_s": None}) for r in records]
@@ -243,17 +266,41 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
         apt = _apt_packages(project, config)
         env_files = {
             ENV_PREFIX + "requirements.lock": lock.text.encode(),
-            ENV_PREFIX + "Dockerfile": render_dockerfile(base_image, apt, bool(lock.packages)).encode(),
+            ENV_PREFIX + "Dockerfile": render_dockerfile(
+                base_image, apt, bool(lock.packages)
+            ).encode(),
         }
         for path, content in env_files.items():
-            files.append(FileEntry(path=path, sha256=sha256_bytes(content), size=len(content),
-                                   mode=0o644, role="env"))
+            files.append(
+                FileEntry(
+                    path=path,
+                    sha256=sha256_bytes(content),
+                    size=len(content),
+                    mode=0o644,
+                    role="env",
+                )
+            )
             sources[path] = content
         created = created_timestamp(epoch)
-        crate = rocrate_metadata(config.capsule, created, config.runs, records, local_data, files,
-                                 base_image, list(env_files))
-        files.append(FileEntry(path=ROCRATE_PATH, sha256=sha256_bytes(crate), size=len(crate),
-                               mode=0o644, role="metadata"))
+        crate = rocrate_metadata(
+            config.capsule,
+            created,
+            config.runs,
+            records,
+            local_data,
+            files,
+            base_image,
+            list(env_files),
+        )
+        files.append(
+            FileEntry(
+                path=ROCRATE_PATH,
+                sha256=sha256_bytes(crate),
+                size=len(crate),
+                mode=0o644,
+                role="metadata",
+            )
+        )
         sources[ROCRATE_PATH] = crate
         if lock.source == "none":
             notes.append("no dependency declaration found: the lock is empty")
@@ -316,8 +363,9 @@ def _results(
     if not opts.execute:
         return _unexecuted_records(config.runs, project)
     if opts.freeze:
-        env = RunEnvironment(Path(sys.executable).parent,
-                             Path(sys.prefix) if sys.prefix != sys.base_prefix else None)
+        env = RunEnvironment(
+            Path(sys.executable).parent, Path(sys.prefix) if sys.prefix != sys.base_prefix else None
+        )
     else:
         say("building the environment from the lock")
         venv = build_venv(lock.text, pyver)
@@ -330,8 +378,13 @@ def _results(
         shutil.copyfile(cached, target)
     n_points = sum(len(r.points()) for r in config.runs)
     say(f"running {len(config.runs)} run(s), {n_points} point(s)")
-    outcomes = execute_runs(config.runs, stage, env, jobs=opts.jobs,
-                            on_point=lambda o: say(f"ran {o.run} {o.point_id} in {o.duration_s:.1f} s"))
+    outcomes = execute_runs(
+        config.runs,
+        stage,
+        env,
+        jobs=opts.jobs,
+        on_point=lambda o: say(f"ran {o.run} {o.point_id} in {o.duration_s:.1f} s"),
+    )
     runs_by_name = {r.name: r for r in config.runs}
     return [_record(runs_by_name[o.run], o) for o in outcomes]
 
@@ -342,14 +395,27 @@ def _record(run: Run, outcome: PointOutcome) -> RunRecord:
         rel = render(template, outcome.point)
         produced = dict(outcome.outputs)[rel]
         sha, size = sha256_file(produced)
-        outputs.append(ExpectedOutput(
-            path=rel, capsule_path=f"{RESULTS_PREFIX}{run.name}/{outcome.point_id}/{rel}",
-            sha256=sha, size=size, rule=run.compare.get(template) or CompareRule(),
-        ))
-    return RunRecord(run=run.name, point=outcome.point, point_id=outcome.point_id,
-                     command=outcome.command, executed=True, exit_code=outcome.exit_code,
-                     duration_s=round(outcome.duration_s, 3), stdout_tail=outcome.stdout_tail,
-                     stderr_tail=outcome.stderr_tail, outputs=outputs)
+        outputs.append(
+            ExpectedOutput(
+                path=rel,
+                capsule_path=f"{RESULTS_PREFIX}{run.name}/{outcome.point_id}/{rel}",
+                sha256=sha,
+                size=size,
+                rule=run.compare.get(template) or CompareRule(),
+            )
+        )
+    return RunRecord(
+        run=run.name,
+        point=outcome.point,
+        point_id=outcome.point_id,
+        command=outcome.command,
+        executed=True,
+        exit_code=outcome.exit_code,
+        duration_s=round(outcome.duration_s, 3),
+        stdout_tail=outcome.stdout_tail,
+        stderr_tail=outcome.stderr_tail,
+        outputs=outputs,
+    )
 
 
 def _unexecuted_records(runs: list[Run], project: Path) -> list[RunRecord]:
@@ -364,17 +430,31 @@ def _unexecuted_records(runs: list[Run], project: Path) -> list[RunRecord]:
                 path = project / rel
                 if path.is_file() and not path.is_symlink():
                     sha, size = sha256_file(path)
-                    outputs.append(ExpectedOutput(
-                        path=rel, capsule_path=f"{RESULTS_PREFIX}{run.name}/{pid}/{rel}",
-                        sha256=sha, size=size, rule=run.compare.get(template) or CompareRule(),
-                    ))
-            records.append(RunRecord(run=run.name, point=point, point_id=pid,
-                                     command=render(run.command, point), executed=False,
-                                     outputs=outputs))
+                    outputs.append(
+                        ExpectedOutput(
+                            path=rel,
+                            capsule_path=f"{RESULTS_PREFIX}{run.name}/{pid}/{rel}",
+                            sha256=sha,
+                            size=size,
+                            rule=run.compare.get(template) or CompareRule(),
+                        )
+                    )
+            records.append(
+                RunRecord(
+                    run=run.name,
+                    point=point,
+                    point_id=pid,
+                    command=render(run.command, point),
+                    executed=False,
+                    outputs=outputs,
+                )
+            )
     return records
 
 
-def _result_sources(records: list[RunRecord], root: Path, sources: dict[str, Source | bytes]) -> None:
+def _result_sources(
+    records: list[RunRecord], root: Path, sources: dict[str, Source | bytes]
+) -> None:
     for record in records:
         for out in record.outputs:
             path = root / out.path

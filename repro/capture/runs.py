@@ -20,8 +20,15 @@ from repro.models import Run, SweepValue, format_value, point_id, render
 TAIL_CHARS = 4000
 KILL_GRACE_S = 5.0
 # Variables that would make the run see another environment than the one recorded.
-SCRUBBED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE", "VIRTUAL_ENV",
-            "CONDA_PREFIX", "PIP_REQUIRE_VIRTUALENV")
+SCRUBBED = (
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONSTARTUP",
+    "PYTHONUSERBASE",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "PIP_REQUIRE_VIRTUALENV",
+)
 
 
 @dataclass(frozen=True)
@@ -122,8 +129,13 @@ def execute_point(
         with out_path.open("wb") as out, err_path.open("wb") as err:
             start = time.monotonic()
             proc = subprocess.Popen(
-                ["/bin/sh", "-c", command], cwd=workdir, env=run_environment(env, point),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+                ["/bin/sh", "-c", command],
+                cwd=workdir,
+                env=run_environment(env, point),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
             )
             if live is not None:
                 live.add(proc)
@@ -153,8 +165,9 @@ def execute_point(
         if not produced.is_file():
             raise OutputMissingError(f"run {label} did not produce its output {rel}")
         outputs.append((rel, produced))
-    return PointOutcome(run.name, point, pid, command, code, duration, stdout_tail, stderr_tail,
-                        outputs)
+    return PointOutcome(
+        run.name, point, pid, command, code, duration, stdout_tail, stderr_tail, outputs
+    )
 
 
 def _last_line(text: str) -> str:
@@ -221,6 +234,6 @@ def stage_project(files: list[tuple[str, Path, str | None]], stage: Path) -> Non
         target = stage / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if link is not None:
-            os.symlink(link, target)
+            target.symlink_to(link)
         else:
             shutil.copy2(src, target)

@@ -26,7 +26,8 @@ def render_dockerfile(base_image: str, apt_packages: list[str], has_lock: bool) 
         pkgs = " ".join(shlex.quote(p) for p in sorted(apt_packages))
         lines += [
             "RUN apt-get update \\",
-            f"    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {pkgs} \\",
+            "    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\",
+            f"       {pkgs} \\",
             "    && rm -rf /var/lib/apt/lists/*",
         ]
     lines += [
@@ -37,8 +38,8 @@ def render_dockerfile(base_image: str, apt_packages: list[str], has_lock: bool) 
         lines += [
             "COPY env/requirements.lock /opt/repro/requirements.lock",
             "COPY wheels/ /opt/repro/wheels/",
-            "RUN pip install --no-index --find-links /opt/repro/wheels --require-hashes --no-deps \\",
-            "    -r /opt/repro/requirements.lock",
+            "RUN pip install --no-index --find-links /opt/repro/wheels --require-hashes \\",
+            "    --no-deps -r /opt/repro/requirements.lock",
         ]
     lines += [
         "RUN useradd --create-home --uid 1000 repro",

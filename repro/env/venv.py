@@ -101,16 +101,33 @@ def build_venv(lock_text: str, python_version: str, *, use_uv: bool = True) -> V
                 _run([uv_bin(), "venv", "--quiet", "--python", interpreter, str(root)], "uv venv")
                 if has_packages:
                     _run(
-                        [uv_bin(), "pip", "sync", "--quiet", "--require-hashes",
-                         "--python", str(python), str(lock_file)],
+                        [
+                            uv_bin(),
+                            "pip",
+                            "sync",
+                            "--quiet",
+                            "--require-hashes",
+                            "--python",
+                            str(python),
+                            str(lock_file),
+                        ],
                         "installing the lock (uv pip sync)",
                     )
             else:
                 _run([interpreter, "-m", "venv", str(root)], "python -m venv")
                 if has_packages:
                     _run(
-                        [str(python), "-m", "pip", "install", "--quiet", "--require-hashes",
-                         "--no-deps", "-r", str(lock_file)],
+                        [
+                            str(python),
+                            "-m",
+                            "pip",
+                            "install",
+                            "--quiet",
+                            "--require-hashes",
+                            "--no-deps",
+                            "-r",
+                            str(lock_file),
+                        ],
                         "installing the lock (pip)",
                     )
         except BaseException:

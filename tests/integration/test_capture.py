@@ -35,7 +35,9 @@ def no_leftovers(folder: Path) -> None:
     assert not list(folder.glob(".repro-tmp-*")), "a temporary file was left behind"
 
 
-def test_capture_locks_builds_runs_and_records(tiny_study: Path, offline_index: Path, tmp_path: Path) -> None:
+def test_capture_locks_builds_runs_and_records(
+    tiny_study: Path, offline_index: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "tiny.capsule.tgz"
     result = run_cli("capture", str(tiny_study), "-o", str(out), "-j", "2")
     assert result.returncode == 0, result.stderr
@@ -44,7 +46,9 @@ def test_capture_locks_builds_runs_and_records(tiny_study: Path, offline_index: 
     env = m["environment"]
     assert env["lock_source"] == "uv"
     assert [(p["name"], p["version"]) for p in env["packages"]] == [
-        ("reprotest-core", "1.0.0"), ("reprotest-stats", "2.1.0")]
+        ("reprotest-core", "1.0.0"),
+        ("reprotest-stats", "2.1.0"),
+    ]
     assert env["python_version"] == f"{sys.version_info.major}.{sys.version_info.minor}"
     assert env["base_image"] == f"python:{env['python_version']}-slim"
     verified = read_capsule(out, tmp_path / "u")
@@ -54,9 +58,13 @@ def test_capture_locks_builds_runs_and_records(tiny_study: Path, offline_index: 
     assert "FROM python:" in (verified.root / "data/env/Dockerfile").read_text()
 
     records = {(r["run"], r["point_id"]): r for r in m["results"]}
-    assert set(records) == {("analyse", "_"), ("sweep", "seed=0"), ("sweep", "seed=1"),
-                            ("sweep", "seed=2")}
-    for (run, pid), record in records.items():
+    assert set(records) == {
+        ("analyse", "_"),
+        ("sweep", "seed=0"),
+        ("sweep", "seed=1"),
+        ("sweep", "seed=2"),
+    }
+    for (_run, pid), record in records.items():
         assert record["executed"] and record["exit_code"] == 0
         assert record["duration_s"] is not None and "done" in record["stdout_tail"]
         (output,) = record["outputs"]
@@ -71,7 +79,9 @@ def test_capture_locks_builds_runs_and_records(tiny_study: Path, offline_index: 
     assert run_cli("verify", str(out)).returncode == 0
 
 
-def test_second_capture_reuses_the_environment(tiny_study: Path, offline_index: Path, tmp_path: Path) -> None:
+def test_second_capture_reuses_the_environment(
+    tiny_study: Path, offline_index: Path, tmp_path: Path
+) -> None:
     capture(CaptureOptions(project=tiny_study, output=tmp_path / "a.tgz"))
     venvs = Path(os.environ["REPRO_CACHE_DIR"]) / "venvs"
     built = {p: (p / ".repro-complete").stat().st_mtime_ns for p in venvs.iterdir() if p.is_dir()}
@@ -83,7 +93,9 @@ def test_second_capture_reuses_the_environment(tiny_study: Path, offline_index: 
 
 def test_capture_with_pip_tools(tiny_study: Path, offline_index: Path, tmp_path: Path) -> None:
     out = tmp_path / "pt.tgz"
-    result = run_cli("capture", str(tiny_study), "-o", str(out), "--resolver", "pip-tools", "--no-run")
+    result = run_cli(
+        "capture", str(tiny_study), "-o", str(out), "--resolver", "pip-tools", "--no-run"
+    )
     assert result.returncode == 0, result.stderr
     env = capsule_json(out)["environment"]
     assert env["lock_source"] == "pip-tools"
@@ -114,7 +126,12 @@ def test_unresolvable_requirement_fails_with_the_resolvers_message(
 @pytest.mark.parametrize(
     ("command", "outputs", "timeout", "expected"),
     [
-        ("python -c \"import sys; sys.exit('boom: bad input')\"", [], 60, "failed with exit code 1: boom: bad input"),
+        (
+            "python -c \"import sys; sys.exit('boom: bad input')\"",
+            [],
+            60,
+            "failed with exit code 1: boom: bad input",
+        ),
         ("sleep 30", [], 1, "timed out after 1 s"),
         ("true", ["results/never.json"], 60, "did not produce its output results/never.json"),
     ],
@@ -143,18 +160,32 @@ def test_flags_alone_pair_each_output_with_the_run_before_it(tmp_path: Path) -> 
     (project / "inputs" / "n.txt").write_text("21\n")
     out = tmp_path / "flags.tgz"
     result = run_cli(
-        "capture", str(project), "-o", str(out),
-        "--run", "mkdir -p r && echo $(( $(cat inputs/n.txt) * 2 )) > r/a.txt", "--output", "r/a.txt",
-        "--run", "cat r/a.txt r/a.txt > r/b.txt", "--output", "r/b.txt",
-        "--data", "inputs",
+        "capture",
+        str(project),
+        "-o",
+        str(out),
+        "--run",
+        "mkdir -p r && echo $(( $(cat inputs/n.txt) * 2 )) > r/a.txt",
+        "--output",
+        "r/a.txt",
+        "--run",
+        "cat r/a.txt r/a.txt > r/b.txt",
+        "--output",
+        "r/b.txt",
+        "--data",
+        "inputs",
     )
     assert result.returncode == 0, result.stderr
     assert "no dependency declaration found" in result.stdout
     m = capsule_json(out)
     assert [(r["run"], [o["path"] for o in r["outputs"]]) for r in m["results"]] == [
-        ("run1", ["r/a.txt"]), ("run2", ["r/b.txt"])]
+        ("run1", ["r/a.txt"]),
+        ("run2", ["r/b.txt"]),
+    ]
     assert m["environment"]["lock_source"] == "none"
-    assert {f["role"] for f in m["files"] if f["path"].startswith("data/project/inputs")} == {"data"}
+    assert {f["role"] for f in m["files"] if f["path"].startswith("data/project/inputs")} == {
+        "data"
+    }
 
 
 def test_output_without_run_is_a_usage_error(tmp_path: Path) -> None:
@@ -184,7 +215,7 @@ def test_file_vanishing_during_capture_fails_cleanly(tmp_path: Path) -> None:
         if message.startswith("running"):
             (project / "b.txt").unlink()
 
-    with pytest.raises(FileChangedError, match="vanished during capture: .*b.txt"):
+    with pytest.raises(FileChangedError, match=r"vanished during capture: .*b\.txt"):
         capture(CaptureOptions(project=project, output=tmp_path / "x.tgz"), observe=vanish)
     no_leftovers(tmp_path)
 
@@ -233,8 +264,11 @@ def test_ctrl_c_during_a_run_stops_it_and_writes_nothing(tmp_path: Path) -> None
     (project / "repro.toml").write_text(
         f'[[runs]]\nname = "r"\ncommand = "echo $$ > {marker}; exec sleep 60"\n'
     )
-    proc = subprocess.Popen([sys.executable, "-m", "repro", "capture", str(project), "-o",
-                             str(tmp_path / "x.tgz")], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "repro", "capture", str(project), "-o", str(tmp_path / "x.tgz")],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not marker.exists() or not marker.read_text().strip():
         assert time.monotonic() < deadline, "the run never started"
@@ -262,7 +296,7 @@ def http_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
             super().__init__(*args, directory=str(root), **kwargs)
 
-        def log_message(self, format: str, *args: object) -> None:
+        def log_message(self, fmt: str, *args: object) -> None:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -299,13 +333,17 @@ def test_remote_data_is_fetched_checked_and_referenced(
     assert result.returncode == 0, result.stderr
     verified = read_capsule(out, tmp_path / "u")
     m = verified.manifest
-    assert [(r.path, r.sha256, r.size) for r in m.remote_data] == [("inputs/big.csv", sha, len(content))]
+    assert [(r.path, r.sha256, r.size) for r in m.remote_data] == [
+        ("inputs/big.csv", sha, len(content))
+    ]
     assert not any(f.path.endswith("big.csv") for f in m.files)  # referenced, not embedded
     assert verified.root is not None
     assert (verified.root / m.results[0].outputs[0].capsule_path).read_text().strip() == "1000"
 
 
-def test_remote_data_with_wrong_checksum_fails(tmp_path: Path, http_server: tuple[str, Path]) -> None:
+def test_remote_data_with_wrong_checksum_fails(
+    tmp_path: Path, http_server: tuple[str, Path]
+) -> None:
     base, root = http_server
     (root / "f.csv").write_bytes(b"changed upstream\n")
     project = remote_project(tmp_path, f"{base}/f.csv", "0" * 64)

@@ -17,8 +17,9 @@ def make_venv(path: Path, *packages: str, extra_env: dict[str, str] | None = Non
     env = {**os.environ, **(extra_env or {})}
     subprocess.run([uv_bin(), "venv", "-q", str(path)], check=True, env=env)
     python = path / "bin" / "python"
-    subprocess.run([uv_bin(), "pip", "install", "-q", "--python", str(python), *packages],
-                   check=True, env=env)
+    subprocess.run(
+        [uv_bin(), "pip", "install", "-q", "--python", str(python), *packages], check=True, env=env
+    )
     return python
 
 
@@ -27,7 +28,9 @@ def test_freeze_locks_installed_packages_with_hashes(offline_index: Path, tmp_pa
     lock, skipped = freeze_lock("3.11", python=str(python))
     assert lock.source == "freeze" and skipped == []
     assert [(p.name, p.version) for p in lock.packages] == [
-        ("reprotest-core", "1.0.0"), ("reprotest-stats", "2.1.0")]
+        ("reprotest-core", "1.0.0"),
+        ("reprotest-stats", "2.1.0"),
+    ]
     assert lock.text.count("--hash=sha256:") == 2
 
 
@@ -42,16 +45,36 @@ def test_capture_freeze_runs_in_the_frozen_interpreter(
     (tiny_study / "requirements.txt").unlink()
     out = tmp_path / "frozen.tgz"
     result = subprocess.run(
-        [str(python), "-m", "repro", "capture", str(tiny_study), "-o", str(out), "--freeze",
-         "--json"], capture_output=True, text=True, env={**os.environ, **links}, timeout=600,
+        [
+            str(python),
+            "-m",
+            "repro",
+            "capture",
+            str(tiny_study),
+            "-o",
+            str(out),
+            "--freeze",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **links},
+        timeout=600,
         check=False,
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["lock_source"] == "freeze"
-    assert any(note.startswith("not locked (no index hashes): repro @ file://") for note in summary["notes"])
-    inspect = subprocess.run([str(python), "-m", "repro", "inspect", str(out), "--json"],
-                             capture_output=True, text=True, check=True)
+    assert any(
+        note.startswith("not locked (no index hashes): repro @ file://")
+        for note in summary["notes"]
+    )
+    inspect = subprocess.run(
+        [str(python), "-m", "repro", "inspect", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     manifest = json.loads(inspect.stdout)["manifest"]
     names = {p["name"] for p in manifest["environment"]["packages"]}
     assert {"reprotest-stats", "reprotest-core", "pydantic", "typer"} <= names

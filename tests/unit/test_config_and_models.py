@@ -12,7 +12,7 @@ from repro.config import load_config
 from repro.errors import ConfigError
 from repro.models import CompareRule, Run, point_id, render
 
-ISSUE_EXAMPLE = '''
+ISSUE_EXAMPLE = """
 [capsule]
 title = "..."
 authors = [{ name = "Family, Given", orcid = "0000-0002-1825-0097", affiliation = "..." }]
@@ -34,17 +34,22 @@ memory = "1G"
 walltime = "00:10:00"
 [runs.sweep]                            # cartesian grid; {name} placeholders in command and outputs
 seed = [0, 1, 2]
-'''
+"""
 
 
 def test_the_documented_minimal_keys_parse_exactly(tmp_path: Path) -> None:
     # The issue's example has a sweep but outputs without {seed}: every point would
     # overwrite the same files, which we refuse with a hint.
     (tmp_path / "repro.toml").write_text(ISSUE_EXAMPLE)
-    with pytest.raises(ConfigError, match=r"runs\.0: output 'results/metrics.json' is the same for every sweep point"):
+    with pytest.raises(
+        ConfigError,
+        match=r"runs\.0: output 'results/metrics.json' is the same for every sweep point",
+    ):
         load_config(tmp_path)
-    fixed = ISSUE_EXAMPLE.replace('"results/metrics.json", "results/figure.png"',
-                                  '"results/{seed}/metrics.json", "results/{seed}/figure.png"')
+    fixed = ISSUE_EXAMPLE.replace(
+        '"results/metrics.json", "results/figure.png"',
+        '"results/{seed}/metrics.json", "results/{seed}/figure.png"',
+    )
     fixed = fixed.replace('"results/metrics.json" = {', '"results/{seed}/metrics.json" = {')
     (tmp_path / "repro.toml").write_text(fixed)
     config, source = load_config(tmp_path)
@@ -90,8 +95,12 @@ def test_bad_config_is_one_line_naming_the_field(tmp_path: Path, text: str, mess
 
 
 def test_sweep_is_a_cartesian_grid_in_declaration_order() -> None:
-    run = Run(name="s", command="sim --a {a} --b {b}", outputs=["o/{a}-{b}.txt"],
-              sweep={"a": [1, 2], "b": ["x", "y", "z"]})
+    run = Run(
+        name="s",
+        command="sim --a {a} --b {b}",
+        outputs=["o/{a}-{b}.txt"],
+        sweep={"a": [1, 2], "b": ["x", "y", "z"]},
+    )
     points = run.points()
     assert len(points) == 6
     assert points[0] == {"a": 1, "b": "x"} and points[-1] == {"a": 2, "b": "z"}
@@ -111,7 +120,9 @@ def test_unknown_placeholder_in_output_is_refused() -> None:
 
 
 def test_toml_round_trip_of_bool_and_float_sweep_values() -> None:
-    raw = tomllib.loads('name = "r"\ncommand = "x {f} {b}"\noutputs = ["o-{f}-{b}"]\n'
-                        '[sweep]\nf = [0.5, 1.0]\nb = [true, false]\n')
+    raw = tomllib.loads(
+        'name = "r"\ncommand = "x {f} {b}"\noutputs = ["o-{f}-{b}"]\n'
+        "[sweep]\nf = [0.5, 1.0]\nb = [true, false]\n"
+    )
     run = Run.model_validate(raw)
     assert render(run.command, run.points()[0]) == "x 0.5 true"

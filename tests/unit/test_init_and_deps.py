@@ -99,10 +99,19 @@ def test_empty_requirements_file_gives_an_empty_lock(tmp_path: Path) -> None:
 
 def test_pipfile_lock_becomes_requirements_with_hashes(tmp_path: Path) -> None:
     path = tmp_path / "Pipfile.lock"
-    path.write_text(json.dumps({"default": {
-        "requests": {"version": "==2.31.0", "hashes": ["sha256:" + "c" * 64],
-                     "markers": "python_version >= '3.7'"},
-    }}))
+    path.write_text(
+        json.dumps(
+            {
+                "default": {
+                    "requests": {
+                        "version": "==2.31.0",
+                        "hashes": ["sha256:" + "c" * 64],
+                        "markers": "python_version >= '3.7'",
+                    },
+                }
+            }
+        )
+    )
     text = pipfile_lock_to_requirements(path)
     assert is_hashed_lock(text)
     assert parse_packages(text)[0].version == "2.31.0"
@@ -112,5 +121,5 @@ def test_pipfile_lock_becomes_requirements_with_hashes(tmp_path: Path) -> None:
 
 
 def test_missing_requirements_file_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="requirements file not found: nope.txt"):
+    with pytest.raises(ConfigError, match=r"requirements file not found: nope\.txt"):
         lock_dependencies(tmp_path, "nope.txt", "3.11", "uv")

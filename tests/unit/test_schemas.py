@@ -25,7 +25,9 @@ def test_a_real_manifest_validates_against_the_schema(tmp_path: Path) -> None:
     project = tmp_path / "p"
     project.mkdir()
     (project / "a.txt").write_text("a")
-    (project / "repro.toml").write_text('[[runs]]\nname = "r"\ncommand = "cp a.txt b.txt"\noutputs = ["b.txt"]\n')
+    (project / "repro.toml").write_text(
+        '[[runs]]\nname = "r"\ncommand = "cp a.txt b.txt"\noutputs = ["b.txt"]\n'
+    )
     capture(CaptureOptions(project=project, output=tmp_path / "c.tgz"))
     manifest = json.loads(read_capsule(tmp_path / "c.tgz").manifest_bytes)
     schema = json.loads((ROOT / "schemas" / "manifest.schema.json").read_text())
