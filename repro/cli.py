@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,10 +20,20 @@ from repro import __version__
 from repro.capsule.reader import VerifiedCapsule
 from repro.capture.pipeline import CaptureOptions, CaptureResult, capture
 from repro.config import describe_validation_error
-from repro.errors import ReproError, UsageError
+from repro.errors import KeyPassphraseError, ReproError, UsageError
 from repro.init import init_project
 from repro.models import Run
-from repro.verify import inspect_capsule, verify_capsule
+from repro.sign import (
+    export_public,
+    fingerprint,
+    generate_key,
+    list_keys,
+    load_public_key,
+    trust_key,
+    trusted_keys,
+    untrust_key,
+)
+from repro.verify import Policy, VerifyReport, inspect_capsule, verify_capsule
 
 app = typer.Typer(
     name="repro",
@@ -72,6 +83,12 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def _prompt_passphrase(label: str) -> str:
+    if not sys.stdin.isatty():
+        raise KeyPassphraseError(f"{label}: no terminal to ask on")
+    return str(typer.prompt(label, hide_input=True))
 
 
 def _say(message: str) -> None:
@@ -193,6 +210,11 @@ def capture_cmd(
     no_hash_cache: Annotated[
         bool, typer.Option("--no-hash-cache", help="Re-hash every file.")
     ] = False,
+    sign: Annotated[
+        bool | None,
+        typer.Option("--sign/--no-sign", help="Sign the capsule (default: when a key exists)."),
+    ] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Private key to sign with.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a capsule: code, locked dependencies, data, runs and their results."""
@@ -225,6 +247,9 @@ def capture_cmd(
         jobs=jobs,
         base_image=base_image,
         use_hash_cache=not no_hash_cache,
+        sign=sign,
+        key=key,
+        passphrase_prompt=_prompt_passphrase,
     )
     result = capture(opts, observe=None if as_json else _say)
     if as_json:
@@ -257,6 +282,7 @@ def _capture_json(result: CaptureResult) -> dict[str, Any]:
         "excluded": m.excluded,
         "notes": m.notes,
         "timings": result.timings,
+        "signed_by": result.signed_by,
     }
 
 
@@ -271,6 +297,10 @@ def _render_capture(result: CaptureResult) -> None:
         f"Python {m.environment.python_version}"
     )
     out.print(f"  results   {outputs} expected outputs from {len(m.results)} run point(s)")
+    if result.signed_by:
+        out.print(f"  signed    {fingerprint(result.signed_by)}")
+    else:
+        out.print("  signed    [yellow]no[/] (create a key with: repro keys generate)")
     for path in m.excluded:
         out.print(f"  [yellow]excluded[/]  {path}")
     for note in m.notes:
@@ -284,10 +314,16 @@ def _render_capture(result: CaptureResult) -> None:
 @handles_errors
 def verify(
     capsule: Annotated[Path, typer.Argument(help="Capsule file.")],
+    require_signed: Annotated[
+        bool, typer.Option("--require-signed", help="Exit 4 unless the capsule is signed.")
+    ] = False,
+    require_trusted: Annotated[
+        bool, typer.Option("--require-trusted", help="Exit 4 unless signed by a trusted key.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check integrity: every checksum, the manifest against the archive. Runs nothing."""
-    report = verify_capsule(capsule)
+    """Check integrity and signature: every checksum, the manifest against the archive."""
+    report = verify_capsule(capsule, Policy(require_signed, require_trusted))
     if as_json:
         _emit_json(report.to_json())
         return
@@ -297,7 +333,15 @@ def verify(
         f"{_size(c.manifest.payload_size)}, every checksum matches"
     )
     out.print(f"  id         {c.capsule_id}")
-    out.print(f"  signature  {report.signature}")
+    _render_signature(report)
+
+
+def _render_signature(report: VerifyReport) -> None:
+    status = report.signature
+    colour = {"trusted": "green", "unknown": "yellow", "unsigned": "yellow"}[status.state]
+    out.print(f"  signature  [{colour}]{status.describe()}[/]", highlight=False)
+    if status.state == "unknown":
+        out.print("             (anyone can sign; trust the author's key to know it is theirs)")
 
 
 @app.command(name="inspect")
@@ -307,18 +351,21 @@ def inspect_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Show what is inside: metadata, source, environment, data, runs, expected results."""
-    c = inspect_capsule(capsule)
+    report = inspect_capsule(capsule)
+    c = report.capsule
     if as_json:
         _emit_json(
             {
                 "ok": True,
                 "capsule_id": c.capsule_id,
                 "archive_size": c.archive_size,
+                "signature": report.to_json()["signature"],
                 "manifest": c.manifest.model_dump(mode="json"),
             }
         )
         return
     _render_inspect(c)
+    _render_signature(report)
 
 
 def _render_inspect(c: VerifiedCapsule) -> None:
@@ -376,6 +423,105 @@ def _render_inspect(c: VerifiedCapsule) -> None:
     out.print(table)
     for note in m.notes:
         out.print(f"[yellow]note[/] {note}")
+
+
+# --- keys --------------------------------------------------------------------------------
+
+keys_app = typer.Typer(help="Signing keys and the trust store.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("generate")
+@handles_errors
+def keys_generate(
+    name: Annotated[str, typer.Option("--name", help="Key name.")] = "default",
+    passphrase: Annotated[
+        bool, typer.Option("--passphrase", help="Encrypt the private key with a passphrase.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an Ed25519 key pair in the user's config directory."""
+    secret = None
+    if passphrase:
+        secret = os.environ.get("REPRO_KEY_PASSPHRASE")
+        if secret is None:
+            if not sys.stdin.isatty():
+                raise KeyPassphraseError("--passphrase needs a terminal or REPRO_KEY_PASSPHRASE")
+            secret = str(typer.prompt("passphrase", hide_input=True, confirmation_prompt=True))
+    info = generate_key(name, secret)
+    if as_json:
+        _emit_json({"ok": True, "name": info.name, "keyid": info.keyid, "path": str(info.path)})
+        return
+    out.print(f"created key [bold]{info.name}[/] {fingerprint(info.keyid)}")
+    out.print(f"  private  {info.path} (mode 0600{', encrypted' if info.encrypted else ''})")
+    out.print(f"  public   {info.path.with_suffix('.pub')}  <- share this one")
+
+
+@keys_app.command("list")
+@handles_errors
+def keys_list(as_json: JsonOpt = False) -> None:
+    """Your signing keys and the keys you trust."""
+    own = list_keys()
+    trusted = trusted_keys()
+    if as_json:
+        _emit_json(
+            {
+                "ok": True,
+                "keys": [{"name": k.name, "keyid": k.keyid, "encrypted": k.encrypted} for k in own],
+                "trusted": [
+                    {"keyid": k, "name": v.get("name")} for k, v in sorted(trusted.items())
+                ],
+            }
+        )
+        return
+    out.print("[bold]signing keys[/]" + ("" if own else "  (none: repro keys generate)"))
+    for k in own:
+        out.print(f"  {k.name:<16} {fingerprint(k.keyid)}{'  (encrypted)' if k.encrypted else ''}")
+    out.print("[bold]trusted keys[/]" + ("" if trusted else "  (none: repro keys trust KEY.pub)"))
+    for keyid, entry in sorted(trusted.items(), key=lambda kv: kv[1].get("name", "")):
+        out.print(f"  {entry.get('name', '?'):<16} {fingerprint(keyid)}")
+
+
+@keys_app.command("export")
+@handles_errors
+def keys_export(
+    name: Annotated[str, typer.Option("--name", help="Key name.")] = "default",
+) -> None:
+    """Print a public key (PEM), to give to the people who replay your capsules."""
+    from repro.sign import keys_dir
+
+    key = load_public_key(keys_dir() / f"{name}.pub")
+    sys.stdout.write(export_public(key).decode())
+
+
+@keys_app.command("trust")
+@handles_errors
+def keys_trust(
+    public_key: Annotated[Path, typer.Argument(help="A public key file (PEM).")],
+    name: Annotated[str | None, typer.Option("--name", help="Who it belongs to.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a public key to the trust store."""
+    keyid, label = trust_key(public_key, name)
+    if as_json:
+        _emit_json({"ok": True, "keyid": keyid, "name": label})
+        return
+    out.print(f"trusted [bold]{label}[/] {fingerprint(keyid)}")
+
+
+@keys_app.command("untrust")
+@handles_errors
+def keys_untrust(
+    name_or_id: Annotated[str, typer.Argument(help="Trusted key name, or key id prefix.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a key from the trust store."""
+    gone = untrust_key(name_or_id)
+    if as_json:
+        _emit_json({"ok": True, "removed": gone})
+        return
+    for keyid in gone:
+        out.print(f"no longer trusted: {fingerprint(keyid)}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -130,8 +130,33 @@ class UnsupportedFormatError(CapsuleError):
     default_hint = "upgrade repro: pip install --upgrade repro"
 
 
+class SignatureError(CapsuleError):
+    """The signature is malformed, does not verify, or covers another manifest."""
+
+
+class UntrustedCapsuleError(CapsuleError):
+    """A --require-signed / --require-trusted policy is not met."""
+
+    default_hint = "ask the author for their public key, then: repro keys trust KEY.pub"
+
+
 class CapsuleNotFoundError(ReproError):
     default_hint = "check the path to the capsule file"
+
+
+# --- keys --------------------------------------------------------------------------------
+
+
+class SigningKeyError(ReproError):
+    default_hint = "create a key with: repro keys generate (or pass --no-sign)"
+
+
+class KeyPassphraseError(SigningKeyError):
+    default_hint = "set REPRO_KEY_PASSPHRASE, or run interactively to be asked"
+
+
+class SecretFoundError(ReproError):
+    default_hint = "remove the secret (and rotate it), or if it is not one: --allow-secret PATH"
 
 
 # --- services ----------------------------------------------------------------------------

@@ -5,17 +5,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from repro.capsule.reader import VerifiedCapsule, read_capsule
+from repro.errors import UntrustedCapsuleError
+from repro.sign import SignatureStatus, check_signature
 
-SignatureState = Literal["unsigned", "signed"]
+
+@dataclass(frozen=True)
+class Policy:
+    """What a pipeline demands of a capsule's signature."""
+
+    require_signed: bool = False
+    require_trusted: bool = False
+
+    def enforce(self, status: SignatureStatus) -> None:
+        if self.require_trusted and status.state != "trusted":
+            raise UntrustedCapsuleError(
+                f"capsule is not signed by a trusted key ({status.describe()})"
+            )
+        if self.require_signed and status.state == "unsigned":
+            raise UntrustedCapsuleError(
+                "capsule is unsigned", hint="ask the author to capture it with a signing key"
+            )
 
 
 @dataclass(frozen=True)
 class VerifyReport:
     capsule: VerifiedCapsule
-    signature: SignatureState
+    signature: SignatureStatus
 
     def to_json(self) -> dict[str, Any]:
         m = self.capsule.manifest
@@ -28,20 +46,38 @@ class VerifyReport:
             "format": m.format,
             "files": len(m.files),
             "payload_size": m.payload_size,
-            "signature": self.signature,
+            "signature": {
+                "state": self.signature.state,
+                "keyid": self.signature.keyid,
+                "fingerprint": self.signature.fingerprint,
+                "trusted_name": self.signature.name,
+            },
         }
 
 
-def verify_capsule(path: Path, progress: Callable[[int], None] | None = None) -> VerifyReport:
-    """Recompute every checksum and check the manifest against the archive, member by member.
+def open_capsule(
+    path: Path,
+    dest: Path | None = None,
+    *,
+    policy: Policy | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """The one way in: every checksum, the manifest against the archive member by member,
+    the signature against the manifest digest, then the caller's signature policy.
+    With `dest`, the capsule is unpacked there (only when all of it checked out)."""
+    capsule = read_capsule(path, dest, progress=progress)
+    status = check_signature(capsule.capsule_id, capsule.signature)
+    (policy or Policy()).enforce(status)
+    return VerifyReport(capsule, status)
 
-    Signatures are checked once signing exists (trust issue); until then a capsule's
-    signature file, if any, is reported as present but not verified.
-    """
-    capsule = read_capsule(path, progress=progress)
-    return VerifyReport(capsule, "signed" if capsule.signature else "unsigned")
+
+def verify_capsule(
+    path: Path, policy: Policy | None = None, progress: Callable[[int], None] | None = None
+) -> VerifyReport:
+    """`repro verify`: integrity and signature; nothing is unpacked or executed."""
+    return open_capsule(path, policy=policy, progress=progress)
 
 
-def inspect_capsule(path: Path) -> VerifiedCapsule:
-    """Everything the manifest says, after the same checks as verify."""
-    return read_capsule(path)
+def inspect_capsule(path: Path) -> VerifyReport:
+    """`repro inspect`: everything the manifest says, after the same checks as verify."""
+    return open_capsule(path)

@@ -15,15 +15,17 @@ import json
 import os
 import posixpath
 import shutil
+import struct
 import tarfile
 import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, cast
 
-from isal import igzip, isal_zlib
+from isal import isal_zlib
 from pydantic import ValidationError
 
 from repro import FORMAT
@@ -52,6 +54,7 @@ CHUNK = 1 << 20
 # records; anything else after the archive is tampering).
 MAX_TRAILING = 1 << 20
 HARD_MAX_MEMBERS = 1_000_000
+HARD_MAX_BYTES = 1 << 40  # 1 TiB: no capsule repro writes comes near it
 IsalError = cast(type[Exception], isal_zlib.error)
 
 
@@ -137,20 +140,91 @@ def parse_manifest(data: bytes) -> Manifest:
     return manifest
 
 
-class _Tail:
-    """Remembers the last two chunks read, so bytes the tar parser buffered past the
-    end-of-archive marker can still be checked."""
+# What the writer emits: deflate, no flags, mtime 0, then XFL 0 and OS 255 ("unknown") —
+# python-isal packs these two the other way round (XFL 255, OS 0); both orders are accepted
+# so capsules stay readable when that is fixed.
+GZIP_HEADERS = (
+    b"\x1f\x8b\x08\x00\x00\x00\x00\x00\xff\x00",
+    b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff",
+)
+
+
+class _StrictGunzip(io.RawIOBase):
+    """Decompress exactly one gzip member, exactly as the writer makes it, and nothing more.
+
+    Unlike gzip.GzipFile this refuses another header, a second member, or any byte after
+    the trailer, so a capsule whose bytes changed cannot pass with the same content. It
+    also hashes the archive as read, counts output against a budget (a decompression bomb
+    stops as soon as it exceeds what the manifest declares), and remembers the last chunks
+    it returned so bytes the tar parser buffered past the end-of-archive can be checked.
+    """
 
     def __init__(self, raw: IO[bytes]) -> None:
         self._raw = raw
+        self.archive_digest = hashlib.sha256()
+        self.archive_size = 0
+        header = self._read_raw(10)
+        if header[:2] != b"\x1f\x8b":
+            raise MalformedCapsuleError("not a repro capsule: not gzip-compressed")
+        if header not in GZIP_HEADERS:
+            raise CapsuleIntegrityError("capsule gzip header differs from what repro writes")
+        self._inflate = isal_zlib.decompressobj(wbits=-15)
+        self._crc = 0
         self.pos = 0
+        self.limit = MAX_MANIFEST_BYTES + 64 * 1024
         self.chunks: list[tuple[int, bytes]] = []
+        self._done = False
 
-    def read(self, n: int = -1) -> bytes:
+    def _read_raw(self, n: int) -> bytes:
         data = self._raw.read(n)
-        self.chunks = [*self.chunks[-1:], (self.pos, data)]
-        self.pos += len(data)
+        self.archive_digest.update(data)
+        self.archive_size += len(data)
         return data
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        want = CHUNK if size is None or size < 0 else size
+        out = bytearray()
+        while len(out) < want and not self._done:
+            tail = self._inflate.unconsumed_tail
+            data = tail if tail else self._read_raw(CHUNK)
+            if not data and not self._inflate.eof:
+                raise CapsuleIntegrityError("capsule archive is truncated")
+            piece = self._inflate.decompress(data, want - len(out))
+            out += piece
+            if self._inflate.eof:
+                self._finish()
+        result = bytes(out)
+        self._crc = isal_zlib.crc32(result, self._crc)
+        self.chunks = [*self.chunks[-1:], (self.pos, result)]
+        self.pos += len(result)
+        if self.pos > self.limit:
+            raise CapsuleIntegrityError(
+                "capsule holds more data than its manifest declares (decompression bomb?)"
+            )
+        return result
+
+    def _finish(self) -> None:
+        trailer = self._inflate.unused_data
+        while len(trailer) < 8:
+            more = self._read_raw(8 - len(trailer))
+            if not more:
+                raise CapsuleIntegrityError("capsule archive is truncated (gzip trailer)")
+            trailer += more
+        self._done = True
+        self._trailer = trailer
+
+    def check_end(self) -> None:
+        """After everything was read: trailer CRC and size, and no byte after it."""
+        if not self._done:
+            raise CapsuleIntegrityError("data after the end of the capsule archive")
+        crc, size = struct.unpack("<II", self._trailer[:8])
+        if crc != self._crc or size != self.pos & 0xFFFFFFFF:
+            raise CapsuleIntegrityError("capsule gzip checksum does not match its content")
+        if len(self._trailer) > 8 or self._read_raw(1):
+            raise CapsuleIntegrityError("data appended after the end of the capsule archive")
 
     def unparsed_is_zero(self, offset: int) -> bool:
         for start, data in self.chunks:
@@ -158,31 +232,6 @@ class _Tail:
             if lo < len(data) and data[lo:].count(0) != len(data) - lo:
                 return False
         return not self.chunks or self.chunks[0][0] <= offset
-
-
-class _Hashing(io.RawIOBase):
-    """The archive's own bytes, hashed as the decompressor reads them."""
-
-    def __init__(self, raw: IO[bytes]) -> None:
-        self._raw = raw
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        n = self._raw.readinto(buffer)  # type: ignore[attr-defined]
-        if n:
-            view = memoryview(buffer)[:n]
-            self.digest.update(view)
-            self.size += n
-        return int(n or 0)
-
-    def drain(self) -> None:
-        buf = bytearray(CHUNK)
-        while self.readinto(buf):
-            pass
 
 
 def _content(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
@@ -237,11 +286,9 @@ def _stream(
     path: Path, staging: Path | None, progress: Callable[[int], None] | None
 ) -> VerifiedCapsule:
     with path.open("rb") as raw_fh:
-        raw = _Hashing(raw_fh)
-        gz = cast(IO[bytes], igzip.IGzipFile(fileobj=raw, mode="rb"))  # type: ignore[no-untyped-call]
-        tail = _Tail(gz)
-        stream = cast(IO[bytes], tail)
-        with gz, tarfile.open(fileobj=stream, mode="r|", bufsize=256 << 10) as tar:
+        gz = _StrictGunzip(raw_fh)
+        stream = cast(IO[bytes], gz)
+        with tarfile.open(fileobj=stream, mode="r|", bufsize=256 << 10) as tar:
             members = iter(tar)
             first = next(members, None)
             if first is None or first.name != MANIFEST_NAME or not first.isreg():
@@ -256,6 +303,10 @@ def _stream(
             tags = tag_files(manifest, manifest_bytes)
             if len(entries) > HARD_MAX_MEMBERS:
                 raise MalformedCapsuleError("capsule lists more members than repro allows")
+            if manifest.payload_size > HARD_MAX_BYTES:
+                raise MalformedCapsuleError("capsule declares more data than repro allows")
+            gz.limit = gz.pos + _budget(manifest, tags)
+            epoch = _epoch(manifest.created)
 
             signature: bytes | None = None
             member = next(members, None)
@@ -272,6 +323,7 @@ def _stream(
                     position,
                     cursor,
                 )
+                _check_header(member, entries.get(member.name), epoch)
                 cursor += 1
                 name = member.name
                 if name == SIGNATURE_NAME:
@@ -302,20 +354,55 @@ def _stream(
                     target = staging / entry.path
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.symlink_to(entry.link or "")
-            if not tail.unparsed_is_zero(tar.offset):
+            if not gz.unparsed_is_zero(tar.offset):
                 raise CapsuleIntegrityError("data appended after the end of the capsule archive")
-            _check_trailer(tail)
-        raw.drain()
+            _check_trailer(gz)
+        gz.check_end()
     return VerifiedCapsule(
         path=path,
         manifest=manifest,
         manifest_bytes=manifest_bytes,
         capsule_id=hashlib.sha256(manifest_bytes).hexdigest(),
         signature=signature,
-        archive_sha256=raw.digest.hexdigest(),
-        archive_size=raw.size,
+        archive_sha256=gz.archive_digest.hexdigest(),
+        archive_size=gz.archive_size,
         root=staging,
     )
+
+
+def _budget(manifest: Manifest, tags: dict[str, bytes]) -> int:
+    """Most decompressed bytes a capsule with this manifest can hold after repro.json."""
+    total = 20 * 512 * 2  # end-of-archive blocks and record padding
+    total += MAX_SIGNATURE_BYTES + 4 * 512
+    for data in tags.values():
+        total += 4 * 512 + len(data)
+    for entry in manifest.files:
+        # header, a pax header and its data (long or non-ASCII names), content padded to 512
+        total += 4 * 512 + 2 * len(entry.path.encode()) + 2 * len((entry.link or "").encode())
+        total += entry.size
+    return total
+
+
+def _epoch(created: str) -> int:
+    try:
+        return int(datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
+    except ValueError:
+        raise MalformedCapsuleError(
+            f"repro.json has an invalid creation time: {created!r}"
+        ) from None
+
+
+def _check_header(member: tarfile.TarInfo, entry: FileEntry | None, epoch: int) -> None:
+    """Owners, times and modes are fixed by the writer; anything else is a changed capsule."""
+    mode = 0o777 if entry is not None and entry.link else entry.mode if entry else 0o644
+    if (member.uid, member.gid, member.uname, member.gname) != (0, 0, "", ""):
+        raise CapsuleIntegrityError(f"member owner differs from what repro writes: {member.name}")
+    if member.mtime != epoch:
+        raise CapsuleIntegrityError(f"member time differs from the manifest's: {member.name}")
+    if member.mode != mode:
+        raise CapsuleIntegrityError(
+            f"member mode {oct(member.mode)} differs from the manifest's {oct(mode)}: {member.name}"
+        )
 
 
 def _check_member(
@@ -394,7 +481,7 @@ def _copy_checked(fh: IO[bytes], entry: FileEntry, staging: Path | None) -> None
         (staging / entry.path).chmod(entry.mode & 0o755)
 
 
-def _check_trailer(gz: _Tail) -> None:
+def _check_trailer(gz: _StrictGunzip) -> None:
     """After the archive only zero padding may follow (appended data is tampering)."""
     seen = 0
     while chunk := gz.read(CHUNK):

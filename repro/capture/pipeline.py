@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from repro import __version__
 from repro.capsule.layout import (
     ENV_PREFIX,
@@ -31,7 +33,13 @@ from repro.capture.source import source_state
 from repro.config import load_config
 from repro.env.dockerfile import default_base_image, render_dockerfile
 from repro.env.venv import build_venv
-from repro.errors import ConfigError, FileTooLargeError, ProjectNotFoundError, UsageError
+from repro.errors import (
+    ConfigError,
+    FileTooLargeError,
+    ProjectNotFoundError,
+    SigningKeyError,
+    UsageError,
+)
 from repro.models import (
     CompareRule,
     DataSpec,
@@ -49,6 +57,13 @@ from repro.models import (
     render,
 )
 from repro.paths import cache_dir
+from repro.sign import (
+    PassphrasePrompt,
+    default_key_path,
+    key_id,
+    load_private_key,
+    sign_digest,
+)
 
 Observer = Callable[[str], None]
 
@@ -70,6 +85,10 @@ class CaptureOptions:
     jobs: int = 1
     base_image: str | None = None
     use_hash_cache: bool = True
+    sign: bool | None = None
+    """True: must sign; False: never; None: sign when a signing key exists."""
+    key: Path | None = None
+    passphrase_prompt: PassphrasePrompt | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +98,8 @@ class CaptureResult:
     config_source: str | None
     hashed_bytes: int
     timings: dict[str, float]
+    signed_by: str | None
+    """Key id of the signature, when the capsule was signed."""
 
 
 def _project_dir(path: Path) -> Path:
@@ -172,6 +193,7 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
     notes: list[str] = []
     pyver = python_version(project, config)
     output = opts.output.absolute()
+    signing_key = _signing_key(opts)  # before any work: a wrong passphrase fails fast
 
     local_data = [d.path.rstrip("/") for d in config.data if d.url is None]
     remote_specs = [d for d in config.data if d.url is not None]
@@ -333,11 +355,26 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
         )
         say(f"writing {output.name}")
         t0 = time.perf_counter()
-        written = write_capsule(output, manifest, sources, mtime=epoch)
+        signature = None
+        if signing_key is not None:
+            signature = sign_digest(sha256_bytes(manifest.canonical_json()), signing_key)
+        written = write_capsule(output, manifest, sources, signature=signature, mtime=epoch)
         timings["write"] = time.perf_counter() - t0
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    return CaptureResult(written, manifest, config_source, hashed_bytes, timings)
+    signed_by = key_id(signing_key.public_key()) if signing_key else None
+    return CaptureResult(written, manifest, config_source, hashed_bytes, timings, signed_by)
+
+
+def _signing_key(opts: CaptureOptions) -> Ed25519PrivateKey | None:
+    if opts.sign is False:
+        return None
+    path = opts.key or default_key_path()
+    if path is None:
+        if opts.sign:
+            raise SigningKeyError("--sign was given but there is no signing key")
+        return None
+    return load_private_key(path, opts.passphrase_prompt)
 
 
 def _lock(project: Path, config: ProjectConfig, pyver: str, freeze: bool) -> tuple[Lock, list[str]]:

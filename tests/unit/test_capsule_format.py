@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import tarfile
@@ -18,6 +17,7 @@ from repro.capsule.reader import read_capsule
 from repro.capture.pipeline import CaptureOptions, capture
 from repro.errors import CapsuleIntegrityError, MalformedCapsuleError, UnsupportedFormatError
 from repro.models import canonical_json
+from tests.capsules import Members, pack, rewrite
 
 
 def make_project(root: Path) -> Path:
@@ -138,25 +138,10 @@ def test_capsule_keeps_modes_links_and_empty_files(capsule: Path, tmp_path: Path
 # --- tampering: every changed capsule is refused, naming what changed --------------------
 
 
-def rewrite(
-    capsule: Path, dest: Path, mutate: Callable[[list[tuple[tarfile.TarInfo, bytes]]], None]
-) -> Path:
-    with tarfile.open(capsule) as tar:
-        members = [(m, tar.extractfile(m).read() if m.isfile() else b"") for m in tar.getmembers()]  # type: ignore[union-attr]
-    mutate(members)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for info, data in members:
-            info.size = len(data) if info.isfile() else 0
-            tar.addfile(info, io.BytesIO(data) if info.isfile() else None)
-    dest.write_bytes(gzip.compress(buf.getvalue(), mtime=0))
-    return dest
-
-
 def _replace(
     name: str, new: Callable[[bytes], bytes]
-) -> Callable[[list[tuple[tarfile.TarInfo, bytes]]], None]:
-    def mutate(members: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+) -> Callable[[Members], None]:
+    def mutate(members: Members) -> None:
         for i, (info, data) in enumerate(members):
             if info.name == name:
                 members[i] = (info, new(data))
@@ -175,7 +160,7 @@ def test_verify_refuses_a_changed_payload_byte(capsule: Path, tmp_path: Path) ->
 
 
 def test_verify_refuses_a_missing_member(capsule: Path, tmp_path: Path) -> None:
-    def drop(members: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+    def drop(members: Members) -> None:
         members[:] = [m for m in members if m[0].name != "data/project/data/a.csv"]
 
     bad = rewrite(capsule, tmp_path / "bad.tgz", drop)
@@ -184,7 +169,7 @@ def test_verify_refuses_a_missing_member(capsule: Path, tmp_path: Path) -> None:
 
 
 def test_verify_refuses_an_extra_member(capsule: Path, tmp_path: Path) -> None:
-    def add(members: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+    def add(members: Members) -> None:
         members.append((tarfile.TarInfo("data/project/evil.py"), b"import os\n"))
 
     bad = rewrite(capsule, tmp_path / "bad.tgz", add)
@@ -213,12 +198,21 @@ def test_verify_refuses_a_truncated_archive(capsule: Path, tmp_path: Path) -> No
         read_capsule(bad)
 
 
-def test_verify_refuses_data_appended_after_the_archive(capsule: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra", [b"MALICIOUS", b"\0" * 512])
+def test_verify_refuses_data_appended_after_the_archive(
+    capsule: Path, tmp_path: Path, extra: bytes
+) -> None:
     bad = tmp_path / "bad.tgz"
-    raw = gzip.decompress(capsule.read_bytes()) + b"MALICIOUS" + b"\0" * 1000
-    bad.write_bytes(gzip.compress(raw, mtime=0))
+    bad.write_bytes(capsule.read_bytes() + extra)  # e.g. a second gzip member
     with pytest.raises(CapsuleIntegrityError, match="appended"):
         read_capsule(bad)
+
+
+def test_repacking_unchanged_gives_the_same_bytes(capsule: Path, tmp_path: Path) -> None:
+    # The helper the tampering tests use changes nothing by itself.
+    same = rewrite(capsule, tmp_path / "same.tgz", lambda members: None)
+    assert same.read_bytes() == capsule.read_bytes()
+    read_capsule(same)
 
 
 def test_unknown_format_version_says_upgrade(capsule: Path, tmp_path: Path) -> None:
@@ -235,12 +229,17 @@ def test_unknown_format_version_says_upgrade(capsule: Path, tmp_path: Path) -> N
 
 def test_not_a_capsule(tmp_path: Path) -> None:
     plain = tmp_path / "plain.tgz"
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.addfile(tarfile.TarInfo("hello.txt"), io.BytesIO(b""))
-    plain.write_bytes(gzip.compress(buf.getvalue()))
-    with pytest.raises(MalformedCapsuleError, match="not a repro capsule"):
+    plain.write_bytes(pack([(tarfile.TarInfo("hello.txt"), b"hi")]))
+    with pytest.raises(MalformedCapsuleError, match="repro.json is not its first member"):
         read_capsule(plain)
+    other_gzip = tmp_path / "other.tgz"
+    other_gzip.write_bytes(gzip.compress(b"x" * 1000))
+    with pytest.raises(CapsuleIntegrityError, match="gzip header"):
+        read_capsule(other_gzip)
+    text = tmp_path / "notes.txt"
+    text.write_text("not a capsule at all")
+    with pytest.raises(MalformedCapsuleError, match="not gzip-compressed"):
+        read_capsule(text)
 
 
 def test_failed_unpack_leaves_nothing_behind(capsule: Path, tmp_path: Path) -> None:

@@ -1,0 +1,44 @@
+"""Test helpers that take capsules apart and put them back together (possibly changed)."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+
+from isal import igzip_threaded
+
+Members = list[tuple[tarfile.TarInfo, bytes]]
+
+
+def members_of(capsule: Path) -> Members:
+    out: Members = []
+    with tarfile.open(capsule) as tar:
+        for m in tar.getmembers():
+            fh = tar.extractfile(m) if m.isfile() else None
+            out.append((m, fh.read() if fh else b""))
+    return out
+
+
+def pack(members: Members) -> bytes:
+    """Tar + gzip exactly as repro's writer does, so only the intended change differs."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            if info.isfile():
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                tar.addfile(info)
+    out = io.BytesIO()
+    with igzip_threaded.open(out, "wb", compresslevel=1, threads=1) as gz:
+        gz.write(buf.getvalue())
+    return out.getvalue()
+
+
+def rewrite(capsule: Path, dest: Path, mutate: Callable[[Members], None]) -> Path:
+    members = members_of(capsule)
+    mutate(members)
+    dest.write_bytes(pack(members))
+    return dest
