@@ -36,7 +36,6 @@ def main() -> int:
     scratch = Path(tempfile.mkdtemp(prefix="bench-tags-", dir=args.data_dir))
     os.environ["REPRO_CACHE_DIR"] = str(scratch / "cache")
 
-    import repro.capsule.layout as layout
     import repro.capsule.writer as writer
     import repro.capture.pipeline as pipeline
 
@@ -83,7 +82,6 @@ def main() -> int:
     if len(rows) >= 2:
         (n0, _, t0), (n1, _, t1) = rows[-2], rows[-1]
         print(f"\n{n0} -> {n1} files: tag_files x{t1 / t0:.1f} for x{n1 / n0:.1f} files")
-    del layout
     return 0
 
 

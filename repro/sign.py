@@ -333,8 +333,10 @@ def check_signature(capsule_id: str, signature: bytes | None) -> SignatureStatus
             ) from None
         if key_id(public) != sig.keyid:
             raise SignatureError("repro.sig key id does not match its public key")
-    first = envelope.signatures[0]
+    own = {k.keyid: f"{k.name} (your own key)" for k in list_keys()}
     for sig in envelope.signatures:
         if sig.keyid in trusted:
             return SignatureStatus("trusted", sig.keyid, trusted[sig.keyid].get("name"))
-    return SignatureStatus("unknown", first.keyid)
+        if sig.keyid in own:
+            return SignatureStatus("trusted", sig.keyid, own[sig.keyid])
+    return SignatureStatus("unknown", envelope.signatures[0].keyid)

@@ -86,8 +86,16 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+CREATED_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def created_timestamp(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime(CREATED_FORMAT)
+
+
+def created_epoch(created: str) -> int:
+    """The member mtime of a capsule created at `created` (ValueError when malformed)."""
+    return int(datetime.strptime(created, CREATED_FORMAT).replace(tzinfo=UTC).timestamp())
 
 
 def _crate_id(capsule_path: str) -> str:

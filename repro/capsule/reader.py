@@ -21,7 +21,6 @@ import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, cast
 
@@ -36,6 +35,7 @@ from repro.capsule.layout import (
     PAYLOAD_DIR,
     SIGNATURE_NAME,
     TAG_FILES,
+    created_epoch,
     member_order,
     tag_files,
 )
@@ -385,7 +385,7 @@ def _budget(manifest: Manifest, tags: dict[str, bytes]) -> int:
 
 def _epoch(created: str) -> int:
     try:
-        return int(datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp())
+        return created_epoch(created)
     except ValueError:
         raise MalformedCapsuleError(
             f"repro.json has an invalid creation time: {created!r}"
