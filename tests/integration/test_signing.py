@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from repro.capsule.layout import SIGNATURE_NAME
 from repro.capsule.reader import read_capsule
 from repro.capsule.restamp import restamp_capsule
-from repro.models import canonical_json
-from repro.sign import check_signature, load_private_key, sign_digest
-from repro.capsule.layout import SIGNATURE_NAME
 from repro.capture.hashing import sha256_bytes
 from repro.errors import SignatureError
+from repro.models import canonical_json
+from repro.sign import check_signature, load_private_key, sign_digest
 from tests.capsules import Members, rewrite
 from tests.conftest import run_cli
 
@@ -50,7 +50,9 @@ def test_generate_writes_a_private_key_only_the_owner_can_read(tmp_path: Path) -
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
-def test_capture_signs_by_default_and_verify_reports_each_state(project: Path, tmp_path: Path) -> None:
+def test_capture_signs_by_default_and_verify_reports_each_state(
+    project: Path, tmp_path: Path
+) -> None:
     unsigned = tmp_path / "unsigned.tgz"
     assert run_cli("capture", str(project), "-o", str(unsigned), "--no-run").returncode == 0
     code, doc = verify_json(unsigned)
@@ -86,7 +88,10 @@ def test_capture_signs_by_default_and_verify_reports_each_state(project: Path, t
     assert verify_json(signed, env=reviewer)[1]["signature"]["state"] == "unknown"
 
     no_sign = tmp_path / "nosign.tgz"
-    assert run_cli("capture", str(project), "-o", str(no_sign), "--no-run", "--no-sign").returncode == 0
+    assert (
+        run_cli("capture", str(project), "-o", str(no_sign), "--no-run", "--no-sign").returncode
+        == 0
+    )
     assert verify_json(no_sign)[1]["signature"]["state"] == "unsigned"
 
 
@@ -96,15 +101,29 @@ def test_sign_without_a_key_is_an_error(project: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "x.tgz").exists()
 
 
-def test_encrypted_key_takes_the_passphrase_from_the_environment(project: Path, tmp_path: Path) -> None:
+def test_encrypted_key_takes_the_passphrase_from_the_environment(
+    project: Path, tmp_path: Path
+) -> None:
     keygen("--passphrase", env={"REPRO_KEY_PASSPHRASE": "correct horse"})
     out = tmp_path / "s.tgz"
-    ok = run_cli("capture", str(project), "-o", str(out), "--no-run",
-                 env={"REPRO_KEY_PASSPHRASE": "correct horse"})
+    ok = run_cli(
+        "capture",
+        str(project),
+        "-o",
+        str(out),
+        "--no-run",
+        env={"REPRO_KEY_PASSPHRASE": "correct horse"},
+    )
     assert ok.returncode == 0, ok.stderr
     assert verify_json(out, "--require-signed")[0] == 0
-    wrong = run_cli("capture", str(project), "-o", str(tmp_path / "w.tgz"), "--no-run",
-                    env={"REPRO_KEY_PASSPHRASE": "wrong"})
+    wrong = run_cli(
+        "capture",
+        str(project),
+        "-o",
+        str(tmp_path / "w.tgz"),
+        "--no-run",
+        env={"REPRO_KEY_PASSPHRASE": "wrong"},
+    )
     assert wrong.returncode == 1 and "wrong passphrase" in wrong.stderr
     assert "correct horse" not in wrong.stderr + wrong.stdout
     missing = run_cli("capture", str(project), "-o", str(tmp_path / "m.tgz"), "--no-run")
@@ -116,6 +135,7 @@ def _swap_signature(new: bytes) -> object:
         for i, (info, _data) in enumerate(members):
             if info.name == SIGNATURE_NAME:
                 members[i] = (info, new)
+
     return mutate
 
 

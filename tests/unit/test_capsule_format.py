@@ -138,9 +138,7 @@ def test_capsule_keeps_modes_links_and_empty_files(capsule: Path, tmp_path: Path
 # --- tampering: every changed capsule is refused, naming what changed --------------------
 
 
-def _replace(
-    name: str, new: Callable[[bytes], bytes]
-) -> Callable[[Members], None]:
+def _replace(name: str, new: Callable[[bytes], bytes]) -> Callable[[Members], None]:
     def mutate(members: Members) -> None:
         for i, (info, data) in enumerate(members):
             if info.name == name:
