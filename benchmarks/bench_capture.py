@@ -258,6 +258,7 @@ class Measure:
     nbytes: int
     note: str = ""
     other_cpu_pct: list[float] = field(default_factory=list)
+    cpu_s: list[float] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
@@ -273,6 +274,20 @@ class Measure:
         return self.nbytes / MiB / self.seconds
 
     @property
+    def cpu_per_gib(self) -> float:
+        """CPU-seconds (all threads and child processes) per GiB: the cost other load on the
+        machine does not change much, unlike wall time."""
+        return statistics.median(self.cpu_s) / (self.nbytes / GiB) if self.cpu_s else float("nan")
+
+    @property
+    def cores_used(self) -> float:
+        """CPU-seconds / wall seconds of the best run: the parallelism actually achieved."""
+        if not self.cpu_s:
+            return float("nan")
+        best = self.times.index(min(self.times))
+        return self.cpu_s[best] / self.times[best]
+
+    @property
     def contention(self) -> float:
         return statistics.median(self.other_cpu_pct) if self.other_cpu_pct else float("nan")
 
@@ -281,7 +296,9 @@ class Measure:
                 "seconds_median": round(self.median, 4),
                 "seconds_all": [round(t, 4) for t in self.times],
                 "mib_per_s_best": round(self.mib_s, 1), "note": self.note,
-                "other_cpu_pct": [round(c, 1) for c in self.other_cpu_pct]}
+                "other_cpu_pct": [round(c, 1) for c in self.other_cpu_pct],
+                "cpu_s": [round(c, 3) for c in self.cpu_s],
+                "cpu_s_per_gib": round(self.cpu_per_gib, 3) if self.cpu_s else None}
 
 
 @dataclass
@@ -305,7 +322,9 @@ def run_interleaved(jobs: list[Job]) -> None:
             t0 = time.perf_counter()
             job.fn()
             job.measure.times.append(time.perf_counter() - t0)
-            job.measure.other_cpu_pct.append(foreign_cpu_pct(before, cpu_snapshot()))
+            after = cpu_snapshot()
+            job.measure.other_cpu_pct.append(foreign_cpu_pct(before, after))
+            job.measure.cpu_s.append(after[1] - before[1])
             if job.teardown:
                 job.teardown()
 
@@ -437,6 +456,7 @@ class Capture:
     archive_size: int
     payload_size: int
     other_cpu_pct: float
+    cpu_s: float
 
 
 def repro_cmd() -> list[str]:
@@ -470,8 +490,9 @@ def run_capture(label: str, project: Path, out: Path, cache_dir: Path, *, no_cac
     if proc.returncode != 0:
         raise RuntimeError(f"capture failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     data = json.loads(proc.stdout)
+    after = cpu_snapshot()
     cap = Capture(label, wall, data["timings"], rss, data["archive_size"], data["payload_size"],
-                  foreign_cpu_pct(before, cpu_snapshot()))
+                  foreign_cpu_pct(before, after), after[1] - before[1])
     if not keep:
         out.unlink(missing_ok=True)
     return cap
@@ -519,12 +540,13 @@ def bench_tar(project: Path, scratch: Path, nbytes: int) -> list[Measure]:
         run(f"set -o pipefail; {cmd}")
         sync = fsync_path(out)
         total = time.perf_counter() - t0
-        other = foreign_cpu_pct(before, cpu_snapshot())
+        after = cpu_snapshot()
         size = out.stat().st_size
         out.unlink()
         results.append(Measure(name, [total], nbytes,
                                f"archive {size / MiB:.0f} MiB ({size / nbytes:.1%}); "
-                               f"incl. fsync {sync:.2f} s", [other]))
+                               f"incl. fsync {sync:.2f} s",
+                               [foreign_cpu_pct(before, after)], [after[1] - before[1]]))
     return results
 
 
@@ -722,21 +744,26 @@ def main() -> int:
     print()
     print(f"HASHING ({args.repeat} interleaved rounds)")
     rows = [[m.name, f"{m.seconds:.2f}", f"{m.median:.2f}", f"{m.mib_s:.0f}",
-             f"{m.contention:.0f}%", f"{speedup(m, repro_h):.2f}x"]
+             f"{m.cpu_per_gib:.2f}", f"{m.cores_used:.2f}", f"{m.contention:.0f}%",
+             f"{speedup(m, repro_h):.2f}x"]
             for m in [*hashing, capture_hash]]
-    print(table(rows, ["", "best s", "median s", "MiB/s", "other CPU", "repro faster by"]))
+    print(table(rows, ["", "best s", "median s", "MiB/s", "CPU s/GiB", "cores", "other CPU",
+                       "repro faster by"]))
     print()
     print("WRITING THE ARCHIVE (peers: one run each, timed incl. an fsync of the output)")
     rows = [[m.name, f"{m.seconds:.2f}", f"{m.mib_s:.0f}", f"{m.contention:.0f}%",
              f"{speedup(m, repro_w):.2f}x", m.note] for m in [repro_w, *tars]]
     print(table(rows, ["", "best s", "MiB/s", "other CPU", "repro faster by", ""]))
+    print("(repro's write-stage CPU is not separable from the whole capture; see CAPTURES)")
     print()
     print("CAPTURES (repro capture --no-run --json, separate processes; stage seconds)")
-    rows = [[c.label, f"{c.wall_s:.2f}", *(f"{c.timings.get(k, 0):.3f}" for k in
-                                           ("list", "hash", "lock", "write")),
-             f"{c.peak_rss_mb:.0f}" if c.peak_rss_mb else "?", f"{c.other_cpu_pct:.0f}%"]
-            for c in captures]
-    print(table(rows, ["", "wall", "list", "hash", "lock", "write", "peak RSS MB", "other CPU"]))
+    stages = [k for k in ("list", "hash", "scan", "lock", "runs", "write")
+              if any(k in c.timings for c in captures)]
+    stages += sorted({k for c in captures for k in c.timings} - set(stages))
+    rows = [[c.label, f"{c.wall_s:.2f}", *(f"{c.timings.get(k, 0):.3f}" for k in stages),
+             f"{c.cpu_s:.1f}", f"{c.peak_rss_mb:.0f}" if c.peak_rss_mb else "?",
+             f"{c.other_cpu_pct:.0f}%"] for c in captures]
+    print(table(rows, ["", "wall", *stages, "CPU s", "peak RSS MB", "other CPU"]))
     print()
     print("TARGETS")
     rows = [[k, str(t["value"]), t["target"],
@@ -770,7 +797,8 @@ def main() -> int:
         "captures": [{"label": c.label, "wall_s": round(c.wall_s, 3),
                       "timings": {k: round(v, 4) for k, v in c.timings.items()},
                       "peak_rss_mb": c.peak_rss_mb, "archive_size": c.archive_size,
-                      "payload_size": c.payload_size, "other_cpu_pct": round(c.other_cpu_pct, 1)}
+                      "payload_size": c.payload_size, "other_cpu_pct": round(c.other_cpu_pct, 1),
+                      "cpu_s": round(c.cpu_s, 2)}
                      for c in captures],
         "targets": targets,
         "checks": checks,

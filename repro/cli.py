@@ -215,6 +215,10 @@ def capture_cmd(
         typer.Option("--sign/--no-sign", help="Sign the capsule (default: when a key exists)."),
     ] = None,
     key: Annotated[Path | None, typer.Option("--key", help="Private key to sign with.")] = None,
+    allow_secret: Annotated[
+        list[str] | None,
+        typer.Option("--allow-secret", help="Path allowed to hold what looks like a secret."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a capsule: code, locked dependencies, data, runs and their results."""
@@ -249,6 +253,7 @@ def capture_cmd(
         use_hash_cache=not no_hash_cache,
         sign=sign,
         key=key,
+        allow_secrets=allow_secret or [],
         passphrase_prompt=_prompt_passphrase,
     )
     result = capture(opts, observe=None if as_json else _say)

@@ -248,6 +248,8 @@ class EnvironmentSpec(Model):
 class CaptureSettings(Model):
     ignore: list[str] = []
     """Extra ignore patterns (gitignore syntax), on top of .reproignore."""
+    allow_secrets: list[str] = []
+    """Paths (relative to the project) allowed to hold what looks like a secret."""
     max_file_size: int = Field(default=2 << 30, gt=0)
     """Largest file embedded, in bytes (default 2 GiB: bigger data belongs in a data
     repository, declared as remote data with its URL and sha256)."""

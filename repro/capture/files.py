@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pathspec
 
+from repro.capture.secrets import secret_file_reason
 from repro.errors import ProjectFileError, UnsafeSymlinkError
 
 BUILTIN_IGNORES = [
@@ -108,12 +109,14 @@ def list_project(
     data_paths: list[str],
     extra_ignores: list[str],
     exclude: set[str],
+    allow_secrets: set[str] | None = None,
 ) -> Listing:
     """The files a capsule of `project` embeds.
 
     In a git work tree: tracked plus untracked-not-ignored files; elsewhere every file.
     Then .reproignore, built-in ignores and `exclude` (declared outputs, the capsule being
     written) are removed; declared data paths are always walked, even when git ignores them.
+    Files that usually hold secrets are left out (and reported) unless in `allow_secrets`.
     """
     spec = load_ignores(project, extra_ignores)
     names = git_listing(project)
@@ -137,7 +140,7 @@ def list_project(
     real_root = project.resolve()
     for rel in sorted(names_set):
         if rel in exclude:
-            excluded.append(rel)
+            excluded.append(f"{rel} (declared output or remote data)")
             continue
         if spec.match_file(rel):
             continue
@@ -150,6 +153,10 @@ def list_project(
         if stat.S_ISLNK(st.st_mode):
             files.append(_symlink(project, real_root, rel, path))
         elif stat.S_ISREG(st.st_mode):
+            reason = None if rel in (allow_secrets or set()) else secret_file_reason(rel, path)
+            if reason is not None:
+                excluded.append(f"{rel} ({reason})")
+                continue
             files.append(ProjectFile(rel, path, False, None, bool(st.st_mode & 0o111)))
         elif stat.S_ISDIR(st.st_mode):
             continue  # a git submodule appears as a directory; its files are not ours

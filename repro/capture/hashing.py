@@ -54,6 +54,10 @@ class StatCache:
             "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER,"
             " mtime_ns INTEGER, inode INTEGER, sha256 TEXT)"
         )
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS scans"
+            " (sha256 TEXT, rules TEXT, PRIMARY KEY (sha256, rules))"
+        )
         return conn
 
     def lookup_under(self, root: Path) -> dict[str, Digest]:
@@ -68,6 +72,25 @@ class StatCache:
         finally:
             conn.close()
         return {row[0]: Digest(row[4], row[1], row[2], row[3]) for row in rows}
+
+    def clean_scans(self, rules: str) -> set[str]:
+        """sha256 of contents already scanned clean under this secret-scanning rule set."""
+        conn = self._connect()
+        try:
+            rows = conn.execute("SELECT sha256 FROM scans WHERE rules = ?", (rules,)).fetchall()
+        finally:
+            conn.close()
+        return {row[0] for row in rows}
+
+    def store_clean(self, rules: str, shas: Iterable[str]) -> None:
+        conn = self._connect()
+        try:
+            with conn:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO scans VALUES (?, ?)", [(s, rules) for s in shas]
+                )
+        finally:
+            conn.close()
 
     def store(self, entries: Iterable[tuple[str, Digest]]) -> None:
         conn = self._connect()

@@ -26,9 +26,10 @@ from repro.capsule.writer import Source, WrittenCapsule, write_capsule
 from repro.capture.data import fetch_remote
 from repro.capture.deps import Lock, detect_requirements, freeze_lock, lock_dependencies
 from repro.capture.files import ProjectFile, list_project
-from repro.capture.hashing import StatCache, hash_files, sha256_bytes, sha256_file
+from repro.capture.hashing import Digest, StatCache, hash_files, sha256_bytes, sha256_file
 from repro.capture.platform import fingerprint
 from repro.capture.runs import PointOutcome, RunEnvironment, execute_runs, stage_project
+from repro.capture.secrets import Hit, SecretScanner, fail_on_hits, is_secret_variable
 from repro.capture.source import source_state
 from repro.config import load_config
 from repro.env.dockerfile import default_base_image, render_dockerfile
@@ -85,6 +86,8 @@ class CaptureOptions:
     jobs: int = 1
     base_image: str | None = None
     use_hash_cache: bool = True
+    allow_secrets: list[str] = field(default_factory=list)
+    """Paths allowed to hold what looks like a secret (--allow-secret)."""
     sign: bool | None = None
     """True: must sign; False: never; None: sign when a signing key exists."""
     key: Path | None = None
@@ -204,8 +207,13 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
 
     say("listing project files")
     t0 = time.perf_counter()
+    allowed = set(config.capture.allow_secrets) | set(opts.allow_secrets)
     listing = list_project(
-        project, data_paths=local_data, extra_ignores=config.capture.ignore, exclude=exclude
+        project,
+        data_paths=local_data,
+        extra_ignores=config.capture.ignore,
+        exclude=exclude,
+        allow_secrets=allowed,
     )
     regular = [f for f in listing.files if not f.is_link]
     limit = config.capture.max_file_size
@@ -224,6 +232,12 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
     digests = hash_files([f.path for f in regular], cache=cache, cache_root=project)
     timings["hash"] = time.perf_counter() - t0
     hashed_bytes = sum(d.size for d in digests.values())
+
+    say("scanning for secrets")
+    t0 = time.perf_counter()
+    scanner = SecretScanner()
+    _scan_project(scanner, cache, regular, digests, allowed)
+    timings["scan"] = time.perf_counter() - t0
 
     say("locking dependencies")
     t0 = time.perf_counter()
@@ -269,6 +283,7 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
         t0 = time.perf_counter()
         records = _results(config, opts, project, listing.files, remote, lock, pyver, stage, say)
         timings["runs"] = time.perf_counter() - t0
+        _scan_results(scanner, records, project if not opts.execute else stage, allowed)
         for record in records:
             for out in record.outputs:
                 files.append(
@@ -337,7 +352,7 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
             base_image=base_image,
             apt_packages=apt,
             dockerfile=ENV_PREFIX + "Dockerfile",
-            variables={k: os.environ[k] for k in config.environment.variables if k in os.environ},
+            variables=_recorded_variables(config.environment.variables),
         )
         manifest = Manifest(
             repro_version=__version__,
@@ -375,6 +390,56 @@ def _signing_key(opts: CaptureOptions) -> Ed25519PrivateKey | None:
             raise SigningKeyError("--sign was given but there is no signing key")
         return None
     return load_private_key(path, opts.passphrase_prompt)
+
+
+def _recorded_variables(names: list[str]) -> dict[str, str]:
+    """Only allowlisted variables, and never one whose name says it is a secret."""
+    for name in names:
+        if is_secret_variable(name):
+            raise ConfigError(
+                f"[environment] variables: {name} looks like a secret and is never recorded",
+                hint="remove it from the list; pass secrets to runs at replay time instead",
+            )
+    return {k: os.environ[k] for k in names if k in os.environ}
+
+
+def _scan_project(
+    scanner: SecretScanner,
+    cache: StatCache | None,
+    files: list[ProjectFile],
+    digests: dict[Path, Digest],
+    allowed: set[str],
+) -> None:
+    clean = cache.clean_scans(scanner.rules_digest) if cache else set()
+    hits: list[Hit] = []
+    newly_clean: set[str] = set()
+    for f in files:
+        sha = digests[f.path].sha256
+        if f.rel in allowed or sha in clean:
+            continue
+        found = scanner.scan_file(f.path, f.rel)
+        if found:
+            hits += found
+        else:
+            newly_clean.add(sha)
+    if cache is not None and newly_clean:
+        cache.store_clean(scanner.rules_digest, newly_clean)
+    fail_on_hits(hits)
+
+
+def _scan_results(
+    scanner: SecretScanner, records: list[RunRecord], root: Path, allowed: set[str]
+) -> None:
+    """Outputs and the stdout/stderr tails recorded from runs travel in the capsule too."""
+    hits: list[Hit] = []
+    for record in records:
+        label = f"{record.run} [{record.point_id}]"
+        for stream, text in (("stdout", record.stdout_tail), ("stderr", record.stderr_tail)):
+            hits += scanner.scan_bytes(text.encode(), f"{stream} of run {label}")
+        for out in record.outputs:
+            if out.path not in allowed:
+                hits += scanner.scan_file(root / out.path, out.path)
+    fail_on_hits(hits)
 
 
 def _lock(project: Path, config: ProjectConfig, pyver: str, freeze: bool) -> tuple[Lock, list[str]]:

@@ -58,7 +58,7 @@ def test_excluded_paths_are_reported(tmp_path: Path) -> None:
     (tmp_path / "results" / "out.json").write_text("{}")
     listing = list_project(tmp_path, data_paths=[], extra_ignores=[], exclude={"results/out.json"})
     assert [f.rel for f in listing.files] == ["a.py"]
-    assert listing.excluded == ["results/out.json"]
+    assert listing.excluded == ["results/out.json (declared output or remote data)"]
 
 
 def test_symlink_inside_is_kept_and_outside_is_refused(tmp_path: Path) -> None:

@@ -1,0 +1,150 @@
+"""Keep secrets out of capsules: files that usually hold them, and tokens inside files.
+
+Two layers. Files whose names say "credentials" (.env, id_rsa, .netrc, private-key PEMs, ...)
+are left out and reported. Every other text file — code, data, notebooks, the run outputs
+and logs recorded as results — is scanned for high-signal token patterns and for the values
+of this process's *_TOKEN / *_SECRET / *_PASSWORD variables; a hit fails the capture naming
+the file and line, with the secret masked, unless that path is explicitly allowed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from repro.errors import SecretFoundError
+
+SECRET_FILE_GLOBS = (
+    ".env*",
+    "id_rsa*",
+    "id_dsa*",
+    "id_ecdsa*",
+    "id_ed25519*",
+    ".netrc",
+    "_netrc",
+    ".pypirc",
+    "credentials.json",
+    "*.kdbx",
+    ".git-credentials",
+)
+PRIVATE_KEY_SUFFIXES = (".pem", ".key", ".p8")
+PRIVATE_KEY_MARK = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+
+PATTERNS: dict[str, re.Pattern[bytes]] = {
+    "private key": PRIVATE_KEY_MARK,
+    "AWS access key": re.compile(rb"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    "GitHub token": re.compile(
+        rb"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})"
+    ),
+    "GitLab token": re.compile(rb"\bglpat-[A-Za-z0-9_\-]{20,}"),
+    "PyPI token": re.compile(rb"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}"),
+    "Zenodo token": re.compile(
+        rb"(?i)(?:zenodo[A-Za-z0-9_]*|access_token)[\"'\s]*[:=][\"'\s]*([A-Za-z0-9]{40,})"
+    ),
+}
+SECRET_VARIABLE = re.compile(r"(?i)(?:^|_)(?:TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|API_KEY)$")
+MIN_VALUE_LENGTH = 8
+MAX_SCAN_BYTES = 64 << 20
+SNIFF = 8192
+
+
+def is_secret_variable(name: str) -> bool:
+    return bool(SECRET_VARIABLE.search(name))
+
+
+def secret_file_reason(rel: str, path: Path) -> str | None:
+    """Why this file is left out of capsules by default, or None."""
+    pure = PurePosixPath(rel)
+    name = pure.name
+    if any(fnmatch.fnmatchcase(name, g) for g in SECRET_FILE_GLOBS):
+        return "usually holds secrets"
+    if pure.parts[-2:] == (".aws", "credentials"):
+        return "usually holds secrets"
+    if name.endswith(PRIVATE_KEY_SUFFIXES):
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(1 << 16)
+        except OSError:
+            return None
+        if PRIVATE_KEY_MARK.search(head):
+            return "holds a private key"
+    return None
+
+
+@dataclass(frozen=True)
+class Hit:
+    where: str
+    line: int
+    kind: str
+    masked: str
+
+
+def mask(secret: bytes) -> str:
+    text = secret.decode("utf-8", errors="replace")
+    return f"{text[:4]}…({len(text)} chars)" if len(text) > 8 else "…"
+
+
+class SecretScanner:
+    """Patterns plus the values of secret-looking variables in this process's environment."""
+
+    def __init__(self, environ: dict[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self._values = sorted(
+            {
+                v.encode()
+                for k, v in env.items()
+                if is_secret_variable(k) and len(v) >= MIN_VALUE_LENGTH
+            }
+        )
+        rules = hashlib.sha256()
+        for name, pattern in sorted(PATTERNS.items()):
+            rules.update(name.encode() + b"\0" + pattern.pattern + b"\0")
+        for value in self._values:
+            rules.update(hashlib.sha256(value).digest())
+        self.rules_digest = rules.hexdigest()
+        """Identifies this rule set (values only by hash): scan results are cached by it."""
+
+    def scan_bytes(self, data: bytes, where: str) -> list[Hit]:
+        hits = []
+        for kind, pattern in PATTERNS.items():
+            for match in pattern.finditer(data):
+                secret = match.group(match.lastindex or 0)
+                hits.append(Hit(where, data.count(b"\n", 0, match.start()) + 1, kind, mask(secret)))
+        for value in self._values:
+            start = data.find(value)
+            if start >= 0:
+                hits.append(
+                    Hit(
+                        where,
+                        data.count(b"\n", 0, start) + 1,
+                        "value of a secret environment variable",
+                        mask(value),
+                    )
+                )
+        return hits
+
+    def scan_file(self, path: Path, where: str) -> list[Hit]:
+        """Text files only (binary files are not scanned), up to MAX_SCAN_BYTES."""
+        with path.open("rb") as fh:
+            head = fh.read(SNIFF)
+            if b"\0" in head:
+                return []
+            data = head + fh.read(MAX_SCAN_BYTES - len(head))
+        return self.scan_bytes(data, where)
+
+
+def fail_on_hits(hits: Iterable[Hit]) -> None:
+    found = sorted(hits, key=lambda h: (h.where, h.line))
+    if not found:
+        return
+    first = found[0]
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    raise SecretFoundError(
+        f"possible secret in {first.where}:{first.line}: {first.kind} {first.masked}{more}",
+        hint=f"remove it (and rotate it), or if it is not a secret: --allow-secret {first.where}",
+    )
