@@ -37,9 +37,8 @@ def _bag_escape(path: str) -> str:
     return path.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _content_entry(manifest: Manifest, entry: FileEntry) -> FileEntry | None:
+def _content_entry(by_path: dict[str, FileEntry], entry: FileEntry) -> FileEntry | None:
     """The regular file an entry's bytes come from (following links), or None for folders."""
-    by_path = {f.path: f for f in manifest.files}
     seen = set()
     current: FileEntry | None = entry
     while current is not None and current.link is not None:
@@ -55,10 +54,11 @@ def tag_files(manifest: Manifest, manifest_bytes: bytes) -> dict[str, bytes]:
     """bagit.txt, bag-info.txt, manifest-sha256.txt and tagmanifest-sha256.txt, derived."""
     bag_lines = []
     octets = count = 0
+    by_path = {f.path: f for f in manifest.files}
     for entry in sorted(manifest.files, key=lambda f: f.path.encode()):
         # A link is hashed by bagit as the file it points at; links to folders are walked
         # past by bagit (os.walk does not follow them), so they are not listed.
-        content = _content_entry(manifest, entry)
+        content = _content_entry(by_path, entry)
         if content is None:
             continue
         bag_lines.append(f"{content.sha256}  {_bag_escape(entry.path)}\n")

@@ -57,7 +57,7 @@ def with_manifest(members: Members, edit: Callable[[dict[str, object]], None]) -
     data = canonical_json(doc)
     manifest = Manifest.model_validate(doc)
     tags = tag_files(manifest, data)
-    for i, (m, old) in enumerate(members):
+    for i, (m, _old) in enumerate(members):
         if m.name == MANIFEST_NAME:
             members[i] = (m, data)
         elif m.name in tags:
