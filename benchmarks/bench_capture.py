@@ -310,10 +310,25 @@ class Job:
     teardown: Callable[[], None] | None = None
 
 
-def run_interleaved(jobs: list[Job]) -> None:
+def wait_for_quiet(max_wait: float, threshold: float = 10.0, window: float = 0.5) -> float:
+    """Wait (at most max_wait s) for a `window` in which other processes use < threshold % of
+    the CPUs; returns the seconds waited. The machine may be shared (CI, other sessions)."""
+    t0 = time.perf_counter()
+    while True:
+        before = cpu_snapshot()
+        time.sleep(window)
+        if foreign_cpu_pct(before, cpu_snapshot()) < threshold:
+            return time.perf_counter() - t0
+        if time.perf_counter() - t0 >= max_wait:
+            return time.perf_counter() - t0
+
+
+def run_interleaved(jobs: list[Job], idle_wait: float = 0.0) -> None:
     """Round-robin over the jobs, so a burst of load elsewhere hits every tool alike."""
     for r in range(max(j.repeat for j in jobs)):
         for job in jobs:
+            if idle_wait > 0:
+                wait_for_quiet(idle_wait)
             if r >= job.repeat:
                 continue
             if job.setup:
@@ -367,7 +382,7 @@ def split_balanced(rels: list[str], sizes: dict[str, int], parts: int) -> list[l
 
 
 def bench_hashing(project: Path, paths: list[Path], nbytes: int, repeat: int,
-                  scratch: Path) -> tuple[list[Measure], dict]:
+                  scratch: Path, idle_wait: float) -> tuple[list[Measure], dict]:
     from repro.capture.hashing import hash_files
 
     rels = [str(p.relative_to(project)) for p in paths]
@@ -437,7 +452,7 @@ def bench_hashing(project: Path, paths: list[Path], nbytes: int, repeat: int,
                                 f"bagit {getattr(bagit, 'VERSION', '?')}, on a cp -al copy"),
                         make, repeat, setup, teardown))
 
-    run_interleaved(jobs)
+    run_interleaved(jobs, idle_wait)
     repro_digests = {str(p.resolve()): d.sha256 for p, d in results["repro"].items()}
     ossl_digests = parse_openssl(results["openssl"], project)
     checks["openssl_digests_match_repro"] = ossl_digests == repro_digests
@@ -524,15 +539,18 @@ def _run_polling_rss(cmd: list[str], env: dict) -> tuple[subprocess.CompletedPro
     return subprocess.CompletedProcess(cmd, p.returncode, stdout, stderr), peak / 1e6
 
 
-def bench_tar(project: Path, scratch: Path, nbytes: int) -> list[Measure]:
+def bench_tar(project: Path, scratch: Path, nbytes: int, all_peers: bool) -> list[Measure]:
     """tar-family peers, each timed including an fsync of the output (repro's write stage
     fsyncs its capsule before renaming it into place)."""
     out = scratch / "peer.tgz"
     peers = [("tar czf (GNU tar + gzip -6)", f"tar czf {out} -C {project} ."),
              ("tar | gzip -1 (same level as repro)", f"tar cf - -C {project} . | gzip -1 > {out}")]
     if shutil.which("pigz"):
-        peers += [("tar | pigz -p 2 (level 6)", f"tar cf - -C {project} . | pigz -p 2 > {out}"),
-                  ("tar | pigz -1 -p 2", f"tar cf - -C {project} . | pigz -1 -p 2 > {out}")]
+        if all_peers:
+            peers.append(("tar | pigz -p 2 (level 6)",
+                          f"tar cf - -C {project} . | pigz -p 2 > {out}"))
+        peers.append(("tar | pigz -1 -p 2 (same level and threads as repro)",
+                      f"tar cf - -C {project} . | pigz -1 -p 2 > {out}"))
     results = []
     for name, cmd in peers:
         before = cpu_snapshot()
@@ -616,6 +634,16 @@ def machine_info() -> dict:
             "pigz": version(["pigz", "--version"]) if shutil.which("pigz") else "n/a"}
 
 
+def git_state() -> dict:
+    """HEAD and uncommitted changes under repro/: the code measured may be a work in progress."""
+    def git(*cmd: str) -> str:
+        r = subprocess.run(["git", "-C", str(REPO), *cmd], capture_output=True, text=True)
+        return r.stdout.strip() if r.returncode == 0 else ""
+
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", "repro").splitlines()]
+    return {"head": git("rev-parse", "--short", "HEAD") or None, "uncommitted_in_repro": dirty}
+
+
 def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     fmt = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)  # noqa: E731
@@ -634,6 +662,11 @@ def main() -> int:
     ap.add_argument("--data-dir", type=Path,
                     default=Path(os.environ.get("REPRO_BENCH_DIR", "/tmp/repro-bench-data")))
     ap.add_argument("--json", type=Path, default=RESULTS / "capture.json")
+    ap.add_argument("--idle-wait", type=float, default=5.0,
+                    help="before each hashing run, wait up to this many seconds for other "
+                         "processes to leave the CPUs alone (0: never wait)")
+    ap.add_argument("--all-peers", action="store_true",
+                    help="also time `tar | pigz -p 2` at level 6 (adds ~20 s)")
     ap.add_argument("--profile", action="store_true",
                     help="also py-spy the no-cache capture (results/capture-profile.txt)")
     args = ap.parse_args()
@@ -658,7 +691,8 @@ def main() -> int:
               flush=True)
 
         print("stage 1: hashing ...", flush=True)
-        hashing, checks = bench_hashing(project, paths, nbytes, args.repeat, scratch)
+        hashing, checks = bench_hashing(project, paths, nbytes, args.repeat, scratch,
+                                        args.idle_wait)
 
         print("stage 2-4: captures ...", flush=True)
         wait_until_older_than(paths, 2.0)
@@ -678,7 +712,7 @@ def main() -> int:
                                         no_cache=True))
         print("stage 2: tar peers ...", flush=True)
         warm(paths)
-        tars = bench_tar(project, scratch, nbytes)
+        tars = bench_tar(project, scratch, nbytes, args.all_peers)
 
         profile = None
         if args.profile:
@@ -781,6 +815,7 @@ def main() -> int:
         "command": " ".join(["python", "benchmarks/bench_capture.py", *sys.argv[1:]]),
         "machine": {**machine_info(), "loadavg_at_start": load_at_start},
         "repro_module": repro.__file__,
+        "repro_git": git_state(),
         "method": {
             "ratio": "peer seconds / repro seconds, best run of each (min is the estimate least"
                      " disturbed by other load); medians and every run are kept below",

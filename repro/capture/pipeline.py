@@ -28,7 +28,6 @@ from repro.capture.deps import Lock, detect_requirements, freeze_lock, lock_depe
 from repro.capture.files import ProjectFile, list_project
 from repro.capture.hashing import Digest, StatCache, hash_files, sha256_bytes, sha256_file
 from repro.capture.platform import fingerprint
-from repro.capture.runs import PointOutcome, RunEnvironment, execute_runs, stage_project
 from repro.capture.secrets import Hit, SecretScanner, fail_on_hits, is_secret_variable
 from repro.capture.source import source_state
 from repro.config import load_config
@@ -41,6 +40,7 @@ from repro.errors import (
     SigningKeyError,
     UsageError,
 )
+from repro.execution.runs import LocalRunner, PointOutcome, execute_runs, stage_project
 from repro.models import (
     CompareRule,
     DataSpec,
@@ -464,14 +464,15 @@ def _results(
         return []
     if not opts.execute:
         return _unexecuted_records(config.runs, project)
+    runner: LocalRunner
     if opts.freeze:
-        env = RunEnvironment(
+        runner = LocalRunner(
             Path(sys.executable).parent, Path(sys.prefix) if sys.prefix != sys.base_prefix else None
         )
     else:
         say("building the environment from the lock")
         venv = build_venv(lock.text, pyver)
-        env = RunEnvironment(venv.bin_dir, venv.root)
+        runner = LocalRunner(venv.bin_dir, venv.root)
     say("staging the captured files")
     stage_project([(f.rel, f.path, f.link_target) for f in files], stage)
     for data, cached in remote:
@@ -483,9 +484,9 @@ def _results(
     outcomes = execute_runs(
         config.runs,
         stage,
-        env,
+        runner,
         jobs=opts.jobs,
-        on_point=lambda o: say(f"ran {o.run} {o.point_id} in {o.duration_s:.1f} s"),
+        on_point=lambda o: say(f"ran {o.label} in {o.result.duration_s:.1f} s"),
     )
     runs_by_name = {r.name: r for r in config.runs}
     return [_record(runs_by_name[o.run], o) for o in outcomes]
@@ -512,10 +513,10 @@ def _record(run: Run, outcome: PointOutcome) -> RunRecord:
         point_id=outcome.point_id,
         command=outcome.command,
         executed=True,
-        exit_code=outcome.exit_code,
-        duration_s=round(outcome.duration_s, 3),
-        stdout_tail=outcome.stdout_tail,
-        stderr_tail=outcome.stderr_tail,
+        exit_code=outcome.result.exit_code,
+        duration_s=round(outcome.result.duration_s, 3),
+        stdout_tail=outcome.result.stdout_tail,
+        stderr_tail=outcome.result.stderr_tail,
         outputs=outputs,
     )
 

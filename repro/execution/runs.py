@@ -1,0 +1,322 @@
+"""Execute a study's runs (every sweep point, in parallel) through a command runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from repro.errors import OutputMissingError, RunFailedError, RunTimeoutError
+from repro.models import Run, SweepValue, format_value, point_id, render
+
+TAIL_CHARS = 4000
+KILL_GRACE_S = 5.0
+# Variables that would make the run see another environment than the one recorded.
+SCRUBBED = (
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONSTARTUP",
+    "PYTHONUSERBASE",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "PIP_REQUIRE_VIRTUALENV",
+)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_code: int | None
+    """None when the command was stopped at its timeout."""
+    duration_s: float
+    stdout_tail: str
+    stderr_tail: str
+
+    @property
+    def timed_out(self) -> bool:
+        return self.exit_code is None
+
+
+@dataclass(frozen=True)
+class PointOutcome:
+    run: str
+    point: dict[str, SweepValue]
+    point_id: str
+    command: str
+    result: CommandResult
+    outputs: list[tuple[str, Path]]
+    """(project-relative output path, where the file is now), for outputs produced."""
+    missing: list[str]
+    """Declared outputs the command did not produce."""
+
+    @property
+    def ok(self) -> bool:
+        return self.result.exit_code == 0 and not self.missing
+
+    @property
+    def label(self) -> str:
+        return self.run if not self.point else f"{self.run} [{self.point_id}]"
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+@dataclass
+class InFlight:
+    """What is running right now, so an interrupt (Ctrl-C) or a failure can stop it all."""
+
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _items: set[Stoppable] = field(default_factory=set)
+
+    def add(self, item: Stoppable) -> None:
+        with self._lock:
+            self._items.add(item)
+
+    def discard(self, item: Stoppable) -> None:
+        with self._lock:
+            self._items.discard(item)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            items = list(self._items)
+        for item in items:
+            item.stop()
+
+
+class CommandRunner(Protocol):
+    """Runs one shell command for one sweep point: on this machine, or in a container."""
+
+    def run(
+        self,
+        command: str,
+        workdir: Path,
+        variables: dict[str, str],
+        timeout: float,
+        run: Run,
+        in_flight: InFlight,
+    ) -> CommandResult: ...
+
+
+def point_variables(point: dict[str, SweepValue]) -> dict[str, str]:
+    """What a run sees of its sweep point: REPRO_POINT and REPRO_PARAM_<NAME>."""
+    variables = {"REPRO_POINT": point_id(point)}
+    for key, value in point.items():
+        variables[f"REPRO_PARAM_{key.upper()}"] = format_value(value)
+    return variables
+
+
+def tail_of(path: Path) -> str:
+    with path.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        fh.seek(max(0, size - TAIL_CHARS * 4))
+        text = fh.read().decode("utf-8", errors="replace")
+    return text[-TAIL_CHARS:]
+
+
+class _Process:
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+
+    def stop(self) -> None:
+        """Stop the whole process group: a shell's children must not outlive the run."""
+        for sig, grace in ((signal.SIGTERM, KILL_GRACE_S), (signal.SIGKILL, None)):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                return
+            if grace is None:
+                self.proc.wait()
+                return
+            try:
+                self.proc.wait(timeout=grace)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+@dataclass(frozen=True)
+class LocalRunner:
+    """Commands run with /bin/sh on this machine, with a venv's bin folder first on PATH."""
+
+    bin_dir: Path
+    venv_root: Path | None
+
+    def environment(self, variables: dict[str, str]) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
+        env["PATH"] = f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+        env["PYTHONNOUSERSITE"] = "1"
+        if self.venv_root is not None:
+            env["VIRTUAL_ENV"] = str(self.venv_root)
+        env.update(variables)
+        return env
+
+    def run(
+        self,
+        command: str,
+        workdir: Path,
+        variables: dict[str, str],
+        timeout: float,
+        run: Run,
+        in_flight: InFlight,
+    ) -> CommandResult:
+        with tempfile.TemporaryDirectory(prefix="repro-run-") as logs:
+            out_path, err_path = Path(logs) / "stdout", Path(logs) / "stderr"
+            with out_path.open("wb") as out, err_path.open("wb") as err:
+                start = time.monotonic()
+                proc = subprocess.Popen(
+                    ["/bin/sh", "-c", command],
+                    cwd=workdir,
+                    env=self.environment(variables),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                )
+                handle = _Process(proc)
+                in_flight.add(handle)
+                code: int | None
+                try:
+                    code = proc.wait(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    handle.stop()
+                    code = None
+                except BaseException:
+                    handle.stop()
+                    raise
+                finally:
+                    in_flight.discard(handle)
+                duration = time.monotonic() - start
+            return CommandResult(code, duration, tail_of(out_path), tail_of(err_path))
+
+
+def execute_point(
+    run: Run,
+    point: dict[str, SweepValue],
+    workdir: Path,
+    runner: CommandRunner,
+    in_flight: InFlight,
+) -> PointOutcome:
+    """Run one point's command in workdir and see which declared outputs it produced."""
+    command = render(run.command, point)
+    result = runner.run(command, workdir, point_variables(point), run.timeout, run, in_flight)
+    outputs, missing = [], []
+    for template in run.outputs:
+        rel = render(template, point)
+        produced = workdir / rel
+        if produced.is_file():
+            outputs.append((rel, produced))
+        else:
+            missing.append(rel)
+    return PointOutcome(run.name, point, point_id(point), command, result, outputs, missing)
+
+
+def raise_for_failure(outcome: PointOutcome, timeout: float) -> None:
+    """Capture's rule: a failed point, or one that left out a declared output, is an error."""
+    r = outcome.result
+    if r.timed_out:
+        raise RunTimeoutError(
+            f"run {outcome.label} timed out after {timeout:g} s: {last_line(r.stderr_tail)}"
+        )
+    if r.exit_code != 0:
+        raise RunFailedError(
+            f"run {outcome.label} failed with exit code {r.exit_code}: {last_line(r.stderr_tail)}"
+        )
+    if outcome.missing:
+        raise OutputMissingError(
+            f"run {outcome.label} did not produce its output {outcome.missing[0]}"
+        )
+
+
+def last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else "(no output on stderr)"
+
+
+def execute_runs(
+    runs: list[Run],
+    workdir: Path,
+    runner: CommandRunner,
+    *,
+    jobs: int = 1,
+    fail_fast: bool = True,
+    select: Callable[[Run, dict[str, SweepValue]], bool] | None = None,
+    on_point: Callable[[PointOutcome], None] | None = None,
+) -> list[PointOutcome]:
+    """Every run in order (a later run may read an earlier one's outputs); within a run,
+    every (selected) sweep point, `jobs` at a time.
+
+    fail_fast (capture): the first failure stops what runs and raises. Otherwise (replay)
+    every point runs and failures are reported in the outcomes.
+    """
+    outcomes: list[PointOutcome] = []
+    for run in runs:
+        points = [p for p in run.points() if select is None or select(run, p)]
+        for template in run.outputs:
+            for point in points:
+                stale = workdir / render(template, point)
+                if stale.is_file() or stale.is_symlink():
+                    stale.unlink()
+        outcomes += _run_points(run, points, workdir, runner, jobs, fail_fast, on_point)
+    return outcomes
+
+
+def _run_points(
+    run: Run,
+    points: list[dict[str, SweepValue]],
+    workdir: Path,
+    runner: CommandRunner,
+    jobs: int,
+    fail_fast: bool,
+    on_point: Callable[[PointOutcome], None] | None,
+) -> list[PointOutcome]:
+    in_flight = InFlight()
+
+    def one(point: dict[str, SweepValue]) -> PointOutcome:
+        outcome = execute_point(run, point, workdir, runner, in_flight)
+        if fail_fast:
+            raise_for_failure(outcome, run.timeout)
+        return outcome
+
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix=f"run-{run.name}")
+    futures: list[Future[PointOutcome]] = [pool.submit(one, p) for p in points]
+    try:
+        wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((f for f in futures if f.done() and f.exception() is not None), None)
+        if failed is not None:
+            raise failed.exception()  # type: ignore[misc]
+    except BaseException:
+        # A failed point (capture) or Ctrl-C: nothing new starts, what runs is stopped now.
+        for future in futures:
+            future.cancel()
+        in_flight.stop_all()
+        pool.shutdown(wait=True)
+        raise
+    pool.shutdown(wait=True)
+    outcomes = []
+    for future in futures:
+        outcome = future.result()
+        outcomes.append(outcome)
+        if on_point:
+            on_point(outcome)
+    return outcomes
+
+
+def stage_project(files: list[tuple[str, Path, str | None]], stage: Path) -> None:
+    """Copy the captured files into a fresh working folder (links kept as links)."""
+    for rel, src, link in files:
+        target = stage / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if link is not None:
+            target.symlink_to(link)
+        else:
+            shutil.copy2(src, target)
