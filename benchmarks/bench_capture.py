@@ -638,7 +638,7 @@ def git_state() -> dict:
     """HEAD and uncommitted changes under repro/: the code measured may be a work in progress."""
     def git(*cmd: str) -> str:
         r = subprocess.run(["git", "-C", str(REPO), *cmd], capture_output=True, text=True)
-        return r.stdout.strip() if r.returncode == 0 else ""
+        return r.stdout.rstrip("\n") if r.returncode == 0 else ""
 
     dirty = [line[3:] for line in git("status", "--porcelain", "--", "repro").splitlines()]
     return {"head": git("rev-parse", "--short", "HEAD") or None, "uncommitted_in_repro": dirty}

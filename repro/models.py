@@ -452,3 +452,50 @@ class OutputVerdict(Model):
     """The first differences found (a bounded sample, in order)."""
     expected_sha256: str | None = None
     actual_sha256: str | None = None
+
+
+PointStatus = Literal["ok", "failed", "timed_out"]
+
+
+class PointReplay(Model):
+    """One replayed run point and the verdict on each of its outputs."""
+
+    run: str
+    point: dict[str, SweepValue] = {}
+    point_id: str
+    command: str
+    status: PointStatus
+    exit_code: int | None
+    duration_s: float
+    captured_duration_s: float | None = None
+    stderr_tail: str = ""
+    outputs: list[OutputVerdict] = []
+
+
+class EnvironmentDifference(Model):
+    what: str
+    """python, platform, cpu, package NAME, ..."""
+    captured: str | None
+    replayed: str | None
+
+
+class ReplayReport(Model):
+    """What `repro replay` found, result by result (the --json output)."""
+
+    capsule: str
+    capsule_id: str
+    title: str
+    signature: str
+    """How the capsule's signature checked out, in words."""
+    target: Literal["local", "docker"]
+    reproduced: bool
+    """Every compared output identical or within tolerance (exit 0), else exit 3."""
+    counts: dict[str, int]
+    """Number of outputs per verdict."""
+    points: list[PointReplay]
+    environment_differences: list[EnvironmentDifference] = []
+    warnings: list[str] = []
+    workdir: str | None = None
+    """Where the replay ran, when it was kept."""
+    started: str
+    duration_s: float

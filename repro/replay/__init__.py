@@ -1,0 +1,1 @@
+"""Replay: verify, unpack, rebuild the environment, re-run and compare (see pipeline.replay)."""

@@ -1,0 +1,66 @@
+"""What differs between the environment a capsule was captured in and the one replaying it."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from repro.capture.deps import parse_packages, uv_bin
+from repro.models import EnvironmentDifference, Manifest, Package, Platform
+
+
+def installed_packages(python: Path) -> list[Package] | None:
+    """What a venv really has installed (None when it cannot be listed)."""
+    try:
+        proc = subprocess.run(
+            [uv_bin(), "pip", "freeze", "--python", str(python)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    return parse_packages(proc.stdout)
+
+
+def differences(
+    manifest: Manifest,
+    replay_platform: Platform,
+    replay_python: str,
+    installed: list[Package] | None,
+) -> list[EnvironmentDifference]:
+    captured = manifest.platform
+    diffs = []
+
+    def add(what: str, before: str | None, after: str | None) -> None:
+        if before != after:
+            diffs.append(EnvironmentDifference(what=what, captured=before, replayed=after))
+
+    add("python", captured.python_version, replay_python)
+    add(
+        "python implementation",
+        captured.python_implementation,
+        replay_platform.python_implementation,
+    )
+    add(
+        "operating system",
+        captured.distribution or captured.system,
+        replay_platform.distribution or replay_platform.system,
+    )
+    add("architecture", captured.machine, replay_platform.machine)
+    add("cpu", captured.cpu_model, replay_platform.cpu_model)
+    add("cpu count", str(captured.cpu_count), str(replay_platform.cpu_count))
+    add(
+        "gpus",
+        ", ".join(g.name for g in captured.gpus) or None,
+        ", ".join(g.name for g in replay_platform.gpus) or None,
+    )
+    if installed is not None:
+        locked = {p.name: p.version for p in manifest.environment.packages}
+        have = {p.name: p.version for p in installed}
+        for name in sorted(set(locked) | set(have)):
+            add(f"package {name}", locked.get(name), have.get(name))
+    return diffs

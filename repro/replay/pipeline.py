@@ -1,0 +1,292 @@
+"""`repro replay`: verify a capsule, rebuild its environment, re-run it, compare every result."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from repro.capsule.layout import PROJECT_PREFIX, created_timestamp
+from repro.capture.data import fetch_remote
+from repro.capture.platform import fingerprint
+from repro.compare import compare_output
+from repro.env.venv import build_venv, find_python
+from repro.errors import EnvironmentBuildError, NetworkError, UsageError
+from repro.execution.runs import CommandRunner, LocalRunner, PointOutcome, execute_runs
+from repro.models import (
+    CompareRule,
+    DataSpec,
+    ExpectedOutput,
+    Manifest,
+    OutputVerdict,
+    PointReplay,
+    PointStatus,
+    ReplayReport,
+    Run,
+    RunRecord,
+    SweepValue,
+    format_value,
+    render,
+)
+from repro.replay.environment import differences, installed_packages
+from repro.verify import Policy, open_capsule
+
+TargetName = Literal["local", "docker"]
+Observer = Callable[[str], None]
+PASSING = {"identical", "within_tolerance", "not_verified"}
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    capsule: Path
+    target: TargetName | None = None
+    """None: docker when an engine answers, else local."""
+    runs: list[str] = field(default_factory=list)
+    points: list[str] = field(default_factory=list)
+    """k=v filters (--point seed=3)."""
+    workdir: Path | None = None
+    keep: bool = False
+    jobs: int = 1
+    policy: Policy = field(default_factory=Policy)
+    base_image: str | None = None
+    offline: bool = False
+    report_html: Path | None = None
+
+
+@dataclass(frozen=True)
+class PreparedTarget:
+    name: TargetName
+    runner: CommandRunner
+    python_version: str
+    """major.minor.micro of the interpreter the runs use."""
+    installed: list | None  # type: ignore[type-arg]
+    warnings: list[str]
+
+
+def parse_points(filters: list[str]) -> dict[str, str]:
+    wanted: dict[str, str] = {}
+    for item in filters:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--point {item!r} is not KEY=VALUE", hint="e.g. --point seed=3")
+        wanted[key.strip()] = value.strip()
+    return wanted
+
+
+def select_runs(manifest: Manifest, names: list[str], points: dict[str, str]) -> list[Run]:
+    known = {r.name: r for r in manifest.runs}
+    for name in names:
+        if name not in known:
+            raise UsageError(
+                f"no run named {name!r} in this capsule",
+                hint=f"runs: {', '.join(known) or '(none)'}",
+            )
+    runs = [r for r in manifest.runs if not names or r.name in names]
+    if points:
+        swept = [r for r in runs if set(points) <= set(r.sweep)]
+        if not swept:
+            raise UsageError(f"no selected run sweeps over {', '.join(sorted(points))}")
+        # Runs that do not sweep over the parameter only run when named explicitly.
+        runs = [r for r in runs if r in swept or r.name in names]
+    return runs
+
+
+def _matches(point: dict[str, SweepValue], wanted: dict[str, str]) -> bool:
+    return all(k not in point or format_value(point[k]) == v for k, v in wanted.items())
+
+
+def _local_target(manifest: Manifest, root: Path, say: Observer) -> PreparedTarget:
+    lock_text = (root / manifest.environment.lock).read_text(encoding="utf-8")
+    wanted = manifest.environment.python_version
+    mm = ".".join(wanted.split(".")[:2])
+    warnings = []
+    try:
+        find_python(mm)
+        version = mm
+    except EnvironmentBuildError:
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        warnings.append(
+            f"captured with Python {mm}, which is not installed here: replaying with {version}"
+        )
+    say("preparing the environment from the lock")
+    venv = build_venv(lock_text, version)
+    say("reusing the cached environment" if venv.reused else "built the environment")
+    return PreparedTarget(
+        "local",
+        LocalRunner(venv.bin_dir, venv.root),
+        _python_version(venv.python),
+        installed_packages(venv.python),
+        warnings,
+    )
+
+
+def _python_version(python: Path) -> str:
+    import subprocess
+
+    proc = subprocess.run(
+        [str(python), "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() or "unknown"
+
+
+def _fetch_remote_data(manifest: Manifest, project: Path, offline: bool, say: Observer) -> None:
+    for ref in manifest.remote_data:
+        say(f"fetching {ref.url}")
+        spec = DataSpec(path=ref.path, url=ref.url, sha256=ref.sha256)
+        if offline:
+            from repro.paths import cache_dir
+
+            if not (cache_dir() / "data" / ref.sha256).is_file():
+                raise NetworkError(
+                    f"remote data {ref.path} is not cached and --offline forbids fetching it",
+                    hint="replay once with the network, or without --offline",
+                )
+        _, cached = fetch_remote(spec)
+        target = project / ref.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cached, target)
+
+
+def _verdicts(
+    run: Run, outcome: PointOutcome, record: RunRecord | None, root: Path, project: Path
+) -> list[OutputVerdict]:
+    expected: dict[str, ExpectedOutput] = {o.path: o for o in record.outputs} if record else {}
+    verdicts = []
+    for template in run.outputs:
+        rel = render(template, outcome.point)
+        exp = expected.get(rel)
+        actual = project / rel
+        verdicts.append(
+            compare_output(
+                rel,
+                root / exp.capsule_path if exp else None,
+                actual if actual.is_file() else None,
+                exp.rule if exp else run.compare.get(template) or CompareRule(),
+            )
+        )
+    return verdicts
+
+
+def replay(opts: ReplayOptions, observe: Observer | None = None) -> ReplayReport:
+    """Replay a capsule file; the report says, output by output, whether it reproduced."""
+    say = observe or (lambda _m: None)
+    started = time.time()
+    t0 = time.perf_counter()
+    wanted_points = parse_points(opts.points)
+    if opts.workdir is not None:
+        opts.workdir.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="replay-", dir=opts.workdir))
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="repro-replay-"))
+    keep = opts.keep or opts.workdir is not None
+    try:
+        say(f"verifying {opts.capsule.name}")
+        verified = open_capsule(opts.capsule, workdir / "capsule", policy=opts.policy)
+        capsule = verified.capsule
+        manifest = capsule.manifest
+        root = workdir / "capsule"
+        warnings = []
+        if verified.signature.state != "trusted":
+            warnings.append(
+                f"capsule is {verified.signature.describe()}: "
+                "its author is not confirmed (see: repro keys trust)"
+            )
+        runs = select_runs(manifest, opts.runs, wanted_points)
+        project = root / PROJECT_PREFIX.rstrip("/")
+        project.mkdir(parents=True, exist_ok=True)
+        _fetch_remote_data(manifest, project, opts.offline, say)
+
+        target = _prepare_target(opts, manifest, root, say)
+        warnings += target.warnings
+        n_points = sum(1 for r in runs for p in r.points() if _matches(p, wanted_points))
+        say(f"replaying {len(runs)} run(s), {n_points} point(s) on {target.name}")
+        outcomes = execute_runs(
+            runs,
+            project,
+            target.runner,
+            jobs=opts.jobs,
+            fail_fast=False,
+            select=lambda _run, point: _matches(point, wanted_points),
+            on_point=lambda o: say(
+                f"ran {o.label} in {o.result.duration_s:.1f} s"
+                + ("" if o.result.exit_code == 0 else f" [exit {o.result.exit_code}]")
+            ),
+        )
+        records = {(r.run, r.point_id): r for r in manifest.results}
+        by_name = {r.name: r for r in runs}
+        points = []
+        for o in outcomes:
+            record = records.get((o.run, o.point_id))
+            status: PointStatus = (
+                "timed_out" if o.result.timed_out else "ok" if o.result.exit_code == 0 else "failed"
+            )
+            points.append(
+                PointReplay(
+                    run=o.run,
+                    point=o.point,
+                    point_id=o.point_id,
+                    command=o.command,
+                    status=status,
+                    exit_code=o.result.exit_code,
+                    duration_s=round(o.result.duration_s, 3),
+                    captured_duration_s=record.duration_s if record else None,
+                    stderr_tail=o.result.stderr_tail if status != "ok" else "",
+                    outputs=_verdicts(by_name[o.run], o, record, root, project),
+                )
+            )
+        counts: dict[str, int] = {}
+        for p in points:
+            for v in p.outputs:
+                counts[v.verdict] = counts.get(v.verdict, 0) + 1
+        if counts.get("not_verified"):
+            warnings.append(f"{counts['not_verified']} output(s) had no recorded expectation")
+        report = ReplayReport(
+            capsule=str(opts.capsule),
+            capsule_id=capsule.capsule_id,
+            title=manifest.metadata.title,
+            signature=verified.signature.describe(),
+            target=target.name,
+            reproduced=all(v.verdict in PASSING for p in points for v in p.outputs)
+            and all(p.status == "ok" for p in points),
+            counts=counts,
+            points=points,
+            environment_differences=differences(
+                manifest, fingerprint(), target.python_version, target.installed
+            ),
+            warnings=warnings,
+            workdir=str(workdir) if keep else None,
+            started=created_timestamp(int(started)),
+            duration_s=round(time.perf_counter() - t0, 3),
+        )
+        if opts.report_html is not None:
+            from repro.report.html import write_html_report
+
+            write_html_report(report, root, project, opts.report_html)
+        return report
+    finally:
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _prepare_target(
+    opts: ReplayOptions, manifest: Manifest, root: Path, say: Observer
+) -> PreparedTarget:
+    name = opts.target
+    if name is None:
+        from repro.replay.docker_target import engine_available
+
+        name = "docker" if engine_available() else "local"
+        say(f"target: {name}" + ("" if name == "docker" else " (no Docker engine answered)"))
+    if name == "docker":
+        from repro.replay.docker_target import prepare_docker
+
+        return prepare_docker(manifest, root, opts.base_image, opts.offline, say)
+    return _local_target(manifest, root, say)
