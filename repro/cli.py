@@ -20,7 +20,7 @@ from repro import __version__
 from repro.capsule.reader import VerifiedCapsule
 from repro.capture.pipeline import CaptureOptions, CaptureResult, capture
 from repro.config import describe_validation_error
-from repro.errors import KeyPassphraseError, ReproError, UsageError
+from repro.errors import ExitCode, KeyPassphraseError, ReproError, UsageError
 from repro.init import init_project
 from repro.models import Run
 from repro.sign import (
@@ -428,6 +428,107 @@ def _render_inspect(c: VerifiedCapsule) -> None:
     out.print(table)
     for note in m.notes:
         out.print(f"[yellow]note[/] {note}")
+
+
+# --- replay ------------------------------------------------------------------------------
+
+VERDICT_STYLE = {
+    "identical": "green",
+    "within_tolerance": "green",
+    "different": "bold red",
+    "missing": "bold red",
+    "not_verified": "yellow",
+}
+
+
+@app.command()
+@handles_errors
+def replay(
+    capsule: Annotated[Path, typer.Argument(help="Capsule file.")],
+    target: Annotated[
+        Literal["local", "docker"] | None,
+        typer.Option("--target", help="local or docker (default: docker when an engine answers)."),
+    ] = None,
+    run: Annotated[list[str] | None, typer.Option("--run", help="Replay only this run.")] = None,
+    point: Annotated[
+        list[str] | None, typer.Option("--point", help="Replay only matching points: KEY=VALUE.")
+    ] = None,
+    workdir: Annotated[
+        Path | None, typer.Option("--workdir", help="Where to unpack and run (kept).")
+    ] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the working directory.")] = False,
+    jobs: Annotated[int, typer.Option("-j", "--jobs", min=1, help="Points in parallel.")] = 1,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write a self-contained HTML report.")
+    ] = None,
+    base_image: Annotated[
+        str | None, typer.Option("--base-image", help="Base image for the docker target.")
+    ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Fail rather than touch the network.")
+    ] = False,
+    require_signed: Annotated[
+        bool, typer.Option("--require-signed", help="Refuse an unsigned capsule (exit 4).")
+    ] = False,
+    require_trusted: Annotated[
+        bool, typer.Option("--require-trusted", help="Refuse unless signed by a trusted key.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify a capsule, rebuild its environment, re-run it and compare every result."""
+    from repro.replay.pipeline import ReplayOptions
+    from repro.replay.pipeline import replay as run_replay
+
+    opts = ReplayOptions(
+        capsule=capsule,
+        target=target,
+        runs=run or [],
+        points=point or [],
+        workdir=workdir,
+        keep=keep,
+        jobs=jobs,
+        policy=Policy(require_signed, require_trusted),
+        base_image=base_image,
+        offline=offline,
+        report_html=report,
+    )
+    result = run_replay(opts, observe=_say)
+    for warning in result.warnings:
+        err.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+    if as_json:
+        _emit_json(result.model_dump(mode="json"))
+    else:
+        _render_replay(result, report)
+    raise typer.Exit(ExitCode.OK if result.reproduced else ExitCode.NOT_REPRODUCED)
+
+
+def _render_replay(result: Any, report: Path | None) -> None:
+    table = Table(title=f"{result.title} — replay on {result.target}")
+    for col in ("run", "point", "output", "verdict", "detail"):
+        table.add_column(col, overflow="fold")
+    for p in result.points:
+        if not p.outputs:
+            table.add_row(p.run, p.point_id, "(no outputs)", p.status, "")
+        for v in p.outputs:
+            style = VERDICT_STYLE[v.verdict]
+            detail = v.detail
+            if p.status != "ok":
+                detail = f"run {p.status.replace('_', ' ')} (exit {p.exit_code}); {detail}"
+            table.add_row(
+                p.run, p.point_id, v.path, f"[{style}]{v.verdict.replace('_', ' ')}[/]", detail
+            )
+    out.print(table)
+    for d in result.environment_differences:
+        out.print(f"  [dim]env[/] {d.what}: {d.captured} -> {d.replayed}", highlight=False)
+    counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(result.counts.items()))
+    if result.reproduced:
+        out.print(f"[bold green]reproduced[/] ({counts}) in {result.duration_s:.1f} s")
+    else:
+        out.print(f"[bold red]not reproduced[/] ({counts}) in {result.duration_s:.1f} s")
+    if report is not None:
+        out.print(f"report: {report}")
+    if result.workdir:
+        out.print(f"working directory kept: {result.workdir}")
 
 
 # --- keys --------------------------------------------------------------------------------

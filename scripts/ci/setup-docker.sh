@@ -25,6 +25,7 @@ SUITE=bookworm
 # image keeps it even if that ever changes.
 INCLUDE=python3,python3-venv,python3-pip,passwd
 DOCKERD_LOG=/var/log/dockerd.log
+APT_LOG=/var/log/repro-ci-apt.log
 
 # The cache key covers everything that determines the rootfs content.
 key=$(printf '%s\n' "$SUITE" "$MIRROR" "$INCLUDE" minbase | sha256sum | cut -c1-12)
@@ -52,11 +53,16 @@ print_timings() {
 APT_UPDATED=0
 apt_install() {
     if [ "$APT_UPDATED" = 0 ]; then
-        apt-get update -qq || die "apt-get update failed"
+        echo "setup-docker:    apt-get update"
+        apt-get -o DPkg::Lock::Timeout=600 update -qq >>"$APT_LOG" 2>&1 || { tail -n 30 "$APT_LOG" >&2; die "apt-get update failed"; }
         APT_UPDATED=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" \
-        || die "apt-get install $* failed"
+    echo "setup-docker:    apt-get install $* (log: $APT_LOG)"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "$@" \
+            >>"$APT_LOG" 2>&1; then
+        tail -n 30 "$APT_LOG" >&2
+        die "apt-get install $* failed"
+    fi
 }
 
 # --- 1. engine installed -------------------------------------------------------------
