@@ -12,11 +12,12 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from repro.models import Manifest, ProjectConfig
+from repro.models import Manifest, ProjectConfig, ReplayReport
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "manifest.schema.json": Manifest,
     "config.schema.json": ProjectConfig,
+    "replay-report.schema.json": ReplayReport,
 }
 
 

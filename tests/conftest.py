@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 REQUIRE_SERVICES = os.environ.get("REPRO_REQUIRE_SERVICES") == "1"
+# Read before the environment is scrubbed: the locally built image CI provides.
+BASE_IMAGE = os.environ.get("REPRO_BASE_IMAGE", "repro-base:bookworm-py3.11")
 SCRUB_PREFIXES = ("PIP_", "UV_", "REPRO_", "ZENODO_", "SOURCE_DATE_EPOCH", "VIRTUAL_ENV")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -222,3 +224,28 @@ def pypi_reachable() -> bool:
 @pytest.fixture
 def pypi() -> None:
     require_service(pypi_reachable(), "PyPI (https://pypi.org)")
+
+
+_DOCKER: bool | None = None
+
+
+def docker_ready() -> bool:
+    """A Docker engine answers and has the base image (scripts/ci/setup-docker.sh)."""
+    global _DOCKER
+    if _DOCKER is None:
+        try:
+            import docker
+
+            client = docker.from_env(timeout=5)
+            client.images.get(BASE_IMAGE)
+            _DOCKER = True
+        except Exception:  # any failure means: no usable engine here
+            _DOCKER = False
+    return _DOCKER
+
+
+@pytest.fixture
+def docker_engine() -> str:
+    """The base image to build environments on; skips (fails in CI) without an engine."""
+    require_service(docker_ready(), f"Docker engine with image {BASE_IMAGE}")
+    return BASE_IMAGE

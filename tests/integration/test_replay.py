@@ -1,0 +1,181 @@
+"""`repro replay` end to end: local and docker targets, verdicts, exit codes, selections."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.capsules import rewrite
+from tests.conftest import ROOT, run_cli
+
+
+def capture(project: Path, out: Path, *args: str) -> Path:
+    result = run_cli("capture", str(project), "-o", str(out), *args)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def replay_json(capsule: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, dict]:  # type: ignore[type-arg]
+    result = run_cli("replay", str(capsule), "--json", *args, env=env, timeout=900)
+    assert "Traceback" not in result.stderr, result.stderr
+    try:
+        return result.returncode, json.loads(result.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"exit {result.returncode}: {result.stderr}") from None
+
+
+def verdicts(report: dict) -> dict[tuple[str, str, str], str]:  # type: ignore[type-arg]
+    return {(p["run"], p["point_id"], o["path"]): o["verdict"]
+            for p in report["points"] for o in p["outputs"]}
+
+
+def test_local_replay_reproduces_and_reports(tiny_study: Path, offline_index: Path, tmp_path: Path) -> None:
+    capsule = capture(tiny_study, tmp_path / "t.tgz")
+    code, report = replay_json(capsule, "--target", "local", "-j", "2")
+    assert code == 0, report
+    assert report["reproduced"] and report["target"] == "local"
+    assert set(verdicts(report).values()) == {"identical"}
+    assert len(verdicts(report)) == 4
+    assert report["counts"] == {"identical": 4}
+    assert any("unsigned" in w for w in report["warnings"])  # loud about an unsigned capsule
+    schema = json.loads((ROOT / "schemas" / "replay-report.schema.json").read_text())
+    jsonschema.validate(report, schema)
+    human = run_cli("replay", str(capsule), "--target", "local")
+    assert human.returncode == 0 and "reproduced" in human.stdout
+    assert "warning:" in human.stderr and "unsigned" in human.stderr
+
+
+def test_point_and_run_selection(tiny_study: Path, offline_index: Path, tmp_path: Path) -> None:
+    capsule = capture(tiny_study, tmp_path / "t.tgz")
+    code, report = replay_json(capsule, "--target", "local", "--point", "seed=1")
+    assert code == 0
+    assert list(verdicts(report)) == [("sweep", "seed=1", "results/metrics-1.json")]
+    code, report = replay_json(capsule, "--target", "local", "--run", "analyse")
+    assert code == 0 and list(verdicts(report)) == [("analyse", "_", "results/metrics.json")]
+    result = run_cli("replay", str(capsule), "--target", "local", "--run", "nope")
+    assert result.returncode == 2 and "no run named 'nope'" in result.stderr
+    result = run_cli("replay", str(capsule), "--target", "local", "--point", "seed")
+    assert result.returncode == 2 and "KEY=VALUE" in result.stderr
+
+
+def _study(tmp_path: Path, script: str, toml_extra: str = "") -> Path:
+    project = tmp_path / "study"
+    project.mkdir()
+    (project / "run.py").write_text(script)
+    (project / "repro.toml").write_text(
+        '[[runs]]\nname = "main"\ncommand = "python run.py"\noutputs = ["out.json"]\n' + toml_extra
+    )
+    return project
+
+
+def test_an_unseeded_study_does_not_reproduce(tmp_path: Path) -> None:
+    project = _study(tmp_path, "import json, random\njson.dump({'x': random.random()}, open('out.json', 'w'))\n")
+    capsule = capture(project, tmp_path / "u.tgz")
+    code, report = replay_json(capsule, "--target", "local")
+    assert code == 3 and not report["reproduced"]
+    (verdict,) = report["points"][0]["outputs"]
+    assert verdict["verdict"] == "different"
+
+
+def test_noise_below_tolerance_is_within_tolerance(tmp_path: Path) -> None:
+    script = "import json, random\njson.dump({'x': 1.0 + random.random() * 1e-12}, open('out.json', 'w'))\n"
+    project = _study(tmp_path, script, '[runs.compare]\n"out.json" = { rtol = 1e-6 }\n')
+    capsule = capture(project, tmp_path / "n.tgz")
+    code, report = replay_json(capsule, "--target", "local")
+    assert code == 0, report
+    (verdict,) = report["points"][0]["outputs"]
+    assert verdict["verdict"] == "within_tolerance"
+    assert 0 < verdict["max_abs_deviation"] < 1e-11
+
+
+def test_missing_output_and_failed_run(tmp_path: Path) -> None:
+    marker = tmp_path / "capture-phase"
+    marker.write_text("1")
+    script = (
+        "import json, os, sys\n"
+        f"if not os.path.exists({str(marker)!r}):\n"
+        "    sys.exit('cannot find the instrument file')\n"
+        "json.dump({'x': 1}, open('out.json', 'w'))\n"
+    )
+    project = _study(tmp_path, script)
+    capsule = capture(project, tmp_path / "m.tgz")
+    marker.unlink()
+    code, report = replay_json(capsule, "--target", "local")
+    assert code == 3
+    point = report["points"][0]
+    assert point["status"] == "failed" and point["exit_code"] == 1
+    assert "cannot find the instrument file" in point["stderr_tail"]
+    assert point["outputs"][0]["verdict"] == "missing"
+
+
+def test_a_tampered_capsule_is_refused_before_anything_runs(tiny_study: Path, offline_index: Path, tmp_path: Path) -> None:
+    capsule = capture(tiny_study, tmp_path / "t.tgz")
+
+    def tamper(members: list) -> None:  # type: ignore[type-arg]
+        for i, (info, data) in enumerate(members):
+            if info.name == "data/project/study.py":
+                members[i] = (info, data.replace(b"mean_square(values)", b"mean_square(values)*2"))
+
+    bad = rewrite(capsule, tmp_path / "bad.tgz", tamper)
+    result = run_cli("replay", str(bad), "--target", "local")
+    assert result.returncode == 4 and "checksum mismatch: data/project/study.py" in result.stderr
+
+
+def test_require_signed_refuses_an_unsigned_capsule(tmp_path: Path) -> None:
+    project = _study(tmp_path, "open('out.json', 'w').write('{}')\n")
+    capsule = capture(project, tmp_path / "s.tgz")
+    result = run_cli("replay", str(capsule), "--target", "local", "--require-signed")
+    assert result.returncode == 4 and "unsigned" in result.stderr
+
+
+def test_workdir_is_kept_and_html_report_written(tiny_study: Path, offline_index: Path, tmp_path: Path) -> None:
+    capsule = capture(tiny_study, tmp_path / "t.tgz")
+    report_file = tmp_path / "report.html"
+    code, report = replay_json(capsule, "--target", "local", "--workdir", str(tmp_path / "wd"),
+                               "--report", str(report_file))
+    assert code == 0
+    kept = Path(report["workdir"])
+    assert (kept / "capsule" / "data" / "project" / "results" / "metrics.json").is_file()
+    html = report_file.read_text()
+    assert "Tiny study" in html and "identical" in html
+
+
+# --- docker ------------------------------------------------------------------------------
+
+
+def test_docker_replay_runs_in_a_container_without_network_as_non_root(
+    tmp_path: Path, docker_engine: str, offline_index: Path, tiny_study: Path
+) -> None:
+    (tiny_study / "probe.sh").write_text(
+        "id -u > results/uid.txt; ls /sys/class/net > results/net.txt; nproc > results/cpus.txt\n"
+    )
+    toml = (tiny_study / "repro.toml").read_text()
+    (tiny_study / "repro.toml").write_text(toml.replace(
+        'command = "python study.py"', 'command = "python study.py && sh probe.sh"'))
+    capsule = capture(tiny_study, tmp_path / "t.tgz")
+    code, report = replay_json(capsule, "--target", "docker", "--base-image", docker_engine,
+                               "--workdir", str(tmp_path / "wd"))
+    assert code == 0, report
+    assert report["target"] == "docker" and set(verdicts(report).values()) == {"identical"}
+    results = Path(report["workdir"]) / "capsule" / "data" / "project" / "results"
+    assert (results / "uid.txt").read_text().strip() == "1000"
+    assert (results / "net.txt").read_text().split() == ["lo"]
+    assert (results / "cpus.txt").read_text().strip() == "1"  # resources.cpus = 1
+
+    # The second replay reuses the image: no build.
+    second = run_cli("replay", str(capsule), "--target", "docker", "--base-image", docker_engine)
+    assert second.returncode == 0, second.stderr
+    assert "reusing image repro-env:" in second.stderr and "building image" not in second.stderr
+
+
+def test_docker_target_without_an_engine_is_exit_5(tmp_path: Path) -> None:
+    project = _study(tmp_path, "open('out.json', 'w').write('{}')\n")
+    capsule = capture(project, tmp_path / "s.tgz")
+    result = run_cli("replay", str(capsule), "--target", "docker",
+                     env={"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"})
+    assert result.returncode == 5
+    assert "no Docker engine answers" in result.stderr and "--target local" in result.stderr
