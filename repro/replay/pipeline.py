@@ -267,7 +267,7 @@ def replay(opts: ReplayOptions, observe: Observer | None = None) -> ReplayReport
             duration_s=round(time.perf_counter() - t0, 3),
         )
         if opts.report_html is not None:
-            from repro.report.html import write_html_report
+            from repro.report.page import write_html_report
 
             write_html_report(report, root, project, opts.report_html)
         return report

@@ -55,7 +55,7 @@ def test_capture_locks_builds_runs_and_records(
     assert verified.root is not None
     lock = (verified.root / "data/env/requirements.lock").read_text()
     assert lock.count("--hash=sha256:") >= 2
-    assert "FROM python:" in (verified.root / "data/env/Dockerfile").read_text()
+    assert "ARG BASE_IMAGE=python:" in (verified.root / "data/env/Dockerfile").read_text()
 
     records = {(r["run"], r["point_id"]): r for r in m["results"]}
     assert set(records) == {

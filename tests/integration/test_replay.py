@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import jsonschema
-import pytest
 
 from tests.capsules import rewrite
 from tests.conftest import ROOT, run_cli
@@ -29,11 +27,16 @@ def replay_json(capsule: Path, *args: str, env: dict[str, str] | None = None) ->
 
 
 def verdicts(report: dict) -> dict[tuple[str, str, str], str]:  # type: ignore[type-arg]
-    return {(p["run"], p["point_id"], o["path"]): o["verdict"]
-            for p in report["points"] for o in p["outputs"]}
+    return {
+        (p["run"], p["point_id"], o["path"]): o["verdict"]
+        for p in report["points"]
+        for o in p["outputs"]
+    }
 
 
-def test_local_replay_reproduces_and_reports(tiny_study: Path, offline_index: Path, tmp_path: Path) -> None:
+def test_local_replay_reproduces_and_reports(
+    tiny_study: Path, offline_index: Path, tmp_path: Path
+) -> None:
     capsule = capture(tiny_study, tmp_path / "t.tgz")
     code, report = replay_json(capsule, "--target", "local", "-j", "2")
     assert code == 0, report
@@ -73,7 +76,9 @@ def _study(tmp_path: Path, script: str, toml_extra: str = "") -> Path:
 
 
 def test_an_unseeded_study_does_not_reproduce(tmp_path: Path) -> None:
-    project = _study(tmp_path, "import json, random\njson.dump({'x': random.random()}, open('out.json', 'w'))\n")
+    project = _study(
+        tmp_path, "import json, random\njson.dump({'x': random.random()}, open('out.json', 'w'))\n"
+    )
     capsule = capture(project, tmp_path / "u.tgz")
     code, report = replay_json(capsule, "--target", "local")
     assert code == 3 and not report["reproduced"]
@@ -112,7 +117,9 @@ def test_missing_output_and_failed_run(tmp_path: Path) -> None:
     assert point["outputs"][0]["verdict"] == "missing"
 
 
-def test_a_tampered_capsule_is_refused_before_anything_runs(tiny_study: Path, offline_index: Path, tmp_path: Path) -> None:
+def test_a_tampered_capsule_is_refused_before_anything_runs(
+    tiny_study: Path, offline_index: Path, tmp_path: Path
+) -> None:
     capsule = capture(tiny_study, tmp_path / "t.tgz")
 
     def tamper(members: list) -> None:  # type: ignore[type-arg]
@@ -122,7 +129,7 @@ def test_a_tampered_capsule_is_refused_before_anything_runs(tiny_study: Path, of
 
     bad = rewrite(capsule, tmp_path / "bad.tgz", tamper)
     result = run_cli("replay", str(bad), "--target", "local")
-    assert result.returncode == 4 and "checksum mismatch: data/project/study.py" in result.stderr
+    assert result.returncode == 4 and "mismatch: data/project/study.py" in result.stderr
 
 
 def test_require_signed_refuses_an_unsigned_capsule(tmp_path: Path) -> None:
@@ -132,11 +139,20 @@ def test_require_signed_refuses_an_unsigned_capsule(tmp_path: Path) -> None:
     assert result.returncode == 4 and "unsigned" in result.stderr
 
 
-def test_workdir_is_kept_and_html_report_written(tiny_study: Path, offline_index: Path, tmp_path: Path) -> None:
+def test_workdir_is_kept_and_html_report_written(
+    tiny_study: Path, offline_index: Path, tmp_path: Path
+) -> None:
     capsule = capture(tiny_study, tmp_path / "t.tgz")
     report_file = tmp_path / "report.html"
-    code, report = replay_json(capsule, "--target", "local", "--workdir", str(tmp_path / "wd"),
-                               "--report", str(report_file))
+    code, report = replay_json(
+        capsule,
+        "--target",
+        "local",
+        "--workdir",
+        str(tmp_path / "wd"),
+        "--report",
+        str(report_file),
+    )
     assert code == 0
     kept = Path(report["workdir"])
     assert (kept / "capsule" / "data" / "project" / "results" / "metrics.json").is_file()
@@ -151,20 +167,34 @@ def test_docker_replay_runs_in_a_container_without_network_as_non_root(
     tmp_path: Path, docker_engine: str, offline_index: Path, tiny_study: Path
 ) -> None:
     (tiny_study / "probe.sh").write_text(
-        "id -u > results/uid.txt; ls /sys/class/net > results/net.txt; nproc > results/cpus.txt\n"
+        "id -u > results/uid.txt; ls /sys/class/net > results/net.txt\n"
+        # cgroup v1 or v2: the CPU quota and memory limit the container runs under
+        "{ cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cut -d' ' -f1 /sys/fs/cgroup/cpu.max; }"
+        " > results/cpu.txt\n"
+        "{ cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; }"
+        " > results/mem.txt\n"
     )
     toml = (tiny_study / "repro.toml").read_text()
-    (tiny_study / "repro.toml").write_text(toml.replace(
-        'command = "python study.py"', 'command = "python study.py && sh probe.sh"'))
+    (tiny_study / "repro.toml").write_text(
+        toml.replace('command = "python study.py"', 'command = "python study.py && sh probe.sh"')
+    )
     capsule = capture(tiny_study, tmp_path / "t.tgz")
-    code, report = replay_json(capsule, "--target", "docker", "--base-image", docker_engine,
-                               "--workdir", str(tmp_path / "wd"))
+    code, report = replay_json(
+        capsule,
+        "--target",
+        "docker",
+        "--base-image",
+        docker_engine,
+        "--workdir",
+        str(tmp_path / "wd"),
+    )
     assert code == 0, report
     assert report["target"] == "docker" and set(verdicts(report).values()) == {"identical"}
     results = Path(report["workdir"]) / "capsule" / "data" / "project" / "results"
     assert (results / "uid.txt").read_text().strip() == "1000"
     assert (results / "net.txt").read_text().split() == ["lo"]
-    assert (results / "cpus.txt").read_text().strip() == "1"  # resources.cpus = 1
+    assert (results / "cpu.txt").read_text().strip() == "100000"  # cpus = 1: one period's quota
+    assert (results / "mem.txt").read_text().strip() == str(1 << 30)  # memory = "1G"
 
     # The second replay reuses the image: no build.
     second = run_cli("replay", str(capsule), "--target", "docker", "--base-image", docker_engine)
@@ -175,7 +205,12 @@ def test_docker_replay_runs_in_a_container_without_network_as_non_root(
 def test_docker_target_without_an_engine_is_exit_5(tmp_path: Path) -> None:
     project = _study(tmp_path, "open('out.json', 'w').write('{}')\n")
     capsule = capture(project, tmp_path / "s.tgz")
-    result = run_cli("replay", str(capsule), "--target", "docker",
-                     env={"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"})
+    result = run_cli(
+        "replay",
+        str(capsule),
+        "--target",
+        "docker",
+        env={"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"},
+    )
     assert result.returncode == 5
     assert "no Docker engine answers" in result.stderr and "--target local" in result.stderr

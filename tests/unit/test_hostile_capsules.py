@@ -129,18 +129,21 @@ def _mutate_members(members: Members, mutation: tuple) -> None:  # type: ignore[
     elif kind == "manifest":
         if members[0][0].name != "repro.json":
             return  # already removed or moved by an earlier mutation
-        doc = json.loads(members[0][1])
-        field = mutation[1]
-        if field == "title":
-            doc["metadata"]["title"] = "changed"
-        elif field == "python":
-            doc["environment"]["python_version"] = "2.7"
-        elif field == "sha":
-            doc["files"][0]["sha256"] = "0" * 64
-        elif field == "size":
-            doc["files"][0]["size"] += 1
-        else:
-            doc["created"] = "2001-01-01T00:00:00Z"
+        try:
+            doc = json.loads(members[0][1])
+            field = mutation[1]
+            if field == "title":
+                doc["metadata"]["title"] = "changed"
+            elif field == "python":
+                doc["environment"]["python_version"] = "2.7"
+            elif field == "sha":
+                doc["files"][0]["sha256"] = "0" * 64
+            elif field == "size":
+                doc["files"][0]["size"] += 1
+            else:
+                doc["created"] = "2001-01-01T00:00:00Z"
+        except (ValueError, TypeError, KeyError, IndexError):
+            return  # an earlier mutation already broke repro.json
         members[0] = (members[0][0], canonical_json(doc))
 
 

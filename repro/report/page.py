@@ -1,0 +1,342 @@
+"""Render a ReplayReport as one self-contained HTML page: inline CSS, embedded images, no JS."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from html import escape
+from pathlib import Path
+from typing import assert_never
+
+from repro import __version__
+from repro.errors import OutputWriteError
+from repro.models import (
+    EnvironmentDifference,
+    OutputVerdict,
+    PointReplay,
+    PointStatus,
+    ReplayReport,
+    Verdict,
+    format_value,
+)
+from repro.report.evidence import Sides, evidence, locate, number
+
+VERDICT_ORDER: tuple[Verdict, ...] = (
+    "identical",
+    "within_tolerance",
+    "different",
+    "missing",
+    "not_verified",
+)
+
+CSS = """
+:root { --good:#1a7f37; --good-bg:#dafbe1; --bad:#cf222e; --bad-bg:#ffebe9;
+  --warn:#9a6700; --warn-bg:#fff8c5; --line:#d0d7de; --muted:#57606a; --soft:#f6f8fa; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #fff; color: #1f2328; line-height: 1.5;
+  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
+  sans-serif; }
+main { max-width: 1180px; margin: 0 auto; padding: 24px 28px 48px; }
+h1 { font-size: 26px; margin: 2px 0 14px; line-height: 1.25; overflow-wrap: anywhere; }
+.eyebrow { margin: 0; color: var(--muted); font-size: 13px; text-transform: uppercase;
+  letter-spacing: .06em; }
+h2 { font-size: 19px; margin: 34px 0 10px; padding-bottom: 6px;
+  border-bottom: 1px solid var(--line); }
+h3 { font-size: 16px; margin: 0; }
+code, pre { font: 13px/1.45 ui-monospace, SFMono-Regular, Menlo, Consolas,
+  "Liberation Mono", monospace; }
+.banner { display: flex; align-items: center; gap: 14px; padding: 14px 18px;
+  border-radius: 8px; border: 1px solid; font-weight: 700; font-size: 20px;
+  letter-spacing: .04em; margin-bottom: 14px; }
+.banner small { font-weight: 400; font-size: 14px; letter-spacing: 0; }
+.banner.good { color: var(--good); background: var(--good-bg); border-color: #aceebb; }
+.banner.bad { color: var(--bad); background: var(--bad-bg); border-color: #ffcecb; }
+dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 4px 18px;
+  margin: 0; }
+dl.meta dt { color: var(--muted); }
+dl.meta dd { margin: 0; overflow-wrap: anywhere; }
+.chips { display: flex; flex-wrap: wrap; gap: 8px; margin: 4px 0 12px; }
+.badge, .chip { display: inline-block; border-radius: 999px; padding: 1px 10px;
+  font-size: 13px; font-weight: 600; white-space: nowrap; border: 1px solid transparent; }
+.chip { font-size: 14px; padding: 3px 12px; }
+.good { color: var(--good); background: var(--good-bg); border-color: #aceebb; }
+.bad { color: var(--bad); background: var(--bad-bg); border-color: #ffcecb; }
+.warn { color: var(--warn); background: var(--warn-bg); border-color: #f5e0a0; }
+.none { color: var(--muted); background: var(--soft); border-color: var(--line); }
+table { border-collapse: collapse; width: 100%; margin: 6px 0; }
+th, td { text-align: left; vertical-align: top; padding: 6px 10px;
+  border-bottom: 1px solid var(--line); overflow-wrap: anywhere; }
+th { background: var(--soft); font-weight: 600; font-size: 13px; color: var(--muted); }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.muted, .note, .hashes { color: var(--muted); }
+.note, .hashes { margin: 6px 0; font-size: 14px; }
+.hashes { font-size: 12px; }
+ul.warnings { margin: 0; padding: 10px 14px 10px 32px; background: var(--warn-bg);
+  border: 1px solid #f5e0a0; border-radius: 8px; color: #4d3800; }
+section.point { margin-top: 26px; border: 1px solid var(--line); border-radius: 8px;
+  overflow: hidden; }
+.point-head { display: flex; flex-wrap: wrap; align-items: center; gap: 8px 12px;
+  padding: 10px 14px; background: var(--soft); border-bottom: 1px solid var(--line); }
+.point-head .facts { margin-left: auto; color: var(--muted); font-size: 13px; }
+.point-body { padding: 8px 14px 12px; }
+.command { margin: 4px 0 8px; font-size: 13px; color: var(--muted); overflow-wrap: anywhere; }
+.command code { color: #1f2328; }
+pre { margin: 6px 0; padding: 10px 12px; background: var(--soft); border: 1px solid
+  var(--line); border-radius: 6px; overflow-x: auto; white-space: pre; }
+pre.stderr { background: #fff5f5; border-color: #ffcecb; max-height: 24em; }
+pre.diff { padding: 6px 0; max-height: 36em; }
+pre.diff span { display: block; padding: 0 12px; min-width: max-content; }
+pre.diff .add { background: #e6ffec; color: #116329; }
+pre.diff .del { background: #ffebe9; color: #82071e; }
+pre.diff .hunk { background: #ddf4ff; color: #0550ae; }
+pre.diff .file, pre.diff .meta { color: var(--muted); font-weight: 600; }
+tr.evidence > td { background: #fbfcfd; padding: 4px 14px 14px; }
+details > summary { cursor: pointer; color: var(--muted); font-size: 14px; margin: 6px 0; }
+.images { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 14px;
+  margin: 8px 0; }
+figure { margin: 0; }
+figcaption { font-size: 13px; font-weight: 600; color: var(--muted); margin-bottom: 4px; }
+figure img { display: block; width: 100%; height: auto; max-height: 560px;
+  object-fit: contain; image-rendering: pixelated;
+  border: 1px solid var(--line); border-radius: 4px;
+  background: repeating-conic-gradient(#eee 0% 25%, #fff 0% 50%) 0 0 / 16px 16px; }
+.absent { padding: 24px 10px; text-align: center; color: var(--muted); font-size: 13px;
+  border: 1px dashed var(--line); border-radius: 4px; }
+table.outputs { table-layout: fixed; }
+col.c-path { width: 28%; } col.c-verdict { width: 130px; } col.c-dev { width: 140px; }
+table.diffs td, table.diffs th { font-size: 13px; padding: 4px 8px; }
+footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
+"""
+
+# No network of any kind: images are data: URIs and the policy forbids everything else.
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def _tone(verdict: Verdict) -> str:
+    """The colour class of a verdict: passing green, failing red, unchecked amber."""
+    match verdict:
+        case "identical" | "within_tolerance":
+            return "good"
+        case "different" | "missing":
+            return "bad"
+        case "not_verified":
+            return "warn"
+        case _:
+            assert_never(verdict)
+
+
+def _words(verdict: Verdict) -> str:
+    return verdict.replace("_", " ")
+
+
+def _verdict_badge(verdict: Verdict) -> str:
+    return f'<span class="badge {_tone(verdict)}">{_words(verdict)}</span>'
+
+
+def _status_badge(point: PointReplay) -> str:
+    status: PointStatus = point.status
+    match status:
+        case "ok":
+            return '<span class="badge good">ok</span>'
+        case "failed":
+            code = "" if point.exit_code is None else f" · exit {point.exit_code}"
+            return f'<span class="badge bad">failed{code}</span>'
+        case "timed_out":
+            code = "" if point.exit_code is None else f" · exit {point.exit_code}"
+            return f'<span class="badge bad">timed out{code}</span>'
+        case _:
+            assert_never(status)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def _point_label(point: PointReplay) -> str:
+    return ", ".join(f"{k}={format_value(v)}" for k, v in point.point.items())
+
+
+def _header(report: ReplayReport) -> str:
+    tone, word = ("good", "REPRODUCED") if report.reproduced else ("bad", "NOT REPRODUCED")
+    n_out = sum(len(p.outputs) for p in report.points)
+    meta = [
+        ("Capsule id", f"<code>{escape(report.capsule_id)}</code>"),
+        ("Capsule file", escape(report.capsule)),
+        ("Signature", escape(report.signature)),
+        ("Target", escape(report.target)),
+        ("Started", escape(report.started)),
+        ("Duration", _duration(report.duration_s)),
+    ]
+    if report.workdir is not None:
+        meta.append(("Workdir", f"<code>{escape(report.workdir)}</code>"))
+    rows = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in meta)
+    return (
+        '<p class="eyebrow">repro · replay report</p>'
+        f"<h1>{escape(report.title)}</h1>"
+        f'<div class="banner {tone}">{word}'
+        f"<small>{len(report.points)} run point(s), {n_out} output(s)</small></div>"
+        f'<dl class="meta">{rows}</dl>'
+    )
+
+
+def _summary(report: ReplayReport) -> str:
+    chips = []
+    for verdict in VERDICT_ORDER:
+        n = report.counts.get(verdict, 0)
+        tone = _tone(verdict) if n else "none"
+        chips.append(f'<span class="chip {tone}">{n} {_words(verdict)}</span>')
+    failed = sum(1 for p in report.points if p.status != "ok")
+    points = (
+        f'<span class="chip {"bad" if failed else "good"}">'
+        f"{len(report.points) - failed} of {len(report.points)} run point(s) ran cleanly</span>"
+    )
+    return (
+        f'<h2>Summary</h2><div class="chips">{"".join(chips)}</div>'
+        f'<div class="chips">{points}</div>'
+    )
+
+
+def _warnings(report: ReplayReport) -> str:
+    if not report.warnings:
+        return ""
+    items = "".join(f"<li>{escape(w)}</li>" for w in report.warnings)
+    return f'<h2>Warnings</h2><ul class="warnings">{items}</ul>'
+
+
+def _environment(diffs: list[EnvironmentDifference]) -> str:
+    if not diffs:
+        return '<h2>Environment</h2><p class="note">Same as the captured environment.</p>'
+
+    def cell(value: str | None) -> str:
+        return '<span class="muted">absent</span>' if value is None else escape(value)
+
+    rows = "".join(
+        f"<tr><td>{escape(d.what)}</td><td>{cell(d.captured)}</td><td>{cell(d.replayed)}</td></tr>"
+        for d in diffs
+    )
+    return (
+        "<h2>Environment differences</h2><table><thead><tr><th>what</th><th>captured</th>"
+        f"<th>replayed</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _deviation(output: OutputVerdict) -> str:
+    parts = []
+    if output.max_abs_deviation is not None:
+        parts.append(f"abs {number(output.max_abs_deviation)}")
+    if output.max_rel_deviation is not None:
+        parts.append(f"rel {number(output.max_rel_deviation)}")
+    return "<br>".join(parts)
+
+
+def _output_rows(point: PointReplay, capsule_root: Path, project: Path) -> str:
+    expected_root = capsule_root / "data" / "results" / point.run / point.point_id
+    rows = []
+    for output in point.outputs:
+        rows.append(
+            f"<tr><td><code>{escape(output.path)}</code></td>"
+            f"<td>{_verdict_badge(output.verdict)}</td>"
+            f"<td>{escape(output.detail)}</td>"
+            f'<td class="num">{_deviation(output)}</td></tr>'
+        )
+        if output.verdict not in ("different", "within_tolerance"):
+            continue
+        expected, why_e = locate(expected_root, output.path)
+        actual, why_a = locate(project, output.path)
+        why = [f"{side} file {w}" for side, w in (("expected", why_e), ("replayed", why_a)) if w]
+        sides = Sides(expected, actual, "; ".join(why))
+        body = evidence(output, sides)
+        if output.verdict == "within_tolerance":
+            body = f"<details><summary>Evidence (within tolerance)</summary>{body}</details>"
+        rows.append(f'<tr class="evidence"><td colspan="4">{body}</td></tr>')
+    return "".join(rows)
+
+
+def _point(index: int, point: PointReplay, capsule_root: Path, project: Path) -> str:
+    label = _point_label(point)
+    facts = f"ran {_duration(point.duration_s)}"
+    if point.captured_duration_s is not None:
+        facts += f" (captured {_duration(point.captured_duration_s)})"
+    head = (
+        f'<div class="point-head"><h3>{escape(point.run)}</h3>'
+        + (f"<code>{escape(label)}</code>" if label else "")
+        + f'{_status_badge(point)}<span class="facts">{facts}</span></div>'
+    )
+    body = [f'<p class="command">$ <code>{escape(point.command)}</code></p>']
+    if point.stderr_tail:
+        body.append(
+            f'<details open><summary>stderr (last lines)</summary><pre class="stderr">'
+            f"{escape(point.stderr_tail)}</pre></details>"
+        )
+    if point.outputs:
+        body.append(
+            '<table class="outputs"><colgroup><col class="c-path"><col class="c-verdict"><col>'
+            '<col class="c-dev"></colgroup>'
+            "<thead><tr><th>output</th><th>verdict</th><th>detail</th>"
+            '<th class="num">max deviation</th></tr></thead>'
+            f"<tbody>{_output_rows(point, capsule_root, project)}</tbody></table>"
+        )
+    else:
+        body.append('<p class="note">No outputs compared for this run point.</p>')
+    return (
+        f'<section class="point" id="point-{index}">{head}'
+        f'<div class="point-body">{"".join(body)}</div></section>'
+    )
+
+
+def render_html(report: ReplayReport, capsule_root: Path, project: Path) -> str:
+    """The whole page; the same report and files always give the same text."""
+    points = "".join(
+        _point(i, p, capsule_root, project) for i, p in enumerate(report.points, start=1)
+    )
+    verdict = "reproduced" if report.reproduced else "not reproduced"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Replay {escape(verdict)}: {escape(report.title)}</title>
+<style>{CSS}</style>
+</head>
+<body><main>
+{_header(report)}
+{_summary(report)}
+{_warnings(report)}
+{_environment(report.environment_differences)}
+<h2>Run points</h2>
+{points}
+<footer>Written by repro {escape(__version__)}; self-contained, nothing fetched.</footer>
+</main></body>
+</html>
+"""
+
+
+def write_html_report(report: ReplayReport, capsule_root: Path, project: Path, dest: Path) -> None:
+    """Write the report page to `dest` atomically (a temp file in its folder, then a rename)."""
+    text = render_html(report, capsule_root, project)
+    tmp: Path | None = None
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+        tmp = Path(name)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.chmod(0o644)
+        tmp.replace(dest)
+    except OSError as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise OutputWriteError(f"cannot write the report {dest}: {exc.strerror or exc}") from None
+    except BaseException:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        raise
