@@ -45,3 +45,28 @@ def test_sample_paper_round_trip(paper: str, tmp_path: Path, pypi: None) -> None
             assert (capsule.root / output.capsule_path).stat().st_size == output.size > 0
     inspected = run_cli("inspect", str(out))
     assert inspected.returncode == 0 and m.metadata.title in inspected.stdout
+
+    replayed = run_cli("replay", str(out), "--target", "local", "-j", "2", "--json", timeout=900)
+    assert replayed.returncode == 0, replayed.stderr
+    report = json.loads(replayed.stdout)
+    assert report["reproduced"] and sum(report["counts"].values()) == declared
+    assert set(report["counts"]) <= {"identical", "within_tolerance"}
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("paper", PAPERS)
+def test_sample_paper_replays_in_docker(
+    paper: str, tmp_path: Path, pypi: None, docker_engine: str
+) -> None:
+    project = copy_project(ROOT / "sample_papers" / paper, tmp_path / paper)
+    out = tmp_path / f"{paper}.capsule.tgz"
+    captured = run_cli("capture", str(project), "-o", str(out), timeout=900)
+    assert captured.returncode == 0, captured.stderr
+    replayed = run_cli("replay", str(out), "--target", "docker", "--base-image", docker_engine,
+                       "--json", timeout=900)
+    assert replayed.returncode in (0, 3), replayed.stderr
+    report = json.loads(replayed.stdout)
+    # Same lock, another OS build of Python 3.11 (Debian's, in the image): numbers must agree
+    # within the paper's declared tolerance; images are compared exactly unless declared.
+    assert report["target"] == "docker"
+    assert report["reproduced"], json.dumps(report["points"], indent=1)[:3000]
