@@ -44,6 +44,8 @@ app = typer.Typer(
 )
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+if not out.is_terminal:
+    out.width = max(out.width, 160)  # piped into a file or a log: do not fold tables at 80
 _RAW_ARGS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("raw", default=None)
 
 P = ParamSpec("P")
@@ -529,6 +531,34 @@ def _render_replay(result: Any, report: Path | None) -> None:
         out.print(f"report: {report}")
     if result.workdir:
         out.print(f"working directory kept: {result.workdir}")
+
+
+# --- diff --------------------------------------------------------------------------------
+
+
+@app.command()
+@handles_errors
+def diff(
+    capsule_a: Annotated[Path, typer.Argument(help="The earlier capsule.")],
+    capsule_b: Annotated[Path, typer.Argument(help="The later capsule.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """What changed between two capsules: code, data, dependencies, runs, results."""
+    from repro.diff import diff_capsules
+
+    result = diff_capsules(capsule_a, capsule_b)
+    if as_json:
+        _emit_json(result.model_dump(mode="json"))
+        return
+    if not result.entries:
+        out.print("[green]no differences[/]" + (" (same capsule)" if result.identical else ""))
+        return
+    table = Table(title=f"{capsule_a.name} -> {capsule_b.name}")
+    for col in ("kind", "name", "change", "before", "after", "detail"):
+        table.add_column(col, overflow="fold")
+    for e in result.entries:
+        table.add_row(e.kind, e.name, e.change, e.before or "", e.after or "", e.detail or "")
+    out.print(table)
 
 
 # --- keys --------------------------------------------------------------------------------

@@ -499,3 +499,26 @@ class ReplayReport(Model):
     """Where the replay ran, when it was kept."""
     started: str
     duration_s: float
+
+
+DiffKind = Literal["code", "data", "dependency", "run", "result", "environment", "metadata"]
+
+
+class DiffEntry(Model):
+    kind: DiffKind
+    name: str
+    change: Literal["added", "removed", "changed"]
+    before: str | None = None
+    after: str | None = None
+    detail: str | None = None
+
+
+class CapsuleDiff(Model):
+    """What `repro diff A B` found (the --json output)."""
+
+    a: str
+    b: str
+    a_id: str
+    b_id: str
+    identical: bool
+    entries: list[DiffEntry]

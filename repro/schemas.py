@@ -12,12 +12,13 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from repro.models import Manifest, ProjectConfig, ReplayReport
+from repro.models import CapsuleDiff, Manifest, ProjectConfig, ReplayReport
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "manifest.schema.json": Manifest,
     "config.schema.json": ProjectConfig,
     "replay-report.schema.json": ReplayReport,
+    "diff.schema.json": CapsuleDiff,
 }
 
 
