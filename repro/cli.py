@@ -217,6 +217,13 @@ def capture_cmd(
         typer.Option("--sign/--no-sign", help="Sign the capsule (default: when a key exists)."),
     ] = None,
     key: Annotated[Path | None, typer.Option("--key", help="Private key to sign with.")] = None,
+    wheels: Annotated[
+        bool, typer.Option("--wheels", help="Vendor the lock's wheels (offline replays).")
+    ] = False,
+    image: Annotated[
+        bool,
+        typer.Option("--image", help="Build the environment image and save it into the capsule."),
+    ] = False,
     allow_secret: Annotated[
         list[str] | None,
         typer.Option("--allow-secret", help="Path allowed to hold what looks like a secret."),
@@ -256,6 +263,8 @@ def capture_cmd(
         sign=sign,
         key=key,
         allow_secrets=allow_secret or [],
+        wheels=wheels,
+        image=image,
         passphrase_prompt=_prompt_passphrase,
     )
     result = capture(opts, observe=None if as_json else _say)

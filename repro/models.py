@@ -358,6 +358,11 @@ class Environment(Model):
     """Capsule path of the generated Dockerfile."""
     variables: dict[str, str] = {}
     """Allowlisted environment variables and their values at capture."""
+    wheels: str | None = None
+    """Capsule folder of the lock's vendored wheels (capture --wheels): offline replays."""
+    image: str | None = None
+    """Capsule path of the saved environment image (capture --image): replay needs no build."""
+    image_tag: str | None = None
 
 
 class ExpectedOutput(Model):

@@ -32,7 +32,9 @@ from repro.capture.secrets import Hit, SecretScanner, fail_on_hits, is_secret_va
 from repro.capture.source import source_state
 from repro.config import load_config
 from repro.env.dockerfile import default_base_image, render_dockerfile
+from repro.env.image import ImageSpec, docker_client, ensure_image, save_image
 from repro.env.venv import build_venv
+from repro.env.wheels import download_wheels
 from repro.errors import (
     ConfigError,
     FileTooLargeError,
@@ -86,6 +88,10 @@ class CaptureOptions:
     jobs: int = 1
     base_image: str | None = None
     use_hash_cache: bool = True
+    wheels: bool = False
+    """Vendor the lock's wheels into the capsule (offline replays)."""
+    image: bool = False
+    """Build the environment image and save it into the capsule (docker save)."""
     allow_secrets: list[str] = field(default_factory=list)
     """Paths allowed to hold what looks like a secret (--allow-secret)."""
     sign: bool | None = None
@@ -318,6 +324,11 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
                 )
             )
             sources[path] = content
+        extras = _vendor(opts, lock, env_files, base_image, apt, stage, say)
+        for path, source in extras.files.items():
+            sha, size = sha256_file(source)
+            files.append(FileEntry(path=path, sha256=sha, size=size, mode=0o644, role="env"))
+            sources[path] = Source(source, size, source.stat().st_mtime_ns)
         created = created_timestamp(epoch)
         crate = rocrate_metadata(
             config.capsule,
@@ -353,6 +364,9 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
             apt_packages=apt,
             dockerfile=ENV_PREFIX + "Dockerfile",
             variables=_recorded_variables(config.environment.variables),
+            wheels=extras.wheels,
+            image=extras.image,
+            image_tag=extras.image_tag,
         )
         manifest = Manifest(
             repro_version=__version__,
@@ -390,6 +404,52 @@ def _signing_key(opts: CaptureOptions) -> Ed25519PrivateKey | None:
             raise SigningKeyError("--sign was given but there is no signing key")
         return None
     return load_private_key(path, opts.passphrase_prompt)
+
+
+@dataclass(frozen=True)
+class _Vendored:
+    files: dict[str, Path]
+    wheels: str | None = None
+    image: str | None = None
+    image_tag: str | None = None
+
+
+def _vendor(
+    opts: CaptureOptions,
+    lock: Lock,
+    env_files: dict[str, bytes],
+    base_image: str,
+    apt: list[str],
+    stage: Path,
+    say: Observer,
+) -> _Vendored:
+    """--wheels: the lock's wheels; --image: the built environment image (docker save)."""
+    files: dict[str, Path] = {}
+    wheels_folder = None
+    wheels = None
+    if (opts.wheels or opts.image) and lock.packages:
+        say("downloading the lock's wheels (hash-checked)")
+        wheels_folder = download_wheels(lock.text)
+        if opts.wheels:
+            wheels = ENV_PREFIX + "wheels"
+            for whl in sorted(wheels_folder.glob("*.whl")):
+                files[f"{wheels}/{whl.name}"] = whl
+    if not opts.image:
+        return _Vendored(files, wheels)
+    spec = ImageSpec(
+        dockerfile=env_files[ENV_PREFIX + "Dockerfile"].decode(),
+        lock_text=lock.text,
+        base_image=base_image,
+        has_packages=bool(lock.packages),
+        needs_network=bool(apt),
+        wheels=wheels_folder,
+    )
+    tag = ensure_image(docker_client(), spec, offline=False, say=say)
+    say(f"saving image {tag} into the capsule")
+    tarball = stage / ".repro-image.tar"
+    save_image(docker_client(), tag, tarball)
+    files[ENV_PREFIX + "image.tar"] = tarball
+    return _Vendored(files, wheels, ENV_PREFIX + "image.tar", tag)
 
 
 def _recorded_variables(names: list[str]) -> dict[str, str]:

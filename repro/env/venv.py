@@ -14,7 +14,7 @@ from pathlib import Path
 
 from repro.capture.deps import uv_bin
 from repro.capture.hashing import sha256_bytes
-from repro.errors import EnvironmentBuildError
+from repro.errors import EnvironmentBuildError, NetworkError
 from repro.paths import cache_dir
 
 MARKER = ".repro-complete"
@@ -77,11 +77,20 @@ def _run(cmd: list[str], what: str) -> None:
         raise EnvironmentBuildError(f"{what} failed: {' '.join(lines[-4:])}")
 
 
-def build_venv(lock_text: str, python_version: str, *, use_uv: bool = True) -> VirtualEnv:
+def build_venv(
+    lock_text: str,
+    python_version: str,
+    *,
+    use_uv: bool = True,
+    wheels: Path | None = None,
+    offline: bool = False,
+) -> VirtualEnv:
     """A venv with exactly the lock's packages, hash-checked; reused when already built.
 
     Built in place under the cache (venvs are not relocatable) behind a file lock; a marker
     written last tells a complete build from an interrupted one, which is wiped and redone.
+    `wheels`: a folder of the lock's wheels to install from with no index (vendored in the
+    capsule); `offline`: never touch the network (needs `wheels` or a cached venv).
     """
     root = cache_dir() / "venvs" / env_key(lock_text, python_version)
     python = root / "bin" / "python"
@@ -90,13 +99,20 @@ def build_venv(lock_text: str, python_version: str, *, use_uv: bool = True) -> V
             return VirtualEnv(root, python, reused=True)
         if root.exists():
             shutil.rmtree(root)
+        has_packages = any(
+            ln.strip() and not ln.lstrip().startswith("#") for ln in lock_text.splitlines()
+        )
+        if offline and has_packages and wheels is None:
+            raise NetworkError(
+                "the environment is not cached and the capsule vendors no wheels: "
+                "--offline cannot build it",
+                hint="replay once with the network, or capture with --wheels",
+            )
+        index = ["--no-index", "--find-links", str(wheels)] if wheels is not None else []
         interpreter = find_python(python_version)
         lock_file = root.parent / f"{root.name}.requirements.txt"
         lock_file.write_text(lock_text, encoding="utf-8")
         try:
-            has_packages = any(
-                ln.strip() and not ln.lstrip().startswith("#") for ln in lock_text.splitlines()
-            )
             if use_uv:
                 _run([uv_bin(), "venv", "--quiet", "--python", interpreter, str(root)], "uv venv")
                 if has_packages:
@@ -107,6 +123,8 @@ def build_venv(lock_text: str, python_version: str, *, use_uv: bool = True) -> V
                             "sync",
                             "--quiet",
                             "--require-hashes",
+                            *index,
+                            *(["--offline"] if offline else []),
                             "--python",
                             str(python),
                             str(lock_file),
@@ -125,6 +143,7 @@ def build_venv(lock_text: str, python_version: str, *, use_uv: bool = True) -> V
                             "--quiet",
                             "--require-hashes",
                             "--no-deps",
+                            *index,
                             "-r",
                             str(lock_file),
                         ],

@@ -100,7 +100,7 @@ def _matches(point: dict[str, SweepValue], wanted: dict[str, str]) -> bool:
     return all(k not in point or format_value(point[k]) == v for k, v in wanted.items())
 
 
-def _local_target(manifest: Manifest, root: Path, say: Observer) -> PreparedTarget:
+def _local_target(manifest: Manifest, root: Path, offline: bool, say: Observer) -> PreparedTarget:
     lock_text = (root / manifest.environment.lock).read_text(encoding="utf-8")
     wanted = manifest.environment.python_version
     mm = ".".join(wanted.split(".")[:2])
@@ -114,7 +114,10 @@ def _local_target(manifest: Manifest, root: Path, say: Observer) -> PreparedTarg
             f"captured with Python {mm}, which is not installed here: replaying with {version}"
         )
     say("preparing the environment from the lock")
-    venv = build_venv(lock_text, version)
+    env = manifest.environment
+    venv = build_venv(
+        lock_text, version, wheels=root / env.wheels if env.wheels else None, offline=offline
+    )
     say("reusing the cached environment" if venv.reused else "built the environment")
     return PreparedTarget(
         "local",
@@ -281,7 +284,7 @@ def _prepare_target(
 ) -> PreparedTarget:
     name = opts.target
     if name is None:
-        from repro.replay.docker_target import engine_available
+        from repro.env.image import engine_available
 
         name = "docker" if engine_available() else "local"
         say(f"target: {name}" + ("" if name == "docker" else " (no Docker engine answered)"))
@@ -289,4 +292,4 @@ def _prepare_target(
         from repro.replay.docker_target import prepare_docker
 
         return prepare_docker(manifest, root, opts.base_image, opts.offline, say)
-    return _local_target(manifest, root, say)
+    return _local_target(manifest, root, opts.offline, say)

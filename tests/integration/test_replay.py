@@ -214,3 +214,62 @@ def test_docker_target_without_an_engine_is_exit_5(tmp_path: Path) -> None:
     )
     assert result.returncode == 5
     assert "no Docker engine answers" in result.stderr and "--target local" in result.stderr
+
+
+# --- vendored wheels, offline, saved images ------------------------------------------------
+
+
+def test_vendored_wheels_replay_offline_with_a_cold_cache(
+    tiny_study: Path, offline_index: Path, tmp_path: Path
+) -> None:
+    capsule = capture(tiny_study, tmp_path / "w.tgz", "--wheels")
+    from repro.capsule.reader import read_capsule
+
+    m = read_capsule(capsule).manifest
+    assert m.environment.wheels == "data/env/wheels"
+    assert sorted(
+        f.path.rsplit("/", 1)[1] for f in m.files if f.path.startswith("data/env/wheels/")
+    ) == ["reprotest_core-1.0.0-py3-none-any.whl", "reprotest_stats-2.1.0-py3-none-any.whl"]
+    empty = tmp_path / "no-wheels-here"
+    empty.mkdir()
+    cold = {
+        "REPRO_CACHE_DIR": str(tmp_path / "cold-cache"),
+        "UV_FIND_LINKS": str(empty),
+        "PIP_FIND_LINKS": str(empty),
+    }
+    code, report = replay_json(capsule, "--target", "local", "--offline", env=cold)
+    assert code == 0, report
+    assert set(verdicts(report).values()) == {"identical"}
+
+
+def test_offline_without_vendored_wheels_or_cache_is_exit_5(
+    tiny_study: Path, offline_index: Path, tmp_path: Path
+) -> None:
+    capsule = capture(tiny_study, tmp_path / "t.tgz")
+    result = run_cli(
+        "replay",
+        str(capsule),
+        "--target",
+        "local",
+        "--offline",
+        env={"REPRO_CACHE_DIR": str(tmp_path / "cold-cache")},
+    )
+    assert result.returncode == 5
+    assert "--offline cannot build it" in result.stderr and "--wheels" in result.stderr
+
+
+def test_saved_image_replays_without_a_build(
+    tiny_study: Path, offline_index: Path, tmp_path: Path, docker_engine: str
+) -> None:
+    import docker
+
+    capsule = capture(tiny_study, tmp_path / "i.tgz", "--image", "--base-image", docker_engine)
+    from repro.capsule.reader import read_capsule
+
+    env = read_capsule(capsule).manifest.environment
+    assert env.image == "data/env/image.tar" and env.image_tag
+    docker.from_env().images.remove(env.image_tag, force=True)
+    result = run_cli("replay", str(capsule), "--target", "docker", timeout=900)
+    assert result.returncode == 0, result.stderr
+    assert f"loading image {env.image_tag} from the capsule" in result.stderr
+    assert "building image" not in result.stderr

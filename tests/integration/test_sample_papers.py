@@ -62,8 +62,16 @@ def test_sample_paper_replays_in_docker(
     out = tmp_path / f"{paper}.capsule.tgz"
     captured = run_cli("capture", str(project), "-o", str(out), timeout=900)
     assert captured.returncode == 0, captured.stderr
-    replayed = run_cli("replay", str(out), "--target", "docker", "--base-image", docker_engine,
-                       "--json", timeout=900)
+    replayed = run_cli(
+        "replay",
+        str(out),
+        "--target",
+        "docker",
+        "--base-image",
+        docker_engine,
+        "--json",
+        timeout=900,
+    )
     assert replayed.returncode in (0, 3), replayed.stderr
     report = json.loads(replayed.stdout)
     # Same lock, another OS build of Python 3.11 (Debian's, in the image): numbers must agree

@@ -1,0 +1,145 @@
+"""Environment images: built from a capsule's Dockerfile through the Docker engine API,
+tagged by environment digest and reused, saved into and loaded from capsules.
+
+The engine sits behind the docker SDK (docker-py), connected lazily: importing this module
+contacts nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from repro.capture.hashing import sha256_bytes
+from repro.env.wheels import download_wheels
+from repro.errors import EnvironmentBuildError, ServiceUnavailableError
+
+IMAGE_REPO = "repro-env"
+LABEL = "org.repro.env-digest"
+BASE_IMAGE_ENV = "REPRO_BASE_IMAGE"
+ENGINE_HINT = "start the Docker engine (dockerd), or replay with --target local"
+
+
+def docker_client(timeout: int = 60) -> Any:
+    import docker
+    import docker.errors
+
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise ServiceUnavailableError(
+            f"no Docker engine answers: {str(exc).splitlines()[0][:200]}", hint=ENGINE_HINT
+        ) from None
+    return client
+
+
+def engine_available() -> bool:
+    try:
+        docker_client(timeout=3)
+    except ServiceUnavailableError:
+        return False
+    return True
+
+
+def environment_digest(dockerfile: str, lock_text: str, base_image: str) -> str:
+    return sha256_bytes(f"{base_image}\0{dockerfile}\0{lock_text}".encode())
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """Everything an environment image is built from."""
+
+    dockerfile: str
+    lock_text: str
+    base_image: str
+    has_packages: bool
+    needs_network: bool
+    """apt packages are installed from the network; otherwise the build has none."""
+    wheels: Path | None = None
+    """Vendored wheels (capture --wheels); else they are downloaded on the host."""
+
+    @property
+    def digest(self) -> str:
+        return environment_digest(self.dockerfile, self.lock_text, self.base_image)
+
+    @property
+    def tag(self) -> str:
+        return f"{IMAGE_REPO}:{self.digest[:16]}"
+
+
+def ensure_image(
+    client: Any,
+    spec: ImageSpec,
+    offline: bool,
+    say: Callable[[str], None],
+    saved: Path | None = None,
+) -> str:
+    """The environment image: reused when tagged, loaded from `saved` (an image tarball
+    from the capsule) when given, otherwise built."""
+    import docker.errors
+
+    tag = spec.tag
+    try:
+        client.images.get(tag)
+        say(f"reusing image {tag}")
+        return tag
+    except docker.errors.ImageNotFound:
+        pass
+    if saved is not None:
+        say(f"loading image {tag} from the capsule")
+        with saved.open("rb") as fh:
+            client.images.load(fh)
+        client.images.get(tag)
+        return tag
+    try:
+        client.images.get(spec.base_image)
+    except docker.errors.ImageNotFound:
+        raise ServiceUnavailableError(
+            f"base image {spec.base_image} is not available to the Docker engine",
+            hint=f"pull or build it, or choose one with --base-image / {BASE_IMAGE_ENV}",
+        ) from None
+    with tempfile.TemporaryDirectory(prefix="repro-image-") as tmp:
+        context = Path(tmp)
+        (context / "Dockerfile").write_text(spec.dockerfile, encoding="utf-8")
+        (context / "env").mkdir()
+        (context / "env" / "requirements.lock").write_text(spec.lock_text, encoding="utf-8")
+        wheels = context / "wheels"
+        if spec.has_packages:
+            say("collecting the lock's wheels (hash-checked)")
+            source = spec.wheels or download_wheels(spec.lock_text, offline=offline)
+            shutil.copytree(source, wheels, ignore=shutil.ignore_patterns(".repro-complete"))
+        else:
+            wheels.mkdir()
+        say(f"building image {tag} from the capsule's Dockerfile")
+        try:
+            client.images.build(
+                path=str(context),
+                tag=tag,
+                buildargs={"BASE_IMAGE": spec.base_image},
+                labels={LABEL: spec.digest},
+                rm=True,
+                forcerm=True,
+                network_mode=None if spec.needs_network else "none",
+            )
+        except docker.errors.BuildError as exc:
+            lines = [str(c.get("stream", c.get("error", ""))).strip() for c in exc.build_log]
+            detail = " ".join(ln for ln in lines if ln)[-300:]
+            raise EnvironmentBuildError(
+                f"building the environment image failed: {detail}"
+            ) from None
+        except docker.errors.APIError as exc:
+            raise EnvironmentBuildError(f"the Docker engine refused the build: {exc}") from None
+    return tag
+
+
+def save_image(client: Any, tag: str, dest: Path) -> None:
+    """docker save of one tagged image, streamed to a file."""
+    image = client.images.get(tag)
+    with dest.open("wb") as fh:
+        for chunk in image.save(named=True):
+            fh.write(chunk)
