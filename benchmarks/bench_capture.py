@@ -452,11 +452,38 @@ def bench_hashing(project: Path, paths: list[Path], nbytes: int, repeat: int,
                                 f"bagit {getattr(bagit, 'VERSION', '?')}, on a cp -al copy"),
                         make, repeat, setup, teardown))
 
-    run_interleaved(jobs, idle_wait)
+    # Diagnostics: the same tools on the small files and on the large files separately, to
+    # show where repro's time goes (per-file overhead vs streaming throughput).
+    split: list[Job] = []
+    for label, keep in (("< 1 MiB", lambda n: n < MiB), (">= 1 MiB", lambda n: n >= MiB)):
+        sub = [r for r in rels if keep(sizes[r])]
+        if not sub:
+            continue
+        sub_paths = [project / r for r in sub]
+        sub_bytes = sum(sizes[r] for r in sub)
+        tag = f"[{len(sub)} files {label}]"
+        halves_sub = split_balanced(sub, sizes, 2)
+
+        def ossl(parts: list[list[str]]) -> Callable[[], None]:
+            def go() -> None:
+                procs = [subprocess.Popen(["openssl", "dgst", "-sha256", *h], cwd=project,
+                                          stdout=subprocess.DEVNULL) for h in parts]
+                if any(p.wait() != 0 for p in procs):
+                    raise RuntimeError("openssl failed")
+            return go
+
+        split += [
+            Job(Measure(f"{tag} repro hash_files (threads)", [], sub_bytes),
+                lambda sp=sub_paths: hash_files(sp, cache=None), repeat),
+            Job(Measure(f"{tag} openssl, 1 process", [], sub_bytes), ossl([sub]), repeat),
+            Job(Measure(f"{tag} openssl, 2 processes", [], sub_bytes), ossl(halves_sub), repeat),
+        ]
+
+    run_interleaved(jobs + split, idle_wait)
     repro_digests = {str(p.resolve()): d.sha256 for p, d in results["repro"].items()}
     ossl_digests = parse_openssl(results["openssl"], project)
     checks["openssl_digests_match_repro"] = ossl_digests == repro_digests
-    return [j.measure for j in jobs], checks
+    return [j.measure for j in jobs], [j.measure for j in split], checks
 
 
 # --- stage 2-4: captures ---------------------------------------------------------------------
@@ -575,7 +602,7 @@ def profile_capture(project: Path, scratch: Path, dest: Path) -> str | None:
     """py-spy the first (no-cache) capture; write raw stacks and a top-25 summary."""
     if not shutil.which("py-spy"):
         return None
-    raw = dest.with_suffix(".raw.txt")
+    raw = scratch / "profile.raw.txt"
     out = scratch / "profile.capsule.tgz"
     cmd = ["py-spy", "record", "--rate", "250", "--format", "raw", "-o", str(raw), "--",
            *repro_cmd(), "capture", str(project), "--no-run", "-o", str(out), "--json",
@@ -691,7 +718,7 @@ def main() -> int:
               flush=True)
 
         print("stage 1: hashing ...", flush=True)
-        hashing, checks = bench_hashing(project, paths, nbytes, args.repeat, scratch,
+        hashing, by_size, checks = bench_hashing(project, paths, nbytes, args.repeat, scratch,
                                         args.idle_wait)
 
         print("stage 2-4: captures ...", flush=True)
@@ -783,6 +810,17 @@ def main() -> int:
             for m in [*hashing, capture_hash]]
     print(table(rows, ["", "best s", "median s", "MiB/s", "CPU s/GiB", "cores", "other CPU",
                        "repro faster by"]))
+    if by_size:
+        print()
+        print("HASHING BY FILE SIZE (diagnostic: 'repro faster by' vs repro on the same subset)")
+        rows = []
+        for i in range(0, len(by_size), 3):
+            group = by_size[i:i + 3]
+            rows += [[m.name, f"{m.seconds:.3f}", f"{m.mib_s:.0f}", f"{m.cpu_per_gib:.2f}",
+                      f"{m.cores_used:.2f}", f"{m.contention:.0f}%",
+                      f"{speedup(m, group[0]):.2f}x"] for m in group]
+        print(table(rows, ["", "best s", "MiB/s", "CPU s/GiB", "cores", "other CPU",
+                           "repro faster by"]))
     print()
     print("WRITING THE ARCHIVE (peers: one run each, timed incl. an fsync of the output)")
     rows = [[m.name, f"{m.seconds:.2f}", f"{m.mib_s:.0f}", f"{m.contention:.0f}%",
@@ -827,6 +865,9 @@ def main() -> int:
                     "big_file_bytes": int(args.big_gib * GiB) if big else None},
         "hashing": [{**m.as_dict(), "repro_speedup": round(speedup(m, repro_h), 3)}
                     for m in [*hashing, capture_hash]],
+        "hashing_by_file_size": [
+            {**m.as_dict(), "repro_speedup": round(speedup(m, by_size[i - i % 3]), 3)}
+            for i, m in enumerate(by_size)],
         "writing": [{**m.as_dict(), "repro_speedup": round(speedup(m, repro_w), 3)}
                     for m in [repro_w, *tars]],
         "captures": [{"label": c.label, "wall_s": round(c.wall_s, 3),

@@ -47,7 +47,7 @@ from repro.errors import (
     UnsafeArchiveMemberError,
     UnsupportedFormatError,
 )
-from repro.models import FileEntry, Manifest
+from repro.models import FileEntry, Manifest, canonical_json
 
 CHUNK = 1 << 20
 # Bytes of zero padding tolerated after the tar end-of-archive marker (tar pads to 10 KiB
@@ -134,7 +134,9 @@ def parse_manifest(data: bytes) -> Manifest:
         manifest = Manifest.model_validate(raw)
     except ValidationError as exc:
         raise MalformedCapsuleError(describe_validation_error(exc, "repro.json")) from None
-    if manifest.canonical_json() != data:
+    # Canonical as written, not as this version would dump it: capsules written before a new
+    # optional field existed must keep verifying.
+    if canonical_json(raw) != data:
         raise CapsuleIntegrityError("repro.json is not in canonical form (it was edited)")
     _check_manifest_entries(manifest)
     return manifest

@@ -249,3 +249,24 @@ def test_failed_unpack_leaves_nothing_behind(capsule: Path, tmp_path: Path) -> N
     with pytest.raises(CapsuleIntegrityError):
         read_capsule(bad, dest_parent / "capsule")
     assert list(dest_parent.iterdir()) == []
+
+
+def test_a_capsule_from_before_a_new_optional_field_still_verifies(
+    capsule: Path, tmp_path: Path
+) -> None:
+    from repro.capsule.layout import tag_files
+    from repro.models import Manifest
+
+    def as_older_version(members: Members) -> None:
+        doc = json.loads(members[0][1])
+        for key in ("wheels", "image", "image_tag"):  # fields added after format 1 shipped
+            doc["environment"].pop(key)
+        data = canonical_json(doc)
+        tags = tag_files(Manifest.model_validate(doc), data)
+        for i, (info, old) in enumerate(members):
+            members[i] = (info, data if info.name == "repro.json" else tags.get(info.name, old))
+
+    older = rewrite(capsule, tmp_path / "older.tgz", as_older_version)
+    verified = read_capsule(older)
+    assert verified.manifest.environment.wheels is None
+    assert "wheels" not in json.loads(verified.manifest_bytes)["environment"]
