@@ -457,8 +457,10 @@ VERDICT_STYLE = {
 def replay(
     capsule: Annotated[Path, typer.Argument(help="Capsule file.")],
     target: Annotated[
-        Literal["local", "docker"] | None,
-        typer.Option("--target", help="local or docker (default: docker when an engine answers)."),
+        Literal["local", "docker", "slurm"] | None,
+        typer.Option(
+            "--target", help="local, docker or slurm (default: docker when an engine answers)."
+        ),
     ] = None,
     run: Annotated[list[str] | None, typer.Option("--run", help="Replay only this run.")] = None,
     point: Annotated[
@@ -484,11 +486,22 @@ def replay(
     require_trusted: Annotated[
         bool, typer.Option("--require-trusted", help="Refuse unless signed by a trusted key.")
     ] = False,
+    partition: Annotated[
+        str | None, typer.Option("--partition", help="Slurm partition (slurm target).")
+    ] = None,
+    account: Annotated[
+        str | None, typer.Option("--account", help="Slurm account (slurm target).")
+    ] = None,
+    array_limit: Annotated[
+        int | None,
+        typer.Option("--array-limit", min=1, help="Array tasks running at once (slurm target)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a capsule, rebuild its environment, re-run it and compare every result."""
     from repro.replay.pipeline import ReplayOptions
     from repro.replay.pipeline import replay as run_replay
+    from repro.replay.slurm_target import SlurmSettings
 
     opts = ReplayOptions(
         capsule=capsule,
@@ -502,6 +515,7 @@ def replay(
         base_image=base_image,
         offline=offline,
         report_html=report,
+        slurm=SlurmSettings(partition=partition, account=account, array_limit=array_limit),
     )
     result = run_replay(opts, observe=_say)
     for warning in result.warnings:

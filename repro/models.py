@@ -198,6 +198,14 @@ def render(template: str, point: dict[str, SweepValue]) -> str:
     return _PLACEHOLDER.sub(sub, template)
 
 
+def point_variables_for(point: dict[str, SweepValue]) -> dict[str, str]:
+    """What a run sees of its sweep point: REPRO_POINT and REPRO_PARAM_<NAME>."""
+    variables = {"REPRO_POINT": point_id(point)}
+    for key, value in point.items():
+        variables[f"REPRO_PARAM_{key.upper()}"] = format_value(value)
+    return variables
+
+
 def point_id(point: dict[str, SweepValue]) -> str:
     """A stable, path-safe name for a sweep point: 'seed=3,alpha=0.1', or '_' for no sweep."""
     if not point:
@@ -391,6 +399,16 @@ class RunRecord(Model):
     outputs: list[ExpectedOutput] = []
 
 
+class JobSpec(Model):
+    """One run as a cluster job: array task i runs point_ids[i]; scripts rendered in jobs/."""
+
+    run: str
+    point_ids: list[str]
+    resources: Resources
+    scripts: dict[str, str]
+    """Scheduler flavour (slurm, pbs, sge) -> capsule path of its batch script."""
+
+
 class Manifest(Model):
     """repro.json: the single source of truth of a capsule."""
 
@@ -406,6 +424,8 @@ class Manifest(Model):
     remote_data: list[RemoteData] = []
     runs: list[Run] = []
     results: list[RunRecord] = []
+    jobs: list[JobSpec] = []
+    """Cluster job specs, one per run (a sweep is one array job)."""
     excluded: list[str] = []
     """Project paths deliberately left out (secrets, outputs, ignores worth reporting)."""
     notes: list[str] = []
@@ -492,7 +512,7 @@ class ReplayReport(Model):
     title: str
     signature: str
     """How the capsule's signature checked out, in words."""
-    target: Literal["local", "docker"]
+    target: Literal["local", "docker", "slurm"]
     reproduced: bool
     """Every compared output identical or within tolerance (exit 0), else exit 3."""
     counts: dict[str, int]

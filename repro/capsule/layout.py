@@ -17,6 +17,7 @@ PAYLOAD_DIR = "data"
 PROJECT_PREFIX = "data/project/"
 RESULTS_PREFIX = "data/results/"
 ENV_PREFIX = "data/env/"
+JOBS_PREFIX = "data/jobs/"
 ROCRATE_PATH = "data/ro-crate-metadata.json"
 TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt")
 MAX_MANIFEST_BYTES = 64 << 20

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from repro import __version__
 from repro.capsule.layout import (
     ENV_PREFIX,
+    JOBS_PREFIX,
     PROJECT_PREFIX,
     RESULTS_PREFIX,
     ROCRATE_PATH,
@@ -49,6 +50,7 @@ from repro.models import (
     Environment,
     ExpectedOutput,
     FileEntry,
+    JobSpec,
     Manifest,
     ProjectConfig,
     RemoteData,
@@ -60,6 +62,7 @@ from repro.models import (
     render,
 )
 from repro.paths import cache_dir
+from repro.scheduler.scripts import Flavour, render_script
 from repro.sign import (
     PassphrasePrompt,
     default_key_path,
@@ -324,6 +327,18 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
                 )
             )
             sources[path] = content
+        jobs, job_files = _job_specs(config.runs)
+        for path, content in job_files.items():
+            files.append(
+                FileEntry(
+                    path=path,
+                    sha256=sha256_bytes(content),
+                    size=len(content),
+                    mode=0o755,
+                    role="job",
+                )
+            )
+            sources[path] = content
         extras = _vendor(opts, lock, env_files, base_image, apt, stage, say)
         for path, source in extras.files.items():
             sha, size = sha256_file(source)
@@ -377,6 +392,7 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
             environment=environment,
             files=sorted(files, key=lambda f: f.path.encode()),
             remote_data=[r for r, _ in remote],
+            jobs=jobs,
             runs=config.runs,
             results=records,
             excluded=sorted(listing.excluded),
@@ -404,6 +420,30 @@ def _signing_key(opts: CaptureOptions) -> Ed25519PrivateKey | None:
             raise SigningKeyError("--sign was given but there is no signing key")
         return None
     return load_private_key(path, opts.passphrase_prompt)
+
+
+JOB_SUFFIX: dict[Flavour, str] = {"slurm": "sbatch", "pbs": "pbs", "sge": "sge"}
+
+
+def _job_specs(runs: list[Run]) -> tuple[list[JobSpec], dict[str, bytes]]:
+    """Each run as a cluster job (a sweep is one array), with its batch scripts."""
+    specs, files = [], {}
+    for run in runs:
+        points = run.points()
+        scripts = {}
+        for flavour, suffix in JOB_SUFFIX.items():
+            path = f"{JOBS_PREFIX}{run.name}.{suffix}"
+            files[path] = render_script(run, points, flavour).encode()
+            scripts[flavour] = path
+        specs.append(
+            JobSpec(
+                run=run.name,
+                point_ids=[point_id(p) for p in points],
+                resources=run.resources,
+                scripts=scripts,
+            )
+        )
+    return specs, files
 
 
 @dataclass(frozen=True)

@@ -84,15 +84,17 @@ def build_venv(
     use_uv: bool = True,
     wheels: Path | None = None,
     offline: bool = False,
+    cache_root: Path | None = None,
 ) -> VirtualEnv:
     """A venv with exactly the lock's packages, hash-checked; reused when already built.
 
     Built in place under the cache (venvs are not relocatable) behind a file lock; a marker
     written last tells a complete build from an interrupted one, which is wiped and redone.
     `wheels`: a folder of the lock's wheels to install from with no index (vendored in the
-    capsule); `offline`: never touch the network (needs `wheels` or a cached venv).
+    capsule); `offline`: never touch the network (needs `wheels` or a cached venv);
+    `cache_root`: where venvs live instead of the user cache (a folder cluster nodes see).
     """
-    root = cache_dir() / "venvs" / env_key(lock_text, python_version)
+    root = (cache_root or cache_dir() / "venvs") / env_key(lock_text, python_version)
     python = root / "bin" / "python"
     with _locked(root.with_suffix(".lock")):
         if (root / MARKER).is_file() and python.exists():

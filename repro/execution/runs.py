@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from repro.errors import OutputMissingError, RunFailedError, RunTimeoutError
-from repro.models import Run, SweepValue, format_value, point_id, render
+from repro.models import Run, SweepValue, point_id, point_variables_for, render
 
 TAIL_CHARS = 4000
 KILL_GRACE_S = 5.0
@@ -104,14 +104,6 @@ class CommandRunner(Protocol):
         run: Run,
         in_flight: InFlight,
     ) -> CommandResult: ...
-
-
-def point_variables(point: dict[str, SweepValue]) -> dict[str, str]:
-    """What a run sees of its sweep point: REPRO_POINT and REPRO_PARAM_<NAME>."""
-    variables = {"REPRO_POINT": point_id(point)}
-    for key, value in point.items():
-        variables[f"REPRO_PARAM_{key.upper()}"] = format_value(value)
-    return variables
 
 
 def tail_of(path: Path) -> str:
@@ -208,7 +200,7 @@ def execute_point(
 ) -> PointOutcome:
     """Run one point's command in workdir and see which declared outputs it produced."""
     command = render(run.command, point)
-    result = runner.run(command, workdir, point_variables(point), run.timeout, run, in_flight)
+    result = runner.run(command, workdir, point_variables_for(point), run.timeout, run, in_flight)
     outputs, missing = [], []
     for template in run.outputs:
         rel = render(template, point)

@@ -123,7 +123,7 @@ def prepare_docker(
     offline: bool,
     say: Callable[[str], None],
 ) -> PreparedTarget:
-    from repro.replay.pipeline import PreparedTarget
+    from repro.replay.pipeline import PreparedTarget, runner_executor
 
     client = docker_client()
     env = manifest.environment
@@ -147,5 +147,9 @@ def prepare_docker(
     version, _, freeze = probe.partition("\n")
     _give_to_container_user(root / "data" / "project")
     return PreparedTarget(
-        "docker", DockerRunner(client, tag), version.strip(), parse_packages(freeze), []
+        "docker",
+        runner_executor(DockerRunner(client, tag)),
+        version.strip(),
+        parse_packages(freeze),
+        [],
     )

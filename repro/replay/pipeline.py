@@ -15,7 +15,7 @@ from repro.capsule.layout import PROJECT_PREFIX, created_timestamp
 from repro.capture.data import fetch_remote
 from repro.capture.platform import fingerprint
 from repro.compare import compare_output
-from repro.env.venv import build_venv, find_python
+from repro.env.venv import VirtualEnv, build_venv, find_python
 from repro.errors import EnvironmentBuildError, NetworkError, UsageError
 from repro.execution.runs import CommandRunner, LocalRunner, PointOutcome, execute_runs
 from repro.models import (
@@ -34,9 +34,15 @@ from repro.models import (
     render,
 )
 from repro.replay.environment import differences, installed_packages
+from repro.replay.slurm_target import SlurmSettings, replay_on_slurm
+from repro.scheduler.slurm import Slurm
 from repro.verify import Policy, open_capsule
 
-TargetName = Literal["local", "docker"]
+TargetName = Literal["local", "docker", "slurm"]
+Select = Callable[[Run, dict[str, SweepValue]], bool]
+Execute = Callable[
+    [list[Run], Path, int, Select, Callable[[PointOutcome], None]], list[PointOutcome]
+]
 Observer = Callable[[str], None]
 PASSING = {"identical", "within_tolerance", "not_verified"}
 
@@ -56,12 +62,30 @@ class ReplayOptions:
     base_image: str | None = None
     offline: bool = False
     report_html: Path | None = None
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
+
+
+def runner_executor(runner: CommandRunner) -> Execute:
+    """Local and docker targets: points run through a per-command runner, -j at a time."""
+
+    def execute(
+        runs: list[Run],
+        project: Path,
+        jobs: int,
+        select: Select,
+        on_point: Callable[[PointOutcome], None],
+    ) -> list[PointOutcome]:
+        return execute_runs(
+            runs, project, runner, jobs=jobs, fail_fast=False, select=select, on_point=on_point
+        )
+
+    return execute
 
 
 @dataclass(frozen=True)
 class PreparedTarget:
     name: TargetName
-    runner: CommandRunner
+    execute: Execute
     python_version: str
     """major.minor.micro of the interpreter the runs use."""
     installed: list | None  # type: ignore[type-arg]
@@ -100,10 +124,12 @@ def _matches(point: dict[str, SweepValue], wanted: dict[str, str]) -> bool:
     return all(k not in point or format_value(point[k]) == v for k, v in wanted.items())
 
 
-def _local_target(manifest: Manifest, root: Path, offline: bool, say: Observer) -> PreparedTarget:
+def _venv(
+    manifest: Manifest, root: Path, offline: bool, say: Observer, cache_root: Path | None = None
+) -> tuple[VirtualEnv, list[str]]:
+    """The capsule's environment as a venv, and warnings (a different Python, say)."""
     lock_text = (root / manifest.environment.lock).read_text(encoding="utf-8")
-    wanted = manifest.environment.python_version
-    mm = ".".join(wanted.split(".")[:2])
+    mm = ".".join(manifest.environment.python_version.split(".")[:2])
     warnings = []
     try:
         find_python(mm)
@@ -116,12 +142,21 @@ def _local_target(manifest: Manifest, root: Path, offline: bool, say: Observer) 
     say("preparing the environment from the lock")
     env = manifest.environment
     venv = build_venv(
-        lock_text, version, wheels=root / env.wheels if env.wheels else None, offline=offline
+        lock_text,
+        version,
+        wheels=root / env.wheels if env.wheels else None,
+        offline=offline,
+        cache_root=cache_root,
     )
     say("reusing the cached environment" if venv.reused else "built the environment")
+    return venv, warnings
+
+
+def _local_target(manifest: Manifest, root: Path, offline: bool, say: Observer) -> PreparedTarget:
+    venv, warnings = _venv(manifest, root, offline, say)
     return PreparedTarget(
         "local",
-        LocalRunner(venv.bin_dir, venv.root),
+        runner_executor(LocalRunner(venv.bin_dir, venv.root)),
         _python_version(venv.python),
         installed_packages(venv.python),
         warnings,
@@ -211,14 +246,12 @@ def replay(opts: ReplayOptions, observe: Observer | None = None) -> ReplayReport
         warnings += target.warnings
         n_points = sum(1 for r in runs for p in r.points() if _matches(p, wanted_points))
         say(f"replaying {len(runs)} run(s), {n_points} point(s) on {target.name}")
-        outcomes = execute_runs(
+        outcomes = target.execute(
             runs,
             project,
-            target.runner,
-            jobs=opts.jobs,
-            fail_fast=False,
-            select=lambda _run, point: _matches(point, wanted_points),
-            on_point=lambda o: say(
+            opts.jobs,
+            lambda _run, point: _matches(point, wanted_points),
+            lambda o: say(
                 f"ran {o.label} in {o.result.duration_s:.1f} s"
                 + ("" if o.result.exit_code == 0 else f" [exit {o.result.exit_code}]")
             ),
@@ -292,4 +325,32 @@ def _prepare_target(
         from repro.replay.docker_target import prepare_docker
 
         return prepare_docker(manifest, root, opts.base_image, opts.offline, say)
+    if name == "slurm":
+        return _slurm_target(opts, manifest, root, say)
     return _local_target(manifest, root, opts.offline, say)
+
+
+def _slurm_target(
+    opts: ReplayOptions, manifest: Manifest, root: Path, say: Observer
+) -> PreparedTarget:
+    """The environment is built once, in the working directory the compute nodes see."""
+    scheduler = Slurm()  # exit 5 before any work when Slurm is not there
+    venv, warnings = _venv(manifest, root, opts.offline, say, cache_root=root.parent / "venvs")
+
+    def execute(
+        runs: list[Run],
+        project: Path,
+        _jobs: int,
+        select: Select,
+        on_point: Callable[[PointOutcome], None],
+    ) -> list[PointOutcome]:
+        outcomes = replay_on_slurm(
+            scheduler, manifest, runs, root, project, venv.root, select, opts.slurm, say
+        )
+        for outcome in outcomes:
+            on_point(outcome)
+        return outcomes
+
+    return PreparedTarget(
+        "slurm", execute, _python_version(venv.python), installed_packages(venv.python), warnings
+    )

@@ -1,0 +1,184 @@
+"""The slurm target: one sbatch array per run (one task per sweep point), polled without
+accounting, every task's outputs gathered from the shared working directory."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from repro.execution.runs import CommandResult, PointOutcome, tail_of
+from repro.models import Manifest, Run, SweepValue, point_id, render
+from repro.scheduler.scripts import STATUS_DIR, render_script
+from repro.scheduler.slurm import Scheduler, Submission, TaskState
+
+POLL_S = 0.5
+BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# States in which a task that left no status file is over for good.
+FINAL = {
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "PURGED",
+}
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    partition: str | None = None
+    account: str | None = None
+    array_limit: int | None = None
+
+
+@dataclass
+class _Task:
+    run: Run
+    index: int
+    point: dict[str, SweepValue]
+    state: TaskState = "pending"
+    exit_code: int | None = None
+    duration: float = 0.0
+    note: str = ""
+
+
+def _time_limit(run: Run) -> str:
+    if run.resources.walltime:
+        return run.resources.walltime
+    return str(max(1, math.ceil(run.timeout / 60)))  # minutes
+
+
+def _script(run: Run, manifest: Manifest, root: Path, project: Path) -> Path:
+    """The capsule's own batch script for the run, or one rendered the same way."""
+    spec = next((j for j in manifest.jobs if j.run == run.name), None)
+    if spec is not None and "slurm" in spec.scripts and (root / spec.scripts["slurm"]).is_file():
+        return root / spec.scripts["slurm"]
+    path = project / STATUS_DIR / f"{run.name}.sbatch"
+    path.write_text(render_script(run, run.points(), "slurm"), encoding="utf-8")
+    return path
+
+
+def replay_on_slurm(
+    scheduler: Scheduler,
+    manifest: Manifest,
+    runs: list[Run],
+    root: Path,
+    project: Path,
+    venv: Path,
+    select: Callable[[Run, dict[str, SweepValue]], bool],
+    settings: SlurmSettings,
+    say: Callable[[str], None],
+) -> list[PointOutcome]:
+    """Submit every run as an array (each after the one before it), wait, gather."""
+    tasks: dict[tuple[str, int], _Task] = {}
+    job_ids: list[str] = []
+    try:
+        previous: str | None = None
+        for run in runs:
+            points = run.points()
+            indices = [i for i, p in enumerate(points) if select(run, p)]
+            if not indices:
+                continue
+            status = project / STATUS_DIR / run.name
+            status.mkdir(parents=True, exist_ok=True)
+            for i in indices:
+                (status / f"{i}.status").unlink(missing_ok=True)
+                for template in run.outputs:
+                    (project / render(template, points[i])).unlink(missing_ok=True)
+            job = scheduler.submit_array(
+                Submission(
+                    script=_script(run, manifest, root, project),
+                    workdir=project,
+                    indices=indices,
+                    array_limit=settings.array_limit or run.resources.array_limit,
+                    export={
+                        "REPRO_PROJECT": str(project),
+                        "REPRO_VENV": str(venv),
+                        "PATH": BASE_PATH,
+                    },
+                    partition=settings.partition or run.resources.partition,
+                    account=settings.account or run.resources.account,
+                    time_limit=_time_limit(run),
+                    after=[previous] if previous else None,
+                )
+            )
+            job_ids.append(job)
+            previous = job
+            for i in indices:
+                tasks[(job, i)] = _Task(run, i, points[i])
+            say(f"submitted run {run.name} as Slurm job array {job} ({len(indices)} task(s))")
+        _wait(scheduler, tasks, job_ids, project, say)
+    except BaseException:
+        scheduler.cancel(job_ids)
+        if job_ids:
+            say(f"cancelled Slurm job(s) {', '.join(job_ids)}")
+        raise
+    return [_outcome(t, project) for t in tasks.values()]
+
+
+def _wait(
+    scheduler: Scheduler,
+    tasks: dict[tuple[str, int], _Task],
+    job_ids: list[str],
+    project: Path,
+    say: Callable[[str], None],
+) -> None:
+    last = ""
+    while True:
+        queued = scheduler.queued(job_ids)
+        for key, task in tasks.items():
+            if task.state in ("done", "failed"):
+                continue
+            status = project / STATUS_DIR / task.run.name / f"{task.index}.status"
+            if status.is_file():
+                code, start, end = [*status.read_text().split(), "0", "0"][:3]
+                task.exit_code = int(code)
+                task.duration = max(0.0, float(end) - float(start))
+                task.state = "done" if task.exit_code == 0 else "failed"
+            elif key in queued:
+                task.state = queued[key]
+            else:
+                state, exit_code = scheduler.final_state(*key)
+                if state in FINAL and not status.is_file():
+                    task.state = "failed"
+                    task.exit_code = exit_code if state == "FAILED" else None
+                    task.note = f"Slurm says {state}"
+        counts = {
+            s: sum(1 for t in tasks.values() if t.state == s)
+            for s in ("pending", "running", "done", "failed")
+        }
+        line = ", ".join(f"{n} {s}" for s, n in counts.items())
+        if line != last:
+            say(f"tasks: {line}")
+            last = line
+        if counts["done"] + counts["failed"] == len(tasks):
+            return
+        time.sleep(POLL_S)
+
+
+def _outcome(task: _Task, project: Path) -> PointOutcome:
+    logs = project / STATUS_DIR / task.run.name
+    out, err = logs / f"{task.index}.out", logs / f"{task.index}.err"
+    stderr = tail_of(err) if err.is_file() else ""
+    if task.note:
+        stderr = f"{stderr}\n[{task.note}]".strip()
+    outputs, missing = [], []
+    for template in task.run.outputs:
+        rel = render(template, task.point)
+        (outputs.append((rel, project / rel)) if (project / rel).is_file() else missing.append(rel))
+    return PointOutcome(
+        task.run.name,
+        task.point,
+        point_id(task.point),
+        render(task.run.command, task.point),
+        CommandResult(task.exit_code, task.duration, tail_of(out) if out.is_file() else "", stderr),
+        outputs,
+        missing,
+    )

@@ -1,0 +1,1 @@
+"""Cluster schedulers: job scripts rendered from a run's job spec, and Slurm behind an interface."""

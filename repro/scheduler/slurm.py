@@ -1,0 +1,144 @@
+"""Slurm behind the scheduler interface: sbatch arrays, squeue/scontrol status, scancel.
+
+No accounting is assumed (sacct is often unavailable): running and pending tasks come from
+squeue, finished ones from the status files the batch script writes, and scontrol fills in
+what a task that died before writing one (timeout, cancel) was.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+from repro.errors import ReproError, ServiceUnavailableError
+
+TaskState = Literal["pending", "running", "done", "failed", "unknown"]
+SLURM_HINT = "install the Slurm client (sbatch, squeue, scancel) or replay with --target local"
+
+
+class SchedulerError(ReproError):
+    default_hint = "check the partition, account and resources the run asks for"
+
+
+@dataclass(frozen=True)
+class Submission:
+    script: Path
+    workdir: Path
+    indices: list[int]
+    array_limit: int | None
+    export: dict[str, str]
+    partition: str | None = None
+    account: str | None = None
+    time_limit: str | None = None
+    after: list[str] | None = None
+    """Job ids this array must wait for (the runs before it)."""
+
+
+class Scheduler(Protocol):
+    """Submit array jobs, see their tasks, cancel them."""
+
+    def submit_array(self, submission: Submission) -> str: ...
+
+    def queued(self, job_ids: list[str]) -> dict[tuple[str, int], TaskState]: ...
+
+    def final_state(self, job_id: str, index: int) -> tuple[str, int | None]: ...
+
+    def cancel(self, job_ids: list[str]) -> None: ...
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise ServiceUnavailableError(
+            f"{name} not found: Slurm is not available here", hint=SLURM_HINT
+        )
+    return path
+
+
+def _run(cmd: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise ServiceUnavailableError(
+            f"{Path(cmd[0]).name} did not answer within {timeout:g} s", hint=SLURM_HINT
+        ) from None
+
+
+def array_spec(indices: list[int], limit: int | None) -> str:
+    """sbatch --array value for these task indices, e.g. '0-11%4' or '1,4,7'."""
+    if indices == list(range(indices[0], indices[-1] + 1)) and len(indices) > 1:
+        spec = f"{indices[0]}-{indices[-1]}"
+    else:
+        spec = ",".join(str(i) for i in indices)
+    return spec + (f"%{limit}" if limit else "")
+
+
+class Slurm:
+    """The real implementation, through the Slurm command-line tools."""
+
+    def __init__(self) -> None:
+        self.sbatch = _tool("sbatch")
+        self.squeue = _tool("squeue")
+        self.scontrol = _tool("scontrol")
+        self.scancel = _tool("scancel")
+
+    def submit_array(self, submission: Submission) -> str:
+        s = submission
+        export = ",".join(
+            ["HOME", "LANG", "LC_ALL", "TMPDIR", "USER"] + [f"{k}={v}" for k, v in s.export.items()]
+        )
+        cmd = [
+            self.sbatch,
+            "--parsable",
+            f"--array={array_spec(s.indices, s.array_limit)}",
+            f"--chdir={s.workdir}",
+            f"--export={export}",
+        ]
+        if s.partition:
+            cmd.append(f"--partition={s.partition}")
+        if s.account:
+            cmd.append(f"--account={s.account}")
+        if s.time_limit:
+            cmd.append(f"--time={s.time_limit}")
+        if s.after:
+            cmd.append(f"--dependency=afterany:{':'.join(s.after)}")
+        cmd.append(str(s.script))
+        proc = _run(cmd)
+        if proc.returncode != 0:
+            detail = " ".join(proc.stderr.split())[-300:] or f"exit code {proc.returncode}"
+            raise SchedulerError(f"sbatch refused the job: {detail}")
+        return proc.stdout.strip().split(";")[0]
+
+    def queued(self, job_ids: list[str]) -> dict[tuple[str, int], TaskState]:
+        """Tasks Slurm still holds (pending, running, completing); finished ones are absent."""
+        if not job_ids:
+            return {}
+        proc = _run([self.squeue, "-h", "-r", "-j", ",".join(job_ids), "-o", "%i %T"])
+        states: dict[tuple[str, int], TaskState] = {}
+        for line in proc.stdout.splitlines():
+            match = re.match(r"^(\d+)_(\d+)\s+(\S+)", line.strip())
+            if not match:
+                continue
+            raw = match.group(3)
+            state: TaskState = (
+                "pending" if raw in ("PENDING", "CONFIGURING", "REQUEUED") else "running"
+            )
+            states[(match.group(1), int(match.group(2)))] = state
+        return states
+
+    def final_state(self, job_id: str, index: int) -> tuple[str, int | None]:
+        """(JobState, exit code) of a finished task from scontrol, when Slurm remembers it."""
+        proc = _run([self.scontrol, "show", "job", "-o", f"{job_id}_{index}"])
+        text = proc.stdout
+        state = re.search(r"JobState=(\S+)", text)
+        code = re.search(r"ExitCode=(\d+):(\d+)", text)
+        exit_code = int(code.group(1)) if code else None
+        return (state.group(1) if state else "PURGED"), exit_code
+
+    def cancel(self, job_ids: list[str]) -> None:
+        if job_ids:
+            _run([self.scancel, *job_ids])
