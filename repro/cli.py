@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from repro import __version__
@@ -76,9 +77,9 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
                         "kind": type(exc).__name__,
                     }
                 )
-            err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
+            err.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
             if exc.hint:
-                err.print(f"[yellow]hint:[/] {exc.hint}", highlight=False)
+                err.print(f"[yellow]hint:[/] {escape(exc.hint)}", highlight=False)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("[bold red]interrupted[/]: stopped what was running; nothing was written")
@@ -94,7 +95,7 @@ def _prompt_passphrase(label: str) -> str:
 
 
 def _say(message: str) -> None:
-    err.print(f"[dim]· {message}[/]", highlight=False)
+    err.print(f"[dim]· {escape(message)}[/]", highlight=False)
 
 
 def _size(n: int) -> str:
@@ -519,7 +520,7 @@ def replay(
     )
     result = run_replay(opts, observe=_say)
     for warning in result.warnings:
-        err.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+        err.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
     if as_json:
         _emit_json(result.model_dump(mode="json"))
     else:

@@ -249,3 +249,20 @@ def docker_engine() -> str:
     """The base image to build environments on; skips (fails in CI) without an engine."""
     require_service(docker_ready(), f"Docker engine with image {BASE_IMAGE}")
     return BASE_IMAGE
+
+
+def slurm_ready() -> bool:
+    import shutil
+    import subprocess
+
+    if shutil.which("sbatch") is None:
+        return False
+    proc = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, check=False)
+    return proc.returncode == 0 and any(
+        s.strip() in {"idle", "mixed", "allocated", "completing"} for s in proc.stdout.split()
+    )
+
+
+@pytest.fixture
+def slurm() -> None:
+    require_service(slurm_ready(), "a Slurm cluster (sbatch, and a node that is up)")

@@ -158,7 +158,8 @@ def write_capsule(
                                 progress(entry.size)
                             continue
                         data = src
-                    tar.addfile(_info(name, len(data), 0o644, mtime), io.BytesIO(data))
+                    mode = entries[name].mode if name in entries else 0o644
+                    tar.addfile(_info(name, len(data), mode, mtime), io.BytesIO(data))
             raw.flush()
             os.fsync(raw.fileno())
         tmp.chmod(0o644)
