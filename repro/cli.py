@@ -684,6 +684,178 @@ def keys_untrust(
         out.print(f"no longer trusted: {fingerprint(keyid)}")
 
 
+# --- publish / fetch (Zenodo) ------------------------------------------------------------
+
+
+class _TransferBar:
+    """A progress bar on stderr for an upload or download (none with --json or off a tty);
+    entering it gives the (bytes done, total) callback the core reports to."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.label = label
+        self.enabled = enabled and err.is_terminal
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[int, int | None], None] | None:
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+        bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=err,
+            transient=True,
+        )
+        self.bar = bar.__enter__()
+        task = bar.add_task(escape(self.label), total=None)
+
+        def update(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@app.command(name="publish")
+@handles_errors
+def publish_cmd(
+    capsule: Annotated[Path, typer.Argument(help="Capsule file.")],
+    sandbox: Annotated[
+        bool,
+        typer.Option("--sandbox", help="Use sandbox.zenodo.org (token: ZENODO_SANDBOX_API_TOKEN)."),
+    ] = False,
+    zenodo_url: Annotated[
+        str | None,
+        typer.Option(
+            "--zenodo-url",
+            help="Zenodo site root (default: REPRO_ZENODO_URL, else https://zenodo.org).",
+        ),
+    ] = None,
+    do_publish: Annotated[
+        bool,
+        typer.Option(
+            "--publish", help="Publish the draft: registers the DOI; this cannot be undone."
+        ),
+    ] = False,
+    new_version_of: Annotated[
+        str | None,
+        typer.Option(
+            "--new-version-of", help="DOI (or id) of the published version this one follows."
+        ),
+    ] = None,
+    community: Annotated[
+        list[str] | None,
+        typer.Option("--community", help="Zenodo community to submit to (repeatable)."),
+    ] = None,
+    upload_type: Annotated[
+        str | None,
+        typer.Option(
+            "--upload-type", help="Zenodo upload type (default: CITATION.cff type, else software)."
+        ),
+    ] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", help="Key to re-sign the DOI-stamped capsule with."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Deposit a capsule on Zenodo with its own DOI stamped in (a draft unless --publish)."""
+    from repro.publish import PublishOptions, publish, resolve_target
+
+    target = resolve_target(sandbox=sandbox, zenodo_url=zenodo_url)
+    opts = PublishOptions(
+        capsule=capsule,
+        target=target,
+        publish=do_publish,
+        new_version_of=new_version_of,
+        communities=community or [],
+        upload_type=upload_type,
+        key=key,
+        passphrase_prompt=_prompt_passphrase,
+    )
+    with _TransferBar(f"uploading {capsule.name}", not as_json) as progress:
+        result = publish(opts, observe=None if as_json else _say, progress=progress)
+    for warning in result.warnings:
+        err.print(f"[bold yellow]warning:[/] {warning}", highlight=False, markup=True)
+    r = result.receipt
+    if as_json:
+        _emit_json(
+            {
+                "ok": True,
+                **r.model_dump(mode="json"),
+                "receipt": str(result.receipt_path),
+                "journal": str(result.journal_path),
+                "resumed": result.resumed,
+                "already_done": result.already_done,
+            }
+        )
+        return
+    if r.state == "draft":
+        where = " --sandbox" if sandbox else f" --zenodo-url {zenodo_url}" if zenodo_url else ""
+        out.print(
+            f"draft ready: {r.draft_url or r.record_url} (DOI {r.doi} reserved); "
+            f"publish it with: repro publish {capsule}{where} --publish",
+            highlight=False,
+        )
+    else:
+        done = "already published" if result.already_done else "published"
+        out.print(f"{done} {r.doi}: {r.record_url} ({r.capsule})", highlight=False)
+
+
+@app.command(name="fetch")
+@handles_errors
+def fetch_cmd(
+    reference: Annotated[
+        str, typer.Argument(help="DOI (10.5281/zenodo.N, doi:..., https://doi.org/...) or URL.")
+    ],
+    out_dir: Annotated[
+        Path, typer.Option("-o", "--out", help="Folder to put the capsule in.")
+    ] = Path(),
+    zenodo_url: Annotated[
+        str | None,
+        typer.Option("--zenodo-url", help="Zenodo site root (default: REPRO_ZENODO_URL)."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Download a published capsule from Zenodo, check Zenodo's checksum and verify it."""
+    from repro.publish import fetch_capsule
+
+    with _TransferBar(f"downloading {reference}", not as_json) as progress:
+        result = fetch_capsule(
+            reference, zenodo_url=zenodo_url, dest_dir=out_dir, progress=progress
+        )
+    for warning in result.warnings:
+        err.print(f"[bold yellow]warning:[/] {warning}", highlight=False, markup=True)
+    assert result.report is not None  # noqa: S101 (fetch verifies)
+    if as_json:
+        _emit_json(
+            {
+                "ok": True,
+                "capsule": str(result.path),
+                "record_id": result.record_id,
+                "doi": result.doi,
+                "md5": result.md5,
+                "size": result.size,
+                "cached": result.cached,
+                "warnings": result.warnings,
+                "verify": result.report.to_json(),
+            }
+        )
+        return
+    out.print(
+        f"[bold green]fetched[/] {result.path} ({_size(result.size)}) from {result.doi}: "
+        "Zenodo's md5 matches, every checksum verified",
+        highlight=False,
+    )
+    _render_signature(result.report)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = list(sys.argv[1:] if argv is None else argv)

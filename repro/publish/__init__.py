@@ -1,0 +1,19 @@
+"""Zenodo: publish a capsule with its own DOI (`repro publish`), fetch it back (`repro fetch`)."""
+
+from __future__ import annotations
+
+from repro.publish.client import Target, resolve_target
+from repro.publish.fetch import FetchResult, fetch_capsule, resolve_capsule_argument
+from repro.publish.flow import PublishOptions, PublishResult, Receipt, publish
+
+__all__ = [
+    "FetchResult",
+    "PublishOptions",
+    "PublishResult",
+    "Receipt",
+    "Target",
+    "fetch_capsule",
+    "publish",
+    "resolve_capsule_argument",
+    "resolve_target",
+]
