@@ -782,7 +782,7 @@ def publish_cmd(
     with _TransferBar(f"uploading {capsule.name}", not as_json) as progress:
         result = publish(opts, observe=None if as_json else _say, progress=progress)
     for warning in result.warnings:
-        err.print(f"[bold yellow]warning:[/] {warning}", highlight=False, markup=True)
+        err.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
     r = result.receipt
     if as_json:
         _emit_json(
@@ -802,10 +802,11 @@ def publish_cmd(
             f"draft ready: {r.draft_url or r.record_url} (DOI {r.doi} reserved); "
             f"publish it with: repro publish {capsule}{where} --publish",
             highlight=False,
+            markup=False,
         )
     else:
         done = "already published" if result.already_done else "published"
-        out.print(f"{done} {r.doi}: {r.record_url} ({r.capsule})", highlight=False)
+        out.print(f"{done} {r.doi}: {r.record_url} ({r.capsule})", highlight=False, markup=False)
 
 
 @app.command(name="fetch")
@@ -831,7 +832,7 @@ def fetch_cmd(
             reference, zenodo_url=zenodo_url, dest_dir=out_dir, progress=progress
         )
     for warning in result.warnings:
-        err.print(f"[bold yellow]warning:[/] {warning}", highlight=False, markup=True)
+        err.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
     assert result.report is not None  # noqa: S101 (fetch verifies)
     if as_json:
         _emit_json(
@@ -849,8 +850,8 @@ def fetch_cmd(
         )
         return
     out.print(
-        f"[bold green]fetched[/] {result.path} ({_size(result.size)}) from {result.doi}: "
-        "Zenodo's md5 matches, every checksum verified",
+        f"[bold green]fetched[/] {escape(str(result.path))} ({_size(result.size)}) from "
+        f"{escape(str(result.doi))}: Zenodo's md5 matches, every checksum verified",
         highlight=False,
     )
     _render_signature(result.report)

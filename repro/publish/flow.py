@@ -236,7 +236,7 @@ class _Publication:
     def _steps(self, *, resumed: bool) -> PublishResult:
         j = self.journal
         if not after(j.step, Step.CREATED):
-            if self.opts.new_version_of:
+            if j.new_version_arg:
                 self._new_version()
             else:
                 self._create()
@@ -279,11 +279,19 @@ class _Publication:
     def _check_journal(self, journal: Journal, sha256: str) -> None:
         move = f"move {self.jpath} away to start a new publication"
         if journal.capsule_sha256 != sha256:
+            where = (
+                f"deposition {journal.deposition_id}" if journal.deposition_id else "no deposition"
+            )
+            hint = f"publish the new capsule under another file name, or {move}"
+            if journal.deposition_id and journal.step != Step.PUBLISHED:
+                hint += (
+                    f" (and discard the draft: {self.target.site_url}/deposit/"
+                    f"{journal.deposition_id})"
+                )
             raise JournalConflictError(
-                f"{self.jpath.name} belongs to another version of {self.capsule.name} "
-                f"(a publication of it is under way or done: deposition "
-                f"{journal.deposition_id or '(not created yet)'})",
-                hint=f"publish the new capsule under another file name, or {move}",
+                f"{self.jpath.name} is about another version of {self.capsule.name} "
+                f"({where}, last step: {journal.step.value})",
+                hint=hint,
             )
         if journal.api_url != self.target.api_url:
             raise JournalConflictError(
@@ -291,7 +299,8 @@ class _Publication:
                 f"{self.target.api_url}",
                 hint=f"finish that one with the same --zenodo-url, or {move}",
             )
-        if _version_ref(self.opts.new_version_of) != _version_ref(journal.new_version_arg):
+        given = self.opts.new_version_of
+        if given is not None and _version_ref(given) != _version_ref(journal.new_version_arg):
             started = (
                 f"as a new version of {journal.new_version_arg}"
                 if journal.new_version_arg
@@ -341,6 +350,7 @@ class _Publication:
         bucket = deposition.link("bucket")
         if bucket is None:
             raise ZenodoError(f"Zenodo gave deposition {deposition.id} no upload bucket")
+        self.client.check_origin(bucket)  # before anything else is done for it
         recid = deposition.recid
         if self.target.doi_prefix is not None:
             # The sandbox's pre-reserved DOI may carry the production prefix (ZENODO.md).
@@ -397,7 +407,7 @@ class _Publication:
         raise ZenodoUnavailableError("Zenodo did not confirm creating the deposition")
 
     def _previous(self) -> Deposition:
-        arg = self.opts.new_version_of or ""
+        arg = self.journal.new_version_arg or ""
         ref = parse_reference(arg, allow_id=True)
         if ref is None:
             raise UnknownReferenceError(f"--new-version-of: not a DOI, URL or id: {arg!r}")
