@@ -69,7 +69,7 @@ def plan_sizes(n: int, total: int, seed: int, lo: int = KiB, hi: int = 64 * MiB)
     distribution is piecewise log-uniform: a "body" of small files log-uniform in [lo, 1 MiB)
     and a "tail" of large files log-uniform in [1 MiB, hi]; the tail's share of the count is
     solved so that the expected sum equals `total` (for 1 GiB / 2,000 files: ~49 tail files
-    holding ~75% of the bytes). Both parts are drawn by stratified sampling, so a small sample
+    holding ~73% of the bytes). Both parts are drawn by stratified sampling, so a small sample
     follows the distribution closely, and the tail is then rescaled to hit `total` exactly.
     """
     rng = random.Random(seed)  # noqa: S311 (deterministic data, not crypto)
@@ -132,10 +132,11 @@ TEXT_SHARE = 0.55  # share of 64 KiB segments that are text; the rest are random
 
 def generate_dataset(root: Path, sizes: list[int], seed: int) -> None:
     """Write the files: each is a sequence of 64 KiB segments, each segment either random bytes
-    (incompressible) or synthetic log text (compresses ~4-5x), drawn from two pools at random
-    offsets. Roughly 55% text by bytes: a gzip -1 / isal level-1 archive is ~55-60% of the
-    payload, i.e. 'compressible-ish' like real research data (mixed logs, CSVs and binaries).
-    The pools are far larger than deflate's 32 KiB window, so reuse is invisible to gzip.
+    (incompressible) or synthetic log text (compresses ~3x), drawn from two pools at random
+    offsets. Roughly 55% text by bytes: a gzip -1 / isal level-1 archive is ~65-69% of the
+    payload (gzip -6: ~62%), i.e. 'compressible-ish' like real research data (mixed logs,
+    CSVs and binaries). The pools are far larger than deflate's 32 KiB window, so reuse is
+    invisible to gzip.
     """
     rng = random.Random(seed + 1)  # noqa: S311
     rand_pool = rng.randbytes(64 * MiB)
