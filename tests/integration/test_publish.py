@@ -453,6 +453,29 @@ def test_a_lost_create_is_found_again_by_the_next_run(zenodo: ZenodoServer, caps
     assert result.receipt.deposition_id == next(iter(zenodo.deps))
 
 
+def test_the_journal_guards_against_mixing_up_publications(
+    zenodo: ZenodoServer, capsule: Path, capsule_v2: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    draft = run(capsule, publish=False).receipt
+    original = capsule.read_bytes()
+    shutil.copyfile(capsule_v2, capsule)  # captured again under the same name
+    code, _out, err = cli("publish", str(capsule), "--publish")
+    assert code == 1 and "about another version" in err and f"deposit/{draft.deposition_id}" in err
+    capsule.write_bytes(original)
+    code, _out, err = cli("publish", str(capsule), "--new-version-of", "10.5281/zenodo.1")
+    assert code == 1 and "started as a first version" in err
+    monkeypatch.setenv("REPRO_ZENODO_URL", "http://127.0.0.1:9")
+    code, _out, err = cli("publish", str(capsule))
+    assert code == 1 and "is being published to" in err
+    monkeypatch.setenv("REPRO_ZENODO_URL", zenodo.url)
+    # Published on the website in the meantime: the next run adopts it, publishes nothing.
+    with ZenodoClient(zenodo.api, read_token(resolve_target())) as client:
+        client.publish(draft.deposition_id)
+    result = run(capsule)
+    assert result.receipt.state == "published" and zenodo.count("publish") == 1
+    assert len(zenodo.deps) == 1 and zenodo.count("create") == 1
+
+
 # --- rate limits, server errors, timeouts ------------------------------------------------
 
 
