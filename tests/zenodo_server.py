@@ -623,6 +623,17 @@ GATEWAY_HTML = (
 )
 
 
+def _fault_body(status: int) -> Any:
+    if status in (502, 504):
+        return GATEWAY_HTML.format(status=status)
+    message = {
+        429: "Too many requests.",
+        403: "Permission denied.",
+        404: "The requested URL was not found.",
+    }.get(status, "Internal server error." if status >= 500 else "Bad request.")
+    return {"status": status, "message": message}
+
+
 class _Handler(BaseHTTPRequestHandler):
     zenodo: ZenodoServer
     protocol_version = "HTTP/1.1"
@@ -709,15 +720,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop(call)
                 return
             if fault is not None and fault.kind == "status":
-                raise HttpError(
-                    fault.status,
-                    GATEWAY_HTML.format(status=fault.status)
-                    if fault.status in (502, 504)
-                    else {"status": fault.status, "message": "Internal server error."}
-                    if fault.status >= 500
-                    else {"status": fault.status, "message": "Too many requests."},
-                    dict(fault.headers),
-                )
+                raise HttpError(fault.status, _fault_body(fault.status), dict(fault.headers))
             if over:
                 raise HttpError(429, {"status": 429, "message": "Too many requests."})
             if endpoint == "unknown":

@@ -586,6 +586,12 @@ class ZenodoClient:
                 )
                 continue
             if status in (401, 403):
+                if self.token is None:  # an anonymous read: a restricted record, not a token
+                    raise ZenodoRequestError(
+                        f"{shown}: access denied ({status} {text})",
+                        hint="the record may be restricted; download it from its page",
+                        status=status,
+                    )
                 raise ZenodoAuthError(f"{shown}: Zenodo refused the token ({status} {text})")
             if status >= 500:
                 if not idempotent:

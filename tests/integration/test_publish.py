@@ -756,6 +756,9 @@ def test_fetch_refuses_what_zenodo_did_not_record(
     assert code == 1 and "no published record 999999" in err
     code, _out, err = cli("fetch", "not a doi", "-o", str(tmp_path))
     assert code == 1 and "not a Zenodo DOI" in err
+    zenodo.inject("record", "status", status=403)  # a restricted record: no token involved
+    code, _out, err = cli("fetch", receipt.doi, "-o", str(tmp_path))
+    assert code == 1 and "access denied" in err and "token" not in err
     zenodo.inject("download", "status", status=503, times=2)
     result = fetch_capsule(receipt.doi, dest_dir=tmp_path / "ok")
     assert result.report is not None and result.md5 == receipt.md5
