@@ -456,7 +456,9 @@ VERDICT_STYLE = {
 @app.command()
 @handles_errors
 def replay(
-    capsule: Annotated[Path, typer.Argument(help="Capsule file.")],
+    capsule: Annotated[
+        str, typer.Argument(help="Capsule file, Zenodo DOI (10.5281/zenodo.N) or record URL.")
+    ],
     target: Annotated[
         Literal["local", "docker", "slurm"] | None,
         typer.Option(
@@ -497,15 +499,22 @@ def replay(
         int | None,
         typer.Option("--array-limit", min=1, help="Array tasks running at once (slurm target)."),
     ] = None,
+    zenodo_url: Annotated[
+        str | None,
+        typer.Option("--zenodo-url", help="Zenodo site root for DOIs (default REPRO_ZENODO_URL)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a capsule, rebuild its environment, re-run it and compare every result."""
+    from repro.publish.fetch import resolve_capsule_argument
     from repro.replay.pipeline import ReplayOptions
     from repro.replay.pipeline import replay as run_replay
     from repro.replay.slurm_target import SlurmSettings
 
+    with _TransferBar(f"downloading {capsule}", not as_json) as progress:
+        path = resolve_capsule_argument(capsule, zenodo_url, None, progress)
     opts = ReplayOptions(
-        capsule=capsule,
+        capsule=path,
         target=target,
         runs=run or [],
         points=point or [],

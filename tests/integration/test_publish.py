@@ -738,7 +738,8 @@ def test_publish_then_fetch_and_replay_by_doi_reproduces(
     with pytest.raises(CapsuleNotFoundError):
         resolve_capsule_argument(str(tmp_path / "nope.tgz"), None, None, None)
     monkeypatch.setenv("REPRO_CACHE_DIR", session_cache)  # the environments built so far
-    replayed = run_cli("replay", str(path), "--target", "local", timeout=900)
+    # The round trip, as a reader does it: replay straight from the DOI.
+    replayed = run_cli("replay", doi, "--target", "local", "--zenodo-url", zenodo.url, timeout=900)
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert "reproduced" in replayed.stdout
 
