@@ -164,6 +164,9 @@ class Run(Model):
         for key in self.compare:
             if key not in self.outputs:
                 raise ValueError(f"compare rule for {key!r}, which is not one of the run's outputs")
+        for point in self.points():
+            for out in self.outputs:
+                _safe_relative(render(out, point), "output")
         if len(self.points()) > 1:
             for out in self.outputs:
                 if not set(_PLACEHOLDER.findall(out)) & set(self.sweep):
@@ -302,6 +305,13 @@ class FileEntry(Model):
     """Symlink target (relative), when the entry is a symbolic link."""
 
 
+def _safe_relative(path: str, what: str) -> str:
+    parts = path.split("/")
+    if not path or path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"{what} {path!r} must be a plain relative path inside the project")
+    return path
+
+
 class RemoteData(Model):
     """Data fetched by URL at replay, checked against its sha256; not embedded."""
 
@@ -310,6 +320,11 @@ class RemoteData(Model):
     size: int = Field(ge=0)
     path: str
     """Where it is placed, relative to the project."""
+
+    @field_validator("path")
+    @classmethod
+    def _safe(cls, value: str) -> str:
+        return _safe_relative(value, "remote data path")
 
 
 class SourceState(Model):

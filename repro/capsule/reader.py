@@ -86,6 +86,8 @@ def safe_member_name(name: str) -> None:
 
 
 def _check_manifest_entries(manifest: Manifest) -> None:
+    """Every path the manifest names is safe to create under a fresh folder, and every
+    other path field points at something the manifest lists."""
     seen: set[str] = set()
     links: set[str] = set()
     for entry in manifest.files:
@@ -97,17 +99,55 @@ def _check_manifest_entries(manifest: Manifest) -> None:
         seen.add(entry.path)
         if entry.link is not None:
             links.add(entry.path)
-            target = posixpath.normpath(posixpath.join(posixpath.dirname(entry.path), entry.link))
-            if entry.link.startswith("/") or target == ".." or target.startswith("../"):
-                raise UnsafeArchiveMemberError(
-                    f"symlink leaves the capsule: {entry.path} -> {entry.link}"
-                )
+            if entry.size != 0:
+                raise MalformedCapsuleError(f"symlink with a size: {entry.path}")
         elif entry.mode & ~0o777 or entry.mode & 0o022:
             raise UnsafeArchiveMemberError(f"unsafe mode {oct(entry.mode)} for {entry.path}")
+    folders = {parent for path in seen for parent in _parents(path)}
     for entry in manifest.files:
+        if entry.path in folders:
+            raise MalformedCapsuleError(f"manifest lists a path as file and folder: {entry.path}")
         for parent in _parents(entry.path):
             if parent in links:
                 raise UnsafeArchiveMemberError(f"member under a symlink: {entry.path}")
+        if entry.link is not None:
+            _check_link(entry.path, entry.link, links)
+    _check_references(manifest, seen, folders)
+
+
+def _check_link(path: str, link: str, links: set[str]) -> None:
+    """A link may point at a file or folder of the capsule, never leave it, and never pass
+    through another link (whose own target was checked only on its own)."""
+    target = posixpath.normpath(posixpath.join(posixpath.dirname(path), link))
+    if link.startswith("/") or target == ".." or target.startswith("../"):
+        raise UnsafeArchiveMemberError(f"symlink leaves the capsule: {path} -> {link}")
+    walked = posixpath.dirname(path).split("/")
+    for part in link.split("/"):
+        if part in ("", "."):
+            continue
+        walked = walked[:-1] if part == ".." else [*walked, part]
+        if not walked:
+            raise UnsafeArchiveMemberError(f"symlink leaves the capsule: {path} -> {link}")
+        here = "/".join(walked)
+        if here in links and here != target:
+            raise UnsafeArchiveMemberError(f"symlink passes through another link: {path} -> {link}")
+
+
+def _check_references(manifest: Manifest, files: set[str], folders: set[str]) -> None:
+    env = manifest.environment
+    named = [("environment.lock", env.lock), ("environment.dockerfile", env.dockerfile)]
+    named += [("environment.image", env.image)] if env.image else []
+    named += [
+        (f"results {r.run} {r.point_id}", o.capsule_path)
+        for r in manifest.results
+        for o in r.outputs
+    ]
+    named += [(f"jobs {j.run}", path) for j in manifest.jobs for path in j.scripts.values()]
+    for what, path in named:
+        if path not in files:
+            raise MalformedCapsuleError(f"manifest {what} names a file it does not list: {path}")
+    if env.wheels and env.wheels not in folders:
+        raise MalformedCapsuleError(f"manifest environment.wheels is not a folder: {env.wheels}")
 
 
 def _parents(path: str) -> list[str]:
@@ -196,6 +236,11 @@ class _StrictGunzip(io.RawIOBase):
                 raise CapsuleIntegrityError("capsule archive is truncated")
             piece = self._inflate.decompress(data, want - len(out))
             out += piece
+            if self.pos + len(out) > self.limit:
+                # Checked inside the loop: tar asks for a huge pax header in one read.
+                raise CapsuleIntegrityError(
+                    "capsule holds more data than its manifest declares (decompression bomb?)"
+                )
             if self._inflate.eof:
                 self._finish()
         result = bytes(out)

@@ -30,6 +30,7 @@ class Source:
     path: Path
     size: int
     mtime_ns: int | None = None
+    ctime_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,10 @@ def _add_file(tar: tarfile.TarFile, name: str, mode: int, mtime: int, source: So
         raise FileChangedError(f"file vanished during capture: {source.path}") from None
     with fh:
         st = os.fstat(fh.fileno())
-        changed = st.st_size != source.size or (
-            source.mtime_ns is not None and st.st_mtime_ns != source.mtime_ns
+        changed = (
+            st.st_size != source.size
+            or (source.mtime_ns is not None and st.st_mtime_ns != source.mtime_ns)
+            or (source.ctime_ns is not None and st.st_ctime_ns != source.ctime_ns)
         )
         if changed:
             raise FileChangedError(f"file changed during capture: {source.path}")

@@ -24,6 +24,8 @@ class Digest:
     size: int
     mtime_ns: int
     inode: int
+    ctime_ns: int
+    """Changes on every write and cannot be set back (unlike mtime): part of the cache key."""
 
 
 def sha256_file(path: Path, buffer: bytearray | None = None) -> tuple[str, int]:
@@ -52,8 +54,8 @@ class StatCache:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._db_path, timeout=30)
         conn.execute(
-            "CREATE TABLE IF NOT EXISTS hashes (path TEXT PRIMARY KEY, size INTEGER,"
-            " mtime_ns INTEGER, inode INTEGER, sha256 TEXT)"
+            "CREATE TABLE IF NOT EXISTS hashes2 (path TEXT PRIMARY KEY, size INTEGER,"
+            " mtime_ns INTEGER, inode INTEGER, ctime_ns INTEGER, sha256 TEXT)"
         )
         conn.execute(
             "CREATE TABLE IF NOT EXISTS scans"
@@ -66,13 +68,13 @@ class StatCache:
         conn = self._connect()
         try:
             rows = conn.execute(
-                "SELECT path, size, mtime_ns, inode, sha256 FROM hashes"
+                "SELECT path, size, mtime_ns, inode, ctime_ns, sha256 FROM hashes2"
                 " WHERE path >= ? AND path < ?",
                 (prefix, prefix[:-1] + "0"),  # '0' sorts right after '/'
             ).fetchall()
         finally:
             conn.close()
-        return {row[0]: Digest(row[4], row[1], row[2], row[3]) for row in rows}
+        return {row[0]: Digest(row[5], row[1], row[2], row[3], row[4]) for row in rows}
 
     def clean_scans(self, rules: str) -> set[str]:
         """sha256 of contents already scanned clean under this secret-scanning rule set."""
@@ -98,8 +100,8 @@ class StatCache:
         try:
             with conn:
                 conn.executemany(
-                    "INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?)",
-                    [(p, d.size, d.mtime_ns, d.inode, d.sha256) for p, d in entries],
+                    "INSERT OR REPLACE INTO hashes2 VALUES (?, ?, ?, ?, ?, ?)",
+                    [(p, d.size, d.mtime_ns, d.inode, d.ctime_ns, d.sha256) for p, d in entries],
                 )
         finally:
             conn.close()
@@ -124,7 +126,8 @@ def hash_files(
     for path in paths:
         st = path.stat()
         hit = known.get(str(path.absolute()))
-        if hit and (hit.size, hit.mtime_ns, hit.inode) == (st.st_size, st.st_mtime_ns, st.st_ino):
+        key = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+        if hit and (hit.size, hit.mtime_ns, hit.inode, hit.ctime_ns) == key:
             results[path] = hit
             if progress:
                 progress(st.st_size)
@@ -151,7 +154,7 @@ def hash_files(
                 sha, size = sha256_file(path, buffer)
                 if progress:
                     progress(size)
-                mine.append((path, Digest(sha, size, st.st_mtime_ns, st.st_ino)))
+                mine.append((path, Digest(sha, size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)))
         except BaseException as exc:  # re-raised in the calling thread below
             errors.append(exc)
         fresh.extend(mine)
@@ -171,6 +174,6 @@ def hash_files(
         cache.store(
             (str(path.absolute()), d)
             for path, d in fresh
-            if now_ns - d.mtime_ns > RACY_WINDOW_S * 1e9
+            if now_ns - max(d.mtime_ns, d.ctime_ns) > RACY_WINDOW_S * 1e9
         )
     return results

@@ -285,7 +285,7 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
                 role=_role(f.rel, local_data),
             )
         )
-        sources[capsule_path] = Source(f.path, d.size, d.mtime_ns)
+        sources[capsule_path] = Source(f.path, d.size, d.mtime_ns, d.ctime_ns)
 
     stage = Path(tempfile.mkdtemp(prefix="repro-capture-"))
     try:

@@ -132,6 +132,8 @@ def test_stat_cache_skips_unchanged_files_and_rehashes_changed_ones(
         p.write_bytes(os.urandom(1000))
         os.utime(p, ns=(1_000_000_000, 1_000_000_000))  # old enough to be cached
         files.append(p)
+    # Files written just now are "racily clean" and not cached; pretend time has passed.
+    monkeypatch.setattr(hashing, "RACY_WINDOW_S", -1e12)
     cache = StatCache(tmp_path / "hashes.sqlite")
     reads: list[Path] = []
     real = hashing.sha256_file
@@ -150,6 +152,14 @@ def test_stat_cache_skips_unchanged_files_and_rehashes_changed_ones(
     third = hash_files(files, cache=cache, cache_root=tmp_path / "proj")
     assert reads == [files[2]]
     assert third[files[2]].sha256 == hashlib.sha256(files[2].read_bytes()).hexdigest()
+    # Rewritten in place with its old size and mtime restored: only ctime tells.
+    reads.clear()
+    with files[3].open("r+b") as fh:
+        fh.write(b"tampered")
+    os.utime(files[3], ns=(1_000_000_000, 1_000_000_000))
+    fourth = hash_files(files, cache=cache, cache_root=tmp_path / "proj")
+    assert reads == [files[3]]
+    assert fourth[files[3]].sha256 == hashlib.sha256(files[3].read_bytes()).hexdigest()
 
 
 def test_recently_modified_files_are_not_cached(tmp_path: Path) -> None:
