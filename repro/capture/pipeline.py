@@ -400,6 +400,19 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
         )
         say(f"writing {output.name}")
         t0 = time.perf_counter()
+        # The manifest and the generated files travel too: commands, recorded variables,
+        # job scripts and the crate are scanned like the project's files.
+        fail_on_hits(
+            scanner.scan_bytes(manifest.canonical_json(), "repro.json")
+            + [
+                hit
+                for path, content in sources.items()
+                if isinstance(content, bytes)
+                for hit in scanner.scan_bytes(content, path)
+            ],
+            hint="it comes from a run command, a recorded variable or the metadata: remove it "
+            "there and pass secrets to runs through the environment at run time",
+        )
         signature = None
         if signing_key is not None:
             signature = sign_digest(sha256_bytes(manifest.canonical_json()), signing_key)

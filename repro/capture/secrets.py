@@ -57,7 +57,10 @@ GUARDS: dict[str, tuple[bytes, ...]] = {
     "PyPI token": (b"pypi-AgEIcHlwaS5vcmc",),
     "Zenodo token": (b"zenodo", b"Zenodo", b"ZENODO", b"access_token", b"ACCESS_TOKEN"),
 }
-SECRET_VARIABLE = re.compile(r"(?i)(?:^|_)(?:TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|API_KEY)$")
+SECRET_VARIABLE = re.compile(
+    r"(?i)(?:^|_)(?:TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY"
+    r"|CREDENTIALS?)(?:_|$)"
+)
 MIN_VALUE_LENGTH = 8
 SCAN_CHUNK = 8 << 20
 OVERLAP = 4096
@@ -165,7 +168,7 @@ class SecretScanner:
         return hits
 
 
-def fail_on_hits(hits: Iterable[Hit]) -> None:
+def fail_on_hits(hits: Iterable[Hit], hint: str | None = None) -> None:
     found = sorted(hits, key=lambda h: (h.where, h.line))
     if not found:
         return
@@ -173,5 +176,6 @@ def fail_on_hits(hits: Iterable[Hit]) -> None:
     more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
     raise SecretFoundError(
         f"possible secret in {first.where}:{first.line}: {first.kind} {first.masked}{more}",
-        hint=f"remove it (and rotate it), or if it is not a secret: --allow-secret {first.where}",
+        hint=hint
+        or f"remove it (and rotate it), or if it is not a secret: --allow-secret {first.where}",
     )

@@ -170,3 +170,32 @@ def test_only_allowlisted_variables_are_recorded_and_never_secret_ones(tmp_path:
         "capture", str(project), "-o", str(out.with_name("d.tgz")), "--no-run", env=env
     )
     assert refused.returncode == 1 and "looks like a secret" in refused.stderr
+
+
+def test_secrets_in_commands_and_recorded_variables_never_reach_the_manifest(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "p"
+    project.mkdir()
+    result = run_cli(
+        "capture",
+        str(project),
+        "-o",
+        str(tmp_path / "c.tgz"),
+        "--no-run",
+        "--run",
+        f"curl -H 'Authorization: {GITHUB}' https://example.org",
+    )
+    assert result.returncode == 1 and "possible secret in " in result.stderr
+    assert "GitHub token" in result.stderr and "run command" in result.stderr
+    assert GITHUB not in result.stderr and not (tmp_path / "c.tgz").exists()
+    (project / "repro.toml").write_text('[environment]\nvariables = ["AWS_SECRET_ACCESS_KEY"]\n')
+    refused = run_cli(
+        "capture",
+        str(project),
+        "-o",
+        str(tmp_path / "c.tgz"),
+        "--no-run",
+        env={"AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG"},
+    )
+    assert refused.returncode == 1 and "looks like a secret" in refused.stderr
