@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from repro import __version__
 from repro.capsule.reader import VerifiedCapsule
@@ -319,9 +320,9 @@ def _render_capture(result: CaptureResult) -> None:
     else:
         out.print("  signed    [yellow]no[/] (create a key with: repro keys generate)")
     for path in m.excluded:
-        out.print(f"  [yellow]excluded[/]  {path}")
+        out.print(Text("  excluded  ", style="yellow") + Text(path))
     for note in m.notes:
-        out.print(f"  [yellow]note[/]      {note}")
+        out.print(Text("  note      ", style="yellow") + Text(note))
 
 
 # --- verify / inspect --------------------------------------------------------------------
@@ -388,58 +389,68 @@ def inspect_cmd(
 def _render_inspect(c: VerifiedCapsule) -> None:
     m = c.manifest
     md = m.metadata
-    out.print(f"[bold]{md.title}[/]")
+    out.print(Text(md.title, style="bold"))
     for a in md.authors:
         extra = ", ".join(x for x in (a.affiliation, f"ORCID {a.orcid}" if a.orcid else None) if x)
-        out.print(f"  {a.name}" + (f" ({extra})" if extra else ""))
+        out.print(f"  {a.name}" + (f" ({extra})" if extra else ""), markup=False)
     if md.license:
         out.print(
             f"  license {md.license}"
-            + (f"; keywords: {', '.join(md.keywords)}" if md.keywords else "")
+            + (f"; keywords: {', '.join(md.keywords)}" if md.keywords else ""),
+            markup=False,
         )
     out.print(
         f"capsule   {c.capsule_id}  ({_size(c.archive_size)}, created {m.created}, "
-        f"repro {m.repro_version})"
+        f"repro {m.repro_version})",
+        markup=False,
     )
     s = m.source
     if s.kind == "git":
         out.print(
             f"source    git {s.remote or '(no remote)'} @ {(s.commit or 'no commit')[:12]}"
-            f" on {s.branch or 'detached'}" + (" [yellow](dirty)[/]" if s.dirty else "")
+            f" on {s.branch or 'detached'}" + (" (dirty)" if s.dirty else "")
         )
     else:
-        out.print("source    a directory (not a git work tree)")
+        out.print("source    a directory (not a git work tree)", markup=False)
     e = m.environment
     out.print(
         f"env       Python {e.python_version}, {len(e.packages)} packages locked by {e.lock_source}"
-        f", base image {e.base_image}"
+        f", base image {e.base_image}",
+        markup=False,
     )
     p = m.platform
     out.print(
         f"platform  {p.distribution or p.system} {p.machine}, {p.python_implementation} "
-        f"{p.python_version}, {p.cpu_count} x {p.cpu_model}"
+        f"{p.python_version}, {p.cpu_count} x {p.cpu_model}",
+        markup=False,
     )
     roles: dict[str, tuple[int, int]] = {}
     for f in m.files:
         count, size = roles.get(f.role, (0, 0))
         roles[f.role] = (count + 1, size + f.size)
     out.print(
-        "files     " + ", ".join(f"{r}: {n} ({_size(sz)})" for r, (n, sz) in sorted(roles.items()))
+        "files     " + ", ".join(f"{r}: {n} ({_size(sz)})" for r, (n, sz) in sorted(roles.items())),
+        markup=False,
     )
     for r in m.remote_data:
-        out.print(f"remote    {r.path} <- {r.url} ({_size(r.size)}, sha256 {r.sha256[:12]})")
+        out.print(
+            f"remote    {r.path} <- {r.url} ({_size(r.size)}, sha256 {r.sha256[:12]})",
+            markup=False,
+        )
     table = Table(title="expected results", show_lines=False)
     for col in ("run", "point", "output", "size", "sha256", "rule"):
         table.add_column(col)
     for rec in m.results:
         if not rec.outputs:
-            table.add_row(rec.run, rec.point_id, "(none recorded)", "", "", "")
+            table.add_row(Text(rec.run), Text(rec.point_id), "(none recorded)", "", "", "")
         for o in rec.outputs:
             rule = o.rule.method + (f" rtol={o.rule.rtol:g}" if o.rule.rtol is not None else "")
-            table.add_row(rec.run, rec.point_id, o.path, _size(o.size), o.sha256[:12], rule)
+            table.add_row(
+                Text(rec.run), Text(rec.point_id), Text(o.path), _size(o.size), o.sha256[:12], rule
+            )
     out.print(table)
     for note in m.notes:
-        out.print(f"[yellow]note[/] {note}")
+        out.print(Text("note ", style="yellow") + Text(note))
 
 
 # --- replay ------------------------------------------------------------------------------
@@ -538,23 +549,30 @@ def replay(
 
 
 def _render_replay(result: Any, report: Path | None) -> None:
-    table = Table(title=f"{result.title} — replay on {result.target}")
+    table = Table(title=Text(f"{result.title} — replay on {result.target}"))
     for col in ("run", "point", "output", "verdict", "detail"):
         table.add_column(col, overflow="fold")
     for p in result.points:
         if not p.outputs:
-            table.add_row(p.run, p.point_id, "(no outputs)", p.status, "")
+            table.add_row(Text(p.run), Text(p.point_id), "(no outputs)", p.status, "")
         for v in p.outputs:
             style = VERDICT_STYLE[v.verdict]
             detail = v.detail
             if p.status != "ok":
                 detail = f"run {p.status.replace('_', ' ')} (exit {p.exit_code}); {detail}"
             table.add_row(
-                p.run, p.point_id, v.path, f"[{style}]{v.verdict.replace('_', ' ')}[/]", detail
+                Text(p.run),
+                Text(p.point_id),
+                Text(v.path),
+                Text(v.verdict.replace("_", " "), style=style),
+                Text(detail),
             )
     out.print(table)
     for d in result.environment_differences:
-        out.print(f"  [dim]env[/] {d.what}: {d.captured} -> {d.replayed}", highlight=False)
+        out.print(
+            Text("  env ", style="dim") + Text(f"{d.what}: {d.captured} -> {d.replayed}"),
+            highlight=False,
+        )
     counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(result.counts.items()))
     if result.reproduced:
         out.print(f"[bold green]reproduced[/] ({counts}) in {result.duration_s:.1f} s")
@@ -590,7 +608,8 @@ def diff(
     for col in ("kind", "name", "change", "before", "after", "detail"):
         table.add_column(col, overflow="fold")
     for e in result.entries:
-        table.add_row(e.kind, e.name, e.change, e.before or "", e.after or "", e.detail or "")
+        cells = (e.kind, e.name, e.change, e.before, e.after, e.detail)
+        table.add_row(*(Text(v or "") for v in cells))
     out.print(table)
 
 

@@ -147,6 +147,8 @@ def export_public(key: Ed25519PublicKey) -> bytes:
 def list_keys() -> list[KeyInfo]:
     infos = []
     for path in sorted(keys_dir().glob("*.key")):
+        if not path.with_suffix(".pub").is_file():
+            continue  # a private key without its public half: not one of ours to list
         public = load_public_key(path.with_suffix(".pub"))
         encrypted = b"ENCRYPTED" in path.read_bytes()
         infos.append(KeyInfo(path.stem, key_id(public), path, encrypted))
@@ -224,6 +226,8 @@ def trusted_keys() -> dict[str, dict[str, str]]:
         raise SigningKeyError(
             f"trust store is corrupt: {path}", hint="fix or delete the file"
         ) from None
+    if not isinstance(data, dict):
+        raise SigningKeyError(f"trust store is corrupt: {path}", hint="fix or delete the file")
     return {k: v for k, v in data.items() if isinstance(v, dict)}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +67,13 @@ def open_capsule(
     the signature against the manifest digest, then the caller's signature policy.
     With `dest`, the capsule is unpacked there (only when all of it checked out)."""
     capsule = read_capsule(path, dest, progress=progress)
-    status = check_signature(capsule.capsule_id, capsule.signature)
-    (policy or Policy()).enforce(status)
+    try:
+        status = check_signature(capsule.capsule_id, capsule.signature)
+        (policy or Policy()).enforce(status)
+    except BaseException:
+        if dest is not None:
+            shutil.rmtree(dest, ignore_errors=True)  # refused: leave nothing unpacked
+        raise
     return VerifyReport(capsule, status)
 
 

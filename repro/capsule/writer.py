@@ -121,6 +121,11 @@ def write_capsule(
     dest = dest.absolute()
     if not dest.parent.is_dir():
         raise OutputWriteError(f"output folder does not exist: {dest.parent}")
+    if dest.is_dir():
+        raise OutputWriteError(
+            f"the capsule file would replace a folder: {dest}",
+            hint="give a file name, e.g. -o study.capsule.tgz",
+        )
     fd, tmp_name = tempfile.mkstemp(prefix=f".repro-tmp-{dest.name}.", dir=dest.parent)
     tmp = Path(tmp_name)
     try:

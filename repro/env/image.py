@@ -7,7 +7,9 @@ contacts nothing.
 
 from __future__ import annotations
 
+import json
 import shutil
+import tarfile
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from typing import Any
 
 from repro.capture.hashing import sha256_bytes
 from repro.env.wheels import download_wheels
-from repro.errors import EnvironmentBuildError, ServiceUnavailableError
+from repro.errors import CapsuleIntegrityError, EnvironmentBuildError, ServiceUnavailableError
 
 IMAGE_REPO = "repro-env"
 LABEL = "org.repro.env-digest"
@@ -92,9 +94,15 @@ def ensure_image(
         pass
     if saved is not None:
         say(f"loading image {tag} from the capsule")
+        _check_saved_tags(saved, tag)
         with saved.open("rb") as fh:
             client.images.load(fh)
-        client.images.get(tag)
+        image = client.images.get(tag)
+        if (image.labels or {}).get(LABEL) != spec.digest:
+            client.images.remove(tag, force=True)
+            raise CapsuleIntegrityError(
+                f"the capsule's saved image is not the environment it describes ({tag})"
+            )
         return tag
     try:
         client.images.get(spec.base_image)
@@ -135,6 +143,23 @@ def ensure_image(
         except docker.errors.APIError as exc:
             raise EnvironmentBuildError(f"the Docker engine refused the build: {exc}") from None
     return tag
+
+
+def _check_saved_tags(saved: Path, tag: str) -> None:
+    """A saved image may only bring its own tag: loading it must not replace other images."""
+    try:
+        with tarfile.open(saved) as tar:
+            member = tar.extractfile("manifest.json")
+            entries = json.loads(member.read()) if member else None
+    except (tarfile.TarError, KeyError, ValueError):
+        raise CapsuleIntegrityError(
+            "the capsule's saved image is not a docker save archive"
+        ) from None
+    tags = [t for e in entries or [] if isinstance(e, dict) for t in e.get("RepoTags") or []]
+    if tags != [tag]:
+        raise CapsuleIntegrityError(
+            f"the capsule's saved image carries other tags than {tag}: {', '.join(tags)[:200]}"
+        )
 
 
 def save_image(client: Any, tag: str, dest: Path) -> None:

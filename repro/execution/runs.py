@@ -76,10 +76,16 @@ class InFlight:
 
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _items: set[Stoppable] = field(default_factory=set)
+    _closed: bool = False
 
     def add(self, item: Stoppable) -> None:
+        """Track `item`; after stop_all, stop it at once (it started too late to be let run)."""
         with self._lock:
-            self._items.add(item)
+            closed = self._closed
+            if not closed:
+                self._items.add(item)
+        if closed:
+            item.stop()
 
     def discard(self, item: Stoppable) -> None:
         with self._lock:
@@ -87,6 +93,7 @@ class InFlight:
 
     def stop_all(self) -> None:
         with self._lock:
+            self._closed = True
             items = list(self._items)
         for item in items:
             item.stop()

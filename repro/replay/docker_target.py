@@ -58,19 +58,28 @@ class DockerRunner:
             if os.getuid() == 0
             else f"{os.getuid()}:{os.getgid()}"
         )
+        import docker.errors
+
         start = time.monotonic()
-        container = self.client.containers.run(
-            self.image,
-            ["/bin/sh", "-c", command],
-            detach=True,
-            working_dir="/work",
-            user=user,
-            environment=variables,
-            volumes={str(workdir): {"bind": "/work", "mode": "rw"}},
-            network_disabled=not run.network,
-            nano_cpus=int(res.cpus * 1e9),
-            mem_limit=_memory(res.memory),
-        )
+        # More CPUs than the host has is refused by the engine: the run gets all there are.
+        cpus = min(res.cpus, os.cpu_count() or 1)
+        try:
+            container = self.client.containers.run(
+                self.image,
+                ["/bin/sh", "-c", command],
+                detach=True,
+                working_dir="/work",
+                user=user,
+                environment=variables,
+                volumes={str(workdir): {"bind": "/work", "mode": "rw"}},
+                network_disabled=not run.network,
+                nano_cpus=int(cpus * 1e9),
+                mem_limit=_memory(res.memory),
+            )
+        except docker.errors.DockerException as exc:
+            # This point failed to start; the others still run and are compared.
+            reason = str(exc).splitlines()[0][:300]
+            return CommandResult(125, time.monotonic() - start, "", f"docker: {reason}")
         handle = _Container(container)
         in_flight.add(handle)
         code: int | None

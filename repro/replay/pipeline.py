@@ -220,6 +220,8 @@ def replay(opts: ReplayOptions, observe: Observer | None = None) -> ReplayReport
     t0 = time.perf_counter()
     wanted_points = parse_points(opts.points)
     if opts.workdir is not None:
+        if opts.workdir.exists() and not opts.workdir.is_dir():
+            raise UsageError(f"--workdir is not a folder: {opts.workdir}")
         opts.workdir.mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix="replay-", dir=opts.workdir))
     else:
@@ -245,6 +247,10 @@ def replay(opts: ReplayOptions, observe: Observer | None = None) -> ReplayReport
         target = _prepare_target(opts, manifest, root, say)
         warnings += target.warnings
         n_points = sum(1 for r in runs for p in r.points() if _matches(p, wanted_points))
+        if n_points == 0:
+            raise UsageError(
+                "no run point matches the selection", hint="see the points: repro inspect CAPSULE"
+            )
         say(f"replaying {len(runs)} run(s), {n_points} point(s) on {target.name}")
         outcomes = target.execute(
             runs,

@@ -15,6 +15,7 @@ from repro.scheduler.scripts import STATUS_DIR, render_script
 from repro.scheduler.slurm import Scheduler, Submission, TaskState
 
 POLL_S = 0.5
+GRACE_POLLS = 20
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # States in which a task that left no status file is over for good.
 FINAL = {
@@ -47,6 +48,7 @@ class _Task:
     exit_code: int | None = None
     duration: float = 0.0
     note: str = ""
+    settle: int = 0
 
 
 def _time_limit(run: Run) -> str:
@@ -146,7 +148,9 @@ def _wait(
                 task.state = queued[key]
             else:
                 state, exit_code = scheduler.final_state(*key)
-                if state in FINAL and not status.is_file():
+                if state == "COMPLETED" and task.settle < GRACE_POLLS:
+                    task.settle += 1  # a shared filesystem may show the status file late
+                elif state in FINAL and not status.is_file():
                     task.state = "failed"
                     task.exit_code = exit_code if state == "FAILED" else None
                     task.note = f"Slurm says {state}"

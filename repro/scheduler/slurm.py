@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -117,7 +118,7 @@ class Slurm:
         """Tasks Slurm still holds (pending, running, completing); finished ones are absent."""
         if not job_ids:
             return {}
-        proc = _run([self.squeue, "-h", "-r", "-j", ",".join(job_ids), "-o", "%i %T"])
+        proc = self._retried([self.squeue, "-h", "-r", "-j", ",".join(job_ids), "-o", "%i %T"])
         states: dict[tuple[str, int], TaskState] = {}
         for line in proc.stdout.splitlines():
             match = re.match(r"^(\d+)_(\d+)\s+(\S+)", line.strip())
@@ -133,11 +134,27 @@ class Slurm:
     def final_state(self, job_id: str, index: int) -> tuple[str, int | None]:
         """(JobState, exit code) of a finished task from scontrol, when Slurm remembers it."""
         proc = _run([self.scontrol, "show", "job", "-o", f"{job_id}_{index}"])
+        if proc.returncode != 0:
+            # Purged after MinJobAge; any other failure is not an answer about the task.
+            gone = "Invalid job id" in proc.stderr
+            return ("PURGED" if gone else "UNKNOWN"), None
         text = proc.stdout
         state = re.search(r"JobState=(\S+)", text)
         code = re.search(r"ExitCode=(\d+):(\d+)", text)
         exit_code = int(code.group(1)) if code else None
         return (state.group(1) if state else "PURGED"), exit_code
+
+    def _retried(self, cmd: list[str], attempts: int = 5) -> subprocess.CompletedProcess[str]:
+        """A controller that hiccups must not make every task look finished."""
+        for attempt in range(attempts):
+            proc = _run(cmd)
+            if proc.returncode == 0:
+                return proc
+            time.sleep(min(2**attempt, 8))
+        detail = " ".join(proc.stderr.split())[-200:]
+        raise ServiceUnavailableError(
+            f"{Path(cmd[0]).name} keeps failing: {detail}", hint="check slurmctld (scontrol ping)"
+        )
 
     def cancel(self, job_ids: list[str]) -> None:
         if job_ids:

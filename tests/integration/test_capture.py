@@ -370,3 +370,22 @@ def test_json_error_output(tmp_path: Path) -> None:
     assert result.returncode == 1
     doc = json.loads(result.stdout)
     assert doc["ok"] is False and "capsule not found" in doc["error"] and doc["exit_code"] == 1
+
+
+def test_capsule_text_is_never_read_as_terminal_markup(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "[red]x.txt").write_text("x")
+    (project / "repro.toml").write_text(
+        '[capsule]\ntitle = "[/oops] [link=https://evil.example]click[/link]"\n'
+        '[[runs]]\nname = "r"\ncommand = "cp ./*x.txt out.txt"\noutputs = ["out.txt"]\n'
+    )
+    out = tmp_path / "m.tgz"
+    captured = run_cli("capture", str(project), "-o", str(out))
+    assert captured.returncode == 0, captured.stderr
+    inspected = run_cli("inspect", str(out))
+    assert inspected.returncode == 0, inspected.stderr
+    assert "[/oops] [link=https://evil.example]click[/link]" in inspected.stdout
+    replayed = run_cli("replay", str(out), "--target", "local")
+    assert replayed.returncode == 0, replayed.stderr
+    assert "[/oops]" in replayed.stdout
