@@ -97,6 +97,46 @@ def add_symlink_entry(members: Members) -> None:
     members.insert(names.index("data/project/notes.txt") + 1, (link, b""))
 
 
+def link_chain(members: Members) -> None:
+    """A link to the capsule root, and a second link walking through it to the host."""
+    up = "/".join([".."] * 2)
+
+    def edit(doc: dict[str, object]) -> None:
+        files = doc["files"]
+        assert isinstance(files, list)
+        for path, link in (("data/project/root", up), ("data/project/e", f"root/{up}/tmp")):
+            files.append(
+                {
+                    "path": path,
+                    "sha256": sha256_bytes(link.encode()),
+                    "size": 0,
+                    "mode": 0o777,
+                    "role": "code",
+                    "link": link,
+                }
+            )
+        files.sort(key=lambda f: f["path"].encode())
+
+    with_manifest(members, edit)
+    names = [m.name for m, _ in members]
+    at = names.index("data/project/notes.txt")
+    members.insert(
+        at + 1, (info("data/project/root", tarfile.SYMTYPE, mode=0o777, linkname=up), b"")
+    )
+    members.insert(
+        at, (info("data/project/e", tarfile.SYMTYPE, mode=0o777, linkname=f"root/{up}/tmp"), b"")
+    )
+
+
+def manifest_edit(change: Callable[[dict[str, object]], None]) -> Callable[[Members], None]:
+    def mutate(members: Members) -> None:
+        doc = json.loads(members[0][1])
+        change(doc)
+        members[0] = (members[0][0], canonical_json(doc))  # tags left stale on purpose
+
+    return mutate
+
+
 def set_field(name: str, **fields: object) -> Callable[[Members], None]:
     def mutate(members: Members) -> None:
         for m, _ in members:
@@ -230,6 +270,48 @@ CASES: dict[str, tuple[Callable[[Members], None] | None, str, str]] = {
         "owner differs",
     ),
     "appended.tgz": (None, "CapsuleIntegrityError", "appended"),
+    "symlink-through-symlink.tgz": (link_chain, "UnsafeArchiveMemberError", "through another link"),
+    "lock-outside.tgz": (
+        manifest_edit(lambda d: d["environment"].update({"lock": "/etc/passwd"})),  # type: ignore[union-attr]
+        "MalformedCapsuleError",
+        "does not list: /etc/passwd",
+    ),
+    "remote-data-escape.tgz": (
+        manifest_edit(
+            lambda d: d.update(
+                {
+                    "remote_data": [
+                        {
+                            "url": "https://example.org/x",
+                            "sha256": "0" * 64,
+                            "size": 1,
+                            "path": "../../../root/.bashrc",
+                        }
+                    ]
+                }
+            )
+        ),
+        "MalformedCapsuleError",
+        "plain relative path",
+    ),
+    "sweep-escape.tgz": (
+        manifest_edit(
+            lambda d: d.update(
+                {
+                    "runs": [
+                        {
+                            "name": "r",
+                            "command": "true",
+                            "outputs": ["{v}"],
+                            "sweep": {"v": ["../../../../tmp/victim"]},
+                        }
+                    ]
+                }
+            )
+        ),
+        "MalformedCapsuleError",
+        "plain relative path",
+    ),
 }
 
 
