@@ -246,6 +246,11 @@ def replay(opts: ReplayOptions, observe: Observer | None = None) -> ReplayReport
 
         target = _prepare_target(opts, manifest, root, say)
         warnings += target.warnings
+        if target.name == "slurm" and opts.workdir is None:
+            warnings.append(
+                f"working directory {workdir} is local to this machine: on a "
+                "multi-node cluster pass --workdir SHARED_DIR"
+            )
         n_points = sum(1 for r in runs for p in r.points() if _matches(p, wanted_points))
         if n_points == 0:
             raise UsageError(
