@@ -166,6 +166,8 @@ class Captured:
     unpacked: Path
     manifest: dict
     capture_s: float
+    points: list[dict] | None = None
+    """The replay report's points (command, point, point_id, outputs), in execution order."""
 
     @property
     def lock_text(self) -> str:
@@ -205,15 +207,14 @@ def run_direct(points: list[dict], workdir: Path, venv: Path,
                extra_env: dict[str, str] | None = None,
                drop: tuple[str, ...] = ()) -> tuple[Timed, list[int]]:
     """The report's commands, in its order, as repro's LocalRunner would run them."""
-    from repro.execution.runs import LocalRunner, point_variables
+    from repro.execution.runs import LocalRunner
 
     runner = LocalRunner(venv / "bin", venv)
     logs = workdir.with_name(workdir.name + ".logs")
     logs.mkdir(parents=True, exist_ok=True)
     envs = []
     for p in points:
-        env = {k: v for k, v in runner.environment(point_variables(p["point"])).items()
-               if k not in drop}
+        env = {k: v for k, v in runner.environment(point_variables(p)).items() if k not in drop}
         env.update(extra_env or {})
         envs.append(env)
     codes: list[int] = []
@@ -235,6 +236,18 @@ def run_direct(points: list[dict], workdir: Path, venv: Path,
     return t, codes
 
 
+def point_variables(p: dict) -> dict[str, str]:
+    """REPRO_POINT and REPRO_PARAM_<NAME>, as a replay sets them (from the report's point)."""
+    try:
+        from repro.models import format_value
+    except ImportError:  # pragma: no cover - repro's internals move; str() is close enough
+        format_value = str  # type: ignore[assignment]
+    variables = {"REPRO_POINT": p["point_id"]}
+    for key, value in p["point"].items():
+        variables[f"REPRO_PARAM_{key.upper()}"] = format_value(value)
+    return variables
+
+
 def fresh_project(c: Captured, dest: Path) -> Path:
     if dest.exists():
         shutil.rmtree(dest)
@@ -249,7 +262,7 @@ def bench_warm(repro: list[str], c: Captured, repeat: int, tmp: Path, idle_wait:
     report = json.loads(proc.stdout)
     if not report["reproduced"]:
         raise BenchError(f"warm-up replay of {c.paper} did not reproduce")
-    points = report["points"]
+    points = c.points = report["points"]
     if not (c.venv / ".repro-complete").is_file():
         raise BenchError(f"cached venv not where expected: {c.venv}")
     reps = []
@@ -300,6 +313,8 @@ def bench_warm(repro: list[str], c: Captured, repeat: int, tmp: Path, idle_wait:
         "warmup_wall_s": r3(warm.seconds),
         "warmup_reused_env": "reusing the cached environment" in proc.stderr,
         "repetitions": reps,
+        "best_overhead_vs_report_s": r3(min(r["overhead_vs_report_s"] for r in reps)),
+        "best_overhead_vs_direct_s": r3(min(r["overhead_vs_direct_s"] for r in reps)),
         "median": {k: m(k) for k in ("replay_wall_s", "runs_report_sum_s", "direct_s",
                                       "overhead_vs_report_s", "overhead_vs_direct_s",
                                       "outside_replay_fn_s", "report_duration_s")},
@@ -320,10 +335,7 @@ def bytecode_effect(c: Captured, repeat: int, tmp: Path, idle_wait: float) -> di
         return None
     site = next(c.venv.glob("lib/python*/site-packages"))
     pyc_in_venv = sum(1 for _ in site.rglob("*.pyc"))
-    report_points = [
-        {"command": run_cmd, "point": pt, "outputs": []}
-        for run_cmd, pt in _manifest_points(c)
-    ]
+    report_points = c.points or []
     prefix = tmp / "pycache-prefix"
     extra = {"PYTHONPYCACHEPREFIX": str(prefix)}
     drop = ("PYTHONDONTWRITEBYTECODE",)
@@ -352,13 +364,6 @@ def bytecode_effect(c: Captured, repeat: int, tmp: Path, idle_wait: float) -> di
         "median_bytecode_cached_s": r3(med(cached)),
         "source_compilation_per_replay_s": r3(med(as_is) - med(cached)),
     }
-
-
-def _manifest_points(c: Captured) -> list[tuple[str, dict]]:
-    from repro.models import Manifest, render
-
-    manifest = Manifest.model_validate(c.manifest)
-    return [(render(run.command, p), p) for run in manifest.runs for p in run.points()]
 
 
 # --- 1b. where the overhead goes ------------------------------------------------------------
@@ -397,6 +402,12 @@ def breakdown(repro: list[str], c: Captured, tmp: Path) -> dict:
         out["repro_version_via_console_script_s"] = median_of([console, "--version"])
         out["pyenv_shim_s"] = r3(out["repro_version_via_path_s"]
                                  - out["repro_version_via_console_script_s"])
+    shim = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "shims" / "repro"
+    if "pyenv_shim_s" not in out and shim.is_file() and str(shim) != repro[0]:
+        # What an interactive shell runs for `repro`; not on this process's PATH first.
+        out["repro_version_via_pyenv_shim_s"] = median_of([str(shim), "--version"])
+        out["pyenv_shim_s (interactive shells only)"] = r3(
+            out["repro_version_via_pyenv_shim_s"] - out["repro_version_via_path_s"])
     out["python_m_repro_version_s"] = median_of([py, "-m", "repro", "--version"])
 
     # -X importtime: the import tree of one warm replay.
@@ -515,9 +526,9 @@ def bench_cold(c: Captured, repeat: int, tmp: Path, idle_wait: float, no_compile
         uv_t.append(uv_once()[0])
         v, p, _ = pip_once([])
         pip_t.append((v, p))
-        if no_compile:
-            v, p, _ = pip_once(["--no-compile"])
-            pipnc_t.append((v, p))
+    if no_compile:  # uv installs no bytecode, pip compiles it: the same work, once (time)
+        v, p, _ = pip_once(["--no-compile"])
+        pipnc_t.append((v, p))
     uv_med = med([t.seconds for t in uv_t])
     pip_tot = [v.seconds + p.seconds for v, p in pip_t]
     pip_med = med(pip_tot)
@@ -555,7 +566,13 @@ def bench_cold(c: Captured, repeat: int, tmp: Path, idle_wait: float, no_compile
 
 
 def docker_tag(c: Captured, base_image: str) -> str:
-    from repro.replay.docker_target import IMAGE_REPO, environment_digest
+    try:
+        from repro.env.image import IMAGE_REPO, environment_digest
+    except ImportError:  # before image building moved to repro/env/image.py
+        from repro.replay.docker_target import (  # type: ignore[no-redef]
+            IMAGE_REPO,
+            environment_digest,
+        )
 
     env = c.manifest["environment"]
     dockerfile = (c.unpacked / env["dockerfile"]).read_text(encoding="utf-8")
@@ -738,7 +755,7 @@ def print_report(res: dict) -> None:
     if bd:
         print(f"\nbreakdown ({bd['paper']}): python startup {bd['python_startup_s']} s, "
               f"`repro --version` {bd['repro_version_via_path_s']} s via PATH"
-              + (f", pyenv shim {bd['pyenv_shim_s']} s" if "pyenv_shim_s" in bd else "")
+              + "".join(f", {k} {v} s" for k, v in bd.items() if k.startswith("pyenv_shim"))
               + f"; imports during a replay {bd['importtime']['total_import_s']} s (-X importtime)")
         for k, v in bd["cprofile"]["seconds"].items():
             print(f"    {k:<40} {v:7.3f} s")
@@ -755,7 +772,7 @@ def main() -> int:
     ap.add_argument("--cold-repeat", type=int, help="cold builds per side (default 3; quick 1)")
     ap.add_argument("--no-docker", action="store_true", help="skip target 3")
     ap.add_argument("--profile", action="store_true", help="break the overhead down even if small")
-    ap.add_argument("--idle-wait", type=float, default=2.0,
+    ap.add_argument("--idle-wait", type=float, default=1.0,
                     help="max seconds to wait for a quiet machine before each timed step")
     ap.add_argument("--keep-tmp", action="store_true")
     ap.add_argument("--json", type=Path, default=RESULTS / "replay.json")
@@ -774,6 +791,7 @@ def main() -> int:
     for k, v in isolated.items():
         os.environ[k] = str(v)
     machine = machine_info(repro)
+    git_at_start = git_state()
     print(f"bench_replay: tmp {tmp}; {machine['cpus']} CPUs, load {machine['loadavg']}; "
           f"repro = {found}", flush=True)
     res: dict = {}
@@ -824,6 +842,7 @@ def main() -> int:
         "command": " ".join(["python", "benchmarks/bench_replay.py", *sys.argv[1:]]),
         "machine": machine,
         "repro_git": git_state(),
+        "repro_git_at_start": git_at_start,
         "method": {
             "warm_replay": "N warm replays (wall clock of the whole `repro replay` process) "
             "alternating with the same commands run directly in the cached venv, in a fresh copy "
@@ -834,7 +853,10 @@ def main() -> int:
             "venv + pip install --require-hashes --no-deps, same lock; uv's and pip's download "
             "caches (private to the benchmark) warmed by one untimed build of each, so this is "
             "install time, not download time; medians",
-            "docker": "this capsule's repro-env image removed, then two docker replays",
+            "docker": "this capsule's repro-env image removed, then two docker replays "
+            "(other_cpu_pct there includes the engine and our own containers)",
+            "other_cpu_pct": "share of the machine's CPUs used by processes outside this "
+            "benchmark's process tree during a measurement: the machine may be shared",
             "isolation": dict.fromkeys(isolated, "temp"),
         },
         "repetitions": {"warm": repeat, "cold": cold_repeat, "quick": args.quick},
@@ -846,6 +868,9 @@ def main() -> int:
         },
         "elapsed_s": r3(time.perf_counter() - t_start),
     }
+    if out["repro_git"] != git_at_start:
+        print("warning: repro's code changed while the benchmark ran (see repro_git*)",
+              file=sys.stderr)
     print_report(out)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     tmp_json = args.json.with_suffix(".json.tmp")

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, ParamSpec, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -19,11 +19,8 @@ from rich.table import Table
 from rich.text import Text
 
 from repro import __version__
-from repro.capsule.reader import VerifiedCapsule
-from repro.capture.pipeline import CaptureOptions, CaptureResult, capture
 from repro.config import describe_validation_error
 from repro.errors import ExitCode, KeyPassphraseError, ReproError, UsageError
-from repro.init import init_project
 from repro.models import Run
 from repro.sign import (
     export_public,
@@ -36,6 +33,10 @@ from repro.sign import (
     untrust_key,
 )
 from repro.verify import Policy, VerifyReport, inspect_capsule, verify_capsule
+
+if TYPE_CHECKING:
+    from repro.capsule.reader import VerifiedCapsule
+    from repro.capture.pipeline import CaptureResult
 
 app = typer.Typer(
     name="repro",
@@ -127,6 +128,8 @@ def init(
     as_json: JsonOpt = False,
 ) -> None:
     """Write repro.toml from what the project has (never overwrites one)."""
+    from repro.init import init_project
+
     target, found = init_project(directory)
     if as_json:
         _emit_json({"ok": True, "config": str(target), "detected": found.__dict__})
@@ -233,6 +236,8 @@ def capture_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Build a capsule: code, locked dependencies, data, runs and their results."""
+    from repro.capture.pipeline import CaptureOptions, capture
+
     project = directory
     dest = out_file or Path(f"{directory.resolve().name}.capsule.tgz")
     runs = None

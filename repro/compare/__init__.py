@@ -5,16 +5,21 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from typing import assert_never
 
-from repro.compare.arrays import compare_arrays
 from repro.compare.exact import ByteScan, compare_exact, scan, sha256_of
 from repro.compare.finding import Finding
-from repro.compare.images import compare_images, difference_image
 from repro.compare.numeric import compare_json, compare_table, compare_text_numbers
 from repro.compare.text import compare_text
 from repro.compare.tolerance import Tolerance
 from repro.models import CompareRule, OutputVerdict
 
 __all__ = ["compare_output", "difference_image"]
+
+
+def difference_image(expected: Path, actual: Path) -> bytes:
+    """A PNG highlighting the pixels that differ (see repro.compare.images)."""
+    from repro.compare.images import difference_image as render
+
+    return render(expected, actual)
 
 
 def compare_output(
@@ -87,6 +92,8 @@ def _compare(
     if method == "numeric":
         return _compare_numeric(path, expected, actual, rule)
     if method == "image":
+        from repro.compare.images import compare_images  # numpy and Pillow only when needed
+
         return compare_images(expected, actual, rule.pixel_tolerance or 0.0)
     assert_never(method)
 
@@ -96,6 +103,8 @@ def _compare_numeric(path: str, expected: Path, actual: Path, rule: CompareRule)
     tolerance = Tolerance.of(rule)
     suffix = PurePosixPath(path).suffix.lower()
     if suffix in (".npy", ".npz"):
+        from repro.compare.arrays import compare_arrays  # numpy only when needed
+
         return compare_arrays(expected, actual, tolerance)
     data_e, data_a = expected.read_bytes(), actual.read_bytes()
     if suffix == ".json":
