@@ -16,14 +16,20 @@ from repro.paths import cache_dir
 TIMEOUT = httpx.Timeout(30.0, read=300.0)
 
 
-def fetch_remote(spec: DataSpec) -> tuple[RemoteData, Path]:
-    """The checked local copy of a remote data file (downloaded only when not cached)."""
+def fetch_remote(spec: DataSpec, *, offline: bool = False) -> tuple[RemoteData, Path]:
+    """The checked local copy of a remote data file (downloaded only when not cached;
+    `offline`: never download)."""
     if spec.url is None or spec.sha256 is None:
         raise ValueError(f"not remote data: {spec.path}")  # DataSpec guarantees both
     store = cache_dir() / "data"
     store.mkdir(parents=True, exist_ok=True)
     cached = store / spec.sha256
     if not cached.is_file():
+        if offline:
+            raise NetworkError(
+                f"remote data {spec.path} is not cached and --offline forbids fetching it",
+                hint="replay once with the network, or without --offline",
+            )
         _download(spec.url, spec.sha256, cached)
     return RemoteData(
         url=spec.url, sha256=spec.sha256, size=cached.stat().st_size, path=spec.path

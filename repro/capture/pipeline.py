@@ -317,28 +317,10 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
             ).encode(),
         }
         for path, content in env_files.items():
-            files.append(
-                FileEntry(
-                    path=path,
-                    sha256=sha256_bytes(content),
-                    size=len(content),
-                    mode=0o644,
-                    role="env",
-                )
-            )
-            sources[path] = content
+            _add_generated(files, sources, path, content, "env")
         jobs, job_files = _job_specs(config.runs)
         for path, content in job_files.items():
-            files.append(
-                FileEntry(
-                    path=path,
-                    sha256=sha256_bytes(content),
-                    size=len(content),
-                    mode=0o755,
-                    role="job",
-                )
-            )
-            sources[path] = content
+            _add_generated(files, sources, path, content, "job", mode=0o755)
         extras = _vendor(opts, lock, env_files, base_image, apt, stage, say)
         for path, source in extras.files.items():
             sha, size = sha256_file(source)
@@ -355,16 +337,7 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
             base_image,
             list(env_files),
         )
-        files.append(
-            FileEntry(
-                path=ROCRATE_PATH,
-                sha256=sha256_bytes(crate),
-                size=len(crate),
-                mode=0o644,
-                role="metadata",
-            )
-        )
-        sources[ROCRATE_PATH] = crate
+        _add_generated(files, sources, ROCRATE_PATH, crate, "metadata")
         if lock.source == "none":
             notes.append("no dependency declaration found: the lock is empty")
 
@@ -609,17 +582,7 @@ def _record(run: Run, outcome: PointOutcome) -> RunRecord:
     outputs = []
     for template in run.outputs:
         rel = render(template, outcome.point)
-        produced = dict(outcome.outputs)[rel]
-        sha, size = sha256_file(produced)
-        outputs.append(
-            ExpectedOutput(
-                path=rel,
-                capsule_path=f"{RESULTS_PREFIX}{run.name}/{outcome.point_id}/{rel}",
-                sha256=sha,
-                size=size,
-                rule=run.compare.get(template) or CompareRule(),
-            )
-        )
+        outputs.append(_expected(run, template, outcome.point_id, rel, dict(outcome.outputs)[rel]))
     return RunRecord(
         run=run.name,
         point=outcome.point,
@@ -634,6 +597,33 @@ def _record(run: Run, outcome: PointOutcome) -> RunRecord:
     )
 
 
+def _expected(run: Run, template: str, pid: str, rel: str, produced: Path) -> ExpectedOutput:
+    """An output as the expected result of its run point, with the run's rule for it."""
+    sha, size = sha256_file(produced)
+    return ExpectedOutput(
+        path=rel,
+        capsule_path=f"{RESULTS_PREFIX}{run.name}/{pid}/{rel}",
+        sha256=sha,
+        size=size,
+        rule=run.compare.get(template) or CompareRule(),
+    )
+
+
+def _add_generated(
+    files: list[FileEntry],
+    sources: dict[str, Source | bytes],
+    path: str,
+    content: bytes,
+    role: Role,
+    mode: int = 0o644,
+) -> None:
+    """A file repro generates (lock, Dockerfile, job script, crate) into the capsule."""
+    files.append(
+        FileEntry(path=path, sha256=sha256_bytes(content), size=len(content), mode=mode, role=role)
+    )
+    sources[path] = content
+
+
 def _unexecuted_records(runs: list[Run], project: Path) -> list[RunRecord]:
     """--no-run: outputs already in the project become the expectation, when present."""
     records = []
@@ -645,16 +635,7 @@ def _unexecuted_records(runs: list[Run], project: Path) -> list[RunRecord]:
                 rel = render(template, point)
                 path = project / rel
                 if path.is_file() and not path.is_symlink():
-                    sha, size = sha256_file(path)
-                    outputs.append(
-                        ExpectedOutput(
-                            path=rel,
-                            capsule_path=f"{RESULTS_PREFIX}{run.name}/{pid}/{rel}",
-                            sha256=sha,
-                            size=size,
-                            rule=run.compare.get(template) or CompareRule(),
-                        )
-                    )
+                    outputs.append(_expected(run, template, pid, rel, path))
             records.append(
                 RunRecord(
                     run=run.name,

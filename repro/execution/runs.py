@@ -208,6 +208,14 @@ def execute_point(
     """Run one point's command in workdir and see which declared outputs it produced."""
     command = render(run.command, point)
     result = runner.run(command, workdir, point_variables_for(point), run.timeout, run, in_flight)
+    outputs, missing = collect_outputs(run, point, workdir)
+    return PointOutcome(run.name, point, point_id(point), command, result, outputs, missing)
+
+
+def collect_outputs(
+    run: Run, point: dict[str, SweepValue], workdir: Path
+) -> tuple[list[tuple[str, Path]], list[str]]:
+    """The point's declared outputs that exist (with their paths), and those that do not."""
     outputs, missing = [], []
     for template in run.outputs:
         rel = render(template, point)
@@ -216,7 +224,16 @@ def execute_point(
             outputs.append((rel, produced))
         else:
             missing.append(rel)
-    return PointOutcome(run.name, point, point_id(point), command, result, outputs, missing)
+    return outputs, missing
+
+
+def remove_stale_outputs(run: Run, points: list[dict[str, SweepValue]], workdir: Path) -> None:
+    """A file left from before must not pass for an output the command did not write."""
+    for template in run.outputs:
+        for point in points:
+            stale = workdir / render(template, point)
+            if stale.is_file() or stale.is_symlink():
+                stale.unlink()
 
 
 def raise_for_failure(outcome: PointOutcome, timeout: float) -> None:
@@ -260,11 +277,7 @@ def execute_runs(
     outcomes: list[PointOutcome] = []
     for run in runs:
         points = [p for p in run.points() if select is None or select(run, p)]
-        for template in run.outputs:
-            for point in points:
-                stale = workdir / render(template, point)
-                if stale.is_file() or stale.is_symlink():
-                    stale.unlink()
+        remove_stale_outputs(run, points, workdir)
         outcomes += _run_points(run, points, workdir, runner, jobs, fail_fast, on_point)
     return outcomes
 

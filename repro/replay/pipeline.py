@@ -13,10 +13,11 @@ from typing import Literal
 
 from repro.capsule.layout import PROJECT_PREFIX, created_timestamp
 from repro.capture.data import fetch_remote
+from repro.capture.hashing import sha256_file
 from repro.capture.platform import fingerprint
 from repro.compare import compare_output
 from repro.env.venv import VirtualEnv, build_venv, find_python
-from repro.errors import EnvironmentBuildError, NetworkError, UsageError
+from repro.errors import CapsuleIntegrityError, EnvironmentBuildError, UsageError
 from repro.execution.runs import CommandRunner, LocalRunner, PointOutcome, execute_runs
 from repro.models import (
     CompareRule,
@@ -179,18 +180,12 @@ def _fetch_remote_data(manifest: Manifest, project: Path, offline: bool, say: Ob
     for ref in manifest.remote_data:
         say(f"fetching {ref.url}")
         spec = DataSpec(path=ref.path, url=ref.url, sha256=ref.sha256)
-        if offline:
-            from repro.paths import cache_dir
-
-            if not (cache_dir() / "data" / ref.sha256).is_file():
-                raise NetworkError(
-                    f"remote data {ref.path} is not cached and --offline forbids fetching it",
-                    hint="replay once with the network, or without --offline",
-                )
-        _, cached = fetch_remote(spec)
+        _, cached = fetch_remote(spec, offline=offline)
         target = project / ref.path
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(cached, target)
+        if not target.parent.resolve().is_relative_to(project.resolve()):
+            raise CapsuleIntegrityError(f"remote data path leads out of the project: {ref.path}")
+        shutil.copyfile(cached, target, follow_symlinks=False)
 
 
 def _verdicts(
@@ -201,6 +196,10 @@ def _verdicts(
     for template in run.outputs:
         rel = render(template, outcome.point)
         exp = expected.get(rel)
+        if exp is not None and sha256_file(root / exp.capsule_path)[0] != exp.sha256:
+            # Runs execute inside the unpacked capsule; what they compare against must be
+            # exactly what was verified before they ran.
+            raise CapsuleIntegrityError(f"expected result changed during the replay: {rel}")
         actual = project / rel
         verdicts.append(
             compare_output(

@@ -9,7 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from repro.execution.runs import CommandResult, PointOutcome, tail_of
+from repro.execution.runs import (
+    CommandResult,
+    PointOutcome,
+    collect_outputs,
+    remove_stale_outputs,
+    tail_of,
+)
 from repro.models import Manifest, Run, SweepValue, point_id, render
 from repro.scheduler.scripts import STATUS_DIR, render_script
 from repro.scheduler.slurm import Scheduler, Submission, TaskState
@@ -92,8 +98,7 @@ def replay_on_slurm(
             status.mkdir(parents=True, exist_ok=True)
             for i in indices:
                 (status / f"{i}.status").unlink(missing_ok=True)
-                for template in run.outputs:
-                    (project / render(template, points[i])).unlink(missing_ok=True)
+            remove_stale_outputs(run, [points[i] for i in indices], project)
             job = scheduler.submit_array(
                 Submission(
                     script=_script(run, manifest, root, project),
@@ -173,10 +178,7 @@ def _outcome(task: _Task, project: Path) -> PointOutcome:
     stderr = tail_of(err) if err.is_file() else ""
     if task.note:
         stderr = f"{stderr}\n[{task.note}]".strip()
-    outputs, missing = [], []
-    for template in task.run.outputs:
-        rel = render(template, task.point)
-        (outputs.append((rel, project / rel)) if (project / rel).is_file() else missing.append(rel))
+    outputs, missing = collect_outputs(task.run, task.point, project)
     return PointOutcome(
         task.run.name,
         task.point,

@@ -273,3 +273,20 @@ def test_saved_image_replays_without_a_build(
     assert result.returncode == 0, result.stderr
     assert f"loading image {env.image_tag} from the capsule" in result.stderr
     assert "building image" not in result.stderr
+
+
+def test_a_run_that_rewrites_its_expected_result_is_caught(tmp_path: Path) -> None:
+    # Runs execute inside the unpacked capsule: a study that overwrites the expectation it is
+    # compared with (here: an unseeded result copied over it) must not "reproduce".
+    script = (
+        "import json, random, shutil\n"
+        "json.dump({'x': random.random()}, open('out.json', 'w'))\n"
+        "try:\n"
+        "    shutil.copyfile('out.json', '../results/main/_/out.json')\n"
+        "except OSError:\n"
+        "    pass  # at capture there is no capsule around the run\n"
+    )
+    capsule = capture(_study(tmp_path, script), tmp_path / "c.tgz")
+    result = run_cli("replay", str(capsule), "--target", "local")
+    assert result.returncode == 4
+    assert "expected result changed during the replay: out.json" in result.stderr
