@@ -43,6 +43,7 @@ def _body(run: Run, points: list[dict[str, SweepValue]], task_var: str) -> list[
         "# with its environment active.",
         'cd "${REPRO_PROJECT:-$PWD}" || exit 2',
         'if [ -n "${REPRO_VENV:-}" ]; then',
+        "  unset PYTHONPATH PYTHONHOME PYTHONSTARTUP PYTHONUSERBASE CONDA_PREFIX",
         '  export VIRTUAL_ENV="$REPRO_VENV" PATH="$REPRO_VENV/bin:$PATH" PYTHONNOUSERSITE=1',
         "fi",
         f"task=${{{task_var}:-0}}",
