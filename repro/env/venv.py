@@ -125,9 +125,6 @@ def build_venv(
                             "sync",
                             "--quiet",
                             "--require-hashes",
-                            # Bytecode now, once, rather than on every replay: measured
-                            # 1.3 s per replay of numpy + matplotlib (benchmarks/README.md).
-                            "--compile-bytecode",
                             *index,
                             *(["--offline"] if offline else []),
                             "--python",
