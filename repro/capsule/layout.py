@@ -8,7 +8,6 @@ import posixpath
 from datetime import UTC, datetime
 from typing import Any
 
-from repro import __version__
 from repro.models import FileEntry, Manifest, Metadata, Run, RunRecord
 
 MANIFEST_NAME = "repro.json"
@@ -235,7 +234,3 @@ def rocrate_metadata(
     ]
     doc = {"@context": "https://w3id.org/ro/crate/1.1/context", "@graph": graph}
     return (json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
-
-
-def software_agent() -> str:
-    return f"repro {__version__}"

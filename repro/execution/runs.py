@@ -62,10 +62,6 @@ class PointOutcome:
     """Declared outputs the command did not produce."""
 
     @property
-    def ok(self) -> bool:
-        return self.result.exit_code == 0 and not self.missing
-
-    @property
     def label(self) -> str:
         return self.run if not self.point else f"{self.run} [{self.point_id}]"
 

@@ -13,7 +13,6 @@ from typing import Literal
 
 from repro.capsule.layout import PROJECT_PREFIX, created_timestamp
 from repro.capture.data import fetch_remote
-from repro.capture.hashing import sha256_file
 from repro.capture.platform import fingerprint
 from repro.compare import compare_output
 from repro.env.venv import VirtualEnv, build_venv, find_python
@@ -25,6 +24,7 @@ from repro.models import (
     ExpectedOutput,
     Manifest,
     OutputVerdict,
+    Package,
     PointReplay,
     PointStatus,
     ReplayReport,
@@ -89,7 +89,7 @@ class PreparedTarget:
     execute: Execute
     python_version: str
     """major.minor.micro of the interpreter the runs use."""
-    installed: list | None  # type: ignore[type-arg]
+    installed: list[Package] | None
     warnings: list[str]
 
 
@@ -196,19 +196,18 @@ def _verdicts(
     for template in run.outputs:
         rel = render(template, outcome.point)
         exp = expected.get(rel)
-        if exp is not None and sha256_file(root / exp.capsule_path)[0] != exp.sha256:
-            # Runs execute inside the unpacked capsule; what they compare against must be
-            # exactly what was verified before they ran.
-            raise CapsuleIntegrityError(f"expected result changed during the replay: {rel}")
         actual = project / rel
-        verdicts.append(
-            compare_output(
-                rel,
-                root / exp.capsule_path if exp else None,
-                actual if actual.is_file() else None,
-                exp.rule if exp else run.compare.get(template) or CompareRule(),
-            )
+        verdict = compare_output(
+            rel,
+            root / exp.capsule_path if exp else None,
+            actual if actual.is_file() else None,
+            exp.rule if exp else run.compare.get(template) or CompareRule(),
         )
+        if exp is not None and verdict.expected_sha256 != exp.sha256:
+            # Runs execute inside the unpacked capsule; what they are compared with must be
+            # exactly what was verified before they ran (the comparison hashed it anyway).
+            raise CapsuleIntegrityError(f"expected result changed during the replay: {rel}")
+        verdicts.append(verdict)
     return verdicts
 
 
