@@ -96,6 +96,19 @@ class OutputMissingError(RunFailedError):
     default_hint = "check the run's outputs in repro.toml match the paths the command writes"
 
 
+class NotebookError(ReproError):
+    """A declared notebook that cannot be read, validated or run as it is."""
+
+    default_hint = "open it in Jupyter, fix it and save it again, then capture again"
+
+
+class NotebookFailedError(RunFailedError):
+    default_hint = (
+        "fix the cell; tag it raises-exception if the error is the point, or capture with "
+        "--no-run to keep the outputs saved in the notebook as the expectation"
+    )
+
+
 class DataChecksumError(ReproError):
     default_hint = "the remote file changed or the sha256 in repro.toml is wrong; check both"
 

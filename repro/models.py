@@ -266,6 +266,54 @@ class CaptureSettings(Model):
     repository, declared as remote data with its URL and sha256)."""
 
 
+_OUTPUT_KIND = r"^(stream|[a-z]+/[A-Za-z0-9.+-]+)$"
+NOTEBOOK_RUN_PREFIX = "notebook."
+"""Notebooks execute as internal runs named notebook.<path>; user runs may not use it."""
+
+
+class NotebookSpec(Model):
+    """A Jupyter notebook re-executed and compared cell by cell ([[notebooks]])."""
+
+    path: str
+    """The .ipynb file, relative to the project."""
+    timeout: float = Field(default=600, gt=0)
+    """Seconds one cell may run (nbclient's timeout); the whole notebook gets this times its
+    number of code cells, plus two minutes to start the kernel."""
+    kernel: str | None = None
+    """Kernel name; default the notebook's own. Python kernels always run the interpreter of
+    the captured environment; another kernel must be provided by a package of the lock."""
+    parameters: dict[str, SweepValue] = {}
+    """Injected as a cell after the one tagged "parameters" (papermill's convention), or first."""
+    compare: dict[str, CompareRule] = {}
+    """Per output kind: a MIME type (text/plain, application/json, image/png, ...) or
+    "stream". Defaults: numbers in text/plain and streams exact, JSON numerically exact,
+    images pixel-exact, other types as text."""
+    resources: Resources = Resources()
+    network: bool = False
+
+    @field_validator("path")
+    @classmethod
+    def _ipynb(cls, value: str) -> str:
+        _safe_relative(value, "notebook path")
+        if not value.endswith(".ipynb"):
+            raise ValueError(f"notebook {value!r} must be an .ipynb file")
+        return value
+
+    @field_validator("compare")
+    @classmethod
+    def _kinds(cls, value: dict[str, CompareRule]) -> dict[str, CompareRule]:
+        for key in value:
+            if not re.match(_OUTPUT_KIND, key):
+                raise ValueError(
+                    f"compare key {key!r} is not a MIME type (e.g. text/plain) or 'stream'"
+                )
+        return value
+
+    @property
+    def run_name(self) -> str:
+        return NOTEBOOK_RUN_PREFIX + re.sub(r"[^A-Za-z0-9_.-]", "_", self.path)
+
+
 class ProjectConfig(Model):
     """repro.toml, or [tool.repro] in pyproject.toml."""
 
@@ -273,6 +321,7 @@ class ProjectConfig(Model):
     environment: EnvironmentSpec = EnvironmentSpec()
     data: list[DataSpec] = []
     runs: list[Run] = []
+    notebooks: list[NotebookSpec] = []
     capture: CaptureSettings = CaptureSettings()
 
     @model_validator(mode="after")
@@ -281,6 +330,13 @@ class ProjectConfig(Model):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"run names must be unique: {', '.join(dupes)}")
+        for name in names:
+            if name.startswith(NOTEBOOK_RUN_PREFIX):
+                raise ValueError(f"run name {name!r}: names starting 'notebook.' are reserved")
+        paths = [nb.path for nb in self.notebooks]
+        dupes = sorted({p for p in paths if paths.count(p) > 1})
+        if dupes:
+            raise ValueError(f"notebook declared twice: {', '.join(dupes)}")
         return self
 
 
@@ -414,6 +470,35 @@ class RunRecord(Model):
     outputs: list[ExpectedOutput] = []
 
 
+class KernelInfo(Model):
+    """The kernel a notebook ran with at capture."""
+
+    name: str
+    """Kernel name asked for (the config's, else the notebook's kernelspec, else python3)."""
+    display_name: str | None = None
+    language: str
+    """From the notebook's kernelspec / language_info."""
+    language_version: str | None = None
+    """As the kernel reported it when the notebook executed at capture."""
+
+
+class NotebookRecord(Model):
+    """What one notebook did at capture: its outputs, cell by cell, are the expectation."""
+
+    path: str
+    """The notebook, relative to the project (its code is under data/project/)."""
+    capsule_path: str
+    """The expected notebook: executed at capture (or as stored, with --no-run), volatile
+    things normalised; an ordinary .ipynb that Jupyter opens."""
+    sha256: Sha256
+    size: int = Field(ge=0)
+    kernel: KernelInfo
+    executed: bool
+    """False with --no-run: the outputs saved in the notebook are the expectation."""
+    code_cells: int = Field(ge=0)
+    duration_s: float | None = None
+
+
 class JobSpec(Model):
     """One run as a cluster job: array task i runs point_ids[i]; scripts rendered in jobs/."""
 
@@ -439,6 +524,8 @@ class Manifest(Model):
     remote_data: list[RemoteData] = []
     runs: list[Run] = []
     results: list[RunRecord] = []
+    notebooks: list[NotebookSpec] = []
+    notebook_results: list[NotebookRecord] = []
     jobs: list[JobSpec] = []
     """Cluster job specs, one per run (a sweep is one array job)."""
     excluded: list[str] = []
@@ -512,6 +599,42 @@ class PointReplay(Model):
     outputs: list[OutputVerdict] = []
 
 
+class CellVerdict(Model):
+    """One notebook cell: its outputs compared with the ones recorded at capture."""
+
+    index: int = Field(ge=1)
+    """Position in the notebook as stored, counting every cell from 1."""
+    cell_id: str | None = None
+    verdict: Verdict
+    detail: str
+    outputs: list[OutputVerdict] = []
+    """Per output (path is 'output N: KIND') where both sides had it."""
+
+
+NotebookVerdict = Literal["identical", "within_tolerance", "different", "failed", "not_verified"]
+"""The worst of the cells' verdicts ("missing" counts as different), or failed: the notebook
+raised an error, timed out or its kernel died during the replay."""
+
+
+class NotebookReplay(Model):
+    """One replayed notebook and the verdict on each of its code cells."""
+
+    path: str
+    verdict: NotebookVerdict
+    detail: str
+    status: PointStatus
+    exit_code: int | None
+    duration_s: float
+    captured_duration_s: float | None = None
+    executed_path: str | None
+    """The executed notebook, relative to the replayed project (kept with --keep/--workdir)."""
+    expected_path: str
+    """The expected notebook inside the capsule."""
+    error: str | None = None
+    """When the replay raised: the exception and the last lines of its traceback."""
+    cells: list[CellVerdict] = []
+
+
 class EnvironmentDifference(Model):
     what: str
     """python, platform, cpu, package NAME, ..."""
@@ -529,10 +652,12 @@ class ReplayReport(Model):
     """How the capsule's signature checked out, in words."""
     target: Literal["local", "docker", "slurm"]
     reproduced: bool
-    """Every compared output identical or within tolerance (exit 0), else exit 3."""
+    """Every compared output and notebook cell identical or within tolerance (exit 0), else
+    exit 3."""
     counts: dict[str, int]
-    """Number of outputs per verdict."""
+    """Number of outputs (of runs) per verdict."""
     points: list[PointReplay]
+    notebooks: list[NotebookReplay] = []
     environment_differences: list[EnvironmentDifference] = []
     warnings: list[str] = []
     workdir: str | None = None

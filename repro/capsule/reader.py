@@ -33,6 +33,7 @@ from repro.capsule.layout import (
     MAX_MANIFEST_BYTES,
     MAX_SIGNATURE_BYTES,
     PAYLOAD_DIR,
+    PROJECT_PREFIX,
     SIGNATURE_NAME,
     TAG_FILES,
     created_epoch,
@@ -143,6 +144,9 @@ def _check_references(manifest: Manifest, files: set[str], folders: set[str]) ->
         for o in r.outputs
     ]
     named += [(f"jobs {j.run}", path) for j in manifest.jobs for path in j.scripts.values()]
+    for nb in manifest.notebook_results:
+        named += [(f"notebook_results {nb.path}", nb.capsule_path)]
+        named += [(f"notebook_results {nb.path} (code)", PROJECT_PREFIX + nb.path)]
     for what, path in named:
         if path not in files:
             raise MalformedCapsuleError(f"manifest {what} names a file it does not list: {path}")

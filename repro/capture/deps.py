@@ -295,6 +295,41 @@ def freeze_lock(python_version: str, python: str = sys.executable) -> tuple[Lock
     return Lock(text, "freeze", None, packages), skipped
 
 
+def with_packages(
+    lock: Lock, wanted: tuple[str, ...], python_version: str, resolver: Resolver
+) -> tuple[Lock, list[str]]:
+    """The lock with `wanted` added when missing: every locked version stays pinned and the
+    resolver adds the new packages and what they need (with hashes). Notes say what changed."""
+    have = {p.name for p in lock.packages}
+    missing = [name for name in wanted if canonicalize_name(name) not in have]
+    if not missing:
+        return lock, []
+    pins = []
+    for line in _logical_lines(lock.text):
+        match = _REQ_LINE.match(line)
+        if match:
+            marker = line.split(";", 1)[1].split("--hash")[0].strip() if ";" in line else ""
+            pin = f"{match.group(1)}{match.group(2) or ''}=={match.group(3)}"
+            pins.append(f"{pin} ; {marker}" if marker else pin)
+    with tempfile.TemporaryDirectory(prefix="repro-kernel-") as tmp:
+        req_in = Path(tmp) / "requirements.in"
+        req_in.write_text("\n".join([*pins, *missing]) + "\n", encoding="utf-8")
+        backend = resolver_for(resolver)
+        try:
+            text = backend.compile(req_in, python_version)
+        except ResolverError as exc:
+            raise ResolverError(
+                f"cannot add {', '.join(missing)} to the lock for the notebooks: {exc.message}",
+                hint=f"add a version of {', '.join(missing)} compatible with your pins to "
+                "your requirements",
+            ) from None
+    packages = parse_packages(text)
+    added = sorted({p.name for p in packages} - have)
+    note = f"added to the lock to execute notebooks: {', '.join(added)}"
+    source: LockSource = backend.name if lock.source == "none" else lock.source
+    return Lock(text, source, lock.requirements, packages), [note]
+
+
 def _read(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -25,7 +26,13 @@ from repro.capsule.layout import (
 )
 from repro.capsule.writer import Source, WrittenCapsule, write_capsule
 from repro.capture.data import fetch_remote
-from repro.capture.deps import Lock, detect_requirements, freeze_lock, lock_dependencies
+from repro.capture.deps import (
+    Lock,
+    detect_requirements,
+    freeze_lock,
+    lock_dependencies,
+    with_packages,
+)
 from repro.capture.files import ProjectFile, list_project
 from repro.capture.hashing import Digest, StatCache, hash_files, sha256_bytes, sha256_file
 from repro.capture.platform import fingerprint
@@ -39,11 +46,20 @@ from repro.env.wheels import download_wheels
 from repro.errors import (
     ConfigError,
     FileTooLargeError,
+    NotebookError,
+    NotebookFailedError,
     ProjectNotFoundError,
+    ResolverError,
     SigningKeyError,
     UsageError,
 )
-from repro.execution.runs import LocalRunner, PointOutcome, execute_runs, stage_project
+from repro.execution.runs import (
+    LocalRunner,
+    PointOutcome,
+    execute_runs,
+    last_line,
+    stage_project,
+)
 from repro.models import (
     CompareRule,
     DataSpec,
@@ -51,7 +67,10 @@ from repro.models import (
     ExpectedOutput,
     FileEntry,
     JobSpec,
+    KernelInfo,
     Manifest,
+    NotebookRecord,
+    NotebookSpec,
     ProjectConfig,
     RemoteData,
     Resolver,
@@ -61,6 +80,7 @@ from repro.models import (
     point_id,
     render,
 )
+from repro.notebooks import notebook as nbk
 from repro.paths import cache_dir
 from repro.scheduler.scripts import Flavour, render_script
 from repro.sign import (
@@ -234,6 +254,14 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
                 "per-file limit for embedded data"
             )
     timings["list"] = time.perf_counter() - t0
+    notebooks = _read_notebooks(project, config.notebooks, {f.rel for f in listing.files})
+    if opts.execute is False:
+        notes += [
+            f"{nb.spec.path}: its saved outputs come from cells run out of order "
+            "(execution counts not increasing)"
+            for nb in notebooks
+            if nbk.out_of_order(nb.node)
+        ]
 
     say(f"hashing {len(regular)} files")
     t0 = time.perf_counter()
@@ -252,6 +280,9 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
     t0 = time.perf_counter()
     lock, lock_notes = _lock(project, config, pyver, opts.freeze)
     notes += lock_notes
+    if notebooks:
+        lock, lock_notes = _with_kernel(lock, config, pyver, opts.freeze)
+        notes += lock_notes
     timings["lock"] = time.perf_counter() - t0
 
     remote: list[tuple[RemoteData, Path]] = []
@@ -290,9 +321,23 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
     stage = Path(tempfile.mkdtemp(prefix="repro-capture-"))
     try:
         t0 = time.perf_counter()
-        records = _results(config, opts, project, listing.files, remote, lock, pyver, stage, say)
+        records, notebook_records, expectations = _results(
+            config, opts, project, listing.files, remote, lock, pyver, stage, notebooks, say
+        )
         timings["runs"] = time.perf_counter() - t0
         _scan_results(scanner, records, project if not opts.execute else stage, allowed)
+        fail_on_hits(
+            [
+                hit
+                for record in notebook_records
+                if record.path not in allowed
+                for hit in scanner.scan_bytes(
+                    expectations[record.capsule_path], f"outputs of notebook {record.path}"
+                )
+            ]
+        )
+        for path, content in expectations.items():
+            _add_generated(files, sources, path, content, "result")
         for record in records:
             for out in record.outputs:
                 files.append(
@@ -307,6 +352,7 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
         _result_sources(records, project if not opts.execute else stage, sources)
         if reproducible:
             records = [r.model_copy(update={"duration_s": None}) for r in records]
+            notebook_records = [r.model_copy(update={"duration_s": None}) for r in notebook_records]
 
         base_image = config.environment.base_image or default_base_image(pyver)
         apt = _apt_packages(project, config)
@@ -368,6 +414,8 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
             jobs=jobs,
             runs=config.runs,
             results=records,
+            notebooks=config.notebooks,
+            notebook_results=notebook_records,
             excluded=sorted(listing.excluded),
             notes=notes,
         )
@@ -380,7 +428,7 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
             + [
                 hit
                 for path, content in sources.items()
-                if isinstance(content, bytes)
+                if isinstance(content, bytes) and path not in expectations
                 for hit in scanner.scan_bytes(content, path)
             ],
             hint="it comes from a run command, a recorded variable or the metadata: remove it "
@@ -544,12 +592,19 @@ def _results(
     lock: Lock,
     pyver: str,
     stage: Path,
+    notebooks: list[_Notebook],
     say: Observer,
-) -> list[RunRecord]:
-    if not config.runs:
-        return []
+) -> tuple[list[RunRecord], list[NotebookRecord], dict[str, bytes]]:
+    """The runs' expected results, the notebooks' records and their expectation files."""
+    if not config.runs and not notebooks:
+        return [], [], {}
     if not opts.execute:
-        return _unexecuted_records(config.runs, project)
+        unexecuted = [_notebook_record(nb, nb.node, None) for nb in notebooks]
+        return (
+            _unexecuted_records(config.runs, project),
+            [record for record, _ in unexecuted],
+            {record.capsule_path: content for record, content in unexecuted},
+        )
     runner: LocalRunner
     if opts.freeze:
         runner = LocalRunner(
@@ -566,7 +621,8 @@ def _results(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cached, target)
     n_points = sum(len(r.points()) for r in config.runs)
-    say(f"running {len(config.runs)} run(s), {n_points} point(s)")
+    if config.runs:
+        say(f"running {len(config.runs)} run(s), {n_points} point(s)")
     outcomes = execute_runs(
         config.runs,
         stage,
@@ -575,7 +631,118 @@ def _results(
         on_point=lambda o: say(f"ran {o.label} in {o.result.duration_s:.1f} s"),
     )
     runs_by_name = {r.name: r for r in config.runs}
-    return [_record(runs_by_name[o.run], o) for o in outcomes]
+    records = [_record(runs_by_name[o.run], o) for o in outcomes]
+    executed = _execute_notebooks(notebooks, stage, runner, say)
+    return (
+        records,
+        [record for record, _ in executed],
+        {record.capsule_path: content for record, content in executed},
+    )
+
+
+@dataclass(frozen=True)
+class _Notebook:
+    spec: NotebookSpec
+    node: Any
+    """The notebook as read and validated (an nbformat NotebookNode)."""
+    kernel: KernelInfo
+    code_cells: int
+
+
+def _read_notebooks(project: Path, specs: list[NotebookSpec], listed: set[str]) -> list[_Notebook]:
+    """Every declared notebook read and validated by nbformat, before any slow work."""
+    found = []
+    for spec in specs:
+        node = nbk.read_notebook(project / spec.path, spec.path)
+        if spec.path not in listed:
+            raise NotebookError(
+                f"notebook {spec.path} is not among the captured files (ignored or excluded)",
+                hint="remove it from .reproignore / [capture] ignore, or from [[notebooks]]",
+            )
+        found.append(_Notebook(spec, node, nbk.kernel_info(node, spec), nbk.code_cells(node)))
+    return found
+
+
+def _with_kernel(
+    lock: Lock, config: ProjectConfig, pyver: str, freeze: bool
+) -> tuple[Lock, list[str]]:
+    """Notebooks execute with nbclient and ipykernel from the study's own environment."""
+    if not freeze:
+        return with_packages(lock, nbk.KERNEL_PACKAGES, pyver, config.environment.resolver)
+    have = {p.name for p in lock.packages}
+    missing = [name for name in nbk.KERNEL_PACKAGES if name not in have]
+    if missing:
+        raise ResolverError(
+            f"--freeze: this environment lacks {', '.join(missing)}, which notebooks need",
+            hint=f"pip install {' '.join(missing)}, then capture again",
+        )
+    return lock, []
+
+
+def _execute_notebooks(
+    notebooks: list[_Notebook], stage: Path, runner: LocalRunner, say: Observer
+) -> list[tuple[NotebookRecord, bytes]]:
+    """Run each notebook once in the captured environment; its outputs become the record."""
+    if not notebooks:
+        return []
+    nbk.install_driver(stage)
+    runs = [nbk.notebook_run(nb.spec, nb.kernel, nb.code_cells) for nb in notebooks]
+    say(f"executing {len(runs)} notebook(s)")
+    outcomes = execute_runs(
+        runs,
+        stage,
+        runner,
+        fail_fast=False,
+        on_point=lambda o: say(f"executed {o.run} in {o.result.duration_s:.1f} s"),
+    )
+    executed = []
+    for nb, outcome in zip(notebooks, outcomes, strict=True):
+        produced = stage / nbk.executed_path(nb.spec)
+        node = _executed_notebook(nb.spec, outcome, produced)
+        executed.append(_notebook_record(nb, node, outcome.result.duration_s))
+    return executed
+
+
+def _executed_notebook(spec: NotebookSpec, outcome: PointOutcome, produced: Path) -> Any:
+    """The executed notebook, or NotebookFailedError saying which cell raised and how."""
+    result = outcome.result
+    node = nbk.read_executed(produced)
+    if result.timed_out:
+        raise NotebookFailedError(
+            f"notebook {spec.path} did not finish within {spec.timeout:g} s per cell",
+            hint="raise its timeout ([[notebooks]] timeout = SECONDS per cell)",
+        )
+    if result.exit_code == 124:
+        raise NotebookFailedError(
+            f"notebook {spec.path}: {last_line(result.stderr_tail)}",
+            hint="raise its timeout ([[notebooks]] timeout = SECONDS per cell)",
+        )
+    summary = nbk.error_summary(node) if node is not None else None
+    if result.exit_code != 0 or node is None:
+        why = summary.splitlines()[0] if summary else last_line(result.stderr_tail)
+        raise NotebookFailedError(f"notebook {spec.path}: {why}")
+    return node
+
+
+def _notebook_record(
+    nb: _Notebook, node: Any, duration: float | None
+) -> tuple[NotebookRecord, bytes]:
+    content = nbk.expectation_bytes(node)
+    language_info = node.metadata.get("language_info", {})
+    kernel = nb.kernel.model_copy(
+        update={"language_version": language_info.get("version") or nb.kernel.language_version}
+    )
+    record = NotebookRecord(
+        path=nb.spec.path,
+        capsule_path=f"{RESULTS_PREFIX}{nb.spec.run_name}/{nb.spec.path}",
+        sha256=sha256_bytes(content),
+        size=len(content),
+        kernel=kernel,
+        executed=duration is not None,
+        code_cells=nb.code_cells,
+        duration_s=None if duration is None else round(duration, 3),
+    )
+    return record, content
 
 
 def _record(run: Run, outcome: PointOutcome) -> RunRecord:

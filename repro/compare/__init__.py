@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
-from typing import assert_never
+from typing import IO, assert_never
 
 from repro.compare.exact import ByteScan, compare_exact, scan, sha256_of
 from repro.compare.finding import Finding
@@ -15,7 +15,7 @@ from repro.models import CompareRule, OutputVerdict
 __all__ = ["compare_output", "difference_image"]
 
 
-def difference_image(expected: Path, actual: Path) -> bytes:
+def difference_image(expected: Path | IO[bytes], actual: Path | IO[bytes]) -> bytes:
     """A PNG highlighting the pixels that differ (see repro.compare.images)."""
     from repro.compare.images import difference_image as render
 

@@ -9,7 +9,7 @@ import io
 import struct
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +34,9 @@ _FADE = 0.3
 """Share of the expected image's contrast kept under the red marks of a difference image."""
 
 
-def compare_images(expected: Path, actual: Path, pixel_tolerance: float) -> Finding:
+def compare_images(
+    expected: Path | IO[bytes], actual: Path | IO[bytes], pixel_tolerance: float
+) -> Finding:
     """Same frames, size and mode required; then the fraction of differing pixels is tested.
 
     A pixel differs when any channel differs. Palette images are compared as RGBA colours,
@@ -121,7 +123,7 @@ def compare_images(expected: Path, actual: Path, pixel_tolerance: float) -> Find
     )
 
 
-def difference_image(expected: Path, actual: Path) -> bytes:
+def difference_image(expected: Path | IO[bytes], actual: Path | IO[bytes]) -> bytes:
     """A PNG of the expected image faded to light grey, with differing pixels in red.
 
     Of the first frame only. When the sizes differ the canvas covers both and pixels present
@@ -150,7 +152,7 @@ def difference_image(expected: Path, actual: Path) -> bytes:
     return out.getvalue()
 
 
-def _frames(path: Path) -> list[Image.Image]:
+def _frames(path: Path | IO[bytes]) -> list[Image.Image]:
     with Image.open(path) as image:
         frames = []
         for i in range(getattr(image, "n_frames", 1)):

@@ -23,6 +23,8 @@ from repro.models import (
     DataSpec,
     ExpectedOutput,
     Manifest,
+    NotebookReplay,
+    NotebookSpec,
     OutputVerdict,
     Package,
     PointReplay,
@@ -46,6 +48,7 @@ Execute = Callable[
 ]
 Observer = Callable[[str], None]
 PASSING = {"identical", "within_tolerance", "not_verified"}
+"""Verdicts that do not stop a replay from counting as reproduced (outputs and notebooks)."""
 
 
 @dataclass(frozen=True)
@@ -104,12 +107,14 @@ def parse_points(filters: list[str]) -> dict[str, str]:
 
 
 def select_runs(manifest: Manifest, names: list[str], points: dict[str, str]) -> list[Run]:
-    known = {r.name: r for r in manifest.runs}
+    """The runs to replay: --run names runs (or notebooks, by path); --point keeps the runs
+    that sweep over the parameter, plus those named."""
+    known = [r.name for r in manifest.runs] + [nb.path for nb in manifest.notebooks]
     for name in names:
         if name not in known:
             raise UsageError(
-                f"no run named {name!r} in this capsule",
-                hint=f"runs: {', '.join(known) or '(none)'}",
+                f"no run or notebook named {name!r} in this capsule",
+                hint=f"runs and notebooks: {', '.join(known) or '(none)'}",
             )
     runs = [r for r in manifest.runs if not names or r.name in names]
     if points:
@@ -119,6 +124,17 @@ def select_runs(manifest: Manifest, names: list[str], points: dict[str, str]) ->
         # Runs that do not sweep over the parameter only run when named explicitly.
         runs = [r for r in runs if r in swept or r.name in names]
     return runs
+
+
+def select_notebooks(
+    manifest: Manifest, names: list[str], points: dict[str, str]
+) -> list[NotebookSpec]:
+    """Notebooks replay unless --run names others only, or --point selects sweep points."""
+    recorded = {r.path for r in manifest.notebook_results}
+    chosen = [nb for nb in manifest.notebooks if nb.path in recorded]
+    if names:
+        return [nb for nb in chosen if nb.path in names]
+    return [] if points else chosen
 
 
 def _matches(point: dict[str, SweepValue], wanted: dict[str, str]) -> bool:
@@ -238,9 +254,11 @@ def replay(opts: ReplayOptions, observe: Observer | None = None) -> ReplayReport
                 "its author is not confirmed (see: repro keys trust)"
             )
         runs = select_runs(manifest, opts.runs, wanted_points)
+        notebooks = select_notebooks(manifest, opts.runs, wanted_points)
         project = root / PROJECT_PREFIX.rstrip("/")
         project.mkdir(parents=True, exist_ok=True)
         _fetch_remote_data(manifest, project, opts.offline, say)
+        notebook_runs = _notebook_runs(manifest, notebooks, project)
 
         target = _prepare_target(opts, manifest, root, say)
         warnings += target.warnings
@@ -250,13 +268,17 @@ def replay(opts: ReplayOptions, observe: Observer | None = None) -> ReplayReport
                 "multi-node cluster pass --workdir SHARED_DIR"
             )
         n_points = sum(1 for r in runs for p in r.points() if _matches(p, wanted_points))
-        if n_points == 0:
+        if n_points == 0 and not notebooks:
             raise UsageError(
                 "no run point matches the selection", hint="see the points: repro inspect CAPSULE"
             )
-        say(f"replaying {len(runs)} run(s), {n_points} point(s) on {target.name}")
+        say(
+            f"replaying {len(runs)} run(s), {n_points} point(s)"
+            + (f", {len(notebooks)} notebook(s)" if notebooks else "")
+            + f" on {target.name}"
+        )
         outcomes = target.execute(
-            runs,
+            runs + notebook_runs,
             project,
             opts.jobs,
             lambda _run, point: _matches(point, wanted_points),
@@ -268,7 +290,12 @@ def replay(opts: ReplayOptions, observe: Observer | None = None) -> ReplayReport
         records = {(r.run, r.point_id): r for r in manifest.results}
         by_name = {r.name: r for r in runs}
         points = []
+        notebook_replays = _notebook_verdicts(
+            manifest, notebooks, [o for o in outcomes if o.run not in by_name], root, project
+        )
         for o in outcomes:
+            if o.run not in by_name:
+                continue
             record = records.get((o.run, o.point_id))
             status: PointStatus = (
                 "timed_out" if o.result.timed_out else "ok" if o.result.exit_code == 0 else "failed"
@@ -293,6 +320,13 @@ def replay(opts: ReplayOptions, observe: Observer | None = None) -> ReplayReport
                 counts[v.verdict] = counts.get(v.verdict, 0) + 1
         if counts.get("not_verified"):
             warnings.append(f"{counts['not_verified']} output(s) had no recorded expectation")
+        unchecked = sum(
+            1 for nb in notebook_replays for c in nb.cells if c.verdict == "not_verified"
+        )
+        if unchecked:
+            warnings.append(
+                f"{unchecked} notebook cell(s) had no recorded outputs (not run before capture)"
+            )
         report = ReplayReport(
             capsule=str(opts.capsule),
             capsule_id=capsule.capsule_id,
@@ -300,9 +334,11 @@ def replay(opts: ReplayOptions, observe: Observer | None = None) -> ReplayReport
             signature=verified.signature.describe(),
             target=target.name,
             reproduced=all(v.verdict in PASSING for p in points for v in p.outputs)
-            and all(p.status == "ok" for p in points),
+            and all(p.status == "ok" for p in points)
+            and all(nb.verdict in PASSING for nb in notebook_replays),
             counts=counts,
             points=points,
+            notebooks=notebook_replays,
             environment_differences=differences(
                 manifest, fingerprint(), target.python_version, target.installed
             ),
@@ -319,6 +355,52 @@ def replay(opts: ReplayOptions, observe: Observer | None = None) -> ReplayReport
     finally:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _notebook_runs(manifest: Manifest, notebooks: list[NotebookSpec], project: Path) -> list[Run]:
+    """Each notebook as an internal run, as at capture; the driver goes into the project
+    before the target is prepared (docker hands the project to the container's user)."""
+    if not notebooks:
+        return []
+    from repro.notebooks.notebook import install_driver, notebook_run
+
+    install_driver(project)
+    records = {r.path: r for r in manifest.notebook_results}
+    return [
+        notebook_run(nb, records[nb.path].kernel, records[nb.path].code_cells) for nb in notebooks
+    ]
+
+
+def _notebook_verdicts(
+    manifest: Manifest,
+    notebooks: list[NotebookSpec],
+    outcomes: list[PointOutcome],
+    root: Path,
+    project: Path,
+) -> list[NotebookReplay]:
+    if not notebooks:
+        return []
+    from repro.capture.hashing import sha256_file
+    from repro.notebooks.compare import compare_notebook
+    from repro.notebooks.notebook import executed_path
+
+    records = {r.path: r for r in manifest.notebook_results}
+    by_run = {o.run: o for o in outcomes}
+    replays = []
+    for nb in notebooks:
+        record = records[nb.path]
+        expected = root / record.capsule_path
+        # The notebook ran inside the unpacked capsule: what it is compared with must be
+        # exactly what was verified before it ran.
+        if not expected.is_file() or sha256_file(expected)[0] != record.sha256:
+            raise CapsuleIntegrityError(
+                f"expected notebook changed during the replay: {record.capsule_path}"
+            )
+        rel = executed_path(nb)
+        replays.append(
+            compare_notebook(nb, record, expected, project / rel, rel, by_run[nb.run_name])
+        )
+    return replays
 
 
 def _prepare_target(

@@ -1,0 +1,1 @@
+"""Jupyter notebooks: captured, re-executed with nbclient and compared cell by cell."""

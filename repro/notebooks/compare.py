@@ -1,0 +1,315 @@
+"""Compare a replayed notebook with the one recorded at capture, cell by cell.
+
+Per output kind: streams and text/plain as text with the numbers in them compared under a
+tolerance, JSON numerically, images by pixels, errors by name and message, anything else as
+text. A cell's verdict is its worst output's; the notebook's is its worst cell's, or
+"failed" when the replay raised, timed out or never produced a notebook.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from repro.compare.finding import Finding, shown
+from repro.compare.numeric import compare_json, compare_text_numbers
+from repro.compare.text import compare_text
+from repro.compare.tolerance import Tolerance
+from repro.models import (
+    CellVerdict,
+    CompareRule,
+    NotebookRecord,
+    NotebookReplay,
+    NotebookSpec,
+    NotebookVerdict,
+    OutputVerdict,
+    PointStatus,
+    Verdict,
+)
+from repro.notebooks.notebook import cell_was_run, error_summary, normalise, original_cells
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
+
+    from repro.execution.runs import PointOutcome
+
+RASTER = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp")
+_SEVERITY: dict[Verdict, int] = {
+    "identical": 0,
+    "not_verified": 0,
+    "within_tolerance": 1,
+    "missing": 2,
+    "different": 3,
+}
+
+
+def default_rule(kind: str) -> CompareRule:
+    """Numbers in text compared as numbers (exactly unless a tolerance is declared), JSON
+    numerically, raster images pixel-exact, other types as text."""
+    if kind in ("stream", "text/plain", "application/json") or kind.endswith("+json"):
+        return CompareRule(method="numeric")
+    if kind in RASTER:
+        return CompareRule(method="image", pixel_tolerance=0.0)
+    return CompareRule(method="text")
+
+
+def rule_for(spec: NotebookSpec | None, kind: str) -> CompareRule:
+    if spec is not None and kind in spec.compare:
+        return spec.compare[kind]
+    return default_rule(kind)
+
+
+def load(path: Path) -> NotebookNode:
+    import nbformat
+
+    return nbformat.read(path, as_version=4)
+
+
+def compare_notebook(
+    spec: NotebookSpec | None,
+    record: NotebookRecord,
+    expected_file: Path,
+    executed_file: Path,
+    executed_rel: str,
+    outcome: PointOutcome,
+) -> NotebookReplay:
+    """The verdict on one replayed notebook (`executed_file` may not exist)."""
+    result = outcome.result
+    status: PointStatus = (
+        "timed_out" if result.timed_out else "ok" if result.exit_code == 0 else "failed"
+    )
+    base: dict[str, Any] = {
+        "path": record.path,
+        "status": status,
+        "exit_code": result.exit_code,
+        "duration_s": round(result.duration_s, 3),
+        "captured_duration_s": record.duration_s,
+        "expected_path": record.capsule_path,
+    }
+    expected = normalise(load(expected_file))
+    actual = None
+    if executed_file.is_file():
+        try:
+            actual = normalise(load(executed_file))
+        except Exception as exc:  # a half-written or garbled notebook is a failed replay
+            base["error"] = f"the executed notebook cannot be read: {exc}"
+    if actual is None:
+        stderr = result.stderr_tail.strip()
+        error = base.pop("error", None) or stderr or "the notebook produced no executed copy"
+        head = "timed out" if status == "timed_out" else "did not run"
+        return NotebookReplay(
+            **base,
+            verdict="failed",
+            detail=f"{head}: {_last_line(error)}",
+            executed_path=None,
+            error=error[-4000:],
+        )
+    cells = list(_cells(spec, expected, actual))
+    error = error_summary(actual)
+    if status != "ok":
+        why = error or result.stderr_tail.strip() or f"exit code {result.exit_code}"
+        head = "timed out" if status == "timed_out" else "failed"
+        return NotebookReplay(
+            **base,
+            verdict="failed",
+            detail=f"{head}: {why.splitlines()[0] if why else ''}",
+            executed_path=executed_rel,
+            error=(error or result.stderr_tail)[-4000:] or None,
+            cells=cells,
+        )
+    verdict, detail = _roll_up(cells)
+    return NotebookReplay(
+        **base, verdict=verdict, detail=detail, executed_path=executed_rel, cells=cells
+    )
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def _roll_up(cells: list[CellVerdict]) -> tuple[NotebookVerdict, str]:
+    counts: dict[str, int] = {}
+    for cell in cells:
+        counts[cell.verdict] = counts.get(cell.verdict, 0) + 1
+    summary = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in sorted(counts.items()))
+    text = f"{len(cells)} code cell(s): {summary or 'none'}"
+    bad = [c for c in cells if c.verdict in ("different", "missing")]
+    if bad:
+        return "different", f"{text}; first at cell {bad[0].index}: {bad[0].detail}"
+    if any(c.verdict == "within_tolerance" for c in cells):
+        return "within_tolerance", text
+    if cells and all(c.verdict == "not_verified" for c in cells):
+        return "not_verified", f"{text} (no outputs were recorded to compare with)"
+    return "identical", text
+
+
+def _cells(
+    spec: NotebookSpec | None, expected: NotebookNode, actual: NotebookNode
+) -> Iterable[CellVerdict]:
+    cells_e, cells_a = original_cells(expected), original_cells(actual)
+    stopped = next(
+        (
+            i
+            for i, c in enumerate(cells_a, start=1)
+            if c.cell_type == "code" and any(o.output_type == "error" for o in c.outputs)
+        ),
+        None,
+    )
+    for index, cell_e in enumerate(cells_e, start=1):
+        if cell_e.cell_type != "code":
+            continue
+        cell_a = cells_a[index - 1] if index <= len(cells_a) else None
+        cell_id = cell_e.get("id")
+        if not cell_was_run(cell_e):
+            yield CellVerdict(
+                index=index,
+                cell_id=cell_id,
+                verdict="not_verified",
+                detail="not compared: the cell had not been run when the notebook was captured",
+            )
+            continue
+        if cell_a is None or cell_a.cell_type != "code" or not cell_was_run(cell_a):
+            where = f" (the notebook stopped at cell {stopped})" if stopped else ""
+            yield CellVerdict(
+                index=index,
+                cell_id=cell_id,
+                verdict="missing",
+                detail=f"not executed in the replay{where}",
+            )
+            continue
+        yield _cell(spec, index, cell_id, cell_e.outputs, cell_a.outputs)
+
+
+def _cell(
+    spec: NotebookSpec | None, index: int, cell_id: str | None, outs_e: list[Any], outs_a: list[Any]
+) -> CellVerdict:
+    verdicts: list[OutputVerdict] = []
+    for n in range(max(len(outs_e), len(outs_a))):
+        out_e = outs_e[n] if n < len(outs_e) else None
+        out_a = outs_a[n] if n < len(outs_a) else None
+        verdicts += _output(spec, n + 1, out_e, out_a)
+    if not verdicts:
+        return CellVerdict(
+            index=index, cell_id=cell_id, verdict="identical", detail="no output, as recorded"
+        )
+    worst = max(verdicts, key=lambda v: _SEVERITY[v.verdict])
+    if _SEVERITY[worst.verdict] == 0:
+        detail = f"{len(outs_e)} output(s) identical"
+    else:
+        detail = f"{worst.path}: {worst.detail}"
+        if len(outs_e) != len(outs_a):
+            detail = f"{len(outs_e)} output(s) recorded, {len(outs_a)} replayed; {detail}"
+    return CellVerdict(
+        index=index, cell_id=cell_id, verdict=worst.verdict, detail=detail, outputs=verdicts
+    )
+
+
+def describe_output(output: Any) -> str:
+    """What an output is, in a few words: 'stream stdout', 'error ZeroDivisionError', ..."""
+    kind = output.output_type
+    if kind == "stream":
+        return f"stream {output.name}"
+    if kind == "error":
+        return f"error {output.ename}: {shown(output.evalue, 120)}"
+    return f"{kind} ({', '.join(sorted(output.get('data', {})))})"
+
+
+def _output(spec: NotebookSpec | None, n: int, out_e: Any, out_a: Any) -> list[OutputVerdict]:
+    if out_e is None or out_a is None:
+        present = out_e if out_a is None else out_a
+        verdict: Verdict = "missing" if out_a is None else "different"
+        what = "not produced by the replay" if out_a is None else "not recorded at capture"
+        return [
+            OutputVerdict(
+                path=f"output {n}",
+                verdict=verdict,
+                method="exact",
+                detail=f"{describe_output(present)}: {what}",
+            )
+        ]
+    kind_e, kind_a = out_e.output_type, out_a.output_type
+    same_kind = kind_e == kind_a and (kind_e != "stream" or out_e.name == out_a.name)
+    if not same_kind:
+        return [
+            OutputVerdict(
+                path=f"output {n}",
+                verdict="different",
+                method="exact",
+                detail=f"recorded {describe_output(out_e)}, replayed {describe_output(out_a)}",
+            )
+        ]
+    if kind_e == "stream":
+        return [_value(spec, f"output {n}: {out_e.name}", "stream", out_e.text, out_a.text)]
+    if kind_e == "error":
+        expected = f"{out_e.ename}: {out_e.evalue}"
+        actual = f"{out_a.ename}: {out_a.evalue}"
+        return [_value(None, f"output {n}: error", "error", expected, actual)]
+    data_e, data_a = out_e.get("data", {}), out_a.get("data", {})
+    if set(data_e) != set(data_a):
+        return [
+            OutputVerdict(
+                path=f"output {n}",
+                verdict="different",
+                method="exact",
+                detail=f"recorded types {', '.join(sorted(data_e))}; replayed "
+                f"{', '.join(sorted(data_a))}",
+            )
+        ]
+    return [
+        _value(spec, f"output {n}: {mime}", mime, data_e[mime], data_a[mime])
+        for mime in sorted(data_e)
+    ]
+
+
+def _value(
+    spec: NotebookSpec | None, path: str, kind: str, expected: Any, actual: Any
+) -> OutputVerdict:
+    rule = rule_for(spec, kind) if kind != "error" else CompareRule(method="text")
+    if expected == actual:
+        finding = Finding(verdict="identical", detail="equal")
+    else:
+        finding = _finding(kind, rule, expected, actual)
+    return OutputVerdict(
+        path=path,
+        verdict=finding.verdict,
+        method=rule.method,
+        detail=finding.detail,
+        max_abs_deviation=finding.max_abs_deviation,
+        max_rel_deviation=finding.max_rel_deviation,
+        differing_fraction=finding.differing_fraction,
+        differences=list(finding.differences),
+    )
+
+
+def _text(value: Any) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    return json.dumps(value, sort_keys=True, indent=1, ensure_ascii=False).encode()
+
+
+def _finding(kind: str, rule: CompareRule, expected: Any, actual: Any) -> Finding:
+    method = rule.method
+    if method == "image" and kind in RASTER:
+        try:
+            image_e = base64.b64decode(expected)
+            image_a = base64.b64decode(actual)
+        except (binascii.Error, TypeError, ValueError) as exc:
+            return Finding(verdict="different", detail=f"not base64 image data: {exc}")
+        from repro.compare.images import compare_images
+
+        return compare_images(io.BytesIO(image_e), io.BytesIO(image_a), rule.pixel_tolerance or 0)
+    if method == "numeric":
+        tolerance = Tolerance.of(rule)
+        if not isinstance(expected, str) and not isinstance(actual, str):
+            return compare_json(_text(expected), _text(actual), tolerance)
+        return compare_text_numbers(_text(expected), _text(actual), tolerance, rule.normalize)
+    finding = compare_text(_text(expected), _text(actual), rule.normalize)
+    if method == "exact" and finding.verdict == "identical":
+        return Finding(verdict="different", detail="equal as text but not character for character")
+    return finding
