@@ -320,6 +320,12 @@ def _render_capture(result: CaptureResult) -> None:
         f"Python {m.environment.python_version}"
     )
     out.print(f"  results   {outputs} expected outputs from {len(m.results)} run point(s)")
+    for nb in m.notebook_results:
+        how = "executed" if nb.executed else "saved outputs (--no-run)"
+        out.print(
+            Text(f"  notebook  {nb.path}: {nb.code_cells} code cell(s), {how}, kernel ")
+            + Text(f"{nb.kernel.name} ({nb.kernel.language} {nb.kernel.language_version or ''})")
+        )
     if result.signed_by:
         out.print(f"  signed    {fingerprint(result.signed_by)}")
     else:
@@ -466,6 +472,7 @@ VERDICT_STYLE = {
     "different": "bold red",
     "missing": "bold red",
     "not_verified": "yellow",
+    "failed": "bold red",
 }
 
 
@@ -572,6 +579,25 @@ def _render_replay(result: Any, report: Path | None) -> None:
                 Text(v.verdict.replace("_", " "), style=style),
                 Text(detail),
             )
+    for nb in result.notebooks:
+        table.add_row(
+            Text(nb.path),
+            "",
+            "(notebook)",
+            Text(nb.verdict.replace("_", " "), style=VERDICT_STYLE[nb.verdict]),
+            Text(nb.detail),
+        )
+        for cell in nb.cells:
+            if cell.verdict != "identical":
+                table.add_row(
+                    Text(nb.path),
+                    "",
+                    Text(f"cell {cell.index}"),
+                    Text(cell.verdict.replace("_", " "), style=VERDICT_STYLE[cell.verdict]),
+                    Text(cell.detail),
+                )
+        if nb.error:
+            err.print(Text(f"{nb.path}: {nb.error}", style="red"), highlight=False)
     out.print(table)
     for d in result.environment_differences:
         out.print(
@@ -579,6 +605,12 @@ def _render_replay(result: Any, report: Path | None) -> None:
             highlight=False,
         )
     counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(result.counts.items()))
+    if result.notebooks:
+        tally: dict[str, int] = {}
+        for nb in result.notebooks:
+            tally[nb.verdict] = tally.get(nb.verdict, 0) + 1
+        notebooks = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(tally.items()))
+        counts = f"{counts}; notebooks: {notebooks}" if counts else f"notebooks: {notebooks}"
     if result.reproduced:
         out.print(f"[bold green]reproduced[/] ({counts}) in {result.duration_s:.1f} s")
     else:

@@ -325,7 +325,10 @@ def with_packages(
             ) from None
     packages = parse_packages(text)
     added = sorted({p.name for p in packages} - have)
-    note = f"added to the lock to execute notebooks: {', '.join(added)}"
+    others = len(added) - len(missing)
+    note = f"added to the lock to execute notebooks: {', '.join(missing)}" + (
+        f" and {others} package(s) they need" if others > 0 else ""
+    )
     source: LockSource = backend.name if lock.source == "none" else lock.source
     return Lock(text, source, lock.requirements, packages), [note]
 

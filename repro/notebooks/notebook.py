@@ -53,18 +53,24 @@ def read_notebook(path: Path, rel: str) -> NotebookNode:
     except UnicodeDecodeError as exc:
         raise NotebookError(f"notebook {rel} is not UTF-8 text: {exc.reason}") from None
     try:
-        nb = nbformat.reads(text, as_version=4)
-    except Exception as exc:  # nbformat raises JSON, reader and version errors alike
-        raise NotebookError(f"notebook {rel} cannot be read: {_one_line(str(exc))}") from None
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise NotebookError(f"notebook {rel} is not valid JSON: {exc}") from None
     try:
+        if isinstance(raw, dict) and raw.get("nbformat") == 4:
+            nbformat.validate(nbformat.from_dict(raw))  # before reads: errors keep their path
+        nb = nbformat.reads(text, as_version=4)
         nbformat.validate(nb)
     except nbformat.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) if exc.absolute_path else ""
+        path = getattr(exc, "absolute_path", None)
+        where = "/".join(str(p) for p in path) if path else ""
         raise NotebookError(
             f"notebook {rel} is not a valid notebook"
             + (f" at {where}" if where else "")
-            + f": {_one_line(exc.message)}"
+            + f": {_one_line(exc.message, 160)}"
         ) from None
+    except Exception as exc:  # nbformat raises reader and version errors alike
+        raise NotebookError(f"notebook {rel} cannot be read: {_one_line(str(exc))}") from None
     return nb
 
 

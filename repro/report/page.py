@@ -20,6 +20,8 @@ from repro.models import (
     format_value,
 )
 from repro.report.evidence import Sides, evidence, locate, number
+from repro.report.notebooks import CSS as NOTEBOOK_CSS
+from repro.report.notebooks import notebook_tone, render_notebooks
 
 VERDICT_ORDER: tuple[Verdict, ...] = (
     "identical",
@@ -180,7 +182,9 @@ def _header(report: ReplayReport) -> str:
         '<p class="eyebrow">repro · replay report</p>'
         f"<h1>{escape(report.title)}</h1>"
         f'<div class="banner {tone}">{word}'
-        f"<small>{len(report.points)} run point(s), {n_out} output(s)</small></div>"
+        f"<small>{len(report.points)} run point(s), {n_out} output(s)"
+        + (f", {len(report.notebooks)} notebook(s)" if report.notebooks else "")
+        + "</small></div>"
         f'<dl class="meta">{rows}</dl>'
     )
 
@@ -196,9 +200,15 @@ def _summary(report: ReplayReport) -> str:
         f'<span class="chip {"bad" if failed else "good"}">'
         f"{len(report.points) - failed} of {len(report.points)} run point(s) ran cleanly</span>"
     )
+    notebooks = "".join(
+        f'<span class="chip {notebook_tone(nb.verdict)}">notebook {escape(nb.path)}: '
+        f"{nb.verdict.replace('_', ' ')}</span>"
+        for nb in report.notebooks
+    )
     return (
         f'<h2>Summary</h2><div class="chips">{"".join(chips)}</div>'
         f'<div class="chips">{points}</div>'
+        + (f'<div class="chips">{notebooks}</div>' if notebooks else "")
     )
 
 
@@ -303,15 +313,16 @@ def render_html(report: ReplayReport, capsule_root: Path, project: Path) -> str:
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Replay {escape(verdict)}: {escape(report.title)}</title>
-<style>{CSS}</style>
+<style>{CSS}{NOTEBOOK_CSS}</style>
 </head>
 <body><main>
 {_header(report)}
 {_summary(report)}
 {_warnings(report)}
 {_environment(report.environment_differences)}
-<h2>Run points</h2>
+{"<h2>Run points</h2>" if report.points else ""}
 {points}
+{render_notebooks(report.notebooks, capsule_root, project)}
 <footer>Written by repro {escape(__version__)}; self-contained, nothing fetched.</footer>
 </main></body>
 </html>
