@@ -113,7 +113,22 @@ def render_config(project: Path, found: Detected) -> str:
             "",
         ]
     if found.notebooks:
-        lines.append("# Notebooks found: " + ", ".join(found.notebooks))
+        lines += [
+            "# Each notebook is executed at capture (its outputs, cell by cell, become the",
+            "# expectation; --no-run keeps the outputs saved in it) and again at replay.",
+        ]
+    for i, notebook in enumerate(found.notebooks):
+        lines += ["[[notebooks]]", f"path = {_q(notebook)}"]
+        if i == 0:
+            lines += [
+                "# timeout = 600                  # seconds per cell",
+                "# [notebooks.parameters]         # injected after the cell tagged parameters",
+                "# alpha = 0.1",
+                "# [notebooks.compare]            # per output type; default: exact",
+                '# "text/plain" = { rtol = 1e-9 }',
+                '# "stream" = { rtol = 1e-9 }',
+                '# "image/png" = { pixel_tolerance = 0.001 }',
+            ]
         lines.append("")
     script = found.scripts[0] if found.scripts else None
     command = (

@@ -141,7 +141,7 @@ def _roll_up(cells: list[CellVerdict]) -> tuple[NotebookVerdict, str]:
     text = f"{len(cells)} code cell(s): {summary or 'none'}"
     bad = [c for c in cells if c.verdict in ("different", "missing")]
     if bad:
-        return "different", f"{text}; first at cell {bad[0].index}: {bad[0].detail}"
+        return "different", f"{text}; first at cell {bad[0].index}"
     if any(c.verdict == "within_tolerance" for c in cells):
         return "within_tolerance", text
     if cells and all(c.verdict == "not_verified" for c in cells):

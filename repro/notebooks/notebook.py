@@ -62,8 +62,8 @@ def read_notebook(path: Path, rel: str) -> NotebookNode:
         nb = nbformat.reads(text, as_version=4)
         nbformat.validate(nb)
     except nbformat.ValidationError as exc:
-        path = getattr(exc, "absolute_path", None)
-        where = "/".join(str(p) for p in path) if path else ""
+        location = getattr(exc, "absolute_path", None)
+        where = "/".join(str(p) for p in location) if location else ""
         raise NotebookError(
             f"notebook {rel} is not a valid notebook"
             + (f" at {where}" if where else "")

@@ -110,11 +110,12 @@ def select_runs(manifest: Manifest, names: list[str], points: dict[str, str]) ->
     """The runs to replay: --run names runs (or notebooks, by path); --point keeps the runs
     that sweep over the parameter, plus those named."""
     known = [r.name for r in manifest.runs] + [nb.path for nb in manifest.notebooks]
+    what = "run or notebook" if manifest.notebooks else "run"
     for name in names:
         if name not in known:
             raise UsageError(
-                f"no run or notebook named {name!r} in this capsule",
-                hint=f"runs and notebooks: {', '.join(known) or '(none)'}",
+                f"no {what} named {name!r} in this capsule",
+                hint=f"{what.replace(' or ', 's and ')}s: {', '.join(known) or '(none)'}",
             )
     runs = [r for r in manifest.runs if not names or r.name in names]
     if points:

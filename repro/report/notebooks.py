@@ -139,6 +139,8 @@ def _cell_evidence(cell: CellVerdict, cell_e: Any, cell_a: Any) -> str:
         parts.append(f'<p class="out-label">output {n + 1}</p>')
         parts.append(_side_by_side(out_e, out_a))
         for v in verdicts:
+            if v.method == "image":
+                continue  # the difference image says it better than a list of pixels
             if v.differences and any(d.expected or d.actual for d in v.differences):
                 parts.append(differences_table(v))
     if not shown_any and cell.verdict == "missing":

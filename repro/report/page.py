@@ -205,9 +205,15 @@ def _summary(report: ReplayReport) -> str:
         f"{nb.verdict.replace('_', ' ')}</span>"
         for nb in report.notebooks
     )
+    if not report.points:
+        chips, points = [], ""
     return (
-        f'<h2>Summary</h2><div class="chips">{"".join(chips)}</div>'
-        f'<div class="chips">{points}</div>'
+        "<h2>Summary</h2>"
+        + (
+            f'<div class="chips">{"".join(chips)}</div><div class="chips">{points}</div>'
+            if chips
+            else ""
+        )
         + (f'<div class="chips">{notebooks}</div>' if notebooks else "")
     )
 

@@ -32,7 +32,11 @@ timeout = 120
 
 def notebook(*cells: Any) -> nbformat.NotebookNode:
     nb = new_notebook(cells=list(cells))
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.metadata["language_info"] = {"name": "python"}
     return nb
 
@@ -216,9 +220,7 @@ def test_a_notebook_that_raises_at_capture_fails_it_naming_the_cell(
     assert not out.exists()
 
 
-def test_a_cell_tagged_raises_exception_is_compared_as_an_error(
-    tmp_path: Path, pypi: None
-) -> None:
+def test_a_cell_tagged_raises_exception_is_compared_as_an_error(tmp_path: Path, pypi: None) -> None:
     expected_error = new_code_cell("raise ValueError('by design')")
     expected_error.metadata["tags"] = ["raises-exception"]
     cells = [expected_error, new_code_cell("print('still runs')")]

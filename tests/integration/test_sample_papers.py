@@ -51,6 +51,9 @@ def test_sample_paper_round_trip(paper: str, tmp_path: Path, pypi: None) -> None
     report = json.loads(replayed.stdout)
     assert report["reproduced"] and sum(report["counts"].values()) == declared
     assert set(report["counts"]) <= {"identical", "within_tolerance"}
+    assert len(report["notebooks"]) == len(m.notebooks) == len(m.notebook_results)
+    for notebook in report["notebooks"]:
+        assert notebook["verdict"] in ("identical", "within_tolerance"), notebook["detail"]
 
 
 @pytest.mark.network
@@ -77,4 +80,4 @@ def test_sample_paper_replays_in_docker(
     # Same lock, another OS build of Python 3.11 (Debian's, in the image): numbers must agree
     # within the paper's declared tolerance; images are compared exactly unless declared.
     assert report["target"] == "docker"
-    assert report["reproduced"], json.dumps(report["points"], indent=1)[:3000]
+    assert report["reproduced"], json.dumps([report["points"], report["notebooks"]])[:3000]

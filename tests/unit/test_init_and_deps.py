@@ -40,10 +40,11 @@ def test_init_detects_what_the_project_has(tmp_path: Path) -> None:
     assert 'requirements = "requirements.txt"   # also found: setup.py' in text
     assert 'python = "3.11"' in text and 'apt = ["libgomp1"]' in text
     assert '[[data]]\npath = "data"' in text
-    assert "notebooks/fig.ipynb" in text
+    assert '[[notebooks]]\npath = "notebooks/fig.ipynb"' in text
     assert '# command = "python analyse.py"' in text
     config, _ = load_config(tmp_path)  # what init writes, capture reads
     assert config.environment.python == "3.11" and config.data[0].path == "data"
+    assert [nb.path for nb in config.notebooks] == ["notebooks/fig.ipynb"]
 
 
 def test_init_never_overwrites(tmp_path: Path) -> None:
