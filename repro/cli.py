@@ -321,11 +321,7 @@ def _render_capture(result: CaptureResult) -> None:
     )
     out.print(f"  results   {outputs} expected outputs from {len(m.results)} run point(s)")
     for nb in m.notebook_results:
-        how = "executed" if nb.executed else "saved outputs (--no-run)"
-        out.print(
-            Text(f"  notebook  {nb.path}: {nb.code_cells} code cell(s), {how}, kernel ")
-            + Text(f"{nb.kernel.name} ({nb.kernel.language} {nb.kernel.language_version or ''})")
-        )
+        out.print(Text("  notebook  ") + _notebook_line(nb))
     if result.signed_by:
         out.print(f"  signed    {fingerprint(result.signed_by)}")
     else:
@@ -460,8 +456,19 @@ def _render_inspect(c: VerifiedCapsule) -> None:
                 Text(rec.run), Text(rec.point_id), Text(o.path), _size(o.size), o.sha256[:12], rule
             )
     out.print(table)
+    for nb in m.notebook_results:
+        out.print(Text("notebook  ") + _notebook_line(nb))
     for note in m.notes:
         out.print(Text("note ", style="yellow") + Text(note))
+
+
+def _notebook_line(nb: Any) -> Text:
+    how = "executed" if nb.executed else "saved outputs (--no-run)"
+    version = f" {nb.kernel.language_version}" if nb.kernel.language_version else ""
+    return Text(
+        f"{nb.path}: {nb.code_cells} code cell(s), {how}, kernel {nb.kernel.name} "
+        f"({nb.kernel.language}{version})"
+    )
 
 
 # --- replay ------------------------------------------------------------------------------

@@ -47,6 +47,39 @@ def _results(m: Manifest) -> dict[tuple[str, str, str], ExpectedOutput]:
     return {(r.run, r.point_id, o.path): o for r in m.results for o in r.outputs}
 
 
+def _notebook_changes(ma: Manifest, mb: Manifest, tmp: Path) -> list[DiffEntry]:
+    """Recorded notebook outputs, compared cell by cell under B's rules."""
+    from repro.notebooks.compare import compare_expectations
+
+    na = {r.path: r for r in ma.notebook_results}
+    nb = {r.path: r for r in mb.notebook_results}
+    specs = {s.path: s for s in mb.notebooks}
+    entries = []
+    for path in sorted(set(na) | set(nb)):
+        ea, eb = na.get(path), nb.get(path)
+        name = f"notebook {path}"
+        if ea is None or eb is None:
+            change = "added" if ea is None else "removed"
+            entries.append(DiffEntry(kind="result", name=name, change=change))
+            continue
+        if ea.sha256 == eb.sha256:
+            continue
+        verdict, detail = compare_expectations(
+            specs.get(path), tmp / "a" / ea.capsule_path, tmp / "b" / eb.capsule_path
+        )
+        entries.append(
+            DiffEntry(
+                kind="result",
+                name=name,
+                change="changed",
+                before=ea.sha256[:12],
+                after=eb.sha256[:12],
+                detail=f"{verdict.replace('_', ' ')}: {detail}",
+            )
+        )
+    return entries
+
+
 def diff_capsules(a_path: Path, b_path: Path, policy: Policy | None = None) -> CapsuleDiff:
     with tempfile.TemporaryDirectory(prefix="repro-diff-") as tmp:
         a = open_capsule(a_path, Path(tmp) / "a", policy=policy).capsule
@@ -99,6 +132,7 @@ def diff_capsules(a_path: Path, b_path: Path, policy: Policy | None = None) -> C
                     detail=f"{verdict.verdict.replace('_', ' ')}: {verdict.detail}",
                 )
             )
+        entries += _notebook_changes(ma, mb, Path(tmp))
     return CapsuleDiff(
         a=str(a_path),
         b=str(b_path),

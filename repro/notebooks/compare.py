@@ -128,6 +128,14 @@ def compare_notebook(
     )
 
 
+def compare_expectations(
+    spec: NotebookSpec | None, before: Path, after: Path
+) -> tuple[NotebookVerdict, str]:
+    """Two recorded notebooks (repro diff): the verdict and summary a replay would give."""
+    cells = list(_cells(spec, normalise(load(before)), normalise(load(after))))
+    return _roll_up(cells)
+
+
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1] if lines else ""

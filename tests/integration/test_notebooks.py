@@ -142,6 +142,17 @@ def test_an_unseeded_random_cell_replays_different_naming_that_cell(
     assert "recorded" in page and "replayed" in page
     assert page.count('<tr class="evidence">') == 1  # only the differing cell has evidence
 
+    again = tmp_path / "again.tgz"
+    capture(project, again)
+    diffed = run_cli("diff", str(out), str(again), "--json")
+    entries = json.loads(diffed.stdout)["entries"]
+    [entry] = [e for e in entries if e["name"] == "notebook study.ipynb"]
+    assert entry["change"] == "changed"
+    assert entry["detail"].startswith("different: 3 code cell(s)")
+    assert entry["detail"].endswith("first at cell 2")
+    inspected = run_cli("inspect", str(out))
+    assert "study.ipynb: 3 code cell(s), executed, kernel python3 (python 3." in inspected.stdout
+
 
 def test_a_figure_that_changes_shows_both_images_and_their_difference(
     tmp_path: Path, pypi: None
