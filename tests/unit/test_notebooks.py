@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -354,3 +355,56 @@ def test_kernel_packages_are_added_with_every_pin_kept(offline_index: Path) -> N
     assert notes == ["added to the lock to execute notebooks: reprotest_stats"]
     same, none = with_packages(added, ("reprotest-stats",), "3.11", "uv")
     assert same is added and none == []
+
+
+# --- the report --------------------------------------------------------------------------
+
+
+def test_the_report_shows_differing_cells_side_by_side_and_never_renders_their_html(
+    tmp_path: Path,
+) -> None:
+    from repro.models import ReplayReport
+    from repro.report.page import render_html
+
+    hostile = "<script>alert(1)</script><img src=http://example.org/x.png>"
+    expected = [
+        cell(result({"text/html": "<b>ok</b>", "text/plain": "ok"}), source="show()"),
+        cell(result({"image/png": png((255, 255, 255))}), source="plot()", count=2),
+        cell(stdout("same\n"), source="print('same')", count=3),
+    ]
+    actual = [
+        cell(result({"text/html": hostile, "text/plain": "ok"}), source="show()"),
+        cell(result({"image/png": png((255, 255, 255), (255, 0, 0))}), source="plot()", count=2),
+        cell(stdout("same\n"), source="print('same')", count=3),
+    ]
+    replay = compare(expected, actual, tmp_path)
+    root, project = tmp_path / "capsule", tmp_path / "project"
+    (root / "data/results/notebook.nb.ipynb").mkdir(parents=True)
+    project.mkdir()
+    (tmp_path / "expected.ipynb").rename(root / replay.expected_path)
+    (tmp_path / "actual.ipynb").rename(project / "nb.ipynb")
+    report = ReplayReport(
+        capsule="c.tgz",
+        capsule_id="0" * 64,
+        title="t",
+        signature="unsigned",
+        target="local",
+        reproduced=False,
+        counts={},
+        points=[],
+        notebooks=[replay],
+        started="2026-11-25T00:00:00Z",
+        duration_s=1.0,
+    )
+    page = render_html(report, root, project)
+    assert "notebook nb.ipynb: different" in page
+    assert "<script" not in page and "<img src=http" not in page
+    sources = re.findall(r"<img [^>]*src=\"([^\"]*)\"", page)
+    assert sources and all(src.startswith("data:image/png;base64,") for src in sources)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown as its source
+    assert "show()" in page and "plot()" in page  # the differing cells' sources
+    assert "print(&#x27;same&#x27;)" not in page  # identical cells get no evidence
+    assert page.count("<figcaption>recorded</figcaption><img") == 1
+    assert page.count("<figcaption>difference</figcaption><img") == 1
+    assert page.count("data:image/png;base64,") == 3
+    assert render_html(report, root, project) == page  # deterministic
