@@ -498,6 +498,11 @@ class NotebookRecord(Model):
     code_cells: int = Field(ge=0)
     duration_s: float | None = None
 
+    @field_validator("path")
+    @classmethod
+    def _safe(cls, value: str) -> str:
+        return _safe_relative(value, "notebook path")
+
 
 class JobSpec(Model):
     """One run as a cluster job: array task i runs point_ids[i]; scripts rendered in jobs/."""

@@ -312,6 +312,32 @@ CASES: dict[str, tuple[Callable[[Members], None] | None, str, str]] = {
         "MalformedCapsuleError",
         "plain relative path",
     ),
+    "notebook-expectation-outside.tgz": (
+        manifest_edit(
+            lambda d: d.update(
+                {
+                    "notebook_results": [
+                        {
+                            "path": "notes.txt",
+                            "capsule_path": "/etc/passwd",
+                            "sha256": "0" * 64,
+                            "size": 1,
+                            "kernel": {"name": "python3", "language": "python"},
+                            "executed": True,
+                            "code_cells": 1,
+                        }
+                    ]
+                }
+            )
+        ),
+        "MalformedCapsuleError",
+        "does not list: /etc/passwd",
+    ),
+    "notebook-escape.tgz": (
+        manifest_edit(lambda d: d.update({"notebooks": [{"path": "../../../tmp/x.ipynb"}]})),
+        "MalformedCapsuleError",
+        "plain relative path",
+    ),
 }
 
 
