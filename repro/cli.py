@@ -302,6 +302,16 @@ def _capture_json(result: CaptureResult) -> dict[str, Any]:
             }
             for r in m.results
         ],
+        "notebooks": [
+            {
+                "path": nb.path,
+                "executed": nb.executed,
+                "code_cells": nb.code_cells,
+                "kernel": nb.kernel.name,
+                "language": nb.kernel.language,
+            }
+            for nb in m.notebook_results
+        ],
         "excluded": m.excluded,
         "notes": m.notes,
         "timings": result.timings,
