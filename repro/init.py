@@ -51,17 +51,30 @@ def detect(project: Path) -> Detected:
             for ln in apt_file.read_text(encoding="utf-8").splitlines()
             if ln.strip() and not ln.startswith("#")
         ]
-    skip = {p.rstrip("/") for p in BUILTIN_IGNORES if p.endswith("/")}
-    notebooks = sorted(
-        p.relative_to(project).as_posix()
-        for p in project.rglob("*.ipynb")
-        if not skip.intersection(p.relative_to(project).parts)
-    )
+    notebooks = _notebooks(project)
     data_dirs = [n for n in DATA_DIR_NAMES if (project / n).is_dir()]
     scripts = [n for n in SCRIPT_NAMES if (project / n).is_file()]
     return Detected(
         detect_requirements(project), found_files, python, apt, notebooks, data_dirs, scripts
     )
+
+
+def _notebooks(project: Path) -> list[str]:
+    """The notebooks a capture would embed (git's and .reproignore's ignores applied), or
+    every one outside the built-in ignores when the project cannot be listed yet."""
+    from repro.capture.files import list_project
+    from repro.errors import ReproError
+
+    try:
+        listing = list_project(project, data_paths=[], extra_ignores=[], exclude=set())
+        return sorted(f.rel for f in listing.files if f.rel.endswith(".ipynb"))
+    except ReproError:
+        skip = {p.rstrip("/") for p in BUILTIN_IGNORES if p.endswith("/")}
+        return sorted(
+            p.relative_to(project).as_posix()
+            for p in project.rglob("*.ipynb")
+            if not skip.intersection(p.relative_to(project).parts)
+        )
 
 
 def _q(text: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import keyword
 import re
 from typing import Annotated, Any, Literal, Self
 
@@ -299,6 +300,14 @@ class NotebookSpec(Model):
             raise ValueError(f"notebook {value!r} must be an .ipynb file")
         return value
 
+    @field_validator("parameters")
+    @classmethod
+    def _names(cls, value: dict[str, SweepValue]) -> dict[str, SweepValue]:
+        for key in value:
+            if not key.isidentifier() or keyword.iskeyword(key):
+                raise ValueError(f"parameter {key!r} is not a valid Python variable name")
+        return value
+
     @field_validator("compare")
     @classmethod
     def _kinds(cls, value: dict[str, CompareRule]) -> dict[str, CompareRule]:
@@ -333,11 +342,23 @@ class ProjectConfig(Model):
         for name in names:
             if name.startswith(NOTEBOOK_RUN_PREFIX):
                 raise ValueError(f"run name {name!r}: names starting 'notebook.' are reserved")
-        paths = [nb.path for nb in self.notebooks]
-        dupes = sorted({p for p in paths if paths.count(p) > 1})
-        if dupes:
-            raise ValueError(f"notebook declared twice: {', '.join(dupes)}")
+        check_notebook_names(self.notebooks)
         return self
+
+
+def check_notebook_names(notebooks: list[NotebookSpec]) -> None:
+    """Each notebook runs as its own internal run: two may not share its name."""
+    paths = [nb.path for nb in notebooks]
+    dupes = sorted({p for p in paths if paths.count(p) > 1})
+    if dupes:
+        raise ValueError(f"notebook declared twice: {', '.join(dupes)}")
+    seen: dict[str, str] = {}
+    for nb in notebooks:
+        other = seen.setdefault(nb.run_name, nb.path)
+        if other != nb.path:
+            raise ValueError(
+                f"notebooks {other!r} and {nb.path!r} would both run as {nb.run_name!r}; rename one"
+            )
 
 
 # --- the manifest (repro.json) -----------------------------------------------------------
@@ -536,6 +557,11 @@ class Manifest(Model):
     excluded: list[str] = []
     """Project paths deliberately left out (secrets, outputs, ignores worth reporting)."""
     notes: list[str] = []
+
+    @model_validator(mode="after")
+    def _notebook_names(self) -> Self:
+        check_notebook_names(self.notebooks)
+        return self
 
     def canonical_json(self) -> bytes:
         """The canonical bytes: sorted keys, no whitespace, UTF-8. The capsule id hashes these."""

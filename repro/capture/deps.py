@@ -295,6 +295,9 @@ def freeze_lock(python_version: str, python: str = sys.executable) -> tuple[Lock
     return Lock(text, "freeze", None, packages), skipped
 
 
+_INDEX_OPTIONS = ("--index-url", "--extra-index-url", "--find-links", "-i ", "-f ", "--no-index")
+
+
 def with_packages(
     lock: Lock, wanted: tuple[str, ...], python_version: str, resolver: Resolver
 ) -> tuple[Lock, list[str]]:
@@ -307,7 +310,9 @@ def with_packages(
     pins = []
     for line in _logical_lines(lock.text):
         match = _REQ_LINE.match(line)
-        if match:
+        if line.startswith(_INDEX_OPTIONS):
+            pins.append(line)  # where the lock's packages come from must still be searched
+        elif match:
             marker = line.split(";", 1)[1].split("--hash")[0].strip() if ";" in line else ""
             pin = f"{match.group(1)}{match.group(2) or ''}=={match.group(3)}"
             pins.append(f"{pin} ; {marker}" if marker else pin)

@@ -57,7 +57,6 @@ from repro.execution.runs import (
     LocalRunner,
     PointOutcome,
     execute_runs,
-    last_line,
     stage_project,
 )
 from repro.models import (
@@ -255,6 +254,13 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
             )
     timings["list"] = time.perf_counter() - t0
     notebooks = _read_notebooks(project, config.notebooks, {f.rel for f in listing.files})
+    for nb in notebooks if not opts.execute else []:
+        if nb.spec.parameters:
+            raise NotebookError(
+                f"notebook {nb.spec.path} has parameters, but with --no-run its saved outputs "
+                "(computed without them) would be the expectation",
+                hint="capture without --no-run, or remove [notebooks.parameters]",
+            )
     if opts.execute is False:
         notes += [
             f"{nb.spec.path}: its saved outputs come from cells run out of order "
@@ -714,12 +720,12 @@ def _executed_notebook(spec: NotebookSpec, outcome: PointOutcome, produced: Path
         )
     if result.exit_code == 124:
         raise NotebookFailedError(
-            f"notebook {spec.path}: {last_line(result.stderr_tail)}",
+            f"notebook {spec.path}: {nbk.driver_message(result.stderr_tail)}",
             hint="raise its timeout ([[notebooks]] timeout = SECONDS per cell)",
         )
     summary = nbk.error_summary(node) if node is not None else None
     if result.exit_code != 0 or node is None:
-        why = summary.splitlines()[0] if summary else last_line(result.stderr_tail)
+        why = summary.splitlines()[0] if summary else nbk.driver_message(result.stderr_tail)
         raise NotebookFailedError(f"notebook {spec.path}: {why}")
     return node
 

@@ -31,13 +31,21 @@ from repro.models import (
     PointStatus,
     Verdict,
 )
-from repro.notebooks.notebook import cell_was_run, error_summary, normalise, original_cells
+from repro.notebooks.notebook import (
+    cell_was_run,
+    driver_message,
+    error_summary,
+    normalise,
+    original_cells,
+)
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode
 
     from repro.execution.runs import PointOutcome
 
+TIMED_OUT = 124
+"""The driver's exit code when a cell ran past the notebook's timeout."""
 RASTER = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp")
 _SEVERITY: dict[Verdict, int] = {
     "identical": 0,
@@ -64,24 +72,56 @@ def rule_for(spec: NotebookSpec | None, kind: str) -> CompareRule:
     return default_rule(kind)
 
 
-def load(path: Path) -> NotebookNode:
+def load_expected(path: Path, what: str) -> NotebookNode:
+    """An expected notebook from a (verified) capsule; junk in it is a malformed capsule."""
     import nbformat
 
-    return nbformat.read(path, as_version=4)
+    from repro.errors import MalformedCapsuleError
+
+    try:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        return normalise(nb)
+    except Exception as exc:
+        raise MalformedCapsuleError(
+            f"the expected notebook {what} is not a valid notebook: {type(exc).__name__}"
+        ) from None
+
+
+def _load_replayed(path: Path, project: Path) -> tuple[NotebookNode | None, str | None]:
+    """The executed notebook, only as a regular file inside the project (code the replay ran
+    must not be able to point the comparison at another file of this machine)."""
+    from repro.notebooks.notebook import read_executed
+
+    if path.is_symlink() or not path.exists():
+        return None, None if not path.is_symlink() else "the executed notebook is a symlink"
+    if not path.resolve().is_relative_to(project.resolve()) or not path.is_file():
+        return None, "the executed notebook is not a regular file inside the project"
+    node = read_executed(path)
+    if node is None:
+        return None, "the executed notebook cannot be read (half-written or not a notebook)"
+    try:
+        return normalise(node), None
+    except Exception:  # schema-valid but odd content: the replay produced no usable notebook
+        return None, "the executed notebook cannot be read (half-written or not a notebook)"
 
 
 def compare_notebook(
     spec: NotebookSpec | None,
     record: NotebookRecord,
     expected_file: Path,
-    executed_file: Path,
+    project: Path,
     executed_rel: str,
     outcome: PointOutcome,
 ) -> NotebookReplay:
-    """The verdict on one replayed notebook (`executed_file` may not exist)."""
+    """The verdict on one replayed notebook (the executed copy may not exist)."""
     result = outcome.result
     status: PointStatus = (
-        "timed_out" if result.timed_out else "ok" if result.exit_code == 0 else "failed"
+        "timed_out"
+        if result.timed_out or result.exit_code == TIMED_OUT
+        else "ok"
+        if result.exit_code == 0
+        else "failed"
     )
     base: dict[str, Any] = {
         "path": record.path,
@@ -91,35 +131,30 @@ def compare_notebook(
         "captured_duration_s": record.duration_s,
         "expected_path": record.capsule_path,
     }
-    expected = normalise(load(expected_file))
-    actual = None
-    if executed_file.is_file():
-        try:
-            actual = normalise(load(executed_file))
-        except Exception as exc:  # a half-written or garbled notebook is a failed replay
-            base["error"] = f"the executed notebook cannot be read: {exc}"
+    expected = load_expected(expected_file, record.capsule_path)
+    actual, problem = _load_replayed(project / executed_rel, project)
     if actual is None:
         stderr = result.stderr_tail.strip()
-        error = base.pop("error", None) or stderr or "the notebook produced no executed copy"
+        error = problem or stderr or "the notebook produced no executed copy"
         head = "timed out" if status == "timed_out" else "did not run"
         return NotebookReplay(
             **base,
             verdict="failed",
-            detail=f"{head}: {_last_line(error)}",
+            detail=f"{head}: {problem or driver_message(error)}",
             executed_path=None,
             error=error[-4000:],
         )
     cells = list(_cells(spec, expected, actual))
-    error = error_summary(actual)
     if status != "ok":
-        why = error or result.stderr_tail.strip() or f"exit code {result.exit_code}"
+        summary = error_summary(actual)
+        why = summary.splitlines()[0] if summary else driver_message(result.stderr_tail)
         head = "timed out" if status == "timed_out" else "failed"
         return NotebookReplay(
             **base,
             verdict="failed",
-            detail=f"{head}: {why.splitlines()[0] if why else ''}",
+            detail=f"{head}: {why}",
             executed_path=executed_rel,
-            error=(error or result.stderr_tail)[-4000:] or None,
+            error=(summary or result.stderr_tail.strip())[-4000:] or None,
             cells=cells,
         )
     verdict, detail = _roll_up(cells)
@@ -132,13 +167,8 @@ def compare_expectations(
     spec: NotebookSpec | None, before: Path, after: Path
 ) -> tuple[NotebookVerdict, str]:
     """Two recorded notebooks (repro diff): the verdict and summary a replay would give."""
-    cells = list(_cells(spec, normalise(load(before)), normalise(load(after))))
+    cells = list(_cells(spec, load_expected(before, "A"), load_expected(after, "B")))
     return _roll_up(cells)
-
-
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
 
 
 def _roll_up(cells: list[CellVerdict]) -> tuple[NotebookVerdict, str]:
@@ -165,7 +195,12 @@ def _cells(
         (
             i
             for i, c in enumerate(cells_a, start=1)
-            if c.cell_type == "code" and any(o.output_type == "error" for o in c.outputs)
+            if c.cell_type == "code"
+            and "raises-exception" not in c.metadata.get("tags", [])
+            and (
+                any(o.output_type == "error" for o in c.outputs)
+                or (c.get("execution_count") is None and _reached_after(cells_a, i))
+            )
         ),
         None,
     )
@@ -192,6 +227,11 @@ def _cells(
             )
             continue
         yield _cell(spec, index, cell_id, cell_e.outputs, cell_a.outputs)
+
+
+def _reached_after(cells: list[Any], index: int) -> bool:
+    """Whether no later code cell ran either: the first unfinished cell is where it stopped."""
+    return not any(c.cell_type == "code" and cell_was_run(c) for c in cells[index:])
 
 
 def _cell(

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import shutil
 import sys
 import tempfile
 import traceback
@@ -58,18 +60,30 @@ def _isolate() -> Path:
     return home
 
 
+def _literal(value):  # type: ignore[no-untyped-def]
+    """A parameter as Python source (nan and inf have no literal of their own)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"float({str(value)!r})"
+    return repr(value)
+
+
 def _inject(nb, parameters):  # type: ignore[no-untyped-def]
-    """papermill's convention: a cell tagged injected-parameters after the 'parameters' one."""
+    """papermill's convention: a cell tagged injected-parameters after the 'parameters' one
+    (first when there is none), replacing any injected by an earlier papermill run."""
     import nbformat
 
+    nb.cells = [c for c in nb.cells if INJECTED_TAG not in c.get("metadata", {}).get("tags", [])]
     if not parameters:
         return
     source = "# Parameters (injected by repro)\n" + "".join(
-        f"{key} = {value!r}\n" for key, value in parameters.items()
+        f"{key} = {_literal(value)}\n" for key, value in parameters.items()
     )
     cell = nbformat.v4.new_code_cell(source)
     cell.metadata["tags"] = [INJECTED_TAG]
-    cell.pop("id", None)
+    if nb.nbformat_minor >= 5:
+        cell.id = INJECTED_TAG  # a fixed id: the executed notebook must be deterministic
+    else:
+        cell.pop("id", None)
     where = 0
     for i, existing in enumerate(nb.cells):
         if "parameters" in existing.get("metadata", {}).get("tags", []):
@@ -78,10 +92,44 @@ def _inject(nb, parameters):  # type: ignore[no-untyped-def]
     nb.cells.insert(where, cell)
 
 
+def _read(path):  # type: ignore[no-untyped-def]
+    """The notebook; cells of a 4.5+ notebook saved without ids get stable ones (cell-N),
+    not the random ids nbformat would invent."""
+    import warnings
+
+    import nbformat
+
+    text = Path(path).read_text(encoding="utf-8")
+    raw = json.loads(text)
+    cells = raw.get("cells", []) if isinstance(raw, dict) else []
+    missing = [i for i, c in enumerate(cells) if isinstance(c, dict) and "id" not in c]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nb = nbformat.reads(text, as_version=4)
+    if nb.nbformat_minor >= 5 and len(nb.cells) == len(cells):
+        for i in missing:
+            nb.cells[i].id = f"cell-{i + 1}"
+    return nb
+
+
+def _unfinished(nb) -> str:  # type: ignore[no-untyped-def]
+    """The first code cell that did not finish, as the notebook numbers it."""
+    cells = [c for c in nb.cells if INJECTED_TAG not in c.get("metadata", {}).get("tags", [])]
+    for index, cell in enumerate(cells, start=1):
+        if cell.cell_type == "code" and cell.get("execution_count") is None:
+            return f"cell {index}"
+    return "a cell"
+
+
 def _error_tail(nb) -> str:  # type: ignore[no-untyped-def]
+    """The first unexpected error: its cell (counted as the notebook stores them) and the
+    traceback's last lines."""
     import re
 
-    for index, cell in enumerate(nb.cells, start=1):
+    cells = [c for c in nb.cells if INJECTED_TAG not in c.get("metadata", {}).get("tags", [])]
+    for index, cell in enumerate(cells, start=1):
+        if "raises-exception" in cell.get("metadata", {}).get("tags", []):
+            continue
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 lines = "\n".join(output.get("traceback", []))
@@ -89,6 +137,12 @@ def _error_tail(nb) -> str:  # type: ignore[no-untyped-def]
                 tail = "\n".join(plain[-TAIL_LINES:])
                 head = f"cell {index} raised {output.get('ename')}: {output.get('evalue')}"
                 return f"{head}\n{tail}"
+    injected = [c for c in nb.cells if c not in cells]
+    for output in (o for c in injected for o in c.get("outputs", [])):
+        if output.get("output_type") == "error":
+            return (
+                f"the injected parameters cell raised {output.get('ename')}: {output.get('evalue')}"
+            )
     return ""
 
 
@@ -101,7 +155,14 @@ def main() -> int:
     parser.add_argument("--language", default="python")
     parser.add_argument("--parameters", default="{}")
     args = parser.parse_args()
-    _isolate()
+    home = _isolate()
+    try:
+        return _execute(args)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _execute(args):  # type: ignore[no-untyped-def]
     try:
         import nbformat
         from nbclient import NotebookClient
@@ -110,7 +171,7 @@ def main() -> int:
         print(f"repro: cannot run notebooks here: {exc}", file=sys.stderr)
         return 2
     try:
-        nb = nbformat.read(args.notebook, as_version=4)
+        nb = _read(args.notebook)
     except Exception as exc:
         print(f"repro: cannot read {args.notebook}: {exc}", file=sys.stderr)
         return 2
@@ -132,8 +193,8 @@ def main() -> int:
     code = 0
     try:
         client.execute()
-    except CellTimeoutError as exc:
-        print(f"repro: a cell ran longer than {args.timeout:g} s: {exc}", file=sys.stderr)
+    except CellTimeoutError:
+        print(f"repro: {_unfinished(nb)} ran longer than {args.timeout:g} s", file=sys.stderr)
         code = 124
     except CellExecutionError:
         print(_error_tail(nb) or "repro: a cell raised an error", file=sys.stderr)

@@ -11,6 +11,7 @@ import json
 import math
 import re
 import shlex
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -59,8 +60,11 @@ def read_notebook(path: Path, rel: str) -> NotebookNode:
     try:
         if isinstance(raw, dict) and raw.get("nbformat") == 4:
             nbformat.validate(nbformat.from_dict(raw))  # before reads: errors keep their path
-        nb = nbformat.reads(text, as_version=4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nbformat warns of (and invents) missing cell ids
+            nb = nbformat.reads(text, as_version=4)
         nbformat.validate(nb)
+        _stable_ids(nb, raw)
     except nbformat.ValidationError as exc:
         location = getattr(exc, "absolute_path", None)
         where = "/".join(str(p) for p in location) if location else ""
@@ -72,6 +76,18 @@ def read_notebook(path: Path, rel: str) -> NotebookNode:
     except Exception as exc:  # nbformat raises reader and version errors alike
         raise NotebookError(f"notebook {rel} cannot be read: {_one_line(str(exc))}") from None
     return nb
+
+
+def _stable_ids(nb: NotebookNode, raw: Any) -> None:
+    """Cells of a 4.5+ notebook saved without ids get cell-N, as the driver gives them, not
+    the random ids nbformat invents: the expectation must not change from one read to the
+    next."""
+    cells = raw.get("cells", []) if isinstance(raw, dict) else []
+    if nb.nbformat_minor < 5 or len(cells) != len(nb.cells):
+        return
+    for i, cell in enumerate(cells):
+        if isinstance(cell, dict) and "id" not in cell:
+            nb.cells[i].id = f"cell-{i + 1}"
 
 
 def read_executed(path: Path) -> NotebookNode | None:
@@ -96,6 +112,9 @@ def kernel_info(nb: NotebookNode, spec: NotebookSpec) -> KernelInfo:
     language_info = nb.metadata.get("language_info", {})
     name = spec.kernel or kernelspec.get("name") or "python3"
     language = kernelspec.get("language") or language_info.get("name") or "python"
+    if spec.kernel and spec.kernel not in ("python", "python3", kernelspec.get("name")):
+        # Another kernel than the notebook's: the environment must provide it, by name.
+        language = "unknown"
     return KernelInfo(
         name=name,
         display_name=kernelspec.get("display_name"),
@@ -209,17 +228,28 @@ def expectation_bytes(nb: NotebookNode) -> bytes:
 def error_summary(nb: NotebookNode) -> str | None:
     """'cell N raised Name: value' and the traceback's last lines, for the first error in an
     untagged cell (errors in cells tagged raises-exception are expected)."""
-    for index, cell in enumerate(original_cells(nb), start=1):
-        if cell is None or cell.cell_type != "code":
-            continue
-        if "raises-exception" in cell.metadata.get("tags", []):
+    index = 0
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        injected = INJECTED_TAG in tags
+        index += 0 if injected else 1
+        if cell.cell_type != "code" or "raises-exception" in tags:
             continue
         for output in cell.outputs:
             if output.output_type == "error":
                 trace = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", "\n".join(output.traceback))
                 tail = "\n".join(trace.rstrip().splitlines()[-12:])
-                return f"cell {index} raised {output.ename}: {output.evalue}\n{tail}".rstrip()
+                where = "the injected parameters cell" if injected else f"cell {index}"
+                return f"{where} raised {output.ename}: {output.evalue}\n{tail}".rstrip()
     return None
+
+
+def driver_message(stderr: str) -> str:
+    """The driver's own last word ('repro: ...'), else the last line of stderr: the kernel
+    writes there too, and may have the last line."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    own = [ln.removeprefix("repro: ") for ln in lines if ln.startswith("repro: ")]
+    return own[-1] if own else lines[-1] if lines else "(no output on stderr)"
 
 
 def original_cells(nb: NotebookNode) -> list[Any]:

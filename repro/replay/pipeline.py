@@ -214,10 +214,13 @@ def _verdicts(
         rel = render(template, outcome.point)
         exp = expected.get(rel)
         actual = project / rel
+        inside = actual.resolve().is_relative_to(project.resolve())
         verdict = compare_output(
             rel,
             root / exp.capsule_path if exp else None,
-            actual if actual.is_file() else None,
+            # Never an output that leads out of the project (a link the run made to a file
+            # of this machine): it would be read, and shown, as if the run had written it.
+            actual if inside and actual.is_file() else None,
             exp.rule if exp else run.compare.get(template) or CompareRule(),
         )
         if exp is not None and verdict.expected_sha256 != exp.sha256:
@@ -398,9 +401,7 @@ def _notebook_verdicts(
                 f"expected notebook changed during the replay: {record.capsule_path}"
             )
         rel = executed_path(nb)
-        replays.append(
-            compare_notebook(nb, record, expected, project / rel, rel, by_run[nb.run_name])
-        )
+        replays.append(compare_notebook(nb, record, expected, project, rel, by_run[nb.run_name]))
     return replays
 
 

@@ -136,8 +136,13 @@ def _cell_evidence(cell: CellVerdict, cell_e: Any, cell_a: Any) -> str:
         if verdicts and all(v.verdict == "identical" for v in verdicts):
             continue
         shown_any = True
+        differing = [
+            v.path.split(": ", 1)[1]
+            for v in verdicts
+            if v.verdict != "identical" and ": " in v.path
+        ]
         parts.append(f'<p class="out-label">output {n + 1}</p>')
-        parts.append(_side_by_side(out_e, out_a))
+        parts.append(_side_by_side(out_e, out_a, differing))
         for v in verdicts:
             if v.method == "image":
                 continue  # the difference image says it better than a list of pixels
@@ -148,14 +153,15 @@ def _cell_evidence(cell: CellVerdict, cell_e: Any, cell_a: Any) -> str:
     return "".join(parts)
 
 
-def _side_by_side(out_e: Any, out_a: Any) -> str:
-    images = _image_pair(out_e, out_a)
-    if images is not None:
-        return images
+def _side_by_side(out_e: Any, out_a: Any, differing: list[str]) -> str:
+    if not any(kind not in IMAGE_MIME for kind in differing):
+        images = _image_pair(out_e, out_a)
+        if images is not None:
+            return images
     return (
         '<div class="sides">'
-        f"<figure><figcaption>recorded</figcaption>{_render(out_e)}</figure>"
-        f"<figure><figcaption>replayed</figcaption>{_render(out_a)}</figure></div>"
+        f"<figure><figcaption>recorded</figcaption>{_render(out_e, differing)}</figure>"
+        f"<figure><figcaption>replayed</figcaption>{_render(out_a, differing)}</figure></div>"
     )
 
 
@@ -214,8 +220,9 @@ def _clip(text: str) -> str:
     return text if len(text) <= TEXT_CHARS else text[:TEXT_CHARS] + "\n…"
 
 
-def _render(output: Any) -> str:
-    """One output as safe HTML: text as text, HTML as its source, images embedded."""
+def _render(output: Any, differing: list[str] | None = None) -> str:
+    """One output as safe HTML: text as text, HTML as its source, images embedded; of a rich
+    display, the types that differ (else the first of image, plain text, ...)."""
     if output is None:
         return '<div class="absent">no such output</div>'
     kind = output.output_type
@@ -227,6 +234,11 @@ def _render(output: Any) -> str:
         head = f"{output.ename}: {output.evalue}"
         return f'<pre class="stderr">{escape(_clip(head + chr(10) + tail))}</pre>'
     data = output.get("data", {})
+    shown = [k for k in differing or [] if k in data and k not in IMAGE_MIME]
+    if shown:
+        return "".join(
+            f'<pre title="{escape(k)}">{escape(_clip(_as_text(data[k])))}</pre>' for k in shown
+        )
     image = _image_of(output)
     if image is not None:
         uri = f"data:{image[0]};base64,{base64.b64encode(image[1]).decode('ascii')}"
@@ -234,8 +246,12 @@ def _render(output: Any) -> str:
     for mime in ("text/plain", "text/markdown", "text/latex", "text/html"):
         if isinstance(data.get(mime), str):
             return f'<pre title="{mime}">{escape(_clip(data[mime]))}</pre>'
+
     if data:
         mime = sorted(data)[0]
-        text = data[mime] if isinstance(data[mime], str) else json.dumps(data[mime], indent=1)
-        return f'<pre title="{escape(mime)}">{escape(_clip(text))}</pre>'
+        return f'<pre title="{escape(mime)}">{escape(_clip(_as_text(data[mime])))}</pre>'
     return '<div class="absent">empty output</div>'
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, indent=1, sort_keys=True)

@@ -33,6 +33,8 @@ def test_init_detects_what_the_project_has(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / "fig.ipynb").write_text("{}")
+    (tmp_path / "notebooks" / "draft.ipynb").write_text("{}")
+    (tmp_path / ".reproignore").write_text("draft.ipynb\n")  # capture would leave it out
     (tmp_path / "analyse.py").write_text("")
     target, found = init_project(tmp_path)
     text = target.read_text()
@@ -40,7 +42,7 @@ def test_init_detects_what_the_project_has(tmp_path: Path) -> None:
     assert 'requirements = "requirements.txt"   # also found: setup.py' in text
     assert 'python = "3.11"' in text and 'apt = ["libgomp1"]' in text
     assert '[[data]]\npath = "data"' in text
-    assert '[[notebooks]]\npath = "notebooks/fig.ipynb"' in text
+    assert '[[notebooks]]\npath = "notebooks/fig.ipynb"' in text and "draft" not in text
     assert '# command = "python analyse.py"' in text
     config, _ = load_config(tmp_path)  # what init writes, capture reads
     assert config.environment.python == "3.11" and config.data[0].path == "data"

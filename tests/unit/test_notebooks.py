@@ -61,6 +61,7 @@ def compare(
     tmp_path: Path,
     spec: NotebookSpec | None = None,
     exit_code: int | None = 0,
+    stderr: str = "boom",
 ) -> NotebookReplay:
     spec = spec or NotebookSpec(path="nb.ipynb")
     expected_file, actual_file = tmp_path / "expected.ipynb", tmp_path / "actual.ipynb"
@@ -81,11 +82,11 @@ def compare(
         {},
         "_",
         "python ...",
-        CommandResult(exit_code, 1.0, "", "boom" if exit_code else ""),
+        CommandResult(exit_code, 1.0, "", stderr if exit_code else ""),
         [],
         [],
     )
-    return compare_notebook(spec, record, expected_file, actual_file, "nb.ipynb", outcome)
+    return compare_notebook(spec, record, expected_file, tmp_path, "actual.ipynb", outcome)
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -143,6 +144,8 @@ def test_a_version_3_notebook_is_upgraded(tmp_path: Path) -> None:
         ({"path": "../up.ipynb"}, "plain relative path"),
         ({"path": "a.ipynb", "compare": {"plain": {}}}, "is not a MIME type"),
         ({"path": "a.ipynb", "timeout": 0}, "greater than 0"),
+        ({"path": "a.ipynb", "parameters": {"1x": 1}}, "not a valid Python variable name"),
+        ({"path": "a.ipynb", "parameters": {"class": 1}}, "not a valid Python variable name"),
     ],
 )
 def test_notebook_config_is_checked(entry: dict[str, Any], message: str) -> None:
@@ -155,6 +158,8 @@ def test_notebook_names_are_reserved_and_unique() -> None:
         ProjectConfig.model_validate({"runs": [{"name": "notebook.x", "command": "true"}]})
     with pytest.raises(ValidationError, match="declared twice"):
         ProjectConfig.model_validate({"notebooks": [{"path": "a.ipynb"}, {"path": "a.ipynb"}]})
+    with pytest.raises(ValidationError, match="would both run as 'notebook.a_b.ipynb'"):
+        ProjectConfig.model_validate({"notebooks": [{"path": "a b.ipynb"}, {"path": "a/b.ipynb"}]})
 
 
 def test_a_notebook_runs_as_one_internal_run() -> None:
@@ -336,6 +341,74 @@ def test_timed_out_is_failed(tmp_path: Path) -> None:
     assert replay.detail.startswith("timed out")
 
 
+def test_a_cell_past_its_timeout_is_timed_out_and_where_it_stopped(tmp_path: Path) -> None:
+    expected_error = cell(new_output("error", ename="E", evalue="ok", traceback=[]))
+    expected_error.metadata["tags"] = ["raises-exception"]
+    expected = [expected_error, cell(stdout("2\n"), count=2), cell(stdout("3\n"), count=3)]
+    actual = [expected_error, cell(count=None), cell(count=None)]
+    stderr = "repro: cell 2 ran longer than 5 s\n[IPKernelApp] WARNING | kernel noise"
+    replay = compare(expected, actual, tmp_path, exit_code=124, stderr=stderr)
+    assert replay.status == "timed_out" and replay.verdict == "failed"
+    assert replay.detail == "timed out: cell 2 ran longer than 5 s"
+    assert [c.verdict for c in replay.cells] == ["identical", "missing", "missing"]
+    # the expected error in cell 1 is not where it stopped
+    assert replay.cells[2].detail.endswith("(the notebook stopped at cell 2)")
+
+
+def test_an_executed_notebook_that_is_a_link_is_not_read(tmp_path: Path) -> None:
+    secret = tmp_path.parent / f"{tmp_path.name}-outside.ipynb"
+    nbformat.write(new_notebook(cells=[cell(stdout("private\n"))]), str(secret))
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "actual.ipynb").symlink_to(secret)
+    nbformat.write(new_notebook(cells=[cell(stdout("1\n"))]), str(tmp_path / "expected.ipynb"))
+    record = NotebookRecord(
+        path="nb.ipynb",
+        capsule_path="x",
+        sha256=SHA,
+        size=1,
+        kernel=KernelInfo(name="python3", language="python"),
+        executed=True,
+        code_cells=1,
+    )
+    outcome = PointOutcome("r", {}, "_", "c", CommandResult(0, 1.0, "", ""), [], [])
+    replay = compare_notebook(
+        None, record, tmp_path / "expected.ipynb", project, "actual.ipynb", outcome
+    )
+    assert replay.verdict == "failed" and "symlink" in replay.detail
+    assert "private" not in replay.model_dump_json()
+
+
+def test_a_malformed_expected_notebook_is_a_malformed_capsule(tmp_path: Path) -> None:
+    from repro.errors import MalformedCapsuleError
+    from repro.notebooks.compare import load_expected
+
+    bad = tmp_path / "e.ipynb"
+    bad.write_text(
+        json.dumps(
+            {
+                "nbformat": 4,
+                "nbformat_minor": 5,
+                "metadata": {},
+                "cells": [
+                    {
+                        "cell_type": "code",
+                        "id": "a",
+                        "source": "",
+                        "metadata": {},
+                        "execution_count": 1,
+                    }
+                ],
+            }
+        )
+    )
+    with pytest.raises(MalformedCapsuleError, match="not a valid notebook"):
+        load_expected(bad, "data/results/x/e.ipynb")
+    bad.write_text("not json")
+    with pytest.raises(MalformedCapsuleError):
+        load_expected(bad, "data/results/x/e.ipynb")
+
+
 # --- the lock gets the kernel ------------------------------------------------------------
 
 
@@ -355,6 +428,17 @@ def test_kernel_packages_are_added_with_every_pin_kept(offline_index: Path) -> N
     assert notes == ["added to the lock to execute notebooks: reprotest_stats"]
     same, none = with_packages(added, ("reprotest-stats",), "3.11", "uv")
     assert same is added and none == []
+
+
+def test_adding_kernel_packages_keeps_the_locks_index_options(
+    offline_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the lock says where its packages are: the resolver must still look there.
+    monkeypatch.delenv("UV_FIND_LINKS")
+    text = f"--find-links {offline_index}\nreprotest-core==1.0.0 \\\n    --hash=sha256:{'1' * 64}\n"
+    lock = Lock(text, "existing-lock", "requirements.txt", parse_packages(text))
+    added, _ = with_packages(lock, ("reprotest_stats",), "3.11", "uv")
+    assert "reprotest-stats==2.1.0" in added.text
 
 
 # --- the report --------------------------------------------------------------------------
@@ -382,7 +466,7 @@ def test_the_report_shows_differing_cells_side_by_side_and_never_renders_their_h
     (root / "data/results/notebook.nb.ipynb").mkdir(parents=True)
     project.mkdir()
     (tmp_path / "expected.ipynb").rename(root / replay.expected_path)
-    (tmp_path / "actual.ipynb").rename(project / "nb.ipynb")
+    (tmp_path / "actual.ipynb").rename(project / "actual.ipynb")
     report = ReplayReport(
         capsule="c.tgz",
         capsule_id="0" * 64,
@@ -401,7 +485,8 @@ def test_the_report_shows_differing_cells_side_by_side_and_never_renders_their_h
     assert "<script" not in page and "<img src=http" not in page
     sources = re.findall(r"<img [^>]*src=\"([^\"]*)\"", page)
     assert sources and all(src.startswith("data:image/png;base64,") for src in sources)
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown as its source
+    # the differing type, side by side and as its source, never rendered
+    assert '<figcaption>replayed</figcaption><pre title="text/html">&lt;script&gt;' in page
     assert "show()" in page and "plot()" in page  # the differing cells' sources
     assert "print(&#x27;same&#x27;)" not in page  # identical cells get no evidence
     assert page.count("<figcaption>recorded</figcaption><img") == 1
