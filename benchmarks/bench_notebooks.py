@@ -559,8 +559,8 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="repro-bench-notebooks-"))
     isolated = {"REPRO_CACHE_DIR": tmp / "repro-cache", "REPRO_CONFIG_DIR": tmp / "repro-config",
                 "UV_CACHE_DIR": tmp / "uv-cache", "PIP_CACHE_DIR": tmp / "pip-cache",
-                # repro's replay folders and the driver's private Jupyter homes (which it
-                # leaves behind, one per notebook run) land in here too.
+                # repro's replay folders and the driver's private Jupyter homes land here too
+                # (the driver of repro <= 0ef129e left its home behind after every run).
                 "TMPDIR": tmp / "tmp"}
     isolated["TMPDIR"].mkdir()
     for k, v in isolated.items():

@@ -191,16 +191,16 @@ def _cells(
     spec: NotebookSpec | None, expected: NotebookNode, actual: NotebookNode
 ) -> Iterable[CellVerdict]:
     cells_e, cells_a = original_cells(expected), original_cells(actual)
-    stopped = next(
+    # The driver says where it stopped when a cell ran out of time; an error says it itself.
+    recorded = actual.metadata.get("repro", {})
+    timed_out = recorded.get("stopped_at") if recorded.get("reason") == "timed out" else None
+    stopped = timed_out or next(
         (
             i
             for i, c in enumerate(cells_a, start=1)
             if c.cell_type == "code"
             and "raises-exception" not in c.metadata.get("tags", [])
-            and (
-                any(o.output_type == "error" for o in c.outputs)
-                or (c.get("execution_count") is None and _reached_after(cells_a, i))
-            )
+            and any(o.output_type == "error" for o in c.outputs)
         ),
         None,
     )
@@ -217,6 +217,14 @@ def _cells(
                 detail="not compared: the cell had not been run when the notebook was captured",
             )
             continue
+        if index == timed_out:
+            yield CellVerdict(
+                index=index,
+                cell_id=cell_id,
+                verdict="different",
+                detail="did not finish: ran longer than the notebook's timeout",
+            )
+            continue
         if cell_a is None or cell_a.cell_type != "code" or not cell_was_run(cell_a):
             where = f" (the notebook stopped at cell {stopped})" if stopped else ""
             yield CellVerdict(
@@ -227,11 +235,6 @@ def _cells(
             )
             continue
         yield _cell(spec, index, cell_id, cell_e.outputs, cell_a.outputs)
-
-
-def _reached_after(cells: list[Any], index: int) -> bool:
-    """Whether no later code cell ran either: the first unfinished cell is where it stopped."""
-    return not any(c.cell_type == "code" and cell_was_run(c) for c in cells[index:])
 
 
 def _cell(

@@ -112,13 +112,12 @@ def _read(path):  # type: ignore[no-untyped-def]
     return nb
 
 
-def _unfinished(nb) -> str:  # type: ignore[no-untyped-def]
-    """The first code cell that did not finish, as the notebook numbers it."""
-    cells = [c for c in nb.cells if INJECTED_TAG not in c.get("metadata", {}).get("tags", [])]
-    for index, cell in enumerate(cells, start=1):
-        if cell.cell_type == "code" and cell.get("execution_count") is None:
-            return f"cell {index}"
-    return "a cell"
+def _number(nb, index):  # type: ignore[no-untyped-def]
+    """The position of nb.cells[index] as the notebook stores it (injected cell not counted)."""
+    injected = sum(
+        1 for c in nb.cells[:index] if INJECTED_TAG in c.get("metadata", {}).get("tags", [])
+    )
+    return index + 1 - injected
 
 
 def _error_tail(nb) -> str:  # type: ignore[no-untyped-def]
@@ -182,6 +181,11 @@ def _execute(args):  # type: ignore[no-untyped-def]
             cell.metadata.pop("execution", None)
     _inject(nb, json.loads(args.parameters))
     kernel = PYTHON_KERNEL if args.language == "python" else args.kernel
+    running = {"index": None}
+
+    def on_cell_execute(cell, cell_index):  # type: ignore[no-untyped-def]
+        running["index"] = cell_index
+
     client = NotebookClient(
         nb,
         timeout=args.timeout,
@@ -189,12 +193,18 @@ def _execute(args):  # type: ignore[no-untyped-def]
         resources={"metadata": {"path": str(Path(args.notebook).resolve().parent)}},
         record_timing=False,
         coalesce_streams=True,
+        on_cell_execute=on_cell_execute,
     )
     code = 0
     try:
         client.execute()
     except CellTimeoutError:
-        print(f"repro: {_unfinished(nb)} ran longer than {args.timeout:g} s", file=sys.stderr)
+        where = "a cell"
+        if running["index"] is not None:
+            number = _number(nb, running["index"])
+            nb.metadata["repro"] = {"stopped_at": number, "reason": "timed out"}
+            where = f"cell {number}"
+        print(f"repro: {where} ran longer than {args.timeout:g} s", file=sys.stderr)
         code = 124
     except CellExecutionError:
         print(_error_tail(nb) or "repro: a cell raised an error", file=sys.stderr)

@@ -345,12 +345,29 @@ def test_a_cell_past_its_timeout_is_timed_out_and_where_it_stopped(tmp_path: Pat
     expected_error = cell(new_output("error", ename="E", evalue="ok", traceback=[]))
     expected_error.metadata["tags"] = ["raises-exception"]
     expected = [expected_error, cell(stdout("2\n"), count=2), cell(stdout("3\n"), count=3)]
-    actual = [expected_error, cell(count=None), cell(count=None)]
+    actual = [expected_error, cell(count=2), cell(count=None)]
     stderr = "repro: cell 2 ran longer than 5 s\n[IPKernelApp] WARNING | kernel noise"
+    expected_file, actual_file = tmp_path / "expected.ipynb", tmp_path / "actual.ipynb"
     replay = compare(expected, actual, tmp_path, exit_code=124, stderr=stderr)
     assert replay.status == "timed_out" and replay.verdict == "failed"
     assert replay.detail == "timed out: cell 2 ran longer than 5 s"
-    assert [c.verdict for c in replay.cells] == ["identical", "missing", "missing"]
+    # the driver records where it stopped in the executed notebook's metadata
+    stopped = nbformat.read(str(actual_file), as_version=4)
+    stopped.metadata["repro"] = {"stopped_at": 2, "reason": "timed out"}
+    nbformat.write(stopped, str(actual_file))
+    outcome = PointOutcome("r", {}, "_", "c", CommandResult(124, 1.0, "", stderr), [], [])
+    record = NotebookRecord(
+        path="nb.ipynb",
+        capsule_path="x",
+        sha256=SHA,
+        size=1,
+        kernel=KernelInfo(name="python3", language="python"),
+        executed=True,
+        code_cells=3,
+    )
+    replay = compare_notebook(None, record, expected_file, tmp_path, "actual.ipynb", outcome)
+    assert [c.verdict for c in replay.cells] == ["identical", "different", "missing"]
+    assert replay.cells[1].detail == "did not finish: ran longer than the notebook's timeout"
     # the expected error in cell 1 is not where it stopped
     assert replay.cells[2].detail.endswith("(the notebook stopped at cell 2)")
 
