@@ -546,13 +546,16 @@ def replay(
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a capsule, rebuild its environment, re-run it and compare every result."""
-    from repro.publish.fetch import resolve_capsule_argument
     from repro.replay.pipeline import ReplayOptions
     from repro.replay.pipeline import replay as run_replay
     from repro.replay.slurm_target import SlurmSettings
 
-    with _TransferBar(f"downloading {capsule}", not as_json) as progress:
-        path = resolve_capsule_argument(capsule, zenodo_url, None, progress)
+    path = Path(capsule)
+    if not path.is_file():  # a DOI or a record URL (the Zenodo client only when needed)
+        from repro.publish.fetch import resolve_capsule_argument
+
+        with _TransferBar(f"downloading {capsule}", not as_json) as progress:
+            path = resolve_capsule_argument(capsule, zenodo_url, None, progress)
     opts = ReplayOptions(
         capsule=path,
         target=target,

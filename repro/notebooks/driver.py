@@ -41,6 +41,16 @@ def _isolate() -> Path:
     ):
         (home / sub).mkdir(parents=True, exist_ok=True)
         os.environ[name] = str(home / sub)
+    # matplotlib's font cache is costly to build (0.2 s a notebook): keep it in the venv
+    # repro built (cached by lock), never in an interpreter of the user's own.
+    if sys.prefix != sys.base_prefix:
+        fonts = Path(sys.prefix) / "var" / "repro-matplotlib"
+        try:
+            fonts.mkdir(parents=True, exist_ok=True)
+            if os.access(fonts, os.W_OK):
+                os.environ["MPLCONFIGDIR"] = str(fonts)
+        except OSError:
+            pass
     os.environ["JUPYTER_PLATFORM_DIRS"] = "1"
     os.environ.pop("MPLBACKEND", None)
     # A Python kernel is always this environment's interpreter, whatever kernelspecs the
