@@ -29,8 +29,8 @@ with its baseline, all in one invocation.
   Always measured as context (cheap): interpreter start, `python -m repro --version` and
   `--help` (as is and with bytecode cached, since PYTHONDONTWRITEBYTECODE=1 keeps repro's own
   modules uncompiled on some machines), `python -m repro verify X.tgz`, and importing
-  matplotlib in the venv with an empty vs a warm font cache (the driver starts every
-  notebook with an empty MPLCONFIGDIR). When the overhead is above 2 s (or with --profile):
+  matplotlib in the venv with an empty vs a warm font cache (what the driver's keeping the
+  cache in the cached venv saves). When the overhead is above 2 s (or with --profile):
   a breakdown of one replay with -X importtime and cProfile (verify + unpack, the
   environment check, the notebook run, the comparison).
 
