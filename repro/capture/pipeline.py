@@ -254,20 +254,8 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
             )
     timings["list"] = time.perf_counter() - t0
     notebooks = _read_notebooks(project, config.notebooks, {f.rel for f in listing.files})
-    for nb in notebooks if not opts.execute else []:
-        if nb.spec.parameters:
-            raise NotebookError(
-                f"notebook {nb.spec.path} has parameters, but with --no-run its saved outputs "
-                "(computed without them) would be the expectation",
-                hint="capture without --no-run, or remove [notebooks.parameters]",
-            )
-    if opts.execute is False:
-        notes += [
-            f"{nb.spec.path}: its saved outputs come from cells run out of order "
-            "(execution counts not increasing)"
-            for nb in notebooks
-            if nbk.out_of_order(nb.node)
-        ]
+    if not opts.execute:
+        notes += _saved_outputs_notes(notebooks)
 
     say(f"hashing {len(regular)} files")
     t0 = time.perf_counter()
@@ -667,6 +655,24 @@ def _read_notebooks(project: Path, specs: list[NotebookSpec], listed: set[str]) 
             )
         found.append(_Notebook(spec, node, nbk.kernel_info(node, spec), nbk.code_cells(node)))
     return found
+
+
+def _saved_outputs_notes(notebooks: list[_Notebook]) -> list[str]:
+    """--no-run: the saved outputs become the expectation; refuse what cannot hold."""
+    notes = []
+    for nb in notebooks:
+        if nb.spec.parameters:
+            raise NotebookError(
+                f"notebook {nb.spec.path} has parameters, but with --no-run its saved outputs "
+                "(computed without them) would be the expectation",
+                hint="capture without --no-run, or remove [notebooks.parameters]",
+            )
+        if nbk.out_of_order(nb.node):
+            notes.append(
+                f"{nb.spec.path}: its saved outputs come from cells run out of order "
+                "(execution counts not increasing)"
+            )
+    return notes
 
 
 def _with_kernel(
