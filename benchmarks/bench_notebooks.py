@@ -51,10 +51,7 @@ import datetime as dt
 import json
 import os
 import platform
-import pstats
-import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,79 +65,33 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))  # this checkout's repro (LocalRunner, env_key) in process
 RESULTS = HERE / "results"
 
+from measure import (  # noqa: E402  (benchmarks/measure.py, beside this script)
+    NCPU,
+    BenchError,
+    Timed,
+    check,
+    git_state,
+    import_rows,
+    med,
+    profiled_seconds,
+    r3,
+    table,
+    timed,
+    wait_for_quiet,
+)
+
 PAPER = "notebook-study"
 NOTEBOOK = "analysis.ipynb"
 BREAKDOWN_ABOVE_S = 2.0
-CLK = os.sysconf("SC_CLK_TCK")
-NCPU = os.cpu_count() or 1
 NBCLIENT_SNIPPET = (
     "import nbformat, nbclient; nb = nbformat.read('analysis.ipynb', 4); "
     "nbclient.NotebookClient(nb, timeout=600, kernel_name='python3').execute()"
 )
 
 
-class BenchError(Exception):
-    pass
-
 
 # --- measuring ------------------------------------------------------------------------------
 
-
-def cpu_snapshot() -> tuple[float, float, float]:
-    """(machine busy CPU-seconds, this process tree's CPU-seconds, wall clock)."""
-    with Path("/proc/stat").open() as fh:
-        v = [int(x) for x in fh.readline().split()[1:9]]
-    busy = (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / CLK
-    t = os.times()
-    return busy, t.user + t.system + t.children_user + t.children_system, time.perf_counter()
-
-
-def foreign_cpu_pct(before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
-    """Share of the machine's CPUs busy with *other* processes between two snapshots."""
-    wall = after[2] - before[2]
-    other = (after[0] - before[0]) - (after[1] - before[1])
-    return max(0.0, 100 * other / (wall * NCPU)) if wall > 0 else 0.0
-
-
-def wait_for_quiet(max_wait: float, threshold: float = 15.0, window: float = 0.5) -> float:
-    """Wait (at most max_wait s) until other processes use < threshold % of the CPUs."""
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < max_wait:
-        before = cpu_snapshot()
-        time.sleep(window)
-        if foreign_cpu_pct(before, cpu_snapshot()) < threshold:
-            break
-    return time.perf_counter() - t0
-
-
-@dataclass
-class Timed:
-    seconds: float
-    other_cpu_pct: float
-    proc: subprocess.CompletedProcess[str]
-
-
-def timed(cmd: list[str], **kw: object) -> Timed:
-    before = cpu_snapshot()
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)  # type: ignore[call-overload]
-    seconds = time.perf_counter() - t0
-    return Timed(seconds, foreign_cpu_pct(before, cpu_snapshot()), proc)
-
-
-def check(t: Timed, what: str) -> subprocess.CompletedProcess[str]:
-    if t.proc.returncode != 0:
-        tail = " | ".join((t.proc.stderr or t.proc.stdout).strip().splitlines()[-4:])
-        raise BenchError(f"{what} exited {t.proc.returncode}: {tail}")
-    return t.proc
-
-
-def med(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else float("nan")
-
-
-def r3(x: float) -> float:
-    return round(x, 3)
 
 
 def median_of(cmd: list[str], n: int, what: str, before: Callable[[], object] | None = None,
@@ -387,7 +338,6 @@ def startup(repro: list[str], c: Captured, venv: Path, tmp: Path, n: int) -> dic
     return out
 
 
-IMPORT_RE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 PROFILE_FUNCS = {  # label -> (file suffix, function name)
     "imports (all, incl. lazy)": ("<frozen importlib._bootstrap>", "_find_and_load"),
@@ -412,11 +362,7 @@ def breakdown(c: Captured, tmp: Path) -> dict:
     out: dict = {}
     t = timed([py, "-X", "importtime", "-m", "repro", *args], cwd=tmp)
     check(t, "importtime replay")
-    rows = []
-    for line in t.proc.stderr.splitlines():
-        mt = IMPORT_RE.match(line)
-        if mt:
-            rows.append((int(mt[1]), int(mt[2]), (len(mt[3]) - 1) // 2, mt[4]))
+    rows = import_rows(t.proc.stderr)
     out["importtime"] = {
         "wall_s": r3(t.seconds),
         "total_import_s": r3(sum(r[1] for r in rows if r[2] == 0) / 1e6),
@@ -428,12 +374,7 @@ def breakdown(c: Captured, tmp: Path) -> dict:
     t = timed([py, "-m", "cProfile", "-o", str(prof), "-m", "repro", *args], cwd=tmp)
     p = check(t, "cProfile replay")
     report = json.loads(p.stdout[p.stdout.index("{"):p.stdout.rindex("}") + 1])
-    stats = pstats.Stats(str(prof)).stats  # type: ignore[attr-defined]
-    found: dict[str, float] = {}
-    for label, (suffix, func) in PROFILE_FUNCS.items():
-        for (fname, _line, name), (_cc, _nc, tt, ct, _callers) in stats.items():
-            if name == func and fname.endswith(suffix):
-                found[label] = found.get(label, 0.0) + (tt if func.startswith("<built-in") else ct)
+    found, total_profiled = profiled_seconds(prof, PROFILE_FUNCS)
     nb_own = report["notebooks"][0]["duration_s"]
     seconds = {k: r3(v) for k, v in found.items()}
     if "  execute (the notebook run)" in found:
@@ -441,7 +382,7 @@ def breakdown(c: Captured, tmp: Path) -> dict:
             found["  execute (the notebook run)"] - nb_own)
     out["cprofile"] = {
         "wall_s (profiler slows Python code)": r3(t.seconds),
-        "profiled_total_s": r3(max(v[3] for v in stats.values())),
+        "profiled_total_s": r3(total_profiled),
         "notebook_run_own_time_s (report)": nb_own,
         "seconds": seconds,
     }
@@ -472,25 +413,6 @@ def machine_info(repro: list[str], tmp: Path) -> dict:
         "timed_command": repro,
     }
 
-
-def git_state() -> dict:
-    def git(*cmd: str) -> str:
-        r = subprocess.run(["git", "-C", str(REPO), *cmd], capture_output=True, text=True,
-                           check=False)
-        return r.stdout.rstrip("\n") if r.returncode == 0 else ""
-
-    dirty = [line[3:] for line in git("status", "--porcelain", "--", "repro").splitlines()]
-    return {"head": git("rev-parse", "--short", "HEAD") or None, "uncommitted_in_repro": dirty}
-
-
-def table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-
-    def fmt(r: list[str]) -> str:
-        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                         for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-
-    return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *map(fmt, rows)])
 
 
 def print_report(res: dict) -> None:
@@ -569,7 +491,7 @@ def main() -> int:
     if not str(machine["repro_imported_from"] or "").startswith(str(REPO)):
         print(f"warning: `python -m repro` imports {machine['repro_imported_from']}, not this "
               f"checkout ({REPO})", file=sys.stderr)
-    git_at_start = git_state()
+    git_at_start = git_state(REPO)
     print(f"bench_notebooks: tmp {tmp}; {machine['cpus']} CPUs, load {machine['loadavg']}",
           flush=True)
     res: dict = {}
@@ -627,7 +549,7 @@ def main() -> int:
         "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python", "benchmarks/bench_notebooks.py", *sys.argv[1:]]),
         "machine": machine,
-        "repro_git": git_state(),
+        "repro_git": git_state(REPO),
         "repro_git_at_start": git_at_start,
         "paper": PAPER,
         "notebook": NOTEBOOK,

@@ -34,10 +34,8 @@ import importlib
 import json
 import os
 import platform
-import pstats
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +49,23 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))  # measure this checkout's repro (the editable install's too)
 RESULTS = HERE / "results"
 
+from measure import (  # noqa: E402  (benchmarks/measure.py, beside this script)
+    NCPU,
+    BenchError,
+    Timed,
+    check,
+    cpu_snapshot,
+    foreign_cpu_pct,
+    git_state,
+    import_rows,
+    med,
+    profiled_seconds,
+    r3,
+    table,
+    timed,
+    wait_for_quiet,
+)
+
 PAPERS = ("heat-sweep", "anscombe-analysis")
 COLD_PAPER = "anscombe-analysis"
 DOCKER_PAPER = "heat-sweep"
@@ -58,58 +73,12 @@ BASE_IMAGE = "repro-base:bookworm-py3.11"
 GOAL_WARM_OVERHEAD_S = 1.5
 GOAL_COLD_SPEEDUP = 5.0
 BREAKDOWN_ABOVE_S = 1.0
-CLK = os.sysconf("SC_CLK_TCK")
-NCPU = os.cpu_count() or 1
 SCRUB = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")  # what build_venv drops for its tools
 
-
-class BenchError(Exception):
-    pass
 
 
 # --- measuring ------------------------------------------------------------------------------
 
-
-def cpu_snapshot() -> tuple[float, float, float]:
-    """(machine busy CPU-seconds, this process tree's CPU-seconds, wall clock)."""
-    with Path("/proc/stat").open() as fh:
-        v = [int(x) for x in fh.readline().split()[1:9]]
-    busy = (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / CLK
-    t = os.times()
-    return busy, t.user + t.system + t.children_user + t.children_system, time.perf_counter()
-
-
-def foreign_cpu_pct(before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
-    """Share of the machine's CPUs busy with *other* processes between two snapshots."""
-    wall = after[2] - before[2]
-    other = (after[0] - before[0]) - (after[1] - before[1])
-    return max(0.0, 100 * other / (wall * NCPU)) if wall > 0 else 0.0
-
-
-def wait_for_quiet(max_wait: float, threshold: float = 15.0, window: float = 0.5) -> float:
-    """Wait (at most max_wait s) until other processes use < threshold % of the CPUs."""
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < max_wait:
-        before = cpu_snapshot()
-        time.sleep(window)
-        if foreign_cpu_pct(before, cpu_snapshot()) < threshold:
-            break
-    return time.perf_counter() - t0
-
-
-@dataclass
-class Timed:
-    seconds: float
-    other_cpu_pct: float
-    proc: subprocess.CompletedProcess[str] | None = None
-
-
-def timed(cmd: list[str], **kw: object) -> Timed:
-    before = cpu_snapshot()
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)  # type: ignore[call-overload]
-    seconds = time.perf_counter() - t0
-    return Timed(seconds, foreign_cpu_pct(before, cpu_snapshot()), proc)
 
 
 def timed_fn(fn: Callable[[], object]) -> tuple[Timed, object]:
@@ -119,21 +88,6 @@ def timed_fn(fn: Callable[[], object]) -> tuple[Timed, object]:
     seconds = time.perf_counter() - t0
     return Timed(seconds, foreign_cpu_pct(before, cpu_snapshot())), value
 
-
-def check(t: Timed, what: str) -> subprocess.CompletedProcess[str]:
-    assert t.proc is not None
-    if t.proc.returncode != 0:
-        tail = " | ".join((t.proc.stderr or t.proc.stdout).strip().splitlines()[-4:])
-        raise BenchError(f"{what} exited {t.proc.returncode}: {tail}")
-    return t.proc
-
-
-def med(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else float("nan")
-
-
-def r3(x: float) -> float:
-    return round(x, 3)
 
 
 def clean_env(extra: dict[str, str] | None = None, drop: tuple[str, ...] = SCRUB) -> dict[str, str]:
@@ -369,7 +323,6 @@ def bytecode_effect(c: Captured, repeat: int, tmp: Path, idle_wait: float) -> di
 # --- 1b. where the overhead goes ------------------------------------------------------------
 
 
-IMPORT_RE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 PROFILE_FUNCS = {  # label -> (file suffix, function name)
     "imports (all, incl. lazy)": ("<frozen importlib._bootstrap>", "_find_and_load"),
@@ -414,12 +367,7 @@ def breakdown(repro: list[str], c: Captured, tmp: Path) -> dict:
     t = timed([py, "-X", "importtime", "-m", "repro", *replay_args], cwd=tmp)
     check(t, "importtime replay")
     assert t.proc is not None
-    rows = []
-    for line in t.proc.stderr.splitlines():
-        mt = IMPORT_RE.match(line)
-        if mt:
-            depth = (len(mt[3]) - 1) // 2
-            rows.append((int(mt[1]), int(mt[2]), depth, mt[4]))
+    rows = import_rows(t.proc.stderr)
     total_us = sum(r[1] for r in rows if r[2] == 0)
     out["importtime"] = {
         "wall_s": r3(t.seconds),
@@ -440,13 +388,7 @@ def breakdown(repro: list[str], c: Captured, tmp: Path) -> dict:
     t = timed([py, "-m", "cProfile", "-o", str(prof), "-m", "repro", *replay_args], cwd=tmp)
     p = check(t, "cProfile replay")
     report = json.loads(p.stdout[p.stdout.index("{"):p.stdout.rindex("}") + 1])
-    stats = pstats.Stats(str(prof)).stats  # type: ignore[attr-defined]
-    found: dict[str, float] = {}
-    for label, (suffix, func) in PROFILE_FUNCS.items():
-        for (fname, _line, name), (_cc, _nc, tt, ct, _callers) in stats.items():
-            if name == func and fname.endswith(suffix):
-                found[label] = found.get(label, 0.0) + (tt if func.startswith("<built-in") else ct)
-    total_profiled = max(ct for (_f, _l, _n), (_cc, _nc, _tt, ct, _c) in stats.items())
+    found, total_profiled = profiled_seconds(prof, PROFILE_FUNCS)
     runs_own = sum(pt["duration_s"] for pt in report["points"])
     out["cprofile"] = {
         "wall_s (profiler slows Python code)": r3(t.seconds),
@@ -683,25 +625,6 @@ def machine_info(repro: list[str]) -> dict:
     }
 
 
-def git_state() -> dict:
-    def git(*cmd: str) -> str:
-        r = subprocess.run(["git", "-C", str(REPO), *cmd], capture_output=True, text=True,
-                           check=False)
-        return r.stdout.rstrip("\n") if r.returncode == 0 else ""
-
-    dirty = [line[3:] for line in git("status", "--porcelain", "--", "repro").splitlines()]
-    return {"head": git("rev-parse", "--short", "HEAD") or None, "uncommitted_in_repro": dirty}
-
-
-def table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-
-    def fmt(r: list[str]) -> str:
-        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                         for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-
-    return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *map(fmt, rows)])
-
 
 def verdict(ok: bool | None) -> str:
     return "skipped" if ok is None else "PASS" if ok else "FAIL"
@@ -791,7 +714,7 @@ def main() -> int:
     for k, v in isolated.items():
         os.environ[k] = str(v)
     machine = machine_info(repro)
-    git_at_start = git_state()
+    git_at_start = git_state(REPO)
     print(f"bench_replay: tmp {tmp}; {machine['cpus']} CPUs, load {machine['loadavg']}; "
           f"repro = {found}", flush=True)
     res: dict = {}
@@ -841,7 +764,7 @@ def main() -> int:
         "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python", "benchmarks/bench_replay.py", *sys.argv[1:]]),
         "machine": machine,
-        "repro_git": git_state(),
+        "repro_git": git_state(REPO),
         "repro_git_at_start": git_at_start,
         "method": {
             "warm_replay": "N warm replays (wall clock of the whole `repro replay` process) "
