@@ -4,11 +4,20 @@ environment and expected results (results compared with replay's comparators).""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from repro.capsule.layout import PROJECT_PREFIX
 from repro.compare import compare_output
-from repro.models import CapsuleDiff, DiffEntry, DiffKind, ExpectedOutput, Manifest
+from repro.models import (
+    CapsuleDiff,
+    DiffEntry,
+    DiffKind,
+    ExpectedOutput,
+    Manifest,
+    NotebookRecord,
+)
 from repro.verify import Policy, open_capsule
 
 
@@ -47,30 +56,32 @@ def _results(m: Manifest) -> dict[tuple[str, str, str], ExpectedOutput]:
     return {(r.run, r.point_id, o.path): o for r in m.results for o in r.outputs}
 
 
-def _notebook_changes(ma: Manifest, mb: Manifest, tmp: Path) -> list[DiffEntry]:
-    """Recorded notebook outputs, compared cell by cell under B's rules."""
-    from repro.notebooks.compare import compare_expectations
+K = TypeVar("K", str, tuple[str, str, str])
+R = TypeVar("R", ExpectedOutput, NotebookRecord)
 
-    na = {r.path: r for r in ma.notebook_results}
-    nb = {r.path: r for r in mb.notebook_results}
-    specs = {s.path: s for s in mb.notebooks}
+
+def _result_changes(
+    before: dict[K, R],
+    after: dict[K, R],
+    name: Callable[[K], str],
+    judge: Callable[[K, R, R], tuple[str, str]],
+) -> list[DiffEntry]:
+    """Expected results recorded under the same keys: added, removed, or changed with the
+    verdict and detail the replay's comparison gives (`judge`)."""
     entries = []
-    for path in sorted(set(na) | set(nb)):
-        ea, eb = na.get(path), nb.get(path)
-        name = f"notebook {path}"
+    for key in sorted(set(before) | set(after)):
+        ea, eb = before.get(key), after.get(key)
         if ea is None or eb is None:
             change = "added" if ea is None else "removed"
-            entries.append(DiffEntry(kind="result", name=name, change=change))
+            entries.append(DiffEntry(kind="result", name=name(key), change=change))
             continue
         if ea.sha256 == eb.sha256:
             continue
-        verdict, detail = compare_expectations(
-            specs.get(path), tmp / "a" / ea.capsule_path, tmp / "b" / eb.capsule_path
-        )
+        verdict, detail = judge(key, ea, eb)
         entries.append(
             DiffEntry(
                 kind="result",
-                name=name,
+                name=name(key),
                 change="changed",
                 before=ea.sha256[:12],
                 after=eb.sha256[:12],
@@ -107,32 +118,33 @@ def diff_capsules(a_path: Path, b_path: Path, policy: Policy | None = None) -> C
             {"title": ma.metadata.title, "license": ma.metadata.license or ""},
             {"title": mb.metadata.title, "license": mb.metadata.license or ""},
         )
-        ra, rb = _results(ma), _results(mb)
-        for key in sorted(set(ra) | set(rb)):
-            run, point, path = key
-            name = f"{run} [{point}] {path}"
-            ea, eb = ra.get(key), rb.get(key)
-            if ea is None or eb is None:
-                entries.append(
-                    DiffEntry(kind="result", name=name, change="added" if ea is None else "removed")
-                )
-                continue
-            if ea.sha256 == eb.sha256:
-                continue
-            verdict = compare_output(
-                path, Path(tmp) / "a" / ea.capsule_path, Path(tmp) / "b" / eb.capsule_path, eb.rule
+        root = Path(tmp)
+
+        def judge_output(
+            key: tuple[str, str, str], ea: ExpectedOutput, eb: ExpectedOutput
+        ) -> tuple[str, str]:
+            v = compare_output(
+                key[2], root / "a" / ea.capsule_path, root / "b" / eb.capsule_path, eb.rule
             )
-            entries.append(
-                DiffEntry(
-                    kind="result",
-                    name=name,
-                    change="changed",
-                    before=ea.sha256[:12],
-                    after=eb.sha256[:12],
-                    detail=f"{verdict.verdict.replace('_', ' ')}: {verdict.detail}",
-                )
+            return v.verdict, v.detail
+
+        def judge_notebook(path: str, ea: NotebookRecord, eb: NotebookRecord) -> tuple[str, str]:
+            from repro.notebooks.compare import compare_expectations
+
+            spec = next((s for s in mb.notebooks if s.path == path), None)
+            return compare_expectations(
+                spec, root / "a" / ea.capsule_path, root / "b" / eb.capsule_path
             )
-        entries += _notebook_changes(ma, mb, Path(tmp))
+
+        entries += _result_changes(
+            _results(ma), _results(mb), lambda k: f"{k[0]} [{k[1]}] {k[2]}", judge_output
+        )
+        entries += _result_changes(
+            {r.path: r for r in ma.notebook_results},
+            {r.path: r for r in mb.notebook_results},
+            lambda path: f"notebook {path}",
+            judge_notebook,
+        )
     return CapsuleDiff(
         a=str(a_path),
         b=str(b_path),

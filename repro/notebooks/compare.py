@@ -37,6 +37,7 @@ from repro.notebooks.notebook import (
     error_summary,
     normalise,
     original_cells,
+    read_executed,
 )
 
 if TYPE_CHECKING:
@@ -91,8 +92,6 @@ def load_expected(path: Path, what: str) -> NotebookNode:
 def _load_replayed(path: Path, project: Path) -> tuple[NotebookNode | None, str | None]:
     """The executed notebook, only as a regular file inside the project (code the replay ran
     must not be able to point the comparison at another file of this machine)."""
-    from repro.notebooks.notebook import read_executed
-
     if path.is_symlink() or not path.exists():
         return None, None if not path.is_symlink() else "the executed notebook is a symlink"
     if not path.resolve().is_relative_to(project.resolve()) or not path.is_file():

@@ -63,11 +63,11 @@ def _note(text: str) -> str:
     return f'<p class="note">{escape(text)}</p>'
 
 
-def _data_uri(mime: str, data: bytes) -> str:
+def data_uri(mime: str, data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def _figure(caption: str, body: str) -> str:
+def figure(caption: str, body: str) -> str:
     return f"<figure><figcaption>{escape(caption)}</figcaption>{body}</figure>"
 
 
@@ -81,12 +81,12 @@ def _embeddable(path: Path | None) -> tuple[Path | None, str]:
     return path, ""
 
 
-def _img(caption: str, mime: str, data: bytes) -> str:
-    return _figure(caption, f'<img alt="{escape(caption)}" src="{_data_uri(mime, data)}">')
+def image_figure(caption: str, mime: str, data: bytes) -> str:
+    return figure(caption, f'<img alt="{escape(caption)}" src="{data_uri(mime, data)}">')
 
 
-def _absent(caption: str, why: str) -> str:
-    return _figure(caption, f'<div class="absent">{escape(why)}</div>')
+def absent_figure(caption: str, why: str) -> str:
+    return figure(caption, f'<div class="absent">{escape(why)}</div>')
 
 
 def image_evidence(sides: Sides, suffix: str) -> str:
@@ -95,19 +95,22 @@ def image_evidence(sides: Sides, suffix: str) -> str:
     expected, why_expected = _embeddable(sides.expected)
     actual, why_actual = _embeddable(sides.actual)
     figures = [
-        _img("expected", mime, expected.read_bytes())
+        image_figure("expected", mime, expected.read_bytes())
         if expected
-        else _absent("expected", why_expected),
-        _img("replayed", mime, actual.read_bytes()) if actual else _absent("replayed", why_actual),
+        else absent_figure("expected", why_expected),
+        image_figure("replayed", mime, actual.read_bytes())
+        if actual
+        else absent_figure("replayed", why_actual),
     ]
     if expected is None or actual is None:
-        figures.append(_absent("difference", "needs both images"))
+        figures.append(absent_figure("difference", "needs both images"))
     else:
         try:
-            figures.append(_img("difference", "image/png", difference_image(expected, actual)))
+            difference = difference_image(expected, actual)
+            figures.append(image_figure("difference", "image/png", difference))
         except (OSError, ValueError, ReproError) as exc:
             # An unreadable or truncated image is itself evidence; the page still renders.
-            figures.append(_absent("difference", f"cannot compute: {exc}"))
+            figures.append(absent_figure("difference", f"cannot compute: {exc}"))
     return f'<div class="images">{"".join(figures)}</div>'
 
 

@@ -14,8 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from repro.errors import ReproError
-from repro.models import CellVerdict, NotebookReplay, NotebookVerdict
-from repro.report.evidence import differences_table, locate
+from repro.models import CellVerdict, NotebookReplay, NotebookVerdict, Verdict
+from repro.report.evidence import (
+    absent_figure,
+    data_uri,
+    differences_table,
+    figure,
+    image_figure,
+    locate,
+)
 
 IMAGE_MIME = ("image/png", "image/jpeg", "image/gif")
 TEXT_CHARS = 20_000
@@ -32,7 +39,8 @@ pre.source { background: #f6f8ff; border-color: #c8d1f0; }
 """
 
 
-def notebook_tone(verdict: NotebookVerdict) -> str:
+def notebook_tone(verdict: NotebookVerdict | Verdict) -> str:
+    """The colour class of a notebook's or a cell's verdict."""
     if verdict in ("identical", "within_tolerance"):
         return "good"
     return "warn" if verdict == "not_verified" else "bad"
@@ -92,7 +100,7 @@ def _notebook(index: int, nb: NotebookReplay, cells_e: list[Any], cells_a: list[
     for cell in nb.cells:
         rows.append(
             f"<tr><td>cell {cell.index}</td>"
-            f"<td>{_badge(cell.verdict, _cell_tone(cell))}</td>"
+            f"<td>{_badge(cell.verdict, notebook_tone(cell.verdict))}</td>"
             f"<td>{escape(cell.detail)}</td></tr>"
         )
         if cell.verdict in ("different", "missing", "within_tolerance"):
@@ -114,12 +122,6 @@ def _notebook(index: int, nb: NotebookReplay, cells_e: list[Any], cells_a: list[
         f'<section class="point" id="notebook-{index}">{head}'
         f'<div class="point-body">{"".join(body)}</div></section>'
     )
-
-
-def _cell_tone(cell: CellVerdict) -> str:
-    if cell.verdict in ("identical", "within_tolerance"):
-        return "good"
-    return "warn" if cell.verdict == "not_verified" else "bad"
 
 
 def _cell_evidence(cell: CellVerdict, cell_e: Any, cell_a: Any) -> str:
@@ -159,9 +161,8 @@ def _side_by_side(out_e: Any, out_a: Any, differing: list[str]) -> str:
         if images is not None:
             return images
     return (
-        '<div class="sides">'
-        f"<figure><figcaption>recorded</figcaption>{_render(out_e, differing)}</figure>"
-        f"<figure><figcaption>replayed</figcaption>{_render(out_a, differing)}</figure></div>"
+        f'<div class="sides">{figure("recorded", _render(out_e, differing))}'
+        f"{figure('replayed', _render(out_a, differing))}</div>"
     )
 
 
@@ -178,14 +179,6 @@ def _image_of(output: Any) -> tuple[str, bytes] | None:
     return None
 
 
-def _img(caption: str, mime: str, data: bytes) -> str:
-    uri = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-    return (
-        f"<figure><figcaption>{escape(caption)}</figcaption>"
-        f'<img alt="{escape(caption)}" src="{uri}"></figure>'
-    )
-
-
 def _image_pair(out_e: Any, out_a: Any) -> str | None:
     image_e, image_a = _image_of(out_e), _image_of(out_a)
     if image_e is None and image_a is None:
@@ -194,25 +187,19 @@ def _image_pair(out_e: Any, out_a: Any) -> str | None:
     for caption, image in (("recorded", image_e), ("replayed", image_a)):
         if image is None:
             other = out_e if caption == "recorded" else out_a
-            figures.append(f"<figure><figcaption>{caption}</figcaption>{_render(other)}</figure>")
+            figures.append(figure(caption, _render(other)))
         else:
-            figures.append(_img(caption, *image))
+            figures.append(image_figure(caption, *image))
     if image_e is not None and image_a is not None:
         from repro.compare import difference_image
 
         try:
             diff = difference_image(io.BytesIO(image_e[1]), io.BytesIO(image_a[1]))
-            figures.append(_img("difference", "image/png", diff))
+            figures.append(image_figure("difference", "image/png", diff))
         except (OSError, ValueError, ReproError) as exc:
-            figures.append(
-                f'<figure><figcaption>difference</figcaption><div class="absent">'
-                f"cannot compute: {escape(str(exc))}</div></figure>"
-            )
+            figures.append(absent_figure("difference", f"cannot compute: {exc}"))
     else:
-        figures.append(
-            '<figure><figcaption>difference</figcaption><div class="absent">'
-            "needs both images</div></figure>"
-        )
+        figures.append(absent_figure("difference", "needs both images"))
     return f'<div class="images">{"".join(figures)}</div>'
 
 
@@ -241,8 +228,7 @@ def _render(output: Any, differing: list[str] | None = None) -> str:
         )
     image = _image_of(output)
     if image is not None:
-        uri = f"data:{image[0]};base64,{base64.b64encode(image[1]).decode('ascii')}"
-        return f'<img alt="{escape(image[0])}" src="{uri}">'
+        return f'<img alt="{escape(image[0])}" src="{data_uri(*image)}">'
     for mime in ("text/plain", "text/markdown", "text/latex", "text/html"):
         if isinstance(data.get(mime), str):
             return f'<pre title="{mime}">{escape(_clip(data[mime]))}</pre>'

@@ -190,32 +190,28 @@ def _header(report: ReplayReport) -> str:
 
 
 def _summary(report: ReplayReport) -> str:
-    chips = []
-    for verdict in VERDICT_ORDER:
-        n = report.counts.get(verdict, 0)
-        tone = _tone(verdict) if n else "none"
-        chips.append(f'<span class="chip {tone}">{n} {_words(verdict)}</span>')
-    failed = sum(1 for p in report.points if p.status != "ok")
-    points = (
-        f'<span class="chip {"bad" if failed else "good"}">'
-        f"{len(report.points) - failed} of {len(report.points)} run point(s) ran cleanly</span>"
-    )
-    notebooks = "".join(
-        f'<span class="chip {notebook_tone(nb.verdict)}">notebook {escape(nb.path)}: '
-        f"{nb.verdict.replace('_', ' ')}</span>"
-        for nb in report.notebooks
-    )
-    if not report.points:
-        chips, points = [], ""
-    return (
-        "<h2>Summary</h2>"
-        + (
-            f'<div class="chips">{"".join(chips)}</div><div class="chips">{points}</div>'
-            if chips
-            else ""
+    parts = ["<h2>Summary</h2>"]
+    if report.points:
+        chips = []
+        for verdict in VERDICT_ORDER:
+            n = report.counts.get(verdict, 0)
+            tone = _tone(verdict) if n else "none"
+            chips.append(f'<span class="chip {tone}">{n} {_words(verdict)}</span>')
+        failed = sum(1 for p in report.points if p.status != "ok")
+        parts.append(
+            f'<div class="chips">{"".join(chips)}</div><div class="chips">'
+            f'<span class="chip {"bad" if failed else "good"}">'
+            f"{len(report.points) - failed} of {len(report.points)} run point(s) ran cleanly"
+            "</span></div>"
         )
-        + (f'<div class="chips">{notebooks}</div>' if notebooks else "")
-    )
+    if report.notebooks:
+        notebooks = "".join(
+            f'<span class="chip {notebook_tone(nb.verdict)}">notebook {escape(nb.path)}: '
+            f"{nb.verdict.replace('_', ' ')}</span>"
+            for nb in report.notebooks
+        )
+        parts.append(f'<div class="chips">{notebooks}</div>')
+    return "".join(parts)
 
 
 def _warnings(report: ReplayReport) -> str:

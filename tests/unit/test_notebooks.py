@@ -55,6 +55,18 @@ def png(colour: tuple[int, int, int], odd_pixel: tuple[int, int, int] | None = N
     return base64.b64encode(out.getvalue()).decode()
 
 
+def record(path: str = "nb.ipynb", capsule_path: str = "x") -> NotebookRecord:
+    return NotebookRecord(
+        path=path,
+        capsule_path=capsule_path,
+        sha256=SHA,
+        size=1,
+        kernel=KernelInfo(name="python3", language="python"),
+        executed=True,
+        code_cells=1,
+    )
+
+
 def compare(
     expected_cells: list[Any],
     actual_cells: list[Any] | None,
@@ -68,15 +80,7 @@ def compare(
     nbformat.write(new_notebook(cells=expected_cells), str(expected_file))
     if actual_cells is not None:
         nbformat.write(new_notebook(cells=actual_cells), str(actual_file))
-    record = NotebookRecord(
-        path=spec.path,
-        capsule_path="data/results/notebook.nb.ipynb/nb.ipynb",
-        sha256=SHA,
-        size=1,
-        kernel=KernelInfo(name="python3", language="python"),
-        executed=True,
-        code_cells=len(expected_cells),
-    )
+    recorded = record(spec.path, "data/results/notebook.nb.ipynb/nb.ipynb")
     outcome = PointOutcome(
         spec.run_name,
         {},
@@ -86,7 +90,7 @@ def compare(
         [],
         [],
     )
-    return compare_notebook(spec, record, expected_file, tmp_path, "actual.ipynb", outcome)
+    return compare_notebook(spec, recorded, expected_file, tmp_path, "actual.ipynb", outcome)
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -356,16 +360,7 @@ def test_a_cell_past_its_timeout_is_timed_out_and_where_it_stopped(tmp_path: Pat
     stopped.metadata["repro"] = {"stopped_at": 2, "reason": "timed out"}
     nbformat.write(stopped, str(actual_file))
     outcome = PointOutcome("r", {}, "_", "c", CommandResult(124, 1.0, "", stderr), [], [])
-    record = NotebookRecord(
-        path="nb.ipynb",
-        capsule_path="x",
-        sha256=SHA,
-        size=1,
-        kernel=KernelInfo(name="python3", language="python"),
-        executed=True,
-        code_cells=3,
-    )
-    replay = compare_notebook(None, record, expected_file, tmp_path, "actual.ipynb", outcome)
+    replay = compare_notebook(None, record(), expected_file, tmp_path, "actual.ipynb", outcome)
     assert [c.verdict for c in replay.cells] == ["identical", "different", "missing"]
     assert replay.cells[1].detail == "did not finish: ran longer than the notebook's timeout"
     # the expected error in cell 1 is not where it stopped
@@ -379,18 +374,9 @@ def test_an_executed_notebook_that_is_a_link_is_not_read(tmp_path: Path) -> None
     project.mkdir()
     (project / "actual.ipynb").symlink_to(secret)
     nbformat.write(new_notebook(cells=[cell(stdout("1\n"))]), str(tmp_path / "expected.ipynb"))
-    record = NotebookRecord(
-        path="nb.ipynb",
-        capsule_path="x",
-        sha256=SHA,
-        size=1,
-        kernel=KernelInfo(name="python3", language="python"),
-        executed=True,
-        code_cells=1,
-    )
     outcome = PointOutcome("r", {}, "_", "c", CommandResult(0, 1.0, "", ""), [], [])
     replay = compare_notebook(
-        None, record, tmp_path / "expected.ipynb", project, "actual.ipynb", outcome
+        None, record(), tmp_path / "expected.ipynb", project, "actual.ipynb", outcome
     )
     assert replay.verdict == "failed" and "symlink" in replay.detail
     assert "private" not in replay.model_dump_json()
