@@ -3,7 +3,7 @@
 
 Everything runs in one invocation, on one deterministic dataset, with the page cache warm:
 
-  1. hashing:   repro.capture.hashing.hash_files (threads) vs `openssl dgst -sha256`
+  1. hashing:   repro.hashing.hash_files (threads) vs `openssl dgst -sha256`
                 (one process; two parallel processes), `sha256sum`, and bagit's make_bag
                 (sha256, 2 processes, on a hard-linked copy);
   2. writing:   the `write` stage of a real `repro capture --no-run` vs `tar czf` and
@@ -105,8 +105,23 @@ def plan_sizes(n: int, total: int, seed: int, lo: int = KiB, hi: int = 64 * MiB)
 
 def _text_pool(rng: random.Random, size: int) -> bytes:
     """Synthetic log/CSV lines: timestamps, levels, ids, floats and a few words."""
-    words = ("sensor", "calibration", "ok", "drift", "retry", "batch", "sample", "flush",
-             "timeout", "checkpoint", "epoch", "loss", "accuracy", "gradient", "warmup")
+    words = (
+        "sensor",
+        "calibration",
+        "ok",
+        "drift",
+        "retry",
+        "batch",
+        "sample",
+        "flush",
+        "timeout",
+        "checkpoint",
+        "epoch",
+        "loss",
+        "accuracy",
+        "gradient",
+        "warmup",
+    )
     levels = ("INFO", "INFO", "INFO", "DEBUG", "WARN", "ERROR")
     lines: list[str] = []
     n = 0
@@ -152,7 +167,7 @@ def generate_dataset(root: Path, sizes: list[int], seed: int) -> None:
                 n = min(SEGMENT, left)
                 pool = text_pool if rng.random() < TEXT_SHARE else rand_pool
                 off = rng.randrange(len(pool) - n + 1)
-                fh.write(pool[off:off + n])
+                fh.write(pool[off : off + n])
                 left -= n
     (root / "README.md").write_text("Synthetic benchmark dataset for repro capture.\n")
 
@@ -293,13 +308,17 @@ class Measure:
         return statistics.median(self.other_cpu_pct) if self.other_cpu_pct else float("nan")
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "seconds_best": round(self.seconds, 4),
-                "seconds_median": round(self.median, 4),
-                "seconds_all": [round(t, 4) for t in self.times],
-                "mib_per_s_best": round(self.mib_s, 1), "note": self.note,
-                "other_cpu_pct": [round(c, 1) for c in self.other_cpu_pct],
-                "cpu_s": [round(c, 3) for c in self.cpu_s],
-                "cpu_s_per_gib": round(self.cpu_per_gib, 3) if self.cpu_s else None}
+        return {
+            "name": self.name,
+            "seconds_best": round(self.seconds, 4),
+            "seconds_median": round(self.median, 4),
+            "seconds_all": [round(t, 4) for t in self.times],
+            "mib_per_s_best": round(self.mib_s, 1),
+            "note": self.note,
+            "other_cpu_pct": [round(c, 1) for c in self.other_cpu_pct],
+            "cpu_s": [round(c, 3) for c in self.cpu_s],
+            "cpu_s_per_gib": round(self.cpu_per_gib, 3) if self.cpu_s else None,
+        }
 
 
 @dataclass
@@ -347,8 +366,9 @@ def run_interleaved(jobs: list[Job], idle_wait: float = 0.0) -> None:
 
 def run(cmd: list[str] | str, **kw) -> subprocess.CompletedProcess:
     shell = isinstance(cmd, str)
-    return subprocess.run(cmd, check=True, shell=shell, executable="/bin/bash" if shell else None,
-                          **kw)
+    return subprocess.run(
+        cmd, check=True, shell=shell, executable="/bin/bash" if shell else None, **kw
+    )
 
 
 def fsync_path(path: Path) -> float:
@@ -382,9 +402,10 @@ def split_balanced(rels: list[str], sizes: dict[str, int], parts: int) -> list[l
 # --- stage 1: hashing ------------------------------------------------------------------------
 
 
-def bench_hashing(project: Path, paths: list[Path], nbytes: int, repeat: int,
-                  scratch: Path, idle_wait: float) -> tuple[list[Measure], dict]:
-    from repro.capture.hashing import hash_files
+def bench_hashing(
+    project: Path, paths: list[Path], nbytes: int, repeat: int, scratch: Path, idle_wait: float
+) -> tuple[list[Measure], dict]:
+    from repro.hashing import hash_files
 
     rels = [str(p.relative_to(project)) for p in paths]
     sizes = {r: p.stat().st_size for r, p in zip(rels, paths, strict=True)}
@@ -396,36 +417,79 @@ def bench_hashing(project: Path, paths: list[Path], nbytes: int, repeat: int,
     def repro_hash() -> None:
         results["repro"] = hash_files(paths, cache=None)
 
-    jobs.append(Job(Measure("repro hash_files (threads, default workers)", [], nbytes,
-                            f"workers=min(8, cpu_count)={min(8, NCPU)}"), repro_hash, repeat))
-    jobs.append(Job(Measure("repro hash_files (workers=1, reference)", [], nbytes,
-                            "same code, one thread: the per-core baseline"),
-                    lambda: hash_files(paths, cache=None, workers=1), repeat))
+    jobs.append(
+        Job(
+            Measure(
+                "repro hash_files (threads, default workers)",
+                [],
+                nbytes,
+                f"workers=min(8, cpu_count)={min(8, NCPU)}",
+            ),
+            repro_hash,
+            repeat,
+        )
+    )
+    jobs.append(
+        Job(
+            Measure(
+                "repro hash_files (workers=1, reference)",
+                [],
+                nbytes,
+                "same code, one thread: the per-core baseline",
+            ),
+            lambda: hash_files(paths, cache=None, workers=1),
+            repeat,
+        )
+    )
 
     # openssl, one process, every file on one command line (no xargs batching).
     assert sum(len(r) + 1 for r in rels) < 1_000_000, "file list too long for one command line"
 
     def openssl_one() -> None:
-        results["openssl"] = run(["openssl", "dgst", "-sha256", *rels], cwd=project,
-                                 capture_output=True, text=True).stdout
+        results["openssl"] = run(
+            ["openssl", "dgst", "-sha256", *rels], cwd=project, capture_output=True, text=True
+        ).stdout
 
-    jobs.append(Job(Measure("openssl dgst -sha256, 1 process", [], nbytes,
-                            "all files in one invocation"), openssl_one, repeat))
+    jobs.append(
+        Job(
+            Measure("openssl dgst -sha256, 1 process", [], nbytes, "all files in one invocation"),
+            openssl_one,
+            repeat,
+        )
+    )
 
     halves = split_balanced(rels, sizes, 2)
 
     def openssl_two() -> None:
-        procs = [subprocess.Popen(["openssl", "dgst", "-sha256", *h], cwd=project,
-                                  stdout=subprocess.DEVNULL) for h in halves]
+        procs = [
+            subprocess.Popen(
+                ["openssl", "dgst", "-sha256", *h], cwd=project, stdout=subprocess.DEVNULL
+            )
+            for h in halves
+        ]
         if any(p.wait() != 0 for p in procs):
             raise RuntimeError("openssl failed")
 
-    jobs.append(Job(Measure("openssl dgst -sha256, 2 parallel processes", [], nbytes,
-                            "file list split in two halves balanced by bytes"),
-                    openssl_two, repeat))
+    jobs.append(
+        Job(
+            Measure(
+                "openssl dgst -sha256, 2 parallel processes",
+                [],
+                nbytes,
+                "file list split in two halves balanced by bytes",
+            ),
+            openssl_two,
+            repeat,
+        )
+    )
     # coreutils sha256sum has no SHA-NI path here and is slow: one run is enough.
-    jobs.append(Job(Measure("sha256sum (coreutils), 1 process", [], nbytes, "one run"),
-                    lambda: run(["sha256sum", *rels], cwd=project, stdout=subprocess.DEVNULL), 1))
+    jobs.append(
+        Job(
+            Measure("sha256sum (coreutils), 1 process", [], nbytes, "one run"),
+            lambda: run(["sha256sum", *rels], cwd=project, stdout=subprocess.DEVNULL),
+            1,
+        )
+    )
 
     # bagit: make_bag on a hard-linked copy (cp -al), so no file data is rewritten; only
     # make_bag is timed (it walks, moves the links into data/, hashes, writes manifests).
@@ -449,9 +513,20 @@ def bench_hashing(project: Path, paths: list[Path], nbytes: int, repeat: int,
             checks["bagit_manifest_lines"] = len(lines)
             shutil.rmtree(copy, ignore_errors=True)
 
-        jobs.append(Job(Measure("bagit make_bag(sha256, processes=2)", [], nbytes,
-                                f"bagit {getattr(bagit, 'VERSION', '?')}, on a cp -al copy"),
-                        make, repeat, setup, teardown))
+        jobs.append(
+            Job(
+                Measure(
+                    "bagit make_bag(sha256, processes=2)",
+                    [],
+                    nbytes,
+                    f"bagit {getattr(bagit, 'VERSION', '?')}, on a cp -al copy",
+                ),
+                make,
+                repeat,
+                setup,
+                teardown,
+            )
+        )
 
     # Diagnostics: the same tools on the small files and on the large files separately, to
     # show where repro's time goes (per-file overhead vs streaming throughput).
@@ -467,15 +542,23 @@ def bench_hashing(project: Path, paths: list[Path], nbytes: int, repeat: int,
 
         def ossl(parts: list[list[str]]) -> Callable[[], None]:
             def go() -> None:
-                procs = [subprocess.Popen(["openssl", "dgst", "-sha256", *h], cwd=project,
-                                          stdout=subprocess.DEVNULL) for h in parts]
+                procs = [
+                    subprocess.Popen(
+                        ["openssl", "dgst", "-sha256", *h], cwd=project, stdout=subprocess.DEVNULL
+                    )
+                    for h in parts
+                ]
                 if any(p.wait() != 0 for p in procs):
                     raise RuntimeError("openssl failed")
+
             return go
 
         split += [
-            Job(Measure(f"{tag} repro hash_files (threads)", [], sub_bytes),
-                lambda sp=sub_paths: hash_files(sp, cache=None), repeat),
+            Job(
+                Measure(f"{tag} repro hash_files (threads)", [], sub_bytes),
+                lambda sp=sub_paths: hash_files(sp, cache=None),
+                repeat,
+            ),
             Job(Measure(f"{tag} openssl, 1 process", [], sub_bytes), ossl([sub]), repeat),
             Job(Measure(f"{tag} openssl, 2 processes", [], sub_bytes), ossl(halves_sub), repeat),
         ]
@@ -512,8 +595,9 @@ def repro_env(**extra: str) -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=path, **extra)
 
 
-def run_capture(label: str, project: Path, out: Path, cache_dir: Path, *, no_cache: bool,
-                keep: bool = False) -> Capture:
+def run_capture(
+    label: str, project: Path, out: Path, cache_dir: Path, *, no_cache: bool, keep: bool = False
+) -> Capture:
     cmd = [*repro_cmd(), "capture", str(project), "--no-run", "-o", str(out), "--json"]
     if no_cache:
         cmd.append("--no-hash-cache")
@@ -534,8 +618,16 @@ def run_capture(label: str, project: Path, out: Path, cache_dir: Path, *, no_cac
         raise RuntimeError(f"capture failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     data = json.loads(proc.stdout)
     after = cpu_snapshot()
-    cap = Capture(label, wall, data["timings"], rss, data["archive_size"], data["payload_size"],
-                  foreign_cpu_pct(before, after), after[1] - before[1])
+    cap = Capture(
+        label,
+        wall,
+        data["timings"],
+        rss,
+        data["archive_size"],
+        data["payload_size"],
+        foreign_cpu_pct(before, after),
+        after[1] - before[1],
+    )
     if not keep:
         out.unlink(missing_ok=True)
     return cap
@@ -571,14 +663,21 @@ def bench_tar(project: Path, scratch: Path, nbytes: int, all_peers: bool) -> lis
     """tar-family peers, each timed including an fsync of the output (repro's write stage
     fsyncs its capsule before renaming it into place)."""
     out = scratch / "peer.tgz"
-    peers = [("tar czf (GNU tar + gzip -6)", f"tar czf {out} -C {project} ."),
-             ("tar | gzip -1 (same level as repro)", f"tar cf - -C {project} . | gzip -1 > {out}")]
+    peers = [
+        ("tar czf (GNU tar + gzip -6)", f"tar czf {out} -C {project} ."),
+        ("tar | gzip -1 (same level as repro)", f"tar cf - -C {project} . | gzip -1 > {out}"),
+    ]
     if shutil.which("pigz"):
         if all_peers:
-            peers.append(("tar | pigz -p 2 (level 6)",
-                          f"tar cf - -C {project} . | pigz -p 2 > {out}"))
-        peers.append(("tar | pigz -1 -p 2 (same level and threads as repro)",
-                      f"tar cf - -C {project} . | pigz -1 -p 2 > {out}"))
+            peers.append(
+                ("tar | pigz -p 2 (level 6)", f"tar cf - -C {project} . | pigz -p 2 > {out}")
+            )
+        peers.append(
+            (
+                "tar | pigz -1 -p 2 (same level and threads as repro)",
+                f"tar cf - -C {project} . | pigz -1 -p 2 > {out}",
+            )
+        )
     results = []
     for name, cmd in peers:
         before = cpu_snapshot()
@@ -589,10 +688,16 @@ def bench_tar(project: Path, scratch: Path, nbytes: int, all_peers: bool) -> lis
         after = cpu_snapshot()
         size = out.stat().st_size
         out.unlink()
-        results.append(Measure(name, [total], nbytes,
-                               f"archive {size / MiB:.0f} MiB ({size / nbytes:.1%}); "
-                               f"incl. fsync {sync:.2f} s",
-                               [foreign_cpu_pct(before, after)], [after[1] - before[1]]))
+        results.append(
+            Measure(
+                name,
+                [total],
+                nbytes,
+                f"archive {size / MiB:.0f} MiB ({size / nbytes:.1%}); incl. fsync {sync:.2f} s",
+                [foreign_cpu_pct(before, after)],
+                [after[1] - before[1]],
+            )
+        )
     return results
 
 
@@ -605,9 +710,25 @@ def profile_capture(project: Path, scratch: Path, dest: Path) -> str | None:
         return None
     raw = scratch / "profile.raw.txt"
     out = scratch / "profile.capsule.tgz"
-    cmd = ["py-spy", "record", "--rate", "250", "--format", "raw", "-o", str(raw), "--",
-           *repro_cmd(), "capture", str(project), "--no-run", "-o", str(out), "--json",
-           "--no-hash-cache"]
+    cmd = [
+        "py-spy",
+        "record",
+        "--rate",
+        "250",
+        "--format",
+        "raw",
+        "-o",
+        str(raw),
+        "--",
+        *repro_cmd(),
+        "capture",
+        str(project),
+        "--no-run",
+        "-o",
+        str(out),
+        "--json",
+        "--no-hash-cache",
+    ]
     env = repro_env(REPRO_CACHE_DIR=str(scratch / "profile-cache"))
     run(cmd, env=env, capture_output=True)
     out.unlink(missing_ok=True)
@@ -624,8 +745,7 @@ def profile_capture(project: Path, scratch: Path, dest: Path) -> str | None:
         own[frames[-1]] += n
         for f in set(frames):
             incl[f] += n
-    lines = [f"py-spy samples (all threads, idle excluded): {total}", "",
-             "top by own samples:"]
+    lines = [f"py-spy samples (all threads, idle excluded): {total}", "", "top by own samples:"]
     lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in own.most_common(25)]
     lines += ["", "top by inclusive samples:"]
     lines += [f"  {100 * n / total:5.1f}%  {f}" for f, n in incl.most_common(25)]
@@ -654,16 +774,22 @@ def machine_info() -> dict:
         except (OSError, IndexError):
             return "n/a"
 
-    return {"cpu": cpu, "cpus": os.cpu_count(), "mem_gib": round(mem, 1),
-            "python": platform.python_version(),
-            "repro": importlib.import_module("repro").__version__,
-            "openssl": version(["openssl", "version"]), "tar": version(["tar", "--version"]),
-            "gzip": version(["gzip", "--version"]),
-            "pigz": version(["pigz", "--version"]) if shutil.which("pigz") else "n/a"}
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "mem_gib": round(mem, 1),
+        "python": platform.python_version(),
+        "repro": importlib.import_module("repro").__version__,
+        "openssl": version(["openssl", "version"]),
+        "tar": version(["tar", "--version"]),
+        "gzip": version(["gzip", "--version"]),
+        "pigz": version(["pigz", "--version"]) if shutil.which("pigz") else "n/a",
+    }
 
 
 def git_state() -> dict:
     """HEAD and uncommitted changes under repro/: the code measured may be a work in progress."""
+
     def git(*cmd: str) -> str:
         r = subprocess.run(["git", "-C", str(REPO), *cmd], capture_output=True, text=True)
         return r.stdout.rstrip("\n") if r.returncode == 0 else ""
@@ -674,8 +800,13 @@ def git_state() -> dict:
 
 def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    fmt = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)  # noqa: E731
-                              for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+
+    def fmt(r):
+        return "  ".join(
+            str(c).ljust(w) if i == 0 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+
     sep = "  ".join("-" * w for w in widths)
     return "\n".join([fmt(header), sep, *map(fmt, rows)])
 
@@ -687,16 +818,29 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=20240521)
     ap.add_argument("--repeat", type=int, default=5, help="rounds of the hashing measures")
     ap.add_argument("--big-gib", type=float, default=3.0, help="single sparse-ish file; 0 skips")
-    ap.add_argument("--data-dir", type=Path,
-                    default=Path(os.environ.get("REPRO_BENCH_DIR", "/tmp/repro-bench-data")))
+    ap.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("REPRO_BENCH_DIR", "/tmp/repro-bench-data")),
+    )
     ap.add_argument("--json", type=Path, default=RESULTS / "capture.json")
-    ap.add_argument("--idle-wait", type=float, default=5.0,
-                    help="before each hashing run, wait up to this many seconds for other "
-                         "processes to leave the CPUs alone (0: never wait)")
-    ap.add_argument("--all-peers", action="store_true",
-                    help="also time `tar | pigz -p 2` at level 6 (adds ~20 s)")
-    ap.add_argument("--profile", action="store_true",
-                    help="also py-spy the no-cache capture (results/capture-profile.txt)")
+    ap.add_argument(
+        "--idle-wait",
+        type=float,
+        default=5.0,
+        help="before each hashing run, wait up to this many seconds for other "
+        "processes to leave the CPUs alone (0: never wait)",
+    )
+    ap.add_argument(
+        "--all-peers",
+        action="store_true",
+        help="also time `tar | pigz -p 2` at level 6 (adds ~20 s)",
+    )
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="also py-spy the no-cache capture (results/capture-profile.txt)",
+    )
     args = ap.parse_args()
 
     size = int(args.size_gib * GiB)
@@ -715,29 +859,46 @@ def main() -> int:
     try:
         print(f"dataset: {len(paths)} files, {nbytes / GiB:.2f} GiB in {project}", flush=True)
         warm_s = warm(paths)
-        print(f"page cache warmed in {warm_s:.1f} s ({nbytes / MiB / warm_s:.0f} MiB/s)",
-              flush=True)
+        print(
+            f"page cache warmed in {warm_s:.1f} s ({nbytes / MiB / warm_s:.0f} MiB/s)", flush=True
+        )
 
         print("stage 1: hashing ...", flush=True)
-        hashing, by_size, checks = bench_hashing(project, paths, nbytes, args.repeat, scratch,
-                                        args.idle_wait)
+        hashing, by_size, checks = bench_hashing(
+            project, paths, nbytes, args.repeat, scratch, args.idle_wait
+        )
 
         print("stage 2-4: captures ...", flush=True)
         wait_until_older_than(paths, 2.0)
         out = scratch / "bench.capsule.tgz"
-        cap_nocache = run_capture("capture --no-hash-cache", project, out,
-                                  scratch / "cache-a", no_cache=True)
-        cap_first = run_capture("capture #1 (fills stat cache)", project, out,
-                                scratch / "cache-b", no_cache=False)
+        cap_nocache = run_capture(
+            "capture --no-hash-cache", project, out, scratch / "cache-a", no_cache=True
+        )
+        cap_first = run_capture(
+            "capture #1 (fills stat cache)", project, out, scratch / "cache-b", no_cache=False
+        )
         captures = [cap_nocache, cap_first]
         for i in (2, 3):
-            captures.append(run_capture(f"capture #{i} (unchanged data)", project, out,
-                                        scratch / "cache-b", no_cache=False))
+            captures.append(
+                run_capture(
+                    f"capture #{i} (unchanged data)",
+                    project,
+                    out,
+                    scratch / "cache-b",
+                    no_cache=False,
+                )
+            )
         if big is not None:
             warm(list_files(big))
-            captures.append(run_capture(f"capture {args.big_gib:g} GiB sparse-ish file "
-                                        "--no-hash-cache", big, out, scratch / "cache-c",
-                                        no_cache=True))
+            captures.append(
+                run_capture(
+                    f"capture {args.big_gib:g} GiB sparse-ish file --no-hash-cache",
+                    big,
+                    out,
+                    scratch / "cache-c",
+                    no_cache=True,
+                )
+            )
         print("stage 2: tar peers ...", flush=True)
         warm(paths)
         tars = bench_tar(project, scratch, nbytes, args.all_peers)
@@ -754,16 +915,22 @@ def main() -> int:
     repro_h = hashing[0]
     cached = [c for c in captures if c.label.startswith("capture #") and c is not cap_first]
     same_data = [cap_nocache, cap_first, *cached]
-    repro_w = Measure("repro capture 'write' stage (write_capsule)",
-                      [c.timings["write"] for c in same_data], nbytes,
-                      f"best of {len(same_data)} captures; archive "
-                      f"{cap_nocache.archive_size / MiB:.0f} MiB "
-                      f"({cap_nocache.archive_size / nbytes:.1%}); incl. fsync",
-                      [c.other_cpu_pct for c in same_data])
-    capture_hash = Measure("repro capture 'hash' stage (no cache)",
-                           [cap_nocache.timings["hash"], cap_first.timings["hash"]], nbytes,
-                           "end to end in the CLI: stat + hash_files; best of 2 captures",
-                           [cap_nocache.other_cpu_pct, cap_first.other_cpu_pct])
+    repro_w = Measure(
+        "repro capture 'write' stage (write_capsule)",
+        [c.timings["write"] for c in same_data],
+        nbytes,
+        f"best of {len(same_data)} captures; archive "
+        f"{cap_nocache.archive_size / MiB:.0f} MiB "
+        f"({cap_nocache.archive_size / nbytes:.1%}); incl. fsync",
+        [c.other_cpu_pct for c in same_data],
+    )
+    capture_hash = Measure(
+        "repro capture 'hash' stage (no cache)",
+        [cap_nocache.timings["hash"], cap_first.timings["hash"]],
+        nbytes,
+        "end to end in the CLI: stat + hash_files; best of 2 captures",
+        [cap_nocache.other_cpu_pct, cap_first.other_cpu_pct],
+    )
 
     def speedup(peer: Measure, ours: Measure) -> float:
         return peer.seconds / ours.seconds
@@ -775,16 +942,22 @@ def main() -> int:
     pct = 100 * second_hash / cap_first.timings["hash"]
     rss_max = max((c.peak_rss_mb or 0) for c in captures)
     targets = {
-        "hash_vs_openssl_1proc": {"value": round(speedup(ossl1, repro_h), 2),
-                                  "target": ">= 1.6x"},
-        "hash_vs_bagit_2proc": {"value": round(speedup(bag, repro_h), 2) if bag else None,
-                                "target": "> 1.0x"},
+        "hash_vs_openssl_1proc": {"value": round(speedup(ossl1, repro_h), 2), "target": ">= 1.6x"},
+        "hash_vs_bagit_2proc": {
+            "value": round(speedup(bag, repro_h), 2) if bag else None,
+            "target": "> 1.0x",
+        },
         "write_vs_tar_czf": {"value": round(speedup(tar_czf, repro_w), 2), "target": ">= 5x"},
-        "second_capture_hash_pct": {"value": round(pct, 2), "target": "< 5%",
-                                    "detail": f"{second_hash * 1000:.0f} ms vs "
-                                              f"{cap_first.timings['hash'] * 1000:.0f} ms"},
-        "peak_rss_mb": {"value": round(rss_max, 1), "target": "< 150 MB",
-                        "detail": "max over all captures, incl. the big single file"},
+        "second_capture_hash_pct": {
+            "value": round(pct, 2),
+            "target": "< 5%",
+            "detail": f"{second_hash * 1000:.0f} ms vs {cap_first.timings['hash'] * 1000:.0f} ms",
+        },
+        "peak_rss_mb": {
+            "value": round(rss_max, 1),
+            "target": "< 150 MB",
+            "detail": "max over all captures, incl. the big single file",
+        },
     }
     for key, t in targets.items():
         v = t["value"]
@@ -799,49 +972,114 @@ def main() -> int:
 
     # --- print
     print()
-    print(f"dataset: {len(paths)} files, {nbytes / GiB:.2f} GiB ({ds_info['distribution']}; "
-          f"{ds_info['content']}); page cache warm")
-    print("'repro faster by' = peer time / repro time, on the best run of each; 'other CPU' ="
-          " share of the machine's CPUs used by other processes meanwhile (median)")
+    print(
+        f"dataset: {len(paths)} files, {nbytes / GiB:.2f} GiB ({ds_info['distribution']}; "
+        f"{ds_info['content']}); page cache warm"
+    )
+    print(
+        "'repro faster by' = peer time / repro time, on the best run of each; 'other CPU' ="
+        " share of the machine's CPUs used by other processes meanwhile (median)"
+    )
     print()
     print(f"HASHING ({args.repeat} interleaved rounds)")
-    rows = [[m.name, f"{m.seconds:.2f}", f"{m.median:.2f}", f"{m.mib_s:.0f}",
-             f"{m.cpu_per_gib:.2f}", f"{m.cores_used:.2f}", f"{m.contention:.0f}%",
-             f"{speedup(m, repro_h):.2f}x"]
-            for m in [*hashing, capture_hash]]
-    print(table(rows, ["", "best s", "median s", "MiB/s", "CPU s/GiB", "cores", "other CPU",
-                       "repro faster by"]))
+    rows = [
+        [
+            m.name,
+            f"{m.seconds:.2f}",
+            f"{m.median:.2f}",
+            f"{m.mib_s:.0f}",
+            f"{m.cpu_per_gib:.2f}",
+            f"{m.cores_used:.2f}",
+            f"{m.contention:.0f}%",
+            f"{speedup(m, repro_h):.2f}x",
+        ]
+        for m in [*hashing, capture_hash]
+    ]
+    print(
+        table(
+            rows,
+            [
+                "",
+                "best s",
+                "median s",
+                "MiB/s",
+                "CPU s/GiB",
+                "cores",
+                "other CPU",
+                "repro faster by",
+            ],
+        )
+    )
     if by_size:
         print()
         print("HASHING BY FILE SIZE (diagnostic: 'repro faster by' vs repro on the same subset)")
         rows = []
         for i in range(0, len(by_size), 3):
-            group = by_size[i:i + 3]
-            rows += [[m.name, f"{m.seconds:.3f}", f"{m.mib_s:.0f}", f"{m.cpu_per_gib:.2f}",
-                      f"{m.cores_used:.2f}", f"{m.contention:.0f}%",
-                      f"{speedup(m, group[0]):.2f}x"] for m in group]
-        print(table(rows, ["", "best s", "MiB/s", "CPU s/GiB", "cores", "other CPU",
-                           "repro faster by"]))
+            group = by_size[i : i + 3]
+            rows += [
+                [
+                    m.name,
+                    f"{m.seconds:.3f}",
+                    f"{m.mib_s:.0f}",
+                    f"{m.cpu_per_gib:.2f}",
+                    f"{m.cores_used:.2f}",
+                    f"{m.contention:.0f}%",
+                    f"{speedup(m, group[0]):.2f}x",
+                ]
+                for m in group
+            ]
+        print(
+            table(
+                rows, ["", "best s", "MiB/s", "CPU s/GiB", "cores", "other CPU", "repro faster by"]
+            )
+        )
     print()
     print("WRITING THE ARCHIVE (peers: one run each, timed incl. an fsync of the output)")
-    rows = [[m.name, f"{m.seconds:.2f}", f"{m.mib_s:.0f}", f"{m.contention:.0f}%",
-             f"{speedup(m, repro_w):.2f}x", m.note] for m in [repro_w, *tars]]
+    rows = [
+        [
+            m.name,
+            f"{m.seconds:.2f}",
+            f"{m.mib_s:.0f}",
+            f"{m.contention:.0f}%",
+            f"{speedup(m, repro_w):.2f}x",
+            m.note,
+        ]
+        for m in [repro_w, *tars]
+    ]
     print(table(rows, ["", "best s", "MiB/s", "other CPU", "repro faster by", ""]))
     print("(repro's write-stage CPU is not separable from the whole capture; see CAPTURES)")
     print()
     print("CAPTURES (repro capture --no-run --json, separate processes; stage seconds)")
-    stages = [k for k in ("list", "hash", "scan", "lock", "runs", "write")
-              if any(k in c.timings for c in captures)]
+    stages = [
+        k
+        for k in ("list", "hash", "scan", "lock", "runs", "write")
+        if any(k in c.timings for c in captures)
+    ]
     stages += sorted({k for c in captures for k in c.timings} - set(stages))
-    rows = [[c.label, f"{c.wall_s:.2f}", *(f"{c.timings.get(k, 0):.3f}" for k in stages),
-             f"{c.cpu_s:.1f}", f"{c.peak_rss_mb:.0f}" if c.peak_rss_mb else "?",
-             f"{c.other_cpu_pct:.0f}%"] for c in captures]
+    rows = [
+        [
+            c.label,
+            f"{c.wall_s:.2f}",
+            *(f"{c.timings.get(k, 0):.3f}" for k in stages),
+            f"{c.cpu_s:.1f}",
+            f"{c.peak_rss_mb:.0f}" if c.peak_rss_mb else "?",
+            f"{c.other_cpu_pct:.0f}%",
+        ]
+        for c in captures
+    ]
     print(table(rows, ["", "wall", *stages, "CPU s", "peak RSS MB", "other CPU"]))
     print()
     print("TARGETS")
-    rows = [[k, str(t["value"]), t["target"],
-             {True: "MET", False: "NOT MET", None: "n/a"}[t["met"]], t.get("detail", "")]
-            for k, t in targets.items()]
+    rows = [
+        [
+            k,
+            str(t["value"]),
+            t["target"],
+            {True: "MET", False: "NOT MET", None: "n/a"}[t["met"]],
+            t.get("detail", ""),
+        ]
+        for k, t in targets.items()
+    ]
     print(table(rows, ["", "value", "target", "", ""]))
     if checks:
         print(f"\nchecks: {checks}")
@@ -849,6 +1087,7 @@ def main() -> int:
     print(f"\ntotal benchmark time {elapsed:.0f} s")
 
     import repro
+
     report = {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": " ".join(["python", "benchmarks/bench_capture.py", *sys.argv[1:]]),
@@ -857,26 +1096,43 @@ def main() -> int:
         "repro_git": git_state(),
         "method": {
             "ratio": "peer seconds / repro seconds, best run of each (min is the estimate least"
-                     " disturbed by other load); medians and every run are kept below",
+            " disturbed by other load); medians and every run are kept below",
             "other_cpu_pct": "share of all CPUs busy with processes other than the benchmark's"
-                             " during a measurement (from /proc/stat minus own rusage)",
+            " during a measurement (from /proc/stat minus own rusage)",
             "page_cache": "every file read once before timing; 24 GiB RAM keeps it all cached",
         },
-        "dataset": {**ds_info, "path": str(project), "n_files": len(paths), "bytes": nbytes,
-                    "big_file_bytes": int(args.big_gib * GiB) if big else None},
-        "hashing": [{**m.as_dict(), "repro_speedup": round(speedup(m, repro_h), 3)}
-                    for m in [*hashing, capture_hash]],
+        "dataset": {
+            **ds_info,
+            "path": str(project),
+            "n_files": len(paths),
+            "bytes": nbytes,
+            "big_file_bytes": int(args.big_gib * GiB) if big else None,
+        },
+        "hashing": [
+            {**m.as_dict(), "repro_speedup": round(speedup(m, repro_h), 3)}
+            for m in [*hashing, capture_hash]
+        ],
         "hashing_by_file_size": [
             {**m.as_dict(), "repro_speedup": round(speedup(m, by_size[i - i % 3]), 3)}
-            for i, m in enumerate(by_size)],
-        "writing": [{**m.as_dict(), "repro_speedup": round(speedup(m, repro_w), 3)}
-                    for m in [repro_w, *tars]],
-        "captures": [{"label": c.label, "wall_s": round(c.wall_s, 3),
-                      "timings": {k: round(v, 4) for k, v in c.timings.items()},
-                      "peak_rss_mb": c.peak_rss_mb, "archive_size": c.archive_size,
-                      "payload_size": c.payload_size, "other_cpu_pct": round(c.other_cpu_pct, 1),
-                      "cpu_s": round(c.cpu_s, 2)}
-                     for c in captures],
+            for i, m in enumerate(by_size)
+        ],
+        "writing": [
+            {**m.as_dict(), "repro_speedup": round(speedup(m, repro_w), 3)}
+            for m in [repro_w, *tars]
+        ],
+        "captures": [
+            {
+                "label": c.label,
+                "wall_s": round(c.wall_s, 3),
+                "timings": {k: round(v, 4) for k, v in c.timings.items()},
+                "peak_rss_mb": c.peak_rss_mb,
+                "archive_size": c.archive_size,
+                "payload_size": c.payload_size,
+                "other_cpu_pct": round(c.other_cpu_pct, 1),
+                "cpu_s": round(c.cpu_s, 2),
+            }
+            for c in captures
+        ],
         "targets": targets,
         "checks": checks,
         "profile": profile,

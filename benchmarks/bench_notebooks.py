@@ -89,13 +89,12 @@ NBCLIENT_SNIPPET = (
 )
 
 
-
 # --- measuring ------------------------------------------------------------------------------
 
 
-
-def median_of(cmd: list[str], n: int, what: str, before: Callable[[], object] | None = None,
-              **kw: object) -> float:
+def median_of(
+    cmd: list[str], n: int, what: str, before: Callable[[], object] | None = None, **kw: object
+) -> float:
     xs = []
     for _ in range(n):
         if before:
@@ -129,12 +128,15 @@ class Captured:
 
 def capture(repro: list[str], tmp: Path) -> Captured:
     project = tmp / "papers" / PAPER
-    shutil.copytree(REPO / "sample_papers" / PAPER, project,
-                    ignore=shutil.ignore_patterns("__pycache__", "results", ".venv",
-                                                  ".ipynb_checkpoints", ".repro-notebooks"))
+    shutil.copytree(
+        REPO / "sample_papers" / PAPER,
+        project,
+        ignore=shutil.ignore_patterns(
+            "__pycache__", "results", ".venv", ".ipynb_checkpoints", ".repro-notebooks"
+        ),
+    )
     capsule = tmp / f"{PAPER}.capsule.tgz"
-    t = timed([*repro, "capture", str(project), "-o", str(capsule), "--no-sign", "--json"],
-              cwd=tmp)
+    t = timed([*repro, "capture", str(project), "-o", str(capsule), "--no-sign", "--json"], cwd=tmp)
     p = check(t, "repro capture")
     report = json.loads(p.stdout)
     unpacked = tmp / "unpacked"
@@ -153,19 +155,31 @@ def find_venv(cache: Path, c: Captured) -> tuple[Path, dict]:
     for d in sorted(p for p in venvs.iterdir() if p.is_dir()) if venvs.is_dir() else []:
         complete = (d / ".repro-complete").is_file()
         nbclient = [str(p.relative_to(d)) for p in d.glob("lib/python*/site-packages/nbclient")]
-        listing.append({"venv": d.name, "complete": complete, "nbclient": nbclient,
-                        "jupyter_execute": (d / "bin" / "jupyter-execute").is_file()})
+        listing.append(
+            {
+                "venv": d.name,
+                "complete": complete,
+                "nbclient": nbclient,
+                "jupyter_execute": (d / "bin" / "jupyter-execute").is_file(),
+            }
+        )
         if complete and nbclient:
             with_nbclient.append(d)
     if len(with_nbclient) != 1:
-        raise BenchError(f"expected one complete venv with nbclient under {venvs}, found "
-                         f"{[d.name for d in with_nbclient]} (listing: {listing})")
+        raise BenchError(
+            f"expected one complete venv with nbclient under {venvs}, found "
+            f"{[d.name for d in with_nbclient]} (listing: {listing})"
+        )
     venv = with_nbclient[0]
-    from repro.env.venv import env_key
+    from repro.env.virtualenv import env_key
 
     expected = env_key(c.lock_text, c.python_mm)
-    return venv, {"listing": listing, "found": venv.name, "repro_env_key": expected,
-                  "matches_repro_env_key": venv.name == expected}
+    return venv, {
+        "listing": listing,
+        "found": venv.name,
+        "repro_env_key": expected,
+        "matches_repro_env_key": venv.name == expected,
+    }
 
 
 def fresh_project(c: Captured, dest: Path) -> Path:
@@ -180,10 +194,13 @@ def baseline_env(venv: Path, home: Path) -> dict[str, str]:
     from repro.execution.runs import LocalRunner
 
     env = dict(LocalRunner(venv / "bin", venv).environment({}))
-    for name, sub in (("IPYTHONDIR", "ipython"), ("MPLCONFIGDIR", "matplotlib"),
-                      ("JUPYTER_RUNTIME_DIR", "jupyter-runtime"),
-                      ("JUPYTER_DATA_DIR", "jupyter-data"),
-                      ("JUPYTER_CONFIG_DIR", "jupyter-config")):
+    for name, sub in (
+        ("IPYTHONDIR", "ipython"),
+        ("MPLCONFIGDIR", "matplotlib"),
+        ("JUPYTER_RUNTIME_DIR", "jupyter-runtime"),
+        ("JUPYTER_DATA_DIR", "jupyter-data"),
+        ("JUPYTER_CONFIG_DIR", "jupyter-config"),
+    ):
         (home / sub).mkdir(parents=True, exist_ok=True)
         env[name] = str(home / sub)
     return env
@@ -191,13 +208,21 @@ def baseline_env(venv: Path, home: Path) -> dict[str, str]:
 
 def kernel_resolved(venv: Path, env: dict[str, str], cwd: Path) -> dict:
     """Which kernelspec the baseline's `python3` is, and the interpreter it starts."""
-    code = ("import json, sys; from jupyter_client.kernelspec import KernelSpecManager as K; "
-            "from jupyter_client.manager import KernelManager as M; "
-            "s = K().get_kernel_spec('python3'); m = M(kernel_name='python3'); "
-            "print(json.dumps({'resource_dir': s.resource_dir, 'argv': s.argv, "
-            "'command': m.format_kernel_cmd()[:3]}))")
-    r = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True,
-                       text=True, env=env, cwd=cwd, check=False)
+    code = (
+        "import json, sys; from jupyter_client.kernelspec import KernelSpecManager as K; "
+        "from jupyter_client.manager import KernelManager as M; "
+        "s = K().get_kernel_spec('python3'); m = M(kernel_name='python3'); "
+        "print(json.dumps({'resource_dir': s.resource_dir, 'argv': s.argv, "
+        "'command': m.format_kernel_cmd()[:3]}))"
+    )
+    r = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        check=False,
+    )
     if r.returncode != 0:
         return {"error": (r.stderr or r.stdout).strip().splitlines()[-1:]}
     info = json.loads(r.stdout)
@@ -232,8 +257,16 @@ def parse_replay(t: Timed, what: str) -> dict:
     }
 
 
-def bench(repro: list[str], c: Captured, venv: Path, baseline: list[str], env: dict[str, str],
-          repeat: int, tmp: Path, idle_wait: float) -> dict:
+def bench(
+    repro: list[str],
+    c: Captured,
+    venv: Path,
+    baseline: list[str],
+    env: dict[str, str],
+    repeat: int,
+    tmp: Path,
+    idle_wait: float,
+) -> dict:
     cmd = replay_cmd(repro, c)
     warm_t = timed(cmd, cwd=tmp)
     warm = parse_replay(warm_t, "warm-up replay")
@@ -265,22 +298,33 @@ def bench(repro: list[str], c: Captured, venv: Path, baseline: list[str], env: d
         rep["overhead_s"] = r3(rep["replay_wall_s"] - rep["baseline_s"])
         rep["driver_overhead_s"] = r3(rep["notebook_duration_s"] - rep["baseline_s"])
         rep["outside_replay_fn_s"] = r3(rep["replay_wall_s"] - rep["report_duration_s"])
-        rep["replay_fn_minus_notebook_s"] = r3(rep["report_duration_s"]
-                                               - rep["notebook_duration_s"])
+        rep["replay_fn_minus_notebook_s"] = r3(
+            rep["report_duration_s"] - rep["notebook_duration_s"]
+        )
         reps.append(rep)
 
     def m(key: str) -> float:
         return r3(med([r[key] for r in reps]))
 
-    keys = ("replay_wall_s", "baseline_s", "notebook_duration_s", "report_duration_s",
-            "overhead_s", "driver_overhead_s", "outside_replay_fn_s",
-            "replay_fn_minus_notebook_s")
+    keys = (
+        "replay_wall_s",
+        "baseline_s",
+        "notebook_duration_s",
+        "report_duration_s",
+        "overhead_s",
+        "driver_overhead_s",
+        "outside_replay_fn_s",
+        "replay_fn_minus_notebook_s",
+    )
     return {
         "replay_command": " ".join(["python -m repro", *cmd[3:]]),
         "baseline_command": " ".join(["VENV/bin/" + Path(baseline[0]).name, *baseline[1:]]),
-        "warmup": {"replay_wall_s": warm["replay_wall_s"], "reused_env": warm["reused_env"],
-                   "notebook_duration_s": warm["notebook_duration_s"],
-                   "baseline_s": r3(base_warm.seconds)},
+        "warmup": {
+            "replay_wall_s": warm["replay_wall_s"],
+            "reused_env": warm["reused_env"],
+            "notebook_duration_s": warm["notebook_duration_s"],
+            "baseline_s": r3(base_warm.seconds),
+        },
         "repetitions": reps,
         "median": {k: m(k) for k in keys},
         "ratio_replay_over_baseline": r3(m("replay_wall_s") / m("baseline_s")),
@@ -296,19 +340,22 @@ def bench(repro: list[str], c: Captured, venv: Path, baseline: list[str], env: d
 
 def startup(repro: list[str], c: Captured, venv: Path, tmp: Path, n: int) -> dict:
     py = sys.executable
-    out: dict = {"python_startup_s": median_of([py, "-c", "pass"], n, "python -c pass", cwd=tmp),
-                 "repro_version_s": median_of([*repro, "--version"], n, "repro --version",
-                                              cwd=tmp),
-                 "repro_help_s": median_of([*repro, "--help"], n, "repro --help", cwd=tmp)}
+    out: dict = {
+        "python_startup_s": median_of([py, "-c", "pass"], n, "python -c pass", cwd=tmp),
+        "repro_version_s": median_of([*repro, "--version"], n, "repro --version", cwd=tmp),
+        "repro_help_s": median_of([*repro, "--help"], n, "repro --help", cwd=tmp),
+    }
     # With bytecode cached (a private PYTHONPYCACHEPREFIX, primed once): what compiling
     # repro's own modules from source costs each invocation when PYTHONDONTWRITEBYTECODE=1.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache-prefix")
     check(timed([*repro, "--help"], cwd=tmp, env=env), "priming the bytecode prefix")
-    out["repro_help_bytecode_cached_s"] = median_of([*repro, "--help"], n, "repro --help",
-                                                    cwd=tmp, env=env)
-    out["repro_verify_s"] = median_of([*repro, "verify", str(c.capsule), "--json"], n,
-                                      "repro verify", cwd=tmp)
+    out["repro_help_bytecode_cached_s"] = median_of(
+        [*repro, "--help"], n, "repro --help", cwd=tmp, env=env
+    )
+    out["repro_verify_s"] = median_of(
+        [*repro, "verify", str(c.capsule), "--json"], n, "repro verify", cwd=tmp
+    )
     # The driver gives every notebook an empty MPLCONFIGDIR: matplotlib's font cache is
     # rebuilt each time. Importing pyplot in the venv with an empty vs a warm folder.
     vpy = str(venv / "bin" / "python")
@@ -323,20 +370,21 @@ def startup(repro: list[str], c: Captured, venv: Path, tmp: Path, n: int) -> dic
         cold_env.update(os.environ, MPLCONFIGDIR=str(d))
 
     imp = [vpy, "-c", "import matplotlib.pyplot"]
-    out["import_pyplot_empty_mplconfigdir_s"] = median_of(imp, n, "import matplotlib",
-                                                          before=fresh_mpl, env=cold_env)
+    out["import_pyplot_empty_mplconfigdir_s"] = median_of(
+        imp, n, "import matplotlib", before=fresh_mpl, env=cold_env
+    )
     warm_dir = mpl / "warm"
     warm_dir.mkdir(parents=True)
     warm_env = {**os.environ, "MPLCONFIGDIR": str(warm_dir)}
     check(timed(imp, env=warm_env), "import matplotlib (priming)")
-    out["import_pyplot_warm_mplconfigdir_s"] = median_of(imp, n, "import matplotlib",
-                                                         env=warm_env)
-    out["font_cache_rebuild_s"] = r3(out["import_pyplot_empty_mplconfigdir_s"]
-                                     - out["import_pyplot_warm_mplconfigdir_s"])
-    out["compiling_repro_per_invocation_s"] = r3(out["repro_help_s"]
-                                                 - out["repro_help_bytecode_cached_s"])
+    out["import_pyplot_warm_mplconfigdir_s"] = median_of(imp, n, "import matplotlib", env=warm_env)
+    out["font_cache_rebuild_s"] = r3(
+        out["import_pyplot_empty_mplconfigdir_s"] - out["import_pyplot_warm_mplconfigdir_s"]
+    )
+    out["compiling_repro_per_invocation_s"] = r3(
+        out["repro_help_s"] - out["repro_help_bytecode_cached_s"]
+    )
     return out
-
 
 
 PROFILE_FUNCS = {  # label -> (file suffix, function name)
@@ -368,18 +416,21 @@ def breakdown(c: Captured, tmp: Path) -> dict:
         "total_import_s": r3(sum(r[1] for r in rows if r[2] == 0) / 1e6),
         "heaviest (depth<=1, cumulative>=20ms)": [
             {"module": name, "cumulative_ms": round(cum / 1000, 1)}
-            for _s, cum, depth, name in rows if depth <= 1 and cum >= 20_000],
+            for _s, cum, depth, name in rows
+            if depth <= 1 and cum >= 20_000
+        ],
     }
     prof = tmp / "replay.prof"
     t = timed([py, "-m", "cProfile", "-o", str(prof), "-m", "repro", *args], cwd=tmp)
     p = check(t, "cProfile replay")
-    report = json.loads(p.stdout[p.stdout.index("{"):p.stdout.rindex("}") + 1])
+    report = json.loads(p.stdout[p.stdout.index("{") : p.stdout.rindex("}") + 1])
     found, total_profiled = profiled_seconds(prof, PROFILE_FUNCS)
     nb_own = report["notebooks"][0]["duration_s"]
     seconds = {k: r3(v) for k, v in found.items()}
     if "  execute (the notebook run)" in found:
         seconds["  execute minus the notebook run's own time"] = r3(
-            found["  execute (the notebook run)"] - nb_own)
+            found["  execute (the notebook run)"] - nb_own
+        )
     out["cprofile"] = {
         "wall_s (profiler slows Python code)": r3(t.seconds),
         "profiled_total_s": r3(total_profiled),
@@ -400,12 +451,21 @@ def machine_info(repro: list[str], tmp: Path) -> dict:
                 cpu = line.split(":", 1)[1].strip()
                 break
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
-    r = subprocess.run([*repro[:1], "-c", "import repro; print(repro.__file__, repro.__version__)"],
-                       capture_output=True, text=True, check=False, cwd=tmp)
+    r = subprocess.run(
+        [*repro[:1], "-c", "import repro; print(repro.__file__, repro.__version__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp,
+    )
     imported = r.stdout.split()
     return {
-        "cpu": cpu, "cpus": NCPU, "mem_gib": round(mem, 1), "os": platform.platform(),
-        "python": platform.python_version(), "python_executable": sys.executable,
+        "cpu": cpu,
+        "cpus": NCPU,
+        "mem_gib": round(mem, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
         "repro_imported_from": imported[0] if imported else None,
         "repro": imported[1] if len(imported) > 1 else None,
         "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE"),
@@ -414,62 +474,96 @@ def machine_info(repro: list[str], tmp: Path) -> dict:
     }
 
 
-
 def print_report(res: dict) -> None:
     cap, b, st = res["capture"], res["replay_vs_baseline"], res["startup"]
     mm = b["median"]
     rows = [
         ["capture (cold: lock + venv + runs + notebook)", f"{cap['wall_s']:.2f} s", "", "", ""],
-        ["replay --run analysis.ipynb (whole process)", f"{mm['replay_wall_s']:.2f} s",
-         f"{mm['baseline_s']:.2f} s", f"{mm['overhead_s']:+.2f} s",
-         f"x{b['ratio_replay_over_baseline']:.2f}"],
-        ["  notebook run inside repro (driver)", f"{mm['notebook_duration_s']:.2f} s",
-         f"{mm['baseline_s']:.2f} s", f"{mm['driver_overhead_s']:+.2f} s",
-         f"x{b['ratio_notebook_run_over_baseline']:.2f}"],
+        [
+            "replay --run analysis.ipynb (whole process)",
+            f"{mm['replay_wall_s']:.2f} s",
+            f"{mm['baseline_s']:.2f} s",
+            f"{mm['overhead_s']:+.2f} s",
+            f"x{b['ratio_replay_over_baseline']:.2f}",
+        ],
+        [
+            "  notebook run inside repro (driver)",
+            f"{mm['notebook_duration_s']:.2f} s",
+            f"{mm['baseline_s']:.2f} s",
+            f"{mm['driver_overhead_s']:+.2f} s",
+            f"x{b['ratio_notebook_run_over_baseline']:.2f}",
+        ],
     ]
     print()
     print(table(rows, ["measure (medians)", "repro", "jupyter-execute", "overhead", "ratio"]))
-    print("  capture timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in cap["timings"].items())
-          + (f"; notebook executed in {cap['notebook_duration_s']:.2f} s"
-             if cap.get("notebook_duration_s") is not None else ""))
+    print(
+        "  capture timings: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in cap["timings"].items())
+        + (
+            f"; notebook executed in {cap['notebook_duration_s']:.2f} s"
+            if cap.get("notebook_duration_s") is not None
+            else ""
+        )
+    )
     reps = b["repetitions"]
-    print(f"  replays {[r['replay_wall_s'] for r in reps]} s (notebook run "
-          f"{[r['notebook_duration_s'] for r in reps]} s), baseline "
-          f"{[r['baseline_s'] for r in reps]} s; other CPU "
-          f"{[r['replay_other_cpu_pct'] for r in reps]} / "
-          f"{[r['baseline_other_cpu_pct'] for r in reps]} %")
+    print(
+        f"  replays {[r['replay_wall_s'] for r in reps]} s (notebook run "
+        f"{[r['notebook_duration_s'] for r in reps]} s), baseline "
+        f"{[r['baseline_s'] for r in reps]} s; other CPU "
+        f"{[r['replay_other_cpu_pct'] for r in reps]} / "
+        f"{[r['baseline_other_cpu_pct'] for r in reps]} %"
+    )
     print(f"  verdicts identical: {b['all_identical']}; environment reused: {b['all_reused_env']}")
     print(f"\nwhere the replay's {mm['replay_wall_s']:.2f} s go (medians):")
     print(f"    {'process start, imports, CLI, JSON out':<44} {mm['outside_replay_fn_s']:6.2f} s")
-    print(f"    {'replay(): verify, unpack, env check, compare':<44} "
-          f"{mm['replay_fn_minus_notebook_s']:6.2f} s")
-    print(f"    {'the notebook run (driver + kernel + cells)':<44} "
-          f"{mm['notebook_duration_s']:6.2f} s   (jupyter-execute: {mm['baseline_s']:.2f} s)")
-    print(f"  context: python start {st['python_startup_s']:.2f} s; `repro --version` "
-          f"{st['repro_version_s']:.2f} s; `repro --help` {st['repro_help_s']:.2f} s "
-          f"({st['repro_help_bytecode_cached_s']:.2f} s with bytecode cached); `repro verify` "
-          f"{st['repro_verify_s']:.2f} s; import pyplot in the venv "
-          f"{st['import_pyplot_empty_mplconfigdir_s']:.2f} s with an empty MPLCONFIGDIR vs "
-          f"{st['import_pyplot_warm_mplconfigdir_s']:.2f} s warm")
+    print(
+        f"    {'replay(): verify, unpack, env check, compare':<44} "
+        f"{mm['replay_fn_minus_notebook_s']:6.2f} s"
+    )
+    print(
+        f"    {'the notebook run (driver + kernel + cells)':<44} "
+        f"{mm['notebook_duration_s']:6.2f} s   (jupyter-execute: {mm['baseline_s']:.2f} s)"
+    )
+    print(
+        f"  context: python start {st['python_startup_s']:.2f} s; `repro --version` "
+        f"{st['repro_version_s']:.2f} s; `repro --help` {st['repro_help_s']:.2f} s "
+        f"({st['repro_help_bytecode_cached_s']:.2f} s with bytecode cached); `repro verify` "
+        f"{st['repro_verify_s']:.2f} s; import pyplot in the venv "
+        f"{st['import_pyplot_empty_mplconfigdir_s']:.2f} s with an empty MPLCONFIGDIR vs "
+        f"{st['import_pyplot_warm_mplconfigdir_s']:.2f} s warm"
+    )
     bd = res.get("breakdown")
     if bd:
-        print(f"\nbreakdown of one replay: imports {bd['importtime']['total_import_s']} s "
-              f"(-X importtime); cProfile:")
+        print(
+            f"\nbreakdown of one replay: imports {bd['importtime']['total_import_s']} s "
+            f"(-X importtime); cProfile:"
+        )
         for k, v in bd["cprofile"]["seconds"].items():
             print(f"    {k:<44} {v:7.3f} s")
-        print("    heaviest imports: " + ", ".join(
-            f"{d['module']} {d['cumulative_ms']:.0f} ms"
-            for d in bd["importtime"]["heaviest (depth<=1, cumulative>=20ms)"])[:600])
+        print(
+            "    heaviest imports: "
+            + ", ".join(
+                f"{d['module']} {d['cumulative_ms']:.0f} ms"
+                for d in bd["importtime"]["heaviest (depth<=1, cumulative>=20ms)"]
+            )[:600]
+        )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (about 1 minute)")
     ap.add_argument("--repeat", type=int, help="timed replays and baselines (default 5; quick 2)")
-    ap.add_argument("--profile", action="store_true",
-                    help=f"break the overhead down even if it is under {BREAKDOWN_ABOVE_S:g} s")
-    ap.add_argument("--idle-wait", type=float, default=1.0,
-                    help="max seconds to wait for a quiet machine before each timed step")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help=f"break the overhead down even if it is under {BREAKDOWN_ABOVE_S:g} s",
+    )
+    ap.add_argument(
+        "--idle-wait",
+        type=float,
+        default=1.0,
+        help="max seconds to wait for a quiet machine before each timed step",
+    )
     ap.add_argument("--keep-tmp", action="store_true")
     ap.add_argument("--json", type=Path, default=RESULTS / "notebooks.json")
     args = ap.parse_args()
@@ -479,21 +573,29 @@ def main() -> int:
     t_start = time.perf_counter()
     repro = [sys.executable, "-m", "repro"]
     tmp = Path(tempfile.mkdtemp(prefix="repro-bench-notebooks-"))
-    isolated = {"REPRO_CACHE_DIR": tmp / "repro-cache", "REPRO_CONFIG_DIR": tmp / "repro-config",
-                "UV_CACHE_DIR": tmp / "uv-cache", "PIP_CACHE_DIR": tmp / "pip-cache",
-                # repro's replay folders and the driver's private Jupyter homes land here too
-                # (the driver of repro <= 0ef129e left its home behind after every run).
-                "TMPDIR": tmp / "tmp"}
+    isolated = {
+        "REPRO_CACHE_DIR": tmp / "repro-cache",
+        "REPRO_CONFIG_DIR": tmp / "repro-config",
+        "UV_CACHE_DIR": tmp / "uv-cache",
+        "PIP_CACHE_DIR": tmp / "pip-cache",
+        # repro's replay folders and the driver's private Jupyter homes land here too
+        # (the driver of repro <= 0ef129e left its home behind after every run).
+        "TMPDIR": tmp / "tmp",
+    }
     isolated["TMPDIR"].mkdir()
     for k, v in isolated.items():
         os.environ[k] = str(v)
     machine = machine_info(repro, tmp)
     if not str(machine["repro_imported_from"] or "").startswith(str(REPO)):
-        print(f"warning: `python -m repro` imports {machine['repro_imported_from']}, not this "
-              f"checkout ({REPO})", file=sys.stderr)
+        print(
+            f"warning: `python -m repro` imports {machine['repro_imported_from']}, not this "
+            f"checkout ({REPO})",
+            file=sys.stderr,
+        )
     git_at_start = git_state(REPO)
-    print(f"bench_notebooks: tmp {tmp}; {machine['cpus']} CPUs, load {machine['loadavg']}",
-          flush=True)
+    print(
+        f"bench_notebooks: tmp {tmp}; {machine['cpus']} CPUs, load {machine['loadavg']}", flush=True
+    )
     res: dict = {}
     try:
         c = capture(repro, tmp)
@@ -507,33 +609,49 @@ def main() -> int:
             "notebook_duration_s": nbr.get("duration_s"),
             "runs_duration_s": {r["run"]: r["duration_s"] for r in c.manifest["results"]},
         }
-        print(f"captured in {c.wall_s:.1f} s ({res['capture']['lock_packages']} packages; "
-              f"notes: {'; '.join(c.report.get('notes') or [])})", flush=True)
+        print(
+            f"captured in {c.wall_s:.1f} s ({res['capture']['lock_packages']} packages; "
+            f"notes: {'; '.join(c.report.get('notes') or [])})",
+            flush=True,
+        )
 
         # The warm-up replay (inside bench) builds nothing: capture's venv is reused. Find it.
         venv, venv_info = find_venv(isolated["REPRO_CACHE_DIR"], c)
         res["venv"] = venv_info
         script = venv / "bin" / "jupyter-execute"
-        baseline = ([str(script), NOTEBOOK] if script.is_file()
-                    else [str(venv / "bin" / "python"), "-c", NBCLIENT_SNIPPET])
+        baseline = (
+            [str(script), NOTEBOOK]
+            if script.is_file()
+            else [str(venv / "bin" / "python"), "-c", NBCLIENT_SNIPPET]
+        )
         env = baseline_env(venv, tmp / "baseline-home")
         probe = fresh_project(c, tmp / "direct" / "probe")
         res["venv"]["baseline_kernel"] = kernel_resolved(venv, env, probe)
         shutil.rmtree(probe)
-        print(f"venv {venv.name} (nbclient); baseline {Path(baseline[0]).name}; kernel "
-              f"{res['venv']['baseline_kernel'].get('command', '?')}", flush=True)
+        print(
+            f"venv {venv.name} (nbclient); baseline {Path(baseline[0]).name}; kernel "
+            f"{res['venv']['baseline_kernel'].get('command', '?')}",
+            flush=True,
+        )
 
-        res["replay_vs_baseline"] = bench(repro, c, venv, baseline, env, repeat, tmp,
-                                          args.idle_wait)
+        res["replay_vs_baseline"] = bench(
+            repro, c, venv, baseline, env, repeat, tmp, args.idle_wait
+        )
         m = res["replay_vs_baseline"]["median"]
-        print(f"replay {m['replay_wall_s']:.2f} s vs jupyter-execute {m['baseline_s']:.2f} s "
-              f"(notebook run inside repro {m['notebook_duration_s']:.2f} s)", flush=True)
+        print(
+            f"replay {m['replay_wall_s']:.2f} s vs jupyter-execute {m['baseline_s']:.2f} s "
+            f"(notebook run inside repro {m['notebook_duration_s']:.2f} s)",
+            flush=True,
+        )
         print("context: startup, verify, matplotlib font cache...", flush=True)
         res["startup"] = startup(repro, c, venv, tmp, n_ctx)
         if m["overhead_s"] > BREAKDOWN_ABOVE_S or args.profile:
-            print(f"overhead {m['overhead_s']:.2f} s"
-                  + (f" > {BREAKDOWN_ABOVE_S:g} s" if m["overhead_s"] > BREAKDOWN_ABOVE_S else "")
-                  + ": breaking it down", flush=True)
+            print(
+                f"overhead {m['overhead_s']:.2f} s"
+                + (f" > {BREAKDOWN_ABOVE_S:g} s" if m["overhead_s"] > BREAKDOWN_ABOVE_S else "")
+                + ": breaking it down",
+                flush=True,
+            )
             res["breakdown"] = breakdown(c, tmp)
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -571,8 +689,10 @@ def main() -> int:
         "elapsed_s": r3(time.perf_counter() - t_start),
     }
     if out["repro_git"] != git_at_start:
-        print("warning: repro's code changed while the benchmark ran (see repro_git*)",
-              file=sys.stderr)
+        print(
+            "warning: repro's code changed while the benchmark ran (see repro_git*)",
+            file=sys.stderr,
+        )
     print_report(out)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     tmp_json = args.json.with_suffix(".json.tmp")

@@ -8,7 +8,7 @@
                    on PATH, in a fresh copy of the captured project. Replays and direct runs
                    alternate. overhead = replay wall - runs' own time; goal < 1.5 s. When it is
                    above 1.0 s, a breakdown: startup, the pyenv shim, `-X importtime`, cProfile.
-  2. cold env:     repro's builder (repro.env.venv.build_venv: `uv venv` + `uv pip sync
+  2. cold env:     repro's builder (repro.env.virtualenv.build_venv: `uv venv` + `uv pip sync
                    --require-hashes`), a fresh REPRO_CACHE_DIR each time, vs `python -m venv D`
                    + `D/bin/pip install --require-hashes --no-deps -r LOCK`, same lock (anscombe:
                    numpy + matplotlib). Both download caches are warmed by one untimed build
@@ -76,9 +76,7 @@ BREAKDOWN_ABOVE_S = 1.0
 SCRUB = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")  # what build_venv drops for its tools
 
 
-
 # --- measuring ------------------------------------------------------------------------------
-
 
 
 def timed_fn(fn: Callable[[], object]) -> tuple[Timed, object]:
@@ -87,7 +85,6 @@ def timed_fn(fn: Callable[[], object]) -> tuple[Timed, object]:
     value = fn()
     seconds = time.perf_counter() - t0
     return Timed(seconds, foreign_cpu_pct(before, cpu_snapshot())), value
-
 
 
 def clean_env(extra: dict[str, str] | None = None, drop: tuple[str, ...] = SCRUB) -> dict[str, str]:
@@ -133,7 +130,7 @@ class Captured:
 
     @property
     def venv(self) -> Path:
-        from repro.env.venv import env_key
+        from repro.env.virtualenv import env_key
         from repro.paths import cache_dir
 
         return cache_dir() / "venvs" / env_key(self.lock_text, self.python_mm)
@@ -141,11 +138,13 @@ class Captured:
 
 def capture_paper(repro: list[str], paper: str, tmp: Path) -> Captured:
     project = tmp / "papers" / paper
-    shutil.copytree(REPO / "sample_papers" / paper, project,
-                    ignore=shutil.ignore_patterns("__pycache__", "results", ".venv"))
+    shutil.copytree(
+        REPO / "sample_papers" / paper,
+        project,
+        ignore=shutil.ignore_patterns("__pycache__", "results", ".venv"),
+    )
     capsule = tmp / f"{paper}.capsule.tgz"
-    t = timed([*repro, "capture", str(project), "-o", str(capsule), "--no-sign", "--json"],
-              cwd=tmp)
+    t = timed([*repro, "capture", str(project), "-o", str(capsule), "--no-sign", "--json"], cwd=tmp)
     check(t, f"repro capture {paper}")
     unpacked = tmp / "unpacked" / paper
     unpacked.mkdir(parents=True)
@@ -157,9 +156,13 @@ def capture_paper(repro: list[str], paper: str, tmp: Path) -> Captured:
 # --- 1. warm replay -------------------------------------------------------------------------
 
 
-def run_direct(points: list[dict], workdir: Path, venv: Path,
-               extra_env: dict[str, str] | None = None,
-               drop: tuple[str, ...] = ()) -> tuple[Timed, list[int]]:
+def run_direct(
+    points: list[dict],
+    workdir: Path,
+    venv: Path,
+    extra_env: dict[str, str] | None = None,
+    drop: tuple[str, ...] = (),
+) -> tuple[Timed, list[int]]:
     """The report's commands, in its order, as repro's LocalRunner would run them."""
     from repro.execution.runs import LocalRunner
 
@@ -176,9 +179,16 @@ def run_direct(points: list[dict], workdir: Path, venv: Path,
     def go() -> None:
         for k, (p, env) in enumerate(zip(points, envs, strict=True)):
             with (logs / f"{k}.out").open("wb") as out, (logs / f"{k}.err").open("wb") as err:
-                proc = subprocess.run(["/bin/sh", "-c", p["command"]], cwd=workdir, env=env,
-                                      stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                      check=False, start_new_session=True)
+                proc = subprocess.run(
+                    ["/bin/sh", "-c", p["command"]],
+                    cwd=workdir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    check=False,
+                    start_new_session=True,
+                )
             codes.append(proc.returncode)
 
     t, _ = timed_fn(go)
@@ -269,9 +279,18 @@ def bench_warm(repro: list[str], c: Captured, repeat: int, tmp: Path, idle_wait:
         "repetitions": reps,
         "best_overhead_vs_report_s": r3(min(r["overhead_vs_report_s"] for r in reps)),
         "best_overhead_vs_direct_s": r3(min(r["overhead_vs_direct_s"] for r in reps)),
-        "median": {k: m(k) for k in ("replay_wall_s", "runs_report_sum_s", "direct_s",
-                                      "overhead_vs_report_s", "overhead_vs_direct_s",
-                                      "outside_replay_fn_s", "report_duration_s")},
+        "median": {
+            k: m(k)
+            for k in (
+                "replay_wall_s",
+                "runs_report_sum_s",
+                "direct_s",
+                "overhead_vs_report_s",
+                "overhead_vs_direct_s",
+                "outside_replay_fn_s",
+                "report_duration_s",
+            )
+        },
         "ratio_replay_over_direct": r3(m("replay_wall_s") / m("direct_s")),
         "all_reused_env": all(r["reused_env"] for r in reps),
         "all_reproduced": all(r["reproduced"] for r in reps),
@@ -323,7 +342,6 @@ def bytecode_effect(c: Captured, repeat: int, tmp: Path, idle_wait: float) -> di
 # --- 1b. where the overhead goes ------------------------------------------------------------
 
 
-
 PROFILE_FUNCS = {  # label -> (file suffix, function name)
     "imports (all, incl. lazy)": ("<frozen importlib._bootstrap>", "_find_and_load"),
     "compiling source (no .pyc)": ("~", "<built-in method builtins.compile>"),
@@ -353,14 +371,16 @@ def breakdown(repro: list[str], c: Captured, tmp: Path) -> dict:
     out["repro_version_via_path_s"] = median_of([*repro, "--version"])
     if console and console != repro[0]:
         out["repro_version_via_console_script_s"] = median_of([console, "--version"])
-        out["pyenv_shim_s"] = r3(out["repro_version_via_path_s"]
-                                 - out["repro_version_via_console_script_s"])
+        out["pyenv_shim_s"] = r3(
+            out["repro_version_via_path_s"] - out["repro_version_via_console_script_s"]
+        )
     shim = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "shims" / "repro"
     if "pyenv_shim_s" not in out and shim.is_file() and str(shim) != repro[0]:
         # What an interactive shell runs for `repro`; not on this process's PATH first.
         out["repro_version_via_pyenv_shim_s"] = median_of([str(shim), "--version"])
         out["pyenv_shim_s (interactive shells only)"] = r3(
-            out["repro_version_via_pyenv_shim_s"] - out["repro_version_via_path_s"])
+            out["repro_version_via_pyenv_shim_s"] - out["repro_version_via_path_s"]
+        )
     out["python_m_repro_version_s"] = median_of([py, "-m", "repro", "--version"])
 
     # -X importtime: the import tree of one warm replay.
@@ -373,21 +393,30 @@ def breakdown(repro: list[str], c: Captured, tmp: Path) -> dict:
         "wall_s": r3(t.seconds),
         "total_import_s": r3(total_us / 1e6),
         "heaviest (depth<=2, cumulative>=20ms)": [
-            {"module": name, "depth": depth, "cumulative_ms": round(cum / 1000, 1),
-             "self_ms": round(self_ / 1000, 1)}
-            for self_, cum, depth, name in rows if depth <= 2 and cum >= 20_000
+            {
+                "module": name,
+                "depth": depth,
+                "cumulative_ms": round(cum / 1000, 1),
+                "self_ms": round(self_ / 1000, 1),
+            }
+            for self_, cum, depth, name in rows
+            if depth <= 2 and cum >= 20_000
         ],
         "heaviest_self (self>=15ms)": sorted(
-            ({"module": name, "self_ms": round(self_ / 1000, 1)}
-             for self_, _c, _d, name in rows if self_ >= 15_000),
-            key=lambda d: -d["self_ms"]),
+            (
+                {"module": name, "self_ms": round(self_ / 1000, 1)}
+                for self_, _c, _d, name in rows
+                if self_ >= 15_000
+            ),
+            key=lambda d: -d["self_ms"],
+        ),
     }
 
     # cProfile of one warm replay: where the time inside the process goes.
     prof = tmp / "replay.prof"
     t = timed([py, "-m", "cProfile", "-o", str(prof), "-m", "repro", *replay_args], cwd=tmp)
     p = check(t, "cProfile replay")
-    report = json.loads(p.stdout[p.stdout.index("{"):p.stdout.rindex("}") + 1])
+    report = json.loads(p.stdout[p.stdout.index("{") : p.stdout.rindex("}") + 1])
     found, total_profiled = profiled_seconds(prof, PROFILE_FUNCS)
     runs_own = sum(pt["duration_s"] for pt in report["points"])
     out["cprofile"] = {
@@ -398,7 +427,8 @@ def breakdown(repro: list[str], c: Captured, tmp: Path) -> dict:
     }
     if "  execute runs" in found:
         out["cprofile"]["seconds"]["  execute runs minus runs' own time"] = r3(
-            found["  execute runs"] - runs_own)
+            found["  execute runs"] - runs_own
+        )
     return out
 
 
@@ -420,12 +450,15 @@ def resolve_console_script() -> str | None:
 def dist_infos(venv: Path) -> list[str]:
     site = next(venv.glob("lib/python*/site-packages"))
     skip = ("pip-", "setuptools-", "_virtualenv")
-    return sorted(d.name.removesuffix(".dist-info").lower() for d in site.glob("*.dist-info")
-                  if not d.name.startswith(skip))
+    return sorted(
+        d.name.removesuffix(".dist-info").lower()
+        for d in site.glob("*.dist-info")
+        if not d.name.startswith(skip)
+    )
 
 
 def bench_cold(c: Captured, repeat: int, tmp: Path, idle_wait: float, no_compile: bool) -> dict:
-    from repro.env.venv import build_venv
+    from repro.env.virtualenv import build_venv
 
     lock_text = c.lock_text
     lock_file = tmp / "cold.requirements.lock"
@@ -451,8 +484,19 @@ def bench_cold(c: Captured, repeat: int, tmp: Path, idle_wait: float, no_compile
         wait_for_quiet(idle_wait)
         t_venv = timed([sys.executable, "-m", "venv", str(d)], env=env)
         check(t_venv, "python -m venv")
-        t_pip = timed([str(d / "bin" / "pip"), "install", "--quiet", "--require-hashes",
-                       "--no-deps", *extra, "-r", str(lock_file)], env=env)
+        t_pip = timed(
+            [
+                str(d / "bin" / "pip"),
+                "install",
+                "--quiet",
+                "--require-hashes",
+                "--no-deps",
+                *extra,
+                "-r",
+                str(lock_file),
+            ],
+            env=env,
+        )
         check(t_pip, "pip install --require-hashes")
         pkgs = dist_infos(d)
         shutil.rmtree(d)
@@ -481,13 +525,16 @@ def bench_cold(c: Captured, repeat: int, tmp: Path, idle_wait: float, no_compile
         "python": c.python_mm,
         "same_packages_installed": uv_pkgs == pip_pkgs,
         "packages_installed": uv_pkgs,
-        "warmup_s": {"repro_build_venv": r3(uv_warm.seconds),
-                     "venv_plus_pip": r3(pv_warm.seconds + pp_warm.seconds)},
+        "warmup_s": {
+            "repro_build_venv": r3(uv_warm.seconds),
+            "venv_plus_pip": r3(pv_warm.seconds + pp_warm.seconds),
+        },
         "repro_build_venv_s": [r3(t.seconds) for t in uv_t],
         "repro_build_venv_other_cpu_pct": [round(t.other_cpu_pct, 1) for t in uv_t],
         "venv_plus_pip_s": [r3(x) for x in pip_tot],
-        "venv_plus_pip_parts_s": [{"python -m venv": r3(v.seconds), "pip install": r3(p.seconds)}
-                                  for v, p in pip_t],
+        "venv_plus_pip_parts_s": [
+            {"python -m venv": r3(v.seconds), "pip install": r3(p.seconds)} for v, p in pip_t
+        ],
         "venv_plus_pip_other_cpu_pct": [round(p.other_cpu_pct, 1) for _, p in pip_t],
         "median_repro_build_venv_s": r3(uv_med),
         "median_venv_plus_pip_s": r3(pip_med),
@@ -524,18 +571,23 @@ def docker_tag(c: Captured, base_image: str) -> str:
 def bench_docker(repro: list[str], c: Captured, tmp: Path) -> dict:
     if not shutil.which("docker"):
         return {"status": "skipped: no engine (no docker client)", "pass": None}
-    info = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False,
-                          timeout=30)
+    info = subprocess.run(
+        ["docker", "info"], capture_output=True, text=True, check=False, timeout=30
+    )
     if info.returncode != 0:
         return {"status": "skipped: no engine", "pass": None}
-    base = subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True,
-                          check=False)
+    base = subprocess.run(
+        ["docker", "image", "inspect", BASE_IMAGE], capture_output=True, check=False
+    )
     if base.returncode != 0:
         return {"status": f"skipped: base image {BASE_IMAGE} not present", "pass": None}
     tag = docker_tag(c, BASE_IMAGE)
-    present = subprocess.run(["docker", "images", "repro-env", "--format",
-                              "{{.Repository}}:{{.Tag}}"], capture_output=True, text=True,
-                             check=True).stdout.split()
+    present = subprocess.run(
+        ["docker", "images", "repro-env", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     removed = None
     if tag in present:
         # Only this capsule's image: other repro-env images may be in use by someone else.
@@ -543,27 +595,40 @@ def bench_docker(repro: list[str], c: Captured, tmp: Path) -> dict:
         removed = rmi.returncode == 0
         if not removed:
             print(f"warning: could not remove {tag}: {rmi.stderr.strip()}", file=sys.stderr)
-    cmd = [*repro, "replay", str(c.capsule), "--target", "docker", "--base-image", BASE_IMAGE,
-           "--json"]
+    cmd = [
+        *repro,
+        "replay",
+        str(c.capsule),
+        "--target",
+        "docker",
+        "--base-image",
+        BASE_IMAGE,
+        "--json",
+    ]
     runs = []
     for label in ("first", "second"):
         t = timed(cmd, cwd=tmp)
         p = check(t, f"docker replay ({label})")
         report = json.loads(p.stdout)
-        runs.append({
-            "run": label,
-            "wall_s": r3(t.seconds),
-            "other_cpu_pct": round(t.other_cpu_pct, 1),
-            "report_duration_s": report["duration_s"],
-            "runs_report_sum_s": r3(sum(pt["duration_s"] for pt in report["points"])),
-            "reproduced": report["reproduced"],
-            "printed_building_image": "building image" in p.stderr,
-            "printed_reusing_image": "reusing image" in p.stderr,
-            "stderr": [ln for ln in p.stderr.splitlines() if ln.strip()],
-        })
+        runs.append(
+            {
+                "run": label,
+                "wall_s": r3(t.seconds),
+                "other_cpu_pct": round(t.other_cpu_pct, 1),
+                "report_duration_s": report["duration_s"],
+                "runs_report_sum_s": r3(sum(pt["duration_s"] for pt in report["points"])),
+                "reproduced": report["reproduced"],
+                "printed_building_image": "building image" in p.stderr,
+                "printed_reusing_image": "reusing image" in p.stderr,
+                "stderr": [ln for ln in p.stderr.splitlines() if ln.strip()],
+            }
+        )
     first, second = runs
-    ok = (second["printed_reusing_image"] and not second["printed_building_image"]
-          and second["reproduced"])
+    ok = (
+        second["printed_reusing_image"]
+        and not second["printed_building_image"]
+        and second["reproduced"]
+    )
     return {
         "status": "measured",
         "paper": c.paper,
@@ -597,7 +662,7 @@ def machine_info(repro: list[str]) -> dict:
         except (OSError, IndexError, subprocess.TimeoutExpired):
             return "n/a"
 
-    from repro.capture.deps import uv_bin
+    from repro.env.lock import uv_bin
 
     console = resolve_console_script()
     imported_from = None
@@ -605,25 +670,34 @@ def machine_info(repro: list[str]) -> dict:
         with contextlib.suppress(OSError, IndexError):
             shebang = Path(console).read_text(errors="replace").splitlines()[0]
             interp = shebang[2:].strip().split()[0] if shebang.startswith("#!") else sys.executable
-            r = subprocess.run([interp, "-c", "import repro; print(repro.__file__)"],
-                               capture_output=True, text=True, check=False, cwd="/")
+            r = subprocess.run(
+                [interp, "-c", "import repro; print(repro.__file__)"],
+                capture_output=True,
+                text=True,
+                check=False,
+                cwd="/",
+            )
             imported_from = r.stdout.strip() or None
     return {
-        "cpu": cpu, "cpus": NCPU, "mem_gib": round(mem, 1),
+        "cpu": cpu,
+        "cpus": NCPU,
+        "mem_gib": round(mem, 1),
         "os": platform.platform(),
-        "python": platform.python_version(), "python_executable": sys.executable,
+        "python": platform.python_version(),
+        "python_executable": sys.executable,
         "repro": importlib.import_module("repro").__version__,
-        "repro_on_path": shutil.which("repro"), "repro_console_script": console,
+        "repro_on_path": shutil.which("repro"),
+        "repro_console_script": console,
         "repro_imported_by_console_script": imported_from,
         "uv": version([uv_bin(), "--version"]),
         "pip": version([sys.executable, "-m", "pip", "--version"]),
         "docker": version(["docker", "version", "--format", "{{.Server.Version}}"])
-        if shutil.which("docker") else "n/a",
+        if shutil.which("docker")
+        else "n/a",
         "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE"),
         "loadavg": list(os.getloadavg()),
         "timed_command": repro,
     }
-
 
 
 def verdict(ok: bool | None) -> str:
@@ -634,58 +708,104 @@ def print_report(res: dict) -> None:
     rows = []
     for w in res["warm_replay"]["papers"]:
         mm = w["median"]
-        rows.append([f"warm replay: {w['paper']} ({len(w['points'])} pt)",
-                     f"{mm['replay_wall_s']:.2f} s", f"{mm['direct_s']:.2f} s direct",
-                     f"{mm['runs_report_sum_s']:.2f} s in report",
-                     f"+{mm['overhead_vs_direct_s']:.2f} / +{mm['overhead_vs_report_s']:.2f} s",
-                     f"x{w['ratio_replay_over_direct']:.2f}",
-                     f"< {GOAL_WARM_OVERHEAD_S} s", verdict(w["pass"])])
+        rows.append(
+            [
+                f"warm replay: {w['paper']} ({len(w['points'])} pt)",
+                f"{mm['replay_wall_s']:.2f} s",
+                f"{mm['direct_s']:.2f} s direct",
+                f"{mm['runs_report_sum_s']:.2f} s in report",
+                f"+{mm['overhead_vs_direct_s']:.2f} / +{mm['overhead_vs_report_s']:.2f} s",
+                f"x{w['ratio_replay_over_direct']:.2f}",
+                f"< {GOAL_WARM_OVERHEAD_S} s",
+                verdict(w["pass"]),
+            ]
+        )
     cold = res["cold_env_build"]
-    rows.append([f"cold env: {cold['paper']} ({cold['lock_packages']} pkgs)",
-                 f"{cold['median_repro_build_venv_s']:.2f} s",
-                 f"{cold['median_venv_plus_pip_s']:.2f} s venv+pip",
-                 (f"{cold['median_venv_plus_pip_no_compile_s']:.2f} s --no-compile"
-                  if "median_venv_plus_pip_no_compile_s" in cold else ""),
-                 "", f"{cold['speedup']:.1f}x faster", f">= {GOAL_COLD_SPEEDUP:g}x",
-                 verdict(cold["pass"])])
+    rows.append(
+        [
+            f"cold env: {cold['paper']} ({cold['lock_packages']} pkgs)",
+            f"{cold['median_repro_build_venv_s']:.2f} s",
+            f"{cold['median_venv_plus_pip_s']:.2f} s venv+pip",
+            (
+                f"{cold['median_venv_plus_pip_no_compile_s']:.2f} s --no-compile"
+                if "median_venv_plus_pip_no_compile_s" in cold
+                else ""
+            ),
+            "",
+            f"{cold['speedup']:.1f}x faster",
+            f">= {GOAL_COLD_SPEEDUP:g}x",
+            verdict(cold["pass"]),
+        ]
+    )
     dk = res["docker_second_replay"]
     if dk.get("status") == "measured":
         first, second = dk["runs"]
-        rows.append([f"docker: {dk['paper']} 2nd replay",
-                     f"{second['wall_s']:.2f} s", f"{first['wall_s']:.2f} s 1st",
-                     "built 1st" if dk["first_built"] else "1st did NOT build",
-                     "reusing" if second["printed_reusing_image"] else "NOT reusing",
-                     f"x{dk['ratio_second_over_first']:.2f}", "no rebuild",
-                     verdict(dk["pass"])])
+        rows.append(
+            [
+                f"docker: {dk['paper']} 2nd replay",
+                f"{second['wall_s']:.2f} s",
+                f"{first['wall_s']:.2f} s 1st",
+                "built 1st" if dk["first_built"] else "1st did NOT build",
+                "reusing" if second["printed_reusing_image"] else "NOT reusing",
+                f"x{dk['ratio_second_over_first']:.2f}",
+                "no rebuild",
+                verdict(dk["pass"]),
+            ]
+        )
     else:
         rows.append(["docker: 2nd replay", "", "", "", "", "", "no rebuild", dk["status"]])
     print()
-    print(table(rows, ["target", "repro", "baseline", "baseline 2", "overhead dir/rep",
-                       "ratio", "goal", "result"]))
+    print(
+        table(
+            rows,
+            [
+                "target",
+                "repro",
+                "baseline",
+                "baseline 2",
+                "overhead dir/rep",
+                "ratio",
+                "goal",
+                "result",
+            ],
+        )
+    )
     for w in res["warm_replay"]["papers"]:
-        print(f"  {w['paper']}: replays {[r['replay_wall_s'] for r in w['repetitions']]} s, "
-              f"direct {[r['direct_s'] for r in w['repetitions']]} s, other CPU "
-              f"{[r['replay_other_cpu_pct'] for r in w['repetitions']]} %")
-    print(f"  cold: repro {cold['repro_build_venv_s']} s, venv+pip {cold['venv_plus_pip_s']} s "
-          f"(python -m venv alone: median {cold['median_python_m_venv_s']} s); same packages: "
-          f"{cold['same_packages_installed']}")
+        print(
+            f"  {w['paper']}: replays {[r['replay_wall_s'] for r in w['repetitions']]} s, "
+            f"direct {[r['direct_s'] for r in w['repetitions']]} s, other CPU "
+            f"{[r['replay_other_cpu_pct'] for r in w['repetitions']]} %"
+        )
+    print(
+        f"  cold: repro {cold['repro_build_venv_s']} s, venv+pip {cold['venv_plus_pip_s']} s "
+        f"(python -m venv alone: median {cold['median_python_m_venv_s']} s); same packages: "
+        f"{cold['same_packages_installed']}"
+    )
     bc = res["warm_replay"].get("bytecode")
     if bc:
-        print(f"  bytecode: {bc['paper']} runs' own time {bc['median_as_is_s']} s as is "
-              f"(PYTHONDONTWRITEBYTECODE=1, {bc['pyc_files_in_cached_venv']} .pyc in the venv) vs "
-              f"{bc['median_bytecode_cached_s']} s with bytecode cached")
+        print(
+            f"  bytecode: {bc['paper']} runs' own time {bc['median_as_is_s']} s as is "
+            f"(PYTHONDONTWRITEBYTECODE=1, {bc['pyc_files_in_cached_venv']} .pyc in the venv) vs "
+            f"{bc['median_bytecode_cached_s']} s with bytecode cached"
+        )
     bd = res["warm_replay"].get("breakdown")
     if bd:
-        print(f"\nbreakdown ({bd['paper']}): python startup {bd['python_startup_s']} s, "
-              f"`repro --version` {bd['repro_version_via_path_s']} s via PATH"
-              + "".join(f", {k} {v} s" for k, v in bd.items() if k.startswith("pyenv_shim"))
-              + f"; imports during a replay {bd['importtime']['total_import_s']} s (-X importtime)")
+        print(
+            f"\nbreakdown ({bd['paper']}): python startup {bd['python_startup_s']} s, "
+            f"`repro --version` {bd['repro_version_via_path_s']} s via PATH"
+            + "".join(f", {k} {v} s" for k, v in bd.items() if k.startswith("pyenv_shim"))
+            + f"; imports during a replay {bd['importtime']['total_import_s']} s (-X importtime)"
+        )
         for k, v in bd["cprofile"]["seconds"].items():
             print(f"    {k:<40} {v:7.3f} s")
-        print("    heaviest imports: " + ", ".join(
-            f"{d['module']} {d['cumulative_ms']:.0f} ms"
-            for d in bd["importtime"]["heaviest (depth<=2, cumulative>=20ms)"]
-            if d["depth"] <= 1)[:600])
+        print(
+            "    heaviest imports: "
+            + ", ".join(
+                f"{d['module']} {d['cumulative_ms']:.0f} ms"
+                for d in bd["importtime"]["heaviest (depth<=2, cumulative>=20ms)"]
+                if d["depth"] <= 1
+            )[:600]
+        )
 
 
 def main() -> int:
@@ -695,8 +815,12 @@ def main() -> int:
     ap.add_argument("--cold-repeat", type=int, help="cold builds per side (default 3; quick 1)")
     ap.add_argument("--no-docker", action="store_true", help="skip target 3")
     ap.add_argument("--profile", action="store_true", help="break the overhead down even if small")
-    ap.add_argument("--idle-wait", type=float, default=1.0,
-                    help="max seconds to wait for a quiet machine before each timed step")
+    ap.add_argument(
+        "--idle-wait",
+        type=float,
+        default=1.0,
+        help="max seconds to wait for a quiet machine before each timed step",
+    )
     ap.add_argument("--keep-tmp", action="store_true")
     ap.add_argument("--json", type=Path, default=RESULTS / "replay.json")
     args = ap.parse_args()
@@ -709,43 +833,62 @@ def main() -> int:
         raise SystemExit("`repro` is not on PATH (pip install -e .)")
     repro = [found]
     tmp = Path(tempfile.mkdtemp(prefix="repro-bench-replay-"))
-    isolated = {"REPRO_CACHE_DIR": tmp / "repro-cache", "REPRO_CONFIG_DIR": tmp / "repro-config",
-                "UV_CACHE_DIR": tmp / "uv-cache", "PIP_CACHE_DIR": tmp / "pip-cache"}
+    isolated = {
+        "REPRO_CACHE_DIR": tmp / "repro-cache",
+        "REPRO_CONFIG_DIR": tmp / "repro-config",
+        "UV_CACHE_DIR": tmp / "uv-cache",
+        "PIP_CACHE_DIR": tmp / "pip-cache",
+    }
     for k, v in isolated.items():
         os.environ[k] = str(v)
     machine = machine_info(repro)
     git_at_start = git_state(REPO)
-    print(f"bench_replay: tmp {tmp}; {machine['cpus']} CPUs, load {machine['loadavg']}; "
-          f"repro = {found}", flush=True)
+    print(
+        f"bench_replay: tmp {tmp}; {machine['cpus']} CPUs, load {machine['loadavg']}; "
+        f"repro = {found}",
+        flush=True,
+    )
     res: dict = {}
     try:
         caps = {}
         for paper in PAPERS:
             caps[paper] = capture_paper(repro, paper, tmp)
-            print(f"captured {paper} in {caps[paper].capture_s:.1f} s "
-                  "(first capture: downloads into the private uv cache, builds the venv)",
-                  flush=True)
+            print(
+                f"captured {paper} in {caps[paper].capture_s:.1f} s "
+                "(first capture: downloads into the private uv cache, builds the venv)",
+                flush=True,
+            )
 
         warm = []
         for paper in PAPERS:
             warm.append(bench_warm(repro, caps[paper], repeat, tmp, args.idle_wait))
             m = warm[-1]["median"]
-            print(f"warm replay {paper}: {m['replay_wall_s']:.2f} s vs {m['direct_s']:.2f} s "
-                  f"direct, {m['runs_report_sum_s']:.2f} s in report", flush=True)
-        res["warm_replay"] = {"papers": warm, "goal_s": GOAL_WARM_OVERHEAD_S,
-                              "pass": all(w["pass"] for w in warm)}
+            print(
+                f"warm replay {paper}: {m['replay_wall_s']:.2f} s vs {m['direct_s']:.2f} s "
+                f"direct, {m['runs_report_sum_s']:.2f} s in report",
+                flush=True,
+            )
+        res["warm_replay"] = {
+            "papers": warm,
+            "goal_s": GOAL_WARM_OVERHEAD_S,
+            "pass": all(w["pass"] for w in warm),
+        }
         worst = max(warm, key=lambda w: w["overhead_s"])
         if worst["overhead_s"] > BREAKDOWN_ABOVE_S or args.profile:
-            print(f"overhead {worst['overhead_s']:.2f} s > {BREAKDOWN_ABOVE_S} s: breaking it "
-                  f"down on {worst['paper']}", flush=True)
+            print(
+                f"overhead {worst['overhead_s']:.2f} s > {BREAKDOWN_ABOVE_S} s: breaking it "
+                f"down on {worst['paper']}",
+                flush=True,
+            )
             res["warm_replay"]["breakdown"] = breakdown(repro, caps[worst["paper"]], tmp)
         bc = bytecode_effect(caps[COLD_PAPER], max(1, min(repeat, 2)), tmp, args.idle_wait)
         if bc:
             res["warm_replay"]["bytecode"] = bc
 
         print("cold environment builds...", flush=True)
-        res["cold_env_build"] = bench_cold(caps[COLD_PAPER], cold_repeat, tmp, args.idle_wait,
-                                           no_compile=not args.quick)
+        res["cold_env_build"] = bench_cold(
+            caps[COLD_PAPER], cold_repeat, tmp, args.idle_wait, no_compile=not args.quick
+        )
 
         if args.no_docker:
             res["docker_second_replay"] = {"status": "skipped: --no-docker", "pass": None}
@@ -772,7 +915,8 @@ def main() -> int:
             "of the captured project; overhead = replay wall - runs' own time, paired per "
             "repetition, median; reported against both the direct runs and the report's "
             "duration_s sum; the target takes the larger",
-            "cold_env_build": "repro.env.venv.build_venv with a fresh REPRO_CACHE_DIR vs python -m "
+            "cold_env_build": "repro.env.virtualenv.build_venv with a fresh REPRO_CACHE_DIR "
+            "vs python -m "
             "venv + pip install --require-hashes --no-deps, same lock; uv's and pip's download "
             "caches (private to the benchmark) warmed by one untimed build of each, so this is "
             "install time, not download time; medians",
@@ -792,8 +936,10 @@ def main() -> int:
         "elapsed_s": r3(time.perf_counter() - t_start),
     }
     if out["repro_git"] != git_at_start:
-        print("warning: repro's code changed while the benchmark ran (see repro_git*)",
-              file=sys.stderr)
+        print(
+            "warning: repro's code changed while the benchmark ran (see repro_git*)",
+            file=sys.stderr,
+        )
     print_report(out)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     tmp_json = args.json.with_suffix(".json.tmp")

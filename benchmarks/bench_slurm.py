@@ -38,8 +38,13 @@ def study(root: Path, points: int) -> Path:
 
 
 def repro(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "repro", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "repro", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
 
 
 def direct(points: int, workdir: Path, parallel: int) -> float:
@@ -47,8 +52,11 @@ def direct(points: int, workdir: Path, parallel: int) -> float:
     commands = [f"mkdir -p out && echo {i} > out/{i}.txt" for i in range(points)]
     start = time.perf_counter()
     with ThreadPoolExecutor(parallel) as pool:
-        list(pool.map(lambda c: subprocess.run(["/bin/sh", "-c", c], cwd=workdir, check=True),
-                      commands))
+        list(
+            pool.map(
+                lambda c: subprocess.run(["/bin/sh", "-c", c], cwd=workdir, check=True), commands
+            )
+        )
     return time.perf_counter() - start
 
 
@@ -64,13 +72,21 @@ def main() -> None:
     results: dict[str, object] = {"machine": {"cpus": os.cpu_count()}}
     try:
         capsule = root / "s.tgz"
-        captured = repro("capture", str(study(root, args.points)), "-o", str(capsule),
-                         "--no-run", "--no-sign", env=env)
+        captured = repro(
+            "capture",
+            str(study(root, args.points)),
+            "-o",
+            str(capsule),
+            "--no-run",
+            "--no-sign",
+            env=env,
+        )
         assert captured.returncode == 0, captured.stderr
         # Capture without running: every point is "not verified"; what we time is submission,
         # scheduling, polling and gathering. Warm the venv first so it is not counted.
-        repro("replay", str(capsule), "--target", "local", "--run", "tiny", "--point", "i=0",
-              env=env)
+        repro(
+            "replay", str(capsule), "--target", "local", "--run", "tiny", "--point", "i=0", env=env
+        )
         seq = direct(args.points, root / "direct-seq", 1)
         par = direct(args.points, root / "direct-par", 2)
         start = time.perf_counter()
@@ -95,12 +111,19 @@ def main() -> None:
         (shim / "sbatch").write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {real} "$@"\n')
         (shim / "sbatch").chmod(0o755)
         big = root / "big.tgz"
-        captured = repro("capture", str(study(root, args.big)), "-o", str(big), "--no-run",
-                         "--no-sign", env=env)
+        captured = repro(
+            "capture", str(study(root, args.big)), "-o", str(big), "--no-run", "--no-sign", env=env
+        )
         assert captured.returncode == 0, captured.stderr
         start = time.perf_counter()
-        replay = repro("replay", str(big), "--target", "slurm", "--json",
-                       env={**env, "PATH": f"{shim}:{os.environ['PATH']}"})
+        replay = repro(
+            "replay",
+            str(big),
+            "--target",
+            "slurm",
+            "--json",
+            env={**env, "PATH": f"{shim}:{os.environ['PATH']}"},
+        )
         big_wall = time.perf_counter() - start
         assert replay.returncode == 0, replay.stderr
         calls = log.read_text().splitlines()

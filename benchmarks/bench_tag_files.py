@@ -29,8 +29,11 @@ sys.path.insert(0, str(REPO))
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--counts", type=int, nargs="+", default=[1000, 2000, 4000, 8000])
-    ap.add_argument("--data-dir", type=Path,
-                    default=Path(os.environ.get("REPRO_BENCH_DIR", "/tmp/repro-bench-data")))
+    ap.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("REPRO_BENCH_DIR", "/tmp/repro-bench-data")),
+    )
     args = ap.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="bench-tags-", dir=args.data_dir))
@@ -60,15 +63,19 @@ def main() -> int:
                 folder = project / f"d{i % 50:02d}"
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / f"f{i:06d}.txt").write_text(f"{i}\n")
-            opts = pipeline.CaptureOptions(project=project, output=scratch / f"p{n}.tgz",
-                                           execute=False, use_hash_cache=False)
+            opts = pipeline.CaptureOptions(
+                project=project, output=scratch / f"p{n}.tgz", execute=False, use_hash_cache=False
+            )
             result = pipeline.capture(opts)
             manifest = result.manifest
             rows.append((n, result.timings["write"], spent["tag_files"]))
             (scratch / f"p{n}.tgz").unlink()
             shutil.rmtree(project)
-            print(f"{n:6d} files: write {result.timings['write']:7.3f} s, "
-                  f"tag_files {spent['tag_files']:7.3f} s", flush=True)
+            print(
+                f"{n:6d} files: write {result.timings['write']:7.3f} s, "
+                f"tag_files {spent['tag_files']:7.3f} s",
+                flush=True,
+            )
         if manifest is not None:
             prof = cProfile.Profile()
             prof.runcall(original, manifest, manifest.canonical_json())

@@ -106,8 +106,9 @@ def profiled_seconds(
 
 def git_state(repo: Path) -> dict:
     def git(*cmd: str) -> str:
-        r = subprocess.run(["git", "-C", str(repo), *cmd], capture_output=True, text=True,
-                           check=False)
+        r = subprocess.run(
+            ["git", "-C", str(repo), *cmd], capture_output=True, text=True, check=False
+        )
         return r.stdout.rstrip("\n") if r.returncode == 0 else ""
 
     dirty = [line[3:] for line in git("status", "--porcelain", "--", "repro").splitlines()]
@@ -118,7 +119,9 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
 
     def fmt(r: list[str]) -> str:
-        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                         for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        return "  ".join(
+            str(c).ljust(w) if i == 0 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
 
     return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *map(fmt, rows)])

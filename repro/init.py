@@ -7,9 +7,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from repro.capture.deps import DEPENDENCY_FILES, detect_requirements
 from repro.capture.files import BUILTIN_IGNORES
 from repro.config import CONFIG_NAME, parse_config
+from repro.env.lock import DEPENDENCY_FILES, detect_requirements
 from repro.errors import ConfigExistsError, ProjectNotFoundError
 
 DATA_DIR_NAMES = ("data", "datasets", "dataset", "inputs", "input", "raw")

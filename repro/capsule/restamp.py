@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from repro.capsule.layout import created_epoch
 from repro.capsule.reader import read_capsule
 from repro.capsule.writer import Source, WrittenCapsule, write_capsule
-from repro.capture.hashing import sha256_bytes
+from repro.hashing import sha256_bytes
 from repro.sign import check_signature, sign_digest
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pathspec
 
-from repro.capture.secrets import secret_file_reason
+from repro.capture.secret_scan import secret_file_reason
 from repro.errors import ProjectFileError, UnsafeSymlinkError
 
 BUILTIN_IGNORES = [

@@ -25,23 +25,20 @@ from repro.capsule.layout import (
     rocrate_metadata,
 )
 from repro.capsule.writer import Source, WrittenCapsule, write_capsule
-from repro.capture.data import fetch_remote
-from repro.capture.deps import (
+from repro.capture.files import ProjectFile, list_project
+from repro.capture.secret_scan import Hit, SecretScanner, fail_on_hits, is_secret_variable
+from repro.capture.source import source_state
+from repro.config import load_config
+from repro.env.dockerfile import default_base_image, render_dockerfile
+from repro.env.image import ImageSpec, docker_client, ensure_image, save_image
+from repro.env.lock import (
     Lock,
     detect_requirements,
     freeze_lock,
     lock_dependencies,
     with_packages,
 )
-from repro.capture.files import ProjectFile, list_project
-from repro.capture.hashing import Digest, StatCache, hash_files, sha256_bytes, sha256_file
-from repro.capture.platform import fingerprint
-from repro.capture.secrets import Hit, SecretScanner, fail_on_hits, is_secret_variable
-from repro.capture.source import source_state
-from repro.config import load_config
-from repro.env.dockerfile import default_base_image, render_dockerfile
-from repro.env.image import ImageSpec, docker_client, ensure_image, save_image
-from repro.env.venv import build_venv
+from repro.env.virtualenv import build_venv
 from repro.env.wheels import download_wheels
 from repro.errors import (
     ConfigError,
@@ -59,6 +56,8 @@ from repro.execution.runs import (
     execute_runs,
     stage_project,
 )
+from repro.hashing import Digest, StatCache, hash_files, sha256_bytes, sha256_file
+from repro.machine import fingerprint
 from repro.models import (
     CompareRule,
     DataSpec,
@@ -81,6 +80,7 @@ from repro.models import (
 )
 from repro.notebooks import notebook as nbk
 from repro.paths import cache_dir
+from repro.remote_data import fetch_remote
 from repro.scheduler.scripts import Flavour, render_script
 from repro.sign import (
     PassphrasePrompt,

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repro.capture.hashing import sha256_bytes
 from repro.env.wheels import download_wheels
 from repro.errors import CapsuleIntegrityError, EnvironmentBuildError, ServiceUnavailableError
+from repro.hashing import sha256_bytes
 
 IMAGE_REPO = "repro-env"
 LABEL = "org.repro.env-digest"

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from repro.capture.hashing import sha256_bytes
 from repro.errors import EnvironmentBuildError, NetworkError
+from repro.hashing import sha256_bytes
 from repro.paths import cache_dir
 
 DOWNLOAD_TIMEOUT_S = 1800

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from repro.capture.deps import parse_packages
 from repro.env.image import BASE_IMAGE_ENV, ImageSpec, docker_client, ensure_image
+from repro.env.lock import parse_packages
 from repro.execution.runs import CommandResult, InFlight
 from repro.models import Manifest, Run
 

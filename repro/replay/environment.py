@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from repro.capture.deps import parse_packages, uv_bin
+from repro.env.lock import parse_packages, uv_bin
 from repro.models import EnvironmentDifference, Manifest, Package, Platform
 
 

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Literal
 
 from repro.capsule.layout import PROJECT_PREFIX, created_timestamp
-from repro.capture.data import fetch_remote
-from repro.capture.platform import fingerprint
 from repro.compare import compare_output
-from repro.env.venv import VirtualEnv, build_venv, find_python
+from repro.env.virtualenv import VirtualEnv, build_venv, find_python
 from repro.errors import CapsuleIntegrityError, EnvironmentBuildError, UsageError
 from repro.execution.runs import CommandRunner, LocalRunner, PointOutcome, execute_runs
+from repro.machine import fingerprint
 from repro.models import (
     CompareRule,
     DataSpec,
@@ -36,6 +35,7 @@ from repro.models import (
     format_value,
     render,
 )
+from repro.remote_data import fetch_remote
 from repro.replay.environment import differences, installed_packages
 from repro.replay.slurm_target import SlurmSettings, replay_on_slurm
 from repro.scheduler.slurm import Slurm
@@ -384,7 +384,7 @@ def _notebook_verdicts(
 ) -> list[NotebookReplay]:
     if not notebooks:
         return []
-    from repro.capture.hashing import sha256_file
+    from repro.hashing import sha256_file
     from repro.notebooks.compare import compare_notebook
     from repro.notebooks.notebook import executed_path
 

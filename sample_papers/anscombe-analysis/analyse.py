@@ -65,9 +65,12 @@ def plot(groups, metrics, path):
         ax.plot(line_x, m["intercept"] + m["slope"] * line_x, color="tab:blue", linewidth=1.2)
         ax.set_title(f"Dataset {name}")
         ax.text(
-            0.04, 0.95,
+            0.04,
+            0.95,
             f"y = {m['intercept']:.2f} + {m['slope']:.3f} x\nr = {m['correlation']:.3f}",
-            transform=ax.transAxes, va="top", fontsize=8,
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
         )
         ax.set_xlim(2, 20)
         ax.set_ylim(2, 14)
@@ -90,8 +93,10 @@ def main():
     (OUT / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot(groups, metrics, OUT / "figure.png")
     for name, m in metrics.items():
-        print(f"{name:>3}: mean_y={m['mean_y']:.3f} var_y={m['var_y']:.3f} "
-              f"r={m['correlation']:.3f} y={m['intercept']:.2f}+{m['slope']:.3f}x")
+        print(
+            f"{name:>3}: mean_y={m['mean_y']:.3f} var_y={m['var_y']:.3f} "
+            f"r={m['correlation']:.3f} y={m['intercept']:.2f}+{m['slope']:.3f}x"
+        )
 
 
 if __name__ == "__main__":

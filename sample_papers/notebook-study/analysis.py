@@ -52,7 +52,7 @@ def change_point(values):
 def build_table(years, flow):
     rows = []
     for start in range(0, years.size, 10):
-        y, v = years[start:start + 10], flow[start:start + 10]
+        y, v = years[start : start + 10], flow[start : start + 10]
         rows.append(stats_row(f"{y[0]}-{y[-1]}", "decade", y, v))
     k, _ = change_point(flow)
     rows.append(stats_row(f"{years[0]}-{years[k - 1]}", "segment", years[:k], flow[:k]))
@@ -64,11 +64,18 @@ def build_table(years, flow):
 def plot(years, flow, k, path):
     plt.rcParams.update({"font.family": "DejaVu Sans", "font.size": 9})
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.plot(years, flow, marker="o", markersize=3, linewidth=1, color="tab:blue", label="annual flow")
+    ax.plot(
+        years, flow, marker="o", markersize=3, linewidth=1, color="tab:blue", label="annual flow"
+    )
     for seg_years, seg_flow in ((years[:k], flow[:k]), (years[k:], flow[k:])):
         ax.hlines(seg_flow.mean(), seg_years[0], seg_years[-1], colors="tab:red", linewidth=2)
-    ax.axvline(years[k] - 0.5, color="gray", linestyle="--", linewidth=1,
-               label=f"change point ({years[k - 1]}/{years[k]})")
+    ax.axvline(
+        years[k] - 0.5,
+        color="gray",
+        linestyle="--",
+        linewidth=1,
+        label=f"change point ({years[k - 1]}/{years[k]})",
+    )
     ax.plot([], [], color="tab:red", linewidth=2, label="segment means")
     ax.set_xlabel("year")
     ax.set_ylabel(r"flow ($10^8\,\mathrm{m}^3$)")
@@ -93,7 +100,9 @@ def main():
 
     print(f"{'period':<10} {'kind':<8} {'n':>3} {'mean':>8} {'sd':>7} {'min':>5} {'max':>5}")
     for r in rows:
-        print(f"{r['period']:<10} {r['kind']:<8} {r['n']:>3} {r['mean']:>8} {r['sd']:>7} {r['min']:>5} {r['max']:>5}")
+        print(
+            f"{r['period']:<10} {r['kind']:<8} {r['n']:>3} {r['mean']:>8} {r['sd']:>7} {r['min']:>5} {r['max']:>5}"
+        )
     print(f"change point: mean shifts between {years[k - 1]} and {years[k]}")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from repro.capture.deps import freeze_lock, uv_bin
+from repro.env.lock import freeze_lock, uv_bin
 from tests.conftest import ROOT
 
 

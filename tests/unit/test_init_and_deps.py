@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from repro.capture.deps import (
+from repro.config import load_config
+from repro.env.lock import (
     detect_requirements,
     is_hashed_lock,
     lock_dependencies,
     parse_packages,
     pipfile_lock_to_requirements,
 )
-from repro.config import load_config
 from repro.errors import ConfigError, ConfigExistsError
 from repro.init import init_project
 from tests.conftest import run_cli

@@ -15,7 +15,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from PIL import Image
 from pydantic import ValidationError
 
-from repro.capture.deps import Lock, parse_packages, with_packages
+from repro.env.lock import Lock, parse_packages, with_packages
 from repro.errors import NotebookError
 from repro.execution.runs import CommandResult, PointOutcome
 from repro.models import (

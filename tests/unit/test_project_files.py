@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from repro.capture import hashing
+from repro import hashing
 from repro.capture.files import list_project
-from repro.capture.hashing import StatCache, hash_files
 from repro.capture.source import source_state, strip_credentials
 from repro.errors import ProjectFileError, UnsafeSymlinkError
+from repro.hashing import StatCache, hash_files
 from tests.conftest import git
 
 

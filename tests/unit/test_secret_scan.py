@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from repro.capture import secrets
-from repro.capture.secrets import SecretScanner
+from repro.capture import secret_scan as secrets
+from repro.capture.secret_scan import SecretScanner
 
 AWS = "AKIA" + "ABCDEFGHIJKLMNOP"
 GITLAB = "glpat-" + "abcdefghij0123456789"

@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from repro.capture.deps import uv_bin
-from repro.capture.hashing import sha256_bytes
+from repro.env.lock import uv_bin
 from repro.errors import EnvironmentBuildError, NetworkError
+from repro.hashing import sha256_bytes
 from repro.paths import cache_dir
 
 MARKER = ".repro-complete"
