@@ -181,3 +181,7 @@ class ServiceUnavailableError(ReproError):
 
 class NetworkError(ServiceUnavailableError):
     default_hint = "check the network connection and the URL, then retry"
+
+
+class AptPackagesMissingError(ServiceUnavailableError):
+    """The study needs Debian packages (apt.txt) this machine does not have."""

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from repro.capture.files import BUILTIN_IGNORES
 from repro.config import CONFIG_NAME, parse_config
-from repro.env.lock import DEPENDENCY_FILES, detect_requirements
+from repro.env.declarations import EnvironmentPlan, describe, plan_environment
 from repro.errors import ConfigExistsError, ProjectNotFoundError
+from repro.models import EnvironmentSpec
 
 DATA_DIR_NAMES = ("data", "datasets", "dataset", "inputs", "input", "raw")
 SCRIPT_NAMES = (
@@ -27,36 +28,35 @@ SCRIPT_NAMES = (
 
 @dataclass(frozen=True)
 class Detected:
-    requirements: str | None
-    dependency_files: list[str]
-    python: str | None
-    apt: list[str]
+    environment: EnvironmentPlan
+    """The environment as capture will read it (binder/ first, repo2docker's precedence)."""
     notebooks: list[str]
     data_dirs: list[str]
     scripts: list[str]
 
+    @property
+    def requirements(self) -> str | None:
+        return self.environment.dependency_file
+
+    @property
+    def python(self) -> str | None:
+        choice = self.environment.python
+        return None if choice.source == "this interpreter" else choice.version
+
+    @property
+    def apt(self) -> list[str]:
+        return self.environment.apt
+
+    def environment_lines(self, project: Path) -> list[str]:
+        return describe(project, self.environment) + self.environment.notes
+
 
 def detect(project: Path) -> Detected:
-    found_files = [n for n in DEPENDENCY_FILES if (project / n).is_file()]
-    python = None
-    runtime = project / "runtime.txt"
-    if runtime.is_file():
-        text = runtime.read_text(encoding="utf-8").strip().removeprefix("python-")
-        python = ".".join(text.split(".")[:2]) or None
-    apt_file = project / "apt.txt"
-    apt = []
-    if apt_file.is_file():
-        apt = [
-            ln.strip()
-            for ln in apt_file.read_text(encoding="utf-8").splitlines()
-            if ln.strip() and not ln.startswith("#")
-        ]
+    environment = plan_environment(project, EnvironmentSpec())
     notebooks = _notebooks(project)
     data_dirs = [n for n in DATA_DIR_NAMES if (project / n).is_dir()]
     scripts = [n for n in SCRIPT_NAMES if (project / n).is_file()]
-    return Detected(
-        detect_requirements(project), found_files, python, apt, notebooks, data_dirs, scripts
-    )
+    return Detected(environment, notebooks, data_dirs, scripts)
 
 
 def _notebooks(project: Path) -> list[str]:
@@ -96,21 +96,23 @@ def render_config(project: Path, found: Detected) -> str:
         "",
         "[environment]",
     ]
+    env = found.environment
+    lines += [f"# {line}" for line in found.environment_lines(project)]
     if found.requirements:
-        others = [f for f in found.dependency_files if f != found.requirements]
-        lines.append(
-            f"requirements = {_q(found.requirements)}"
-            + (f"   # also found: {', '.join(others)}" if others else "")
-        )
+        lines.append(f"requirements = {_q(found.requirements)}")
     else:
-        lines.append("# No dependency declaration found (requirements.txt, pyproject.toml, ...):")
-        lines.append('# requirements = "requirements.txt"')
+        lines.append(
+            "# No dependency declaration found (requirements.txt, environment.yml, Pipfile, ...):"
+        )
+        lines.append('# packages = ["numpy>=1.24"]   # requirements declared here instead')
+    if env.project_file:
+        lines.append(f"install_project = true   # {env.project_file}: the project is installed")
     if found.python:
-        lines.append(f"python = {_q(found.python)}   # from runtime.txt")
+        lines.append(f"python = {_q(found.python)}   # from {env.python.source}")
     else:
         lines.append('# python = "3.11"            # default: runtime.txt, else this interpreter')
     if found.apt:
-        lines.append(f"apt = {json.dumps(found.apt)}   # from apt.txt")
+        lines.append(f"apt = {json.dumps(found.apt)}   # from {env.apt_file}")
     lines.append('# base_image = "python:3.11-slim"')
     lines.append("")
     for data in found.data_dirs:

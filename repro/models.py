@@ -245,9 +245,19 @@ Resolver = Literal["uv", "pip-tools"]
 
 class EnvironmentSpec(Model):
     requirements: str | None = None
-    """Dependency declaration: requirements.txt/.in, pyproject.toml, setup.py, Pipfile[.lock]."""
+    """Dependency declaration: requirements.txt/.in, environment.yml, Pipfile[.lock],
+    pyproject.toml or setup.py (default: found as repo2docker finds it, binder/ first)."""
+    packages: list[str] = []
+    """Requirements declared here (PEP 508, e.g. "numpy>=1.24"), added to the declaration's."""
+    install_project: bool | None = None
+    """Build the project itself (setup.py / pyproject.toml [project]) into a wheel and install
+    it (default: when repo2docker would, i.e. no binder/ folder and such a file at the root)."""
+    conda_only: Literal["error", "skip"] = "error"
+    """A conda package of environment.yml with no PyPI equivalent: fail, or leave it out with
+    a note in the capsule."""
     python: str | None = Field(default=None, pattern=r"^\d+\.\d+(\.\d+)?$")
-    """Python version the study needs (default: runtime.txt, else this interpreter)."""
+    """Python version the study needs (default: environment.yml, Pipfile, runtime.txt, else
+    this interpreter)."""
     resolver: Resolver = "uv"
     base_image: str | None = None
     """Container base image (default python:X.Y-slim)."""
@@ -439,6 +449,42 @@ class Package(Model):
 
 
 LockSource = Literal["uv", "pip-tools", "existing-lock", "pipfile-lock", "freeze", "none"]
+LocalKind = Literal["project", "path", "git", "url"]
+
+
+class LocalPackage(Model):
+    """A dependency that is not on an index (the project itself, a path, a git repository or
+    an archive URL): built into a wheel at capture and embedded, never looked up by name."""
+
+    name: str
+    version: str
+    kind: LocalKind
+    origin: str
+    """Project-relative path, git URL (credentials stripped) or archive URL."""
+    ref: str | None = None
+    """The git ref the declaration asked for."""
+    commit: str | None = None
+    """The git commit that ref resolved to at capture."""
+    wheel: str
+    """Capsule path of the built wheel."""
+    sha256: Sha256
+    declared_in: str
+    """The declaration file that named it."""
+
+
+class Declaration(Model):
+    """Which of the project's environment files were read, and how."""
+
+    folder: str | None = None
+    """binder or .binder when configuration came from that folder (root files ignored)."""
+    used: list[str] = []
+    """Project-relative files read for the environment."""
+    ignored: list[str] = []
+    """Files present but not read, each with the reason."""
+    translated: dict[str, str] = {}
+    """conda package name -> the PyPI requirement it was locked as (environment.yml)."""
+    left_out: list[str] = []
+    """conda-only packages left out (conda_only = "skip")."""
 
 
 class Environment(Model):
@@ -463,6 +509,14 @@ class Environment(Model):
     image: str | None = None
     """Capsule path of the saved environment image (capture --image): replay needs no build."""
     image_tag: str | None = None
+    declaration: Declaration | None = None
+    """The environment files read (capsules from before it have none)."""
+    local_packages: list[LocalPackage] = []
+    """Wheels built at capture and installed hash-checked with no index, after the lock."""
+    post_build: str | None = None
+    """Capsule path of the postBuild script run once after the environment is built."""
+    captured_on: Literal["local", "docker"] = "local"
+    """Where capture ran the study: on this machine or in the capsule's own image."""
 
 
 class ExpectedOutput(Model):

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -25,20 +25,19 @@ from repro.capsule.layout import (
     rocrate_metadata,
 )
 from repro.capsule.writer import Source, WrittenCapsule, write_capsule
-from repro.capture.files import ProjectFile, list_project
+from repro.capture import environment as env_stage
+from repro.capture.files import Listing, ProjectFile, list_project
 from repro.capture.secret_scan import Hit, SecretScanner, fail_on_hits, is_secret_variable
 from repro.capture.source import source_state
 from repro.config import load_config
-from repro.env.dockerfile import default_base_image, render_dockerfile
+from repro.env.apt import check_apt_on_host
+from repro.env.dockerfile import default_base_image
 from repro.env.image import ImageSpec, docker_client, ensure_image, save_image
 from repro.env.lock import (
     Lock,
-    detect_requirements,
-    freeze_lock,
-    lock_dependencies,
     with_packages,
 )
-from repro.env.virtualenv import build_venv
+from repro.env.virtualenv import PostBuild, build_venv
 from repro.env.wheels import download_wheels
 from repro.errors import (
     ConfigError,
@@ -51,6 +50,7 @@ from repro.errors import (
     UsageError,
 )
 from repro.execution.runs import (
+    CommandRunner,
     LocalRunner,
     PointOutcome,
     execute_runs,
@@ -91,6 +91,7 @@ from repro.sign import (
 )
 
 Observer = Callable[[str], None]
+CaptureTarget = Literal["local", "docker"]
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,8 @@ class CaptureOptions:
     """True: must sign; False: never; None: sign when a signing key exists."""
     key: Path | None = None
     passphrase_prompt: PassphrasePrompt | None = None
+    target: CaptureTarget = "local"
+    """Where the study runs at capture: a venv on this machine, or the capsule's own image."""
 
 
 @dataclass(frozen=True)
@@ -166,33 +169,6 @@ def _effective_config(config: ProjectConfig, opts: CaptureOptions) -> ProjectCon
     )
 
 
-def python_version(project: Path, config: ProjectConfig) -> str:
-    if config.environment.python:
-        return config.environment.python
-    runtime = project / "runtime.txt"
-    if runtime.is_file():
-        text = runtime.read_text(encoding="utf-8").strip()
-        version = text.removeprefix("python-").removeprefix("python")
-        parts = version.split(".")
-        if len(parts) >= 2 and all(p.isdigit() for p in parts):
-            return ".".join(parts[:2])
-        raise ConfigError(
-            f"runtime.txt: cannot read a Python version from {text!r}",
-            hint="write it as python-3.11",
-        )
-    return f"{sys.version_info.major}.{sys.version_info.minor}"
-
-
-def _apt_packages(project: Path, config: ProjectConfig) -> list[str]:
-    if config.environment.apt:
-        return list(config.environment.apt)
-    apt = project / "apt.txt"
-    if apt.is_file():
-        lines = apt.read_text(encoding="utf-8").splitlines()
-        return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
-    return []
-
-
 def _epoch() -> tuple[int, bool]:
     value = os.environ.get("SOURCE_DATE_EPOCH")
     if value is None:
@@ -222,7 +198,9 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
     config = _effective_config(config, opts)
     epoch, reproducible = _epoch()
     notes: list[str] = []
-    pyver = python_version(project, config)
+    # The declarations are read and checked before any slow work: a malformed file fails fast.
+    planned = env_stage.plan(project, config.environment)
+    notes += planned.notes
     output = opts.output.absolute()
     signing_key = _signing_key(opts)  # before any work: a wrong passphrase fails fast
 
@@ -270,13 +248,84 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
     _scan_project(scanner, cache, regular, digests, allowed)
     timings["scan"] = time.perf_counter() - t0
 
+    work = Path(tempfile.mkdtemp(prefix="repro-capture-"))
+    try:
+        return _capture_rest(
+            opts,
+            project,
+            config,
+            config_source,
+            planned,
+            listing,
+            regular,
+            digests,
+            notebooks,
+            scanner,
+            allowed,
+            local_data,
+            remote_specs,
+            notes,
+            timings,
+            hashed_bytes,
+            epoch,
+            reproducible,
+            output,
+            signing_key,
+            work,
+            say,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _capture_rest(
+    opts: CaptureOptions,
+    project: Path,
+    config: ProjectConfig,
+    config_source: str | None,
+    planned: env_stage.PlannedEnvironment,
+    listing: Listing,
+    regular: list[ProjectFile],
+    digests: dict[Path, Digest],
+    notebooks: list[_Notebook],
+    scanner: SecretScanner,
+    allowed: set[str],
+    local_data: list[str],
+    remote_specs: list[DataSpec],
+    notes: list[str],
+    timings: dict[str, float],
+    hashed_bytes: int,
+    epoch: int,
+    reproducible: bool,
+    output: Path,
+    signing_key: Ed25519PrivateKey | None,
+    work: Path,
+    say: Observer,
+) -> CaptureResult:
+    pyver = planned.python
     say("locking dependencies")
     t0 = time.perf_counter()
-    lock, lock_notes = _lock(project, config, pyver, opts.freeze)
-    notes += lock_notes
+    pristine = work / "files"
+    if planned.declared.local or planned.plan.post_build:
+        # Wheels are built, and postBuild runs, from exactly the captured files, never from
+        # the user's tree (builds write into their source folder).
+        stage_project([(f.rel, f.path, f.link_target) for f in listing.files], pristine)
+    locked = env_stage.lock_environment(
+        planned,
+        project,
+        pristine,
+        work / "build",
+        config.environment,
+        freeze=opts.freeze,
+        epoch=epoch,
+        say=say,
+    )
+    lock = locked.lock
+    notes += locked.notes
     if notebooks:
         lock, lock_notes = _with_kernel(lock, config, pyver, opts.freeze)
         notes += lock_notes
+    locked = env_stage.LockedEnvironment(lock, locked.wheels, locked.notes)
     timings["lock"] = time.perf_counter() - t0
 
     remote: list[tuple[RemoteData, Path]] = []
@@ -312,129 +361,151 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
         )
         sources[capsule_path] = Source(f.path, d.size, d.mtime_ns, d.ctime_ns)
 
-    stage = Path(tempfile.mkdtemp(prefix="repro-capture-"))
-    try:
-        t0 = time.perf_counter()
-        records, notebook_records, expectations = _results(
-            config, opts, project, listing.files, remote, lock, pyver, stage, notebooks, say
-        )
-        timings["runs"] = time.perf_counter() - t0
-        _scan_results(scanner, records, project if not opts.execute else stage, allowed)
-        fail_on_hits(
-            [
-                hit
-                for record in notebook_records
-                if record.path not in allowed
-                for hit in scanner.scan_bytes(
-                    expectations[record.capsule_path], f"outputs of notebook {record.path}"
+    project_digests = {f.path: f.sha256 for f in files}
+    base_image = config.environment.base_image or default_base_image(pyver)
+    environment = _EnvironmentBuild(
+        locked,
+        env_stage.post_build(planned, project_digests, pristine),
+        pyver,
+        planned.plan.apt,
+        env_stage.dockerfile(base_image, planned, locked, planned.plan.apt),
+        base_image,
+    )
+    stage = work / "stage"
+    t0 = time.perf_counter()
+    records, notebook_records, expectations = _results(
+        config,
+        opts,
+        project,
+        listing.files,
+        remote,
+        environment,
+        stage,
+        notebooks,
+        say,
+    )
+    timings["runs"] = time.perf_counter() - t0
+    _scan_results(scanner, records, project if not opts.execute else stage, allowed)
+    fail_on_hits(
+        [
+            hit
+            for record in notebook_records
+            if record.path not in allowed
+            for hit in scanner.scan_bytes(
+                expectations[record.capsule_path], f"outputs of notebook {record.path}"
+            )
+        ]
+    )
+    for path, content in expectations.items():
+        _add_generated(files, sources, path, content, "result")
+    for record in records:
+        for out in record.outputs:
+            files.append(
+                FileEntry(
+                    path=out.capsule_path,
+                    sha256=out.sha256,
+                    size=out.size,
+                    mode=0o644,
+                    role="result",
                 )
-            ]
-        )
-        for path, content in expectations.items():
-            _add_generated(files, sources, path, content, "result")
-        for record in records:
-            for out in record.outputs:
-                files.append(
-                    FileEntry(
-                        path=out.capsule_path,
-                        sha256=out.sha256,
-                        size=out.size,
-                        mode=0o644,
-                        role="result",
-                    )
-                )
-        _result_sources(records, project if not opts.execute else stage, sources)
-        if reproducible:
-            records = [r.model_copy(update={"duration_s": None}) for r in records]
-            notebook_records = [r.model_copy(update={"duration_s": None}) for r in notebook_records]
+            )
+    _result_sources(records, project if not opts.execute else stage, sources)
+    if reproducible:
+        records = [r.model_copy(update={"duration_s": None}) for r in records]
+        notebook_records = [r.model_copy(update={"duration_s": None}) for r in notebook_records]
 
-        base_image = config.environment.base_image or default_base_image(pyver)
-        apt = _apt_packages(project, config)
-        env_files = {
-            ENV_PREFIX + "requirements.lock": lock.text.encode(),
-            ENV_PREFIX + "Dockerfile": render_dockerfile(
-                base_image, apt, bool(lock.packages)
-            ).encode(),
-        }
-        for path, content in env_files.items():
-            _add_generated(files, sources, path, content, "env")
-        jobs, job_files = _job_specs(config.runs)
-        for path, content in job_files.items():
-            _add_generated(files, sources, path, content, "job", mode=0o755)
-        extras = _vendor(opts, lock, env_files, base_image, apt, stage, say)
-        for path, source in extras.files.items():
-            sha, size = sha256_file(source)
-            files.append(FileEntry(path=path, sha256=sha, size=size, mode=0o644, role="env"))
-            sources[path] = Source(source, size, source.stat().st_mtime_ns)
-        created = created_timestamp(epoch)
-        crate = rocrate_metadata(
-            config.capsule,
-            created,
-            config.runs,
-            records,
-            local_data,
-            files,
-            base_image,
-            list(env_files),
+    apt = planned.plan.apt
+    env_files = {
+        ENV_PREFIX + "requirements.lock": lock.text.encode(),
+        ENV_PREFIX + "Dockerfile": environment.dockerfile.encode(),
+    }
+    for path, content in env_files.items():
+        _add_generated(files, sources, path, content, "env")
+    for wheel, package in zip(locked.wheels, locked.local_packages(), strict=True):
+        size = wheel.path.stat().st_size
+        files.append(
+            FileEntry(path=package.wheel, sha256=wheel.sha256, size=size, mode=0o644, role="env")
         )
-        _add_generated(files, sources, ROCRATE_PATH, crate, "metadata")
-        if lock.source == "none":
-            notes.append("no dependency declaration found: the lock is empty")
+        sources[package.wheel] = Source(wheel.path, size, wheel.path.stat().st_mtime_ns)
+    jobs, job_files = _job_specs(config.runs)
+    for path, content in job_files.items():
+        _add_generated(files, sources, path, content, "job", mode=0o755)
+    extras = _vendor(opts, environment, work, say)
+    for path, source in extras.files.items():
+        sha, size = sha256_file(source)
+        files.append(FileEntry(path=path, sha256=sha, size=size, mode=0o644, role="env"))
+        sources[path] = Source(source, size, source.stat().st_mtime_ns)
+    created = created_timestamp(epoch)
+    crate = rocrate_metadata(
+        config.capsule,
+        created,
+        config.runs,
+        records,
+        local_data,
+        files,
+        base_image,
+        list(env_files),
+    )
+    _add_generated(files, sources, ROCRATE_PATH, crate, "metadata")
+    if lock.source == "none":
+        notes.append("no dependency declaration found: the lock is empty")
 
-        environment = Environment(
-            python_version=pyver,
-            lock_source=lock.source,
-            requirements=lock.requirements,
-            lock=ENV_PREFIX + "requirements.lock",
-            lock_sha256=sha256_bytes(lock.text.encode()),
-            packages=lock.packages,
-            base_image=base_image,
-            apt_packages=apt,
-            dockerfile=ENV_PREFIX + "Dockerfile",
-            variables=_recorded_variables(config.environment.variables),
-            wheels=extras.wheels,
-            image=extras.image,
-            image_tag=extras.image_tag,
-        )
-        manifest = Manifest(
-            repro_version=__version__,
-            created=created,
-            metadata=config.capsule,
-            source=source_state(project),
-            platform=fingerprint(),
-            environment=environment,
-            files=sorted(files, key=lambda f: f.path.encode()),
-            remote_data=[r for r, _ in remote],
-            jobs=jobs,
-            runs=config.runs,
-            results=records,
-            notebooks=config.notebooks,
-            notebook_results=notebook_records,
-            excluded=sorted(listing.excluded),
-            notes=notes,
-        )
-        say(f"writing {output.name}")
-        t0 = time.perf_counter()
-        # The manifest and the generated files travel too: commands, recorded variables,
-        # job scripts and the crate are scanned like the project's files.
-        fail_on_hits(
-            scanner.scan_bytes(manifest.canonical_json(), "repro.json")
-            + [
-                hit
-                for path, content in sources.items()
-                if isinstance(content, bytes) and path not in expectations
-                for hit in scanner.scan_bytes(content, path)
-            ],
-            hint="it comes from a run command, a recorded variable or the metadata: remove it "
-            "there and pass secrets to runs through the environment at run time",
-        )
-        signature = None
-        if signing_key is not None:
-            signature = sign_digest(sha256_bytes(manifest.canonical_json()), signing_key)
-        written = write_capsule(output, manifest, sources, signature=signature, mtime=epoch)
-        timings["write"] = time.perf_counter() - t0
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    recorded = Environment(
+        python_version=pyver,
+        lock_source=lock.source,
+        requirements=lock.requirements,
+        lock=ENV_PREFIX + "requirements.lock",
+        lock_sha256=sha256_bytes(lock.text.encode()),
+        packages=lock.packages,
+        base_image=base_image,
+        apt_packages=apt,
+        dockerfile=ENV_PREFIX + "Dockerfile",
+        variables=_recorded_variables(config.environment.variables),
+        wheels=extras.wheels,
+        image=extras.image,
+        image_tag=extras.image_tag,
+        declaration=planned.declaration(),
+        local_packages=locked.local_packages(),
+        post_build=PROJECT_PREFIX + planned.plan.post_build if planned.plan.post_build else None,
+        captured_on=opts.target,
+    )
+    manifest = Manifest(
+        repro_version=__version__,
+        created=created,
+        metadata=config.capsule,
+        source=source_state(project),
+        platform=fingerprint(),
+        environment=recorded,
+        files=sorted(files, key=lambda f: f.path.encode()),
+        remote_data=[r for r, _ in remote],
+        jobs=jobs,
+        runs=config.runs,
+        results=records,
+        notebooks=config.notebooks,
+        notebook_results=notebook_records,
+        excluded=sorted(listing.excluded),
+        notes=notes,
+    )
+    say(f"writing {output.name}")
+    t0 = time.perf_counter()
+    # The manifest and the generated files travel too: commands, recorded variables,
+    # job scripts and the crate are scanned like the project's files.
+    fail_on_hits(
+        scanner.scan_bytes(manifest.canonical_json(), "repro.json")
+        + [
+            hit
+            for path, content in sources.items()
+            if isinstance(content, bytes) and path not in expectations
+            for hit in scanner.scan_bytes(content, path)
+        ],
+        hint="it comes from a run command, a recorded variable or the metadata: remove it "
+        "there and pass secrets to runs through the environment at run time",
+    )
+    signature = None
+    if signing_key is not None:
+        signature = sign_digest(sha256_bytes(manifest.canonical_json()), signing_key)
+    written = write_capsule(output, manifest, sources, signature=signature, mtime=epoch)
+    timings["write"] = time.perf_counter() - t0
     signed_by = key_id(signing_key.public_key()) if signing_key else None
     return CaptureResult(written, manifest, config_source, hashed_bytes, timings, signed_by)
 
@@ -483,15 +554,10 @@ class _Vendored:
 
 
 def _vendor(
-    opts: CaptureOptions,
-    lock: Lock,
-    env_files: dict[str, bytes],
-    base_image: str,
-    apt: list[str],
-    stage: Path,
-    say: Observer,
+    opts: CaptureOptions, environment: _EnvironmentBuild, stage: Path, say: Observer
 ) -> _Vendored:
     """--wheels: the lock's wheels; --image: the built environment image (docker save)."""
+    lock = environment.locked.lock
     files: dict[str, Path] = {}
     wheels_folder = None
     wheels = None
@@ -504,15 +570,9 @@ def _vendor(
                 files[f"{wheels}/{whl.name}"] = whl
     if not opts.image:
         return _Vendored(files, wheels)
-    spec = ImageSpec(
-        dockerfile=env_files[ENV_PREFIX + "Dockerfile"].decode(),
-        lock_text=lock.text,
-        base_image=base_image,
-        has_packages=bool(lock.packages),
-        needs_network=bool(apt),
-        wheels=wheels_folder,
+    tag = ensure_image(
+        docker_client(), environment.image_spec(wheels_folder), offline=False, say=say
     )
-    tag = ensure_image(docker_client(), spec, offline=False, say=say)
     say(f"saving image {tag} into the capsule")
     tarball = stage / ".repro-image.tar"
     save_image(docker_client(), tag, tarball)
@@ -570,21 +630,13 @@ def _scan_results(
     fail_on_hits(hits)
 
 
-def _lock(project: Path, config: ProjectConfig, pyver: str, freeze: bool) -> tuple[Lock, list[str]]:
-    if freeze:
-        return freeze_lock(pyver)
-    requirements = config.environment.requirements or detect_requirements(project)
-    return lock_dependencies(project, requirements, pyver, config.environment.resolver), []
-
-
 def _results(
     config: ProjectConfig,
     opts: CaptureOptions,
     project: Path,
     files: list[ProjectFile],
     remote: list[tuple[RemoteData, Path]],
-    lock: Lock,
-    pyver: str,
+    environment: _EnvironmentBuild,
     stage: Path,
     notebooks: list[_Notebook],
     say: Observer,
@@ -599,21 +651,17 @@ def _results(
             [record for record, _ in unexecuted],
             {record.capsule_path: content for record, content in unexecuted},
         )
-    runner: LocalRunner
-    if opts.freeze:
-        runner = LocalRunner(
-            Path(sys.executable).parent, Path(sys.prefix) if sys.prefix != sys.base_prefix else None
-        )
-    else:
-        say("building the environment from the lock")
-        venv = build_venv(lock.text, pyver)
-        runner = LocalRunner(venv.bin_dir, venv.root)
+    runner = _runner(opts, environment, say)
     say("staging the captured files")
     stage_project([(f.rel, f.path, f.link_target) for f in files], stage)
     for data, cached in remote:
         target = stage / data.path
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cached, target)
+    if opts.target == "docker":
+        from repro.replay.docker_target import give_to_container_user
+
+        give_to_container_user(stage)
     n_points = sum(len(r.points()) for r in config.runs)
     if config.runs:
         say(f"running {len(config.runs)} run(s), {n_points} point(s)")
@@ -632,6 +680,55 @@ def _results(
         [record for record, _ in executed],
         {record.capsule_path: content for record, content in executed},
     )
+
+
+@dataclass(frozen=True)
+class _EnvironmentBuild:
+    """What the study's environment is built from, for the target capture runs on."""
+
+    locked: env_stage.LockedEnvironment
+    post_build: PostBuild | None
+    python: str
+    apt: list[str]
+    dockerfile: str
+    base_image: str
+
+    def image_spec(self, wheels: Path | None = None) -> ImageSpec:
+        return ImageSpec(
+            dockerfile=self.dockerfile,
+            lock_text=self.locked.lock.text,
+            base_image=self.base_image,
+            has_packages=bool(self.locked.lock.packages),
+            needs_network=bool(self.apt),
+            wheels=wheels,
+            local_wheels=tuple(self.locked.local_wheels),
+            post_build_project=self.post_build.project if self.post_build else None,
+            post_build_digest=self.post_build.digest if self.post_build else "",
+        )
+
+
+def _runner(opts: CaptureOptions, environment: _EnvironmentBuild, say: Observer) -> CommandRunner:
+    """Where capture runs the study: this interpreter (--freeze), the capsule's own image
+    (--target docker), or a venv built from the lock (the default)."""
+    if opts.freeze:
+        return LocalRunner(
+            Path(sys.executable).parent, Path(sys.prefix) if sys.prefix != sys.base_prefix else None
+        )
+    if opts.target == "docker":
+        from repro.replay.docker_target import DockerRunner
+
+        client = docker_client()
+        tag = ensure_image(client, environment.image_spec(), offline=False, say=say)
+        return DockerRunner(client, tag)
+    check_apt_on_host(environment.apt, "the study (apt.txt)")
+    say("building the environment from the lock")
+    venv = build_venv(
+        environment.locked.lock.text,
+        environment.python,
+        local_wheels=environment.locked.local_wheels,
+        post_build=environment.post_build,
+    )
+    return LocalRunner(venv.bin_dir, venv.root)
 
 
 @dataclass(frozen=True)
@@ -692,7 +789,7 @@ def _with_kernel(
 
 
 def _execute_notebooks(
-    notebooks: list[_Notebook], stage: Path, runner: LocalRunner, say: Observer
+    notebooks: list[_Notebook], stage: Path, runner: CommandRunner, say: Observer
 ) -> list[tuple[NotebookRecord, bytes]]:
     """Run each notebook once in the captured environment; its outputs become the record."""
     if not notebooks:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from repro.env.dockerfile import LOCAL_WHEELS_DIR
+from repro.env.installer import LocalWheel, check_wheels, local_lock
 from repro.env.wheels import download_wheels
 from repro.errors import CapsuleIntegrityError, EnvironmentBuildError, ServiceUnavailableError
 from repro.hashing import sha256_bytes
@@ -48,8 +50,9 @@ def engine_available() -> bool:
     return True
 
 
-def environment_digest(dockerfile: str, lock_text: str, base_image: str) -> str:
-    return sha256_bytes(f"{base_image}\0{dockerfile}\0{lock_text}".encode())
+def environment_digest(dockerfile: str, lock_text: str, base_image: str, extra: str = "") -> str:
+    material = f"{base_image}\0{dockerfile}\0{lock_text}" + (f"\0{extra}" if extra else "")
+    return sha256_bytes(material.encode())
 
 
 @dataclass(frozen=True)
@@ -64,10 +67,18 @@ class ImageSpec:
     """apt packages are installed from the network; otherwise the build has none."""
     wheels: Path | None = None
     """Vendored wheels (capture --wheels); else they are downloaded on the host."""
+    local_wheels: tuple[LocalWheel, ...] = ()
+    """The project's own wheels (from the capsule), installed after the lock."""
+    post_build_project: Path | None = None
+    """The project's files, copied into the build for postBuild to run in."""
+    post_build_digest: str = ""
 
     @property
     def digest(self) -> str:
-        return environment_digest(self.dockerfile, self.lock_text, self.base_image)
+        extra = "\0".join(sorted(w.sha256 for w in self.local_wheels))
+        if self.post_build_project is not None:
+            extra += "\0" + self.post_build_digest
+        return environment_digest(self.dockerfile, self.lock_text, self.base_image, extra)
 
     @property
     def tag(self) -> str:
@@ -123,6 +134,18 @@ def ensure_image(
             shutil.copytree(source, wheels, ignore=shutil.ignore_patterns(".repro-complete"))
         else:
             wheels.mkdir()
+        if spec.local_wheels:
+            check_wheels(spec.local_wheels)
+            local = context / "local-wheels"
+            local.mkdir()
+            for wheel in spec.local_wheels:
+                shutil.copyfile(wheel.path, local / wheel.path.name)
+            entries = [(w.path.name, w.sha256) for w in spec.local_wheels]
+            (local / "local.lock").write_text(
+                local_lock(entries, LOCAL_WHEELS_DIR), encoding="utf-8"
+            )
+        if spec.post_build_project is not None:
+            shutil.copytree(spec.post_build_project, context / "project", symlinks=True)
         say(f"building image {tag} from the capsule's Dockerfile")
         try:
             client.images.build(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -14,17 +13,10 @@ from typing import Protocol
 
 from packaging.utils import canonicalize_name
 
-from repro.errors import ConfigError, ResolverError
+from repro.env.requirements import Declared
+from repro.errors import ResolverError
 from repro.models import LockSource, Package, Resolver
 
-DEPENDENCY_FILES = (
-    "requirements.txt",
-    "requirements.in",
-    "Pipfile.lock",
-    "Pipfile",
-    "pyproject.toml",
-    "setup.py",
-)
 RESOLVE_TIMEOUT_S = 900
 
 
@@ -167,93 +159,55 @@ def is_hashed_lock(text: str) -> bool:
     return bool(reqs) and all(_REQ_LINE.match(ln) and "--hash=" in ln for ln in reqs)
 
 
-def pipfile_lock_to_requirements(path: Path) -> str:
-    """Pipfile.lock's default section as requirements with hashes."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        default = data["default"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"Pipfile.lock is not valid: {exc}") from None
-    lines = []
-    for name, spec in sorted(default.items()):
-        version, hashes = spec.get("version", ""), spec.get("hashes", [])
-        if not version.startswith("==") or not hashes:
-            raise ConfigError(
-                f"Pipfile.lock entry {name} has no pinned version or no hashes",
-                hint="run pipenv lock again, or declare requirements.txt instead",
-            )
-        markers = f" ; {spec['markers']}" if spec.get("markers") else ""
-        parts = [f"{name}{version}{markers}"] + [f"    --hash={h}" for h in hashes]
-        lines.append(" \\\n".join(parts))
-    return "\n".join(lines) + "\n" if lines else ""
-
-
-def pipfile_to_requirements(path: Path) -> str:
-    import tomllib
-
-    try:
-        packages = tomllib.loads(path.read_text(encoding="utf-8")).get("packages", {})
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"Pipfile is not valid TOML: {exc}") from None
-    lines = []
-    for name, spec in packages.items():
-        version = spec if isinstance(spec, str) else spec.get("version", "*")
-        lines.append(name if version == "*" else f"{name}{version}")
-    return "\n".join(lines) + "\n"
-
-
-def detect_requirements(project: Path) -> str | None:
-    """The first dependency declaration the project has, by convention order."""
-    for name in DEPENDENCY_FILES:
-        path = project / name
-        if not path.is_file():
-            continue
-        if name == "pyproject.toml":
-            import tomllib
-
-            try:
-                data = tomllib.loads(path.read_text(encoding="utf-8"))
-            except tomllib.TOMLDecodeError:
-                continue
-            if not data.get("project", {}).get("dependencies"):
-                continue
-        return name
-    return None
-
-
-def lock_dependencies(
-    project: Path,
-    requirements: str | None,
+def lock_declared(
+    declared: Declared,
+    local_requires: list[str],
+    local_names: set[str],
     python_version: str,
     resolver: Resolver,
+    requirements: str | None,
 ) -> Lock:
-    """Resolve the project's declaration into a hashed lock (empty when there is none)."""
-    if requirements is None:
-        return Lock(text="", source="none", requirements=None, packages=[])
-    path = project / requirements
-    if not path.is_file():
-        raise ConfigError(
-            f"requirements file not found: {requirements}",
-            hint="fix [environment] requirements in repro.toml or --requirements",
+    """A hashed lock of everything the declaration wants from an index: its requirements plus
+    what the local packages need. An existing lock (Pipfile.lock, a hashed requirements file)
+    is kept as it is, with only what it lacks added. Local packages never reach the resolver."""
+    wanted = [r for r in local_requires if canonicalize_name(_req_name(r)) not in local_names]
+    if declared.locked is not None:
+        source: LockSource = (
+            "pipfile-lock" if (requirements or "").endswith("Pipfile.lock") else "existing-lock"
         )
-    text: str
-    source: LockSource
-    if path.name == "Pipfile.lock":
-        text, source = pipfile_lock_to_requirements(path), "pipfile-lock"
-    elif path.name == "Pipfile":
-        with tempfile.TemporaryDirectory(prefix="repro-pipfile-") as tmp:
-            req_in = Path(tmp) / "requirements.in"
-            req_in.write_text(pipfile_to_requirements(path), encoding="utf-8")
-            backend = resolver_for(resolver)
-            text, source = backend.compile(req_in, python_version), backend.name
-    elif path.suffix in {".txt", ".in", ".lock"} and is_hashed_lock(_read(path)):
-        text, source = _read(path), "existing-lock"
-    elif path.suffix in {".txt", ".in", ".lock"} and not _has_requirements(_read(path)):
-        text, source = "", "none"
-    else:
+        lock = Lock(declared.locked, source, requirements, parse_packages(declared.locked))
+        extra = [r for r in declared.requirements if not r.startswith("-c ") and "--hash=" not in r]
+        if not declared.locked.strip():
+            lock = Lock("", "none", requirements, [])
+        lock, _ = with_packages(lock, tuple(extra + wanted), python_version, resolver, "install")
+        return _checked_local(lock, local_names)
+    lines = [r for r in declared.requirements if canonicalize_name(_req_name(r)) not in local_names]
+    if not any(not ln.startswith("-c ") for ln in lines + wanted):
+        return Lock("", "none", requirements, [])
+    with tempfile.TemporaryDirectory(prefix="repro-lock-") as tmp:
+        req_in = Path(tmp) / "requirements.in"
+        body = "\n".join([*declared.options, *lines, *wanted]) + "\n"
+        req_in.write_text(body, encoding="utf-8")
         backend = resolver_for(resolver)
-        text, source = backend.compile(path, python_version), backend.name
-    return Lock(text=text, source=source, requirements=requirements, packages=parse_packages(text))
+        text = backend.compile(req_in, python_version)
+    return _checked_local(Lock(text, backend.name, requirements, parse_packages(text)), local_names)
+
+
+def _req_name(line: str) -> str:
+    match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+    return match.group(1) if match else line
+
+
+def _checked_local(lock: Lock, local_names: set[str]) -> Lock:
+    """A local package's name must never come from an index (dependency confusion)."""
+    clash = sorted(p.name for p in lock.packages if p.name in local_names)
+    if clash:
+        raise ResolverError(
+            f"{clash[0]} is a local package of this project, but the resolver locked a "
+            "package of that name from an index (another requirement depends on it)",
+            hint="rename the local package, or drop the requirement that pulls the index one",
+        )
+    return lock
 
 
 def freeze_lock(python_version: str, python: str = sys.executable) -> tuple[Lock, list[str]]:
@@ -299,12 +253,17 @@ _INDEX_OPTIONS = ("--index-url", "--extra-index-url", "--find-links", "-i ", "-f
 
 
 def with_packages(
-    lock: Lock, wanted: tuple[str, ...], python_version: str, resolver: Resolver
+    lock: Lock,
+    wanted: tuple[str, ...],
+    python_version: str,
+    resolver: Resolver,
+    purpose: str = "execute notebooks",
 ) -> tuple[Lock, list[str]]:
-    """The lock with `wanted` added when missing: every locked version stays pinned and the
-    resolver adds the new packages and what they need (with hashes). Notes say what changed."""
+    """The lock with `wanted` (requirements) added when missing: every locked version stays
+    pinned and the resolver adds the new packages and what they need (with hashes). Notes say
+    what changed."""
     have = {p.name for p in lock.packages}
-    missing = [name for name in wanted if canonicalize_name(name) not in have]
+    missing = [spec for spec in wanted if canonicalize_name(_req_name(spec)) not in have]
     if not missing:
         return lock, []
     pins = []
@@ -324,14 +283,14 @@ def with_packages(
             text = backend.compile(req_in, python_version)
         except ResolverError as exc:
             raise ResolverError(
-                f"cannot add {', '.join(missing)} to the lock for the notebooks: {exc.message}",
+                f"cannot add {', '.join(missing)} to the lock to {purpose}: {exc.message}",
                 hint=f"add a version of {', '.join(missing)} compatible with your pins to "
                 "your requirements",
             ) from None
     packages = parse_packages(text)
     added = sorted({p.name for p in packages} - have)
     others = len(added) - len(missing)
-    note = f"added to the lock to execute notebooks: {', '.join(missing)}" + (
+    note = f"added to the lock to {purpose}: {', '.join(missing)}" + (
         f" and {others} package(s) they need" if others > 0 else ""
     )
     source: LockSource = backend.name if lock.source == "none" else lock.source

@@ -1,4 +1,5 @@
-"""Build a virtual environment from a hashed lock, cached by lock digest and Python version."""
+"""Build a virtual environment from a hashed lock (plus the project's own wheels and its
+postBuild), cached by what it is built from and the Python version."""
 
 from __future__ import annotations
 
@@ -7,18 +8,20 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from repro.env.lock import uv_bin
+from repro.env.installer import Installer, LocalWheel, UvInstaller
 from repro.errors import EnvironmentBuildError, NetworkError
 from repro.hashing import sha256_bytes
 from repro.paths import cache_dir
 
 MARKER = ".repro-complete"
 BUILD_TIMEOUT_S = 1800
+POST_BUILD_TIMEOUT_S = 1800
 
 
 @dataclass(frozen=True)
@@ -32,9 +35,31 @@ class VirtualEnv:
         return self.python.parent
 
 
-def env_key(lock_text: str, python_version: str) -> str:
+@dataclass(frozen=True)
+class PostBuild:
+    """repo2docker's postBuild: a script run once after the environment is installed, from
+    a scratch copy of the project (what it writes into the project is not kept)."""
+
+    script: str
+    """Project-relative path of the script (e.g. binder/postBuild)."""
+    project: Path
+    """A folder holding the project's files, copied for the script to run in."""
+    digest: str
+    """sha256 over the script and the project's files: a change rebuilds the environment."""
+
+
+def env_key(
+    lock_text: str,
+    python_version: str,
+    local_wheels: Sequence[LocalWheel] = (),
+    post_build: PostBuild | None = None,
+) -> str:
     mm = ".".join(python_version.split(".")[:2])
-    return f"{sha256_bytes(lock_text.encode())[:20]}-py{mm}"
+    material = lock_text
+    if local_wheels or post_build:
+        material += "\0" + "\0".join(sorted(w.sha256 for w in local_wheels))
+        material += "\0" + (post_build.digest if post_build else "")
+    return f"{sha256_bytes(material.encode())[:20]}-py{mm}"
 
 
 @contextmanager
@@ -62,31 +87,69 @@ def find_python(python_version: str) -> str:
     )
 
 
-def _run(cmd: list[str], what: str) -> None:
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
-    for name in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
-        env.pop(name, None)
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, env=env, check=False
+def run_post_build(post_build: PostBuild, venv_root: Path, python: Path) -> None:
+    """Run postBuild once, as repo2docker does: from the project's root (a scratch copy),
+    made executable, its shebang choosing the interpreter (sh without one), with the
+    environment's bin first on PATH. A failure fails the build, naming the script."""
+    from repro.execution.runs import SCRUBBED
+
+    with tempfile.TemporaryDirectory(prefix="repro-postbuild-") as tmp:
+        work = Path(tmp) / "project"
+        shutil.copytree(post_build.project, work, symlinks=True)
+        script = work / post_build.script
+        if not script.is_file():
+            raise EnvironmentBuildError(f"{post_build.script} is missing from the project")
+        script.chmod(0o755)
+        head = script.read_bytes()[:2]
+        cmd = [str(script)] if head == b"#!" else ["/bin/sh", str(script)]
+        env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
+        env.update(
+            PATH=f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            VIRTUAL_ENV=str(venv_root),
+            PYTHONNOUSERSITE="1",
         )
-    except subprocess.TimeoutExpired:
-        raise EnvironmentBuildError(f"{what} did not finish within {BUILD_TIMEOUT_S} s") from None
-    if proc.returncode != 0:
-        lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
-        raise EnvironmentBuildError(f"{what} failed: {' '.join(lines[-4:])}")
+        try:
+            proc = subprocess.run(
+                cmd,
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=POST_BUILD_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise EnvironmentBuildError(
+                f"{post_build.script} did not finish within {POST_BUILD_TIMEOUT_S} s"
+            ) from None
+        except OSError as exc:
+            raise EnvironmentBuildError(
+                f"{post_build.script} cannot be run: {exc.strerror}",
+                hint="start it with a shebang line such as #!/bin/bash",
+            ) from None
+        if proc.returncode != 0:
+            lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+            raise EnvironmentBuildError(
+                f"{post_build.script} failed with exit code {proc.returncode}: "
+                + (" ".join(lines[-2:])[-300:] or "no output"),
+                hint="fix the script; it runs after the environment is installed, without "
+                "network in a Docker build",
+            )
 
 
 def build_venv(
     lock_text: str,
     python_version: str,
     *,
-    use_uv: bool = True,
+    local_wheels: Sequence[LocalWheel] = (),
+    post_build: PostBuild | None = None,
     wheels: Path | None = None,
     offline: bool = False,
     cache_root: Path | None = None,
+    installer: Installer | None = None,
 ) -> VirtualEnv:
-    """A venv with exactly the lock's packages, hash-checked; reused when already built.
+    """A venv with exactly the lock's packages (hash-checked), then the local wheels (no
+    index), then postBuild; reused when already built.
 
     Built in place under the cache (venvs are not relocatable) behind a file lock; a marker
     written last tells a complete build from an interrupted one, which is wiped and redone.
@@ -94,7 +157,9 @@ def build_venv(
     capsule); `offline`: never touch the network (needs `wheels` or a cached venv);
     `cache_root`: where venvs live instead of the user cache (a folder cluster nodes see).
     """
-    root = (cache_root or cache_dir() / "venvs") / env_key(lock_text, python_version)
+    tool = installer or UvInstaller()
+    key = env_key(lock_text, python_version, local_wheels, post_build)
+    root = (cache_root or cache_dir() / "venvs") / key
     python = root / "bin" / "python"
     with _locked(root.with_suffix(".lock")):
         if (root / MARKER).is_file() and python.exists():
@@ -110,47 +175,16 @@ def build_venv(
                 "--offline cannot build it",
                 hint="replay once with the network, or capture with --wheels",
             )
-        index = ["--no-index", "--find-links", str(wheels)] if wheels is not None else []
         interpreter = find_python(python_version)
         lock_file = root.parent / f"{root.name}.requirements.txt"
         lock_file.write_text(lock_text, encoding="utf-8")
         try:
-            if use_uv:
-                _run([uv_bin(), "venv", "--quiet", "--python", interpreter, str(root)], "uv venv")
-                if has_packages:
-                    _run(
-                        [
-                            uv_bin(),
-                            "pip",
-                            "sync",
-                            "--quiet",
-                            "--require-hashes",
-                            *index,
-                            *(["--offline"] if offline else []),
-                            "--python",
-                            str(python),
-                            str(lock_file),
-                        ],
-                        "installing the lock (uv pip sync)",
-                    )
-            else:
-                _run([interpreter, "-m", "venv", str(root)], "python -m venv")
-                if has_packages:
-                    _run(
-                        [
-                            str(python),
-                            "-m",
-                            "pip",
-                            "install",
-                            "--quiet",
-                            "--require-hashes",
-                            "--no-deps",
-                            *index,
-                            "-r",
-                            str(lock_file),
-                        ],
-                        "installing the lock (pip)",
-                    )
+            tool.create(interpreter, root)
+            if has_packages:
+                tool.sync(python, lock_file, find_links=wheels, offline=offline)
+            tool.install_local(python, local_wheels)
+            if post_build is not None:
+                run_post_build(post_build, root, python)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise

@@ -103,7 +103,7 @@ class DockerRunner:
         return CommandResult(code, duration, out, err)
 
 
-def _give_to_container_user(project: Path) -> None:
+def give_to_container_user(project: Path) -> None:
     """Running as root here: the container's non-root user must be able to write outputs."""
     if os.getuid() != 0:
         return
@@ -154,7 +154,7 @@ def prepare_docker(
         network_disabled=True,
     ).decode("utf-8", "replace")
     version, _, freeze = probe.partition("\n")
-    _give_to_container_user(root / "data" / "project")
+    give_to_container_user(root / "data" / "project")
     return PreparedTarget(
         "docker",
         runner_executor(DockerRunner(client, tag)),

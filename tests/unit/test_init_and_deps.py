@@ -8,16 +8,22 @@ from pathlib import Path
 import pytest
 
 from repro.config import load_config
-from repro.env.lock import (
-    detect_requirements,
-    is_hashed_lock,
-    lock_dependencies,
-    parse_packages,
-    pipfile_lock_to_requirements,
-)
+from repro.env.declarations import declared_environment, plan_environment
+from repro.env.lock import Lock, is_hashed_lock, lock_declared, parse_packages
+from repro.env.pipfile import read_pipfile_lock
 from repro.errors import ConfigError, ConfigExistsError
+from repro.models import EnvironmentSpec
 from repro.init import init_project
 from tests.conftest import run_cli
+
+
+def lock_dependencies(project: Path, requirements: str, python: str, resolver: str) -> Lock:
+    """The lock capture makes from one declaration file (no local packages)."""
+    spec = EnvironmentSpec(requirements=requirements)
+    plan = plan_environment(project, spec)
+    declared = declared_environment(project, plan, "error")
+    return lock_declared(declared, [], set(), python, "uv", requirements)
+
 
 HASHED = (
     "numpy==2.0.0 \\\n    --hash=sha256:" + "a" * 64 + "\n"
@@ -39,7 +45,8 @@ def test_init_detects_what_the_project_has(tmp_path: Path) -> None:
     target, found = init_project(tmp_path)
     text = target.read_text()
     assert found.requirements == "requirements.txt"
-    assert 'requirements = "requirements.txt"   # also found: setup.py' in text
+    assert 'requirements = "requirements.txt"' in text
+    assert "install_project = true   # setup.py: the project is installed" in text
     assert 'python = "3.11"' in text and 'apt = ["libgomp1"]' in text
     assert '[[data]]\npath = "data"' in text
     assert '[[notebooks]]\npath = "notebooks/fig.ipynb"' in text and "draft" not in text
@@ -67,21 +74,29 @@ def test_init_on_an_empty_project_still_parses(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("files", "expected"),
+    ("files", "expected", "project_file"),
     [
-        ({"requirements.txt": "x"}, "requirements.txt"),
-        ({"requirements.in": "x"}, "requirements.in"),
-        ({"Pipfile": "[packages]\n"}, "Pipfile"),
-        ({"pyproject.toml": '[project]\nname="a"\ndependencies=["x"]\n'}, "pyproject.toml"),
-        ({"pyproject.toml": '[project]\nname="a"\n'}, None),
-        ({"setup.py": ""}, "setup.py"),
-        ({}, None),
+        ({"requirements.txt": "x"}, "requirements.txt", None),
+        ({"requirements.in": "x"}, "requirements.in", None),
+        ({"Pipfile": "[packages]\n"}, "Pipfile", None),
+        ({"pyproject.toml": '[project]\nname="a"\ndependencies=["x"]\n'}, "pyproject.toml", None),
+        ({"pyproject.toml": '[project]\nname="a"\n'}, None, None),
+        (
+            {"pyproject.toml": '[project]\nname="a"\n[build-system]\nrequires=["setuptools"]\n'},
+            None,
+            "pyproject.toml",
+        ),
+        ({"setup.py": ""}, None, "setup.py"),
+        ({}, None, None),
     ],
 )
-def test_detect_requirements(tmp_path: Path, files: dict[str, str], expected: str | None) -> None:
+def test_detect_requirements(
+    tmp_path: Path, files: dict[str, str], expected: str | None, project_file: str | None
+) -> None:
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    assert detect_requirements(tmp_path) == expected
+    plan = plan_environment(tmp_path, EnvironmentSpec())
+    assert (plan.dependency_file, plan.project_file) == (expected, project_file)
 
 
 def test_hashed_lock_is_kept_as_is(tmp_path: Path) -> None:
@@ -115,12 +130,12 @@ def test_pipfile_lock_becomes_requirements_with_hashes(tmp_path: Path) -> None:
             }
         )
     )
-    text = pipfile_lock_to_requirements(path)
-    assert is_hashed_lock(text)
+    text = read_pipfile_lock(path, tmp_path).locked
+    assert text is not None and is_hashed_lock(text)
     assert parse_packages(text)[0].version == "2.31.0"
     path.write_text(json.dumps({"default": {"x": {"version": "*", "hashes": []}}}))
     with pytest.raises(ConfigError, match="no pinned version"):
-        pipfile_lock_to_requirements(path)
+        read_pipfile_lock(path, tmp_path)
 
 
 def test_missing_requirements_file_is_a_config_error(tmp_path: Path) -> None:

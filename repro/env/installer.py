@@ -1,0 +1,149 @@
+"""The Python installer behind one small interface: venv creation, hash-checked sync of a
+lock, hash-checked install of local wheels with no index, freeze, and wheel downloads for a
+target Python. One real implementation (uv, pip for downloads); tests run it for real."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from repro.errors import EnvironmentBuildError
+from repro.hashing import sha256_file
+
+TIMEOUT_S = 1800
+# Variables that would point the installer at another environment than the one it builds.
+_SCRUB = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "CONDA_PREFIX")
+
+
+@dataclass(frozen=True)
+class LocalWheel:
+    """A wheel built at capture (the project, a path or git dependency) and its sha256."""
+
+    path: Path
+    sha256: str
+
+
+def run_tool(
+    cmd: Sequence[str],
+    what: str,
+    *,
+    timeout: float = TIMEOUT_S,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> str:
+    """Run an installer or build tool; its failure is one EnvironmentBuildError line."""
+    try:
+        proc = subprocess.run(
+            list(cmd),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise EnvironmentBuildError(f"{what} did not finish within {timeout:g} s") from None
+    except FileNotFoundError:
+        raise EnvironmentBuildError(f"{what}: {cmd[0]} is not installed") from None
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+        detail = " ".join(lines[-4:])[-500:] or f"exit code {proc.returncode}"
+        raise EnvironmentBuildError(f"{what} failed: {detail}")
+    return proc.stdout
+
+
+class Installer(Protocol):
+    """What building an environment needs from a Python installer."""
+
+    def create(self, interpreter: str, root: Path) -> None: ...
+
+    def sync(
+        self, python: Path, lock_file: Path, *, find_links: Path | None, offline: bool
+    ) -> None: ...
+
+    def install_local(self, python: Path, wheels: Sequence[LocalWheel]) -> None: ...
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    return env
+
+
+def check_wheels(wheels: Sequence[LocalWheel]) -> None:
+    """Every local wheel is exactly the one the capsule recorded."""
+    for wheel in wheels:
+        actual, _ = sha256_file(wheel.path)
+        if actual != wheel.sha256:
+            from repro.errors import CapsuleIntegrityError
+
+            raise CapsuleIntegrityError(f"local wheel changed: {wheel.path.name}")
+
+
+class UvInstaller:
+    """uv: fast venvs and hash-checked installs."""
+
+    def __init__(self, uv: str | None = None) -> None:
+        from repro.env.lock import uv_bin
+
+        self.uv = uv or uv_bin()
+
+    def create(self, interpreter: str, root: Path) -> None:
+        run_tool(
+            [self.uv, "venv", "--quiet", "--python", interpreter, str(root)], "uv venv", env=_env()
+        )
+
+    def sync(
+        self, python: Path, lock_file: Path, *, find_links: Path | None, offline: bool
+    ) -> None:
+        index = ["--no-index", "--find-links", str(find_links)] if find_links else []
+        run_tool(
+            [
+                self.uv,
+                "pip",
+                "sync",
+                "--quiet",
+                "--require-hashes",
+                *index,
+                *(["--offline"] if offline else []),
+                "--python",
+                str(python),
+                str(lock_file),
+            ],
+            "installing the lock (uv pip sync)",
+            env=_env(),
+        )
+
+    def install_local(self, python: Path, wheels: Sequence[LocalWheel]) -> None:
+        """Local wheels after the lock: no index, no dependency resolution (the lock has
+        them), each checked against its recorded sha256 first."""
+        if not wheels:
+            return
+        check_wheels(wheels)
+        run_tool(
+            [
+                self.uv,
+                "pip",
+                "install",
+                "--quiet",
+                "--no-index",
+                "--no-deps",
+                "--offline",
+                "--python",
+                str(python),
+                *[str(w.path) for w in wheels],
+            ],
+            "installing the project's own wheels",
+            env=_env(),
+        )
+
+
+def local_lock(wheels: Sequence[tuple[str, str]], folder: str) -> str:
+    """A pip requirements file installing (filename, sha256) wheels from `folder`, hash-checked
+    (the Dockerfile's local-wheels step)."""
+    return "".join(f"{folder}/{name} --hash=sha256:{sha}\n" for name, sha in wheels)
