@@ -65,6 +65,7 @@ def parse_error_body(body: bytes, content_type: str = "") -> tuple[str, list[tup
 
 
 def describe(message: str, fields: list[tuple[str, str]]) -> str:
+    """The message and its field errors as the one line an error shows."""
     if not fields:
         return message
     details = "; ".join(f"{f}: {m}" if f else m for f, m in fields)
