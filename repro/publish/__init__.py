@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from repro.publish.client import Target, resolve_target
+from repro.publish.api import ZenodoApi
+from repro.publish.client import ZenodoClient
 from repro.publish.fetch import FetchResult, fetch_capsule, resolve_capsule_argument
 from repro.publish.flow import PublishOptions, PublishResult, Receipt, publish
+from repro.publish.target import Target, resolve_target
 
 __all__ = [
     "FetchResult",
@@ -12,6 +14,8 @@ __all__ = [
     "PublishResult",
     "Receipt",
     "Target",
+    "ZenodoApi",
+    "ZenodoClient",
     "fetch_capsule",
     "publish",
     "resolve_capsule_argument",

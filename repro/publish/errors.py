@@ -55,6 +55,15 @@ class ZenodoUnavailableError(ServiceUnavailableError):
     )
 
 
+class OutcomeUnknownError(ZenodoUnavailableError):
+    """A non-idempotent request (POST) was sent but no clear answer came back: it may or may
+    not have happened. Callers reconcile by reading state before doing anything again."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class ZenodoRateLimitedError(ZenodoUnavailableError):
     default_hint = (
         "Zenodo's rate limit (100 requests/min, 5000/hour) was hit; wait and run the same "

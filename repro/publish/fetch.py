@@ -17,26 +17,26 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from repro.errors import CapsuleNotFoundError
 from repro.paths import cache_dir
-from repro.publish.client import (
-    PRODUCTION_URL,
-    SANDBOX_DOI_PREFIX,
-    SANDBOX_URL,
-    URL_ENV,
-    Progress,
-    RemoteFile,
-    ZenodoClient,
-    max_wait_from_env,
-    normalise_site_url,
-)
+from repro.publish.api import Progress, ZenodoApi
+from repro.publish.client import ZenodoClient
 from repro.publish.errors import (
     DownloadChecksumError,
     RecordContentError,
     UnknownReferenceError,
     ZenodoNotFoundError,
+)
+from repro.publish.models import Record, RemoteFile
+from repro.publish.target import (
+    PRODUCTION_URL,
+    SANDBOX_DOI_PREFIX,
+    SANDBOX_URL,
+    URL_ENV,
+    max_wait_from_env,
+    normalise_site_url,
 )
 from repro.verify import VerifyReport, verify_capsule
 
@@ -133,6 +133,51 @@ def _md5_of(path: Path) -> str:
     return md5.hexdigest()
 
 
+@dataclass(frozen=True)
+class _Cached:
+    record: Record
+    remote: RemoteFile
+    name: str
+    path: Path
+    cached: bool
+
+
+def _to_cache(api: ZenodoApi, ref: RecordRef, site: str, progress: Progress | None) -> _Cached:
+    """The record's capsule in the cache: downloaded and checked, unless already there."""
+    try:
+        record = api.record(ref.record_id)
+    except ZenodoNotFoundError:
+        raise ZenodoNotFoundError(
+            f"no published record {ref.record_id} on {site}",
+            hint="check the DOI; drafts cannot be fetched (publish them first), and "
+            "sandbox DOIs (10.5072) need --sandbox records: --zenodo-url "
+            "https://sandbox.zenodo.org",
+        ) from None
+    remote = _pick_capsule(record.files, record.id)
+    name = _safe_name(remote.key)
+    folder = cache_dir() / "zenodo" / f"{record.id}-{remote.md5}"
+    folder.mkdir(parents=True, exist_ok=True)
+    cached_path = folder / name
+    cached = cached_path.is_file() and cached_path.stat().st_size == remote.size
+    if cached and _md5_of(cached_path) != remote.md5:
+        cached = False
+    if not cached:
+        fd, tmp_name = tempfile.mkstemp(prefix=".download-", dir=folder)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            arrived = api.download(record.id, remote, tmp, progress)
+            if arrived.md5 != remote.md5 or arrived.size != remote.size:
+                raise DownloadChecksumError(
+                    f"downloaded {name} does not match record {record.id}: md5 {arrived.md5} "
+                    f"(Zenodo: {remote.md5}), {arrived.size} bytes (Zenodo: {remote.size})"
+                )
+            tmp.replace(cached_path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return _Cached(record, remote, name, cached_path, cached)
+
+
 def fetch_capsule(
     reference: str,
     *,
@@ -141,51 +186,24 @@ def fetch_capsule(
     progress: Progress | None = None,
     verify: bool = True,
     max_wait: float | None = None,
+    api: ZenodoApi | None = None,
 ) -> FetchResult:
     """Resolve `reference`, download its capsule (or take it from the cache), check Zenodo's
-    md5 and size, optionally copy it into `dest_dir`, and verify it (`verify=True`)."""
+    md5 and size, optionally copy it into `dest_dir`, and verify it (`verify=True`).
+
+    `api` is the Zenodo to read the record from; by default an anonymous `ZenodoClient` for
+    the site the reference names (see `site_for`), closed when done."""
     ref = parse_reference(reference)
     if ref is None:
         raise UnknownReferenceError(f"not a Zenodo DOI or record URL: {reference!r}")
     site = site_for(ref, zenodo_url)
-    client = ZenodoClient(
-        f"{site}/api", None, max_wait=max_wait if max_wait is not None else max_wait_from_env()
-    )
-    with client:
-        try:
-            record = client.record(ref.record_id)
-        except ZenodoNotFoundError:
-            raise ZenodoNotFoundError(
-                f"no published record {ref.record_id} on {site}",
-                hint="check the DOI; drafts cannot be fetched (publish them first), and "
-                "sandbox DOIs (10.5072) need --sandbox records: --zenodo-url "
-                "https://sandbox.zenodo.org",
-            ) from None
-        remote = _pick_capsule(record.files, record.id)
-        name = _safe_name(remote.key)
-        folder = cache_dir() / "zenodo" / f"{record.id}-{remote.md5}"
-        folder.mkdir(parents=True, exist_ok=True)
-        cached_path = folder / name
-        cached = cached_path.is_file() and cached_path.stat().st_size == remote.size
-        if cached and _md5_of(cached_path) != remote.md5:
-            cached = False
-        if not cached:
-            url = remote.download_url or client.url(
-                f"records/{record.id}/files/{quote(remote.key, safe='')}/content"
-            )
-            fd, tmp_name = tempfile.mkstemp(prefix=".download-", dir=folder)
-            os.close(fd)
-            tmp = Path(tmp_name)
-            try:
-                md5, _sha, size = client.download(url, tmp, progress)
-                if md5 != remote.md5 or size != remote.size:
-                    raise DownloadChecksumError(
-                        f"downloaded {name} does not match record {record.id}: md5 {md5} "
-                        f"(Zenodo: {remote.md5}), {size} bytes (Zenodo: {remote.size})"
-                    )
-                tmp.replace(cached_path)
-            finally:
-                tmp.unlink(missing_ok=True)
+    if api is not None:
+        got = _to_cache(api, ref, site, progress)
+    else:
+        wait = max_wait if max_wait is not None else max_wait_from_env()
+        with ZenodoClient(f"{site}/api", None, max_wait=wait) as client:
+            got = _to_cache(client, ref, site, progress)
+    record, remote, name, cached_path = got.record, got.remote, got.name, got.path
     path = cached_path
     if dest_dir is not None:
         dest_dir.mkdir(parents=True, exist_ok=True)
@@ -215,7 +233,7 @@ def fetch_capsule(
         file_name=name,
         md5=remote.md5,
         size=remote.size,
-        cached=cached,
+        cached=got.cached,
         report=report,
         warnings=warnings,
     )
@@ -226,6 +244,7 @@ def resolve_capsule_argument(
     zenodo_url: str | None,
     dest_dir: Path | None,
     progress: Progress | None,
+    api: ZenodoApi | None = None,
 ) -> Path:
     """`arg` as a Path when it is an existing file; else the capsule of the Zenodo record it
     names, downloaded (or cached) and checked against Zenodo's md5. Not verified here: the
@@ -239,5 +258,5 @@ def resolve_capsule_argument(
             hint="give a capsule file, a Zenodo DOI (10.5281/zenodo.N) or a record URL",
         )
     return fetch_capsule(
-        arg, zenodo_url=zenodo_url, dest_dir=dest_dir, progress=progress, verify=False
+        arg, zenodo_url=zenodo_url, dest_dir=dest_dir, progress=progress, verify=False, api=api
     ).path

@@ -28,20 +28,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from repro.capsule.restamp import restamp_capsule
 from repro.errors import CapsuleNotFoundError, SigningKeyError
 from repro.models import Model
-from repro.publish.client import (
-    Deposition,
-    OutcomeUnknownError,
-    Progress,
-    Target,
-    ZenodoClient,
-    max_wait_from_env,
-    read_token,
-)
+from repro.publish.api import Progress, ZenodoApi
+from repro.publish.client import ZenodoClient
 from repro.publish.errors import (
     ChecksumMismatchError,
     DraftGoneError,
     JournalConflictError,
     MetadataMismatchError,
+    OutcomeUnknownError,
     PendingDraftError,
     UnknownReferenceError,
     ZenodoError,
@@ -69,6 +63,8 @@ from repro.publish.metadata import (
     cff_from_capsule,
     metadata_differences,
 )
+from repro.publish.models import Deposition
+from repro.publish.target import Target, max_wait_from_env, read_token
 from repro.sign import PassphrasePrompt, default_key_path, fingerprint, key_id, load_private_key
 from repro.verify import VerifyReport, open_capsule
 
@@ -172,6 +168,7 @@ class _Publication:
         observe: Observer | None,
         progress: Progress | None,
         on_step: StepHook | None,
+        api: ZenodoApi | None,
     ) -> None:
         self.opts = opts
         self.target = opts.target
@@ -182,7 +179,8 @@ class _Publication:
         self.jpath = journal_path(self.capsule, self.target)
         self.warnings: list[str] = []
         self.key: Ed25519PrivateKey | None = None
-        self.client: ZenodoClient
+        self.given_api = api
+        self.api: ZenodoApi
         self.journal: Journal
 
     # bookkeeping
@@ -213,7 +211,7 @@ class _Publication:
         else:
             metadata = self._validate(report)
         self.key = self._signing_key(report)
-        token = read_token(self.target)
+        token = read_token(self.target) if self.given_api is None else None
         if existing is None:
             self.journal = Journal(
                 capsule=self.capsule.name,
@@ -226,11 +224,14 @@ class _Publication:
             )
             self._save(Step.STARTED)
             self.say("metadata checked; nothing sent yet")
+        if self.given_api is not None:
+            self.api = self.given_api
+            return self._steps(resumed=existing is not None)
         max_wait = self.opts.max_wait if self.opts.max_wait is not None else max_wait_from_env()
-        self.client = ZenodoClient(
+        with ZenodoClient(
             self.target.api_url, token, max_wait=max_wait, on_wait=self._wait_note
-        )
-        with self.client:
+        ) as client:
+            self.api = client
             return self._steps(resumed=existing is not None)
 
     def _steps(self, *, resumed: bool) -> PublishResult:
@@ -347,10 +348,10 @@ class _Publication:
 
     def _adopt(self, deposition: Deposition) -> None:
         j = self.journal
-        bucket = deposition.link("bucket")
+        bucket = deposition.links.bucket
         if bucket is None:
             raise ZenodoError(f"Zenodo gave deposition {deposition.id} no upload bucket")
-        self.client.check_origin(bucket)  # before anything else is done for it
+        self.api.check_link(bucket)  # before anything else is done for it
         recid = deposition.recid
         if self.target.doi_prefix is not None:
             # The sandbox's pre-reserved DOI may carry the production prefix (ZENODO.md).
@@ -361,7 +362,7 @@ class _Publication:
                 raise ZenodoError(f"Zenodo gave deposition {deposition.id} no pre-reserved DOI")
         j.deposition_id = deposition.id
         j.bucket_url = bucket
-        j.html_url = deposition.link("html")
+        j.html_url = deposition.links.html
         j.recid = recid
         j.doi = doi
         j.concept_doi = deposition.conceptdoi or None
@@ -370,17 +371,7 @@ class _Publication:
 
     def _find_marked(self) -> Deposition | None:
         """Our draft among the user's drafts, by the marker the create request carried."""
-        for attempt in range(3):
-            mine = [
-                d
-                for d in self.client.list_drafts()
-                if self.journal.marker in str(d.metadata.get("notes") or "")
-            ]
-            if mine:
-                return min(mine, key=lambda d: d.id)
-            if attempt < 2:  # the drafts list is a search index: give it a moment
-                self.client.wait(self.client.backoff * (attempt + 1), "looking for the draft")
-        return None
+        return self.api.find_draft(self.journal.marker)
 
     def _create(self) -> None:
         j = self.journal
@@ -395,7 +386,7 @@ class _Publication:
         metadata = ZenodoMetadata.model_validate(j.metadata).with_marker(j.marker).to_api()
         for _ in range(3):
             try:
-                deposition = self.client.create(metadata)
+                deposition = self.api.create(metadata)
             except OutcomeUnknownError as exc:
                 self.say(f"no clear answer to create ({exc.message}); looking for the draft")
                 found = self._find_marked()
@@ -412,7 +403,7 @@ class _Publication:
         if ref is None:
             raise UnknownReferenceError(f"--new-version-of: not a DOI, URL or id: {arg!r}")
         try:
-            previous = self.client.get(ref.record_id)
+            previous = self.api.get(ref.record_id)
         except ZenodoNotFoundError:
             raise ZenodoNotFoundError(
                 f"--new-version-of: no deposition {ref.record_id} of yours on this Zenodo",
@@ -427,7 +418,7 @@ class _Publication:
         return previous
 
     def _pending(self, previous: Deposition) -> int | None:
-        draft = _draft_id(previous.link("latest_draft"))
+        draft = _draft_id(previous.links.latest_draft)
         return draft if draft is not None and draft != previous.id else None
 
     def _cleanup_hint(self, draft: int) -> str:
@@ -457,7 +448,7 @@ class _Publication:
         if pending is not None:
             if was_creating and j.pending_draft_before is None:
                 self.say(f"the newversion request of the last run went through: draft {pending}")
-                self._adopt(self.client.get(pending))
+                self._adopt(self.api.get(pending))
                 return
             raise PendingDraftError(
                 f"a new version of {previous.doi} is already being prepared (draft {pending}), "
@@ -469,18 +460,18 @@ class _Publication:
         deposition: Deposition | None = None
         for _ in range(3):
             try:
-                deposition = self.client.new_version(previous.id)
+                deposition = self.api.new_version(previous.id)
                 break
             except OutcomeUnknownError as exc:
                 self.say(f"no clear answer to newversion ({exc.message}); reading the record")
-                pending = self._pending(self.client.get(previous.id))
+                pending = self._pending(self.api.get(previous.id))
                 if pending is not None:
-                    deposition = self.client.get(pending)
+                    deposition = self.api.get(pending)
                     break
             except ZenodoRequestError as exc:
                 wedge = any("remove all files" in m.lower() for _f, m in exc.field_errors)
                 if wedge or "remove all files" in exc.message.lower():
-                    draft = self._pending(self.client.get(previous.id))
+                    draft = self._pending(self.api.get(previous.id))
                     raise PendingDraftError(
                         f"a half-finished new version of {previous.doi} blocks a new one "
                         f"(draft {draft or '?'}: 'Please remove all files first.')",
@@ -492,17 +483,17 @@ class _Publication:
         if deposition.id == previous.id:
             # The documented behaviour: the answer is the old deposition; the new draft is
             # behind links.latest_draft (zenodo.org today answers with the new draft).
-            latest = deposition.link("latest_draft")
+            latest = deposition.links.latest_draft
             if latest is None or _draft_id(latest) == previous.id:
                 raise ZenodoError("newversion answered without a link to the new draft")
-            deposition = self.client.get_link(latest)
+            deposition = self.api.get_link(latest)
         self._adopt(deposition)
 
     def _read(self) -> Deposition:
         j = self.journal
         assert j.deposition_id is not None  # noqa: S101 (set at CREATED)
         try:
-            return self.client.get(j.deposition_id)
+            return self.api.get(j.deposition_id)
         except ZenodoNotFoundError:
             raise DraftGoneError(
                 f"deposition {j.deposition_id} of the journal no longer exists "
@@ -513,9 +504,9 @@ class _Publication:
     def _clear_inherited(self) -> None:
         j = self.journal
         assert j.deposition_id is not None  # noqa: S101
-        files = self.client.list_files(j.deposition_id)
+        files = self.api.list_files(j.deposition_id)
         for remote in files:
-            self.client.delete_file(j.deposition_id, remote.id)
+            self.api.delete_file(j.deposition_id, remote.id)
         self._save(Step.CLEARED)
         if files:
             self.say(f"removed {len(files)} file(s) inherited from the previous version")
@@ -547,7 +538,7 @@ class _Publication:
         assert j.bucket_url and j.stamped_capsule and j.file_key  # noqa: S101
         stamped = self.capsule.with_name(j.stamped_capsule)
         self.say(f"uploading {j.file_key} ({j.size} bytes)")
-        answer = self.client.upload(j.bucket_url, j.file_key, stamped, self.progress)
+        answer = self.api.upload(j.bucket_url, j.file_key, stamped, self.progress)
         if answer.md5 != j.md5 or answer.size != j.size:
             raise ChecksumMismatchError(
                 f"Zenodo holds {j.file_key} with md5 {answer.md5} and {answer.size} bytes; "
@@ -566,7 +557,7 @@ class _Publication:
     def _describe(self) -> None:
         j = self.journal
         assert j.deposition_id is not None  # noqa: S101
-        self.client.update_metadata(j.deposition_id, self._final_metadata())
+        self.api.update_metadata(j.deposition_id, self._final_metadata())
         self._save(Step.DESCRIBED)
         self.say("metadata sent")
 
@@ -574,7 +565,7 @@ class _Publication:
         j = self.journal
         assert j.deposition_id is not None  # noqa: S101
         deposition = self._read()
-        files = self.client.list_files(j.deposition_id)
+        files = self.api.list_files(j.deposition_id)
         problems = []
         if [(f.key, f.md5, f.size) for f in files] != [(j.file_key, j.md5, j.size)]:
             held = ", ".join(f"{f.key} (md5 {f.md5}, {f.size} bytes)" for f in files) or "none"
@@ -606,7 +597,7 @@ class _Publication:
         j.doi = deposition.doi or j.doi
         j.concept_doi = deposition.conceptdoi or j.concept_doi
         j.record_url = (
-            deposition.link("record_html") or f"{self.target.site_url}/records/{deposition.recid}"
+            deposition.links.record_html or f"{self.target.site_url}/records/{deposition.recid}"
         )
         self._save(Step.PUBLISHED)
         self.say(f"published {j.doi}")
@@ -621,7 +612,7 @@ class _Publication:
                 self._mark_published(current)
                 return
             try:
-                deposition = self.client.publish(j.deposition_id)
+                deposition = self.api.publish(j.deposition_id)
             except OutcomeUnknownError as exc:
                 self.say(f"no clear answer to publish ({exc.message}); reading the deposition")
                 continue
@@ -675,10 +666,14 @@ def publish(
     observe: Observer | None = None,
     progress: Progress | None = None,
     on_step: StepHook | None = None,
+    api: ZenodoApi | None = None,
 ) -> PublishResult:
     """Publish (or prepare as a draft) a capsule on Zenodo, resuming from its journal.
 
     `observe` gets one line per step; `progress` the upload's (bytes done, total);
     `on_step` is called after each step is journaled (tests use it to simulate a crash).
+    `api` is the Zenodo to talk to; by default a `ZenodoClient` for `opts.target` with the
+    token from the environment, closed when done (a given one is left open, and its own
+    token, waits and observers are the caller's).
     """
-    return _Publication(opts, observe, progress, on_step).run()
+    return _Publication(opts, observe, progress, on_step, api).run()

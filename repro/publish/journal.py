@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from repro.publish.client import Target
 from repro.publish.errors import JournalConflictError
+from repro.publish.target import Target
 
 
 class Step(StrEnum):

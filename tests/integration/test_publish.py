@@ -25,13 +25,8 @@ from repro.capsule.restamp import restamp_capsule
 from repro.errors import CapsuleNotFoundError
 from repro.models import Author
 from repro.publish import PublishOptions, PublishResult, publish, resolve_target
-from repro.publish.client import (
-    SANDBOX_TOKEN_ENV,
-    Target,
-    ZenodoClient,
-    parse_error_body,
-    read_token,
-)
+from repro.publish.client import ZenodoClient
+from repro.publish.error_body import parse_error_body
 from repro.publish.errors import (
     ChecksumMismatchError,
     DownloadChecksumError,
@@ -45,6 +40,7 @@ from repro.publish.errors import (
 from repro.publish.fetch import fetch_capsule, parse_reference, resolve_capsule_argument
 from repro.publish.journal import Step
 from repro.publish.metadata import build_metadata, orcid_ok
+from repro.publish.target import SANDBOX_TOKEN_ENV, Target, read_token
 from repro.sign import generate_key, load_private_key
 from tests.conftest import run_cli
 from tests.zenodo_server import ZenodoServer
