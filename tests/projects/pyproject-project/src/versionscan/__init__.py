@@ -1,0 +1,3 @@
+from .scan import newest_per_series
+
+__all__ = ["newest_per_series"]
