@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from repro.capsule.layout import ENV_PREFIX, PROJECT_PREFIX
+from repro.capsule.layout import ENV_PREFIX
+from repro.env.capsule_env import post_build_digest
 from repro.env.declarations import EnvironmentPlan, declared_environment, plan_environment
 from repro.env.dockerfile import render_dockerfile
 from repro.env.installer import LocalWheel
@@ -16,7 +17,6 @@ from repro.env.local_packages import BuiltWheel, build_wheels
 from repro.env.lock import Lock, freeze_lock, lock_declared
 from repro.env.requirements import Declared
 from repro.env.virtualenv import PostBuild, find_python
-from repro.hashing import sha256_bytes
 from repro.models import Declaration, EnvironmentSpec, LocalPackage
 
 LOCAL_WHEELS = ENV_PREFIX + "local-wheels/"
@@ -136,11 +136,6 @@ def post_build(
     if script is None:
         return None
     return PostBuild(script, staged, post_build_digest(project_files))
-
-
-def post_build_digest(project_files: dict[str, str]) -> str:
-    lines = sorted(f"{p} {s}" for p, s in project_files.items() if p.startswith(PROJECT_PREFIX))
-    return sha256_bytes("\n".join(lines).encode())
 
 
 def dockerfile(

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from repro.env.capsule_env import capsule_environment
 from repro.env.image import BASE_IMAGE_ENV, ImageSpec, docker_client, ensure_image
 from repro.env.lock import parse_packages
 from repro.execution.runs import CommandResult, InFlight
@@ -115,13 +116,17 @@ def give_to_container_user(project: Path) -> None:
 
 def image_spec(manifest: Manifest, root: Path, base_image: str) -> ImageSpec:
     env = manifest.environment
+    described = capsule_environment(manifest, root)
     return ImageSpec(
         dockerfile=(root / env.dockerfile).read_text(encoding="utf-8"),
-        lock_text=(root / env.lock).read_text(encoding="utf-8"),
+        lock_text=described.lock_text,
         base_image=base_image,
         has_packages=bool(env.packages),
         needs_network=bool(env.apt_packages),
         wheels=root / env.wheels if env.wheels else None,
+        local_wheels=described.local_wheels,
+        post_build_project=described.post_build.project if described.post_build else None,
+        post_build_digest=described.post_build.digest if described.post_build else "",
     )
 
 

@@ -9,6 +9,9 @@ from repro.env.lock import parse_packages, uv_bin
 from repro.models import EnvironmentDifference, Manifest, Package, Platform
 
 
+TOOLS = frozenset({"pip", "setuptools", "wheel", "distribute"})
+
+
 def installed_packages(python: Path) -> list[Package] | None:
     """What a venv really has installed (None when it cannot be listed)."""
     try:
@@ -59,8 +62,12 @@ def differences(
         ", ".join(g.name for g in replay_platform.gpus) or None,
     )
     if installed is not None:
-        locked = {p.name: p.version for p in manifest.environment.packages}
-        have = {p.name: p.version for p in installed}
+        env = manifest.environment
+        locked = {p.name: p.version for p in env.packages}
+        locked |= {p.name: p.version for p in env.local_packages}
+        # The installer's own tools come with some venvs (python -m venv) and not others (uv):
+        # not part of the study's environment unless the lock pins them.
+        have = {p.name: p.version for p in installed if p.name in locked or p.name not in TOOLS}
         for name in sorted(set(locked) | set(have)):
             add(f"package {name}", locked.get(name), have.get(name))
     return diffs

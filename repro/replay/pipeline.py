@@ -13,6 +13,8 @@ from typing import Literal
 
 from repro.capsule.layout import PROJECT_PREFIX, created_timestamp
 from repro.compare import compare_output
+from repro.env.apt import check_apt_on_host
+from repro.env.capsule_env import capsule_environment
 from repro.env.virtualenv import VirtualEnv, build_venv, find_python
 from repro.errors import CapsuleIntegrityError, EnvironmentBuildError, UsageError
 from repro.execution.runs import CommandRunner, LocalRunner, PointOutcome, execute_runs
@@ -146,7 +148,7 @@ def _venv(
     manifest: Manifest, root: Path, offline: bool, say: Observer, cache_root: Path | None = None
 ) -> tuple[VirtualEnv, list[str]]:
     """The capsule's environment as a venv, and warnings (a different Python, say)."""
-    lock_text = (root / manifest.environment.lock).read_text(encoding="utf-8")
+    described = capsule_environment(manifest, root)
     mm = ".".join(manifest.environment.python_version.split(".")[:2])
     warnings = []
     try:
@@ -160,8 +162,10 @@ def _venv(
     say("preparing the environment from the lock")
     env = manifest.environment
     venv = build_venv(
-        lock_text,
+        described.lock_text,
         version,
+        local_wheels=described.local_wheels,
+        post_build=described.post_build,
         wheels=root / env.wheels if env.wheels else None,
         offline=offline,
         cache_root=cache_root,
@@ -171,6 +175,7 @@ def _venv(
 
 
 def _local_target(manifest: Manifest, root: Path, offline: bool, say: Observer) -> PreparedTarget:
+    check_apt_on_host(manifest.environment.apt_packages, "this capsule (apt.txt)")
     venv, warnings = _venv(manifest, root, offline, say)
     return PreparedTarget(
         "local",
