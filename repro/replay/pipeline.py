@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from repro.capsule.layout import PROJECT_PREFIX, created_timestamp
 from repro.compare import compare_output
-from repro.env.virtualenv import VirtualEnv, build_venv, find_python
-from repro.errors import CapsuleIntegrityError, EnvironmentBuildError, UsageError
-from repro.execution.runs import CommandRunner, LocalRunner, PointOutcome, execute_runs
+from repro.errors import CapsuleIntegrityError, UsageError
+from repro.execution.runs import PointOutcome
 from repro.machine import fingerprint
 from repro.models import (
     CompareRule,
@@ -25,7 +21,6 @@ from repro.models import (
     NotebookReplay,
     NotebookSpec,
     OutputVerdict,
-    Package,
     PointReplay,
     PointStatus,
     ReplayReport,
@@ -36,17 +31,10 @@ from repro.models import (
     render,
 )
 from repro.remote_data import fetch_remote
-from repro.replay.environment import differences, installed_packages
-from repro.replay.slurm_target import SlurmSettings, replay_on_slurm
-from repro.scheduler.slurm import Slurm
+from repro.replay.environment import differences
+from repro.replay.targets import Observer, SlurmSettings, TargetName, TargetOptions, make_target
 from repro.verify import Policy, open_capsule
 
-TargetName = Literal["local", "docker", "slurm"]
-Select = Callable[[Run, dict[str, SweepValue]], bool]
-Execute = Callable[
-    [list[Run], Path, int, Select, Callable[[PointOutcome], None]], list[PointOutcome]
-]
-Observer = Callable[[str], None]
 PASSING = {"identical", "within_tolerance", "not_verified"}
 """Verdicts that do not stop a replay from counting as reproduced (outputs and notebooks)."""
 
@@ -68,32 +56,8 @@ class ReplayOptions:
     report_html: Path | None = None
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
 
-
-def runner_executor(runner: CommandRunner) -> Execute:
-    """Local and docker targets: points run through a per-command runner, -j at a time."""
-
-    def execute(
-        runs: list[Run],
-        project: Path,
-        jobs: int,
-        select: Select,
-        on_point: Callable[[PointOutcome], None],
-    ) -> list[PointOutcome]:
-        return execute_runs(
-            runs, project, runner, jobs=jobs, fail_fast=False, select=select, on_point=on_point
-        )
-
-    return execute
-
-
-@dataclass(frozen=True)
-class PreparedTarget:
-    name: TargetName
-    execute: Execute
-    python_version: str
-    """major.minor.micro of the interpreter the runs use."""
-    installed: list[Package] | None
-    warnings: list[str]
+    def target_options(self) -> TargetOptions:
+        return TargetOptions(self.jobs, self.base_image, self.offline, self.slurm)
 
 
 def parse_points(filters: list[str]) -> dict[str, str]:
@@ -140,57 +104,6 @@ def select_notebooks(
 
 def _matches(point: dict[str, SweepValue], wanted: dict[str, str]) -> bool:
     return all(k not in point or format_value(point[k]) == v for k, v in wanted.items())
-
-
-def _venv(
-    manifest: Manifest, root: Path, offline: bool, say: Observer, cache_root: Path | None = None
-) -> tuple[VirtualEnv, list[str]]:
-    """The capsule's environment as a venv, and warnings (a different Python, say)."""
-    lock_text = (root / manifest.environment.lock).read_text(encoding="utf-8")
-    mm = ".".join(manifest.environment.python_version.split(".")[:2])
-    warnings = []
-    try:
-        find_python(mm)
-        version = mm
-    except EnvironmentBuildError:
-        version = f"{sys.version_info.major}.{sys.version_info.minor}"
-        warnings.append(
-            f"captured with Python {mm}, which is not installed here: replaying with {version}"
-        )
-    say("preparing the environment from the lock")
-    env = manifest.environment
-    venv = build_venv(
-        lock_text,
-        version,
-        wheels=root / env.wheels if env.wheels else None,
-        offline=offline,
-        cache_root=cache_root,
-    )
-    say("reusing the cached environment" if venv.reused else "built the environment")
-    return venv, warnings
-
-
-def _local_target(manifest: Manifest, root: Path, offline: bool, say: Observer) -> PreparedTarget:
-    venv, warnings = _venv(manifest, root, offline, say)
-    return PreparedTarget(
-        "local",
-        runner_executor(LocalRunner(venv.bin_dir, venv.root)),
-        _python_version(venv.python),
-        installed_packages(venv.python),
-        warnings,
-    )
-
-
-def _python_version(python: Path) -> str:
-    import subprocess
-
-    proc = subprocess.run(
-        [str(python), "-c", "import platform; print(platform.python_version())"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return proc.stdout.strip() or "unknown"
 
 
 def _fetch_remote_data(manifest: Manifest, project: Path, offline: bool, say: Observer) -> None:
@@ -264,33 +177,38 @@ def replay(opts: ReplayOptions, observe: Observer | None = None) -> ReplayReport
         _fetch_remote_data(manifest, project, opts.offline, say)
         notebook_runs = _notebook_runs(manifest, notebooks, project)
 
-        target = _prepare_target(opts, manifest, root, say)
-        warnings += target.warnings
+        target = make_target(opts.target, opts.target_options(), say)
+        warnings += target.ignored()
+        try:
+            prepared = target.prepare(manifest, root, say)
+            warnings += prepared.warnings
+            n_points = sum(1 for r in runs for p in r.points() if _matches(p, wanted_points))
+            if n_points == 0 and not notebooks:
+                raise UsageError(
+                    "no run point matches the selection",
+                    hint="see the points: repro inspect CAPSULE",
+                )
+            say(
+                f"replaying {len(runs)} run(s), {n_points} point(s)"
+                + (f", {len(notebooks)} notebook(s)" if notebooks else "")
+                + f" on {target.name}"
+            )
+            outcomes = target.execute(
+                runs + notebook_runs,
+                project,
+                lambda _run, point: _matches(point, wanted_points),
+                lambda o: say(
+                    f"ran {o.label} in {o.result.duration_s:.1f} s"
+                    + ("" if o.result.exit_code == 0 else f" [exit {o.result.exit_code}]")
+                ),
+            )
+        finally:
+            target.close()
         if target.name == "slurm" and opts.workdir is None:
             warnings.append(
                 f"working directory {workdir} is local to this machine: on a "
                 "multi-node cluster pass --workdir SHARED_DIR"
             )
-        n_points = sum(1 for r in runs for p in r.points() if _matches(p, wanted_points))
-        if n_points == 0 and not notebooks:
-            raise UsageError(
-                "no run point matches the selection", hint="see the points: repro inspect CAPSULE"
-            )
-        say(
-            f"replaying {len(runs)} run(s), {n_points} point(s)"
-            + (f", {len(notebooks)} notebook(s)" if notebooks else "")
-            + f" on {target.name}"
-        )
-        outcomes = target.execute(
-            runs + notebook_runs,
-            project,
-            opts.jobs,
-            lambda _run, point: _matches(point, wanted_points),
-            lambda o: say(
-                f"ran {o.label} in {o.result.duration_s:.1f} s"
-                + ("" if o.result.exit_code == 0 else f" [exit {o.result.exit_code}]")
-            ),
-        )
         records = {(r.run, r.point_id): r for r in manifest.results}
         by_name = {r.name: r for r in runs}
         points = []
@@ -344,7 +262,7 @@ def replay(opts: ReplayOptions, observe: Observer | None = None) -> ReplayReport
             points=points,
             notebooks=notebook_replays,
             environment_differences=differences(
-                manifest, fingerprint(), target.python_version, target.installed
+                manifest, fingerprint(), prepared.python_version, prepared.installed
             ),
             warnings=warnings,
             workdir=str(workdir) if keep else None,
@@ -403,47 +321,3 @@ def _notebook_verdicts(
         rel = executed_path(nb)
         replays.append(compare_notebook(nb, record, expected, project, rel, by_run[nb.run_name]))
     return replays
-
-
-def _prepare_target(
-    opts: ReplayOptions, manifest: Manifest, root: Path, say: Observer
-) -> PreparedTarget:
-    name = opts.target
-    if name is None:
-        from repro.env.image import engine_available
-
-        name = "docker" if engine_available() else "local"
-        say(f"target: {name}" + ("" if name == "docker" else " (no Docker engine answered)"))
-    if name == "docker":
-        from repro.replay.docker_target import prepare_docker
-
-        return prepare_docker(manifest, root, opts.base_image, opts.offline, say)
-    if name == "slurm":
-        return _slurm_target(opts, manifest, root, say)
-    return _local_target(manifest, root, opts.offline, say)
-
-
-def _slurm_target(
-    opts: ReplayOptions, manifest: Manifest, root: Path, say: Observer
-) -> PreparedTarget:
-    """The environment is built once, in the working directory the compute nodes see."""
-    scheduler = Slurm()  # exit 5 before any work when Slurm is not there
-    venv, warnings = _venv(manifest, root, opts.offline, say, cache_root=root.parent / "venvs")
-
-    def execute(
-        runs: list[Run],
-        project: Path,
-        _jobs: int,
-        select: Select,
-        on_point: Callable[[PointOutcome], None],
-    ) -> list[PointOutcome]:
-        outcomes = replay_on_slurm(
-            scheduler, manifest, runs, root, project, venv.root, select, opts.slurm, say
-        )
-        for outcome in outcomes:
-            on_point(outcome)
-        return outcomes
-
-    return PreparedTarget(
-        "slurm", execute, _python_version(venv.python), installed_packages(venv.python), warnings
-    )

@@ -1,22 +1,30 @@
 """The docker target: each run point in a fresh container of the environment image, as a
-non-root user, network off unless the run declares it, with the run's CPU/memory limits."""
+non-root user, network off unless the run declares it, with the run's CPU/memory limits.
+
+(Not named docker.py: no module is named after a dependency, see STYLE.md.)
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from repro.env.image import BASE_IMAGE_ENV, ImageSpec, docker_client, ensure_image
 from repro.env.lock import parse_packages
-from repro.execution.runs import CommandResult, InFlight
+from repro.execution.runs import CommandResult, InFlight, PointOutcome, execute_runs
 from repro.models import Manifest, Run
-
-if TYPE_CHECKING:
-    from repro.replay.pipeline import PreparedTarget
+from repro.replay.targets.base import (
+    Observer,
+    OnPoint,
+    Prepared,
+    Select,
+    TargetName,
+    TargetOptions,
+    ignored_slurm_settings,
+)
 
 CONTAINER_UID = 1000
 
@@ -125,23 +133,26 @@ def image_spec(manifest: Manifest, root: Path, base_image: str) -> ImageSpec:
     )
 
 
-def prepare_docker(
+def _environment(
+    client: Any,
     manifest: Manifest,
     root: Path,
     base_image: str | None,
     offline: bool,
-    say: Callable[[str], None],
-) -> PreparedTarget:
-    from repro.replay.pipeline import PreparedTarget, runner_executor
-
-    client = docker_client()
+    say: Observer,
+) -> str:
+    """The environment image's tag: the capsule's saved image, or one built (or reused) from
+    its Dockerfile. The one place the docker target calls the image builder."""
     env = manifest.environment
     saved = root / env.image if env.image and not base_image else None
     base = base_image or os.environ.get(BASE_IMAGE_ENV) or env.base_image
     if saved is not None and env.image_tag:
-        tag = ensure_image(client, image_spec(manifest, root, env.base_image), offline, say, saved)
-    else:
-        tag = ensure_image(client, image_spec(manifest, root, base), offline, say)
+        return ensure_image(client, image_spec(manifest, root, env.base_image), offline, say, saved)
+    return ensure_image(client, image_spec(manifest, root, base), offline, say)
+
+
+def _probe(client: Any, tag: str) -> Prepared:
+    """The image's Python version and installed packages, asked of a throwaway container."""
     probe = client.containers.run(
         tag,
         [
@@ -154,11 +165,51 @@ def prepare_docker(
         network_disabled=True,
     ).decode("utf-8", "replace")
     version, _, freeze = probe.partition("\n")
-    _give_to_container_user(root / "data" / "project")
-    return PreparedTarget(
-        "docker",
-        runner_executor(DockerRunner(client, tag)),
-        version.strip(),
-        parse_packages(freeze),
-        [],
-    )
+    return Prepared(version.strip(), parse_packages(freeze), [])
+
+
+class DockerTarget:
+    """Points run in containers of the environment image, -j at a time."""
+
+    def __init__(self, options: TargetOptions) -> None:
+        self.options = options
+        self._client: Any = None
+        self._runner: DockerRunner | None = None
+
+    @property
+    def name(self) -> TargetName:
+        return "docker"
+
+    def ignored(self) -> list[str]:
+        return ignored_slurm_settings(self.name, self.options)
+
+    def prepare(self, manifest: Manifest, root: Path, say: Observer) -> Prepared:
+        self._client = docker_client()
+        tag = _environment(
+            self._client, manifest, root, self.options.base_image, self.options.offline, say
+        )
+        prepared = _probe(self._client, tag)
+        _give_to_container_user(root / "data" / "project")
+        self._runner = DockerRunner(self._client, tag)
+        return prepared
+
+    def execute(
+        self, runs: list[Run], project: Path, select: Select, on_point: OnPoint
+    ) -> list[PointOutcome]:
+        if self._runner is None:
+            raise RuntimeError("execute before prepare")
+        return execute_runs(
+            runs,
+            project,
+            self._runner,
+            jobs=self.options.jobs,
+            fail_fast=False,
+            select=select,
+            on_point=on_point,
+        )
+
+    def close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None
