@@ -548,7 +548,7 @@ def replay(
     """Verify a capsule, rebuild its environment, re-run it and compare every result."""
     from repro.replay.pipeline import ReplayOptions
     from repro.replay.pipeline import replay as run_replay
-    from repro.replay.slurm_target import SlurmSettings
+    from repro.replay.targets import SlurmSettings
 
     path = Path(capsule)
     if not path.is_file():  # a DOI or a record URL (the Zenodo client only when needed)

@@ -659,7 +659,7 @@ def _results(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cached, target)
     if opts.target == "docker":
-        from repro.replay.docker_target import give_to_container_user
+        from repro.execution.container import give_to_container_user
 
         give_to_container_user(stage)
     n_points = sum(len(r.points()) for r in config.runs)
@@ -715,7 +715,7 @@ def _runner(opts: CaptureOptions, environment: _EnvironmentBuild, say: Observer)
             Path(sys.executable).parent, Path(sys.prefix) if sys.prefix != sys.base_prefix else None
         )
     if opts.target == "docker":
-        from repro.replay.docker_target import DockerRunner
+        from repro.execution.container import DockerRunner
 
         client = docker_client()
         tag = ensure_image(client, environment.image_spec(), offline=False, say=say)

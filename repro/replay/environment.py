@@ -8,7 +8,6 @@ from pathlib import Path
 from repro.env.lock import parse_packages, uv_bin
 from repro.models import EnvironmentDifference, Manifest, Package, Platform
 
-
 TOOLS = frozenset({"pip", "setuptools", "wheel", "distribute"})
 
 

@@ -1,23 +1,17 @@
-"""The docker target: each run point in a fresh container of the environment image, as a
-non-root user, network off unless the run declares it, with the run's CPU/memory limits."""
+"""Run a command in a fresh container of an environment image (the project mounted at /work,
+a non-root user, network off unless the run declares it, the run's CPU and memory limits):
+replay's docker target and `capture --target docker` both run points through it."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from repro.env.capsule_env import capsule_environment
-from repro.env.image import BASE_IMAGE_ENV, ImageSpec, docker_client, ensure_image
-from repro.env.lock import parse_packages
 from repro.execution.runs import CommandResult, InFlight
-from repro.models import Manifest, Run
-
-if TYPE_CHECKING:
-    from repro.replay.pipeline import PreparedTarget
+from repro.models import Run
 
 CONTAINER_UID = 1000
 
@@ -112,58 +106,3 @@ def give_to_container_user(project: Path) -> None:
         for name in [*dirnames, *filenames]:
             os.lchown(os.path.join(dirpath, name), CONTAINER_UID, CONTAINER_UID)  # noqa: PTH118
     os.lchown(project, CONTAINER_UID, CONTAINER_UID)
-
-
-def image_spec(manifest: Manifest, root: Path, base_image: str) -> ImageSpec:
-    env = manifest.environment
-    described = capsule_environment(manifest, root)
-    return ImageSpec(
-        dockerfile=(root / env.dockerfile).read_text(encoding="utf-8"),
-        lock_text=described.lock_text,
-        base_image=base_image,
-        has_packages=bool(env.packages),
-        needs_network=bool(env.apt_packages),
-        wheels=root / env.wheels if env.wheels else None,
-        local_wheels=described.local_wheels,
-        post_build_project=described.post_build.project if described.post_build else None,
-        post_build_digest=described.post_build.digest if described.post_build else "",
-    )
-
-
-def prepare_docker(
-    manifest: Manifest,
-    root: Path,
-    base_image: str | None,
-    offline: bool,
-    say: Callable[[str], None],
-) -> PreparedTarget:
-    from repro.replay.pipeline import PreparedTarget, runner_executor
-
-    client = docker_client()
-    env = manifest.environment
-    saved = root / env.image if env.image and not base_image else None
-    base = base_image or os.environ.get(BASE_IMAGE_ENV) or env.base_image
-    if saved is not None and env.image_tag:
-        tag = ensure_image(client, image_spec(manifest, root, env.base_image), offline, say, saved)
-    else:
-        tag = ensure_image(client, image_spec(manifest, root, base), offline, say)
-    probe = client.containers.run(
-        tag,
-        [
-            "/bin/sh",
-            "-c",
-            "python -c 'import platform; print(platform.python_version())'"
-            " && python -m pip list --format=freeze",
-        ],
-        remove=True,
-        network_disabled=True,
-    ).decode("utf-8", "replace")
-    version, _, freeze = probe.partition("\n")
-    give_to_container_user(root / "data" / "project")
-    return PreparedTarget(
-        "docker",
-        runner_executor(DockerRunner(client, tag)),
-        version.strip(),
-        parse_packages(freeze),
-        [],
-    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +16,18 @@ from repro.execution.runs import (
     tail_of,
 )
 from repro.models import Manifest, Run, SweepValue, point_id, render
+from repro.replay.targets.base import (
+    Observer,
+    OnPoint,
+    Prepared,
+    Select,
+    SlurmSettings,
+    TargetName,
+    TargetOptions,
+)
+from repro.replay.targets.local import describe, environment
 from repro.scheduler.scripts import STATUS_DIR, render_script
-from repro.scheduler.slurm import Scheduler, Submission, TaskState
+from repro.scheduler.slurm import Scheduler, Slurm, Submission, TaskState
 
 POLL_S = 0.5
 GRACE_POLLS = 20
@@ -36,13 +45,6 @@ FINAL = {
     "DEADLINE",
     "PURGED",
 }
-
-
-@dataclass(frozen=True)
-class SlurmSettings:
-    partition: str | None = None
-    account: str | None = None
-    array_limit: int | None = None
 
 
 @dataclass
@@ -80,9 +82,9 @@ def replay_on_slurm(
     root: Path,
     project: Path,
     venv: Path,
-    select: Callable[[Run, dict[str, SweepValue]], bool],
+    select: Select,
     settings: SlurmSettings,
-    say: Callable[[str], None],
+    say: Observer,
 ) -> list[PointOutcome]:
     """Submit every run as an array (each after the one before it), wait, gather."""
     tasks: dict[tuple[str, int], _Task] = {}
@@ -135,7 +137,7 @@ def _wait(
     tasks: dict[tuple[str, int], _Task],
     job_ids: list[str],
     project: Path,
-    say: Callable[[str], None],
+    say: Observer,
 ) -> None:
     last = ""
     while True:
@@ -188,3 +190,54 @@ def _outcome(task: _Task, project: Path) -> PointOutcome:
         outputs,
         missing,
     )
+
+
+class SlurmTarget:
+    """Every run an sbatch array; the environment is built once, in the working directory the
+    compute nodes see."""
+
+    def __init__(self, options: TargetOptions) -> None:
+        self.options = options
+        self._ready: tuple[Scheduler, Manifest, Path, Path, Observer] | None = None
+
+    @property
+    def name(self) -> TargetName:
+        return "slurm"
+
+    def ignored(self) -> list[str]:
+        warnings = []
+        if self.options.jobs > 1:
+            warnings.append(
+                f"-j {self.options.jobs} is ignored on the slurm target: the scheduler decides "
+                "how many tasks run at once (limit them with --array-limit)"
+            )
+        if self.options.base_image is not None:
+            warnings.append(
+                "--base-image is ignored on the slurm target: tasks run in a virtual "
+                "environment built from the lock, not in an image"
+            )
+        return warnings
+
+    def prepare(self, manifest: Manifest, root: Path, say: Observer) -> Prepared:
+        scheduler = Slurm()  # exit 5 before any work when Slurm is not there
+        venv, warnings = environment(
+            manifest, root, self.options.offline, say, cache_root=root.parent / "venvs"
+        )
+        self._ready = (scheduler, manifest, root, venv.root, say)
+        return describe(venv, warnings)
+
+    def execute(
+        self, runs: list[Run], project: Path, select: Select, on_point: OnPoint
+    ) -> list[PointOutcome]:
+        if self._ready is None:
+            raise RuntimeError("execute before prepare")
+        scheduler, manifest, root, venv, say = self._ready
+        outcomes = replay_on_slurm(
+            scheduler, manifest, runs, root, project, venv, select, self.options.slurm, say
+        )
+        for outcome in outcomes:
+            on_point(outcome)
+        return outcomes
+
+    def close(self) -> None:
+        """Nothing to release: replay_on_slurm cancels its jobs when it does not finish."""

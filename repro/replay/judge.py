@@ -1,0 +1,182 @@
+"""Replay stage 4, judge: a verdict for every output and notebook, and whether the study
+reproduced."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from repro.compare import compare_output
+from repro.errors import CapsuleIntegrityError
+from repro.execution.runs import CommandResult, PointOutcome
+from repro.models import (
+    CompareRule,
+    ExpectedOutput,
+    Manifest,
+    NotebookReplay,
+    NotebookSpec,
+    OutputVerdict,
+    PointReplay,
+    PointStatus,
+    Run,
+    RunRecord,
+    render,
+)
+from repro.replay.open import Selection
+
+PASSING = {"identical", "within_tolerance", "not_verified"}
+"""Verdicts that do not stop a replay from counting as reproduced (outputs and notebooks)."""
+
+
+@dataclass(frozen=True)
+class Judgement:
+    points: list[PointReplay]
+    notebooks: list[NotebookReplay]
+    counts: dict[str, int]
+    """Output verdicts by kind (notebooks not included)."""
+    reproduced: bool
+    warnings: list[str]
+
+
+def judge(
+    manifest: Manifest,
+    selection: Selection,
+    outcomes: list[PointOutcome],
+    root: Path,
+    project: Path,
+) -> Judgement:
+    """Compare what the replay produced in `project` with what the capsule at `root` expects."""
+    by_name = {r.name: r for r in selection.runs}
+    records = {(r.run, r.point_id): r for r in manifest.results}
+    notebooks = _notebook_verdicts(
+        manifest,
+        selection.notebooks,
+        [o for o in outcomes if o.run not in by_name],
+        root,
+        project,
+    )
+    points = [
+        point_replay(by_name[o.run], o, records.get((o.run, o.point_id)), root, project)
+        for o in outcomes
+        if o.run in by_name
+    ]
+    counts = count_verdicts(points)
+    return Judgement(
+        points=points,
+        notebooks=notebooks,
+        counts=counts,
+        reproduced=reproduced(points, notebooks),
+        warnings=unchecked_warnings(counts, notebooks),
+    )
+
+
+def status_of(result: CommandResult) -> PointStatus:
+    if result.timed_out:
+        return "timed_out"
+    return "ok" if result.exit_code == 0 else "failed"
+
+
+def point_replay(
+    run: Run, outcome: PointOutcome, record: RunRecord | None, root: Path, project: Path
+) -> PointReplay:
+    """One point: how its command ended, and a verdict for each of its outputs."""
+    result = outcome.result
+    status = status_of(result)
+    return PointReplay(
+        run=outcome.run,
+        point=outcome.point,
+        point_id=outcome.point_id,
+        command=outcome.command,
+        status=status,
+        exit_code=result.exit_code,
+        duration_s=round(result.duration_s, 3),
+        captured_duration_s=record.duration_s if record else None,
+        stderr_tail=result.stderr_tail if status != "ok" else "",
+        outputs=output_verdicts(run, outcome, record, root, project),
+    )
+
+
+def output_verdicts(
+    run: Run, outcome: PointOutcome, record: RunRecord | None, root: Path, project: Path
+) -> list[OutputVerdict]:
+    expected: dict[str, ExpectedOutput] = {o.path: o for o in record.outputs} if record else {}
+    verdicts = []
+    for template in run.outputs:
+        rel = render(template, outcome.point)
+        exp = expected.get(rel)
+        actual = project / rel
+        inside = actual.resolve().is_relative_to(project.resolve())
+        verdict = compare_output(
+            rel,
+            root / exp.capsule_path if exp else None,
+            # Never an output that leads out of the project (a link the run made to a file
+            # of this machine): it would be read, and shown, as if the run had written it.
+            actual if inside and actual.is_file() else None,
+            exp.rule if exp else run.compare.get(template) or CompareRule(),
+        )
+        if exp is not None and verdict.expected_sha256 != exp.sha256:
+            # Runs execute inside the unpacked capsule; what they are compared with must be
+            # exactly what was verified before they ran (the comparison hashed it anyway).
+            raise CapsuleIntegrityError(f"expected result changed during the replay: {rel}")
+        verdicts.append(verdict)
+    return verdicts
+
+
+def count_verdicts(points: list[PointReplay]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for p in points:
+        for v in p.outputs:
+            counts[v.verdict] = counts.get(v.verdict, 0) + 1
+    return counts
+
+
+def reproduced(points: list[PointReplay], notebooks: list[NotebookReplay]) -> bool:
+    """Every point ran to success, and no output or notebook came out different or missing."""
+    return (
+        all(v.verdict in PASSING for p in points for v in p.outputs)
+        and all(p.status == "ok" for p in points)
+        and all(nb.verdict in PASSING for nb in notebooks)
+    )
+
+
+def unchecked_warnings(counts: dict[str, int], notebooks: list[NotebookReplay]) -> list[str]:
+    """What was not compared, so a reproduced replay does not claim more than it checked."""
+    found = []
+    if counts.get("not_verified"):
+        found.append(f"{counts['not_verified']} output(s) had no recorded expectation")
+    unchecked = sum(1 for nb in notebooks for c in nb.cells if c.verdict == "not_verified")
+    if unchecked:
+        found.append(
+            f"{unchecked} notebook cell(s) had no recorded outputs (not run before capture)"
+        )
+    return found
+
+
+def _notebook_verdicts(
+    manifest: Manifest,
+    notebooks: list[NotebookSpec],
+    outcomes: list[PointOutcome],
+    root: Path,
+    project: Path,
+) -> list[NotebookReplay]:
+    if not notebooks:
+        return []
+    from repro.hashing import sha256_file
+    from repro.notebooks.compare import compare_notebook
+    from repro.notebooks.notebook import executed_path
+
+    records = {r.path: r for r in manifest.notebook_results}
+    by_run = {o.run: o for o in outcomes}
+    replays = []
+    for nb in notebooks:
+        record = records[nb.path]
+        expected = root / record.capsule_path
+        # The notebook ran inside the unpacked capsule: what it is compared with must be
+        # exactly what was verified before it ran.
+        if not expected.is_file() or sha256_file(expected)[0] != record.sha256:
+            raise CapsuleIntegrityError(
+                f"expected notebook changed during the replay: {record.capsule_path}"
+            )
+        rel = executed_path(nb)
+        replays.append(compare_notebook(nb, record, expected, project, rel, by_run[nb.run_name]))
+    return replays

@@ -1,0 +1,97 @@
+"""What every replay target shares: the Target protocol, the options it is given, its result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from repro.execution.runs import PointOutcome
+from repro.models import Manifest, Package, Run, SweepValue
+
+TargetName = Literal["local", "docker", "slurm"]
+Observer = Callable[[str], None]
+Select = Callable[[Run, dict[str, SweepValue]], bool]
+"""Whether a run's sweep point is one the replay selected."""
+OnPoint = Callable[[PointOutcome], None]
+"""Called as each point finishes (progress)."""
+
+
+@dataclass(frozen=True)
+class SlurmSettings:
+    partition: str | None = None
+    account: str | None = None
+    array_limit: int | None = None
+
+    def flags(self) -> list[str]:
+        """The command-line flags these settings came from (for "ignored" warnings)."""
+        given = {
+            "--partition": self.partition,
+            "--account": self.account,
+            "--array-limit": self.array_limit,
+        }
+        return [flag for flag, value in given.items() if value is not None]
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """The replay options that concern targets; each target says which ones it ignores."""
+
+    jobs: int = 1
+    """Points run at once (-j)."""
+    base_image: str | None = None
+    offline: bool = False
+    slurm: SlurmSettings = field(default_factory=SlurmSettings)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a prepared target tells the report about the environment the runs use."""
+
+    python_version: str
+    """major.minor.micro of the interpreter the runs use."""
+    installed: list[Package] | None
+    """What the environment really has installed (None when it cannot be listed)."""
+    warnings: list[str]
+
+
+class Target(Protocol):
+    """Where a replay's runs execute: prepared once, given every selected point, cleaned up.
+
+    A target is made from the TargetOptions of one replay; `ignored` says, before anything is
+    built, which of those options it does not use, so no option is ignored silently.
+    """
+
+    @property
+    def name(self) -> TargetName: ...
+
+    def ignored(self) -> list[str]:
+        """One warning per option given that this target does not use."""
+        ...
+
+    def prepare(self, manifest: Manifest, root: Path, say: Observer) -> Prepared:
+        """Build (or reuse) the capsule's environment; `root` is the unpacked capsule."""
+        ...
+
+    def execute(
+        self, runs: list[Run], project: Path, select: Select, on_point: OnPoint
+    ) -> list[PointOutcome]:
+        """Run every selected point of `runs` (in order) in `project`; failures are outcomes."""
+        ...
+
+    def close(self) -> None:
+        """Release what prepare acquired (a client connection); safe when prepare failed."""
+        ...
+
+
+def ignored_slurm_settings(target: TargetName, options: TargetOptions) -> list[str]:
+    """Slurm settings given to a target that submits nothing to Slurm."""
+    flags = options.slurm.flags()
+    if not flags:
+        return []
+    verb = "is" if len(flags) == 1 else "are"
+    return [
+        f"{', '.join(flags)} {verb} ignored on the {target} target: "
+        "Slurm settings only apply to --target slurm"
+    ]

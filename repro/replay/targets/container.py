@@ -1,0 +1,126 @@
+"""The docker target: each run point in a fresh container of the environment image, as a
+non-root user, network off unless the run declares it, with the run's CPU/memory limits.
+
+(Not named docker.py: no module is named after a dependency, see STYLE.md.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+from repro.env.capsule_env import capsule_environment
+from repro.env.image import BASE_IMAGE_ENV, ImageSpec, docker_client, ensure_image
+from repro.env.lock import parse_packages
+from repro.execution.container import DockerRunner, give_to_container_user
+from repro.execution.runs import PointOutcome, execute_runs
+from repro.models import Manifest, Run
+from repro.replay.targets.base import (
+    Observer,
+    OnPoint,
+    Prepared,
+    Select,
+    TargetName,
+    TargetOptions,
+    ignored_slurm_settings,
+)
+
+
+def image_spec(manifest: Manifest, root: Path, base_image: str) -> ImageSpec:
+    env = manifest.environment
+    described = capsule_environment(manifest, root)
+    return ImageSpec(
+        dockerfile=(root / env.dockerfile).read_text(encoding="utf-8"),
+        lock_text=described.lock_text,
+        base_image=base_image,
+        has_packages=bool(env.packages),
+        needs_network=bool(env.apt_packages),
+        wheels=root / env.wheels if env.wheels else None,
+        local_wheels=described.local_wheels,
+        post_build_project=described.post_build.project if described.post_build else None,
+        post_build_digest=described.post_build.digest if described.post_build else "",
+    )
+
+
+def _environment(
+    client: Any,
+    manifest: Manifest,
+    root: Path,
+    base_image: str | None,
+    offline: bool,
+    say: Observer,
+) -> str:
+    """The environment image's tag: the capsule's saved image, or one built (or reused) from
+    its Dockerfile. The one place the docker target calls the image builder."""
+    env = manifest.environment
+    saved = root / env.image if env.image and not base_image else None
+    base = base_image or os.environ.get(BASE_IMAGE_ENV) or env.base_image
+    if saved is not None and env.image_tag:
+        return ensure_image(client, image_spec(manifest, root, env.base_image), offline, say, saved)
+    return ensure_image(client, image_spec(manifest, root, base), offline, say)
+
+
+def _probe(client: Any, tag: str) -> Prepared:
+    """The image's Python version and installed packages, asked of a throwaway container."""
+    probe = client.containers.run(
+        tag,
+        [
+            "/bin/sh",
+            "-c",
+            "python -c 'import platform; print(platform.python_version())'"
+            " && python -m pip list --format=freeze",
+        ],
+        remove=True,
+        network_disabled=True,
+    ).decode("utf-8", "replace")
+    version, _, freeze = probe.partition("\n")
+    return Prepared(version.strip(), parse_packages(freeze), [])
+
+
+class DockerTarget:
+    """Points run in containers of the environment image, -j at a time."""
+
+    def __init__(self, options: TargetOptions) -> None:
+        self.options = options
+        self._client: Any = None
+        self._runner: DockerRunner | None = None
+
+    @property
+    def name(self) -> TargetName:
+        return "docker"
+
+    def ignored(self) -> list[str]:
+        return ignored_slurm_settings(self.name, self.options)
+
+    def prepare(self, manifest: Manifest, root: Path, say: Observer) -> Prepared:
+        self._client = docker_client()
+        tag = _environment(
+            self._client, manifest, root, self.options.base_image, self.options.offline, say
+        )
+        prepared = _probe(self._client, tag)
+        give_to_container_user(root / "data" / "project")
+        self._runner = DockerRunner(self._client, tag)
+        return prepared
+
+    def execute(
+        self, runs: list[Run], project: Path, select: Select, on_point: OnPoint
+    ) -> list[PointOutcome]:
+        if self._runner is None:
+            raise RuntimeError("execute before prepare")
+        return execute_runs(
+            runs,
+            project,
+            self._runner,
+            jobs=self.options.jobs,
+            fail_fast=False,
+            select=select,
+            on_point=on_point,
+        )
+
+    def close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None

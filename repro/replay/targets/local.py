@@ -1,0 +1,120 @@
+"""The local target: a virtual environment built from the lock (cached by lock digest), each
+run point a /bin/sh command on this machine with that environment first on PATH."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from repro.env.apt import check_apt_on_host
+from repro.env.capsule_env import capsule_environment
+from repro.env.virtualenv import VirtualEnv, build_venv, find_python
+from repro.errors import EnvironmentBuildError
+from repro.execution.runs import LocalRunner, PointOutcome, execute_runs
+from repro.models import Manifest, Run
+from repro.replay.environment import installed_packages
+from repro.replay.targets.base import (
+    Observer,
+    OnPoint,
+    Prepared,
+    Select,
+    TargetName,
+    TargetOptions,
+    ignored_slurm_settings,
+)
+
+
+def environment(
+    manifest: Manifest, root: Path, offline: bool, say: Observer, cache_root: Path | None = None
+) -> tuple[VirtualEnv, list[str]]:
+    """The capsule's environment as a venv, and warnings (a different Python, say).
+
+    The one place the local and slurm targets call the venv builder.
+    """
+    described = capsule_environment(manifest, root)
+    # No image installs apt.txt here: what the host lacks, the study lacks (exit 5).
+    check_apt_on_host(list(described.apt), "this capsule (apt.txt)")
+    mm = ".".join(manifest.environment.python_version.split(".")[:2])
+    warnings = []
+    try:
+        find_python(mm)
+        version = mm
+    except EnvironmentBuildError:
+        version = f"{sys.version_info.major}.{sys.version_info.minor}"
+        warnings.append(
+            f"captured with Python {mm}, which is not installed here: replaying with {version}"
+        )
+    say("preparing the environment from the lock")
+    env = manifest.environment
+    venv = build_venv(
+        described.lock_text,
+        version,
+        local_wheels=described.local_wheels,
+        post_build=described.post_build,
+        wheels=root / env.wheels if env.wheels else None,
+        offline=offline,
+        cache_root=cache_root,
+    )
+    say("reusing the cached environment" if venv.reused else "built the environment")
+    return venv, warnings
+
+
+def python_version(python: Path) -> str:
+    """major.minor.micro of an interpreter ("unknown" when it does not say)."""
+    proc = subprocess.run(
+        [str(python), "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.stdout.strip() or "unknown"
+
+
+def describe(venv: VirtualEnv, warnings: list[str]) -> Prepared:
+    """What the report says about a venv the runs use."""
+    return Prepared(python_version(venv.python), installed_packages(venv.python), warnings)
+
+
+class LocalTarget:
+    """Points run on this machine, -j at a time, in a venv built from the lock."""
+
+    def __init__(self, options: TargetOptions) -> None:
+        self.options = options
+        self._runner: LocalRunner | None = None
+
+    @property
+    def name(self) -> TargetName:
+        return "local"
+
+    def ignored(self) -> list[str]:
+        warnings = []
+        if self.options.base_image is not None:
+            warnings.append(
+                "--base-image is ignored on the local target: it replays in a virtual "
+                "environment built from the lock, not in an image"
+            )
+        return warnings + ignored_slurm_settings(self.name, self.options)
+
+    def prepare(self, manifest: Manifest, root: Path, say: Observer) -> Prepared:
+        venv, warnings = environment(manifest, root, self.options.offline, say)
+        self._runner = LocalRunner(venv.bin_dir, venv.root)
+        return describe(venv, warnings)
+
+    def execute(
+        self, runs: list[Run], project: Path, select: Select, on_point: OnPoint
+    ) -> list[PointOutcome]:
+        if self._runner is None:
+            raise RuntimeError("execute before prepare")
+        return execute_runs(
+            runs,
+            project,
+            self._runner,
+            jobs=self.options.jobs,
+            fail_fast=False,
+            select=select,
+            on_point=on_point,
+        )
+
+    def close(self) -> None:
+        """Nothing to release: the cached venv is kept for the next replay."""
