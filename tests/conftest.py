@@ -257,7 +257,12 @@ def slurm_ready() -> bool:
 
     if shutil.which("sbatch") is None:
         return False
-    proc = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, check=False)
+    try:  # sinfo waits on a slurmctld that does not answer: that is "unavailable" too
+        proc = subprocess.run(
+            ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, check=False, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        return False
     return proc.returncode == 0 and any(
         s.strip() in {"idle", "mixed", "allocated", "completing"} for s in proc.stdout.split()
     )

@@ -22,6 +22,7 @@ from repro.capsule.reader import read_capsule
 from repro.capture.pipeline import CaptureOptions, capture
 from repro.errors import FileChangedError
 from tests.conftest import run_cli
+from tests.waiting import wait_until
 
 
 def capsule_json(path: Path) -> dict:  # type: ignore[type-arg]
@@ -264,24 +265,41 @@ def test_ctrl_c_during_a_run_stops_it_and_writes_nothing(tmp_path: Path) -> None
     (project / "repro.toml").write_text(
         f'[[runs]]\nname = "r"\ncommand = "echo $$ > {marker}; exec sleep 60"\n'
     )
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "repro", "capture", str(project), "-o", str(tmp_path / "x.tgz")],
         stderr=subprocess.PIPE,
         text=True,
-    )
-    deadline = time.monotonic() + 60
-    while not marker.exists() or not marker.read_text().strip():
-        assert time.monotonic() < deadline, "the run never started"
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=30)
+    ) as proc:
+        try:
+
+            def started() -> str:
+                if proc.poll() is not None:
+                    pytest.fail(f"capture ended before its run started:\n{proc.communicate()[1]}")
+                return marker.read_text().strip() if marker.exists() else ""
+
+            child = int(wait_until(started, timeout=60, what="the run to start"))
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:  # failed mid-way: leave nothing running
+                proc.kill()
+                proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert "interrupted" in stderr and "Traceback" not in stderr
-    child = int(marker.read_text())
-    time.sleep(0.5)
-    with pytest.raises(ProcessLookupError):
-        os.kill(child, 0)
+    wait_until(
+        lambda: not process_exists(child),
+        timeout=10,
+        what=f"the run's process {child} to end after Ctrl-C",
+    )
     no_leftovers(tmp_path)
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 # --- remote data -------------------------------------------------------------------------

@@ -7,10 +7,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.conftest import run_cli
+from tests.waiting import LineReader, wait_until
 
 SWEEP = list(range(12))
 
@@ -100,7 +100,11 @@ def test_point_selection_submits_only_that_task(tmp_path: Path, slurm: None) -> 
 
 def _queued(job: str) -> list[str]:
     proc = subprocess.run(
-        ["squeue", "-h", "-j", job, "-o", "%i"], capture_output=True, text=True, check=False
+        ["squeue", "-h", "-j", job, "-o", "%i"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
     )
     return proc.stdout.split()
 
@@ -113,30 +117,33 @@ def test_ctrl_c_cancels_the_submitted_jobs(tmp_path: Path, slurm: None) -> None:
         stderr=subprocess.PIPE,
         text=True,
     ) as proc:
-        job, rest = _interrupt_once_running(proc)
+        try:
+            job, rest = _interrupt_once_running(proc)
+        finally:
+            if proc.poll() is None:  # failed mid-way: let repro cancel its jobs, then stop it
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=30)
     assert proc.returncode == 130
     assert f"cancelled Slurm job(s) {job}" in rest
-    deadline = time.monotonic() + 30
-    while _queued(job) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert _queued(job) == []
+    wait_until(
+        lambda: not _queued(job),
+        timeout=30,
+        what=f"Slurm job {job} to leave the queue after Ctrl-C",
+        every=0.5,
+    )
 
 
 def _interrupt_once_running(proc: subprocess.Popen[str]) -> tuple[str, str]:
-    job = None
-    deadline = time.monotonic() + 120
-    lines = []
     assert proc.stderr is not None
-    while job is None and time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        lines.append(line)
-        match = re.search(r"Slurm job array (\d+)", line)
-        job = match.group(1) if match else None
-    assert job is not None, "".join(lines)
-    while "running" not in proc.stderr.readline():
-        pass
+    stderr = LineReader(proc.stderr)
+    job = stderr.wait_for(r"Slurm job array (\d+)", timeout=120).group(1)
+    stderr.wait_for("running", timeout=120)
     proc.send_signal(signal.SIGINT)
-    rest = proc.stderr.read()
+    rest = stderr.rest(timeout=60)
     proc.wait(timeout=60)
     return job, rest
 

@@ -1,5 +1,8 @@
 """The notebook driver on its own: run by this interpreter (which has nbclient and ipykernel,
-from the test extras) on real kernels, as repro runs it in a study's environment."""
+from the test extras) on real kernels, as repro runs it in a study's environment.
+
+Integration, not unit: every test starts a Python subprocess and a Jupyter kernel (2-8 s
+each); offline, no service needed."""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 DRIVER = Path(__file__).resolve().parents[2] / "repro" / "notebooks" / "driver.py"
+
+pytestmark = pytest.mark.slow
 
 
 def run_driver(
