@@ -29,18 +29,23 @@ PACKAGE = Path(__file__).resolve().parents[2] / "repro"
 ONLY_IMPORTED_BY: tuple[tuple[str, tuple[str, ...], str], ...] = (
     (
         "docker",
-        ("repro.env.image", "repro.replay.docker_target"),
+        ("repro.env.image", "repro.execution.container"),
         "the container engine sits behind one small interface (the modules that talk to it)",
     ),
     (
         "requests",
-        ("repro.replay.docker_target",),
+        ("repro.execution.container",),
         "docker-py's transport errors only; HTTP of our own goes through httpx",
     ),
     (
         "httpx",
-        ("repro.publish.client", "repro.remote_data"),
-        "HTTP: the Zenodo client and the remote-data fetcher",
+        (
+            "repro.publish.client",
+            "repro.publish.transport",
+            "repro.remote_data",
+            "repro.env.local_packages",
+        ),
+        "HTTP: the Zenodo client, the remote-data fetcher, archive dependencies",
     ),
     ("nbclient", ("repro.notebooks.driver",), "kernels are driven only in the study's env"),
     ("nbformat", ("repro.notebooks",), "notebook files are read and written in one package"),
