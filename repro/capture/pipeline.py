@@ -37,7 +37,7 @@ from repro.env.lock import (
     Lock,
     with_packages,
 )
-from repro.env.virtualenv import PostBuild, build_venv
+from repro.env.virtualenv import PostBuild, build_venv, python_version_of
 from repro.env.wheels import download_wheels
 from repro.errors import (
     ConfigError,
@@ -69,6 +69,7 @@ from repro.models import (
     Manifest,
     NotebookRecord,
     NotebookSpec,
+    Platform,
     ProjectConfig,
     RemoteData,
     Resolver,
@@ -373,7 +374,7 @@ def _capture_rest(
     )
     stage = work / "stage"
     t0 = time.perf_counter()
-    records, notebook_records, expectations = _results(
+    results = _results(
         config,
         opts,
         project,
@@ -383,6 +384,11 @@ def _capture_rest(
         stage,
         notebooks,
         say,
+    )
+    records, notebook_records, expectations = (
+        results.records,
+        results.notebook_records,
+        results.expectations,
     )
     timings["runs"] = time.perf_counter() - t0
     _scan_results(scanner, records, project if not opts.execute else stage, allowed)
@@ -474,7 +480,7 @@ def _capture_rest(
         created=created,
         metadata=config.capsule,
         source=source_state(project),
-        platform=fingerprint(),
+        platform=_platform(results.python),
         environment=recorded,
         files=sorted(files, key=lambda f: f.path.encode()),
         remote_data=[r for r, _ in remote],
@@ -508,6 +514,13 @@ def _capture_rest(
     timings["write"] = time.perf_counter() - t0
     signed_by = key_id(signing_key.public_key()) if signing_key else None
     return CaptureResult(written, manifest, config_source, hashed_bytes, timings, signed_by)
+
+
+def _platform(python: str | None) -> Platform:
+    """This machine, with the Python the study really ran with (a venv of another version, or
+    the image's interpreter with --target docker)."""
+    found = fingerprint()
+    return found.model_copy(update={"python_version": python}) if python else found
 
 
 def _signing_key(opts: CaptureOptions) -> Ed25519PrivateKey | None:
@@ -640,18 +653,19 @@ def _results(
     stage: Path,
     notebooks: list[_Notebook],
     say: Observer,
-) -> tuple[list[RunRecord], list[NotebookRecord], dict[str, bytes]]:
+) -> _Results:
     """The runs' expected results, the notebooks' records and their expectation files."""
     if not config.runs and not notebooks:
-        return [], [], {}
+        return _Results([], [], {}, None)
     if not opts.execute:
         unexecuted = [_notebook_record(nb, nb.node, None) for nb in notebooks]
-        return (
+        return _Results(
             _unexecuted_records(config.runs, project),
             [record for record, _ in unexecuted],
             {record.capsule_path: content for record, content in unexecuted},
+            None,
         )
-    runner = _runner(opts, environment, say)
+    runner, python = _runner(opts, environment, say)
     say("staging the captured files")
     stage_project([(f.rel, f.path, f.link_target) for f in files], stage)
     for data, cached in remote:
@@ -675,11 +689,22 @@ def _results(
     runs_by_name = {r.name: r for r in config.runs}
     records = [_record(runs_by_name[o.run], o) for o in outcomes]
     executed = _execute_notebooks(notebooks, stage, runner, say)
-    return (
+    return _Results(
         records,
         [record for record, _ in executed],
         {record.capsule_path: content for record, content in executed},
+        python,
     )
+
+
+@dataclass(frozen=True)
+class _Results:
+    records: list[RunRecord]
+    notebook_records: list[NotebookRecord]
+    expectations: dict[str, bytes]
+    """Capsule path -> content of each notebook's expectation."""
+    python: str | None
+    """major.minor.micro of the interpreter the study ran with, when it is not this one."""
 
 
 @dataclass(frozen=True)
@@ -707,19 +732,23 @@ class _EnvironmentBuild:
         )
 
 
-def _runner(opts: CaptureOptions, environment: _EnvironmentBuild, say: Observer) -> CommandRunner:
+def _runner(
+    opts: CaptureOptions, environment: _EnvironmentBuild, say: Observer
+) -> tuple[CommandRunner, str | None]:
     """Where capture runs the study: this interpreter (--freeze), the capsule's own image
-    (--target docker), or a venv built from the lock (the default)."""
+    (--target docker), or a venv built from the lock (the default); and the Python version
+    the runs use when it is not this interpreter's."""
     if opts.freeze:
-        return LocalRunner(
+        runner = LocalRunner(
             Path(sys.executable).parent, Path(sys.prefix) if sys.prefix != sys.base_prefix else None
         )
+        return runner, None
     if opts.target == "docker":
-        from repro.execution.container import DockerRunner
+        from repro.execution.container import DockerRunner, probe_image
 
         client = docker_client()
         tag = ensure_image(client, environment.image_spec(), offline=False, say=say)
-        return DockerRunner(client, tag)
+        return DockerRunner(client, tag), probe_image(client, tag)[0]
     check_apt_on_host(environment.apt, "the study (apt.txt)")
     say("building the environment from the lock")
     venv = build_venv(
@@ -728,7 +757,7 @@ def _runner(opts: CaptureOptions, environment: _EnvironmentBuild, say: Observer)
         local_wheels=environment.locked.local_wheels,
         post_build=environment.post_build,
     )
-    return LocalRunner(venv.bin_dir, venv.root)
+    return LocalRunner(venv.bin_dir, venv.root), python_version_of(venv.python)
 
 
 @dataclass(frozen=True)

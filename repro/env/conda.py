@@ -200,7 +200,7 @@ CONDA_ONLY_PREFIXES = ("r-", "_", "libgcc", "libstdc", "cuda-", "bioconductor-",
 _RENAMES = {canonicalize_name(k): v for k, v in RENAMES.items()}
 SPEC = re.compile(
     r"^(?:(?P<channel>[\w.\-/]+)::)?(?P<name>[A-Za-z0-9_.\-]+)"
-    r"\s*(?P<version>[^\s=<>!~\[]*[=<>!~][^\s\[]*|\s+[^\s\[]+)?(?P<rest>.*)$"
+    r"(?P<version>\s*[=<>!~][^\s\[]*|\s+[^\s\[]+)?(?P<rest>.*)$"
 )
 
 Policy = Literal["error", "skip"]

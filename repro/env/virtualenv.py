@@ -87,6 +87,21 @@ def find_python(python_version: str) -> str:
     )
 
 
+def python_version_of(python: Path) -> str | None:
+    """major.minor.micro of an interpreter (None when it does not say)."""
+    try:
+        proc = subprocess.run(
+            [str(python), "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() or None
+
+
 def run_post_build(post_build: PostBuild, venv_root: Path, python: Path) -> None:
     """Run postBuild once, as repo2docker does: from the project's root (a scratch copy),
     made executable, its shebang choosing the interpreter (sh without one), with the

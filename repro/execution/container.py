@@ -106,3 +106,21 @@ def give_to_container_user(project: Path) -> None:
         for name in [*dirnames, *filenames]:
             os.lchown(os.path.join(dirpath, name), CONTAINER_UID, CONTAINER_UID)  # noqa: PTH118
     os.lchown(project, CONTAINER_UID, CONTAINER_UID)
+
+
+def probe_image(client: Any, tag: str) -> tuple[str, str]:
+    """The image's Python version and `pip list --format=freeze`, from a throwaway container
+    with no network."""
+    probe = client.containers.run(
+        tag,
+        [
+            "/bin/sh",
+            "-c",
+            "python -c 'import platform; print(platform.python_version())'"
+            " && python -m pip list --format=freeze",
+        ],
+        remove=True,
+        network_disabled=True,
+    ).decode("utf-8", "replace")
+    version, _, freeze = probe.partition("\n")
+    return version.strip(), freeze

@@ -14,7 +14,7 @@ from typing import Any
 from repro.env.capsule_env import capsule_environment
 from repro.env.image import BASE_IMAGE_ENV, ImageSpec, docker_client, ensure_image
 from repro.env.lock import parse_packages
-from repro.execution.container import DockerRunner, give_to_container_user
+from repro.execution.container import DockerRunner, give_to_container_user, probe_image
 from repro.execution.runs import PointOutcome, execute_runs
 from repro.models import Manifest, Run
 from repro.replay.targets.base import (
@@ -64,19 +64,8 @@ def _environment(
 
 def _probe(client: Any, tag: str) -> Prepared:
     """The image's Python version and installed packages, asked of a throwaway container."""
-    probe = client.containers.run(
-        tag,
-        [
-            "/bin/sh",
-            "-c",
-            "python -c 'import platform; print(platform.python_version())'"
-            " && python -m pip list --format=freeze",
-        ],
-        remove=True,
-        network_disabled=True,
-    ).decode("utf-8", "replace")
-    version, _, freeze = probe.partition("\n")
-    return Prepared(version.strip(), parse_packages(freeze), [])
+    version, freeze = probe_image(client, tag)
+    return Prepared(version, parse_packages(freeze), [])
 
 
 class DockerTarget:
