@@ -16,6 +16,8 @@ PAYLOAD_DIR = "data"
 PROJECT_PREFIX = "data/project/"
 RESULTS_PREFIX = "data/results/"
 ENV_PREFIX = "data/env/"
+LOCAL_WHEELS = ENV_PREFIX + "local-wheels/"
+"""The project's own wheels (local packages), installed with no index."""
 JOBS_PREFIX = "data/jobs/"
 ROCRATE_PATH = "data/ro-crate-metadata.json"
 TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt")

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from repro import FORMAT
 from repro.capsule.layout import (
+    LOCAL_WHEELS,
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
     MAX_SIGNATURE_BYTES,
@@ -138,6 +139,8 @@ def _check_references(manifest: Manifest, files: set[str], folders: set[str]) ->
     env = manifest.environment
     named = [("environment.lock", env.lock), ("environment.dockerfile", env.dockerfile)]
     named += [("environment.image", env.image)] if env.image else []
+    named += [("environment.post_build", env.post_build)] if env.post_build else []
+    named += [(f"environment.local_packages {p.name}", p.wheel) for p in env.local_packages]
     named += [
         (f"results {r.run} {r.point_id}", o.capsule_path)
         for r in manifest.results
@@ -150,6 +153,22 @@ def _check_references(manifest: Manifest, files: set[str], folders: set[str]) ->
     for what, path in named:
         if path not in files:
             raise MalformedCapsuleError(f"manifest {what} names a file it does not list: {path}")
+    by_path = {f.path: f for f in manifest.files}
+    for package in env.local_packages:
+        if not package.wheel.startswith(LOCAL_WHEELS) or "/" in package.wheel[len(LOCAL_WHEELS) :]:
+            raise MalformedCapsuleError(
+                f"manifest environment.local_packages {package.name} is not under "
+                f"{LOCAL_WHEELS}: {package.wheel}"
+            )
+        if by_path[package.wheel].sha256 != package.sha256:
+            raise MalformedCapsuleError(
+                f"manifest environment.local_packages {package.name}: sha256 differs from the "
+                f"file list's for {package.wheel}"
+            )
+    if env.post_build and not env.post_build.startswith(PROJECT_PREFIX):
+        raise MalformedCapsuleError(
+            f"manifest environment.post_build is not a project file: {env.post_build}"
+        )
     if env.wheels and env.wheels not in folders:
         raise MalformedCapsuleError(f"manifest environment.wheels is not a folder: {env.wheels}")
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from repro.capsule.layout import ENV_PREFIX
+from repro.capsule.layout import LOCAL_WHEELS
 from repro.env.capsule_env import post_build_digest
 from repro.env.declarations import EnvironmentPlan, declared_environment, plan_environment
 from repro.env.dockerfile import render_dockerfile
@@ -19,7 +19,6 @@ from repro.env.requirements import Declared
 from repro.env.virtualenv import PostBuild, find_python
 from repro.models import Declaration, EnvironmentSpec, LocalPackage
 
-LOCAL_WHEELS = ENV_PREFIX + "local-wheels/"
 Observer = Callable[[str], None]
 
 

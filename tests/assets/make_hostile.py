@@ -338,6 +338,36 @@ CASES: dict[str, tuple[Callable[[Members], None] | None, str, str]] = {
         "MalformedCapsuleError",
         "plain relative path",
     ),
+    # A "local wheel" that is really one of the project's files: installing it would run
+    # whatever the capsule put there as a package, outside the recorded environment.
+    "local-wheel-not-a-wheel.tgz": (
+        manifest_edit(
+            lambda d: d["environment"].update(  # type: ignore[union-attr]
+                {
+                    "local_packages": [
+                        {
+                            "name": "evil",
+                            "version": "1",
+                            "kind": "path",
+                            "origin": "evil",
+                            "wheel": "data/project/analyse.py",
+                            "sha256": "0" * 64,
+                            "declared_in": "requirements.txt",
+                        }
+                    ]
+                }
+            )
+        ),
+        "MalformedCapsuleError",
+        "is not under data/env/local-wheels/",
+    ),
+    "post-build-outside.tgz": (
+        manifest_edit(
+            lambda d: d["environment"].update({"post_build": "data/env/requirements.lock"})  # type: ignore[union-attr]
+        ),
+        "MalformedCapsuleError",
+        "post_build is not a project file",
+    ),
 }
 
 
