@@ -7,7 +7,7 @@ from pathlib import Path
 import six
 import toolz
 
-for name in ("cudatoolkit", "mkl"):
+for name in ("cudatoolkit", "ffmpeg", "r-base"):
     try:
         version(name)
     except PackageNotFoundError:
