@@ -25,11 +25,12 @@ the success rates, and writes benchmarks/results/fidelity.json (--json PATH, --n
 Usage:  python benchmarks/bench_fidelity.py [--only NAME ...] [--no-docker] [--no-bad]
                                             [--no-papers] [--base-image IMAGE] [--keep-tmp]
 
-`python -m repro` runs this checkout's repro (PYTHONPATH). Everything (copies, capsules, REPRO_CACHE_DIR, REPRO_CONFIG_DIR, UV_CACHE_DIR, PIP_CACHE_DIR)
-lives in one temporary folder, deleted at the end: the user's caches are not touched; only
-the Docker engine's image store is shared. The uv cache is shared by the projects of one
-run, so the first capture downloads most. Needs PyPI. Runtime: about 4-6 minutes with
-Docker on the 2-core VM. See benchmarks/README.md.
+`python -m repro` runs this checkout's repro (PYTHONPATH). Everything (copies, capsules,
+REPRO_CACHE_DIR, REPRO_CONFIG_DIR, UV_CACHE_DIR, PIP_CACHE_DIR) lives in one temporary
+folder, deleted at the end: the user's caches are not touched; only the Docker engine's
+image store is shared. The uv cache is shared by the projects of one run, so the first
+capture downloads most. Needs PyPI. Runtime: about 4-6 minutes with Docker on the 2-core VM.
+See benchmarks/README.md.
 """
 
 from __future__ import annotations
