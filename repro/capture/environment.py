@@ -48,7 +48,13 @@ class PlannedEnvironment:
         )
 
 
-def plan(project: Path, spec: EnvironmentSpec) -> PlannedEnvironment:
+def plan(project: Path, spec: EnvironmentSpec, *, freeze: bool = False) -> PlannedEnvironment:
+    """--freeze locks what this interpreter has: no declaration is read (a missing or
+    malformed one does not matter), runtime.txt, apt.txt and postBuild still are."""
+    if freeze:
+        frozen = spec.model_copy(update={"requirements": None, "packages": []})
+        environment = plan_environment(project, frozen)
+        return PlannedEnvironment(environment, Declared())
     environment = plan_environment(project, spec)
     return PlannedEnvironment(
         environment, declared_environment(project, environment, spec.conda_only)

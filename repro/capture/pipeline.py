@@ -200,7 +200,7 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
     epoch, reproducible = _epoch()
     notes: list[str] = []
     # The declarations are read and checked before any slow work: a malformed file fails fast.
-    planned = env_stage.plan(project, config.environment)
+    planned = env_stage.plan(project, config.environment, freeze=opts.freeze)
     notes += planned.notes
     output = opts.output.absolute()
     signing_key = _signing_key(opts)  # before any work: a wrong passphrase fails fast
@@ -373,6 +373,7 @@ def _capture_rest(
         base_image,
     )
     stage = work / "stage"
+    stage.mkdir()
     t0 = time.perf_counter()
     results = _results(
         config,

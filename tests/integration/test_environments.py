@@ -1,0 +1,194 @@
+"""The environment stage against real tools: local packages built into wheels (deterministic,
+never confused with an index package), git dependencies pinned to a commit, postBuild and
+apt.txt failures reported in one line with nothing written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git, run_cli
+
+SETUP_PY = """\
+from setuptools import setup
+
+setup(name="{name}", version="{version}", packages=["{name}"], install_requires={requires!r})
+"""
+
+
+def make_package(
+    root: Path,
+    name: str,
+    version: str = "0.1.0",
+    requires: list[str] | None = None,
+    body: str = "WHO = 'local'\n",
+) -> Path:
+    (root / name).mkdir(parents=True, exist_ok=True)
+    (root / name / "__init__.py").write_text(body)
+    (root / "setup.py").write_text(
+        SETUP_PY.format(name=name, version=version, requires=requires or [])
+    )
+    return root
+
+
+def study(project: Path, script: str, outputs: list[str]) -> Path:
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "verify.py").write_text(script)
+    runs = json.dumps(outputs)
+    (project / "repro.toml").write_text(
+        f'[capsule]\ntitle = "t"\n[[runs]]\nname = "verify"\ncommand = "python verify.py"\n'
+        f"outputs = {runs}\n"
+    )
+    return project
+
+
+VERIFY_LOCAL = """\
+import json, pathlib
+import mystudy
+pathlib.Path("results").mkdir(exist_ok=True)
+pathlib.Path("results/who.json").write_text(json.dumps({"who": mystudy.WHO}))
+"""
+
+
+def manifest_of(capsule: Path) -> dict[str, object]:
+    with tarfile.open(capsule) as tar:
+        member = tar.extractfile("repro.json")
+        assert member is not None
+        return json.loads(member.read())  # type: ignore[no-any-return]
+
+
+def member_text(capsule: Path, name: str) -> str:
+    with tarfile.open(capsule) as tar:
+        member = tar.extractfile(name)
+        assert member is not None
+        return member.read().decode()
+
+
+@pytest.mark.network
+def test_the_project_is_built_into_a_wheel_deterministically(tmp_path: Path) -> None:
+    project = study(tmp_path / "p", VERIFY_LOCAL, ["results/who.json"])
+    make_package(project, "mystudy")
+    env = {"SOURCE_DATE_EPOCH": "1700000000"}
+    a, b = tmp_path / "a.tgz", tmp_path / "b.tgz"
+    for out in (a, b):
+        result = run_cli("capture", str(project), "-o", str(out), "--no-sign", env=env)
+        assert result.returncode == 0, result.stderr
+    assert a.read_bytes() == b.read_bytes()
+    environment = manifest_of(a)["environment"]
+    assert isinstance(environment, dict)
+    (package,) = environment["local_packages"]
+    assert package["name"] == "mystudy" and package["kind"] == "project"
+    assert package["wheel"].startswith("data/env/local-wheels/mystudy-0.1.0-")
+    assert environment["declaration"]["used"] == ["setup.py"]
+    replay = run_cli("replay", str(a), "--target", "local", "--json")
+    assert replay.returncode == 0, replay.stderr
+    assert json.loads(replay.stdout)["counts"] == {"identical": 1}
+
+
+@pytest.mark.network
+def test_an_index_package_of_a_local_package_s_name_is_refused(
+    tmp_path: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """reprotest_stats (on the index) depends on reprotest_core; the project ships its own
+    reprotest_core: the index one must never be installed in its place."""
+    monkeypatch.setenv("UV_FIND_LINKS", str(wheelhouse))
+    project = study(tmp_path / "p", "print('x')\n", [])
+    (project / "requirements.txt").write_text("reprotest_stats\n./vendor/core\n")
+    make_package(project / "vendor" / "core", "reprotest_core", "1.0.0")
+    result = run_cli("capture", str(project), "-o", str(tmp_path / "x.tgz"), "--no-sign")
+    assert result.returncode == 1
+    assert "reprotest-core is a local package of this project" in result.stderr
+    assert "hint:" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "x.tgz").exists()
+
+
+@pytest.mark.network
+def test_a_git_dependency_is_pinned_to_its_commit(tmp_path: Path) -> None:
+    source = make_package(tmp_path / "helper-src", "mystudy", "1.2.0")
+    git(source, "init", "-q")
+    git(source, "add", "-A")
+    git(source, "commit", "-qm", "v1.2")
+    git(source, "tag", "v1.2")
+    commit = git(source, "rev-parse", "HEAD").strip()
+    (source / "mystudy" / "__init__.py").write_text("WHO = 'later'\n")
+    git(source, "commit", "-qam", "later")
+    project = study(tmp_path / "p", VERIFY_LOCAL, ["results/who.json"])
+    (project / "requirements.txt").write_text(f"git+file://{source}@v1.2#egg=mystudy\n")
+    capsule = tmp_path / "g.tgz"
+    result = run_cli("capture", str(project), "-o", str(capsule), "--no-sign")
+    assert result.returncode == 0, result.stderr
+    (package,) = manifest_of(capsule)["environment"]["local_packages"]  # type: ignore[index]
+    assert (package["kind"], package["ref"], package["commit"]) == ("git", "v1.2", commit)
+    assert "mystudy" not in member_text(capsule, "data/env/requirements.lock")
+    who = json.loads(member_text(capsule, "data/results/verify/_/results/who.json"))
+    assert who == {"who": "local"}  # the tagged commit, not the later one
+
+
+def test_an_unreachable_git_dependency_is_one_line(tmp_path: Path) -> None:
+    project = study(tmp_path / "p", "print('x')\n", [])
+    (project / "requirements.txt").write_text("git+https://git.invalid/lab/tool.git#egg=tool\n")
+    result = run_cli("capture", str(project), "-o", str(tmp_path / "x.tgz"), "--no-sign")
+    assert result.returncode == 5, result.stderr
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "git dependency tool" in errors[0]
+    assert "hint:" in result.stderr and not (tmp_path / "x.tgz").exists()
+
+
+def test_a_failing_post_build_fails_the_capture(tmp_path: Path) -> None:
+    project = study(tmp_path / "p", "print('x')\n", [])
+    (project / "binder").mkdir()
+    (project / "binder" / "postBuild").write_text("#!/bin/sh\necho preparing\nexit 3\n")
+    result = run_cli("capture", str(project), "-o", str(tmp_path / "x.tgz"), "--no-sign")
+    assert result.returncode == 1
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
+    assert errors == ["error: binder/postBuild failed with exit code 3: preparing"]
+    assert "hint:" in result.stderr and not (tmp_path / "x.tgz").exists()
+
+
+def test_post_build_runs_once_in_the_environment_and_is_part_of_its_key(tmp_path: Path) -> None:
+    script = (
+        "import pathlib, sys\n"
+        "pathlib.Path('results').mkdir(exist_ok=True)\n"
+        "pathlib.Path('results/marker.txt').write_text(\n"
+        "    pathlib.Path(sys.prefix, 'marker.txt').read_text())\n"
+    )
+    project = study(tmp_path / "p", script, ["results/marker.txt"])
+    post = project / "postBuild"  # no shebang: run with /bin/sh, as a shell would
+    post.write_text(
+        "python -c \"import sys, pathlib; pathlib.Path(sys.prefix, 'marker.txt').write_text('one')\"\n"
+    )
+    capsule = tmp_path / "one.tgz"
+    assert run_cli("capture", str(project), "-o", str(capsule), "--no-sign").returncode == 0
+    assert member_text(capsule, "data/results/verify/_/results/marker.txt") == "one"
+    post.write_text(post.read_text().replace("'one'", "'two'"))
+    second = tmp_path / "two.tgz"
+    result = run_cli("capture", str(project), "-o", str(second), "--no-sign")
+    assert result.returncode == 0, result.stderr
+    assert member_text(second, "data/results/verify/_/results/marker.txt") == "two"
+    replay = run_cli("replay", str(second), "--target", "local", "--json")
+    assert replay.returncode == 0, replay.stderr
+
+
+def test_apt_packages_missing_on_the_host_exit_5(tmp_path: Path) -> None:
+    project = study(tmp_path / "p", "print('x')\n", [])
+    (project / "apt.txt").write_text("# needed for the figures\nrepro-no-such-package\n")
+    result = run_cli("capture", str(project), "-o", str(tmp_path / "x.tgz"), "--no-sign")
+    assert result.returncode == 5
+    assert "repro-no-such-package" in result.stderr and "--target docker" in result.stderr
+    assert not (tmp_path / "x.tgz").exists()
+
+
+@pytest.mark.network
+def test_the_user_s_tree_is_not_written_by_the_wheel_build(tmp_path: Path) -> None:
+    """setuptools writes *.egg-info and build/ into the folder it builds: never the user's."""
+    project = study(tmp_path / "p", "print('x')\n", [])
+    make_package(project, "mystudy")
+    before = sorted(p.relative_to(project) for p in project.rglob("*"))
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    result = run_cli("capture", str(project), "-o", str(tmp_path / "x.tgz"), "--no-sign")
+    after = sorted(p.relative_to(project) for p in project.rglob("*") if ".git" not in p.parts)
+    assert after == before, result.stderr
