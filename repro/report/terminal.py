@@ -23,7 +23,7 @@ from repro.sign import SignatureStatus, fingerprint
 if TYPE_CHECKING:
     from repro.capture.pipeline import CaptureResult
     from repro.init import Detected
-    from repro.models import CapsuleDiff, NotebookRecord, ReplayReport
+    from repro.models import CapsuleDiff, Manifest, NotebookRecord, ReplayReport
     from repro.publish.fetch import FetchResult
     from repro.publish.flow import PublishResult
     from repro.sign import KeyInfo
@@ -238,6 +238,15 @@ def render_inspect(report: VerifyReport) -> None:
             f"remote    {r.path} <- {r.url} ({size(r.size)}, sha256 {r.sha256[:12]})",
             markup=False,
         )
+    out.print(_expected_results(m))
+    for nb in m.notebook_results:
+        out.print(Text("notebook  ") + _notebook_line(nb))
+    for note in m.notes:
+        out.print(Text("note ", style="yellow") + Text(note))
+    render_signature(report.signature)
+
+
+def _expected_results(m: Manifest) -> Table:
     table = Table(title="expected results", show_lines=False)
     for col in ("run", "point", "output", "size", "sha256", "rule"):
         table.add_column(col)
@@ -249,12 +258,7 @@ def render_inspect(report: VerifyReport) -> None:
             table.add_row(
                 Text(rec.run), Text(rec.point_id), Text(o.path), size(o.size), o.sha256[:12], rule
             )
-    out.print(table)
-    for nb in m.notebook_results:
-        out.print(Text("notebook  ") + _notebook_line(nb))
-    for note in m.notes:
-        out.print(Text("note ", style="yellow") + Text(note))
-    render_signature(report.signature)
+    return table
 
 
 def render_fetch(result: FetchResult, report: VerifyReport) -> None:
