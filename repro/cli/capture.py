@@ -42,7 +42,9 @@ def pair_runs(
 ) -> list[tuple[str, list[str]]]:
     """Each --output belongs to the --run before it; `order` names the flags as they came."""
     if order.count("run") != len(runs) or order.count("output") != len(outputs):
-        raise ValueError(f"flag order {order} does not match {len(runs)} runs, {len(outputs)}")
+        raise ValueError(
+            f"flag order {order} does not match {len(runs)} runs, {len(outputs)} outputs"
+        )
     run_values, output_values = iter(runs), iter(outputs)
     pairs: list[tuple[str, list[str]]] = []
     for flag in order:
