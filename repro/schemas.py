@@ -1,7 +1,7 @@
 """JSON Schemas of the models that cross a boundary, generated into schemas/.
 
-Regenerate with `python -m repro.schemas` after changing repro/models.py; a test fails when
-the committed files drift from the models.
+Regenerate with `python -m repro.schemas` after changing repro/models.py or
+repro/report/models.py; a test fails when the committed files drift from the models.
 """
 
 from __future__ import annotations
@@ -13,12 +13,53 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from repro.models import CapsuleDiff, Manifest, ProjectConfig, ReplayReport
+from repro.report.models import (
+    CaptureOutput,
+    ErrorOutput,
+    FetchOutput,
+    InitOutput,
+    InspectOutput,
+    KeyGenerateOutput,
+    KeyListOutput,
+    KeyTrustOutput,
+    KeyUntrustOutput,
+    PublishOutput,
+    VerifyOutput,
+)
+
+COMMAND_SCHEMAS: dict[str, str] = {
+    "init": "init.schema.json",
+    "capture": "capture.schema.json",
+    "verify": "verify.schema.json",
+    "inspect": "inspect.schema.json",
+    "replay": "replay-report.schema.json",
+    "diff": "diff.schema.json",
+    "keys generate": "keys-generate.schema.json",
+    "keys list": "keys-list.schema.json",
+    "keys trust": "keys-trust.schema.json",
+    "keys untrust": "keys-untrust.schema.json",
+    "publish": "publish.schema.json",
+    "fetch": "fetch.schema.json",
+}
+"""Each command's --json output on success; on an expected failure every command prints
+error.schema.json instead."""
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "manifest.schema.json": Manifest,
     "config.schema.json": ProjectConfig,
+    "error.schema.json": ErrorOutput,
+    "init.schema.json": InitOutput,
+    "capture.schema.json": CaptureOutput,
+    "verify.schema.json": VerifyOutput,
+    "inspect.schema.json": InspectOutput,
     "replay-report.schema.json": ReplayReport,
     "diff.schema.json": CapsuleDiff,
+    "keys-generate.schema.json": KeyGenerateOutput,
+    "keys-list.schema.json": KeyListOutput,
+    "keys-trust.schema.json": KeyTrustOutput,
+    "keys-untrust.schema.json": KeyUntrustOutput,
+    "publish.schema.json": PublishOutput,
+    "fetch.schema.json": FetchOutput,
 }
 
 

@@ -1,0 +1,160 @@
+"""`repro capture`: build a capsule from a project (flags override repro.toml)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from pydantic import ValidationError
+from typer.core import TyperCommand
+
+from repro.cli.options import AsJson, BaseImage, Jobs, ProjectDir, SigningKey
+from repro.cli.prompts import prompt_passphrase
+from repro.config import describe_validation_error
+from repro.errors import UsageError
+from repro.models import Run
+from repro.report import terminal
+
+FLAG_ORDER = "repro.capture.flag_order"
+"""ctx.meta key: the names ("run", "output") of the pairing flags, in command-line order."""
+PAIRED = ("run", "output")
+
+
+class CaptureCommand(TyperCommand):
+    """capture's click command: also records in which order --run and --output occurred."""
+
+    # ctx is Any: typer >= 0.29 runs on its vendored click (typer._click), older typer on
+    # click itself, so the base class's Context type depends on the installed typer.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # click's parser returns the order in which options occurred, but Command.parse_args
+        # drops it once the values are grouped per option. The same parser over a copy of
+        # the same tokens gives it back; it only tokenizes (no conversion, no callbacks), and
+        # a malformed command line fails here with click's usual usage error.
+        _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+        ctx.meta[FLAG_ORDER] = [p.name for p in order if p.name in PAIRED]
+        return super().parse_args(ctx, args)
+
+
+def pair_runs(
+    order: Sequence[str], runs: Sequence[str], outputs: Sequence[str]
+) -> list[tuple[str, list[str]]]:
+    """Each --output belongs to the --run before it; `order` names the flags as they came."""
+    if order.count("run") != len(runs) or order.count("output") != len(outputs):
+        raise ValueError(
+            f"flag order {order} does not match {len(runs)} runs, {len(outputs)} outputs"
+        )
+    run_values, output_values = iter(runs), iter(outputs)
+    pairs: list[tuple[str, list[str]]] = []
+    for flag in order:
+        if flag == "run":
+            pairs.append((next(run_values), []))
+        elif not pairs:
+            raise UsageError(
+                "--output needs a --run before it", hint="repro capture --run CMD --output PATH"
+            )
+        else:
+            pairs[-1][1].append(next(output_values))
+    return pairs
+
+
+def runs_from_flags(pairs: list[tuple[str, list[str]]]) -> list[Run] | None:
+    """The runs --run/--output declare (None: none given, repro.toml's runs apply)."""
+    if not pairs:
+        return None
+    try:
+        return [
+            Run(name=f"run{i + 1}" if len(pairs) > 1 else "run", command=cmd, outputs=outs)
+            for i, (cmd, outs) in enumerate(pairs)
+        ]
+    except ValidationError as exc:
+        raise UsageError(describe_validation_error(exc, "--run/--output")) from None
+
+
+def capture_command(
+    ctx: typer.Context,
+    directory: ProjectDir = Path(),
+    out_file: Annotated[
+        Path | None, typer.Option("-o", "--out", help="Capsule file to write.")
+    ] = None,
+    run: Annotated[
+        list[str] | None,
+        typer.Option("--run", help="Command to run (repeatable); replaces repro.toml's runs."),
+    ] = None,
+    output: Annotated[
+        list[str] | None, typer.Option("--output", help="Output of the last --run (repeatable).")
+    ] = None,
+    data: Annotated[
+        list[str] | None, typer.Option("--data", help="Data path to embed (repeatable).")
+    ] = None,
+    requirements: Annotated[
+        str | None, typer.Option("--requirements", help="Dependency file to lock.")
+    ] = None,
+    python: Annotated[
+        str | None, typer.Option("--python", help="Python version, e.g. 3.11.")
+    ] = None,
+    resolver: Annotated[
+        Literal["uv", "pip-tools"] | None,
+        typer.Option("--resolver", help="uv (default) or pip-tools."),
+    ] = None,
+    freeze: Annotated[
+        bool,
+        typer.Option(
+            "--freeze", help="Lock exactly what this interpreter has installed and run with it."
+        ),
+    ] = False,
+    no_run: Annotated[bool, typer.Option("--no-run", help="Do not execute the runs.")] = False,
+    jobs: Jobs = 1,
+    base_image: BaseImage = None,
+    no_hash_cache: Annotated[
+        bool, typer.Option("--no-hash-cache", help="Re-hash every file.")
+    ] = False,
+    sign: Annotated[
+        bool | None,
+        typer.Option("--sign/--no-sign", help="Sign the capsule (default: when a key exists)."),
+    ] = None,
+    key: SigningKey = None,
+    wheels: Annotated[
+        bool, typer.Option("--wheels", help="Vendor the lock's wheels (offline replays).")
+    ] = False,
+    image: Annotated[
+        bool,
+        typer.Option("--image", help="Build the environment image and save it into the capsule."),
+    ] = False,
+    allow_secret: Annotated[
+        list[str] | None,
+        typer.Option("--allow-secret", help="Path allowed to hold what looks like a secret."),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Build a capsule: code, locked dependencies, data, runs and their results."""
+    from repro.capture.pipeline import CaptureOptions, capture
+    from repro.report.models import CaptureOutput
+
+    pairs = pair_runs(ctx.meta[FLAG_ORDER], run or [], output or [])
+    opts = CaptureOptions(
+        project=directory,
+        output=out_file or Path(f"{directory.resolve().name}.capsule.tgz"),
+        runs=runs_from_flags(pairs),
+        data=data or [],
+        requirements=requirements,
+        python=python,
+        resolver=resolver,
+        freeze=freeze,
+        execute=not no_run,
+        jobs=jobs,
+        base_image=base_image,
+        use_hash_cache=not no_hash_cache,
+        sign=sign,
+        key=key,
+        allow_secrets=allow_secret or [],
+        wheels=wheels,
+        image=image,
+        passphrase_prompt=prompt_passphrase,
+    )
+    result = capture(opts, observe=None if as_json else terminal.say)
+    if as_json:
+        terminal.emit_json(CaptureOutput.build(result))
+    else:
+        terminal.render_capture(result)

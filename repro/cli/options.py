@@ -1,0 +1,39 @@
+"""The options and arguments more than one command takes, declared once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable result on stdout.")]
+
+CapsuleFile = Annotated[Path, typer.Argument(help="Capsule file.")]
+ProjectDir = Annotated[Path, typer.Argument(help="Project directory.")]
+
+RequireSigned = Annotated[
+    bool, typer.Option("--require-signed", help="Exit 4 unless the capsule is signed.")
+]
+RequireTrusted = Annotated[
+    bool, typer.Option("--require-trusted", help="Exit 4 unless signed by a trusted key.")
+]
+
+ZenodoUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--zenodo-url",
+        help="Zenodo site root (default: REPRO_ZENODO_URL, else the DOI's site, zenodo.org).",
+    ),
+]
+
+SigningKey = Annotated[
+    Path | None,
+    typer.Option("--key", help="Private key to sign with (default: your default key)."),
+]
+
+BaseImage = Annotated[str | None, typer.Option("--base-image", help="Container base image.")]
+
+Jobs = Annotated[int, typer.Option("-j", "--jobs", min=1, help="Sweep points to run in parallel.")]
+
+KeyName = Annotated[str, typer.Option("--name", help="Key name.")]

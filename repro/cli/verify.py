@@ -1,0 +1,23 @@
+"""`repro verify`: integrity and signature of a capsule, nothing executed."""
+
+from __future__ import annotations
+
+from repro.cli.options import AsJson, CapsuleFile, RequireSigned, RequireTrusted
+from repro.report import terminal
+
+
+def verify_command(
+    capsule: CapsuleFile,
+    require_signed: RequireSigned = False,
+    require_trusted: RequireTrusted = False,
+    as_json: AsJson = False,
+) -> None:
+    """Check integrity and signature: every checksum, the manifest against the archive."""
+    from repro.report.models import VerifyOutput
+    from repro.verify import Policy, verify_capsule
+
+    report = verify_capsule(capsule, Policy(require_signed, require_trusted))
+    if as_json:
+        terminal.emit_json(VerifyOutput.build(report))
+    else:
+        terminal.render_verify(report)

@@ -1,0 +1,392 @@
+"""What each command prints with --json: one frozen model per command, schemas in schemas/.
+
+The key names and shapes are the CLI contract (scripts parse them), so these models describe
+what the commands have always printed, irregular shapes included (publish flattens its
+receipt into the top level). `replay` and `diff` print `ReplayReport` and `CapsuleDiff`
+from repro.models. Only repro.models is imported at run time: the command modules build
+these from core results without importing the pipelines that made them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Literal, Self
+
+from repro.models import Manifest, Model
+from repro.sign import SignatureState
+
+if TYPE_CHECKING:
+    from repro.capture.pipeline import CaptureResult
+    from repro.init import Detected
+    from repro.publish.fetch import FetchResult
+    from repro.publish.flow import PublishResult
+    from repro.sign import KeyInfo, SignatureStatus
+    from repro.verify import VerifyReport
+
+
+class ErrorOutput(Model):
+    """Any command's --json output when it fails with an expected error (its exit code)."""
+
+    ok: Literal[False]
+    error: str
+    """The one-line message (also printed on stderr)."""
+    hint: str
+    """What to do about it; empty when there is nothing to suggest."""
+    exit_code: int
+    """The process exit code: 1 error, 2 usage, 4 capsule invalid, 5 service unavailable."""
+    kind: str
+    """The error class, e.g. SignatureMismatchError."""
+
+
+# --- init --------------------------------------------------------------------------------
+
+
+class DetectedFiles(Model):
+    """What `repro init` found in the project."""
+
+    requirements: str | None
+    """The dependency file it will lock, by repo2docker's precedence."""
+    dependency_files: list[str]
+    """Every dependency file present."""
+    python: str | None
+    """Python version from runtime.txt."""
+    apt: list[str]
+    """Packages from apt.txt."""
+    notebooks: list[str]
+    data_dirs: list[str]
+    scripts: list[str]
+    """Likely entry points (main.py, run.sh, Makefile, ...)."""
+
+
+class InitOutput(Model):
+    """`repro init --json`."""
+
+    ok: Literal[True]
+    config: str
+    """The repro.toml written."""
+    detected: DetectedFiles
+
+    @classmethod
+    def build(cls, config: str, found: Detected) -> Self:
+        return cls(ok=True, config=config, detected=DetectedFiles(**dataclasses.asdict(found)))
+
+
+# --- capture -----------------------------------------------------------------------------
+
+
+class CapturedRun(Model):
+    """One run point recorded at capture."""
+
+    run: str
+    point: str
+    """The sweep point's id (`_` for a run without a sweep)."""
+    executed: bool
+    """False with --no-run: the outputs were taken from the project as they were."""
+    outputs: list[str]
+    """The expected outputs' paths, relative to the project."""
+
+
+class CapturedNotebook(Model):
+    """One notebook recorded at capture."""
+
+    path: str
+    executed: bool
+    code_cells: int
+    kernel: str
+    """Kernel name."""
+    language: str
+
+
+class CaptureOutput(Model):
+    """`repro capture --json`."""
+
+    ok: Literal[True]
+    capsule: str
+    """The capsule file written."""
+    capsule_id: str
+    """sha256 of the canonical repro.json: the capsule's identity."""
+    archive_sha256: str
+    archive_size: int
+    files: int
+    """Number of payload files."""
+    payload_size: int
+    lock_source: str
+    """The dependency file the lock came from (`none`, `freeze`, or a file name)."""
+    packages: int
+    """Number of locked packages."""
+    results: list[CapturedRun]
+    notebooks: list[CapturedNotebook]
+    excluded: list[str]
+    """Project paths left out, each with the reason."""
+    notes: list[str]
+    timings: dict[str, float]
+    """Seconds spent per phase (list, hash, scan, lock, runs, write, ...)."""
+    signed_by: str | None
+    """Key id of the signature, when the capsule was signed."""
+
+    @classmethod
+    def build(cls, result: CaptureResult) -> Self:
+        m = result.manifest
+        return cls(
+            ok=True,
+            capsule=str(result.capsule.path),
+            capsule_id=result.capsule.capsule_id,
+            archive_sha256=result.capsule.sha256,
+            archive_size=result.capsule.size,
+            files=len(m.files),
+            payload_size=m.payload_size,
+            lock_source=m.environment.lock_source,
+            packages=len(m.environment.packages),
+            results=[
+                CapturedRun(
+                    run=r.run,
+                    point=r.point_id,
+                    executed=r.executed,
+                    outputs=[o.path for o in r.outputs],
+                )
+                for r in m.results
+            ],
+            notebooks=[
+                CapturedNotebook(
+                    path=nb.path,
+                    executed=nb.executed,
+                    code_cells=nb.code_cells,
+                    kernel=nb.kernel.name,
+                    language=nb.kernel.language,
+                )
+                for nb in m.notebook_results
+            ],
+            excluded=m.excluded,
+            notes=m.notes,
+            timings=result.timings,
+            signed_by=result.signed_by,
+        )
+
+
+# --- verify / inspect / fetch ------------------------------------------------------------
+
+
+class SignatureOutput(Model):
+    """How the capsule's signature checked out."""
+
+    state: SignatureState
+    """trusted (a key in your trust store), unknown (valid, by a key you do not trust) or
+    unsigned."""
+    keyid: str | None
+    """sha256 of the raw Ed25519 public key."""
+    fingerprint: str | None
+    """The key id as people compare it (`SHA256:abcd ...`)."""
+    trusted_name: str | None
+    """The key's name in the local trust store, when trusted."""
+
+    @classmethod
+    def build(cls, status: SignatureStatus) -> Self:
+        return cls(
+            state=status.state,
+            keyid=status.keyid,
+            fingerprint=status.fingerprint,
+            trusted_name=status.name,
+        )
+
+
+class VerifyOutput(Model):
+    """`repro verify --json` (every checksum matched: failures print ErrorOutput)."""
+
+    ok: Literal[True]
+    capsule: str
+    capsule_id: str
+    archive_sha256: str
+    archive_size: int
+    format: str
+    """The capsule format version, e.g. repro-capsule/1."""
+    files: int
+    payload_size: int
+    signature: SignatureOutput
+
+    @classmethod
+    def build(cls, report: VerifyReport) -> Self:
+        c = report.capsule
+        return cls(
+            ok=True,
+            capsule=str(c.path),
+            capsule_id=c.capsule_id,
+            archive_sha256=c.archive_sha256,
+            archive_size=c.archive_size,
+            format=c.manifest.format,
+            files=len(c.manifest.files),
+            payload_size=c.manifest.payload_size,
+            signature=SignatureOutput.build(report.signature),
+        )
+
+
+class InspectOutput(Model):
+    """`repro inspect --json`: the whole manifest, after the same checks as verify."""
+
+    ok: Literal[True]
+    capsule_id: str
+    archive_size: int
+    signature: SignatureOutput
+    manifest: Manifest
+    """repro.json as it is in the capsule (schema: manifest.schema.json)."""
+
+    @classmethod
+    def build(cls, report: VerifyReport) -> Self:
+        c = report.capsule
+        return cls(
+            ok=True,
+            capsule_id=c.capsule_id,
+            archive_size=c.archive_size,
+            signature=SignatureOutput.build(report.signature),
+            manifest=c.manifest,
+        )
+
+
+class FetchOutput(Model):
+    """`repro fetch --json`."""
+
+    ok: Literal[True]
+    capsule: str
+    """Where the downloaded capsule is."""
+    record_id: int
+    """The Zenodo record it came from."""
+    doi: str | None
+    md5: str
+    """Zenodo's checksum of the file, which the download matched."""
+    size: int
+    cached: bool
+    """Whether the download was already in the cache."""
+    warnings: list[str]
+    verify: VerifyOutput
+    """The verification of the downloaded capsule."""
+
+    @classmethod
+    def build(cls, result: FetchResult, report: VerifyReport) -> Self:
+        return cls(
+            ok=True,
+            capsule=str(result.path),
+            record_id=result.record_id,
+            doi=result.doi,
+            md5=result.md5,
+            size=result.size,
+            cached=result.cached,
+            warnings=result.warnings,
+            verify=VerifyOutput.build(report),
+        )
+
+
+# --- keys --------------------------------------------------------------------------------
+
+
+class KeyGenerateOutput(Model):
+    """`repro keys generate --json`."""
+
+    ok: Literal[True]
+    name: str
+    keyid: str
+    path: str
+    """The private key file (the public one is beside it, .pub)."""
+
+    @classmethod
+    def build(cls, info: KeyInfo) -> Self:
+        return cls(ok=True, name=info.name, keyid=info.keyid, path=str(info.path))
+
+
+class OwnKey(Model):
+    """One of your signing keys."""
+
+    name: str
+    keyid: str
+    encrypted: bool
+    """The private key is protected by a passphrase."""
+
+
+class TrustedKey(Model):
+    """A key in the trust store."""
+
+    keyid: str
+    name: str | None
+
+
+class KeyListOutput(Model):
+    """`repro keys list --json`."""
+
+    ok: Literal[True]
+    keys: list[OwnKey]
+    """Your signing keys, by name."""
+    trusted: list[TrustedKey]
+    """The keys you trust, by key id."""
+
+    @classmethod
+    def build(cls, own: list[KeyInfo], trusted: dict[str, dict[str, str]]) -> Self:
+        return cls(
+            ok=True,
+            keys=[OwnKey(name=k.name, keyid=k.keyid, encrypted=k.encrypted) for k in own],
+            trusted=[TrustedKey(keyid=k, name=v.get("name")) for k, v in sorted(trusted.items())],
+        )
+
+
+class KeyTrustOutput(Model):
+    """`repro keys trust --json`."""
+
+    ok: Literal[True]
+    keyid: str
+    name: str
+    """The name it is trusted under."""
+
+
+class KeyUntrustOutput(Model):
+    """`repro keys untrust --json`."""
+
+    ok: Literal[True]
+    removed: list[str]
+    """Key ids removed from the trust store."""
+
+
+# --- publish -----------------------------------------------------------------------------
+
+
+class PublishOutput(Model):
+    """`repro publish --json`: the receipt's fields (repro.publish.flow.Receipt, kept equal by
+    a test) at the top level, then where the receipt and journal are."""
+
+    ok: Literal[True]
+    state: Literal["draft", "published"]
+    doi: str
+    """The record's DOI (reserved, not yet registered, while a draft)."""
+    concept_doi: str | None
+    """The DOI of all versions (known once published)."""
+    record_url: str
+    draft_url: str | None
+    deposition_id: int
+    file_name: str
+    """The capsule's name on Zenodo."""
+    md5: str
+    sha256: str
+    size: int
+    capsule: str
+    """The DOI-stamped capsule written next to the original."""
+    capsule_id: str
+    target: str
+    """production, sandbox or custom."""
+    zenodo_url: str
+    new_version_of: str | None
+    time: str
+    receipt: str
+    """The receipt file (CAPSULE.zenodo.json)."""
+    journal: str
+    """The journal that lets an interrupted publish resume."""
+    resumed: bool
+    """A journal from an earlier run was picked up."""
+    already_done: bool
+    """Nothing was left to do (published before)."""
+
+    @classmethod
+    def build(cls, result: PublishResult) -> Self:
+        return cls(
+            ok=True,
+            **result.receipt.model_dump(),
+            receipt=str(result.receipt_path),
+            journal=str(result.journal_path),
+            resumed=result.resumed,
+            already_done=result.already_done,
+        )

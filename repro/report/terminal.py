@@ -1,0 +1,398 @@
+"""What people read: the rich lines and tables each command prints, progress bars, JSON out.
+
+Results go to stdout (`out`), progress, warnings and errors to stderr (`err`), so --json
+keeps stdout machine-readable. The command modules in repro/cli/ call these after the core
+returns; nothing here decides an outcome.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from repro.sign import SignatureStatus, fingerprint
+
+if TYPE_CHECKING:
+    from repro.capture.pipeline import CaptureResult
+    from repro.init import Detected
+    from repro.models import CapsuleDiff, Manifest, NotebookRecord, ReplayReport
+    from repro.publish.fetch import FetchResult
+    from repro.publish.flow import PublishResult
+    from repro.sign import KeyInfo
+    from repro.verify import VerifyReport
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+if not out.is_terminal:
+    out.width = max(out.width, 160)  # piped into a file or a log: do not fold tables at 80
+
+VERDICT_STYLE = {
+    "identical": "green",
+    "within_tolerance": "green",
+    "different": "bold red",
+    "missing": "bold red",
+    "not_verified": "yellow",
+    "failed": "bold red",
+}
+
+
+def emit_json(model: BaseModel) -> None:
+    """A command's --json result on stdout: the model's JSON, keys sorted, one document."""
+    import json
+
+    data = model.model_dump(mode="json")
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def say(message: str) -> None:
+    """A progress line on stderr (the observer the core reports to)."""
+    err.print(f"[dim]· {escape(message)}[/]", highlight=False)
+
+
+def warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        err.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
+
+
+def error(message: str, hint: str) -> None:
+    """An expected failure: one line, and its hint on the next."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    if hint:
+        err.print(f"[yellow]hint:[/] {escape(hint)}", highlight=False)
+
+
+def interrupted() -> None:
+    err.print("[bold red]interrupted[/]: stopped what was running; nothing was written")
+
+
+def size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+class TransferBar:
+    """A progress bar on stderr for an upload or download (none with --json or off a tty);
+    entering it gives the (bytes done, total) callback the core reports to."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.label = label
+        self.enabled = enabled and err.is_terminal
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[int, int | None], None] | None:
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+        bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=err,
+            transient=True,
+        )
+        self.bar = bar.__enter__()
+        task = bar.add_task(escape(self.label), total=None)
+
+        def update(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return update
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+# --- init --------------------------------------------------------------------------------
+
+
+def render_init(target: Path, found: Detected) -> None:
+    out.print(f"wrote {target}")
+    if found.requirements:
+        out.print(f"  dependencies: {found.requirements}")
+    for data in found.data_dirs:
+        out.print(f"  data: {data}/")
+    if found.notebooks:
+        out.print(f"  notebooks: {', '.join(found.notebooks)}")
+    out.print("Edit its [[runs]] section, then: repro capture -o study.capsule.tgz")
+
+
+# --- capture -----------------------------------------------------------------------------
+
+
+def render_capture(result: CaptureResult) -> None:
+    m = result.manifest
+    outputs = sum(len(r.outputs) for r in m.results)
+    out.print(f"[bold green]captured[/] {result.capsule.path} ({size(result.capsule.size)})")
+    out.print(f"  id        {result.capsule.capsule_id}")
+    out.print(f"  files     {len(m.files)} ({size(m.payload_size)} payload)")
+    out.print(
+        f"  lock      {len(m.environment.packages)} packages ({m.environment.lock_source}), "
+        f"Python {m.environment.python_version}"
+    )
+    out.print(f"  results   {outputs} expected outputs from {len(m.results)} run point(s)")
+    for nb in m.notebook_results:
+        out.print(Text("  notebook  ") + _notebook_line(nb))
+    if result.signed_by:
+        out.print(f"  signed    {fingerprint(result.signed_by)}")
+    else:
+        out.print("  signed    [yellow]no[/] (create a key with: repro keys generate)")
+    for path in m.excluded:
+        out.print(Text("  excluded  ", style="yellow") + Text(path))
+    for note in m.notes:
+        out.print(Text("  note      ", style="yellow") + Text(note))
+
+
+def _notebook_line(nb: NotebookRecord) -> Text:
+    how = "executed" if nb.executed else "saved outputs (--no-run)"
+    version = f" {nb.kernel.language_version}" if nb.kernel.language_version else ""
+    return Text(
+        f"{nb.path}: {nb.code_cells} code cell(s), {how}, kernel {nb.kernel.name} "
+        f"({nb.kernel.language}{version})"
+    )
+
+
+# --- verify / inspect / fetch ------------------------------------------------------------
+
+
+def render_verify(report: VerifyReport) -> None:
+    c = report.capsule
+    out.print(
+        f"[bold green]verified[/] {c.path}: {len(c.manifest.files)} files, "
+        f"{size(c.manifest.payload_size)}, every checksum matches"
+    )
+    out.print(f"  id         {c.capsule_id}")
+    render_signature(report.signature)
+
+
+def render_signature(status: SignatureStatus) -> None:
+    colour = {"trusted": "green", "unknown": "yellow", "unsigned": "yellow"}[status.state]
+    out.print(f"  signature  [{colour}]{status.describe()}[/]", highlight=False)
+    if status.state == "unknown":
+        out.print("             (anyone can sign; trust the author's key to know it is theirs)")
+
+
+def render_inspect(report: VerifyReport) -> None:
+    c = report.capsule
+    m = c.manifest
+    md = m.metadata
+    out.print(Text(md.title, style="bold"))
+    for a in md.authors:
+        extra = ", ".join(x for x in (a.affiliation, f"ORCID {a.orcid}" if a.orcid else None) if x)
+        out.print(f"  {a.name}" + (f" ({extra})" if extra else ""), markup=False)
+    if md.license:
+        out.print(
+            f"  license {md.license}"
+            + (f"; keywords: {', '.join(md.keywords)}" if md.keywords else ""),
+            markup=False,
+        )
+    out.print(
+        f"capsule   {c.capsule_id}  ({size(c.archive_size)}, created {m.created}, "
+        f"repro {m.repro_version})",
+        markup=False,
+    )
+    s = m.source
+    if s.kind == "git":
+        out.print(
+            f"source    git {s.remote or '(no remote)'} @ {(s.commit or 'no commit')[:12]}"
+            f" on {s.branch or 'detached'}" + (" (dirty)" if s.dirty else "")
+        )
+    else:
+        out.print("source    a directory (not a git work tree)", markup=False)
+    e = m.environment
+    out.print(
+        f"env       Python {e.python_version}, {len(e.packages)} packages locked by {e.lock_source}"
+        f", base image {e.base_image}",
+        markup=False,
+    )
+    p = m.platform
+    out.print(
+        f"platform  {p.distribution or p.system} {p.machine}, {p.python_implementation} "
+        f"{p.python_version}, {p.cpu_count} x {p.cpu_model}",
+        markup=False,
+    )
+    roles: dict[str, tuple[int, int]] = {}
+    for f in m.files:
+        count, total = roles.get(f.role, (0, 0))
+        roles[f.role] = (count + 1, total + f.size)
+    out.print(
+        "files     " + ", ".join(f"{r}: {n} ({size(sz)})" for r, (n, sz) in sorted(roles.items())),
+        markup=False,
+    )
+    for r in m.remote_data:
+        out.print(
+            f"remote    {r.path} <- {r.url} ({size(r.size)}, sha256 {r.sha256[:12]})",
+            markup=False,
+        )
+    out.print(_expected_results(m))
+    for nb in m.notebook_results:
+        out.print(Text("notebook  ") + _notebook_line(nb))
+    for note in m.notes:
+        out.print(Text("note ", style="yellow") + Text(note))
+    render_signature(report.signature)
+
+
+def _expected_results(m: Manifest) -> Table:
+    table = Table(title="expected results", show_lines=False)
+    for col in ("run", "point", "output", "size", "sha256", "rule"):
+        table.add_column(col)
+    for rec in m.results:
+        if not rec.outputs:
+            table.add_row(Text(rec.run), Text(rec.point_id), "(none recorded)", "", "", "")
+        for o in rec.outputs:
+            rule = o.rule.method + (f" rtol={o.rule.rtol:g}" if o.rule.rtol is not None else "")
+            table.add_row(
+                Text(rec.run), Text(rec.point_id), Text(o.path), size(o.size), o.sha256[:12], rule
+            )
+    return table
+
+
+def render_fetch(result: FetchResult, report: VerifyReport) -> None:
+    out.print(
+        f"[bold green]fetched[/] {escape(str(result.path))} ({size(result.size)}) from "
+        f"{escape(str(result.doi))}: Zenodo's md5 matches, every checksum verified",
+        highlight=False,
+    )
+    render_signature(report.signature)
+
+
+# --- replay ------------------------------------------------------------------------------
+
+
+def render_replay(result: ReplayReport, report: Path | None) -> None:
+    table = Table(title=Text(f"{result.title} — replay on {result.target}"))
+    for col in ("run", "point", "output", "verdict", "detail"):
+        table.add_column(col, overflow="fold")
+    for p in result.points:
+        if not p.outputs:
+            table.add_row(Text(p.run), Text(p.point_id), "(no outputs)", p.status, "")
+        for v in p.outputs:
+            style = VERDICT_STYLE[v.verdict]
+            detail = v.detail
+            if p.status != "ok":
+                detail = f"run {p.status.replace('_', ' ')} (exit {p.exit_code}); {detail}"
+            table.add_row(
+                Text(p.run),
+                Text(p.point_id),
+                Text(v.path),
+                Text(v.verdict.replace("_", " "), style=style),
+                Text(detail),
+            )
+    for nb in result.notebooks:
+        table.add_row(
+            Text(nb.path),
+            "",
+            "(notebook)",
+            Text(nb.verdict.replace("_", " "), style=VERDICT_STYLE[nb.verdict]),
+            Text(nb.detail),
+        )
+        for cell in nb.cells:
+            if cell.verdict != "identical":
+                table.add_row(
+                    Text(nb.path),
+                    "",
+                    Text(f"cell {cell.index}"),
+                    Text(cell.verdict.replace("_", " "), style=VERDICT_STYLE[cell.verdict]),
+                    Text(cell.detail),
+                )
+        if nb.error:
+            err.print(Text(f"{nb.path}: {nb.error}", style="red"), highlight=False)
+    out.print(table)
+    for d in result.environment_differences:
+        out.print(
+            Text("  env ", style="dim") + Text(f"{d.what}: {d.captured} -> {d.replayed}"),
+            highlight=False,
+        )
+    out.print(_replay_verdict(result))
+    if report is not None:
+        out.print(f"report: {report}")
+    if result.workdir:
+        out.print(f"working directory kept: {result.workdir}")
+
+
+def _replay_verdict(result: ReplayReport) -> str:
+    counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(result.counts.items()))
+    if result.notebooks:
+        tally: dict[str, int] = {}
+        for nb in result.notebooks:
+            tally[nb.verdict] = tally.get(nb.verdict, 0) + 1
+        notebooks = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(tally.items()))
+        counts = f"{counts}; notebooks: {notebooks}" if counts else f"notebooks: {notebooks}"
+    if result.reproduced:
+        return f"[bold green]reproduced[/] ({counts}) in {result.duration_s:.1f} s"
+    return f"[bold red]not reproduced[/] ({counts}) in {result.duration_s:.1f} s"
+
+
+# --- diff --------------------------------------------------------------------------------
+
+
+def render_diff(result: CapsuleDiff, a: Path, b: Path) -> None:
+    if not result.entries:
+        out.print("[green]no differences[/]" + (" (same capsule)" if result.identical else ""))
+        return
+    table = Table(title=f"{a.name} -> {b.name}")
+    for col in ("kind", "name", "change", "before", "after", "detail"):
+        table.add_column(col, overflow="fold")
+    for e in result.entries:
+        cells = (e.kind, e.name, e.change, e.before, e.after, e.detail)
+        table.add_row(*(Text(v or "") for v in cells))
+    out.print(table)
+
+
+# --- keys --------------------------------------------------------------------------------
+
+
+def render_key_generated(info: KeyInfo) -> None:
+    out.print(f"created key [bold]{info.name}[/] {fingerprint(info.keyid)}")
+    out.print(f"  private  {info.path} (mode 0600{', encrypted' if info.encrypted else ''})")
+    out.print(f"  public   {info.path.with_suffix('.pub')}  <- share this one")
+
+
+def render_keys(own: list[KeyInfo], trusted: dict[str, dict[str, str]]) -> None:
+    out.print("[bold]signing keys[/]" + ("" if own else "  (none: repro keys generate)"))
+    for k in own:
+        out.print(f"  {k.name:<16} {fingerprint(k.keyid)}{'  (encrypted)' if k.encrypted else ''}")
+    out.print("[bold]trusted keys[/]" + ("" if trusted else "  (none: repro keys trust KEY.pub)"))
+    for keyid, entry in sorted(trusted.items(), key=lambda kv: kv[1].get("name", "")):
+        out.print(f"  {entry.get('name', '?'):<16} {fingerprint(keyid)}")
+
+
+def render_trusted(keyid: str, label: str) -> None:
+    out.print(f"trusted [bold]{label}[/] {fingerprint(keyid)}")
+
+
+def render_untrusted(gone: list[str]) -> None:
+    for keyid in gone:
+        out.print(f"no longer trusted: {fingerprint(keyid)}")
+
+
+# --- publish -----------------------------------------------------------------------------
+
+
+def render_publish(result: PublishResult, publish_again: str) -> None:
+    """`publish_again`: the command that publishes a draft (shown when one was made)."""
+    r = result.receipt
+    if r.state == "draft":
+        out.print(
+            f"draft ready: {r.draft_url or r.record_url} (DOI {r.doi} reserved); "
+            f"publish it with: {publish_again}",
+            highlight=False,
+            markup=False,
+        )
+    else:
+        done = "already published" if result.already_done else "published"
+        out.print(f"{done} {r.doi}: {r.record_url} ({r.capsule})", highlight=False, markup=False)
