@@ -9,7 +9,6 @@ these from core results without importing the pipelines that made them.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Literal, Self
 
 from repro.models import Manifest, Model
@@ -44,14 +43,23 @@ class ErrorOutput(Model):
 class DetectedFiles(Model):
     """What `repro init` found in the project."""
 
+    folder: str | None
+    """binder or .binder when configuration is read from that folder (root files ignored)."""
     requirements: str | None
     """The dependency file it will lock, by repo2docker's precedence."""
-    dependency_files: list[str]
-    """Every dependency file present."""
+    project_file: str | None
+    """setup.py or pyproject.toml of the project itself, when it will be installed."""
+    used: list[str]
+    """Every file the environment will be made from."""
+    ignored: list[str]
+    """Declarations present but not read, each with the reason."""
     python: str | None
-    """Python version from runtime.txt."""
+    """The Python version a file pins (None: the running interpreter's)."""
+    python_source: str
     apt: list[str]
     """Packages from apt.txt."""
+    post_build: str | None
+    notes: list[str]
     notebooks: list[str]
     data_dirs: list[str]
     scripts: list[str]
@@ -68,7 +76,23 @@ class InitOutput(Model):
 
     @classmethod
     def build(cls, config: str, found: Detected) -> Self:
-        return cls(ok=True, config=config, detected=DetectedFiles(**dataclasses.asdict(found)))
+        env = found.environment
+        detected = DetectedFiles(
+            folder=env.folder,
+            requirements=env.dependency_file,
+            project_file=env.project_file,
+            used=env.used,
+            ignored=env.ignored,
+            python=found.python,
+            python_source=env.python.source,
+            apt=env.apt,
+            post_build=env.post_build,
+            notes=env.notes,
+            notebooks=found.notebooks,
+            data_dirs=found.data_dirs,
+            scripts=found.scripts,
+        )
+        return cls(ok=True, config=config, detected=detected)
 
 
 # --- capture -----------------------------------------------------------------------------

@@ -122,8 +122,8 @@ class TransferBar:
 
 def render_init(target: Path, found: Detected) -> None:
     out.print(f"wrote {target}")
-    if found.requirements:
-        out.print(f"  dependencies: {found.requirements}")
+    for line in found.environment_lines(target.parent):
+        out.print(f"  {escape(line)}")
     for data in found.data_dirs:
         out.print(f"  data: {data}/")
     if found.notebooks:
@@ -145,6 +145,18 @@ def render_capture(result: CaptureResult) -> None:
         f"Python {m.environment.python_version}"
     )
     out.print(f"  results   {outputs} expected outputs from {len(m.results)} run point(s)")
+    declaration = m.environment.declaration
+    if declaration is not None:
+        if declaration.folder:
+            out.print(f"  config    read from {escape(declaration.folder)}/ (root files ignored)")
+        out.print(f"  env from  {escape(', '.join(declaration.used) or 'no environment file')}")
+        for item in declaration.ignored:
+            out.print(f"  ignored   {escape(item)}")
+        for package in m.environment.local_packages:
+            out.print(
+                f"  local     {escape(package.name)} {escape(package.version)} "
+                f"({package.kind} {escape(package.origin)}), installed from the capsule"
+            )
     for nb in m.notebook_results:
         out.print(Text("  notebook  ") + _notebook_line(nb))
     if result.signed_by:

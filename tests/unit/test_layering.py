@@ -49,9 +49,13 @@ ONLY_IMPORTED_BY: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ),
     ("nbclient", ("repro.notebooks.driver",), "kernels are driven only in the study's env"),
     ("nbformat", ("repro.notebooks",), "notebook files are read and written in one package"),
-    ("repro.cli", ("repro.__main__",), "the CLI is the outermost adapter"),
+    ("repro.cli", ("repro.__main__", "repro.cli"), "the CLI is the outermost adapter"),
     ("typer", ("repro.cli",), "the CLI is a thin typer adapter over the core"),
-    ("rich", ("repro.cli",), "rendering and progress bars stay in the CLI"),
+    (
+        "rich",
+        ("repro.report.terminal",),
+        "rendering and progress bars stay in the CLI's terminal renderers",
+    ),
     ("repro.capture", ("repro.capture", "repro.cli"), "an operation; only the CLI starts it"),
     ("repro.replay", ("repro.replay", "repro.cli"), "an operation; only the CLI starts it"),
     ("repro.publish", ("repro.publish", "repro.cli"), "an operation; only the CLI starts it"),
@@ -102,7 +106,7 @@ STANDALONE: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 # Core code never writes to the terminal and never exits: it returns results and raises
 # ReproError; the CLI renders them. Only these modules are not core.
-NOT_CORE = ("repro.cli", "repro.__main__")
+NOT_CORE = ("repro.cli", "repro.__main__", "repro.report.terminal")
 
 # Breaches of the rules above in the current tree: (module, what it does) -> why.
 # `what` is an imported module, or "print-or-exit".
@@ -138,10 +142,26 @@ def _name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _type_only(tree: ast.Module) -> set[int]:
+    """Nodes under `if TYPE_CHECKING:`: annotations only, no import at run time."""
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and (
+            (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING")
+            or (isinstance(node.test, ast.Attribute) and node.test.attr == "TYPE_CHECKING")
+        ):
+            for inner in node.body:
+                skipped |= {id(n) for n in ast.walk(inner)}
+    return skipped
+
+
 def _imports(tree: ast.Module, name: str, is_package: bool, known: set[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     package = name.split(".") if is_package else name.split(".")[:-1]
+    type_only = _type_only(tree)
     for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             for alias in node.names:
                 found.setdefault(alias.name, node.lineno)
@@ -241,7 +261,7 @@ def printing_or_exiting() -> list[Breach]:
     return [
         (module.name, "print-or-exit", f"{where(module, line)}: {module.name} uses {what}")
         for module in modules().values()
-        if module.name not in NOT_CORE
+        if not any(module.name == n or module.name.startswith(n + ".") for n in NOT_CORE)
         for what, line in module.print_or_exit
     ]
 
