@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import platform as _platform
 import shutil
-import subprocess
 from pathlib import Path
 
+from repro.execution.tools import probe
 from repro.models import Gpu, Platform
 
 
@@ -43,15 +43,10 @@ def _gpus() -> list[Gpu]:
     smi = shutil.which("nvidia-smi")
     if not smi:
         return []
-    try:
-        proc = subprocess.run(
-            [smi, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    proc = probe(
+        [smi, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"], timeout=20
+    )
+    if proc is None:
         return []
     gpus = []
     for line in proc.stdout.splitlines():

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pathspec
 
 from repro.capture.secret_scan import secret_file_reason
+from repro.capture.source import git
 from repro.errors import ProjectFileError, UnsafeSymlinkError
 
 BUILTIN_IGNORES = [
@@ -63,18 +63,10 @@ def _decode(raw: bytes, where: Path) -> str:
 
 def git_listing(project: Path) -> list[str] | None:
     """Tracked plus untracked-not-ignored files, relative to project; None outside git."""
-    try:
-        proc = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=project,
-            capture_output=True,
-            check=False,
-        )
-    except FileNotFoundError:
+    proc = git(project, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    if proc is None or not proc.ok:
         return None
-    if proc.returncode != 0:
-        return None
-    names = [n for n in proc.stdout.split(b"\0") if n]
+    names = [n for n in proc.stdout_bytes.split(b"\0") if n]
     return sorted({_decode(n, project) for n in names})
 
 

@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import subprocess
+import shutil
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from repro.errors import ReproError
+from repro.execution.tools import Completed, run_tool
 from repro.models import SourceState
 
+GIT_TIMEOUT_S = 300
 
-def _git(project: Path, *args: str) -> subprocess.CompletedProcess[bytes] | None:
-    try:
-        return subprocess.run(["git", *args], cwd=project, capture_output=True, check=False)
-    except FileNotFoundError:
+
+def git(project: Path, *args: str) -> Completed | None:
+    """`git ARGS` run in the project, any exit code; None when git is not installed."""
+    if shutil.which("git") is None:
         return None
+    return run_tool(
+        ["git", *args],
+        f"git {args[0]}",
+        timeout=GIT_TIMEOUT_S,
+        cwd=project,
+        error=functools.partial(ReproError, hint="check the project's repository: git status"),
+        check=False,
+    )
 
 
-def _out(proc: subprocess.CompletedProcess[bytes] | None) -> str | None:
-    if proc is None or proc.returncode != 0:
+def _out(proc: Completed | None) -> str | None:
+    if proc is None or not proc.ok:
         return None
-    return proc.stdout.decode("utf-8", errors="replace").strip() or None
+    return proc.stdout_bytes.decode("utf-8", errors="replace").strip() or None
 
 
 def strip_credentials(url: str) -> str:
@@ -33,19 +45,19 @@ def strip_credentials(url: str) -> str:
 
 
 def source_state(project: Path) -> SourceState:
-    inside = _out(_git(project, "rev-parse", "--is-inside-work-tree"))
+    inside = _out(git(project, "rev-parse", "--is-inside-work-tree"))
     if inside != "true":
         return SourceState(kind="directory")
-    commit = _out(_git(project, "rev-parse", "--verify", "-q", "HEAD"))
-    branch = _out(_git(project, "symbolic-ref", "--short", "-q", "HEAD"))
-    remote = _out(_git(project, "config", "--get", "remote.origin.url"))
-    status = _out(_git(project, "status", "--porcelain", "--", "."))
+    commit = _out(git(project, "rev-parse", "--verify", "-q", "HEAD"))
+    branch = _out(git(project, "symbolic-ref", "--short", "-q", "HEAD"))
+    remote = _out(git(project, "config", "--get", "remote.origin.url"))
+    status = _out(git(project, "status", "--porcelain", "--", "."))
     dirty = bool(status)
     diff_sha = None
     if dirty and commit:
-        diff = _git(project, "diff", "HEAD", "--binary", "--", ".")
-        if diff is not None and diff.returncode == 0:
-            diff_sha = hashlib.sha256(diff.stdout).hexdigest()
+        diff = git(project, "diff", "HEAD", "--binary", "--", ".")
+        if diff is not None and diff.ok:
+            diff_sha = hashlib.sha256(diff.stdout_bytes).hexdigest()
     return SourceState(
         kind="git",
         remote=strip_credentials(remote) if remote else None,

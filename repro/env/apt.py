@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 from repro.errors import AptPackagesMissingError
+from repro.execution.tools import run_tool
+
+QUERY_TIMEOUT_S = 60
 
 
 def missing_apt(packages: list[str]) -> list[str]:
@@ -17,13 +19,13 @@ def missing_apt(packages: list[str]) -> list[str]:
         return names
     missing = []
     for name in names:
-        proc = subprocess.run(
+        proc = run_tool(
             ["dpkg-query", "-W", "-f=${Status}", name],
-            capture_output=True,
-            text=True,
+            f"looking up apt package {name} (dpkg-query)",
+            timeout=QUERY_TIMEOUT_S,
             check=False,
         )
-        if proc.returncode != 0 or "install ok installed" not in proc.stdout:
+        if not proc.ok or "install ok installed" not in proc.stdout:
             missing.append(name)
     return missing
 

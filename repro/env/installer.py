@@ -5,13 +5,12 @@ target Python. One real implementation (uv, pip for downloads); tests run it for
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from repro.errors import EnvironmentBuildError
+from repro.execution.tools import run_tool
 from repro.hashing import sha256_file
 
 TIMEOUT_S = 1800
@@ -25,36 +24,6 @@ class LocalWheel:
 
     path: Path
     sha256: str
-
-
-def run_tool(
-    cmd: Sequence[str],
-    what: str,
-    *,
-    timeout: float = TIMEOUT_S,
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-) -> str:
-    """Run an installer or build tool; its failure is one EnvironmentBuildError line."""
-    try:
-        proc = subprocess.run(
-            list(cmd),
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise EnvironmentBuildError(f"{what} did not finish within {timeout:g} s") from None
-    except FileNotFoundError:
-        raise EnvironmentBuildError(f"{what}: {cmd[0]} is not installed") from None
-    if proc.returncode != 0:
-        lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
-        detail = " ".join(lines[-4:])[-500:] or f"exit code {proc.returncode}"
-        raise EnvironmentBuildError(f"{what} failed: {detail}")
-    return proc.stdout
 
 
 class Installer(Protocol):
@@ -95,7 +64,10 @@ class UvInstaller:
 
     def create(self, interpreter: str, root: Path) -> None:
         run_tool(
-            [self.uv, "venv", "--quiet", "--python", interpreter, str(root)], "uv venv", env=_env()
+            [self.uv, "venv", "--quiet", "--python", interpreter, str(root)],
+            "uv venv",
+            timeout=TIMEOUT_S,
+            env=_env(),
         )
 
     def sync(
@@ -116,6 +88,7 @@ class UvInstaller:
                 str(lock_file),
             ],
             "installing the lock (uv pip sync)",
+            timeout=TIMEOUT_S,
             env=_env(),
         )
 
@@ -139,6 +112,7 @@ class UvInstaller:
                 *[str(w.path) for w in wheels],
             ],
             "installing the project's own wheels",
+            timeout=TIMEOUT_S,
             env=_env(),
         )
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import email.parser
 import os
 import shutil
-import subprocess
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from packaging.utils import canonicalize_name
 from repro.env.lock import uv_bin
 from repro.env.requirements import LocalSource
 from repro.errors import ConfigError, EnvironmentBuildError, NetworkError
+from repro.execution.tools import run_tool
 from repro.hashing import sha256_file
 
 BUILD_TIMEOUT_S = 900
@@ -42,17 +42,9 @@ class BuiltWheel:
 
 
 def _run(cmd: list[str], what: str, cwd: Path | None, timeout: float, env: dict[str, str]) -> str:
-    try:
-        proc = subprocess.run(
-            cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise EnvironmentBuildError(f"{what} did not finish within {timeout:g} s") from None
-    except FileNotFoundError:
-        raise EnvironmentBuildError(f"{what}: {cmd[0]} is not installed") from None
-    if proc.returncode != 0:
-        lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
-        raise EnvironmentBuildError(f"{what} failed: {' '.join(lines[-3:])[-400:]}")
+    proc = run_tool(cmd, what, timeout=timeout, env=env, cwd=cwd, check=False)
+    if not proc.ok:
+        raise EnvironmentBuildError(f"{what} failed: {proc.tail(3, 400)}")
     return proc.stdout
 
 

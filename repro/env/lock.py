@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -15,9 +14,11 @@ from packaging.utils import canonicalize_name
 
 from repro.env.requirements import Declared
 from repro.errors import ResolverError
+from repro.execution.tools import last_lines, run_tool
 from repro.models import LockSource, Package, Resolver
 
 RESOLVE_TIMEOUT_S = 900
+FREEZE_TIMEOUT_S = 120
 
 
 @dataclass(frozen=True)
@@ -38,25 +39,20 @@ class ResolverBackend(Protocol):
 
 def _run_resolver(cmd: list[str], what: str, cwd: Path) -> str:
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
-    try:
-        proc = subprocess.run(
-            cmd,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=RESOLVE_TIMEOUT_S,
-            env=env,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise ResolverError(
+    proc = run_tool(
+        cmd,
+        what,
+        timeout=RESOLVE_TIMEOUT_S,
+        env=env,
+        cwd=cwd,
+        error=ResolverError,
+        check=False,
+        not_started=lambda _: ResolverError(
             f"{what} is not installed", hint="pip install 'repro[pip-tools]' or use --resolver uv"
-        ) from None
-    except subprocess.TimeoutExpired:
-        raise ResolverError(f"{what} did not finish within {RESOLVE_TIMEOUT_S} s") from None
-    if proc.returncode != 0:
-        lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
-        detail = " ".join(lines[-4:]) if lines else f"exit code {proc.returncode}"
+        ),
+    )
+    if not proc.ok:
+        detail = last_lines(proc.stderr, 4) or f"exit code {proc.returncode}"
         raise ResolverError(f"{what} could not resolve the requirements: {detail}")
     return proc.stdout
 
@@ -216,13 +212,14 @@ def freeze_lock(python_version: str, python: str = sys.executable) -> tuple[Lock
     Returns the lock and notes for the record: distributions that could not be locked
     (editable or local installs have no index hashes) and anything the resolver added.
     """
-    proc = subprocess.run(
+    proc = run_tool(
         [uv_bin(), "pip", "freeze", "--python", python, "--exclude-editable"],
-        capture_output=True,
-        text=True,
+        "listing installed packages (uv pip freeze)",
+        timeout=FREEZE_TIMEOUT_S,
+        error=ResolverError,
         check=False,
     )
-    if proc.returncode != 0:
+    if not proc.ok:
         raise ResolverError(f"cannot list installed packages: {proc.stderr.strip()[-300:]}")
     pinned, skipped = [], []
     for line in proc.stdout.splitlines():

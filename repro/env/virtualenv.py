@@ -6,7 +6,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from repro.env.installer import Installer, LocalWheel, UvInstaller
 from repro.errors import EnvironmentBuildError, NetworkError
+from repro.execution.tools import probe, run_tool
 from repro.hashing import sha256_bytes
 from repro.paths import cache_dir
 
@@ -89,17 +89,10 @@ def find_python(python_version: str) -> str:
 
 def python_version_of(python: Path) -> str | None:
     """major.minor.micro of an interpreter (None when it does not say)."""
-    try:
-        proc = subprocess.run(
-            [str(python), "-c", "import platform; print(platform.python_version())"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return proc.stdout.strip() or None
+    proc = probe(
+        [str(python), "-c", "import platform; print(platform.python_version())"], timeout=60
+    )
+    return (proc.stdout.strip() or None) if proc is not None else None
 
 
 def run_post_build(post_build: PostBuild, venv_root: Path, python: Path) -> None:
@@ -123,30 +116,22 @@ def run_post_build(post_build: PostBuild, venv_root: Path, python: Path) -> None
             VIRTUAL_ENV=str(venv_root),
             PYTHONNOUSERSITE="1",
         )
-        try:
-            proc = subprocess.run(
-                cmd,
-                cwd=work,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=POST_BUILD_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise EnvironmentBuildError(
-                f"{post_build.script} did not finish within {POST_BUILD_TIMEOUT_S} s"
-            ) from None
-        except OSError as exc:
-            raise EnvironmentBuildError(
+        proc = run_tool(
+            cmd,
+            post_build.script,
+            timeout=POST_BUILD_TIMEOUT_S,
+            env=env,
+            cwd=work,
+            check=False,
+            not_started=lambda exc: EnvironmentBuildError(
                 f"{post_build.script} cannot be run: {exc.strerror}",
                 hint="start it with a shebang line such as #!/bin/bash",
-            ) from None
-        if proc.returncode != 0:
-            lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+            ),
+        )
+        if not proc.ok:
             raise EnvironmentBuildError(
                 f"{post_build.script} failed with exit code {proc.returncode}: "
-                + (" ".join(lines[-2:])[-300:] or "no output"),
+                + (proc.tail(2, 300) or "no output"),
                 hint="fix the script; it runs after the environment is installed, without "
                 "network in a Docker build",
             )

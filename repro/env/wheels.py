@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 from repro.errors import EnvironmentBuildError, NetworkError
+from repro.execution.tools import last_lines, run_tool
 from repro.hashing import sha256_bytes
 from repro.paths import cache_dir
 
@@ -36,7 +36,7 @@ def download_wheels(lock_text: str, *, offline: bool = False) -> Path:
     lock_file = folder / "requirements.lock"
     lock_file.write_text(lock_text, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in ("PIP_REQUIRE_VIRTUALENV",)}
-    proc = subprocess.run(
+    proc = run_tool(
         [
             sys.executable,
             "-m",
@@ -51,18 +51,16 @@ def download_wheels(lock_text: str, *, offline: bool = False) -> Path:
             "-r",
             str(lock_file),
         ],
-        capture_output=True,
-        text=True,
+        "downloading the lock's wheels",
         timeout=DOWNLOAD_TIMEOUT_S,
         env=env,
         check=False,
     )
     lock_file.unlink()
-    if proc.returncode != 0:
+    if not proc.ok:
         shutil.rmtree(folder, ignore_errors=True)
-        lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
         raise EnvironmentBuildError(
-            f"downloading the lock's wheels failed: {' '.join(lines[-3:])}",
+            f"downloading the lock's wheels failed: {last_lines(proc.stderr, 3)}",
             hint="a package without a wheel for this platform cannot be installed offline",
         )
     marker.write_text("ok\n", encoding="utf-8")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from repro.env.lock import parse_packages, uv_bin
+from repro.execution.tools import probe
 from repro.models import EnvironmentDifference, Manifest, Package, Platform
 
 TOOLS = frozenset({"pip", "setuptools", "wheel", "distribute"})
@@ -13,17 +13,8 @@ TOOLS = frozenset({"pip", "setuptools", "wheel", "distribute"})
 
 def installed_packages(python: Path) -> list[Package] | None:
     """What a venv really has installed (None when it cannot be listed)."""
-    try:
-        proc = subprocess.run(
-            [uv_bin(), "pip", "freeze", "--python", str(python)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if proc.returncode != 0:
+    proc = probe([uv_bin(), "pip", "freeze", "--python", str(python)], timeout=60)
+    if proc is None or not proc.ok:
         return None
     return parse_packages(proc.stdout)
 

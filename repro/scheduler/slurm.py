@@ -7,16 +7,17 @@ what a task that died before writing one (timeout, cancel) was.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
 from repro.errors import ReproError, ServiceUnavailableError
+from repro.execution.tools import Completed, run_tool
 
 TaskState = Literal["pending", "running", "done", "failed", "unknown"]
 SLURM_HINT = "install the Slurm client (sbatch, squeue, scancel) or replay with --target local"
@@ -61,17 +62,20 @@ def _tool(name: str) -> str:
     return path
 
 
-def _run(
-    cmd: list[str], timeout: float = 60, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    try:
-        return subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise ServiceUnavailableError(
-            f"{Path(cmd[0]).name} did not answer within {timeout:g} s", hint=SLURM_HINT
-        ) from None
+def _run(cmd: list[str], timeout: float = 60, env: dict[str, str] | None = None) -> Completed:
+    """A Slurm client's answer, any exit code; one that hangs is a controller not answering."""
+    name = Path(cmd[0]).name
+    return run_tool(
+        cmd,
+        name,
+        timeout=timeout,
+        env=env,
+        error=functools.partial(ServiceUnavailableError, hint=SLURM_HINT),
+        check=False,
+        timed_out=lambda limit: ServiceUnavailableError(
+            f"{name} did not answer within {limit:g} s", hint=SLURM_HINT
+        ),
+    )
 
 
 def array_spec(indices: list[int], limit: int | None) -> str:
@@ -114,7 +118,7 @@ class Slurm:
             cmd.append(f"--dependency=afterany:{':'.join(s.after)}")
         cmd.append(str(s.script))
         proc = _run(cmd, env=env)
-        if proc.returncode != 0:
+        if not proc.ok:
             detail = " ".join(proc.stderr.split())[-300:] or f"exit code {proc.returncode}"
             raise SchedulerError(f"sbatch refused the job: {detail}")
         return proc.stdout.strip().split(";")[0]
@@ -139,7 +143,7 @@ class Slurm:
     def final_state(self, job_id: str, index: int) -> tuple[str, int | None]:
         """(JobState, exit code) of a finished task from scontrol, when Slurm remembers it."""
         proc = _run([self.scontrol, "show", "job", "-o", f"{job_id}_{index}"])
-        if proc.returncode != 0:
+        if not proc.ok:
             # Purged after MinJobAge; any other failure is not an answer about the task.
             gone = "Invalid job id" in proc.stderr
             return ("PURGED" if gone else "UNKNOWN"), None
@@ -149,11 +153,11 @@ class Slurm:
         exit_code = int(code.group(1)) if code else None
         return (state.group(1) if state else "PURGED"), exit_code
 
-    def _retried(self, cmd: list[str], attempts: int = 5) -> subprocess.CompletedProcess[str]:
+    def _retried(self, cmd: list[str], attempts: int = 5) -> Completed:
         """A controller that hiccups must not make every task look finished."""
         for attempt in range(attempts):
             proc = _run(cmd)
-            if proc.returncode == 0:
+            if proc.ok:
                 return proc
             time.sleep(min(2**attempt, 8))
         detail = " ".join(proc.stderr.split())[-200:]

@@ -3,13 +3,12 @@ run point a /bin/sh command on this machine with that environment first on PATH.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 from repro.env.apt import check_apt_on_host
 from repro.env.capsule_env import capsule_environment
-from repro.env.virtualenv import VirtualEnv, build_venv, find_python
+from repro.env.virtualenv import VirtualEnv, build_venv, find_python, python_version_of
 from repro.errors import EnvironmentBuildError
 from repro.execution.runs import LocalRunner, PointOutcome, execute_runs
 from repro.models import Manifest, Run
@@ -60,20 +59,11 @@ def environment(
     return venv, warnings
 
 
-def python_version(python: Path) -> str:
-    """major.minor.micro of an interpreter ("unknown" when it does not say)."""
-    proc = subprocess.run(
-        [str(python), "-c", "import platform; print(platform.python_version())"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return proc.stdout.strip() or "unknown"
-
-
 def describe(venv: VirtualEnv, warnings: list[str]) -> Prepared:
     """What the report says about a venv the runs use."""
-    return Prepared(python_version(venv.python), installed_packages(venv.python), warnings)
+    return Prepared(
+        python_version_of(venv.python) or "unknown", installed_packages(venv.python), warnings
+    )
 
 
 class LocalTarget:
