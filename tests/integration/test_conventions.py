@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from repro.capsule.reader import read_capsule
-from tests.conftest import run_cli
+from tests.conftest import require_service, run_cli
 from tests.projects.helpers import (
     GIT_TAG,
     bad_expectation,
@@ -288,8 +288,8 @@ def assert_identical(report: dict[str, Any], target: str) -> None:
 def test_capture_records_the_declaration(
     name: str, captures: Captures, tmp_path: Path, pypi: None
 ) -> None:
-    if name == "apt-txt" and shutil.which("jq") is None:
-        pytest.skip("apt-txt's run needs jq on the host for the local target")
+    if name == "apt-txt":
+        require_service(shutil.which("jq") is not None, "jq on the host (apt-txt's local run)")
     c = captures.get(name)
     summary = json.loads(c.stdout)
     assert summary["ok"] and all(r["executed"] for r in summary["results"])
