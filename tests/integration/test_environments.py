@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import git, run_cli
+from tests.conftest import git, require_service, run_cli
 
 SETUP_PY = """\
 from setuptools import setup
@@ -192,3 +192,28 @@ def test_the_user_s_tree_is_not_written_by_the_wheel_build(tmp_path: Path) -> No
     result = run_cli("capture", str(project), "-o", str(tmp_path / "x.tgz"), "--no-sign")
     after = sorted(p.relative_to(project) for p in project.rglob("*") if ".git" not in p.parts)
     assert after == before, result.stderr
+
+
+@pytest.mark.network
+def test_an_older_python_from_runtime_txt_is_found_and_recorded(tmp_path: Path) -> None:
+    """runtime.txt python-3.8: the interpreter is found (pyenv's, whose shim alone cannot
+    run), the lock is resolved for it, and the manifest records the version that ran."""
+    script = (
+        "import json, pathlib, sys\n"
+        "pathlib.Path('results').mkdir(exist_ok=True)\n"
+        "pathlib.Path('results/v.json').write_text(json.dumps('%d.%d' % sys.version_info[:2]))\n"
+    )
+    project = study(tmp_path / "p", script, ["results/v.json"])
+    (project / "runtime.txt").write_text("python-3.8\n")
+    (project / "requirements.txt").write_text("six==1.16.0\n")
+    capsule = tmp_path / "old.tgz"
+    result = run_cli("capture", str(project), "-o", str(capsule), "--no-sign")
+    require_service("Python 3.8 is not installed" not in result.stderr, "Python 3.8 (pyenv)")
+    assert result.returncode == 0, result.stderr
+    manifest = manifest_of(capsule)
+    assert manifest["platform"]["python_version"].startswith("3.8.")  # type: ignore[index]
+    assert manifest["environment"]["python_version"] == "3.8"  # type: ignore[index]
+    assert json.loads(member_text(capsule, "data/results/verify/_/results/v.json")) == "3.8"
+    replay = run_cli("replay", str(capsule), "--target", "local", "--json")
+    assert replay.returncode == 0, replay.stderr
+    assert not json.loads(replay.stdout)["environment_differences"]
