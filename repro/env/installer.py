@@ -5,15 +5,18 @@ target Python. One real implementation (uv, pip for downloads); tests run it for
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from repro.execution.tools import run_tool
+from repro.errors import EnvironmentBuildError, ResolverError
+from repro.execution.tools import last_lines, run_tool
 from repro.hashing import sha256_file
 
 TIMEOUT_S = 1800
+FREEZE_TIMEOUT_S = 120
 # Variables that would point the installer at another environment than the one it builds.
 _SCRUB = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "CONDA_PREFIX")
 
@@ -36,6 +39,15 @@ class Installer(Protocol):
     ) -> None: ...
 
     def install_local(self, python: Path, wheels: Sequence[LocalWheel]) -> None: ...
+
+    def freeze(self, python: str) -> str:
+        """`name==version` lines of what an interpreter has installed (editables left out)."""
+        ...
+
+    def download(self, lock_file: Path, dest: Path, *, python_version: str | None) -> None:
+        """Every wheel of a hashed lock into `dest`, checked against the lock's hashes, for
+        `python_version` (major.minor; None: this interpreter's) on this platform."""
+        ...
 
 
 def _env() -> dict[str, str]:
@@ -115,6 +127,47 @@ class UvInstaller:
             timeout=TIMEOUT_S,
             env=_env(),
         )
+
+    def freeze(self, python: str) -> str:
+        return run_tool(
+            [self.uv, "pip", "freeze", "--python", python, "--exclude-editable"],
+            "listing installed packages (uv pip freeze)",
+            timeout=FREEZE_TIMEOUT_S,
+            error=ResolverError,
+        ).stdout
+
+    def download(self, lock_file: Path, dest: Path, *, python_version: str | None) -> None:
+        # uv has no `pip download`: pip does it, for the target Python when one is given
+        # (pip then needs --only-binary, which offline installs need anyway).
+        target = ["--python-version", python_version] if python_version else []
+        env = {k: v for k, v in os.environ.items() if k != "PIP_REQUIRE_VIRTUALENV"}
+        proc = run_tool(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--require-hashes",
+                "--only-binary=:all:",
+                *target,
+                "--dest",
+                str(dest),
+                "-r",
+                str(lock_file),
+            ],
+            "downloading the lock's wheels",
+            timeout=TIMEOUT_S,
+            env=env,
+            check=False,
+        )
+        if not proc.ok:
+            for_python = f" for Python {python_version}" if python_version else ""
+            raise EnvironmentBuildError(
+                f"downloading the lock's wheels{for_python} failed: {last_lines(proc.stderr, 3)}",
+                hint="a package without a wheel for this platform cannot be installed offline",
+            )
 
 
 def local_lock(wheels: Sequence[tuple[str, str]], folder: str) -> str:

@@ -8,17 +8,19 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from packaging.utils import canonicalize_name
 
 from repro.env.requirements import Declared
+
+if TYPE_CHECKING:
+    from repro.env.installer import Installer
 from repro.errors import ResolverError
 from repro.execution.tools import last_lines, run_tool
 from repro.models import LockSource, Package, Resolver
 
 RESOLVE_TIMEOUT_S = 900
-FREEZE_TIMEOUT_S = 120
 
 
 @dataclass(frozen=True)
@@ -206,23 +208,19 @@ def _checked_local(lock: Lock, local_names: set[str]) -> Lock:
     return lock
 
 
-def freeze_lock(python_version: str, python: str = sys.executable) -> tuple[Lock, list[str]]:
+def freeze_lock(
+    python_version: str, python: str = sys.executable, installer: Installer | None = None
+) -> tuple[Lock, list[str]]:
     """Lock exactly what this interpreter has installed (hashes from the index).
 
     Returns the lock and notes for the record: distributions that could not be locked
     (editable or local installs have no index hashes) and anything the resolver added.
     """
-    proc = run_tool(
-        [uv_bin(), "pip", "freeze", "--python", python, "--exclude-editable"],
-        "listing installed packages (uv pip freeze)",
-        timeout=FREEZE_TIMEOUT_S,
-        error=ResolverError,
-        check=False,
-    )
-    if not proc.ok:
-        raise ResolverError(f"cannot list installed packages: {proc.stderr.strip()[-300:]}")
+    from repro.env.installer import UvInstaller
+
+    frozen_text = (installer or UvInstaller()).freeze(python)
     pinned, skipped = [], []
-    for line in proc.stdout.splitlines():
+    for line in frozen_text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 from pathlib import Path
 
-from repro.errors import EnvironmentBuildError, NetworkError
-from repro.execution.tools import last_lines, run_tool
+from repro.env.installer import Installer, UvInstaller
+from repro.errors import NetworkError
 from repro.hashing import sha256_bytes
 from repro.paths import cache_dir
 
-DOWNLOAD_TIMEOUT_S = 1800
+
+def wheel_dir(lock_text: str, python_version: str | None = None) -> Path:
+    key = lock_text + (f"\0{python_version}" if python_version else "")
+    return cache_dir() / "wheels" / sha256_bytes(key.encode())[:20]
 
 
-def wheel_dir(lock_text: str) -> Path:
-    return cache_dir() / "wheels" / sha256_bytes(lock_text.encode())[:20]
-
-
-def download_wheels(lock_text: str, *, offline: bool = False) -> Path:
-    """Every wheel of the lock in a cached folder; pip checks each against the lock's hashes."""
-    folder = wheel_dir(lock_text)
+def download_wheels(
+    lock_text: str,
+    *,
+    offline: bool = False,
+    python_version: str | None = None,
+    installer: Installer | None = None,
+) -> Path:
+    """Every wheel of the lock in a cached folder, for `python_version` (None: this
+    interpreter's); the installer checks each against the lock's hashes."""
+    folder = wheel_dir(lock_text, python_version)
     marker = folder / ".repro-complete"
     if marker.is_file():
         return folder
@@ -35,33 +39,11 @@ def download_wheels(lock_text: str, *, offline: bool = False) -> Path:
     folder.mkdir(parents=True)
     lock_file = folder / "requirements.lock"
     lock_file.write_text(lock_text, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k not in ("PIP_REQUIRE_VIRTUALENV",)}
-    proc = run_tool(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--quiet",
-            "--no-deps",
-            "--require-hashes",
-            "--only-binary=:all:",
-            "--dest",
-            str(folder),
-            "-r",
-            str(lock_file),
-        ],
-        "downloading the lock's wheels",
-        timeout=DOWNLOAD_TIMEOUT_S,
-        env=env,
-        check=False,
-    )
-    lock_file.unlink()
-    if not proc.ok:
+    try:
+        (installer or UvInstaller()).download(lock_file, folder, python_version=python_version)
+    except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
-        raise EnvironmentBuildError(
-            f"downloading the lock's wheels failed: {last_lines(proc.stderr, 3)}",
-            hint="a package without a wheel for this platform cannot be installed offline",
-        )
+        raise
+    lock_file.unlink()
     marker.write_text("ok\n", encoding="utf-8")
     return folder
