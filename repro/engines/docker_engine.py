@@ -95,9 +95,11 @@ class DockerEngine:
         return self._docker
 
     def ping(self) -> None:
-        client = self._client()
+        if self._docker is None:
+            self._client()  # connecting pings
+            return
         with _answering():
-            client.ping()
+            self._docker.ping()
 
     def _image(self, ref: str) -> Any:
         """The docker-py image, or None when the engine has no such image."""
