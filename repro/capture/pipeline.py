@@ -30,9 +30,10 @@ from repro.capture.files import Listing, ProjectFile, list_project
 from repro.capture.secret_scan import Hit, SecretScanner, fail_on_hits, is_secret_variable
 from repro.capture.source import source_state
 from repro.config import load_config
+from repro.engines import ContainerEngine
 from repro.env.apt import check_apt_on_host
 from repro.env.dockerfile import default_base_image
-from repro.env.image import ImageSpec, docker_client, ensure_image, save_image
+from repro.env.image import ImageSpec, ensure_image
 from repro.env.lock import (
     Lock,
     with_packages,
@@ -568,7 +569,11 @@ class _Vendored:
 
 
 def _vendor(
-    opts: CaptureOptions, environment: _EnvironmentBuild, stage: Path, say: Observer
+    opts: CaptureOptions,
+    environment: _EnvironmentBuild,
+    stage: Path,
+    say: Observer,
+    engine: ContainerEngine | None = None,
 ) -> _Vendored:
     """--wheels: the lock's wheels; --image: the built environment image (docker save)."""
     lock = environment.locked.lock
@@ -584,12 +589,13 @@ def _vendor(
                 files[f"{wheels}/{whl.name}"] = whl
     if not opts.image:
         return _Vendored(files, wheels)
-    tag = ensure_image(
-        docker_client(), environment.image_spec(wheels_folder), offline=False, say=say
-    )
+    from repro.engines.docker_engine import DockerEngine
+
+    engine = engine if engine is not None else DockerEngine()
+    tag = ensure_image(engine, environment.image_spec(wheels_folder), offline=False, say=say)
     say(f"saving image {tag} into the capsule")
     tarball = stage / ".repro-image.tar"
-    save_image(docker_client(), tag, tarball)
+    engine.save(tag, tarball)
     files[ENV_PREFIX + "image.tar"] = tarball
     return _Vendored(files, wheels, ENV_PREFIX + "image.tar", tag)
 
@@ -734,7 +740,10 @@ class _EnvironmentBuild:
 
 
 def _runner(
-    opts: CaptureOptions, environment: _EnvironmentBuild, say: Observer
+    opts: CaptureOptions,
+    environment: _EnvironmentBuild,
+    say: Observer,
+    engine: ContainerEngine | None = None,
 ) -> tuple[CommandRunner, str | None]:
     """Where capture runs the study: this interpreter (--freeze), the capsule's own image
     (--target docker), or a venv built from the lock (the default); and the Python version
@@ -745,11 +754,12 @@ def _runner(
         )
         return runner, None
     if opts.target == "docker":
+        from repro.engines.docker_engine import DockerEngine
         from repro.execution.container import DockerRunner, probe_image
 
-        client = docker_client()
-        tag = ensure_image(client, environment.image_spec(), offline=False, say=say)
-        return DockerRunner(client, tag), probe_image(client, tag)[0]
+        engine = engine if engine is not None else DockerEngine()
+        tag = ensure_image(engine, environment.image_spec(), offline=False, say=say)
+        return DockerRunner(engine, tag), probe_image(engine, tag)[0]
     check_apt_on_host(environment.apt, "the study (apt.txt)")
     say("building the environment from the lock")
     venv = build_venv(

@@ -1,8 +1,8 @@
-"""Environment images: built from a capsule's Dockerfile through the Docker engine API,
-tagged by environment digest and reused, saved into and loaded from capsules.
+"""Environment images: built from a capsule's Dockerfile through a container engine, tagged
+by environment digest and reused, saved into and loaded from capsules.
 
-The engine sits behind the docker SDK (docker-py), connected lazily: importing this module
-contacts nothing.
+The engine is a `ContainerEngine` the caller passes (the Docker engine, connected lazily):
+importing this module contacts nothing.
 """
 
 from __future__ import annotations
@@ -14,39 +14,30 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from repro.engines import ContainerEngine
 from repro.env.dockerfile import LOCAL_WHEELS_DIR
 from repro.env.installer import LocalWheel, check_wheels, local_lock
 from repro.env.wheels import download_wheels
-from repro.errors import CapsuleIntegrityError, EnvironmentBuildError, ServiceUnavailableError
+from repro.errors import CapsuleIntegrityError, ServiceUnavailableError
 from repro.hashing import sha256_bytes
 
 IMAGE_REPO = "repro-env"
 LABEL = "org.repro.env-digest"
 BASE_IMAGE_ENV = "REPRO_BASE_IMAGE"
-ENGINE_HINT = "start the Docker engine (dockerd), or replay with --target local"
-
-
-def docker_client(timeout: int = 60) -> Any:
-    import docker
-    import docker.errors
-
-    try:
-        client = docker.from_env(timeout=timeout)
-        client.ping()
-    except docker.errors.DockerException as exc:
-        raise ServiceUnavailableError(
-            f"no Docker engine answers: {str(exc).splitlines()[0][:200]}", hint=ENGINE_HINT
-        ) from None
-    return client
 
 
 def engine_available() -> bool:
+    """Whether a Docker engine answers within a few seconds (the default target's choice)."""
+    from repro.engines.docker_engine import DockerEngine
+
+    engine = DockerEngine(timeout=3)
     try:
-        docker_client(timeout=3)
+        engine.ping()
     except ServiceUnavailableError:
         return False
+    finally:
+        engine.close()
     return True
 
 
@@ -86,7 +77,7 @@ class ImageSpec:
 
 
 def ensure_image(
-    client: Any,
+    engine: ContainerEngine,
     spec: ImageSpec,
     offline: bool,
     say: Callable[[str], None],
@@ -94,34 +85,25 @@ def ensure_image(
 ) -> str:
     """The environment image: reused when tagged, loaded from `saved` (an image tarball
     from the capsule) when given, otherwise built."""
-    import docker.errors
-
     tag = spec.tag
-    try:
-        client.images.get(tag)
+    if engine.has_image(tag):
         say(f"reusing image {tag}")
         return tag
-    except docker.errors.ImageNotFound:
-        pass
     if saved is not None:
         say(f"loading image {tag} from the capsule")
         _check_saved_tags(saved, tag)
-        with saved.open("rb") as fh:
-            client.images.load(fh)
-        image = client.images.get(tag)
-        if (image.labels or {}).get(LABEL) != spec.digest:
-            client.images.remove(tag, force=True)
+        engine.load(saved)
+        if engine.image_label(tag, LABEL) != spec.digest:
+            engine.remove_image(tag)
             raise CapsuleIntegrityError(
                 f"the capsule's saved image is not the environment it describes ({tag})"
             )
         return tag
-    try:
-        client.images.get(spec.base_image)
-    except docker.errors.ImageNotFound:
+    if not engine.has_image(spec.base_image):
         raise ServiceUnavailableError(
             f"base image {spec.base_image} is not available to the Docker engine",
             hint=f"pull or build it, or choose one with --base-image / {BASE_IMAGE_ENV}",
-        ) from None
+        )
     with tempfile.TemporaryDirectory(prefix="repro-image-") as tmp:
         context = Path(tmp)
         (context / "Dockerfile").write_text(spec.dockerfile, encoding="utf-8")
@@ -147,24 +129,13 @@ def ensure_image(
         if spec.post_build_project is not None:
             shutil.copytree(spec.post_build_project, context / "project", symlinks=True)
         say(f"building image {tag} from the capsule's Dockerfile")
-        try:
-            client.images.build(
-                path=str(context),
-                tag=tag,
-                buildargs={"BASE_IMAGE": spec.base_image},
-                labels={LABEL: spec.digest},
-                rm=True,
-                forcerm=True,
-                network_mode=None if spec.needs_network else "none",
-            )
-        except docker.errors.BuildError as exc:
-            lines = [str(c.get("stream", c.get("error", ""))).strip() for c in exc.build_log]
-            detail = " ".join(ln for ln in lines if ln)[-300:]
-            raise EnvironmentBuildError(
-                f"building the environment image failed: {detail}"
-            ) from None
-        except docker.errors.APIError as exc:
-            raise EnvironmentBuildError(f"the Docker engine refused the build: {exc}") from None
+        engine.build(
+            context,
+            tag,
+            build_args={"BASE_IMAGE": spec.base_image},
+            labels={LABEL: spec.digest},
+            network=spec.needs_network,
+        )
     return tag
 
 
@@ -183,11 +154,3 @@ def _check_saved_tags(saved: Path, tag: str) -> None:
         raise CapsuleIntegrityError(
             f"the capsule's saved image carries other tags than {tag}: {', '.join(tags)[:200]}"
         )
-
-
-def save_image(client: Any, tag: str, dest: Path) -> None:
-    """docker save of one tagged image, streamed to a file."""
-    image = client.images.get(tag)
-    with dest.open("wb") as fh:
-        for chunk in image.save(named=True):
-            fh.write(chunk)

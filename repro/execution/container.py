@@ -4,12 +4,12 @@ replay's docker target and `capture --target docker` both run points through it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from pathlib import Path
-from typing import Any
 
+from repro.engines import Container, ContainerEngine, ContainerRefusedError, ContainerSpec, Mount
+from repro.errors import ServiceUnavailableError
 from repro.execution.runs import CommandResult, InFlight
 from repro.models import Run
 
@@ -20,20 +20,21 @@ def _memory(value: str | None) -> str | None:
     return value.lower() if value else None
 
 
-class _Container:
-    def __init__(self, container: Any) -> None:
+class _Stoppable:
+    """A running container as InFlight tracks it: stopping it kills it."""
+
+    def __init__(self, container: Container) -> None:
         self.container = container
 
     def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self.container.kill()
+        self.container.kill()
 
 
 class DockerRunner:
     """Each point runs in a fresh container of the environment image, the project at /work."""
 
-    def __init__(self, client: Any, image: str) -> None:
-        self.client = client
+    def __init__(self, engine: ContainerEngine, image: str) -> None:
+        self.engine = engine
         self.image = image
 
     def run(
@@ -45,42 +46,40 @@ class DockerRunner:
         run: Run,
         in_flight: InFlight,
     ) -> CommandResult:
-        import requests
-
         res = run.resources
         user = (
             f"{CONTAINER_UID}:{CONTAINER_UID}"
             if os.getuid() == 0
             else f"{os.getuid()}:{os.getgid()}"
         )
-        import docker.errors
-
         start = time.monotonic()
         # More CPUs than the host has is refused by the engine: the run gets all there are.
         cpus = min(res.cpus, os.cpu_count() or 1)
+        spec = ContainerSpec(
+            image=self.image,
+            command=("/bin/sh", "-c", command),
+            workdir="/work",
+            user=user,
+            environment=variables,
+            mounts=(Mount(workdir, "/work"),),
+            network=run.network,
+            cpus=cpus,
+            memory=_memory(res.memory),
+        )
         try:
-            container = self.client.containers.run(
-                self.image,
-                ["/bin/sh", "-c", command],
-                detach=True,
-                working_dir="/work",
-                user=user,
-                environment=variables,
-                volumes={str(workdir): {"bind": "/work", "mode": "rw"}},
-                network_disabled=not run.network,
-                nano_cpus=int(cpus * 1e9),
-                mem_limit=_memory(res.memory),
-            )
-        except docker.errors.DockerException as exc:
+            container = self.engine.start(spec)
+        except ContainerRefusedError as exc:
             # This point failed to start; the others still run and are compared.
-            reason = str(exc).splitlines()[0][:300]
-            return CommandResult(125, time.monotonic() - start, "", f"docker: {reason}")
-        handle = _Container(container)
+            return CommandResult(125, time.monotonic() - start, "", f"docker: {exc.message}")
+        handle = _Stoppable(container)
         in_flight.add(handle)
         code: int | None
         try:
-            code = int(container.wait(timeout=timeout)["StatusCode"])
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            code = container.wait(timeout)
+            if code is None:
+                handle.stop()
+        except ServiceUnavailableError:
+            # The engine stopped answering while the point ran: stopped, as at its timeout.
             handle.stop()
             code = None
         except BaseException:
@@ -90,11 +89,10 @@ class DockerRunner:
             in_flight.discard(handle)
         duration = time.monotonic() - start
         try:
-            out = container.logs(stdout=True, stderr=False).decode("utf-8", "replace")[-4000:]
-            err = container.logs(stdout=False, stderr=True).decode("utf-8", "replace")[-4000:]
+            out = container.logs("stdout").decode("utf-8", "replace")[-4000:]
+            err = container.logs("stderr").decode("utf-8", "replace")[-4000:]
         finally:
-            with contextlib.suppress(Exception):
-                container.remove(force=True)
+            container.remove()
         return CommandResult(code, duration, out, err)
 
 
@@ -108,10 +106,10 @@ def give_to_container_user(project: Path) -> None:
     os.lchown(project, CONTAINER_UID, CONTAINER_UID)
 
 
-def probe_image(client: Any, tag: str) -> tuple[str, str]:
+def probe_image(engine: ContainerEngine, tag: str) -> tuple[str, str]:
     """The image's Python version and `pip list --format=freeze`, from a throwaway container
     with no network."""
-    probe = client.containers.run(
+    probe = engine.run_once(
         tag,
         [
             "/bin/sh",
@@ -119,8 +117,7 @@ def probe_image(client: Any, tag: str) -> tuple[str, str]:
             "python -c 'import platform; print(platform.python_version())'"
             " && python -m pip list --format=freeze",
         ],
-        remove=True,
-        network_disabled=True,
+        network=False,
     ).decode("utf-8", "replace")
     version, _, freeze = probe.partition("\n")
     return version.strip(), freeze

@@ -29,12 +29,12 @@ PACKAGE = Path(__file__).resolve().parents[2] / "repro"
 ONLY_IMPORTED_BY: tuple[tuple[str, tuple[str, ...], str], ...] = (
     (
         "docker",
-        ("repro.env.image", "repro.execution.container"),
-        "the container engine sits behind one small interface (the modules that talk to it)",
+        ("repro.engines.docker_engine",),
+        "the container engine sits behind one small interface (its one implementation)",
     ),
     (
         "requests",
-        ("repro.execution.container",),
+        ("repro.engines.docker_engine",),
         "docker-py's transport errors only; HTTP of our own goes through httpx",
     ),
     (
@@ -82,6 +82,11 @@ NEVER_IMPORTS: tuple[tuple[str, tuple[str, ...], str], ...] = (
         "repro.execution",
         ("repro.capture", "repro.replay", "repro.capsule"),
         "running commands knows nothing of capsules or the operations using it",
+    ),
+    (
+        "repro.engines",
+        ("repro.capture", "repro.replay", "repro.env", "repro.execution", "repro.capsule"),
+        "the container engine interface knows nothing of what is built or run with it",
     ),
     ("repro.scheduler", ("repro.capture", "repro.replay"), "the Slurm interface is a service"),
     ("repro.notebooks", ("repro.capture", "repro.replay"), "shared by capture and replay"),

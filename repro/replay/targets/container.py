@@ -6,13 +6,13 @@ non-root user, network off unless the run declares it, with the run's CPU/memory
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
-from typing import Any
 
+from repro.engines import ContainerEngine
+from repro.engines.docker_engine import DockerEngine
 from repro.env.capsule_env import capsule_environment
-from repro.env.image import BASE_IMAGE_ENV, ImageSpec, docker_client, ensure_image
+from repro.env.image import BASE_IMAGE_ENV, ImageSpec, ensure_image
 from repro.env.lock import parse_packages
 from repro.execution.container import DockerRunner, give_to_container_user, probe_image
 from repro.execution.runs import PointOutcome, execute_runs
@@ -45,7 +45,7 @@ def image_spec(manifest: Manifest, root: Path, base_image: str) -> ImageSpec:
 
 
 def _environment(
-    client: Any,
+    engine: ContainerEngine,
     manifest: Manifest,
     root: Path,
     base_image: str | None,
@@ -58,22 +58,24 @@ def _environment(
     saved = root / env.image if env.image and not base_image else None
     base = base_image or os.environ.get(BASE_IMAGE_ENV) or env.base_image
     if saved is not None and env.image_tag:
-        return ensure_image(client, image_spec(manifest, root, env.base_image), offline, say, saved)
-    return ensure_image(client, image_spec(manifest, root, base), offline, say)
+        return ensure_image(engine, image_spec(manifest, root, env.base_image), offline, say, saved)
+    return ensure_image(engine, image_spec(manifest, root, base), offline, say)
 
 
-def _probe(client: Any, tag: str) -> Prepared:
+def _probe(engine: ContainerEngine, tag: str) -> Prepared:
     """The image's Python version and installed packages, asked of a throwaway container."""
-    version, freeze = probe_image(client, tag)
+    version, freeze = probe_image(engine, tag)
     return Prepared(version, parse_packages(freeze), [])
 
 
 class DockerTarget:
-    """Points run in containers of the environment image, -j at a time."""
+    """Points run in containers of the environment image, -j at a time; on `engine` when
+    given (it is the caller's to close), else on the Docker engine, connected in prepare."""
 
-    def __init__(self, options: TargetOptions) -> None:
+    def __init__(self, options: TargetOptions, engine: ContainerEngine | None = None) -> None:
         self.options = options
-        self._client: Any = None
+        self._given = engine
+        self._engine: ContainerEngine | None = None
         self._runner: DockerRunner | None = None
 
     @property
@@ -84,13 +86,14 @@ class DockerTarget:
         return ignored_slurm_settings(self.name, self.options)
 
     def prepare(self, manifest: Manifest, root: Path, say: Observer) -> Prepared:
-        self._client = docker_client()
+        engine = self._engine = self._given if self._given is not None else DockerEngine()
+        engine.ping()
         tag = _environment(
-            self._client, manifest, root, self.options.base_image, self.options.offline, say
+            engine, manifest, root, self.options.base_image, self.options.offline, say
         )
-        prepared = _probe(self._client, tag)
+        prepared = _probe(engine, tag)
         give_to_container_user(root / "data" / "project")
-        self._runner = DockerRunner(self._client, tag)
+        self._runner = DockerRunner(engine, tag)
         return prepared
 
     def execute(
@@ -109,7 +112,6 @@ class DockerTarget:
         )
 
     def close(self) -> None:
-        if self._client is not None:
-            with contextlib.suppress(Exception):
-                self._client.close()
-            self._client = None
+        if self._engine is not None and self._engine is not self._given:
+            self._engine.close()
+        self._engine = None

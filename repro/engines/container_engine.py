@@ -1,0 +1,118 @@
+"""The container engine interface: images built, loaded, saved and removed; containers run.
+
+One real implementation (`DockerEngine`, over docker-py); tests may pass a fake for what the
+real engine cannot do on demand (vanish mid-run). Every method raises ServiceUnavailableError
+when no engine answers; anything the engine says that repro expects becomes a ReproError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+from repro.errors import ReproError
+
+Stream = Literal["stdout", "stderr"]
+
+
+class ContainerRefusedError(ReproError):
+    """The engine would not start a container (bad image, limits it refuses, ...)."""
+
+    default_hint = "check the environment image and the run's resources in repro.toml"
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host directory bound into a container, read-write unless `read_only`."""
+
+    source: Path
+    target: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """One container to start, detached."""
+
+    image: str
+    command: tuple[str, ...]
+    workdir: str | None = None
+    user: str | None = None
+    """`uid:gid`; None: the image's user."""
+    environment: Mapping[str, str] = field(default_factory=dict)
+    mounts: tuple[Mount, ...] = ()
+    network: bool = False
+    cpus: float | None = None
+    memory: str | None = None
+    """A limit as the engine takes it (`512m`, `2g`); None: no limit."""
+
+
+class Container(Protocol):
+    """A started container. kill and remove are best effort: they never raise."""
+
+    def wait(self, timeout: float) -> int | None:
+        """The exit status; None when it is still running after `timeout` seconds."""
+        ...
+
+    def logs(self, stream: Stream) -> bytes:
+        """Everything the container wrote to `stream`."""
+        ...
+
+    def kill(self) -> None: ...
+
+    def remove(self) -> None:
+        """Remove the container, killing it if it still runs."""
+        ...
+
+
+class ContainerEngine(Protocol):
+    """A container engine. Making one contacts nothing; the first call connects."""
+
+    def ping(self) -> None:
+        """Return when the engine answers; ServiceUnavailableError when it does not."""
+        ...
+
+    def has_image(self, ref: str) -> bool: ...
+
+    def image_label(self, ref: str, key: str) -> str | None:
+        """The image's label `key`; None when the image or the label is missing."""
+        ...
+
+    def build(
+        self,
+        context: Path,
+        tag: str,
+        *,
+        build_args: Mapping[str, str],
+        labels: Mapping[str, str],
+        network: bool,
+    ) -> None:
+        """Build `context`/Dockerfile as `tag`; EnvironmentBuildError with the log's tail."""
+        ...
+
+    def load(self, tarball: Path) -> None:
+        """Load a `docker save` archive, with the tags it carries."""
+        ...
+
+    def save(self, tag: str, dest: Path) -> None:
+        """Write the tagged image to `dest` as a `docker save` archive (tag included)."""
+        ...
+
+    def remove_image(self, tag: str) -> None:
+        """Remove the tag (forcibly); nothing when it is not there."""
+        ...
+
+    def start(self, spec: ContainerSpec) -> Container:
+        """Start a container, detached; ContainerRefusedError when the engine will not."""
+        ...
+
+    def run_once(self, image: str, command: Sequence[str], *, network: bool = False) -> bytes:
+        """Run `command` in a throwaway container to its end: its stdout; it is removed.
+        ContainerRefusedError when it cannot start or exits non-zero."""
+        ...
+
+    def close(self) -> None:
+        """Drop the connection, if one was made."""
+        ...

@@ -1,0 +1,209 @@
+"""DockerEngine: the ContainerEngine over the Docker SDK (docker-py), the one module that
+imports `docker` (and `requests`, for its transport errors).
+
+Connected lazily: making a DockerEngine contacts nothing (docker-py's `from_env()` asks the
+daemon its API version); the first call connects and pings, once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+from urllib3.exceptions import ReadTimeoutError
+
+from repro.engines.container_engine import ContainerRefusedError, ContainerSpec, Stream
+from repro.errors import EnvironmentBuildError, ServiceUnavailableError
+
+ENGINE_HINT = "start the Docker engine (dockerd), or replay with --target local"
+
+
+def _first_line(exc: BaseException, limit: int) -> str:
+    lines = str(exc).splitlines()
+    return lines[0][:limit] if lines else type(exc).__name__
+
+
+def _unavailable(exc: BaseException) -> ServiceUnavailableError:
+    return ServiceUnavailableError(
+        f"no Docker engine answers: {_first_line(exc, 200)}", hint=ENGINE_HINT
+    )
+
+
+@contextlib.contextmanager
+def _answering() -> Iterator[None]:
+    """An engine that stops answering mid-way is unavailable, as one that never answered
+    (docker-py lets requests' connection errors through unwrapped)."""
+    try:
+        yield
+    except requests.exceptions.ConnectionError as exc:
+        raise _unavailable(exc) from None
+
+
+class DockerContainer:
+    """A started container, by its docker-py object."""
+
+    def __init__(self, container: Any) -> None:
+        self._container = container
+
+    def wait(self, timeout: float) -> int | None:
+        try:
+            return int(self._container.wait(timeout=timeout)["StatusCode"])
+        except requests.exceptions.ReadTimeout:
+            return None
+        except requests.exceptions.ConnectionError as exc:
+            # Over the unix socket a read timeout arrives as a ConnectionError wrapping
+            # urllib3's ReadTimeoutError: the container still runs, the engine answers.
+            if exc.args and isinstance(exc.args[0], ReadTimeoutError):
+                return None
+            raise _unavailable(exc) from None
+
+    def logs(self, stream: Stream) -> bytes:
+        with _answering():
+            data: bytes = self._container.logs(stdout=stream == "stdout", stderr=stream == "stderr")
+        return data
+
+    def kill(self) -> None:
+        # Already exited, already gone, or no engine any more: nothing left to stop.
+        with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
+            self._container.kill()
+
+    def remove(self) -> None:
+        with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
+            self._container.remove(force=True)
+
+
+class DockerEngine:
+    """The Docker engine `from_env` finds (DOCKER_HOST, else the local socket)."""
+
+    def __init__(self, timeout: int = 60) -> None:
+        self.timeout = timeout
+        self._docker: Any = None
+
+    def _client(self) -> Any:
+        if self._docker is None:
+            try:
+                client = docker.from_env(timeout=self.timeout)
+                client.ping()
+            except docker.errors.DockerException as exc:
+                raise _unavailable(exc) from None
+            self._docker = client
+        return self._docker
+
+    def ping(self) -> None:
+        if self._docker is None:
+            self._client()  # connecting pings
+            return
+        with _answering():
+            self._docker.ping()
+
+    def _image(self, ref: str) -> Any:
+        """The docker-py image, or None when the engine has no such image."""
+        client = self._client()
+        with _answering():
+            try:
+                return client.images.get(ref)
+            except docker.errors.ImageNotFound:
+                return None
+
+    def has_image(self, ref: str) -> bool:
+        return self._image(ref) is not None
+
+    def image_label(self, ref: str, key: str) -> str | None:
+        image = self._image(ref)
+        if image is None:
+            return None
+        value = (image.labels or {}).get(key)
+        return None if value is None else str(value)
+
+    def build(
+        self,
+        context: Path,
+        tag: str,
+        *,
+        build_args: Mapping[str, str],
+        labels: Mapping[str, str],
+        network: bool,
+    ) -> None:
+        client = self._client()
+        try:
+            with _answering():
+                client.images.build(
+                    path=str(context),
+                    tag=tag,
+                    buildargs=dict(build_args),
+                    labels=dict(labels),
+                    rm=True,
+                    forcerm=True,
+                    network_mode=None if network else "none",
+                )
+        except docker.errors.BuildError as exc:
+            lines = [str(c.get("stream", c.get("error", ""))).strip() for c in exc.build_log]
+            detail = " ".join(ln for ln in lines if ln)[-300:]
+            raise EnvironmentBuildError(
+                f"building the environment image failed: {detail}"
+            ) from None
+        except docker.errors.APIError as exc:
+            raise EnvironmentBuildError(f"the Docker engine refused the build: {exc}") from None
+
+    def load(self, tarball: Path) -> None:
+        client = self._client()
+        with _answering(), tarball.open("rb") as fh:
+            client.images.load(fh)
+
+    def save(self, tag: str, dest: Path) -> None:
+        client = self._client()
+        with _answering():
+            image = client.images.get(tag)
+            with dest.open("wb") as fh:
+                for chunk in image.save(named=True):
+                    fh.write(chunk)
+
+    def remove_image(self, tag: str) -> None:
+        client = self._client()
+        with _answering(), contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(tag, force=True)
+
+    def start(self, spec: ContainerSpec) -> DockerContainer:
+        client = self._client()
+        try:
+            with _answering():
+                container = client.containers.run(
+                    spec.image,
+                    list(spec.command),
+                    detach=True,
+                    working_dir=spec.workdir,
+                    user=spec.user,
+                    environment=dict(spec.environment),
+                    volumes={
+                        str(m.source): {"bind": m.target, "mode": "ro" if m.read_only else "rw"}
+                        for m in spec.mounts
+                    },
+                    network_disabled=not spec.network,
+                    nano_cpus=int(spec.cpus * 1e9) if spec.cpus is not None else None,
+                    mem_limit=spec.memory,
+                )
+        except docker.errors.DockerException as exc:
+            raise ContainerRefusedError(_first_line(exc, 300)) from None
+        return DockerContainer(container)
+
+    def run_once(self, image: str, command: Sequence[str], *, network: bool = False) -> bytes:
+        client = self._client()
+        try:
+            with _answering():
+                output: bytes = client.containers.run(
+                    image, list(command), remove=True, network_disabled=not network
+                )
+        except docker.errors.DockerException as exc:
+            raise ContainerRefusedError(_first_line(exc, 300)) from None
+        return output
+
+    def close(self) -> None:
+        if self._docker is not None:
+            with contextlib.suppress(Exception):
+                self._docker.close()
+            self._docker = None

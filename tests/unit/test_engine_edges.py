@@ -1,0 +1,61 @@
+"""The container engine going away mid-flow, through tests/unit/engine_fake.py: what the real
+engine cannot be made to do on demand. Everything else runs against the real engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from repro.engines import ContainerEngine
+from repro.env.image import LABEL, ImageSpec, ensure_image
+from repro.errors import ServiceUnavailableError
+from repro.execution.container import DockerRunner
+from repro.execution.runs import InFlight
+from repro.models import Run
+from tests.unit.engine_fake import FakeContainer, FakeEngine
+
+BASE = "repro-base:test"
+SPEC = ImageSpec(
+    dockerfile="ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n",
+    lock_text="",
+    base_image=BASE,
+    has_packages=False,
+    needs_network=False,
+)
+RUN = Run(name="r", command="python study.py")
+
+
+def _built(engine: ContainerEngine) -> str:
+    return ensure_image(engine, SPEC, offline=True, say=lambda _: None)
+
+
+def test_the_engine_going_away_between_build_and_run_is_exit_5_with_the_hint(
+    tmp_path: Path,
+) -> None:
+    engine = FakeEngine(images={BASE: {}})
+    tag = _built(engine)
+    assert engine.builds == [tag] and engine.images[tag] == {LABEL: SPEC.digest}
+    engine.gone = True
+    with pytest.raises(ServiceUnavailableError) as caught:
+        DockerRunner(engine, tag).run("python study.py", tmp_path, {}, 60, RUN, InFlight())
+    assert caught.value.exit_code == 5
+    assert "no Docker engine answers" in caught.value.message
+    assert "--target local" in caught.value.hint
+
+
+def test_the_engine_dropping_the_wait_stops_the_point_as_at_its_timeout(tmp_path: Path) -> None:
+    engine = FakeEngine(
+        images={BASE: {}},
+        make_container=lambda spec: FakeContainer(
+            spec, lose_engine_in_wait=True, stdout=b"half", stderr=b"way"
+        ),
+    )
+    result = DockerRunner(engine, _built(engine)).run(
+        "python study.py", tmp_path, {"SEED": "1"}, 60, RUN, InFlight()
+    )
+    assert result.timed_out and (result.stdout_tail, result.stderr_tail) == ("half", "way")
+    (container,) = engine.started
+    assert container.killed == 1 and container.removed
+    assert container.spec.command == ("/bin/sh", "-c", "python study.py")
+    assert container.spec.environment == {"SEED": "1"} and not container.spec.network
