@@ -63,6 +63,9 @@ class ImageSpec:
     post_build_project: Path | None = None
     """The project's files, copied into the build for postBuild to run in."""
     post_build_digest: str = ""
+    python_version: str | None = None
+    """The capsule's Python (major.minor): the wheels are downloaded for it, not for the
+    interpreter running repro. None: this interpreter's."""
 
     @property
     def digest(self) -> str:
@@ -112,7 +115,9 @@ def ensure_image(
         wheels = context / "wheels"
         if spec.has_packages:
             say("collecting the lock's wheels (hash-checked)")
-            source = spec.wheels or download_wheels(spec.lock_text, offline=offline)
+            source = spec.wheels or download_wheels(
+                spec.lock_text, offline=offline, python_version=spec.python_version
+            )
             shutil.copytree(source, wheels, ignore=shutil.ignore_patterns(".repro-complete"))
         else:
             wheels.mkdir()

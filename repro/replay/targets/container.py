@@ -41,6 +41,7 @@ def image_spec(manifest: Manifest, root: Path, base_image: str) -> ImageSpec:
         local_wheels=described.local_wheels,
         post_build_project=described.post_build.project if described.post_build else None,
         post_build_digest=described.post_build.digest if described.post_build else "",
+        python_version=".".join(env.python_version.split(".")[:2]),
     )
 
 
