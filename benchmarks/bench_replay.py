@@ -203,7 +203,7 @@ def run_direct(
 def point_variables(p: dict) -> dict[str, str]:
     """REPRO_POINT and REPRO_PARAM_<NAME>, as a replay sets them (from the report's point)."""
     try:
-        from repro.models import format_value
+        from repro.config.models import format_value
     except ImportError:  # pragma: no cover - repro's internals move; str() is close enough
         format_value = str  # type: ignore[assignment]
     variables = {"REPRO_POINT": p["point_id"]}

@@ -9,15 +9,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from repro.capsule.layout import PROJECT_PREFIX
+from repro.capsule.manifest import ExpectedOutput, Manifest, NotebookRecord
 from repro.compare import compare_output
-from repro.models import (
-    CapsuleDiff,
-    DiffEntry,
-    DiffKind,
-    ExpectedOutput,
-    Manifest,
-    NotebookRecord,
-)
+from repro.report.diff import CapsuleDiff, DiffEntry, DiffKind
 from repro.verify import Policy, open_capsule
 
 

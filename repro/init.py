@@ -9,9 +9,9 @@ from pathlib import Path
 
 from repro.capture.files import BUILTIN_IGNORES
 from repro.config import CONFIG_NAME, parse_config
+from repro.config.models import EnvironmentSpec
 from repro.env.declarations import EnvironmentPlan, describe, plan_environment
 from repro.errors import ConfigExistsError, ProjectNotFoundError
-from repro.models import EnvironmentSpec
 
 DATA_DIR_NAMES = ("data", "datasets", "dataset", "inputs", "input", "raw")
 SCRIPT_NAMES = (

@@ -7,8 +7,8 @@ import platform as _platform
 import shutil
 from pathlib import Path
 
+from repro.capsule.manifest import Gpu, Platform
 from repro.execution.tools import probe
-from repro.models import Gpu, Platform
 
 
 def _os_release() -> str | None:

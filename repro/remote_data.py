@@ -9,8 +9,9 @@ from pathlib import Path
 
 import httpx
 
+from repro.capsule.manifest import RemoteData
+from repro.config.models import DataSpec
 from repro.errors import DataChecksumError, NetworkError, ReproError
-from repro.models import DataSpec, RemoteData
 from repro.paths import cache_dir
 
 TIMEOUT = httpx.Timeout(30.0, read=300.0)

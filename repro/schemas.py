@@ -1,7 +1,9 @@
 """JSON Schemas of the models that cross a boundary, generated into schemas/.
 
-Regenerate with `python -m repro.schemas` after changing repro/models.py or
-repro/report/models.py; a test fails when the committed files drift from the models.
+Regenerate with `python -m repro.schemas` after changing a model (repro/config/models.py,
+repro/capsule/manifest.py, repro/report/, repro/compare/verdict.py, repro/model_base.py); a
+test fails when the committed files drift from the models, and
+tests/unit/test_manifest_format.py when the manifest's changes without a format bump.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from repro.models import CapsuleDiff, Manifest, ProjectConfig, ReplayReport
+from repro.capsule.manifest import Manifest
+from repro.config.models import ProjectConfig
+from repro.report.diff import CapsuleDiff
 from repro.report.models import (
     CaptureOutput,
     ErrorOutput,
@@ -26,6 +30,7 @@ from repro.report.models import (
     PublishOutput,
     VerifyOutput,
 )
+from repro.report.replay import ReplayReport
 
 COMMAND_SCHEMAS: dict[str, str] = {
     "init": "init.schema.json",

@@ -27,8 +27,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from pydantic import Field, ValidationError
 
 from repro import FORMAT
+from repro.capsule.manifest import canonical_json
 from repro.errors import KeyPassphraseError, SignatureError, SigningKeyError
-from repro.models import Model, canonical_json
+from repro.model_base import Model
 from repro.paths import config_dir
 
 PAYLOAD_TYPE = "application/vnd.repro.capsule-statement+json"

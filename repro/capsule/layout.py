@@ -8,7 +8,8 @@ import posixpath
 from datetime import UTC, datetime
 from typing import Any
 
-from repro.models import FileEntry, Manifest, Metadata, Run, RunRecord
+from repro.capsule.manifest import FileEntry, Manifest, RunRecord
+from repro.config.models import Metadata, Run
 
 MANIFEST_NAME = "repro.json"
 SIGNATURE_NAME = "repro.sig"

@@ -41,6 +41,7 @@ from repro.capsule.layout import (
     member_order,
     tag_files,
 )
+from repro.capsule.manifest import FileEntry, Manifest, canonical_json
 from repro.config import describe_validation_error
 from repro.errors import (
     CapsuleIntegrityError,
@@ -49,7 +50,6 @@ from repro.errors import (
     UnsafeArchiveMemberError,
     UnsupportedFormatError,
 )
-from repro.models import FileEntry, Manifest, canonical_json
 
 CHUNK = 1 << 20
 # Bytes of zero padding tolerated after the tar end-of-archive marker (tar pads to 10 KiB

@@ -16,8 +16,8 @@ from typing import BinaryIO, cast
 from isal import igzip_threaded
 
 from repro.capsule.layout import MANIFEST_NAME, SIGNATURE_NAME, member_order, tag_files
+from repro.capsule.manifest import Manifest
 from repro.errors import FileChangedError, OutputWriteError
-from repro.models import Manifest
 
 COMPRESS_LEVEL = 1
 BLOCK = 1 << 20

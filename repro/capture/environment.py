@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repro.capsule.layout import LOCAL_WHEELS
+from repro.capsule.manifest import Declaration, LocalPackage
+from repro.config.models import EnvironmentSpec
 from repro.env.capsule_env import post_build_digest
 from repro.env.declarations import EnvironmentPlan, declared_environment, plan_environment
 from repro.env.dockerfile import render_dockerfile
@@ -17,7 +19,6 @@ from repro.env.local_packages import BuiltWheel, build_wheels
 from repro.env.lock import Lock, freeze_lock, lock_declared
 from repro.env.requirements import Declared
 from repro.env.virtualenv import PostBuild, find_python
-from repro.models import Declaration, EnvironmentSpec, LocalPackage
 
 Observer = Callable[[str], None]
 

@@ -24,12 +24,35 @@ from repro.capsule.layout import (
     created_timestamp,
     rocrate_metadata,
 )
+from repro.capsule.manifest import (
+    Environment,
+    ExpectedOutput,
+    FileEntry,
+    JobSpec,
+    KernelInfo,
+    Manifest,
+    NotebookRecord,
+    Platform,
+    RemoteData,
+    Role,
+    RunRecord,
+)
 from repro.capsule.writer import Source, WrittenCapsule, write_capsule
 from repro.capture import environment as env_stage
 from repro.capture.files import Listing, ProjectFile, list_project
 from repro.capture.secret_scan import Hit, SecretScanner, fail_on_hits, is_secret_variable
 from repro.capture.source import source_state
 from repro.config import load_config
+from repro.config.models import (
+    CompareRule,
+    DataSpec,
+    NotebookSpec,
+    ProjectConfig,
+    Resolver,
+    Run,
+    point_id,
+    render,
+)
 from repro.engines import ContainerEngine
 from repro.env.apt import check_apt_on_host
 from repro.env.dockerfile import default_base_image
@@ -59,27 +82,6 @@ from repro.execution.runs import (
 )
 from repro.hashing import Digest, StatCache, hash_files, sha256_bytes, sha256_file
 from repro.machine import fingerprint
-from repro.models import (
-    CompareRule,
-    DataSpec,
-    Environment,
-    ExpectedOutput,
-    FileEntry,
-    JobSpec,
-    KernelInfo,
-    Manifest,
-    NotebookRecord,
-    NotebookSpec,
-    Platform,
-    ProjectConfig,
-    RemoteData,
-    Resolver,
-    Role,
-    Run,
-    RunRecord,
-    point_id,
-    render,
-)
 from repro.notebooks import notebook as nbk
 from repro.paths import cache_dir
 from repro.remote_data import fetch_remote

@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from repro.capsule.manifest import SourceState
 from repro.errors import ReproError
 from repro.execution.tools import Completed, run_tool
-from repro.models import SourceState
 
 GIT_TIMEOUT_S = 300
 

@@ -13,8 +13,8 @@ from typer.core import TyperCommand
 from repro.cli.options import AsJson, BaseImage, Jobs, ProjectDir, SigningKey
 from repro.cli.prompts import prompt_passphrase
 from repro.config import describe_validation_error
+from repro.config.models import Run
 from repro.errors import UsageError
-from repro.models import Run
 from repro.report import terminal
 
 FLAG_ORDER = "repro.capture.flag_order"

@@ -10,7 +10,8 @@ from repro.compare.finding import Finding
 from repro.compare.numeric import compare_json, compare_table, compare_text_numbers
 from repro.compare.text import compare_text
 from repro.compare.tolerance import Tolerance
-from repro.models import CompareRule, OutputVerdict
+from repro.compare.verdict import OutputVerdict
+from repro.config.models import CompareRule
 
 __all__ = ["compare_output", "difference_image"]
 

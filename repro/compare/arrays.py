@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from repro.compare.finding import MAX_DIFFERENCES, Finding, fmt, unreadable
 from repro.compare.tolerance import Tally, Tolerance
-from repro.models import Difference
+from repro.compare.verdict import Difference
 
 Array = npt.NDArray[Any]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repro.compare.finding import Finding, shown
-from repro.models import Difference
+from repro.compare.verdict import Difference
 
 CHUNK = 1 << 20
 _SNIFF = 8192

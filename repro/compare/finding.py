@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from repro.models import Difference, Verdict
+from repro.compare.verdict import Difference, Verdict
 
 MAX_DIFFERENCES = 20
 """How many Differences a verdict keeps: the first ones found, in order."""

@@ -16,7 +16,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from repro.compare.finding import MAX_DIFFERENCES, Finding, fmt, unreadable
-from repro.models import Difference
+from repro.compare.verdict import Difference
 
 # What Pillow raises for files it cannot decode: plugins differ (truncated data is OSError,
 # some header parsers raise SyntaxError or struct.error, bombs DecompressionBombError).

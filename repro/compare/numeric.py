@@ -15,7 +15,7 @@ from typing import Any
 from repro.compare.finding import Finding, shown, unreadable
 from repro.compare.text import NormalizationError, decode, normalise, unify_newlines
 from repro.compare.tolerance import Tally, Tolerance
-from repro.models import Normalization
+from repro.config.models import Normalization
 
 _ABSENT: Any = object()
 """Stands for the missing side of a key only one JSON object has."""

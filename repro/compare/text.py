@@ -10,7 +10,8 @@ import re
 from collections.abc import Iterator
 
 from repro.compare.finding import MAX_DIFFERENCES, Finding, shown
-from repro.models import Difference, Normalization
+from repro.compare.verdict import Difference
+from repro.config.models import Normalization
 
 # Above this many line pairs still to align, difflib (quadratic in the worst case) is
 # replaced by pairing lines by position: still correct about *whether* the files differ.

@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass, field
 
 from repro.compare.finding import MAX_DIFFERENCES, Finding, fmt
-from repro.models import CompareRule, Difference
+from repro.compare.verdict import Difference
+from repro.config.models import CompareRule
 
 
 @dataclass(frozen=True)

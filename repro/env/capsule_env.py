@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repro.capsule.layout import PROJECT_PREFIX
+from repro.capsule.manifest import Manifest
 from repro.env.installer import LocalWheel
 from repro.env.virtualenv import PostBuild
 from repro.hashing import sha256_bytes
-from repro.models import Manifest
 
 
 @dataclass(frozen=True)

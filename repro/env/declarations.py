@@ -17,6 +17,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from repro.config.models import EnvironmentSpec
 from repro.env.conda import read_environment_yml
 from repro.env.pipfile import read_pipfile, read_pipfile_lock
 from repro.env.requirements import (
@@ -28,7 +29,6 @@ from repro.env.requirements import (
     read_requirements_txt,
 )
 from repro.errors import ConfigError
-from repro.models import EnvironmentSpec
 
 CONFIG_FOLDERS = ("binder", ".binder")
 # Dependency files, the first present wins (requirements.in is pip-tools', not repo2docker's).

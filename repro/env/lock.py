@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Protocol
 
 from packaging.utils import canonicalize_name
 
+from repro.capsule.manifest import LockSource, Package
+from repro.config.models import Resolver
 from repro.env.requirements import Declared
 
 if TYPE_CHECKING:
     from repro.env.installer import Installer
 from repro.errors import ResolverError
 from repro.execution.tools import last_lines, run_tool
-from repro.models import LockSource, Package, Resolver
 
 RESOLVE_TIMEOUT_S = 900
 

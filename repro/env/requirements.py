@@ -11,8 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from repro.capsule.manifest import LocalKind
 from repro.errors import ConfigError
-from repro.models import LocalKind
 
 # Options that say where packages come from: kept for the resolver and the installer.
 INDEX_OPTIONS = (

@@ -8,10 +8,10 @@ import os
 import time
 from pathlib import Path
 
+from repro.config.models import Run
 from repro.engines import Container, ContainerEngine, ContainerRefusedError, ContainerSpec, Mount
 from repro.errors import ServiceUnavailableError
 from repro.execution.runs import CommandResult, InFlight
-from repro.models import Run
 
 CONTAINER_UID = 1000
 

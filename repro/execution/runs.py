@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from repro.config.models import Run, point_id, point_variables_for, render
 from repro.errors import OutputMissingError, RunFailedError, RunTimeoutError
-from repro.models import Run, SweepValue, point_id, point_variables_for, render
+from repro.model_base import SweepValue
 
 TAIL_CHARS = 4000
 KILL_GRACE_S = 5.0

@@ -16,21 +16,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from repro.capsule.manifest import NotebookRecord
 from repro.compare.finding import Finding, shown
 from repro.compare.numeric import compare_json, compare_text_numbers
 from repro.compare.text import compare_text
 from repro.compare.tolerance import Tolerance
-from repro.models import (
-    CellVerdict,
-    CompareRule,
-    NotebookRecord,
-    NotebookReplay,
-    NotebookSpec,
-    NotebookVerdict,
-    OutputVerdict,
-    PointStatus,
-    Verdict,
-)
+from repro.compare.verdict import OutputVerdict, Verdict
+from repro.config.models import CompareRule, NotebookSpec
 from repro.notebooks.notebook import (
     cell_was_run,
     driver_message,
@@ -39,6 +31,7 @@ from repro.notebooks.notebook import (
     original_cells,
     read_executed,
 )
+from repro.report.replay import CellVerdict, NotebookReplay, NotebookVerdict, PointStatus
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode

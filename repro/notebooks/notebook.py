@@ -16,8 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from repro.capsule.manifest import KernelInfo
+from repro.config.models import NotebookSpec, Run
 from repro.errors import NotebookError
-from repro.models import KernelInfo, NotebookSpec, Run
 
 if TYPE_CHECKING:
     from nbformat import NotebookNode

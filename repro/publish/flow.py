@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from repro.capsule.restamp import restamp_capsule
 from repro.errors import CapsuleNotFoundError, SigningKeyError
-from repro.models import Model
+from repro.model_base import Model
 from repro.publish.api import Progress, ZenodoApi
 from repro.publish.client import ZenodoClient
 from repro.publish.errors import (

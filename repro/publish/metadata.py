@@ -22,7 +22,8 @@ from pydantic import Field
 
 from repro import __version__
 from repro.capsule.layout import PROJECT_PREFIX
-from repro.models import Manifest, Model, SourceState
+from repro.capsule.manifest import Manifest, SourceState
+from repro.model_base import Model
 from repro.publish.errors import PublishValidationError
 
 CFF_NAME = "CITATION.cff"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from repro.capsule.manifest import Manifest, Package, Platform
 from repro.env.lock import parse_packages, uv_bin
 from repro.execution.tools import probe
-from repro.models import EnvironmentDifference, Manifest, Package, Platform
+from repro.report.replay import EnvironmentDifference
 
 TOOLS = frozenset({"pip", "setuptools", "wheel", "distribute"})
 

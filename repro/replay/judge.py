@@ -6,23 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from repro.capsule.manifest import ExpectedOutput, Manifest, RunRecord
 from repro.compare import compare_output
+from repro.compare.verdict import OutputVerdict
+from repro.config.models import CompareRule, NotebookSpec, Run, render
 from repro.errors import CapsuleIntegrityError
 from repro.execution.runs import CommandResult, PointOutcome
-from repro.models import (
-    CompareRule,
-    ExpectedOutput,
-    Manifest,
-    NotebookReplay,
-    NotebookSpec,
-    OutputVerdict,
-    PointReplay,
-    PointStatus,
-    Run,
-    RunRecord,
-    render,
-)
 from repro.replay.open import Selection
+from repro.report.replay import NotebookReplay, PointReplay, PointStatus
 
 PASSING = {"identical", "within_tolerance", "not_verified"}
 """Verdicts that do not stop a replay from counting as reproduced (outputs and notebooks)."""

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repro.capsule.layout import PROJECT_PREFIX
+from repro.capsule.manifest import Manifest
+from repro.config.models import DataSpec, NotebookSpec, Run, format_value
 from repro.errors import CapsuleIntegrityError, UsageError
-from repro.models import DataSpec, Manifest, NotebookSpec, Run, SweepValue, format_value
+from repro.model_base import SweepValue
 from repro.remote_data import fetch_remote
 from repro.replay.targets import Observer
 from repro.verify import Policy, open_capsule

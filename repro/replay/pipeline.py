@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repro.errors import UsageError
-from repro.models import ReplayReport
 from repro.replay.execute import execute
 from repro.replay.judge import judge
 from repro.replay.open import open_for_replay, parse_points
@@ -26,6 +25,7 @@ from repro.replay.targets import (
     TargetOptions,
     make_target,
 )
+from repro.report.replay import ReplayReport
 from repro.verify import Policy
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from repro.capsule.layout import created_timestamp
 from repro.machine import fingerprint
-from repro.models import ReplayReport
 from repro.replay.environment import differences
 from repro.replay.judge import Judgement
 from repro.replay.open import Opened
 from repro.replay.targets import Prepared, TargetName
+from repro.report.replay import ReplayReport
 
 
 def build_report(

@@ -1,5 +1,8 @@
 """Reports for people and scripts: the HTML replay page, terminal output, --json models.
 
+The report models are `replay` (ReplayReport) and `diff` (CapsuleDiff); the other commands'
+--json outputs are in `models`.
+
 `write_html_report` is imported on first use: the CLI imports repro.report.terminal for
 every command and should not pay for the HTML renderer's imports.
 """

@@ -9,8 +9,8 @@ from html import escape
 from pathlib import Path, PurePosixPath
 
 from repro.compare import difference_image
+from repro.compare.verdict import Difference, OutputVerdict
 from repro.errors import ReproError
-from repro.models import Difference, OutputVerdict
 
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 IMAGE_LIMIT = 5 << 20

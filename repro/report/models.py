@@ -2,16 +2,18 @@
 
 The key names and shapes are the CLI contract (scripts parse them), so these models describe
 what the commands have always printed, irregular shapes included (publish flattens its
-receipt into the top level). `replay` and `diff` print `ReplayReport` and `CapsuleDiff`
-from repro.models. Only repro.models is imported at run time: the command modules build
-these from core results without importing the pipelines that made them.
+receipt into the top level). `replay` and `diff` print `ReplayReport`
+(repro.report.replay) and `CapsuleDiff` (repro.report.diff). Only the model modules (and
+repro.sign's SignatureState) are imported at run time: the command modules build these from
+core results without importing the pipelines that made them.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal, Self
 
-from repro.models import Manifest, Model
+from repro.capsule.manifest import Manifest
+from repro.model_base import Model
 from repro.sign import SignatureState
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from repro.compare.verdict import Verdict
 from repro.errors import ReproError
-from repro.models import CellVerdict, NotebookReplay, NotebookVerdict, Verdict
 from repro.report.evidence import (
     absent_figure,
     data_uri,
@@ -23,6 +23,7 @@ from repro.report.evidence import (
     image_figure,
     locate,
 )
+from repro.report.replay import CellVerdict, NotebookReplay, NotebookVerdict
 
 IMAGE_MIME = ("image/png", "image/jpeg", "image/gif")
 TEXT_CHARS = 20_000

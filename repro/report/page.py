@@ -9,19 +9,13 @@ from pathlib import Path
 from typing import assert_never
 
 from repro import __version__
+from repro.compare.verdict import OutputVerdict, Verdict
+from repro.config.models import format_value
 from repro.errors import OutputWriteError
-from repro.models import (
-    EnvironmentDifference,
-    OutputVerdict,
-    PointReplay,
-    PointStatus,
-    ReplayReport,
-    Verdict,
-    format_value,
-)
 from repro.report.evidence import Sides, evidence, locate, number
 from repro.report.notebooks import CSS as NOTEBOOK_CSS
 from repro.report.notebooks import notebook_tone, render_notebooks
+from repro.report.replay import EnvironmentDifference, PointReplay, PointStatus, ReplayReport
 
 VERDICT_ORDER: tuple[Verdict, ...] = (
     "identical",

@@ -21,11 +21,13 @@ from rich.text import Text
 from repro.sign import SignatureStatus, fingerprint
 
 if TYPE_CHECKING:
+    from repro.capsule.manifest import Manifest, NotebookRecord
     from repro.capture.pipeline import CaptureResult
     from repro.init import Detected
-    from repro.models import CapsuleDiff, Manifest, NotebookRecord, ReplayReport
     from repro.publish.fetch import FetchResult
     from repro.publish.flow import PublishResult
+    from repro.report.diff import CapsuleDiff
+    from repro.report.replay import ReplayReport
     from repro.sign import KeyInfo
     from repro.verify import VerifyReport
 

@@ -7,7 +7,8 @@ import re
 import shlex
 from typing import Literal
 
-from repro.models import Resources, Run, SweepValue, point_variables_for, render
+from repro.config.models import Resources, Run, point_variables_for, render
+from repro.model_base import SweepValue
 
 Flavour = Literal["slurm", "pbs", "sge"]
 STATUS_DIR = ".repro-jobs"

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from repro.capsule.layout import MANIFEST_NAME, tag_files
+from repro.capsule.manifest import Manifest, canonical_json
 from repro.capture.pipeline import CaptureOptions, capture
 from repro.hashing import sha256_bytes
-from repro.models import Manifest, canonical_json
 from tests.capsules import Members, members_of, pack
 
 HERE = Path(__file__).parent / "hostile"

@@ -10,14 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from repro.models import (
-    Difference,
-    EnvironmentDifference,
-    OutputVerdict,
-    PointReplay,
-    ReplayReport,
-)
+from repro.compare.verdict import Difference, OutputVerdict
 from repro.report import write_html_report
+from repro.report.replay import EnvironmentDifference, PointReplay, ReplayReport
 from tests.conftest import require_service
 
 RUN = "train"

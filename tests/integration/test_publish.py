@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 
 from repro.capsule.reader import read_capsule
 from repro.capsule.restamp import restamp_capsule
+from repro.config.models import Author
 from repro.errors import CapsuleNotFoundError
-from repro.models import Author
 from repro.publish import PublishOptions, PublishResult, publish, resolve_target
 from repro.publish.client import ZenodoClient
 from repro.publish.error_body import parse_error_body

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from repro.capsule.layout import SIGNATURE_NAME
+from repro.capsule.manifest import canonical_json
 from repro.capsule.reader import read_capsule
 from repro.capsule.restamp import restamp_capsule
 from repro.errors import SignatureError
 from repro.hashing import sha256_bytes
-from repro.models import canonical_json
 from repro.sign import check_signature, load_private_key, sign_digest
 from tests.capsules import Members, rewrite
 from tests.conftest import run_cli

@@ -5,24 +5,19 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from repro.execution.runs import CommandResult, PointOutcome
-from repro.models import (
-    CompareRule,
+from repro.capsule.manifest import (
     Environment,
     ExpectedOutput,
     KernelInfo,
     Manifest,
-    Metadata,
     NotebookRecord,
-    NotebookSpec,
     Platform,
-    Run,
     RunRecord,
     SourceState,
-    SweepValue,
-    point_id,
-    render,
 )
+from repro.config.models import CompareRule, Metadata, NotebookSpec, Run, point_id, render
+from repro.execution.runs import CommandResult, PointOutcome
+from repro.model_base import SweepValue
 
 PLATFORM = Platform(
     system="Linux",

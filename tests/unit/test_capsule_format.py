@@ -13,10 +13,10 @@ import bagit
 import pytest
 from rocrate.rocrate import ROCrate
 
+from repro.capsule.manifest import canonical_json
 from repro.capsule.reader import read_capsule
 from repro.capture.pipeline import CaptureOptions, capture
 from repro.errors import CapsuleIntegrityError, MalformedCapsuleError, UnsupportedFormatError
-from repro.models import canonical_json
 from tests.capsules import Members, pack, rewrite
 
 
@@ -255,7 +255,7 @@ def test_a_capsule_from_before_a_new_optional_field_still_verifies(
     capsule: Path, tmp_path: Path
 ) -> None:
     from repro.capsule.layout import tag_files
-    from repro.models import Manifest
+    from repro.capsule.manifest import Manifest
 
     def as_older_version(members: Members) -> None:
         doc = json.loads(members[0][1])

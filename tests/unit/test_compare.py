@@ -14,7 +14,8 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from repro.compare import compare_output, difference_image
-from repro.models import CompareRule, Normalization, OutputVerdict
+from repro.compare.verdict import OutputVerdict
+from repro.config.models import CompareRule, Normalization
 
 
 def write(directory: Path, name: str, data: bytes | str) -> Path:

@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from repro.config import load_config
+from repro.config.models import CompareRule, Run, point_id, render
 from repro.errors import ConfigError
-from repro.models import CompareRule, Run, point_id, render
 
 ISSUE_EXAMPLE = """
 [capsule]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from repro.config.models import EnvironmentSpec
 from repro.env.conda import read_environment_yml
 from repro.env.declarations import (
     declared_environment,
@@ -19,7 +20,6 @@ from repro.env.local_packages import index_requirements
 from repro.env.pipfile import read_pipfile, read_pipfile_lock
 from repro.env.requirements import read_requirements_txt, strip_credentials
 from repro.errors import ConfigError
-from repro.models import EnvironmentSpec
 
 SHA = "sha256:" + "a" * 64
 

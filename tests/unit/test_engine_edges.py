@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from repro.config.models import Run
 from repro.engines import ContainerEngine
 from repro.env.image import LABEL, ImageSpec, ensure_image
 from repro.errors import ServiceUnavailableError
 from repro.execution.container import DockerRunner
 from repro.execution.runs import InFlight
-from repro.models import Run
 from tests.unit.engine_fake import FakeContainer, FakeEngine
 
 BASE = "repro-base:test"

@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from repro import errors
+from repro.capsule.manifest import canonical_json
 from repro.capsule.reader import read_capsule
 from repro.capture.pipeline import CaptureOptions, capture
 from repro.errors import CapsuleError, ExitCode, ReproError
-from repro.models import canonical_json
 from tests.capsules import Members, members_of, pack
 from tests.conftest import run_cli
 

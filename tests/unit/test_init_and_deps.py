@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from repro.config import load_config
+from repro.config.models import EnvironmentSpec
 from repro.env.declarations import declared_environment, plan_environment
 from repro.env.lock import Lock, is_hashed_lock, lock_declared, parse_packages
 from repro.env.pipfile import read_pipfile_lock
 from repro.errors import ConfigError, ConfigExistsError
 from repro.init import init_project
-from repro.models import EnvironmentSpec
 from tests.conftest import run_cli
 
 

@@ -100,7 +100,24 @@ MAY_IMPORT_ONLY: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("repro.errors", (), "every module may raise these"),
     ("repro.paths", (), "where repro keeps its files"),
     ("repro.hashing", (), "hashing files is a utility"),
-    ("repro.models", ("repro",), "data crossing a boundary; depends on nothing but FORMAT"),
+    ("repro.model_base", (), "the base of every boundary model; depends on nothing"),
+    (
+        "repro.config.models",
+        ("repro.model_base",),
+        "what repro.toml says; depends on nothing but the base",
+    ),
+    (
+        "repro.capsule.manifest",
+        ("repro", "repro.model_base", "repro.config.models"),
+        "the capsule format; depends on nothing but FORMAT, the base and the config it embeds",
+    ),
+    ("repro.compare.verdict", ("repro.model_base",), "a comparator's output; only the base"),
+    (
+        "repro.report.replay",
+        ("repro.model_base", "repro.compare.verdict"),
+        "the replay report; the base and the verdicts it collects",
+    ),
+    ("repro.report.diff", ("repro.model_base",), "the diff report; only the base"),
 )
 
 # Copied into the study's environment and run by its Python, where repro is not installed:

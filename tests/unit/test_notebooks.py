@@ -15,19 +15,14 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from PIL import Image
 from pydantic import ValidationError
 
+from repro.capsule.manifest import KernelInfo, NotebookRecord
+from repro.config.models import CompareRule, NotebookSpec, ProjectConfig
 from repro.env.lock import Lock, parse_packages, with_packages
 from repro.errors import NotebookError
 from repro.execution.runs import CommandResult, PointOutcome
-from repro.models import (
-    CompareRule,
-    KernelInfo,
-    NotebookRecord,
-    NotebookReplay,
-    NotebookSpec,
-    ProjectConfig,
-)
 from repro.notebooks.compare import compare_notebook
 from repro.notebooks.notebook import error_summary, normalise, notebook_run, read_notebook
+from repro.report.replay import NotebookReplay
 
 SHA = "0" * 64
 
@@ -450,8 +445,8 @@ def test_adding_kernel_packages_keeps_the_locks_index_options(
 def test_the_report_shows_differing_cells_side_by_side_and_never_renders_their_html(
     tmp_path: Path,
 ) -> None:
-    from repro.models import ReplayReport
     from repro.report.page import render_html
+    from repro.report.replay import ReplayReport
 
     hostile = "<script>alert(1)</script><img src=http://example.org/x.png>"
     expected = [

@@ -7,20 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from repro.compare.verdict import OutputVerdict, Verdict
+from repro.config.models import CompareRule, Run
 from repro.errors import CapsuleIntegrityError
-from repro.models import (
-    CellVerdict,
-    CompareRule,
-    NotebookReplay,
-    NotebookVerdict,
-    OutputVerdict,
-    PointReplay,
-    PointStatus,
-    Run,
-    Verdict,
-)
 from repro.replay.judge import count_verdicts, judge, reproduced, unchecked_warnings
 from repro.replay.open import select
+from repro.report.replay import (
+    CellVerdict,
+    NotebookReplay,
+    NotebookVerdict,
+    PointReplay,
+    PointStatus,
+)
 from tests.unit.replay_values import expected, manifest, outcome, record
 
 TABLE = Run(

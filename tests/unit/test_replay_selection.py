@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from repro.config.models import NotebookSpec, Run
 from repro.errors import ExitCode, UsageError
-from repro.models import NotebookSpec, Run
 from repro.replay.open import parse_points, select, select_notebooks, select_runs
 from tests.unit.replay_values import manifest, notebook_record
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from repro.capsule.manifest import Manifest
+from repro.config.models import Run
 from repro.errors import UsageError
 from repro.execution.runs import PointOutcome
-from repro.models import Manifest, Run
 from repro.replay.execute import execute
 from repro.replay.open import Opened, select
 from repro.replay.prepare import prepare

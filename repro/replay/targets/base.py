@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
+from repro.capsule.manifest import Manifest, Package
+from repro.config.models import Run
 from repro.execution.runs import PointOutcome
-from repro.models import Manifest, Package, Run, SweepValue
+from repro.model_base import SweepValue
 
 TargetName = Literal["local", "docker", "slurm"]
 Observer = Callable[[str], None]

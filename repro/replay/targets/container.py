@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from repro.capsule.manifest import Manifest
+from repro.config.models import Run
 from repro.engines import ContainerEngine
 from repro.engines.docker_engine import DockerEngine
 from repro.env.capsule_env import capsule_environment
@@ -16,7 +18,6 @@ from repro.env.image import BASE_IMAGE_ENV, ImageSpec, ensure_image
 from repro.env.lock import parse_packages
 from repro.execution.container import DockerRunner, give_to_container_user, probe_image
 from repro.execution.runs import PointOutcome, execute_runs
-from repro.models import Manifest, Run
 from repro.replay.targets.base import (
     Observer,
     OnPoint,

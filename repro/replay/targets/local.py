@@ -6,12 +6,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from repro.capsule.manifest import Manifest
+from repro.config.models import Run
 from repro.env.apt import check_apt_on_host
 from repro.env.capsule_env import capsule_environment
 from repro.env.virtualenv import VirtualEnv, build_venv, find_python, python_version_of
 from repro.errors import EnvironmentBuildError
 from repro.execution.runs import LocalRunner, PointOutcome, execute_runs
-from repro.models import Manifest, Run
 from repro.replay.environment import installed_packages
 from repro.replay.targets.base import (
     Observer,

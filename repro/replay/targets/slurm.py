@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from repro.capsule.manifest import Manifest
+from repro.config.models import Run, point_id, render
 from repro.execution.runs import (
     CommandResult,
     PointOutcome,
@@ -15,7 +17,7 @@ from repro.execution.runs import (
     remove_stale_outputs,
     tail_of,
 )
-from repro.models import Manifest, Run, SweepValue, point_id, render
+from repro.model_base import SweepValue
 from repro.replay.targets.base import (
     Observer,
     OnPoint,

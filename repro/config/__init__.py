@@ -1,4 +1,7 @@
-"""Read a project's configuration (repro.toml or [tool.repro] in pyproject.toml) into models."""
+"""Read a project's configuration (repro.toml or [tool.repro] in pyproject.toml) into models.
+
+The models themselves (what repro.toml may say) are in repro.config.models.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from repro.config.models import ProjectConfig
 from repro.errors import ConfigError
-from repro.models import ProjectConfig
 
 CONFIG_NAME = "repro.toml"
 

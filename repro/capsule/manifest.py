@@ -1,0 +1,272 @@
+"""The capsule manifest (repro.json): the format's single source of truth, and its invariants.
+
+The manifest embeds config models as they were at capture (repro.config.models); its JSON
+Schema is schemas/manifest.schema.json, pinned per `repro.FORMAT` by
+tests/unit/test_manifest_format.py. `canonical_json` gives the bytes the capsule id hashes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from repro import FORMAT
+from repro.config.models import (
+    CompareRule,
+    Metadata,
+    NotebookSpec,
+    Resources,
+    Run,
+    check_notebook_names,
+)
+from repro.model_base import Model, Sha256, SweepValue, safe_relative
+
+Role = Literal["code", "data", "env", "result", "notebook", "job", "metadata"]
+
+
+class FileEntry(Model):
+    """One payload file of the capsule."""
+
+    path: str
+    """Path inside the capsule, under data/."""
+    sha256: Sha256
+    """Of the content; for a symlink, of the link target text."""
+    size: int = Field(ge=0)
+    mode: int
+    """0o644 or 0o755 for files, 0o777 for links."""
+    role: Role
+    link: str | None = None
+    """Symlink target (relative), when the entry is a symbolic link."""
+
+
+class RemoteData(Model):
+    """Data fetched by URL at replay, checked against its sha256; not embedded."""
+
+    url: str
+    sha256: Sha256
+    size: int = Field(ge=0)
+    path: str
+    """Where it is placed, relative to the project."""
+
+    @field_validator("path")
+    @classmethod
+    def _safe(cls, value: str) -> str:
+        return safe_relative(value, "remote data path")
+
+
+class SourceState(Model):
+    kind: Literal["git", "directory"]
+    remote: str | None = None
+    commit: str | None = None
+    branch: str | None = None
+    dirty: bool = False
+    diff_sha256: Sha256 | None = None
+    """sha256 of `git diff HEAD` when the work tree has uncommitted changes."""
+
+
+class Gpu(Model):
+    name: str
+    driver: str | None = None
+    memory: str | None = None
+
+
+class Platform(Model):
+    system: str
+    release: str
+    distribution: str | None
+    machine: str
+    python_implementation: str
+    python_version: str
+    cpu_model: str | None
+    cpu_count: int | None
+    memory_bytes: int | None
+    gpus: list[Gpu] = []
+
+
+class Package(Model):
+    name: str
+    version: str
+
+
+LockSource = Literal["uv", "pip-tools", "existing-lock", "pipfile-lock", "freeze", "none"]
+LocalKind = Literal["project", "path", "git", "url"]
+
+
+class LocalPackage(Model):
+    """A dependency that is not on an index (the project itself, a path, a git repository or
+    an archive URL): built into a wheel at capture and embedded, never looked up by name."""
+
+    name: str
+    version: str
+    kind: LocalKind
+    origin: str
+    """Project-relative path, git URL (credentials stripped) or archive URL."""
+    ref: str | None = None
+    """The git ref the declaration asked for."""
+    commit: str | None = None
+    """The git commit that ref resolved to at capture."""
+    wheel: str
+    """Capsule path of the built wheel."""
+    sha256: Sha256
+    declared_in: str
+    """The declaration file that named it."""
+
+
+class Declaration(Model):
+    """Which of the project's environment files were read, and how."""
+
+    folder: str | None = None
+    """binder or .binder when configuration came from that folder (root files ignored)."""
+    used: list[str] = []
+    """Project-relative files read for the environment."""
+    ignored: list[str] = []
+    """Files present but not read, each with the reason."""
+    translated: dict[str, str] = {}
+    """conda package name -> the PyPI requirement it was locked as (environment.yml)."""
+    left_out: list[str] = []
+    """conda-only packages left out (conda_only = "skip")."""
+
+
+class Environment(Model):
+    python_version: str
+    """major.minor[.micro] the study was captured with."""
+    lock_source: LockSource
+    """How the lock was made."""
+    requirements: str | None
+    """The project file the lock was resolved from."""
+    lock: str
+    """Capsule path of the lock file (requirements with hashes)."""
+    lock_sha256: Sha256
+    packages: list[Package]
+    base_image: str
+    apt_packages: list[str] = []
+    dockerfile: str
+    """Capsule path of the generated Dockerfile."""
+    variables: dict[str, str] = {}
+    """Allowlisted environment variables and their values at capture."""
+    wheels: str | None = None
+    """Capsule folder of the lock's vendored wheels (capture --wheels): offline replays."""
+    image: str | None = None
+    """Capsule path of the saved environment image (capture --image): replay needs no build."""
+    image_tag: str | None = None
+    declaration: Declaration | None = None
+    """The environment files read (capsules from before it have none)."""
+    local_packages: list[LocalPackage] = []
+    """Wheels built at capture and installed hash-checked with no index, after the lock."""
+    post_build: str | None = None
+    """Capsule path of the postBuild script run once after the environment is built."""
+    captured_on: Literal["local", "docker"] = "local"
+    """Where capture ran the study: on this machine or in the capsule's own image."""
+
+
+class ExpectedOutput(Model):
+    path: str
+    """Relative to the project, as the run wrote it."""
+    capsule_path: str
+    sha256: Sha256
+    size: int = Field(ge=0)
+    rule: CompareRule = CompareRule()
+
+
+class RunRecord(Model):
+    """What one run (one sweep point) did at capture: the expected results."""
+
+    run: str
+    point: dict[str, SweepValue] = {}
+    point_id: str
+    command: str
+    executed: bool
+    """False when captured with --no-run (outputs taken from the project as they are)."""
+    exit_code: int | None = None
+    duration_s: float | None = None
+    """None when SOURCE_DATE_EPOCH asks for a reproducible capsule."""
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    outputs: list[ExpectedOutput] = []
+
+
+class KernelInfo(Model):
+    """The kernel a notebook ran with at capture."""
+
+    name: str
+    """Kernel name asked for (the config's, else the notebook's kernelspec, else python3)."""
+    display_name: str | None = None
+    language: str
+    """From the notebook's kernelspec / language_info."""
+    language_version: str | None = None
+    """As the kernel reported it when the notebook executed at capture."""
+
+
+class NotebookRecord(Model):
+    """What one notebook did at capture: its outputs, cell by cell, are the expectation."""
+
+    path: str
+    """The notebook, relative to the project (its code is under data/project/)."""
+    capsule_path: str
+    """The expected notebook: executed at capture (or as stored, with --no-run), volatile
+    things normalised; an ordinary .ipynb that Jupyter opens."""
+    sha256: Sha256
+    size: int = Field(ge=0)
+    kernel: KernelInfo
+    executed: bool
+    """False with --no-run: the outputs saved in the notebook are the expectation."""
+    code_cells: int = Field(ge=0)
+    duration_s: float | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _safe(cls, value: str) -> str:
+        return safe_relative(value, "notebook path")
+
+
+class JobSpec(Model):
+    """One run as a cluster job: array task i runs point_ids[i]; scripts rendered in jobs/."""
+
+    run: str
+    point_ids: list[str]
+    resources: Resources
+    scripts: dict[str, str]
+    """Scheduler flavour (slurm, pbs, sge) -> capsule path of its batch script."""
+
+
+class Manifest(Model):
+    """repro.json: the single source of truth of a capsule."""
+
+    format: Literal["repro-capsule/1"] = FORMAT
+    repro_version: str
+    created: str
+    """ISO 8601 UTC; from SOURCE_DATE_EPOCH when set."""
+    metadata: Metadata
+    source: SourceState
+    platform: Platform
+    environment: Environment
+    files: list[FileEntry]
+    remote_data: list[RemoteData] = []
+    runs: list[Run] = []
+    results: list[RunRecord] = []
+    notebooks: list[NotebookSpec] = []
+    notebook_results: list[NotebookRecord] = []
+    jobs: list[JobSpec] = []
+    """Cluster job specs, one per run (a sweep is one array job)."""
+    excluded: list[str] = []
+    """Project paths deliberately left out (secrets, outputs, ignores worth reporting)."""
+    notes: list[str] = []
+
+    @model_validator(mode="after")
+    def _notebook_names(self) -> Self:
+        check_notebook_names(self.notebooks)
+        return self
+
+    def canonical_json(self) -> bytes:
+        """The canonical bytes: sorted keys, no whitespace, UTF-8. The capsule id hashes these."""
+        return canonical_json(self.model_dump(mode="json"))
+
+    @property
+    def payload_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def canonical_json(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
