@@ -1,0 +1,168 @@
+"""The manifest's JSON Schema is pinned per capsule format: a change to it is a deliberate act.
+
+The manifest embeds config models as they were at capture (Metadata, Run, NotebookSpec,
+CompareRule, Resources from repro.config.models), so editing what repro.toml accepts can
+silently change what a capsule is. This test pins a digest of the manifest's schema for each
+`repro.FORMAT`, and fails when the schema changes while the format stays the same.
+
+What is hashed is the schema's *shape*: `$ref`s inlined, so renaming a class changes nothing;
+descriptions and titles dropped, so docstrings can be edited freely; field order ignored.
+Types, constraints (patterns, bounds), defaults, required fields and the forbidding of
+unknown keys all count.
+
+When the test fails, decide which of the two the change is:
+
+- **Compatible**: every manifest valid before is still valid and means the same thing, so
+  this repro reads every capsule of the format ever written. Adding an optional field with
+  a default is compatible (older capsules lack it and get the default); so is loosening a
+  constraint. An older repro refuses a new capsule that carries the new field
+  (`extra="forbid"`): that is accepted within one format, because it fails loudly and never
+  misreads. Then record the new digest under the same format below, and say in the commit
+  message why the change is compatible.
+- **Incompatible**: removing or renaming a field, making one required, changing a type or a
+  default, tightening a constraint. Then bump `repro.FORMAT` (and the Literal of
+  `Manifest.format`), keep the old format's digest here, and add the new one.
+
+The digest is never updated to make the test pass without one of those reasons.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import typing
+from typing import Any
+
+import repro
+from repro.capsule.manifest import Manifest, canonical_json
+
+MANIFEST_SCHEMA_DIGESTS: dict[str, str] = {
+    # repro-capsule/1 as first pinned (the models split out of repro/models.py).
+    "repro-capsule/1": "5a16add3ee221b615f1b45d171caddc8c4f2d95627bc4379c1c7b46c26ef73f0",
+}
+"""Format -> sha256 of the manifest schema's shape (see `schema_digest`). Entries are only
+added, or replaced for a compatible change of the current format, never removed."""
+
+_ANNOTATIONS = frozenset({"title", "description", "$comment", "examples", "$schema", "$defs"})
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "dependentSchemas"})
+_SCHEMA_LISTS = frozenset({"anyOf", "allOf", "oneOf", "prefixItems"})
+_SCHEMA_ONE = frozenset(
+    {
+        "items",
+        "additionalProperties",
+        "not",
+        "if",
+        "then",
+        "else",
+        "contains",
+        "propertyNames",
+        "unevaluatedProperties",
+        "unevaluatedItems",
+    }
+)
+
+
+def schema_shape(schema: dict[str, Any]) -> Any:
+    """What a schema accepts, free of names and prose: $refs inlined, annotations dropped."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any, seen: frozenset[str]) -> Any:
+        if not isinstance(node, dict):
+            return node  # `true`/`false` schemas
+        out: dict[str, Any] = {}
+        ref = node.get("$ref")
+        if ref is not None:
+            name = ref.removeprefix("#/$defs/")
+            assert name not in seen, f"recursive schema at {name}: inline by name instead"
+            out |= walk(defs[name], seen | {name})
+        for key, value in node.items():
+            if key in _ANNOTATIONS or key == "$ref":
+                continue
+            if key in _SCHEMA_MAPS:
+                out[key] = {name: walk(sub, seen) for name, sub in value.items()}
+            elif key in _SCHEMA_LISTS:
+                out[key] = [walk(sub, seen) for sub in value]
+            elif key in _SCHEMA_ONE:
+                out[key] = walk(value, seen)
+            elif key == "required":
+                out[key] = sorted(value)
+            else:  # type, const, enum, default, pattern, bounds...: data, kept as it is
+                out[key] = value
+        return out
+
+    return walk(schema, frozenset())
+
+
+def schema_digest(schema: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(schema_shape(schema))).hexdigest()
+
+
+def manifest_schema() -> dict[str, Any]:
+    # What schemas/manifest.schema.json holds (test_schemas keeps the file equal to this).
+    return Manifest.model_json_schema(mode="validation")
+
+
+def test_the_manifest_schema_is_the_one_recorded_for_its_format() -> None:
+    digest = schema_digest(manifest_schema())
+    recorded = MANIFEST_SCHEMA_DIGESTS.get(repro.FORMAT)
+    assert recorded is not None, (
+        f"repro.FORMAT is {repro.FORMAT!r}, which has no recorded manifest schema digest: "
+        f"add {repro.FORMAT!r}: {digest!r} to MANIFEST_SCHEMA_DIGESTS in {__name__}"
+    )
+    assert digest == recorded, (
+        f"the manifest schema changed: bump repro.FORMAT and record the new digest, or make "
+        f"the change backwards compatible (see this module's docstring) and record it under "
+        f"{repro.FORMAT!r}, saying in the commit why it is compatible. New digest: {digest}. "
+        f"What changed: `python -m repro.schemas && git diff schemas/manifest.schema.json`."
+    )
+
+
+def test_the_manifest_declares_the_current_format() -> None:
+    """A format bump changes both repro.FORMAT and the Literal capsules are checked against."""
+    field = Manifest.model_fields["format"]
+    assert typing.get_args(field.annotation) == (repro.FORMAT,)
+    assert field.default == repro.FORMAT
+
+
+def _defs(schema: dict[str, Any]) -> dict[str, Any]:
+    defs: dict[str, Any] = schema["$defs"]
+    return defs
+
+
+def test_prose_and_class_names_do_not_change_the_digest() -> None:
+    schema = manifest_schema()
+    before = schema_digest(schema)
+
+    reworded = copy.deepcopy(schema)
+    _defs(reworded)["Run"]["properties"]["timeout"]["description"] = "Reworded."
+    _defs(reworded)["Run"]["description"] = "Reworded too."
+    assert schema_digest(reworded) == before
+
+    renamed = copy.deepcopy(schema)
+    _defs(renamed)["RunDeclaration"] = _defs(renamed).pop("Run")
+    _defs(renamed)["RunDeclaration"]["title"] = "RunDeclaration"
+    text = canonical_json(renamed).decode().replace('"#/$defs/Run"', '"#/$defs/RunDeclaration"')
+    assert schema_digest(json.loads(text)) == before
+
+
+def test_a_change_to_an_embedded_config_model_changes_the_digest() -> None:
+    schema = manifest_schema()
+    before = schema_digest(schema)
+
+    added = copy.deepcopy(schema)  # e.g. a new field of Run in repro.config.models
+    _defs(added)["Run"]["properties"]["retries"] = {"type": "integer", "default": 0}
+    assert schema_digest(added) != before
+
+    tightened = copy.deepcopy(schema)
+    _defs(tightened)["Resources"]["properties"]["cpus"]["minimum"] = 2
+    assert schema_digest(tightened) != before
+
+    redefaulted = copy.deepcopy(schema)
+    _defs(redefaulted)["Run"]["properties"]["network"]["default"] = True
+    assert schema_digest(redefaulted) != before
+
+    # "description" is also a field name (Metadata.description): as a property it counts.
+    dropped = copy.deepcopy(schema)
+    del _defs(dropped)["Metadata"]["properties"]["description"]
+    assert schema_digest(dropped) != before
