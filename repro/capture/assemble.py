@@ -213,7 +213,7 @@ def _result_sources(
 
 
 def recorded_environment(
-    plan: Plan, environment: EnvironmentBuild, extras: Vendored
+    plan: Plan, environment: EnvironmentBuild, extras: _Vendored
 ) -> Environment:
     """The environment as the manifest records it."""
     planned, lock = plan.environment, environment.locked.lock
@@ -278,7 +278,7 @@ def recorded_variables(names: list[str]) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class Vendored:
+class _Vendored:
     files: dict[str, Path]
     wheels: str | None = None
     image: str | None = None
@@ -287,7 +287,7 @@ class Vendored:
 
 def _vendor(
     opts: CaptureOptions, environment: EnvironmentBuild, stage: Path, say: Observer
-) -> Vendored:
+) -> _Vendored:
     """--wheels: the lock's wheels; --image: the built environment image (docker save)."""
     lock = environment.locked.lock
     files: dict[str, Path] = {}
@@ -301,7 +301,7 @@ def _vendor(
             for whl in sorted(wheels_folder.glob("*.whl")):
                 files[f"{wheels}/{whl.name}"] = whl
     if not opts.image:
-        return Vendored(files, wheels)
+        return _Vendored(files, wheels)
     tag = ensure_image(
         docker_client(), environment.image_spec(wheels_folder), offline=False, say=say
     )
@@ -309,4 +309,4 @@ def _vendor(
     tarball = stage / ".repro-image.tar"
     save_image(docker_client(), tag, tarball)
     files[ENV_PREFIX + "image.tar"] = tarball
-    return Vendored(files, wheels, ENV_PREFIX + "image.tar", tag)
+    return _Vendored(files, wheels, ENV_PREFIX + "image.tar", tag)
