@@ -4,21 +4,32 @@ environment files and records that go into the capsule."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from repro.capsule.layout import LOCAL_WHEELS
 from repro.capsule.manifest import Declaration, LocalPackage
-from repro.config.models import EnvironmentSpec
+from repro.config.models import EnvironmentSpec, Resolver
 from repro.env.capsule_env import post_build_digest
 from repro.env.declarations import EnvironmentPlan, declared_environment, plan_environment
-from repro.env.dockerfile import render_dockerfile
+from repro.env.dockerfile import default_base_image, render_dockerfile
+from repro.env.image import ImageSpec
 from repro.env.installer import LocalWheel
 from repro.env.local_packages import BuiltWheel, build_wheels
-from repro.env.lock import Lock, freeze_lock, lock_declared
+from repro.env.lock import Lock, freeze_lock, lock_declared, with_packages
 from repro.env.requirements import Declared
 from repro.env.virtualenv import PostBuild, find_python
+from repro.errors import ResolverError
+from repro.execution.runs import stage_project
+from repro.notebooks import notebook as nbk
+
+if TYPE_CHECKING:
+    # Only for annotations: the plan stage imports this module.
+    from repro.capture.plan import Plan
+    from repro.capture.snapshot import Snapshot
 
 Observer = Callable[[str], None]
 
@@ -154,3 +165,89 @@ def dockerfile(
         local_wheels=[(w.path.name, w.sha256) for w in locked.wheels],
         post_build=planned.plan.post_build,
     )
+
+
+@dataclass(frozen=True)
+class EnvironmentBuild:
+    """What the study's environment is built from, for the target capture runs on."""
+
+    locked: LockedEnvironment
+    post_build: PostBuild | None
+    python: str
+    apt: list[str]
+    dockerfile: str
+    base_image: str
+    timings: Mapping[str, float]
+
+    def image_spec(self, wheels: Path | None = None) -> ImageSpec:
+        return ImageSpec(
+            dockerfile=self.dockerfile,
+            lock_text=self.locked.lock.text,
+            base_image=self.base_image,
+            has_packages=bool(self.locked.lock.packages),
+            needs_network=bool(self.apt),
+            wheels=wheels,
+            local_wheels=tuple(self.locked.local_wheels),
+            post_build_project=self.post_build.project if self.post_build else None,
+            post_build_digest=self.post_build.digest if self.post_build else "",
+            python_version=self.python_mm,
+        )
+
+    @property
+    def python_mm(self) -> str:
+        return ".".join(self.python.split(".")[:2])
+
+
+def prepare(plan: Plan, snapshot: Snapshot, work: Path, say: Observer) -> EnvironmentBuild:
+    """The stage: lock (with the notebook kernel when there are notebooks), then what the
+    environment is built from. `work` holds the staged files and the wheel builds."""
+    planned, spec, freeze = plan.environment, plan.config.environment, plan.options.freeze
+    say("locking dependencies")
+    t0 = time.perf_counter()
+    pristine = work / "files"
+    if planned.declared.local or planned.plan.post_build:
+        # Wheels are built, and postBuild runs, from exactly the captured files, never from
+        # the user's tree (builds write into their source folder).
+        files = snapshot.listing.files
+        stage_project([(f.rel, f.path, f.link_target) for f in files], pristine)
+    locked = lock_environment(
+        planned,
+        plan.project,
+        pristine,
+        work / "build",
+        spec,
+        freeze=freeze,
+        epoch=plan.epoch,
+        say=say,
+    )
+    if snapshot.notebooks:
+        locked = with_kernel(locked, planned.python, spec.resolver, freeze=freeze)
+    elapsed = time.perf_counter() - t0
+    base_image = spec.base_image or default_base_image(planned.python)
+    return EnvironmentBuild(
+        locked,
+        post_build(planned, snapshot.capsule_digests(), pristine),
+        planned.python,
+        planned.plan.apt,
+        dockerfile(base_image, planned, locked, planned.plan.apt),
+        base_image,
+        {"lock": elapsed},
+    )
+
+
+def with_kernel(
+    locked: LockedEnvironment, python: str, resolver: Resolver, *, freeze: bool
+) -> LockedEnvironment:
+    """Notebooks execute with nbclient and ipykernel from the study's own environment."""
+    lock = locked.lock
+    if not freeze:
+        lock, notes = with_packages(lock, nbk.KERNEL_PACKAGES, python, resolver)
+        return LockedEnvironment(lock, locked.wheels, [*locked.notes, *notes])
+    have = {p.name for p in lock.packages}
+    missing = [name for name in nbk.KERNEL_PACKAGES if name not in have]
+    if missing:
+        raise ResolverError(
+            f"--freeze: this environment lacks {', '.join(missing)}, which notebooks need",
+            hint=f"pip install {' '.join(missing)}, then capture again",
+        )
+    return locked

@@ -1,0 +1,312 @@
+"""Capture's assemble stage: the capsule's file entries (project, results, generated
+environment and job files, vendored wheels and image, RO-Crate) and its Manifest."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from repro import __version__
+from repro.capsule.layout import (
+    ENV_PREFIX,
+    JOBS_PREFIX,
+    PROJECT_PREFIX,
+    ROCRATE_PATH,
+    created_timestamp,
+    rocrate_metadata,
+)
+from repro.capsule.manifest import (
+    Environment,
+    FileEntry,
+    JobSpec,
+    Manifest,
+    Platform,
+    Role,
+    RunRecord,
+)
+from repro.capsule.writer import Source
+from repro.capture.environment import EnvironmentBuild
+from repro.capture.files import Listing
+from repro.capture.options import CaptureOptions, Observer
+from repro.capture.plan import Plan
+from repro.capture.results import Results
+from repro.capture.secret_scan import is_secret_variable
+from repro.capture.snapshot import Snapshot
+from repro.capture.source import source_state
+from repro.config.models import Run, point_id
+from repro.env.image import ensure_image
+from repro.env.wheels import download_wheels
+from repro.errors import ConfigError
+from repro.hashing import Digest, sha256_bytes, sha256_file
+from repro.machine import fingerprint
+from repro.scheduler.scripts import Flavour, render_script
+
+JOB_SUFFIX: dict[Flavour, str] = {"slurm": "sbatch", "pbs": "pbs", "sge": "sge"}
+LOCK_PATH = ENV_PREFIX + "requirements.lock"
+DOCKERFILE_PATH = ENV_PREFIX + "Dockerfile"
+
+
+@dataclass(frozen=True)
+class Assembled:
+    """The capsule's contents: its manifest and where each of its files comes from."""
+
+    manifest: Manifest
+    sources: Mapping[str, Source | bytes]
+    """Capsule path -> a file on disk, or the content repro generated."""
+
+
+@dataclass
+class Contents:
+    """The capsule's file entries and their sources, in the order they are added."""
+
+    files: list[FileEntry] = field(default_factory=list)
+    sources: dict[str, Source | bytes] = field(default_factory=dict)
+
+    def add_generated(self, path: str, content: bytes, role: Role, mode: int = 0o644) -> None:
+        """A file repro generates (lock, Dockerfile, job script, crate) into the capsule."""
+        self.files.append(
+            FileEntry(
+                path=path, sha256=sha256_bytes(content), size=len(content), mode=mode, role=role
+            )
+        )
+        self.sources[path] = content
+
+    def add_file(self, path: str, source: Path, sha256: str, size: int) -> None:
+        """An environment file copied from disk (a local wheel, a vendored wheel, the image)."""
+        self.files.append(FileEntry(path=path, sha256=sha256, size=size, mode=0o644, role="env"))
+        self.sources[path] = Source(source, size, source.stat().st_mtime_ns)
+
+
+def assemble(
+    plan: Plan,
+    snapshot: Snapshot,
+    environment: EnvironmentBuild,
+    results: Results,
+    work: Path,
+    say: Observer,
+) -> Assembled:
+    """The stage; `work` holds the saved image with --image."""
+    config = plan.config
+    contents = project_contents(snapshot.listing, snapshot.digests, plan.local_data)
+    add_results(contents, results)
+    add_environment(contents, environment)
+    jobs, job_files = job_specs(config.runs)
+    for path, content in job_files.items():
+        contents.add_generated(path, content, "job", mode=0o755)
+    extras = _vendor(plan.options, environment, work, say)
+    for path, source in extras.files.items():
+        contents.add_file(path, source, *sha256_file(source))
+    created = created_timestamp(plan.epoch)
+    crate = rocrate_metadata(
+        config.capsule,
+        created,
+        config.runs,
+        list(results.records),
+        list(plan.local_data),
+        contents.files,
+        environment.base_image,
+        [LOCK_PATH, DOCKERFILE_PATH],
+    )
+    contents.add_generated(ROCRATE_PATH, crate, "metadata")
+    locked = environment.locked
+    notes = [*plan.notes, *snapshot.notes, *locked.notes]
+    if locked.lock.source == "none":
+        notes.append("no dependency declaration found: the lock is empty")
+    manifest = Manifest(
+        repro_version=__version__,
+        created=created,
+        metadata=config.capsule,
+        source=source_state(plan.project),
+        platform=platform(results.python),
+        environment=recorded_environment(plan, environment, extras),
+        files=sorted(contents.files, key=lambda f: f.path.encode()),
+        remote_data=[r for r, _ in results.remote],
+        jobs=jobs,
+        runs=config.runs,
+        results=list(results.records),
+        notebooks=config.notebooks,
+        notebook_results=list(results.notebook_records),
+        excluded=sorted(snapshot.listing.excluded),
+        notes=notes,
+    )
+    return Assembled(manifest, contents.sources)
+
+
+def file_role(rel: str, data_paths: tuple[str, ...]) -> Role:
+    for data in data_paths:
+        if rel == data or rel.startswith(data.rstrip("/") + "/"):
+            return "data"
+    return "notebook" if rel.endswith(".ipynb") else "code"
+
+
+def project_contents(
+    listing: Listing, digests: Mapping[Path, Digest], data_paths: tuple[str, ...]
+) -> Contents:
+    """The project's files under project/, with their role; a symlink is stored as a link."""
+    contents = Contents()
+    for f in listing.files:
+        capsule_path = PROJECT_PREFIX + f.rel
+        if f.link_target is not None:
+            contents.files.append(
+                FileEntry(
+                    path=capsule_path,
+                    sha256=sha256_bytes(f.link_target.encode()),
+                    size=0,
+                    mode=0o777,
+                    role=file_role(f.rel, data_paths),
+                    link=f.link_target,
+                )
+            )
+            continue
+        d = digests[f.path]
+        contents.files.append(
+            FileEntry(
+                path=capsule_path,
+                sha256=d.sha256,
+                size=d.size,
+                mode=0o755 if f.executable else 0o644,
+                role=file_role(f.rel, data_paths),
+            )
+        )
+        contents.sources[capsule_path] = Source(f.path, d.size, d.mtime_ns, d.ctime_ns)
+    return contents
+
+
+def add_results(contents: Contents, results: Results) -> None:
+    """The notebooks' expectations and the runs' outputs, as results."""
+    for path, content in results.expectations.items():
+        contents.add_generated(path, content, "result")
+    for record in results.records:
+        for out in record.outputs:
+            contents.files.append(
+                FileEntry(
+                    path=out.capsule_path,
+                    sha256=out.sha256,
+                    size=out.size,
+                    mode=0o644,
+                    role="result",
+                )
+            )
+    _result_sources(results.records, results.root, contents.sources)
+
+
+def add_environment(contents: Contents, environment: EnvironmentBuild) -> None:
+    """The lock, the Dockerfile and the local packages' wheels, under env/."""
+    locked = environment.locked
+    contents.add_generated(LOCK_PATH, locked.lock.text.encode(), "env")
+    contents.add_generated(DOCKERFILE_PATH, environment.dockerfile.encode(), "env")
+    for wheel, package in zip(locked.wheels, locked.local_packages(), strict=True):
+        contents.add_file(package.wheel, wheel.path, wheel.sha256, wheel.path.stat().st_size)
+
+
+def _result_sources(
+    records: tuple[RunRecord, ...], root: Path, sources: dict[str, Source | bytes]
+) -> None:
+    for record in records:
+        for out in record.outputs:
+            path = root / out.path
+            st = path.stat()
+            sources[out.capsule_path] = Source(path, out.size, st.st_mtime_ns)
+
+
+def recorded_environment(
+    plan: Plan, environment: EnvironmentBuild, extras: _Vendored
+) -> Environment:
+    """The environment as the manifest records it."""
+    planned, lock = plan.environment, environment.locked.lock
+    return Environment(
+        python_version=environment.python,
+        lock_source=lock.source,
+        requirements=lock.requirements,
+        lock=LOCK_PATH,
+        lock_sha256=sha256_bytes(lock.text.encode()),
+        packages=lock.packages,
+        base_image=environment.base_image,
+        apt_packages=planned.plan.apt,
+        dockerfile=DOCKERFILE_PATH,
+        variables=recorded_variables(plan.config.environment.variables),
+        wheels=extras.wheels,
+        image=extras.image,
+        image_tag=extras.image_tag,
+        declaration=planned.declaration(),
+        local_packages=environment.locked.local_packages(),
+        post_build=PROJECT_PREFIX + planned.plan.post_build if planned.plan.post_build else None,
+        captured_on=plan.options.target,
+    )
+
+
+def platform(python: str | None) -> Platform:
+    """This machine, with the Python the study really ran with (a venv of another version, or
+    the image's interpreter with --target docker)."""
+    found = fingerprint()
+    return found.model_copy(update={"python_version": python}) if python else found
+
+
+def job_specs(runs: list[Run]) -> tuple[list[JobSpec], dict[str, bytes]]:
+    """Each run as a cluster job (a sweep is one array), with its batch scripts."""
+    specs, files = [], {}
+    for run in runs:
+        points = run.points()
+        scripts = {}
+        for flavour, suffix in JOB_SUFFIX.items():
+            path = f"{JOBS_PREFIX}{run.name}.{suffix}"
+            files[path] = render_script(run, points, flavour).encode()
+            scripts[flavour] = path
+        specs.append(
+            JobSpec(
+                run=run.name,
+                point_ids=[point_id(p) for p in points],
+                resources=run.resources,
+                scripts=scripts,
+            )
+        )
+    return specs, files
+
+
+def recorded_variables(names: list[str]) -> dict[str, str]:
+    """Only allowlisted variables, and never one whose name says it is a secret."""
+    for name in names:
+        if is_secret_variable(name):
+            raise ConfigError(
+                f"[environment] variables: {name} looks like a secret and is never recorded",
+                hint="remove it from the list; pass secrets to runs at replay time instead",
+            )
+    return {k: os.environ[k] for k in names if k in os.environ}
+
+
+@dataclass(frozen=True)
+class _Vendored:
+    files: dict[str, Path]
+    wheels: str | None = None
+    image: str | None = None
+    image_tag: str | None = None
+
+
+def _vendor(
+    opts: CaptureOptions, environment: EnvironmentBuild, stage: Path, say: Observer
+) -> _Vendored:
+    """--wheels: the lock's wheels; --image: the built environment image (docker save)."""
+    lock = environment.locked.lock
+    files: dict[str, Path] = {}
+    wheels_folder = None
+    wheels = None
+    if (opts.wheels or opts.image) and lock.packages:
+        say("downloading the lock's wheels (hash-checked)")
+        wheels_folder = download_wheels(lock.text, python_version=environment.python_mm)
+        if opts.wheels:
+            wheels = ENV_PREFIX + "wheels"
+            for whl in sorted(wheels_folder.glob("*.whl")):
+                files[f"{wheels}/{whl.name}"] = whl
+    if not opts.image:
+        return _Vendored(files, wheels)
+    from repro.engines.docker_engine import DockerEngine
+
+    engine = DockerEngine()  # one connection for the build and the save
+    tag = ensure_image(engine, environment.image_spec(wheels_folder), offline=False, say=say)
+    say(f"saving image {tag} into the capsule")
+    tarball = stage / ".repro-image.tar"
+    engine.save(tag, tarball)
+    files[ENV_PREFIX + "image.tar"] = tarball
+    return _Vendored(files, wheels, ENV_PREFIX + "image.tar", tag)

@@ -1,0 +1,45 @@
+"""What a capture was asked to do: the options the CLI (or a caller) passes to `capture`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from repro.config.models import Resolver, Run
+from repro.sign import PassphrasePrompt
+
+Observer = Callable[[str], None]
+CaptureTarget = Literal["local", "docker"]
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """What the user asked for; None means 'as repro.toml says'."""
+
+    project: Path
+    output: Path
+    runs: list[Run] | None = None
+    """Runs given as flags; they replace the config's runs."""
+    data: list[str] = field(default_factory=list)
+    requirements: str | None = None
+    python: str | None = None
+    resolver: Resolver | None = None
+    freeze: bool = False
+    execute: bool = True
+    jobs: int = 1
+    base_image: str | None = None
+    use_hash_cache: bool = True
+    wheels: bool = False
+    """Vendor the lock's wheels into the capsule (offline replays)."""
+    image: bool = False
+    """Build the environment image and save it into the capsule (docker save)."""
+    allow_secrets: list[str] = field(default_factory=list)
+    """Paths allowed to hold what looks like a secret (--allow-secret)."""
+    sign: bool | None = None
+    """True: must sign; False: never; None: sign when a signing key exists."""
+    key: Path | None = None
+    passphrase_prompt: PassphrasePrompt | None = None
+    target: CaptureTarget = "local"
+    """Where the study runs at capture: a venv on this machine, or the capsule's own image."""

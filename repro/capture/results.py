@@ -1,0 +1,338 @@
+"""Capture's results stage: fetch the remote data, stage the captured files, build where the
+study runs (this interpreter, a venv from the lock, or the capsule's image), run the runs and
+notebooks once, and record their outputs as the expected results."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from repro.capsule.layout import RESULTS_PREFIX
+from repro.capsule.manifest import ExpectedOutput, NotebookRecord, RemoteData, RunRecord
+from repro.capture.environment import EnvironmentBuild
+from repro.capture.files import ProjectFile
+from repro.capture.options import CaptureOptions, Observer
+from repro.capture.plan import Plan
+from repro.capture.secret_scan import Hit, SecretScanner, fail_on_hits
+from repro.capture.snapshot import Notebook, Snapshot
+from repro.config.models import CompareRule, NotebookSpec, Run, point_id, render
+from repro.env.apt import check_apt_on_host
+from repro.env.image import ensure_image
+from repro.env.virtualenv import build_venv, python_version_of
+from repro.errors import NotebookFailedError
+from repro.execution.runs import (
+    CommandRunner,
+    LocalRunner,
+    PointOutcome,
+    execute_runs,
+    stage_project,
+)
+from repro.hashing import sha256_bytes, sha256_file
+from repro.notebooks import notebook as nbk
+from repro.remote_data import fetch_remote
+
+
+@dataclass(frozen=True)
+class Results:
+    """What the study produced at capture, recorded as what replays must reproduce."""
+
+    records: tuple[RunRecord, ...]
+    notebook_records: tuple[NotebookRecord, ...]
+    expectations: Mapping[str, bytes]
+    """Capsule path -> content of each notebook's expectation."""
+    python: str | None
+    """major.minor.micro of the interpreter the study ran with, when it is not this one."""
+    remote: tuple[tuple[RemoteData, Path], ...]
+    """Each remote data file and its checked local copy."""
+    root: Path
+    """Where the recorded outputs are: the staged run folder, or the project (--no-run)."""
+    timings: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    records: list[RunRecord]
+    notebook_records: list[NotebookRecord]
+    expectations: dict[str, bytes]
+    python: str | None
+
+    @classmethod
+    def of(
+        cls,
+        records: list[RunRecord],
+        notebooks: list[tuple[NotebookRecord, bytes]],
+        python: str | None,
+    ) -> _Recorded:
+        """The records, with each notebook's record and its expectation's content."""
+        return cls(
+            records,
+            [record for record, _ in notebooks],
+            {record.capsule_path: content for record, content in notebooks},
+            python,
+        )
+
+
+def record_results(
+    plan: Plan, snapshot: Snapshot, environment: EnvironmentBuild, work: Path, say: Observer
+) -> Results:
+    """The stage: runs in a new folder in `work`, then the recorded results, scanned for
+    secrets like the project's files. Durations are left out under SOURCE_DATE_EPOCH."""
+    stage = work / "stage"
+    stage.mkdir()
+    remote: list[tuple[RemoteData, Path]] = []
+    for spec in plan.remote_data:
+        say(f"fetching {spec.url}")
+        remote.append(fetch_remote(spec))
+    t0 = time.perf_counter()
+    recorded = _results(plan, snapshot, remote, environment, stage, say)
+    elapsed = time.perf_counter() - t0
+    root = stage if plan.options.execute else plan.project
+    _scan_results(snapshot.scanner, recorded, root, plan.allowed_secrets)
+    records, notebook_records = recorded.records, recorded.notebook_records
+    if plan.reproducible:
+        records = [r.model_copy(update={"duration_s": None}) for r in records]
+        notebook_records = [r.model_copy(update={"duration_s": None}) for r in notebook_records]
+    return Results(
+        tuple(records),
+        tuple(notebook_records),
+        recorded.expectations,
+        recorded.python,
+        tuple(remote),
+        root,
+        {"runs": elapsed},
+    )
+
+
+def _scan_results(
+    scanner: SecretScanner, recorded: _Recorded, root: Path, allowed: frozenset[str]
+) -> None:
+    """Outputs and the stdout/stderr tails recorded from runs travel in the capsule too,
+    and so do the notebooks' expectations."""
+    hits: list[Hit] = []
+    for record in recorded.records:
+        label = f"{record.run} [{record.point_id}]"
+        for stream, text in (("stdout", record.stdout_tail), ("stderr", record.stderr_tail)):
+            hits += scanner.scan_bytes(text.encode(), f"{stream} of run {label}")
+        for out in record.outputs:
+            if out.path not in allowed:
+                hits += scanner.scan_file(root / out.path, out.path)
+    fail_on_hits(hits)
+    fail_on_hits(
+        [
+            hit
+            for record in recorded.notebook_records
+            if record.path not in allowed
+            for hit in scanner.scan_bytes(
+                recorded.expectations[record.capsule_path], f"outputs of notebook {record.path}"
+            )
+        ]
+    )
+
+
+def _results(
+    plan: Plan,
+    snapshot: Snapshot,
+    remote: list[tuple[RemoteData, Path]],
+    environment: EnvironmentBuild,
+    stage: Path,
+    say: Observer,
+) -> _Recorded:
+    """The runs' expected results, the notebooks' records and their expectation files."""
+    config, opts, notebooks = plan.config, plan.options, list(snapshot.notebooks)
+    if not config.runs and not notebooks:
+        return _Recorded([], [], {}, None)
+    if not opts.execute:
+        unexecuted = [_notebook_record(nb, nb.node, None) for nb in notebooks]
+        return _Recorded.of(_unexecuted_records(config.runs, plan.project), unexecuted, None)
+    runner, python = _runner(opts, environment, say)
+    say("staging the captured files")
+    _stage_inputs(snapshot.listing.files, remote, stage, to_container=opts.target == "docker")
+    n_points = sum(len(r.points()) for r in config.runs)
+    if config.runs:
+        say(f"running {len(config.runs)} run(s), {n_points} point(s)")
+    outcomes = execute_runs(
+        config.runs,
+        stage,
+        runner,
+        jobs=opts.jobs,
+        on_point=lambda o: say(f"ran {o.label} in {o.result.duration_s:.1f} s"),
+    )
+    runs_by_name = {r.name: r for r in config.runs}
+    records = [_record(runs_by_name[o.run], o) for o in outcomes]
+    executed = _execute_notebooks(notebooks, stage, runner, say)
+    return _Recorded.of(records, executed, python)
+
+
+def _stage_inputs(
+    files: list[ProjectFile],
+    remote: list[tuple[RemoteData, Path]],
+    stage: Path,
+    *,
+    to_container: bool,
+) -> None:
+    """The captured files and the remote data, copied where the study runs."""
+    stage_project([(f.rel, f.path, f.link_target) for f in files], stage)
+    for data, cached in remote:
+        target = stage / data.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cached, target)
+    if to_container:
+        from repro.execution.container import give_to_container_user
+
+        give_to_container_user(stage)
+
+
+def _runner(
+    opts: CaptureOptions, environment: EnvironmentBuild, say: Observer
+) -> tuple[CommandRunner, str | None]:
+    """Where capture runs the study: this interpreter (--freeze), the capsule's own image
+    (--target docker), or a venv built from the lock (the default); and the Python version
+    the runs use when it is not this interpreter's."""
+    if opts.freeze:
+        runner = LocalRunner(
+            Path(sys.executable).parent, Path(sys.prefix) if sys.prefix != sys.base_prefix else None
+        )
+        return runner, None
+    if opts.target == "docker":
+        from repro.engines.docker_engine import DockerEngine
+        from repro.execution.container import DockerRunner, probe_image
+
+        engine = DockerEngine()
+        tag = ensure_image(engine, environment.image_spec(), offline=False, say=say)
+        return DockerRunner(engine, tag), probe_image(engine, tag)[0]
+    check_apt_on_host(environment.apt, "the study (apt.txt)")
+    say("building the environment from the lock")
+    venv = build_venv(
+        environment.locked.lock.text,
+        environment.python,
+        local_wheels=environment.locked.local_wheels,
+        post_build=environment.post_build,
+    )
+    return LocalRunner(venv.bin_dir, venv.root), python_version_of(venv.python)
+
+
+def _execute_notebooks(
+    notebooks: list[Notebook], stage: Path, runner: CommandRunner, say: Observer
+) -> list[tuple[NotebookRecord, bytes]]:
+    """Run each notebook once in the captured environment; its outputs become the record."""
+    if not notebooks:
+        return []
+    nbk.install_driver(stage)
+    runs = [nbk.notebook_run(nb.spec, nb.kernel, nb.code_cells) for nb in notebooks]
+    say(f"executing {len(runs)} notebook(s)")
+    outcomes = execute_runs(
+        runs,
+        stage,
+        runner,
+        fail_fast=False,
+        on_point=lambda o: say(f"executed {o.run} in {o.result.duration_s:.1f} s"),
+    )
+    executed = []
+    for nb, outcome in zip(notebooks, outcomes, strict=True):
+        produced = stage / nbk.executed_path(nb.spec)
+        node = _executed_notebook(nb.spec, outcome, produced)
+        executed.append(_notebook_record(nb, node, outcome.result.duration_s))
+    return executed
+
+
+def _executed_notebook(spec: NotebookSpec, outcome: PointOutcome, produced: Path) -> Any:
+    """The executed notebook, or NotebookFailedError saying which cell raised and how."""
+    result = outcome.result
+    node = nbk.read_executed(produced)
+    if result.timed_out:
+        raise NotebookFailedError(
+            f"notebook {spec.path} did not finish within {spec.timeout:g} s per cell",
+            hint="raise its timeout ([[notebooks]] timeout = SECONDS per cell)",
+        )
+    if result.exit_code == 124:
+        raise NotebookFailedError(
+            f"notebook {spec.path}: {nbk.driver_message(result.stderr_tail)}",
+            hint="raise its timeout ([[notebooks]] timeout = SECONDS per cell)",
+        )
+    summary = nbk.error_summary(node) if node is not None else None
+    if result.exit_code != 0 or node is None:
+        why = summary.splitlines()[0] if summary else nbk.driver_message(result.stderr_tail)
+        raise NotebookFailedError(f"notebook {spec.path}: {why}")
+    return node
+
+
+def _notebook_record(
+    nb: Notebook, node: Any, duration: float | None
+) -> tuple[NotebookRecord, bytes]:
+    content = nbk.expectation_bytes(node)
+    language_info = node.metadata.get("language_info", {})
+    kernel = nb.kernel.model_copy(
+        update={"language_version": language_info.get("version") or nb.kernel.language_version}
+    )
+    record = NotebookRecord(
+        path=nb.spec.path,
+        capsule_path=f"{RESULTS_PREFIX}{nb.spec.run_name}/{nb.spec.path}",
+        sha256=sha256_bytes(content),
+        size=len(content),
+        kernel=kernel,
+        executed=duration is not None,
+        code_cells=nb.code_cells,
+        duration_s=None if duration is None else round(duration, 3),
+    )
+    return record, content
+
+
+def _record(run: Run, outcome: PointOutcome) -> RunRecord:
+    outputs = []
+    for template in run.outputs:
+        rel = render(template, outcome.point)
+        outputs.append(_expected(run, template, outcome.point_id, rel, dict(outcome.outputs)[rel]))
+    return RunRecord(
+        run=run.name,
+        point=outcome.point,
+        point_id=outcome.point_id,
+        command=outcome.command,
+        executed=True,
+        exit_code=outcome.result.exit_code,
+        duration_s=round(outcome.result.duration_s, 3),
+        stdout_tail=outcome.result.stdout_tail,
+        stderr_tail=outcome.result.stderr_tail,
+        outputs=outputs,
+    )
+
+
+def _expected(run: Run, template: str, pid: str, rel: str, produced: Path) -> ExpectedOutput:
+    """An output as the expected result of its run point, with the run's rule for it."""
+    sha, size = sha256_file(produced)
+    return ExpectedOutput(
+        path=rel,
+        capsule_path=f"{RESULTS_PREFIX}{run.name}/{pid}/{rel}",
+        sha256=sha,
+        size=size,
+        rule=run.compare.get(template) or CompareRule(),
+    )
+
+
+def _unexecuted_records(runs: list[Run], project: Path) -> list[RunRecord]:
+    """--no-run: outputs already in the project become the expectation, when present."""
+    records = []
+    for run in runs:
+        for point in run.points():
+            pid = point_id(point)
+            outputs = []
+            for template in run.outputs:
+                rel = render(template, point)
+                path = project / rel
+                if path.is_file() and not path.is_symlink():
+                    outputs.append(_expected(run, template, pid, rel, path))
+            records.append(
+                RunRecord(
+                    run=run.name,
+                    point=point,
+                    point_id=pid,
+                    command=render(run.command, point),
+                    executed=False,
+                    outputs=outputs,
+                )
+            )
+    return records

@@ -1,0 +1,161 @@
+"""Capture's snapshot stage: list the project, check sizes, read the notebooks, hash every
+file (through the stat cache) and scan it for secrets, before anything runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from repro.capsule.layout import PROJECT_PREFIX
+from repro.capsule.manifest import KernelInfo
+from repro.capture.files import Listing, ProjectFile, list_project
+from repro.capture.options import Observer
+from repro.capture.plan import Plan
+from repro.capture.secret_scan import Hit, SecretScanner, fail_on_hits
+from repro.config.models import NotebookSpec
+from repro.errors import FileTooLargeError, NotebookError
+from repro.hashing import Digest, StatCache, hash_files, sha256_bytes
+from repro.notebooks import notebook as nbk
+from repro.paths import cache_dir
+
+
+@dataclass(frozen=True)
+class Notebook:
+    spec: NotebookSpec
+    node: Any
+    """The notebook as read and validated (an nbformat NotebookNode)."""
+    kernel: KernelInfo
+    code_cells: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The project's files as captured: listed, hashed and scanned."""
+
+    listing: Listing
+    regular: tuple[ProjectFile, ...]
+    """The listed files that are not symlinks."""
+    digests: Mapping[Path, Digest]
+    notebooks: tuple[Notebook, ...]
+    scanner: SecretScanner
+    notes: tuple[str, ...]
+    timings: Mapping[str, float]
+
+    @property
+    def hashed_bytes(self) -> int:
+        return sum(d.size for d in self.digests.values())
+
+    def capsule_digests(self) -> dict[str, str]:
+        """Capsule path -> sha256 of each project file (of its target, for a symlink)."""
+        return {
+            PROJECT_PREFIX + f.rel: (
+                sha256_bytes(f.link_target.encode())
+                if f.link_target is not None
+                else self.digests[f.path].sha256
+            )
+            for f in self.listing.files
+        }
+
+
+def take_snapshot(plan: Plan, say: Observer) -> Snapshot:
+    opts, config, project = plan.options, plan.config, plan.project
+    timings: dict[str, float] = {}
+    say("listing project files")
+    t0 = time.perf_counter()
+    listing = list_project(
+        project,
+        data_paths=list(plan.local_data),
+        extra_ignores=config.capture.ignore,
+        exclude=set(plan.exclude),
+        allow_secrets=set(plan.allowed_secrets),
+    )
+    regular = [f for f in listing.files if not f.is_link]
+    check_sizes(regular, config.capture.max_file_size)
+    timings["list"] = time.perf_counter() - t0
+    notebooks = read_notebooks(project, config.notebooks, {f.rel for f in listing.files})
+    notes = [] if opts.execute else saved_outputs_notes(notebooks)
+
+    say(f"hashing {len(regular)} files")
+    t0 = time.perf_counter()
+    cache = StatCache(cache_dir() / "hashes.sqlite") if opts.use_hash_cache else None
+    digests = hash_files([f.path for f in regular], cache=cache, cache_root=project)
+    timings["hash"] = time.perf_counter() - t0
+
+    say("scanning for secrets")
+    t0 = time.perf_counter()
+    scanner = SecretScanner()
+    scan_project(scanner, cache, regular, digests, set(plan.allowed_secrets))
+    timings["scan"] = time.perf_counter() - t0
+    return Snapshot(
+        listing, tuple(regular), digests, tuple(notebooks), scanner, tuple(notes), timings
+    )
+
+
+def check_sizes(files: list[ProjectFile], limit: int) -> None:
+    for f in files:
+        size = f.path.stat().st_size
+        if size > limit:
+            raise FileTooLargeError(
+                f"{f.rel} is {size / 2**30:.1f} GiB, over the {limit / 2**30:.1f} GiB "
+                "per-file limit for embedded data"
+            )
+
+
+def read_notebooks(project: Path, specs: list[NotebookSpec], listed: set[str]) -> list[Notebook]:
+    """Every declared notebook read and validated by nbformat, before any slow work."""
+    found = []
+    for spec in specs:
+        node = nbk.read_notebook(project / spec.path, spec.path)
+        if spec.path not in listed:
+            raise NotebookError(
+                f"notebook {spec.path} is not among the captured files (ignored or excluded)",
+                hint="remove it from .reproignore / [capture] ignore, or from [[notebooks]]",
+            )
+        found.append(Notebook(spec, node, nbk.kernel_info(node, spec), nbk.code_cells(node)))
+    return found
+
+
+def saved_outputs_notes(notebooks: list[Notebook]) -> list[str]:
+    """--no-run: the saved outputs become the expectation; refuse what cannot hold."""
+    notes = []
+    for nb in notebooks:
+        if nb.spec.parameters:
+            raise NotebookError(
+                f"notebook {nb.spec.path} has parameters, but with --no-run its saved outputs "
+                "(computed without them) would be the expectation",
+                hint="capture without --no-run, or remove [notebooks.parameters]",
+            )
+        if nbk.out_of_order(nb.node):
+            notes.append(
+                f"{nb.spec.path}: its saved outputs come from cells run out of order "
+                "(execution counts not increasing)"
+            )
+    return notes
+
+
+def scan_project(
+    scanner: SecretScanner,
+    cache: StatCache | None,
+    files: list[ProjectFile],
+    digests: Mapping[Path, Digest],
+    allowed: set[str],
+) -> None:
+    """Every file not allowed to hold a secret, except those the cache knows are clean."""
+    clean = cache.clean_scans(scanner.rules_digest) if cache else set()
+    hits: list[Hit] = []
+    newly_clean: set[str] = set()
+    for f in files:
+        sha = digests[f.path].sha256
+        if f.rel in allowed or sha in clean:
+            continue
+        found = scanner.scan_file(f.path, f.rel)
+        if found:
+            hits += found
+        else:
+            newly_clean.add(sha)
+    if cache is not None and newly_clean:
+        cache.store_clean(scanner.rules_digest, newly_clean)
+    fail_on_hits(hits)
