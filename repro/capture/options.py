@@ -43,3 +43,9 @@ class CaptureOptions:
     passphrase_prompt: PassphrasePrompt | None = None
     target: CaptureTarget = "local"
     """Where the study runs at capture: a venv on this machine, or the capsule's own image."""
+    packages: list[str] = field(default_factory=list)
+    """Requirements added to the declaration's (--package)."""
+    install_project: bool | None = None
+    """Build and install the project itself (--install-project / --no-install-project)."""
+    skip_conda_only: bool = False
+    """Leave conda-only packages of environment.yml out, with a note (--skip-conda-only)."""

@@ -93,6 +93,12 @@ def effective_config(config: ProjectConfig, opts: CaptureOptions) -> ProjectConf
         updates["resolver"] = opts.resolver
     if opts.base_image is not None:
         updates["base_image"] = opts.base_image
+    if opts.packages:
+        updates["packages"] = [*env.packages, *opts.packages]
+    if opts.install_project is not None:
+        updates["install_project"] = opts.install_project
+    if opts.skip_conda_only:
+        updates["conda_only"] = "skip"
     data = list(config.data) + [DataSpec(path=p) for p in opts.data]
     return config.model_copy(
         update={

@@ -126,6 +126,32 @@ def capture_command(
         list[str] | None,
         typer.Option("--allow-secret", help="Path allowed to hold what looks like a secret."),
     ] = None,
+    target: Annotated[
+        Literal["local", "docker"],
+        typer.Option(
+            "--target",
+            help="Where the study runs: a venv here (local), or the capsule's own image (docker).",
+        ),
+    ] = "local",
+    package: Annotated[
+        list[str] | None,
+        typer.Option("--package", help="Requirement to add, e.g. 'numpy>=1.24' (repeatable)."),
+    ] = None,
+    install_project: Annotated[
+        bool | None,
+        typer.Option(
+            "--install-project/--no-install-project",
+            help="Build and install the project's setup.py / pyproject.toml (default: as "
+            "repo2docker does).",
+        ),
+    ] = None,
+    skip_conda_only: Annotated[
+        bool,
+        typer.Option(
+            "--skip-conda-only",
+            help="Leave environment.yml's conda-only packages out, with a note in the capsule.",
+        ),
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Build a capsule: code, locked dependencies, data, runs and their results."""
@@ -152,6 +178,10 @@ def capture_command(
         wheels=wheels,
         image=image,
         passphrase_prompt=prompt_passphrase,
+        target=target,
+        packages=package or [],
+        install_project=install_project,
+        skip_conda_only=skip_conda_only,
     )
     result = capture(opts, observe=None if as_json else terminal.say)
     if as_json:

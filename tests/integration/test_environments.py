@@ -217,3 +217,42 @@ def test_an_older_python_from_runtime_txt_is_found_and_recorded(tmp_path: Path) 
     replay = run_cli("replay", str(capsule), "--target", "local", "--json")
     assert replay.returncode == 0, replay.stderr
     assert not json.loads(replay.stdout)["environment_differences"]
+
+
+@pytest.mark.network
+def test_capture_in_the_image_when_the_host_lacks_an_apt_package(
+    tmp_path: Path, docker_engine: str
+) -> None:
+    """apt.txt names a tool this machine lacks: the local capture says so (exit 5), and
+    `capture --target docker` runs the study in the capsule's own image, whose expected
+    results a docker replay then reproduces."""
+    script = (
+        "import json, pathlib, subprocess\n"
+        "out = subprocess.run(['figlet', '-w', '60', 'repro'], capture_output=True, text=True)\n"
+        "pathlib.Path('results').mkdir(exist_ok=True)\n"
+        "pathlib.Path('results/banner.json').write_text(json.dumps(out.stdout.splitlines()))\n"
+    )
+    project = study(tmp_path / "p", script, ["results/banner.json"])
+    (project / "apt.txt").write_text("# the banner\nfiglet\n")
+    require_service(
+        subprocess.run(["dpkg", "-s", "figlet"], capture_output=True, check=False).returncode != 0,
+        "a host without figlet (the test needs an apt package the host lacks)",
+    )
+    local = run_cli("capture", str(project), "-o", str(tmp_path / "l.tgz"), "--no-sign")
+    assert local.returncode == 5 and "figlet" in local.stderr, local.stderr
+    capsule = tmp_path / "d.tgz"
+    base = ["--base-image", docker_engine]
+    result = run_cli(
+        "capture", str(project), "-o", str(capsule), "--no-sign", "--target", "docker", *base
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = manifest_of(capsule)
+    assert manifest["environment"]["captured_on"] == "docker"  # type: ignore[index]
+    assert manifest["environment"]["apt_packages"] == ["figlet"]  # type: ignore[index]
+    banner = json.loads(member_text(capsule, "data/results/verify/_/results/banner.json"))
+    assert len(banner) >= 4 and any("_" in line for line in banner)  # figlet really ran
+    replay = run_cli("replay", str(capsule), "--target", "docker", "--json", *base)
+    assert replay.returncode == 0, replay.stderr
+    assert json.loads(replay.stdout)["counts"] == {"identical": 1}
+    refused = run_cli("replay", str(capsule), "--target", "local")
+    assert refused.returncode == 5 and "--target docker" in refused.stderr
