@@ -54,6 +54,12 @@ def _git_env() -> dict[str, str]:
     return env
 
 
+def _without(message: str, source: LocalSource) -> str:
+    """git's own words, never the credentials of the URL it was given."""
+    detail = message.split(" failed: ")[-1]
+    return detail.replace(source.location, source.origin) if source.location else detail
+
+
 def _checkout(source: LocalSource, dest: Path) -> str:
     """Clone a git dependency and check out its ref; the commit it resolved to."""
     env = _git_env()
@@ -68,7 +74,7 @@ def _checkout(source: LocalSource, dest: Path) -> str:
     except EnvironmentBuildError as exc:
         raise NetworkError(
             f"git dependency {source.name or source.origin} ({source.origin}, declared in "
-            f"{source.declared_in}) cannot be fetched: {exc.message.split(' failed: ')[-1]}",
+            f"{source.declared_in}) cannot be fetched: {_without(exc.message, source)}",
             hint="check the URL and your access to it, or vendor the package as a path",
         ) from None
     ref = source.ref or "HEAD"

@@ -256,3 +256,16 @@ def test_capture_in_the_image_when_the_host_lacks_an_apt_package(
     assert json.loads(replay.stdout)["counts"] == {"identical": 1}
     refused = run_cli("replay", str(capsule), "--target", "local")
     assert refused.returncode == 5 and "--target docker" in refused.stderr
+
+
+def test_credentials_of_a_git_url_never_reach_the_error_or_the_capsule(tmp_path: Path) -> None:
+    project = study(tmp_path / "p", "print('x')\n", [])
+    token = "hunter2-not-a-pattern"
+    (project / "requirements.txt").write_text(
+        f"git+https://someone:{token}@git.invalid/lab/tool.git#egg=tool\n"
+    )
+    result = run_cli("capture", str(project), "-o", str(tmp_path / "x.tgz"), "--no-sign")
+    assert result.returncode == 5, result.stderr  # fetched, and failed, as the git dependency
+    assert "git dependency tool (https://git.invalid/lab/tool.git" in result.stderr
+    assert token not in result.stderr and token not in result.stdout
+    assert not (tmp_path / "x.tgz").exists()
