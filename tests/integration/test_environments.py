@@ -260,7 +260,7 @@ def test_capture_in_the_image_when_the_host_lacks_an_apt_package(
 
 def test_credentials_of_a_git_url_never_reach_the_error_or_the_capsule(tmp_path: Path) -> None:
     project = study(tmp_path / "p", "print('x')\n", [])
-    token = "hunter2-not-a-pattern"
+    token = "hunter2-not-a-pattern"  # noqa: S105 - a fake credential, the point of the test
     (project / "requirements.txt").write_text(
         f"git+https://someone:{token}@git.invalid/lab/tool.git#egg=tool\n"
     )
