@@ -22,7 +22,7 @@ from repro.env.local_packages import BuiltWheel, build_wheels
 from repro.env.lock import Lock, freeze_lock, lock_declared, with_packages
 from repro.env.requirements import Declared
 from repro.env.virtualenv import PostBuild, find_python
-from repro.errors import ResolverError
+from repro.errors import EnvironmentBuildError, ResolverError
 from repro.execution.runs import stage_project
 from repro.notebooks import notebook as nbk
 
@@ -114,15 +114,37 @@ def lock_environment(
     """The lock (index packages, hashed) and the local wheels, built from `staged` (a copy of
     exactly the captured files)."""
     if freeze:
-        lock, notes = freeze_lock(planned.python)
-        return LockedEnvironment(lock, [], notes)
+        frozen, frozen_notes = freeze_lock(planned.python)
+        return LockedEnvironment(frozen, [], frozen_notes)
     declared = planned.declared
     wheels: list[BuiltWheel] = []
+    notes: list[str] = []
+    # The project found by repo2docker's rules (not asked for by name) is best effort: many
+    # research repositories carry a setup.py that no longer builds, and run from their root.
+    auto = [
+        s
+        for s in declared.local
+        if s.kind == "project"
+        and s.declared_in == planned.plan.project_file
+        and spec.install_project is None
+    ]
+    asked = [s for s in declared.local if s not in auto]
     if declared.local:
         interpreter = find_python(planned.python)
-        wheels = build_wheels(
-            list(declared.local), staged, project, workdir, planned.python, interpreter, epoch, say
-        )
+        if asked:
+            wheels = build_wheels(
+                asked, staged, project, workdir, planned.python, interpreter, epoch, say
+            )
+        try:
+            wheels += build_wheels(
+                auto, staged, project, workdir / "project", planned.python, interpreter, epoch, say
+            )
+        except EnvironmentBuildError as exc:
+            notes.append(
+                f"the project's own {planned.plan.project_file} could not be built into a "
+                f"wheel, so it is not installed ({exc.message}); set [environment] "
+                "install_project = true to make this an error"
+            )
     requires = [r for w in wheels for r in w.requires]
     lock = lock_declared(
         declared,
@@ -132,7 +154,7 @@ def lock_environment(
         spec.resolver,
         planned.plan.dependency_file,
     )
-    notes = [
+    notes += [
         f"built {w.name} {w.version} ({w.source.kind} {w.source.origin}"
         + (f" at {w.commit[:12]}" if w.commit else "")
         + ") into a wheel; installed from the capsule, never from an index"

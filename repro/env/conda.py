@@ -244,7 +244,7 @@ def conda_only(name: str) -> bool:
 def read_environment_yml(path: Path, project: Path, policy: Policy = "error") -> Declared:
     rel = display(path, project)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError:
         raise ConfigError(f"{rel} is not UTF-8 text", hint="save it as UTF-8") from None
     except yaml.YAMLError as exc:

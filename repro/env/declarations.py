@@ -38,6 +38,9 @@ DEPENDENCY_ORDER = (
     "Pipfile",
     "requirements.txt",
     "requirements.in",
+    # Not repo2docker's (it reads only .yml), but what the author meant: read when nothing
+    # else declares the environment, with a note.
+    "environment.yaml",
 )
 PROJECT_FILES = ("pyproject.toml", "setup.py")
 KNOWN_FILES = (*DEPENDENCY_ORDER, *PROJECT_FILES, "runtime.txt", "apt.txt", "postBuild")
@@ -106,7 +109,7 @@ def parse_runtime(text: str, where: str) -> str | None:
 def read_apt(path: Path, where: str) -> list[str]:
     """apt.txt: one Debian package a line; blank lines and # comments ignored."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError:
         raise ConfigError(f"{where} is not UTF-8 text", hint="save it as UTF-8") from None
     packages = []
@@ -128,7 +131,7 @@ def _pyproject(path: Path) -> dict[str, object] | None:
     if not path.is_file():
         return None
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"pyproject.toml is not valid TOML: {exc}", hint="fix the file") from None
     except UnicodeDecodeError:
@@ -155,7 +158,7 @@ def _dependencies_only(project: Path) -> bool:
 
 def _read_text(path: Path, where: str) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ConfigError(f"{where} is not UTF-8 text", hint="save it as UTF-8") from None
 
@@ -189,6 +192,11 @@ def plan_environment(project: Path, spec: EnvironmentSpec) -> EnvironmentPlan:
         dependency_file = None
     if dependency_file:
         used.append(dependency_file)
+        if dependency_file.endswith("environment.yaml"):
+            notes.append(
+                f"{dependency_file} read as environment.yml (repo2docker reads only the .yml "
+                "name: rename it for Binder)"
+            )
     if folder:
         ignored += [
             f"{n} (configuration is read from {folder}/ only)"

@@ -71,10 +71,10 @@ def render_dockerfile(
             "RUN chown -R 1000:1000 /opt/repro-env",
             "USER 1000",
             f"WORKDIR {BUILD_DIR}",
-            # repo2docker: made executable and run from the project's root; its shebang picks
-            # the interpreter (sh when it has none)
-            f"RUN chmod +x {script} && if head -c2 {script} | grep -q '#!'; then {script}; "
-            f"else /bin/sh {script}; fi",
+            # repo2docker: CRLF converted, made executable and run from the project's root; its
+            # shebang picks the interpreter (sh when it has none)
+            f"RUN sed -i 's/\\r$//' {script} && chmod +x {script} && "
+            f"if head -c2 {script} | grep -q '#!'; then {script}; else /bin/sh {script}; fi",
             "USER root",
             f"RUN rm -rf {BUILD_DIR}",
         ]

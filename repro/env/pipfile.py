@@ -130,7 +130,7 @@ def _index_options(sources: Any, where: str) -> tuple[str, ...]:
 def read_pipfile(path: Path, project: Path) -> Declared:
     rel = display(path, project)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"{rel} is not valid TOML: {exc}", hint="fix the file (pipenv reads it as TOML)"
@@ -183,7 +183,7 @@ def read_pipfile_lock(path: Path, project: Path) -> Declared:
     is kept as it is); path and git entries are local sources."""
     rel = display(path, project)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError:
         raise ConfigError(f"{rel} is not UTF-8 text", hint="save it as UTF-8") from None
     except ValueError as exc:

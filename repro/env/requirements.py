@@ -184,7 +184,7 @@ def read_requirements_txt(
     if path.resolve() in _seen:
         raise ConfigError(f"{rel}: includes itself (-r loop)")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise ConfigError(f"{rel} is not UTF-8 text", hint="save it as UTF-8") from None
     except OSError as exc:

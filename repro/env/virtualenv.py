@@ -158,6 +158,8 @@ def run_post_build(post_build: PostBuild, venv_root: Path, python: Path) -> None
         script = work / post_build.script
         if not script.is_file():
             raise EnvironmentBuildError(f"{post_build.script} is missing from the project")
+        # Written on Windows: repo2docker converts CRLF line endings, or the shebang fails.
+        script.write_bytes(script.read_bytes().replace(b"\r\n", b"\n"))
         script.chmod(0o755)
         head = script.read_bytes()[:2]
         cmd = [str(script)] if head == b"#!" else ["/bin/sh", str(script)]

@@ -269,3 +269,32 @@ def test_credentials_of_a_git_url_never_reach_the_error_or_the_capsule(tmp_path:
     assert "git dependency tool (https://git.invalid/lab/tool.git" in result.stderr
     assert token not in result.stderr and token not in result.stdout
     assert not (tmp_path / "x.tgz").exists()
+
+
+@pytest.mark.network
+def test_a_project_setup_py_that_no_longer_builds_is_left_out_with_a_note(
+    tmp_path: Path,
+) -> None:
+    """repo2docker would `pip install .` it and fail; a research repository whose setup.py
+    rotted still runs from its root: the capture goes on and says so."""
+    script = (
+        "import json, pathlib, analysis\n"
+        "pathlib.Path('results').mkdir(exist_ok=True)\n"
+        "pathlib.Path('results/x.json').write_text(json.dumps(analysis.VALUE))\n"
+    )
+    project = study(tmp_path / "p", script, ["results/x.json"])
+    (project / "analysis.py").write_text("VALUE = 42\n")
+    (project / "setup.py").write_text("import numpy.distutils_gone  # rotted\n")
+    capsule = tmp_path / "x.tgz"
+    result = run_cli("capture", str(project), "-o", str(capsule), "--no-sign", "--json")
+    assert result.returncode == 0, result.stderr
+    manifest = manifest_of(capsule)
+    assert manifest["environment"]["local_packages"] == []  # type: ignore[index]
+    assert any("setup.py could not be built" in n for n in manifest["notes"])  # type: ignore[union-attr]
+    strict = study(tmp_path / "strict", script, ["results/x.json"])
+    for name in ("analysis.py", "setup.py"):
+        (strict / name).write_text((project / name).read_text())
+    with (strict / "repro.toml").open("a") as fh:
+        fh.write("[environment]\ninstall_project = true\n")
+    refused = run_cli("capture", str(strict), "-o", str(tmp_path / "s.tgz"), "--no-sign")
+    assert refused.returncode == 1 and "into a wheel" in refused.stderr

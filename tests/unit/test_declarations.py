@@ -413,3 +413,26 @@ def test_local_requirements_apply_requested_extras() -> None:
         "matplotlib",
         'tomli; python_version < "3.11"',
     ]
+
+
+def test_windows_written_files_read_the_same(tmp_path: Path) -> None:
+    """A UTF-8 byte-order mark and CRLF line endings, as Notepad saves them."""
+    (tmp_path / "requirements.txt").write_bytes(
+        "\ufeffsix==1.16.0\r\n# plots\r\ntabulate>=0.9 \\\r\n  ; python_version >= '3'\r\n".encode()
+    )
+    declared = read_requirements_txt(tmp_path / "requirements.txt", tmp_path)
+    assert [r.split() for r in declared.requirements] == [
+        ["six==1.16.0"],
+        ["tabulate>=0.9", ";", "python_version", ">=", "'3'"],
+    ]
+    (tmp_path / "runtime.txt").write_bytes(b"\xef\xbb\xbfpython-3.10\r\n")
+    assert plan(tmp_path).python.version == "3.10"
+
+
+def test_environment_yaml_is_read_when_nothing_else_declares(tmp_path: Path) -> None:
+    write(tmp_path, {"environment.yaml": "dependencies:\n  - six\n"})
+    found = plan(tmp_path)
+    assert found.dependency_file == "environment.yaml"
+    assert any("repo2docker reads only the .yml" in n for n in found.notes)
+    write(tmp_path, {"requirements.txt": "six\n"})
+    assert plan(tmp_path).dependency_file == "requirements.txt"
