@@ -130,7 +130,7 @@ def render_init(target: Path, found: Detected) -> None:
         out.print(f"  data: {data}/")
     if found.notebooks:
         out.print(f"  notebooks: {', '.join(found.notebooks)}")
-    out.print("Edit its [[runs]] section, then: repro capture -o study.capsule.tgz")
+    out.print(escape("Edit its [[runs]] section, then: repro capture -o study.capsule.tgz"))
 
 
 # --- capture -----------------------------------------------------------------------------
