@@ -185,3 +185,11 @@ class NetworkError(ServiceUnavailableError):
 
 class AptPackagesMissingError(ServiceUnavailableError):
     """The study needs Debian packages (apt.txt) this machine does not have."""
+
+
+class ImageBuildError(EnvironmentBuildError):
+    """The environment image's build failed at a step."""
+
+    def __init__(self, message: str, hint: str | None = None, *, step: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.step = step

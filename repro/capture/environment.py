@@ -4,6 +4,7 @@ environment files and records that go into the capsule."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from repro.config.models import EnvironmentSpec, Resolver
 from repro.env.capsule_env import post_build_digest
 from repro.env.declarations import EnvironmentPlan, declared_environment, plan_environment
 from repro.env.dockerfile import default_base_image, render_dockerfile
-from repro.env.image import ImageSpec
+from repro.env.image import BASE_IMAGE_ENV, ImageSpec
 from repro.env.installer import LocalWheel
 from repro.env.local_packages import BuiltWheel, build_wheels
 from repro.env.lock import Lock, freeze_lock, lock_declared, with_packages
@@ -51,10 +52,13 @@ class PlannedEnvironment:
 
     def declaration(self) -> Declaration:
         used = list(dict.fromkeys([*self.plan.used, *self.declared.files]))
+        # a file the declaration includes (environment.yml's pip: -r requirements.txt) is
+        # used, not ignored
+        ignored = [item for item in self.plan.ignored if item.split(" (", 1)[0] not in used]
         return Declaration(
             folder=self.plan.folder,
             used=used,
-            ignored=self.plan.ignored,
+            ignored=ignored,
             translated=dict(self.declared.translated),
             left_out=list(self.declared.left_out),
         )
@@ -245,7 +249,10 @@ def prepare(plan: Plan, snapshot: Snapshot, work: Path, say: Observer) -> Enviro
     if snapshot.notebooks:
         locked = with_kernel(locked, planned.python, spec.resolver, freeze=freeze)
     elapsed = time.perf_counter() - t0
-    base_image = spec.base_image or default_base_image(planned.python)
+    # flag or repro.toml, then REPRO_BASE_IMAGE (as replay reads it), then python:X.Y-slim
+    base_image = (
+        spec.base_image or os.environ.get(BASE_IMAGE_ENV) or default_base_image(planned.python)
+    )
     return EnvironmentBuild(
         locked,
         post_build(planned, snapshot.capsule_digests(), pristine),

@@ -8,6 +8,7 @@ daemon its API version); the first call connects and pings, once.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import requests
 from urllib3.exceptions import ReadTimeoutError
 
 from repro.engines.container_engine import ContainerRefusedError, ContainerSpec, Stream
-from repro.errors import EnvironmentBuildError, ServiceUnavailableError
+from repro.errors import EnvironmentBuildError, ImageBuildError, ServiceUnavailableError
 
 ENGINE_HINT = "start the Docker engine (dockerd), or replay with --target local"
 
@@ -142,10 +143,12 @@ class DockerEngine:
                     network_mode=None if network else "none",
                 )
         except docker.errors.BuildError as exc:
-            lines = [str(c.get("stream", c.get("error", ""))).strip() for c in exc.build_log]
-            detail = " ".join(ln for ln in lines if ln)[-300:]
-            raise EnvironmentBuildError(
-                f"building the environment image failed: {detail}"
+            step, output = _failed_step(exc.build_log)
+            raise ImageBuildError(
+                f"building the environment image failed at {step[:160]}: {output}"
+                if step
+                else f"building the environment image failed: {output}",
+                step=step,
             ) from None
         except docker.errors.APIError as exc:
             raise EnvironmentBuildError(f"the Docker engine refused the build: {exc}") from None
@@ -207,3 +210,25 @@ class DockerEngine:
             with contextlib.suppress(Exception):
                 self._docker.close()
             self._docker = None
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_NOISE = re.compile(r"^(---> |Removing intermediate container|Running in |Successfully )")
+
+
+def _failed_step(build_log: Any) -> tuple[str, str]:
+    """The build step that failed (`RUN ...`) and the last lines it printed, one line, with
+    no terminal escapes and no Docker bookkeeping."""
+    step = ""
+    output: list[str] = []
+    for chunk in build_log:
+        text = _ANSI.sub("", str(chunk.get("stream") or chunk.get("error") or ""))
+        for raw in text.splitlines():
+            line = raw.strip()
+            if not line or _NOISE.match(line):
+                continue
+            if re.match(r"^Step \d+/\d+ : ", line):
+                step, output = line.split(" : ", 1)[1], []
+            elif not line.startswith("The command '/bin/sh -c"):
+                output.append(line)
+    return step, " ".join(output[-3:])[-300:] or "no output"

@@ -139,11 +139,16 @@ def _pyproject(path: Path) -> dict[str, object] | None:
 
 
 def _is_package(project: Path, name: str) -> bool:
-    """setup.py, or pyproject.toml with [project] and [build-system] (repo2docker's test)."""
+    """setup.py, or pyproject.toml with a [build-system] and metadata to build from:
+    [project] (repo2docker's test), [tool.poetry] (poetry-core builds it just as `pip
+    install .` would) or a setup.cfg beside it."""
     if name == "setup.py":
         return (project / name).is_file()
     data = _pyproject(project / name) or {}
-    return "project" in data and "build-system" in data
+    tool = data.get("tool")
+    poetry = isinstance(tool, dict) and isinstance(tool.get("poetry"), dict)
+    metadata = "project" in data or poetry or (project / "setup.cfg").is_file()
+    return "build-system" in data and metadata
 
 
 def _dependencies_only(project: Path) -> bool:
@@ -232,6 +237,8 @@ def plan_environment(project: Path, spec: EnvironmentSpec) -> EnvironmentPlan:
     elif dependency_file is None and folder is None and _dependencies_only(project):
         dependency_file = "pyproject.toml"
         used.append("pyproject.toml")
+    elif folder is None and (project / "pyproject.toml").is_file() and not candidates:
+        ignored.append("pyproject.toml (neither a buildable package nor [project] dependencies)")
 
     runtime_path = where / "runtime.txt"
     runtime = None

@@ -19,7 +19,7 @@ from repro.engines import ContainerEngine
 from repro.env.dockerfile import LOCAL_WHEELS_DIR
 from repro.env.installer import LocalWheel, check_wheels, local_lock
 from repro.env.wheels import download_wheels
-from repro.errors import CapsuleIntegrityError, ServiceUnavailableError
+from repro.errors import CapsuleIntegrityError, ImageBuildError, ServiceUnavailableError
 from repro.hashing import sha256_bytes
 
 IMAGE_REPO = "repro-env"
@@ -134,13 +134,24 @@ def ensure_image(
         if spec.post_build_project is not None:
             shutil.copytree(spec.post_build_project, context / "project", symlinks=True)
         say(f"building image {tag} from the capsule's Dockerfile")
-        engine.build(
-            context,
-            tag,
-            build_args={"BASE_IMAGE": spec.base_image},
-            labels={LABEL: spec.digest},
-            network=spec.needs_network,
-        )
+        try:
+            engine.build(
+                context,
+                tag,
+                build_args={"BASE_IMAGE": spec.base_image},
+                labels={LABEL: spec.digest},
+                network=spec.needs_network,
+            )
+        except ImageBuildError as exc:
+            if "postBuild" not in exc.step:
+                raise
+            detail = exc.message.rsplit(": ", 1)[-1]
+            raise ImageBuildError(
+                f"postBuild failed in the image build: {detail}",
+                hint="the image build has no network (unless apt.txt declares packages): "
+                "declare what postBuild installs as dependencies instead",
+                step=exc.step,
+            ) from None
     return tag
 
 

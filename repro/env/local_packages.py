@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email.parser
 import os
+import re
 import shutil
 import zipfile
 from collections.abc import Callable
@@ -44,8 +45,19 @@ class BuiltWheel:
 def _run(cmd: list[str], what: str, cwd: Path | None, timeout: float, env: dict[str, str]) -> str:
     proc = run_tool(cmd, what, timeout=timeout, env=env, cwd=cwd, check=False)
     if not proc.ok:
-        raise EnvironmentBuildError(f"{what} failed: {proc.tail(3, 400)}")
+        cause = _cause(proc.stderr + "\n" + proc.stdout)
+        raise EnvironmentBuildError(f"{what} failed: {cause or proc.tail(3, 400)}")
     return proc.stdout
+
+
+def _cause(output: str) -> str:
+    """The line that says why a build failed (`ModuleNotFoundError: No module named
+    'numpy'`), rather than the build tool's closing advice."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    raised = [ln for ln in lines if re.search(r"\b\w*(Error|Exception)\b: ", ln)]
+    said = [ln for ln in lines if ln.startswith("error:")]
+    found = raised or said
+    return found[-1][-400:] if found else ""
 
 
 def _git_env() -> dict[str, str]:
@@ -241,8 +253,7 @@ def _build(
         [
             uv_bin(),
             "build",
-            "--wheel",
-            "--quiet",
+            "--wheel",  # not --quiet: it hides the backend's traceback, the failure's cause
             "--python",
             interpreter,
             "--out-dir",

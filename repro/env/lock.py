@@ -143,12 +143,23 @@ def _logical_lines(text: str) -> list[str]:
     return [ln.split(" #")[0].strip() for ln in joined.splitlines()]
 
 
+_WHEEL_REF = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*@\s*file://\S*/([^/\s]+\.whl)$")
+
+
 def parse_packages(lock_text: str) -> list[Package]:
+    """`name==version` lines (a lock, a freeze), and `name @ file:///.../x.whl` lines (how a
+    freeze lists a wheel installed from a file, such as a local package: the version is the
+    wheel file name's)."""
     packages = []
     for line in _logical_lines(lock_text):
         match = _REQ_LINE.match(line)
         if match:
             packages.append(Package(name=canonicalize_name(match.group(1)), version=match.group(3)))
+            continue
+        wheel = _WHEEL_REF.match(line)
+        if wheel and wheel.group(2).count("-") >= 4:
+            version = wheel.group(2).split("-")[1]
+            packages.append(Package(name=canonicalize_name(wheel.group(1)), version=version))
     return sorted(packages, key=lambda p: p.name)
 
 

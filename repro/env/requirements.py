@@ -23,6 +23,9 @@ INDEX_OPTIONS = (
     "--trusted-host",
     "--pre",
     "--prefer-binary",
+    "--only-binary",
+    "--no-binary",
+    "--require-hashes",
     "-i",
     "-f",
 )
@@ -75,6 +78,15 @@ def strip_credentials(url: str) -> str:
         netloc = f"{host}:{parts.port}" if parts.port else host
         return urlunsplit(parts._replace(netloc=netloc))
     return url
+
+
+def read_text(path: Path) -> str:
+    """UTF-8 (with or without a byte-order mark), or UTF-16 with one: what Windows'
+    PowerShell 5 writes for `pip freeze > requirements.txt`, and pip reads."""
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    return data.decode("utf-8-sig")
 
 
 def logical_lines(text: str) -> list[str]:
@@ -184,7 +196,7 @@ def read_requirements_txt(
     if path.resolve() in _seen:
         raise ConfigError(f"{rel}: includes itself (-r loop)")
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_text(path)
     except UnicodeDecodeError:
         raise ConfigError(f"{rel} is not UTF-8 text", hint="save it as UTF-8") from None
     except OSError as exc:
@@ -202,6 +214,7 @@ def read_requirements_text(
     local: list[LocalSource] = []
     files = [rel]
     hashed: list[str] = []
+    foreign: list[str] = []
     for lineno, line in enumerate(logical_lines(text), 1):
         if not line:
             continue
@@ -210,6 +223,8 @@ def read_requirements_text(
         value = value.strip()
         if flag.startswith("--") and "=" in flag:
             flag, _, value = flag.partition("=")
+        elif flag[:2] in ("-r", "-c", "-e") and len(flag) > 2 and not value:
+            flag, value = flag[:2], flag[2:]  # pip reads "-rother.txt" too
         if flag in ("-r", "--requirement", "-c", "--constraint"):
             if not value:
                 raise ConfigError(f"{where}: {flag} needs a file name")
@@ -238,6 +253,8 @@ def read_requirements_text(
                 local_from_reference(ref, base, project, rel, extras=extras, editable=True)
             )
             continue
+        if flag in ("--use-feature", "--use-deprecated"):
+            continue  # pip's resolver switches of their day: nothing to lock
         if line.startswith(INDEX_OPTIONS):
             if line not in options:
                 options.append(line)
@@ -253,6 +270,14 @@ def read_requirements_text(
             ref = ref_part.split(";")[0].strip()
             if _is_reference(ref) or ref.startswith("file:"):
                 req = _requirement(name_part.strip(), where)
+                if _foreign_build_path(ref):
+                    # `pip freeze` in a conda environment: the package came from a conda
+                    # build folder of another machine; it is the index project of that name.
+                    requirements.append(
+                        req.name + (f"[{','.join(sorted(req.extras))}]" if req.extras else "")
+                    )
+                    foreign.append(req.name)
+                    continue
                 local.append(
                     local_from_reference(
                         ref, base, project, rel, name=req.name, extras=tuple(sorted(req.extras))
@@ -274,13 +299,37 @@ def read_requirements_text(
         # is written in the lock's layout.
         whole = len(files) == 1 and not local and len(plain) == len(requirements)
         locked = text if whole else "\n".join([*options, *_as_lock_lines(plain)]) + "\n"
+    notes: tuple[str, ...] = ()
+    if foreign:
+        notes = (
+            f"{rel}: {', '.join(foreign)} named a build folder of another machine (a conda "
+            "`pip freeze`): locked from the index by name, unpinned",
+        )
     return Declared(
         requirements=tuple(requirements),
         options=tuple(options),
         locked=locked,
         local=tuple(local),
         files=tuple(dict.fromkeys(files)),
+        notes=notes,
     )
+
+
+# Where conda builds packages: a `pip freeze` of a conda environment names these folders.
+_BUILD_FOLDERS = (
+    "/croot/",
+    "/feedstock_root/",
+    "/conda-bld/",
+    "/tmp/build/",  # noqa: S108 - a path named in a file, never opened
+    "/opt/conda/pkgs/",
+)
+
+
+def _foreign_build_path(ref: str) -> bool:
+    if not ref.startswith("file://"):
+        return False
+    path = ref.removeprefix("file://")
+    return any(marker in path for marker in _BUILD_FOLDERS) and not Path(path).exists()
 
 
 def _pinned(line: str) -> bool:

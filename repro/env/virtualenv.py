@@ -168,6 +168,8 @@ def run_post_build(post_build: PostBuild, venv_root: Path, python: Path) -> None
             PATH=f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
             VIRTUAL_ENV=str(venv_root),
             PYTHONNOUSERSITE="1",
+            # a pip from outside the venv (further down PATH) refuses to install anything
+            PIP_REQUIRE_VIRTUALENV="1",
         )
         proc = run_tool(
             cmd,
@@ -237,6 +239,10 @@ def build_venv(
                 tool.sync(python, lock_file, find_links=wheels, offline=offline)
             tool.install_local(python, local_wheels)
             if post_build is not None:
+                # repo2docker's environments have pip, and postBuild scripts use it: give
+                # the venv its own (bundled with Python, no network) so `pip install` lands
+                # here and never in the interpreter running repro.
+                probe([str(python), "-m", "ensurepip", "--default-pip"], timeout=300)
                 run_post_build(post_build, root, python)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)

@@ -298,3 +298,29 @@ def test_a_project_setup_py_that_no_longer_builds_is_left_out_with_a_note(
         fh.write("[environment]\ninstall_project = true\n")
     refused = run_cli("capture", str(strict), "-o", str(tmp_path / "s.tgz"), "--no-sign")
     assert refused.returncode == 1 and "into a wheel" in refused.stderr
+
+
+def test_post_build_pip_installs_into_the_study_s_environment_not_the_host_s(
+    tmp_path: Path,
+) -> None:
+    """Binder postBuild scripts `pip install` things: that pip must be the venv's (repo2docker
+    environments have one), never the interpreter running repro."""
+    import importlib.util
+
+    wheel_dir = tmp_path / "wheels"
+    wheel_dir.mkdir()
+    from tests.conftest import make_wheel
+
+    make_wheel(wheel_dir, "reprotest_postbuilt", "1.0.0", "WHO = 'postBuild'\n", [])
+    script = (
+        "import json, pathlib, reprotest_postbuilt\n"
+        "pathlib.Path('results').mkdir(exist_ok=True)\n"
+        "pathlib.Path('results/x.json').write_text(json.dumps(reprotest_postbuilt.WHO))\n"
+    )
+    project = study(tmp_path / "p", script, ["results/x.json"])
+    (project / "postBuild").write_text(
+        f"#!/bin/bash\nset -e\npip install --no-index --find-links {wheel_dir} reprotest_postbuilt\n"
+    )
+    result = run_cli("capture", str(project), "-o", str(tmp_path / "x.tgz"), "--no-sign")
+    assert result.returncode == 0, result.stderr
+X

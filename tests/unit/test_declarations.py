@@ -436,3 +436,49 @@ def test_environment_yaml_is_read_when_nothing_else_declares(tmp_path: Path) -> 
     assert any("repo2docker reads only the .yml" in n for n in found.notes)
     write(tmp_path, {"requirements.txt": "six\n"})
     assert plan(tmp_path).dependency_file == "requirements.txt"
+
+
+def test_pip_options_and_conda_freeze_lines(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "requirements.txt": (
+                "--use-feature=2020-resolver\n"
+                "--only-binary :all:\n"
+                "-rbase.txt\n"
+                "certifi @ file:///croot/certifi_1690232220950/work/certifi\n"
+                "six @ file:///home/conda/feedstock_root/build_artifacts/six_1620240208055/work\n"
+            ),
+            "base.txt": "toolz\n",
+        },
+    )
+    declared = read_requirements_txt(tmp_path / "requirements.txt", tmp_path)
+    assert declared.options == ("--only-binary :all:",)
+    assert declared.requirements == ("toolz", "certifi", "six")
+    assert declared.local == ()
+    assert declared.notes and "certifi, six" in declared.notes[0]
+
+
+def test_utf16_requirements_from_powershell(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_bytes("six==1.16.0\r\n".encode("utf-16"))
+    assert read_requirements_txt(tmp_path / "requirements.txt", tmp_path).requirements == (
+        "six==1.16.0",
+    )
+
+
+def test_a_poetry_project_is_a_package(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "pyproject.toml": (
+                '[tool.poetry]\nname = "study"\nversion = "0.1.0"\n'
+                '[build-system]\nrequires = ["poetry-core"]\n'
+                'build-backend = "poetry.core.masonry.api"\n'
+            )
+        },
+    )
+    assert plan(tmp_path).project_file == "pyproject.toml"
+    write(tmp_path, {"pyproject.toml": "[tool.black]\nline-length = 99\n"})
+    found = plan(tmp_path)
+    assert found.project_file is None
+    assert any(i.startswith("pyproject.toml (neither") for i in found.ignored)

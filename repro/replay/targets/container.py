@@ -6,6 +6,7 @@ non-root user, network off unless the run declares it, with the run's CPU/memory
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -94,6 +95,18 @@ class DockerTarget:
             engine, manifest, root, self.options.base_image, self.options.offline, say
         )
         prepared = _probe(engine, tag)
+        captured = ".".join(manifest.environment.python_version.split(".")[:2])
+        running = ".".join(prepared.python_version.split(".")[:2])
+        if running != captured:
+            prepared = dataclasses.replace(
+                prepared,
+                warnings=[
+                    *prepared.warnings,
+                    f"the image runs Python {running}, but the capsule was captured with "
+                    f"Python {captured}: choose a base image with Python {captured} "
+                    "(--base-image)",
+                ],
+            )
         give_to_container_user(root / "data" / "project")
         self._runner = DockerRunner(engine, tag)
         return prepared
