@@ -305,7 +305,6 @@ def test_post_build_pip_installs_into_the_study_s_environment_not_the_host_s(
 ) -> None:
     """Binder postBuild scripts `pip install` things: that pip must be the venv's (repo2docker
     environments have one), never the interpreter running repro."""
-    import importlib.util
 
     wheel_dir = tmp_path / "wheels"
     wheel_dir.mkdir()
