@@ -322,4 +322,5 @@ def test_post_build_pip_installs_into_the_study_s_environment_not_the_host_s(
     )
     result = run_cli("capture", str(project), "-o", str(tmp_path / "x.tgz"), "--no-sign")
     assert result.returncode == 0, result.stderr
-X
+    importlib.invalidate_caches()
+    assert importlib.util.find_spec("reprotest_postbuilt") is None  # not in repro's Python
