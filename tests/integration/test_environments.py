@@ -4,6 +4,7 @@ apt.txt failures reported in one line with nothing written."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import tarfile
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import git, require_service, run_cli
+from tests.conftest import git, make_wheel, require_service, run_cli
 
 SETUP_PY = """\
 from setuptools import setup
@@ -305,11 +306,8 @@ def test_post_build_pip_installs_into_the_study_s_environment_not_the_host_s(
 ) -> None:
     """Binder postBuild scripts `pip install` things: that pip must be the venv's (repo2docker
     environments have one), never the interpreter running repro."""
-
     wheel_dir = tmp_path / "wheels"
     wheel_dir.mkdir()
-    from tests.conftest import make_wheel
-
     make_wheel(wheel_dir, "reprotest_postbuilt", "1.0.0", "WHO = 'postBuild'\n", [])
     script = (
         "import json, pathlib, reprotest_postbuilt\n"
