@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 
 from repro.capsule.manifest import Manifest, Package
 from repro.config.models import Run
-from repro.execution.runs import PointOutcome
+from repro.execution.runs import CommandRunner, PointOutcome, execute_runs
 from repro.model_base import SweepValue
 
 TargetName = Literal["local", "docker", "slurm"]
@@ -97,3 +97,26 @@ def ignored_slurm_settings(target: TargetName, options: TargetOptions) -> list[s
         f"{', '.join(flags)} {verb} ignored on the {target} target: "
         "Slurm settings only apply to --target slurm"
     ]
+
+
+def run_points(
+    runner: CommandRunner | None,
+    options: TargetOptions,
+    runs: list[Run],
+    project: Path,
+    select: Select,
+    on_point: OnPoint,
+) -> list[PointOutcome]:
+    """Local and docker targets: every selected point through a per-command runner, -j at a
+    time; a failing point does not stop the others."""
+    if runner is None:
+        raise RuntimeError("execute before prepare")
+    return execute_runs(
+        runs,
+        project,
+        runner,
+        jobs=options.jobs,
+        fail_fast=False,
+        select=select,
+        on_point=on_point,
+    )

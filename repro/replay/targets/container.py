@@ -18,7 +18,7 @@ from repro.env.capsule_env import capsule_environment
 from repro.env.image import BASE_IMAGE_ENV, ImageSpec, ensure_image
 from repro.env.lock import parse_packages
 from repro.execution.container import DockerRunner, give_to_container_user, probe_image
-from repro.execution.runs import PointOutcome, execute_runs
+from repro.execution.runs import PointOutcome
 from repro.replay.targets.base import (
     Observer,
     OnPoint,
@@ -27,6 +27,7 @@ from repro.replay.targets.base import (
     TargetName,
     TargetOptions,
     ignored_slurm_settings,
+    run_points,
 )
 
 
@@ -114,17 +115,7 @@ class DockerTarget:
     def execute(
         self, runs: list[Run], project: Path, select: Select, on_point: OnPoint
     ) -> list[PointOutcome]:
-        if self._runner is None:
-            raise RuntimeError("execute before prepare")
-        return execute_runs(
-            runs,
-            project,
-            self._runner,
-            jobs=self.options.jobs,
-            fail_fast=False,
-            select=select,
-            on_point=on_point,
-        )
+        return run_points(self._runner, self.options, runs, project, select, on_point)
 
     def close(self) -> None:
         if self._engine is not None and self._engine is not self._given:

@@ -12,7 +12,7 @@ from repro.env.apt import check_apt_on_host
 from repro.env.capsule_env import capsule_environment
 from repro.env.virtualenv import VirtualEnv, build_venv, find_python, python_version_of
 from repro.errors import EnvironmentBuildError
-from repro.execution.runs import LocalRunner, PointOutcome, execute_runs
+from repro.execution.runs import LocalRunner, PointOutcome
 from repro.replay.environment import installed_packages
 from repro.replay.targets.base import (
     Observer,
@@ -22,6 +22,7 @@ from repro.replay.targets.base import (
     TargetName,
     TargetOptions,
     ignored_slurm_settings,
+    run_points,
 )
 
 
@@ -95,17 +96,7 @@ class LocalTarget:
     def execute(
         self, runs: list[Run], project: Path, select: Select, on_point: OnPoint
     ) -> list[PointOutcome]:
-        if self._runner is None:
-            raise RuntimeError("execute before prepare")
-        return execute_runs(
-            runs,
-            project,
-            self._runner,
-            jobs=self.options.jobs,
-            fail_fast=False,
-            select=select,
-            on_point=on_point,
-        )
+        return run_points(self._runner, self.options, runs, project, select, on_point)
 
     def close(self) -> None:
         """Nothing to release: the cached venv is kept for the next replay."""
