@@ -74,10 +74,17 @@ def _without(message: str, source: LocalSource) -> str:
 
 def _checkout(source: LocalSource, dest: Path) -> str:
     """Clone a git dependency and check out its ref; the commit it resolved to."""
+    ref = source.ref or "HEAD"
+    if ref.startswith("-") or source.location.startswith("-"):
+        # a declaration's text must never become an option of git's
+        raise ConfigError(
+            f"git dependency {source.name or source.origin}: {ref!r} is not a git ref",
+            hint=f"fix the ref in {source.declared_in}",
+        )
     env = _git_env()
     try:
         _run(
-            ["git", "clone", "--quiet", "--no-checkout", source.location, str(dest)],
+            ["git", "clone", "--quiet", "--no-checkout", "--", source.location, str(dest)],
             f"fetching git dependency {source.origin}",
             None,
             GIT_TIMEOUT_S,
@@ -89,7 +96,6 @@ def _checkout(source: LocalSource, dest: Path) -> str:
             f"{source.declared_in}) cannot be fetched: {_without(exc.message, source)}",
             hint="check the URL and your access to it, or vendor the package as a path",
         ) from None
-    ref = source.ref or "HEAD"
     try:
         _run(
             ["git", "-c", "advice.detachedHead=false", "checkout", "--quiet", ref],

@@ -482,3 +482,15 @@ def test_a_poetry_project_is_a_package(tmp_path: Path) -> None:
     found = plan(tmp_path)
     assert found.project_file is None
     assert any(i.startswith("pyproject.toml (neither") for i in found.ignored)
+
+
+def test_a_git_ref_is_never_an_option_of_git(tmp_path: Path) -> None:
+    from repro.env.local_packages import _checkout
+    from repro.env.requirements import LocalSource
+
+    source = LocalSource(
+        "git", str(tmp_path / "nowhere"), "x", "requirements.txt", ref="--upload-pack=touch /tmp/p"
+    )
+    with pytest.raises(ConfigError, match="is not a git ref"):
+        _checkout(source, tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()
