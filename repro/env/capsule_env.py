@@ -3,6 +3,7 @@ the local wheels (with their recorded sha256) and postBuild with its digest."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from repro.capsule.layout import PROJECT_PREFIX
 from repro.capsule.manifest import Manifest
 from repro.env.installer import LocalWheel
 from repro.env.virtualenv import PostBuild
+from repro.errors import CapsuleIntegrityError
 from repro.hashing import sha256_bytes
 
 
@@ -37,6 +39,38 @@ def capsule_environment(manifest: Manifest, root: Path) -> CapsuleEnvironment:
         post_build = PostBuild(
             env.post_build.removeprefix(PROJECT_PREFIX), root / PROJECT_PREFIX, digest
         )
-    return CapsuleEnvironment(
-        (root / env.lock).read_text(encoding="utf-8"), wheels, post_build, tuple(env.apt_packages)
-    )
+    lock_text = (root / env.lock).read_text(encoding="utf-8")
+    check_capsule_lock(lock_text, env.lock)
+    return CapsuleEnvironment(lock_text, wheels, post_build, tuple(env.apt_packages))
+
+
+_PIN = re.compile(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,-]*\])?==[A-Za-z0-9.+!_-]+(\s*;.*)?$"
+)
+_INDEX = re.compile(
+    r"^((--index-url|--extra-index-url|-i|--find-links|-f)[ =]https?://\S+"
+    r"|--trusted-host[ =]\S+|--no-index|--pre|--prefer-binary|--require-hashes"
+    r"|--(only|no)-binary[ =]\S+)$"
+)
+
+
+def check_capsule_lock(text: str, where: str) -> None:
+    """A capsule's lock is a stranger's file that pip or uv will read on this machine: only
+    pinned requirements with hashes and index URLs, never `${VARIABLES}` (expanded from this
+    machine's environment), includes (`-r /etc/...`), local find-links or other options."""
+    joined = re.sub(r"\\\r?\n", " ", text)
+    for raw in joined.splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if "$" in line:
+            raise CapsuleIntegrityError(f"{where}: a lock line names a variable: {line[:80]}")
+        if line.startswith("-"):
+            if not _INDEX.match(line):
+                raise CapsuleIntegrityError(f"{where}: option not allowed in a lock: {line[:80]}")
+            continue
+        requirement, *hashes = line.split(" --hash")
+        if not _PIN.match(requirement.strip()) or not hashes:
+            raise CapsuleIntegrityError(
+                f"{where}: not a pinned requirement with hashes: {line[:80]}"
+            )
