@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from repro.env.requirements import Declared, LocalSource, display, read_requirements_text
@@ -196,7 +197,9 @@ CONDA_ONLY = frozenset(
 )
 _CONDA_ONLY = frozenset(canonicalize_name(n) for n in CONDA_ONLY)
 # Prefixes of conda-only families: R packages, conda's own metapackages, system libraries.
-CONDA_ONLY_PREFIXES = ("r-", "_", "libgcc", "libstdc", "cuda-", "bioconductor-", "perl-")
+CONDA_ONLY_PREFIXES = ("r-", "_", "lib", "cuda-", "bioconductor-", "perl-")
+# Python projects whose conda names start like a system library's: locked from PyPI.
+PYTHON_LIB_NAMES = frozenset({"librosa", "libcst", "libsass", "libpysal", "libarchive-c"})
 _RENAMES = {canonicalize_name(k): v for k, v in RENAMES.items()}
 SPEC = re.compile(
     r"^(?:(?P<channel>[\w.\-/]+)::)?(?P<name>[A-Za-z0-9_.\-]+)"
@@ -214,6 +217,8 @@ def _pip_version(version: str) -> str:
     clauses = []
     for clause in version.split(","):
         clause = clause.strip()
+        if clause.lstrip("=") in ("*", ""):
+            continue  # "numpy=*": any version
         if "|" in clause:
             raise ValueError(clause)
         if clause.startswith("=") and not clause.startswith("=="):
@@ -234,9 +239,12 @@ def _pip_version(version: str) -> str:
 
 def conda_only(name: str) -> bool:
     lowered = name.lower()
+    if lowered in PYTHON_LIB_NAMES:
+        return False
     return (
         lowered in CONDA_ONLY
         or canonicalize_name(lowered) in _CONDA_ONLY
+        or lowered == "r"
         or lowered.startswith(CONDA_ONLY_PREFIXES)
     )
 
@@ -284,7 +292,8 @@ def read_environment_yml(path: Path, project: Path, policy: Policy = "error") ->
         if not isinstance(dep, str | int | float):
             raise ConfigError(f"{where}: expected a package spec, got {dep!r}"[:200])
         spec = str(dep).strip()
-        match = SPEC.match(spec)
+        # "scipy >= 1.2" and "pandas >=1.2, <2" are the same specs without the spaces
+        match = SPEC.match(re.sub(r"\s*(===|==|>=|<=|!=|~=|[<>]|,)\s*", r"\1", spec))
         if not match or match.group("rest").strip().startswith("["):
             raise ConfigError(
                 f"{where}: cannot read the conda spec {spec!r}",
@@ -316,6 +325,14 @@ def read_environment_yml(path: Path, project: Path, policy: Policy = "error") ->
                 hint="pin one version range (conda's '|' alternatives have no pip form)",
             ) from None
         requirement = f"{pypi}{specifier}"
+        try:
+            Requirement(requirement)
+        except InvalidRequirement:
+            raise ConfigError(
+                f"{where}: cannot translate the conda spec {spec!r} into a pip requirement "
+                f"({requirement!r})",
+                hint="write it as NAME, NAME=VERSION or NAME>=VERSION",
+            ) from None
         if pypi != name or specifier != version:
             translated[spec] = requirement
         requirements.append(requirement)

@@ -19,7 +19,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from repro.env.lock import uv_bin
-from repro.env.requirements import LocalSource
+from repro.env.requirements import ARCHIVE_SUFFIXES, LocalSource
 from repro.errors import ConfigError, EnvironmentBuildError, NetworkError
 from repro.execution.tools import run_tool
 from repro.hashing import sha256_file
@@ -125,9 +125,11 @@ def _download(source: LocalSource, dest: Path) -> Path:
                 for chunk in resp.iter_bytes():
                     fh.write(chunk)
     except httpx.HTTPError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        why = f"HTTP {status}" if status else type(exc).__name__  # never the URL: credentials
         raise NetworkError(
             f"archive dependency {source.origin} (declared in {source.declared_in}) cannot be "
-            f"downloaded: {exc}",
+            f"downloaded: {why}",
             hint="check the URL, or vendor the package as a path",
         ) from None
     return target
@@ -195,12 +197,18 @@ def build_wheels(
         "UV_PYTHON_DOWNLOADS": "never",
         "PYTHONDONTWRITEBYTECODE": "1",
     }
-    for i, source in enumerate(_unique(sources)):
+    for i, source in enumerate(_unique([s for s in sources if _applies(s, python)])):
         src_root = workdir / f"src-{i}"
         commit = None
         if source.kind == "git":
             commit = _checkout(source, src_root)
-            src = src_root / (source.subdirectory or "")
+            src = (src_root / (source.subdirectory or "")).resolve()
+            if not src.is_relative_to(src_root.resolve()):
+                raise ConfigError(
+                    f"{source.declared_in}: subdirectory {source.subdirectory!r} of git "
+                    f"dependency {source.origin} leads out of its repository",
+                    hint="name a folder inside the repository",
+                )
         elif source.kind == "url":
             src_root.mkdir()
             src = _download(source, src_root)
@@ -209,14 +217,19 @@ def build_wheels(
             if location.resolve().is_relative_to(project.resolve()):
                 rel = location.resolve().relative_to(project.resolve())
                 location = staged_project / rel
-            if not location.is_dir():
+            if location.is_file() and location.name.endswith(ARCHIVE_SUFFIXES):
+                src_root.mkdir()  # a wheel or sdist the project ships
+                src = src_root / location.name
+                shutil.copyfile(location, src)
+            elif location.is_dir():
+                shutil.copytree(location, src_root, symlinks=True, ignore=IGNORED)
+                src = src_root
+            else:
                 raise ConfigError(
                     f"{source.declared_in}: local dependency {source.origin} is not a folder "
-                    "among the captured files",
+                    "or an archive among the captured files",
                     hint="fix the path, or stop ignoring that folder",
                 )
-            shutil.copytree(location, src_root, symlinks=True, ignore=IGNORED)
-            src = src_root
         if say:
             say(f"building {source.name or source.origin} into a wheel")
         if src.is_file() and src.suffix == ".whl":
@@ -275,6 +288,24 @@ def _build(
     if len(new) != 1:
         raise EnvironmentBuildError(f"{what} produced {len(new)} wheels, expected one")
     return new[0]
+
+
+def _applies(source: LocalSource, python: str) -> bool:
+    """Its marker, if any, holds on the Linux targets for the study's Python."""
+    if not source.marker:
+        return True
+    from packaging.markers import InvalidMarker, Marker
+
+    try:
+        marker = Marker(source.marker)
+    except InvalidMarker:
+        raise ConfigError(
+            f"{source.declared_in}: {source.origin}: not a valid marker: {source.marker}",
+            hint="write it as in PEP 508, e.g. sys_platform == 'linux'",
+        ) from None
+    env = {k: str(v) for k, v in default_environment().items()}
+    env.update(python_version=python, python_full_version=f"{python}.0")
+    return marker.evaluate(env)
 
 
 def _unique(sources: list[LocalSource]) -> list[LocalSource]:

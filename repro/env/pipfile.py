@@ -4,9 +4,12 @@ installs both), extras, markers, [requires] python_version, [[source]], path and
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
 
 from repro.env.requirements import Declared, LocalSource, display, local_from_reference
 from repro.errors import ConfigError
@@ -54,7 +57,13 @@ def _markers(spec: dict[str, Any]) -> str:
             value = value.strip()
             if value == "*":
                 continue
-            parts.append(f"{key} {value}" if value[0] in "<>=!~" else f"{key} == {value!r}")
+            op = re.match(r"^(===|==|!=|<=|>=|~=|<|>)\s*(.*)$", value)
+            if op is None:
+                parts.append(f"{key} == {value!r}")
+            else:  # pipenv writes `"== 'linux'"` and `">=3.8"`: PEP 508 wants the value quoted
+                operand = op.group(2).strip()
+                quoted = operand if operand[:1] in ("'", '"') else repr(operand)
+                parts.append(f"{key} {op.group(1)} {quoted}")
     return " and ".join(parts)
 
 
@@ -155,11 +164,24 @@ def read_pipfile(path: Path, project: Path) -> Declared:
                 local.append(source)
                 continue
             version = str(spec.get("version", "*")).strip()
+            if version not in ("*", "") and not re.match(r"^(==|>=|<=|!=|~=|===|>|<)", version):
+                # "1.2" would become the project "six1.2", "-toolbelt" another project
+                raise ConfigError(
+                    f"{where}: version {version!r} is not a version specifier",
+                    hint='write it as "*", "==1.2" or ">=1.2"',
+                )
             extras = _extras(spec, where)
             markers = _markers(spec)
             head = name + (f"[{','.join(extras)}]" if extras else "")
             line = head + ("" if version in ("*", "") else version)
             line += f" ; {markers}" if markers else ""
+            try:
+                Requirement(line)
+            except InvalidRequirement as exc:
+                raise ConfigError(
+                    f"{where}: makes no valid requirement ({line!r}: {exc})".replace("\n", " "),
+                    hint="check its version and markers",
+                ) from None
             if name.lower() in seen and seen[name.lower()] != line:
                 raise ConfigError(
                     f"{rel}: {name} is declared twice, differently ({seen[name.lower()]!r} and "

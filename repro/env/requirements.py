@@ -4,6 +4,7 @@ up on an index. One reader per format lives beside this module; requirements.txt
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,8 @@ class LocalSource:
     """The name the declaration gives it (egg=, Pipfile key, name @ ...), checked on build."""
     extras: tuple[str, ...] = ()
     editable: bool = False
+    marker: str | None = None
+    """An environment marker (`./winonly ; sys_platform == 'win32'`): built only where true."""
 
 
 @dataclass(frozen=True)
@@ -72,12 +75,13 @@ class Declared:
 
 
 def strip_credentials(url: str) -> str:
+    """The URL as it may be recorded: no user:password, no query (where tokens travel)."""
     parts = urlsplit(url)
     if parts.username or parts.password:
         host = parts.hostname or ""
         netloc = f"{host}:{parts.port}" if parts.port else host
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+        parts = parts._replace(netloc=netloc)
+    return urlunsplit(parts._replace(query=""))
 
 
 def read_text(path: Path) -> str:
@@ -172,11 +176,12 @@ def local_from_reference(
 
 
 def _is_reference(text: str) -> bool:
-    """A requirement line that names a location rather than a project on an index."""
+    """A requirement line that names a location rather than a project on an index
+    (`name @ URL` is a named reference: the caller splits it first)."""
     return (
         text.startswith((".", "/", "~", "file:", *VCS_PREFIXES))
         or text.startswith(("http://", "https://"))
-        or text.endswith(ARCHIVE_SUFFIXES)
+        or (text.endswith(ARCHIVE_SUFFIXES) and " @ " not in text and "@" not in text.split("/")[0])
     )
 
 
@@ -286,7 +291,9 @@ def read_requirements_text(
                 continue
         if _is_reference(req_text):
             ref, extras = _extras_of(req_text.split(";")[0].strip())
-            local.append(local_from_reference(ref, base, project, rel, extras=extras))
+            source = local_from_reference(ref, base, project, rel, extras=extras)
+            marker = req_text.split(";", 1)[1].strip() if ";" in req_text else None
+            local.append(dataclasses.replace(source, marker=marker) if marker else source)
             continue
         _requirement(req_text, where)
         if "--hash=" in line:

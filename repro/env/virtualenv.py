@@ -64,7 +64,8 @@ def env_key(
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive file lock for the duration of the block (cache builds)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -216,7 +217,7 @@ def build_venv(
     key = env_key(lock_text, python_version, local_wheels, post_build)
     root = (cache_root or cache_dir() / "venvs") / key
     python = root / "bin" / "python"
-    with _locked(root.with_suffix(".lock")):
+    with locked(root.with_suffix(".lock")):
         if (root / MARKER).is_file() and python.exists():
             return VirtualEnv(root, python, reused=True)
         if root.exists():

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from repro.env.installer import Installer, UvInstaller
+from repro.env.virtualenv import locked
 from repro.errors import NetworkError
 from repro.hashing import sha256_bytes
 from repro.paths import cache_dir
@@ -26,6 +27,17 @@ def download_wheels(
     """Every wheel of the lock in a cached folder, for `python_version` (None: this
     interpreter's); the installer checks each against the lock's hashes."""
     folder = wheel_dir(lock_text, python_version)
+    with locked(folder.with_suffix(".lock")):  # two captures or replays of one lock at once
+        return _download(lock_text, folder, offline, python_version, installer)
+
+
+def _download(
+    lock_text: str,
+    folder: Path,
+    offline: bool,
+    python_version: str | None,
+    installer: Installer | None,
+) -> Path:
     marker = folder / ".repro-complete"
     if marker.is_file():
         return folder
