@@ -494,3 +494,40 @@ def test_a_git_ref_is_never_an_option_of_git(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is not a git ref"):
         _checkout(source, tmp_path / "dest")
     assert not (tmp_path / "dest").exists()
+
+
+def test_review_findings_stay_fixed(tmp_path: Path) -> None:
+    """Each of these once produced a wrong requirement silently (found in review)."""
+    write(tmp_path, {"Pipfile": '[packages]\nnumpy = "1.2"\n'})
+    with pytest.raises(ConfigError, match="is not a version specifier"):
+        read_pipfile(tmp_path / "Pipfile", tmp_path)  # would have been the project numpy1.2
+    write(tmp_path, {"Pipfile": '[packages]\nattrs = {version = "*", python_version = ">=3.8"}\n'})
+    assert read_pipfile(tmp_path / "Pipfile", tmp_path).requirements == (
+        "attrs ; python_version >= '3.8'",
+    )
+    write(
+        tmp_path,
+        {"environment.yml": "dependencies:\n  - numpy=*\n  - scipy >= 1.2\n  - pandas >=1.2, <2\n"},
+    )
+    assert read_environment_yml(tmp_path / "environment.yml", tmp_path).requirements == (
+        "numpy",
+        "scipy>=1.2",
+        "pandas>=1.2,<2",
+    )
+    write(tmp_path, {"environment.yml": "dependencies:\n  - libarrow\n"})
+    with pytest.raises(ConfigError, match="libarrow is a conda-only package"):
+        read_environment_yml(tmp_path / "environment.yml", tmp_path)
+    write(
+        tmp_path,
+        {
+            "requirements.txt": (
+                "torch @ https://example.org/whl/torch-2.1.0-cp311-none-linux_x86_64.whl\n"
+                "./vendor/winonly ; sys_platform == 'win32'\n"
+                "tool @ https://example.org/tool-1.0.tar.gz?private_token=abc\n"
+            )
+        },
+    )
+    local = read_requirements_txt(tmp_path / "requirements.txt", tmp_path).local
+    assert [(s.kind, s.name) for s in local] == [("url", "torch"), ("path", None), ("url", "tool")]
+    assert local[1].marker == "sys_platform == 'win32'"
+    assert "private_token" not in local[2].origin
