@@ -12,7 +12,7 @@ import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from repro.env.requirements import Declared, LocalSource, display, read_requirements_text
+from repro.env.requirements import Declared, LocalSource, display, read_requirements_text, read_text
 from repro.errors import ConfigError
 
 # conda package -> PyPI project, where the names differ (docs/environments.md lists them).
@@ -252,7 +252,7 @@ def conda_only(name: str) -> bool:
 def read_environment_yml(path: Path, project: Path, policy: Policy = "error") -> Declared:
     rel = display(path, project)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        data = yaml.safe_load(read_text(path))
     except UnicodeDecodeError:
         raise ConfigError(f"{rel} is not UTF-8 text", hint="save it as UTF-8") from None
     except yaml.YAMLError as exc:

@@ -24,9 +24,9 @@ from repro.env.requirements import (
     Declared,
     LocalSource,
     check_requirements,
-    display,
     read_requirements_text,
     read_requirements_txt,
+    read_text,
 )
 from repro.errors import ConfigError
 
@@ -109,7 +109,7 @@ def parse_runtime(text: str, where: str) -> str | None:
 def read_apt(path: Path, where: str) -> list[str]:
     """apt.txt: one Debian package a line; blank lines and # comments ignored."""
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
+        lines = read_text(path).splitlines()
     except UnicodeDecodeError:
         raise ConfigError(f"{where} is not UTF-8 text", hint="save it as UTF-8") from None
     packages = []
@@ -131,7 +131,7 @@ def _pyproject(path: Path) -> dict[str, object] | None:
     if not path.is_file():
         return None
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        return tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"pyproject.toml is not valid TOML: {exc}", hint="fix the file") from None
     except UnicodeDecodeError:
@@ -163,7 +163,7 @@ def _dependencies_only(project: Path) -> bool:
 
 def _read_text(path: Path, where: str) -> str:
     try:
-        return path.read_text(encoding="utf-8-sig")
+        return read_text(path)
     except UnicodeDecodeError:
         raise ConfigError(f"{where} is not UTF-8 text", hint="save it as UTF-8") from None
 
@@ -351,8 +351,6 @@ def declared_environment(project: Path, plan: EnvironmentPlan, conda_only: str) 
     local = list(declared.local)
     if plan.project_file and not any(s.kind == "project" for s in local):
         local.insert(0, LocalSource("project", str(project.resolve()), ".", plan.project_file))
-    if not plan.project_file and any(s.kind == "project" for s in local):
-        pass  # the declaration itself asks for the project (-e ., path = "."): keep it
     return Declared(
         requirements=declared.requirements + tuple(plan.packages),
         options=declared.options,
@@ -375,6 +373,3 @@ def describe(project: Path, plan: EnvironmentPlan) -> list[str]:
     lines.append(f"environment from: {used}; Python {plan.python.version} ({plan.python.source})")
     lines += [f"ignored: {item}" for item in plan.ignored]
     return lines
-
-
-__all__ = ["EnvironmentPlan", "PythonChoice", "declared_environment", "display", "plan_environment"]

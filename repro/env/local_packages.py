@@ -152,11 +152,17 @@ def _metadata(wheel: Path) -> tuple[str, str, list[str]]:
     )
 
 
+def target_environment(python: str) -> dict[str, str]:
+    """Marker variables of a Linux target running the study's Python (major.minor)."""
+    env = {k: str(v) for k, v in default_environment().items()}
+    env.update(python_version=python, python_full_version=f"{python}.0")
+    return env
+
+
 def index_requirements(requires: list[str], extras: tuple[str, ...], python: str) -> list[str]:
     """Requires-Dist lines as the resolver needs them: extras the declaration asked for are
     applied; other markers stay for the resolver, evaluated for the study's Python."""
-    env: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
-    env.update(python_version=python, python_full_version=f"{python}.0")
+    env = target_environment(python)
     out = []
     for line in requires:
         try:
@@ -303,9 +309,7 @@ def _applies(source: LocalSource, python: str) -> bool:
             f"{source.declared_in}: {source.origin}: not a valid marker: {source.marker}",
             hint="write it as in PEP 508, e.g. sys_platform == 'linux'",
         ) from None
-    env = {k: str(v) for k, v in default_environment().items()}
-    env.update(python_version=python, python_full_version=f"{python}.0")
-    return marker.evaluate(env)
+    return marker.evaluate(target_environment(python))
 
 
 def _unique(sources: list[LocalSource]) -> list[LocalSource]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from repro.env.requirements import Declared, LocalSource, display, local_from_reference
+from repro.env.requirements import Declared, LocalSource, display, local_from_reference, read_text
 from repro.errors import ConfigError
 
 # Pipfile keys that pipenv turns into environment markers ("sys_platform = \"== 'linux'\"").
@@ -139,7 +139,7 @@ def _index_options(sources: Any, where: str) -> tuple[str, ...]:
 def read_pipfile(path: Path, project: Path) -> Declared:
     rel = display(path, project)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        data = tomllib.loads(read_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"{rel} is not valid TOML: {exc}", hint="fix the file (pipenv reads it as TOML)"
@@ -205,7 +205,7 @@ def read_pipfile_lock(path: Path, project: Path) -> Declared:
     is kept as it is); path and git entries are local sources."""
     rel = display(path, project)
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        data = json.loads(read_text(path))
     except UnicodeDecodeError:
         raise ConfigError(f"{rel} is not UTF-8 text", hint="save it as UTF-8") from None
     except ValueError as exc:

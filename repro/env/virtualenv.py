@@ -92,14 +92,6 @@ def find_python(python_version: str) -> str:
     )
 
 
-def python_available(python_version: str) -> bool:
-    try:
-        find_python(python_version)
-    except EnvironmentBuildError:
-        return False
-    return True
-
-
 @functools.cache
 def _installed_python(mm: str) -> str | None:
     for candidate in _python_candidates(mm):
