@@ -21,8 +21,9 @@ from repro.env.image import BASE_IMAGE_ENV, ImageSpec
 from repro.env.installer import LocalWheel
 from repro.env.local_packages import BuiltWheel, build_wheels
 from repro.env.lock import Lock, freeze_lock, lock_declared, with_packages
+from repro.env.pythons import find_python
 from repro.env.requirements import Declared
-from repro.env.virtualenv import PostBuild, find_python
+from repro.env.virtualenv import PostBuild
 from repro.errors import EnvironmentBuildError, ResolverError
 from repro.execution.runs import stage_project
 from repro.notebooks import notebook as nbk
@@ -158,6 +159,7 @@ def lock_environment(
         spec.resolver,
         planned.plan.dependency_file,
     )
+    notes += lock.notes
     notes += [
         f"built {w.name} {w.version} ({w.source.kind} {w.source.origin}"
         + (f" at {w.commit[:12]}" if w.commit else "")

@@ -12,6 +12,7 @@ from repro.capture import environment as env_stage
 from repro.capture.options import CaptureOptions
 from repro.config import load_config
 from repro.config.models import DataSpec, ProjectConfig, render
+from repro.env.pythons import check_version
 from repro.errors import ProjectNotFoundError, UsageError
 
 
@@ -88,7 +89,7 @@ def effective_config(config: ProjectConfig, opts: CaptureOptions) -> ProjectConf
     if opts.requirements is not None:
         updates["requirements"] = opts.requirements
     if opts.python is not None:
-        updates["python"] = opts.python
+        updates["python"] = check_version(opts.python, "--python", usage=True)
     if opts.resolver is not None:
         updates["resolver"] = opts.resolver
     if opts.base_image is not None:

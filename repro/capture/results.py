@@ -23,7 +23,8 @@ from repro.capture.snapshot import Notebook, Snapshot
 from repro.config.models import CompareRule, NotebookSpec, Run, point_id, render
 from repro.env.apt import check_apt_on_host
 from repro.env.image import ensure_image
-from repro.env.virtualenv import build_venv, python_version_of
+from repro.env.pythons import python_version_of
+from repro.env.virtualenv import build_venv
 from repro.errors import NotebookFailedError
 from repro.execution.runs import (
     CommandRunner,

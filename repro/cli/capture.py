@@ -95,8 +95,12 @@ def capture_command(
         str | None, typer.Option("--python", help="Python version, e.g. 3.11.")
     ] = None,
     resolver: Annotated[
-        Literal["uv", "pip-tools"] | None,
-        typer.Option("--resolver", help="uv (default) or pip-tools."),
+        Literal["auto", "uv", "pip-tools"] | None,
+        typer.Option(
+            "--resolver",
+            help="auto (default: uv, falling back to pip's resolver for old metadata), "
+            "uv or pip-tools.",
+        ),
     ] = None,
     freeze: Annotated[
         bool,

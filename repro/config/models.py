@@ -220,7 +220,7 @@ class DataSpec(Model):
         return self
 
 
-Resolver = Literal["uv", "pip-tools"]
+Resolver = Literal["auto", "uv", "pip-tools"]
 
 
 class EnvironmentSpec(Model):
@@ -238,7 +238,9 @@ class EnvironmentSpec(Model):
     python: str | None = Field(default=None, pattern=r"^\d+\.\d+(\.\d+)?$")
     """Python version the study needs (default: environment.yml, Pipfile, runtime.txt, else
     this interpreter)."""
-    resolver: Resolver = "uv"
+    resolver: Resolver = "auto"
+    """auto: uv, and pip's resolver (pip-compile, under the study's Python) where uv refuses
+    an old release's metadata; uv or pip-tools: only that one."""
     base_image: str | None = None
     """Container base image (default python:X.Y-slim)."""
     apt: list[str] = []

@@ -20,6 +20,7 @@ from pathlib import Path
 from repro.config.models import EnvironmentSpec
 from repro.env.conda import read_environment_yml
 from repro.env.pipfile import read_pipfile, read_pipfile_lock
+from repro.env.pythons import check_version
 from repro.env.requirements import (
     Declared,
     LocalSource,
@@ -303,11 +304,14 @@ def _choose_python(
             hint="make them agree, or choose one with [environment] python",
         )
     if spec.python:
-        return PythonChoice(".".join(spec.python.split(".")[:2]), "[environment] python")
+        return PythonChoice(
+            check_version(spec.python, "[environment] python"), "[environment] python"
+        )
     if declared:
-        return PythonChoice(declared[0], declared[1])
+        return PythonChoice(check_version(declared[0], declared[1]), declared[1])
     if runtime:
-        return PythonChoice(runtime, f"{prefix}runtime.txt")
+        where = f"{prefix}runtime.txt"
+        return PythonChoice(check_version(runtime, where), where)
     return PythonChoice(f"{sys.version_info.major}.{sys.version_info.minor}", "this interpreter")
 
 

@@ -40,6 +40,11 @@ class Installer(Protocol):
 
     def install_local(self, python: Path, wheels: Sequence[LocalWheel]) -> None: ...
 
+    def install(self, python: Path, requirements: Sequence[str], *, what: str) -> None:
+        """Tools repro itself needs into an environment of its own (never the study's
+        packages, which only come from a hashed lock)."""
+        ...
+
     def freeze(self, python: str) -> str:
         """`name==version` lines of what an interpreter has installed (editables left out)."""
         ...
@@ -124,6 +129,14 @@ class UvInstaller:
                 *[str(w.path) for w in wheels],
             ],
             "installing the project's own wheels",
+            timeout=TIMEOUT_S,
+            env=_env(),
+        )
+
+    def install(self, python: Path, requirements: Sequence[str], *, what: str) -> None:
+        run_tool(
+            [self.uv, "pip", "install", "--quiet", "--python", str(python), *requirements],
+            what,
             timeout=TIMEOUT_S,
             env=_env(),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -30,14 +31,25 @@ class Lock:
     source: LockSource
     requirements: str | None
     packages: list[Package]
+    notes: tuple[str, ...] = ()
+    """What the record should say about how the lock was made (a resolver fallback)."""
 
 
 class ResolverBackend(Protocol):
-    """Turns a dependency declaration into requirements with hashes for every package."""
+    """Turns a dependency declaration into requirements with hashes for every package, for
+    the study's Python (major.minor)."""
 
     name: LockSource
 
     def compile(self, source: Path, python_version: str) -> str: ...
+
+
+class MetadataRejectedError(ResolverError):
+    """uv refused a release's metadata (common before 2018: `pytz (>=2011k)`)."""
+
+    def __init__(self, message: str, package: str) -> None:
+        super().__init__(message)
+        self.package = package
 
 
 def _run_resolver(cmd: list[str], what: str, cwd: Path) -> str:
@@ -50,14 +62,19 @@ def _run_resolver(cmd: list[str], what: str, cwd: Path) -> str:
         cwd=cwd,
         error=ResolverError,
         check=False,
-        not_started=lambda _: ResolverError(
-            f"{what} is not installed", hint="pip install 'repro[pip-tools]' or use --resolver uv"
-        ),
+        not_started=lambda _: ResolverError(f"{what} could not be started"),
     )
     if not proc.ok:
+        rejected = _REJECTED.search(proc.stderr)
         detail = last_lines(proc.stderr, 4) or f"exit code {proc.returncode}"
-        raise ResolverError(f"{what} could not resolve the requirements: {detail}")
+        message = f"{what} could not resolve the requirements: {detail}"
+        if rejected:
+            raise MetadataRejectedError(message, rejected.group(1))
+        raise ResolverError(message)
     return proc.stdout
+
+
+_REJECTED = re.compile(r"Metadata for `([^`]+)`.*? could not be parsed")
 
 
 def uv_bin() -> str:
@@ -89,15 +106,18 @@ class UvResolver:
 
 
 class PipToolsResolver:
-    """pip-compile, always as a subprocess (importing piptools changes the process locale)."""
+    """pip-compile, as a subprocess of the study's own Python (pip resolves for the
+    interpreter it runs under): repro's interpreter when that is the version and has
+    pip-tools, else a cached tool environment of that version with pip-tools in it."""
 
     name: LockSource = "pip-tools"
 
     def compile(self, source: Path, python_version: str) -> str:
+        python = pip_tools_python(python_version)
         with tempfile.TemporaryDirectory(prefix="repro-pip-compile-") as tmp:
             out = Path(tmp) / "requirements.lock"
             cmd = [
-                sys.executable,
+                python,
                 "-m",
                 "piptools",
                 "compile",
@@ -106,13 +126,90 @@ class PipToolsResolver:
                 "--quiet",
                 "--no-emit-index-url",
                 "--no-emit-find-links",
-                "--no-strip-extras",
                 "--output-file",
                 str(out),
                 str(source),
             ]
+            if _piptools_strips_extras(python):
+                cmd.insert(-1, "--no-strip-extras")
             _run_resolver(cmd, "pip-compile", source.parent)
             return _checked(out.read_text(encoding="utf-8"), "pip-compile")
+
+
+def pip_tools_python(python_version: str) -> str:
+    """An interpreter of `python_version` that has pip-tools."""
+    import importlib.util
+
+    mm = ".".join(python_version.split(".")[:2])
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == mm and importlib.util.find_spec(
+        "piptools"
+    ):
+        return sys.executable
+    from repro.env.installer import UvInstaller
+    from repro.env.pythons import find_python
+    from repro.env.virtualenv import locked
+    from repro.errors import EnvironmentBuildError
+    from repro.paths import cache_dir
+
+    root = cache_dir() / "tools" / f"pip-tools-py{mm}"
+    python = root / "bin" / "python"
+    with locked(root.with_suffix(".lock")):
+        if (root / ".repro-complete").is_file() and python.exists():
+            return str(python)
+        try:
+            interpreter = find_python(mm)
+        except EnvironmentBuildError as exc:
+            raise ResolverError(
+                f"pip's resolver runs under the study's Python, and {exc.message[0].lower()}"
+                f"{exc.message[1:]}",
+                hint=exc.hint,
+            ) from None
+        shutil.rmtree(root, ignore_errors=True)
+        try:
+            installer = UvInstaller()
+            installer.create(interpreter, root)
+            installer.install(python, ["pip-tools"], what="installing pip-tools")
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        (root / ".repro-complete").write_text("ok\n", encoding="utf-8")
+    return str(python)
+
+
+def _piptools_strips_extras(python: str) -> bool:
+    """pip-tools 7 takes --no-strip-extras (and warns without it); pip-tools 6 does not."""
+    from repro.execution.tools import probe
+
+    answer = probe(
+        [python, "-c", "import piptools, importlib.metadata as m; print(m.version('pip-tools'))"],
+        timeout=60,
+    )
+    major = (answer.stdout.strip().split(".")[0] if answer and answer.ok else "") or "0"
+    return major.isdigit() and int(major) >= 7
+
+
+def compile_lock(
+    source: Path, python_version: str, resolver: Resolver
+) -> tuple[str, LockSource, list[str]]:
+    """A hashed lock of `source` for the study's Python: uv, falling back to pip's resolver
+    when uv refuses an old release's metadata (unless `resolver` forces one). Returns the
+    text, the resolver that made it and notes for the record."""
+    if resolver == "pip-tools":
+        return PipToolsResolver().compile(source, python_version), "pip-tools", []
+    try:
+        return UvResolver().compile(source, python_version), "uv", []
+    except MetadataRejectedError as exc:
+        if resolver == "uv":
+            raise ResolverError(
+                exc.message,
+                hint="resolve with pip's resolver instead: --resolver pip-tools",
+            ) from None
+        text = PipToolsResolver().compile(source, python_version)
+        note = (
+            f"uv could not read the metadata of {exc.package} (an old release): resolved with "
+            f"pip's resolver (pip-compile) under Python {python_version} instead"
+        )
+        return text, "pip-tools", [note]
 
 
 def _checked(lock_text: str, resolver: str) -> str:
@@ -129,10 +226,6 @@ def _checked(lock_text: str, resolver: str) -> str:
             "hash-locked)",
         )
     return lock_text
-
-
-def resolver_for(name: Resolver) -> ResolverBackend:
-    return UvResolver() if name == "uv" else PipToolsResolver()
 
 
 _REQ_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;\\]+)")
@@ -198,9 +291,9 @@ def lock_declared(
         req_in = Path(tmp) / "requirements.in"
         body = "\n".join([*declared.options, *lines, *wanted]) + "\n"
         req_in.write_text(body, encoding="utf-8")
-        backend = resolver_for(resolver)
-        text = backend.compile(req_in, python_version)
-    return _checked_local(Lock(text, backend.name, requirements, parse_packages(text)), local_names)
+        text, made_by, notes = compile_lock(req_in, python_version, resolver)
+    lock = Lock(text, made_by, requirements, parse_packages(text), tuple(notes))
+    return _checked_local(lock, local_names)
 
 
 def _req_name(line: str) -> str:
@@ -247,7 +340,8 @@ def freeze_lock(
         req_in.write_text("\n".join(pinned) + "\n", encoding="utf-8")
         # Every installed version is pinned, so resolving (with dependencies: uv's --no-deps
         # leaves local wheels unhashed) can only confirm the installed set.
-        text = UvResolver().compile(req_in, python_version)
+        text, _, notes = compile_lock(req_in, python_version, "auto")
+    skipped += notes
     packages = parse_packages(text)
     frozen = {canonicalize_name(_REQ_LINE.match(p).group(1)) for p in pinned}  # type: ignore[union-attr]
     extra = sorted(p.name for p in packages if p.name not in frozen)
@@ -285,9 +379,8 @@ def with_packages(
     with tempfile.TemporaryDirectory(prefix="repro-kernel-") as tmp:
         req_in = Path(tmp) / "requirements.in"
         req_in.write_text("\n".join([*pins, *missing]) + "\n", encoding="utf-8")
-        backend = resolver_for(resolver)
         try:
-            text = backend.compile(req_in, python_version)
+            text, made_by, notes = compile_lock(req_in, python_version, resolver)
         except ResolverError as exc:
             raise ResolverError(
                 f"cannot add {', '.join(missing)} to the lock to {purpose}: {exc.message}",
@@ -300,8 +393,8 @@ def with_packages(
     note = f"added to the lock to {purpose}: {', '.join(missing)}" + (
         f" and {others} package(s) they need" if others > 0 else ""
     )
-    source: LockSource = backend.name if lock.source == "none" else lock.source
-    return Lock(text, source, lock.requirements, packages), [note]
+    source: LockSource = made_by if lock.source == "none" else lock.source
+    return Lock(text, source, lock.requirements, packages, lock.notes), [*notes, note]
 
 
 def _read(path: Path) -> str:

@@ -4,10 +4,8 @@ postBuild), cached by what it is built from and the Python version."""
 from __future__ import annotations
 
 import fcntl
-import functools
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repro.env.installer import Installer, LocalWheel, UvInstaller
+from repro.env.pythons import find_python
 from repro.errors import EnvironmentBuildError, NetworkError
 from repro.execution.tools import probe, run_tool
 from repro.hashing import sha256_bytes
@@ -73,70 +72,6 @@ def locked(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def find_python(python_version: str) -> str:
-    """An interpreter for major.minor that really runs as that version: this one when it
-    matches, else one on PATH, in pyenv's versions or found by uv. A pyenv shim that exists
-    but cannot run (no PYENV_VERSION names it) is passed over, not trusted."""
-    mm = ".".join(python_version.split(".")[:2])
-    if f"{sys.version_info.major}.{sys.version_info.minor}" == mm:
-        return sys.executable
-    found = _installed_python(mm)
-    if found:
-        return found
-    raise EnvironmentBuildError(
-        f"Python {mm} is not installed on this machine",
-        hint=f"install Python {mm} (e.g. pyenv install {mm}), or set [environment] python "
-        "to a version you have",
-    )
-
-
-@functools.cache
-def _installed_python(mm: str) -> str | None:
-    for candidate in _python_candidates(mm):
-        answer = probe(
-            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], timeout=20
-        )
-        if answer is not None and answer.ok and answer.stdout.strip() == mm:
-            return candidate
-    return None
-
-
-def _python_candidates(mm: str) -> Iterator[str]:
-    on_path = shutil.which(f"python{mm}")
-    if on_path:
-        yield on_path
-    roots = [os.environ.get("PYENV_ROOT"), str(Path.home() / ".pyenv")]
-    for root in dict.fromkeys(r for r in roots if r):
-        versions = Path(root) / "versions"
-        if not versions.is_dir():
-            continue
-        # the newest micro release first: 3.10.13 before 3.10.2
-        matching = [v for v in versions.iterdir() if v.name.startswith(f"{mm}.")]
-        for version in sorted(matching, key=_micro, reverse=True):
-            yield str(version / "bin" / f"python{mm}")
-    for prefix in ("/usr/local/bin", "/usr/bin"):
-        yield f"{prefix}/python{mm}"
-    from repro.env.lock import uv_bin
-
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
-    answer = probe([uv_bin(), "python", "find", mm], timeout=30, env=env)
-    if answer is not None and answer.ok and answer.stdout.strip():
-        yield answer.stdout.strip()
-
-
-def _micro(version: Path) -> int:
-    tail = version.name.split(".")[2:3]
-    return int(tail[0]) if tail and tail[0].isdigit() else -1
-
-
-def python_version_of(python: Path) -> str | None:
-    """major.minor.micro of an interpreter (None when it does not say)."""
-    proc = probe(
-        [str(python), "-c", "import platform; print(platform.python_version())"], timeout=60
-    )
-    return (proc.stdout.strip() or None) if proc is not None else None
 
 
 def run_post_build(post_build: PostBuild, venv_root: Path, python: Path) -> None:
@@ -223,7 +158,7 @@ def build_venv(
                 "--offline cannot build it",
                 hint="replay once with the network, or capture with --wheels",
             )
-        interpreter = find_python(python_version)
+        interpreter = find_python(python_version, download=not offline)
         lock_file = root.parent / f"{root.name}.requirements.txt"
         lock_file.write_text(lock_text, encoding="utf-8")
         try:

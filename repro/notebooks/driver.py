@@ -11,8 +11,8 @@ Exit codes: 0 executed; 1 a cell raised (or the kernel died); 2 bad input; 124 a
 out. The executed notebook (as far as it got) is written to OUTPUT in every case but 2.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: this runs under every Python a study may use,
+# 3.6 included (no annotation here needs it).
 import argparse
 import json
 import math

@@ -3,15 +3,14 @@ run point a /bin/sh command on this machine with that environment first on PATH.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from repro.capsule.manifest import Manifest
 from repro.config.models import Run
 from repro.env.apt import check_apt_on_host
 from repro.env.capsule_env import capsule_environment
-from repro.env.virtualenv import VirtualEnv, build_venv, find_python, python_version_of
-from repro.errors import EnvironmentBuildError
+from repro.env.pythons import find_python, major_minor, python_version_of
+from repro.env.virtualenv import VirtualEnv, build_venv
 from repro.execution.runs import LocalRunner, PointOutcome
 from repro.replay.environment import installed_packages
 from repro.replay.targets.base import (
@@ -36,16 +35,10 @@ def environment(
     described = capsule_environment(manifest, root)
     # No image installs apt.txt here: what the host lacks, the study lacks (exit 5).
     check_apt_on_host(list(described.apt), "this capsule (apt.txt)")
-    mm = ".".join(manifest.environment.python_version.split(".")[:2])
-    warnings = []
-    try:
-        find_python(mm)
-        version = mm
-    except EnvironmentBuildError:
-        version = f"{sys.version_info.major}.{sys.version_info.minor}"
-        warnings.append(
-            f"captured with Python {mm}, which is not installed here: replaying with {version}"
-        )
+    # The study's own Python, or none: another version is not the same study.
+    version = major_minor(manifest.environment.python_version)
+    find_python(version, download=not offline)
+    warnings: list[str] = []
     say("preparing the environment from the lock")
     env = manifest.environment
     venv = build_venv(
