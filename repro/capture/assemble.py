@@ -37,7 +37,7 @@ from repro.capture.snapshot import Snapshot
 from repro.capture.source import source_state
 from repro.config.models import Run, point_id
 from repro.env.image import ensure_image
-from repro.env.wheels import download_wheels
+from repro.env.wheels import WheelTarget, download_wheels
 from repro.errors import ConfigError
 from repro.hashing import Digest, sha256_bytes, sha256_file
 from repro.machine import fingerprint
@@ -294,7 +294,7 @@ def _vendor(
     wheels = None
     if (opts.wheels or opts.image) and lock.packages:
         say("downloading the lock's wheels (hash-checked)")
-        wheels_folder = download_wheels(lock.text, python_version=environment.python_mm)
+        wheels_folder = download_wheels(lock.text, target=WheelTarget(environment.python_mm))
         if opts.wheels:
             wheels = ENV_PREFIX + "wheels"
             for whl in sorted(wheels_folder.glob("*.whl")):

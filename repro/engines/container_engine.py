@@ -7,7 +7,7 @@ when no engine answers; anything the engine says that repro expects becomes a Re
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -90,6 +90,12 @@ class ContainerEngine(Protocol):
         network: bool,
     ) -> None:
         """Build `context`/Dockerfile as `tag`; EnvironmentBuildError with the log's tail."""
+        ...
+
+    def pull(self, ref: str, progress: Callable[[int, int], None]) -> None:
+        """Pull `ref` from its registry, calling `progress(done, total)` (bytes, as far as
+        the registry says); ServiceUnavailableError naming the image and the registry's
+        answer when it cannot."""
         ...
 
     def load(self, tarball: Path) -> None:

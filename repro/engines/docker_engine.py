@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +153,30 @@ class DockerEngine:
         except docker.errors.APIError as exc:
             raise EnvironmentBuildError(f"the Docker engine refused the build: {exc}") from None
 
+    def pull(self, ref: str, progress: Callable[[int, int], None]) -> None:
+        client = self._client()
+        repository, tag = _split_ref(ref)
+        layers: dict[str, tuple[int, int]] = {}
+        try:
+            with _answering():
+                for event in client.api.pull(repository, tag=tag, stream=True, decode=True):
+                    if "error" in event:
+                        raise docker.errors.APIError(str(event["error"]))
+                    detail = event.get("progressDetail") or {}
+                    if event.get("id") and detail.get("total"):
+                        layers[event["id"]] = (int(detail.get("current", 0)), int(detail["total"]))
+                    elif event.get("id") and event.get("status") == "Pull complete":
+                        done = layers.get(event["id"], (0, 0))[1]
+                        layers[event["id"]] = (done, done)
+                    progress(sum(c for c, _ in layers.values()), sum(t for _, t in layers.values()))
+        except docker.errors.DockerException as exc:
+            raise ServiceUnavailableError(
+                f"cannot pull base image {ref}: {_first_line(exc, 240)}",
+                hint="check the image name and the network, or choose another with --base-image",
+            ) from None
+        if not self.has_image(ref):
+            raise ServiceUnavailableError(f"pulling {ref} did not give the image")
+
     def load(self, tarball: Path) -> None:
         client = self._client()
         with _answering(), tarball.open("rb") as fh:
@@ -210,6 +234,18 @@ class DockerEngine:
             with contextlib.suppress(Exception):
                 self._docker.close()
             self._docker = None
+
+
+def _split_ref(ref: str) -> tuple[str, str | None]:
+    """python:3.6-slim -> (python, 3.6-slim); host:5000/a/b -> (host:5000/a/b, None);
+    a digest reference stays whole."""
+    if "@" in ref:
+        return ref, None
+    head, _, last = ref.rpartition("/")
+    if ":" in last:
+        name, tag = last.rsplit(":", 1)
+        return (f"{head}/{name}" if head else name), tag
+    return ref, "latest"
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

@@ -8,17 +8,21 @@ importing this module contacts nothing.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from repro.engines import ContainerEngine
+from repro.engines.container_engine import ContainerRefusedError
 from repro.env.dockerfile import LOCAL_WHEELS_DIR
 from repro.env.installer import LocalWheel, check_wheels, local_lock
-from repro.env.wheels import download_wheels
+from repro.env.pythons import major_minor, parse_info
+from repro.env.wheels import WheelTarget, download_wheels, platform_tags
 from repro.errors import CapsuleIntegrityError, ImageBuildError, ServiceUnavailableError
 from repro.hashing import sha256_bytes
 
@@ -103,9 +107,14 @@ def ensure_image(
             )
         return tag
     if not engine.has_image(spec.base_image):
-        raise ServiceUnavailableError(
-            f"base image {spec.base_image} is not available to the Docker engine",
-            hint=f"pull or build it, or choose one with --base-image / {BASE_IMAGE_ENV}",
+        pull_base_image(engine, spec.base_image, say)
+    target = base_target(engine, spec.base_image)
+    if spec.python_version and target.python_version != spec.python_version:
+        raise ImageBuildError(
+            f"base image {spec.base_image} runs Python {target.python_version}, but the study "
+            f"is Python {spec.python_version}",
+            hint=f"choose an image with Python {spec.python_version}: --base-image "
+            f"python:{spec.python_version}-slim (or {BASE_IMAGE_ENV})",
         )
     with tempfile.TemporaryDirectory(prefix="repro-image-") as tmp:
         context = Path(tmp)
@@ -115,9 +124,7 @@ def ensure_image(
         wheels = context / "wheels"
         if spec.has_packages:
             say("collecting the lock's wheels (hash-checked)")
-            source = spec.wheels or download_wheels(
-                spec.lock_text, offline=offline, python_version=spec.python_version
-            )
+            source = spec.wheels or download_wheels(spec.lock_text, offline=offline, target=target)
             shutil.copytree(source, wheels, ignore=shutil.ignore_patterns(".repro-complete"))
         else:
             wheels.mkdir()
@@ -153,6 +160,76 @@ def ensure_image(
                 step=exc.step,
             ) from None
     return tag
+
+
+PULL_REPORT_S = 2.0
+
+
+def pull_base_image(engine: ContainerEngine, image: str, say: Callable[[str], None]) -> None:
+    """Pull a missing base image, saying how far it got every few seconds."""
+    say(f"pulling base image {image}")
+    last = [time.monotonic()]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if total and now - last[0] >= PULL_REPORT_S:
+            last[0] = now
+            say(f"pulling {image}: {done / 2**20:.0f} of {total / 2**20:.0f} MiB")
+
+    engine.pull(image, progress)
+
+
+_BASE_PROBE = """
+import os, platform, subprocess, sys, sysconfig, tempfile
+print(platform.python_implementation())
+print(platform.python_version())
+print(sysconfig.get_config_var("SOABI") or "")
+try:
+    print(os.confstr("CS_GNU_LIBC_VERSION") or "")
+except (AttributeError, ValueError, OSError):
+    print("")
+print(platform.machine())
+venv = os.path.join(tempfile.mkdtemp(), "v")
+try:
+    subprocess.check_call([sys.executable, "-m", "venv", venv],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = subprocess.check_output([os.path.join(venv, "bin", "python"), "-m", "pip",
+                                   "--version"], stderr=subprocess.DEVNULL)
+    print(out.decode().split()[1])
+except Exception:
+    print("")
+"""
+
+
+def base_target(engine: ContainerEngine, image: str) -> WheelTarget:
+    """What the base image's environment is: its python3's version and ABI, its glibc and
+    architecture, and the pip a venv of it gets (which decides the wheel tags it accepts).
+    Asked of a throwaway container with no network."""
+    try:
+        out = engine.run_once(image, ["python3", "-c", _BASE_PROBE]).decode("utf-8", "replace")
+    except ContainerRefusedError as exc:
+        raise ImageBuildError(
+            f"base image {image} has no working python3: {exc.message}",
+            hint="choose an image with Python and its venv module: --base-image python:X.Y-slim",
+        ) from None
+    lines = [ln.strip() for ln in out.splitlines()] + [""] * 7
+    info = parse_info("\n".join(lines[:3]))
+    if info is None:
+        raise ImageBuildError(f"base image {image}: cannot tell its Python version ({out[:80]!r})")
+    glibc = re.fullmatch(r"glibc (\d+)\.(\d+)", lines[3])
+    pip = tuple(int(p) for p in re.findall(r"\d+", lines[5])[:2]) or (0,)
+    return WheelTarget(
+        python_version=major_minor(info.version),
+        abis=tuple(dict.fromkeys([*([info.abi] if info.abi else []), "abi3", "none"])),
+        platforms=tuple(
+            platform_tags(
+                (int(glibc.group(1)), int(glibc.group(2))) if glibc else None,
+                lines[4] or "x86_64",
+                pip,
+            )
+        ),
+        implementation="cp" if info.implementation == "CPython" else "py",
+    )
 
 
 def _check_saved_tags(saved: Path, tag: str) -> None:

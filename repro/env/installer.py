@@ -9,11 +9,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from repro.errors import EnvironmentBuildError, ResolverError
 from repro.execution.tools import last_lines, run_tool
 from repro.hashing import sha256_file
+
+if TYPE_CHECKING:
+    from repro.env.wheels import WheelTarget
 
 TIMEOUT_S = 1800
 FREEZE_TIMEOUT_S = 120
@@ -49,9 +52,17 @@ class Installer(Protocol):
         """`name==version` lines of what an interpreter has installed (editables left out)."""
         ...
 
-    def download(self, lock_file: Path, dest: Path, *, python_version: str | None) -> None:
-        """Every wheel of a hashed lock into `dest`, checked against the lock's hashes, for
-        `python_version` (major.minor; None: this interpreter's) on this platform."""
+    def download(self, lock_file: Path, dest: Path, *, target: WheelTarget | None) -> None:
+        """Every distribution of a hashed lock into `dest`, checked against the lock's
+        hashes: the wheel for `target` (None: this interpreter and platform) where there is
+        one, else the sdist."""
+        ...
+
+    def download_build_requirements(
+        self, requirements: Sequence[str], dest: Path, *, target: WheelTarget | None
+    ) -> None:
+        """Wheels (with their dependencies) of what building the sdists needs, for
+        `target`, into `dest`: the image builds them with no index."""
         ...
 
 
@@ -149,10 +160,26 @@ class UvInstaller:
             error=ResolverError,
         ).stdout
 
-    def download(self, lock_file: Path, dest: Path, *, python_version: str | None) -> None:
-        # uv has no `pip download`: pip does it, for the target Python when one is given
-        # (pip then needs --only-binary, which offline installs need anyway).
-        target = ["--python-version", python_version] if python_version else []
+    def download(self, lock_file: Path, dest: Path, *, target: WheelTarget | None) -> None:
+        # uv has no `pip download`: pip does it. With --no-deps, pip may take an sdist for a
+        # target Python and platform; the wheel is preferred wherever one fits.
+        self._pip_download(
+            ["--no-deps", "--require-hashes", "-r", str(lock_file)],
+            dest,
+            target,
+            "the lock's wheels",
+        )
+
+    def download_build_requirements(
+        self, requirements: Sequence[str], dest: Path, *, target: WheelTarget | None
+    ) -> None:
+        self._pip_download(
+            ["--only-binary=:all:", *requirements], dest, target, "what the sdists build with"
+        )
+
+    def _pip_download(
+        self, args: list[str], dest: Path, target: WheelTarget | None, what: str
+    ) -> None:
         env = {k: v for k, v in os.environ.items() if k != "PIP_REQUIRE_VIRTUALENV"}
         proc = run_tool(
             [
@@ -161,25 +188,23 @@ class UvInstaller:
                 "pip",
                 "download",
                 "--quiet",
-                "--no-deps",
-                "--require-hashes",
-                "--only-binary=:all:",
-                *target,
+                "--disable-pip-version-check",
+                *(target.pip_args() if target else []),
                 "--dest",
                 str(dest),
-                "-r",
-                str(lock_file),
+                *args,
             ],
-            "downloading the lock's wheels",
+            f"downloading {what}",
             timeout=TIMEOUT_S,
             env=env,
             check=False,
         )
         if not proc.ok:
-            for_python = f" for Python {python_version}" if python_version else ""
+            for_python = f" for Python {target.python_version}" if target else ""
             raise EnvironmentBuildError(
-                f"downloading the lock's wheels{for_python} failed: {last_lines(proc.stderr, 3)}",
-                hint="a package without a wheel for this platform cannot be installed offline",
+                f"downloading {what}{for_python} failed: {last_lines(proc.stderr, 3)}",
+                hint="check the network; a package with neither a wheel for this platform nor "
+                "an sdist cannot be installed",
             )
 
 
