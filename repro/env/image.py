@@ -109,9 +109,10 @@ def ensure_image(
     if not engine.has_image(spec.base_image):
         pull_base_image(engine, spec.base_image, say)
     target = base_target(engine, spec.base_image)
-    if spec.python_version and target.python_version != spec.python_version:
+    if spec.python_version and major_minor(target.python_version) != spec.python_version:
         raise ImageBuildError(
-            f"base image {spec.base_image} runs Python {target.python_version}, but the study "
+            f"base image {spec.base_image} runs Python {major_minor(target.python_version)}, "
+            "but the study "
             f"is Python {spec.python_version}",
             hint=f"choose an image with Python {spec.python_version}: --base-image "
             f"python:{spec.python_version}-slim (or {BASE_IMAGE_ENV})",
@@ -219,7 +220,7 @@ def base_target(engine: ContainerEngine, image: str) -> WheelTarget:
     glibc = re.fullmatch(r"glibc (\d+)\.(\d+)", lines[3])
     pip = tuple(int(p) for p in re.findall(r"\d+", lines[5])[:2]) or (0,)
     return WheelTarget(
-        python_version=major_minor(info.version),
+        python_version=info.version,
         abis=tuple(dict.fromkeys([*([info.abi] if info.abi else []), "abi3", "none"])),
         platforms=tuple(
             platform_tags(

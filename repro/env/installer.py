@@ -202,10 +202,23 @@ class UvInstaller:
         if not proc.ok:
             for_python = f" for Python {target.python_version}" if target else ""
             raise EnvironmentBuildError(
-                f"downloading {what}{for_python} failed: {last_lines(proc.stderr, 3)}",
+                f"downloading {what}{for_python} failed: {pip_error(proc.stderr)}",
                 hint="check the network; a package with neither a wheel for this platform nor "
                 "an sdist cannot be installed",
             )
+
+
+def pip_error(stderr: str, limit: int = 300) -> str:
+    """pip's own error lines, without its list of the versions it passed over (which
+    can run to thousands of characters), shortened to `limit`."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    errors = [
+        ln.removeprefix("ERROR: ")
+        for ln in lines
+        if ln.startswith("ERROR: ") and "Ignored the following versions" not in ln
+    ]
+    text = "; ".join(errors[-2:]) if errors else last_lines(stderr, 2)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def local_lock(wheels: Sequence[tuple[str, str]], folder: str) -> str:

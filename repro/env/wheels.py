@@ -28,7 +28,7 @@ class WheelTarget:
     platform tags its pip accepts. No platforms: this machine's."""
 
     python_version: str
-    """major.minor."""
+    """major.minor, or major.minor.micro when known (Requires-Python >=3.6.1 needs it)."""
     abis: tuple[str, ...] = ()
     platforms: tuple[str, ...] = ()
     implementation: str = "cp"

@@ -196,15 +196,17 @@ def _execute(args):  # type: ignore[no-untyped-def]
     def on_cell_execute(cell, cell_index):  # type: ignore[no-untyped-def]
         running["index"] = cell_index
 
-    client = NotebookClient(
-        nb,
-        timeout=args.timeout,
-        kernel_name=kernel,
-        resources={"metadata": {"path": str(Path(args.notebook).resolve().parent)}},
-        record_timing=False,
-        coalesce_streams=True,
-        on_cell_execute=on_cell_execute,
-    )
+    options: dict = {  # type: ignore[type-arg]
+        "kernel_name": kernel,
+        "resources": {"metadata": {"path": str(Path(args.notebook).resolve().parent)}},
+        "record_timing": False,
+        "coalesce_streams": True,
+        "on_cell_execute": on_cell_execute,
+    }
+    try:
+        client = NotebookClient(nb, timeout=args.timeout, **options)
+    except Exception:  # nbclient < 0.6 (Python 3.6) takes whole seconds only
+        client = NotebookClient(nb, timeout=math.ceil(args.timeout), **options)
     code = 0
     try:
         client.execute()
