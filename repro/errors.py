@@ -118,8 +118,9 @@ class CaptureRunsFailedError(RunFailedError):
     """Runs or notebooks failed at capture: every failure is in `details`, one block each."""
 
     default_hint = (
-        "fix them and capture again (run a command by hand in the project to debug it); "
-        "a notebook that raises on purpose: [[notebooks]] allow_errors = true"
+        "fix them and capture again (run a command by hand in the project to debug it); a "
+        "cell that raises on purpose: tag it raises-exception, or the notebook's "
+        "[[notebooks]] allow_errors = true"
     )
 
 
