@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 
@@ -22,10 +23,14 @@ class ReproError(Exception):
     exit_code: ClassVar[int] = ExitCode.ERROR
     default_hint: ClassVar[str] = ""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, hint: str | None = None, *, details: Sequence[str] = ()
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint if hint is not None else self.default_hint
+        self.details = tuple(details)
+        """More lines under the message, when one failure is many (capture's failed runs)."""
 
 
 # --- usage and configuration -------------------------------------------------------------
@@ -106,6 +111,16 @@ class NotebookFailedError(RunFailedError):
     default_hint = (
         "fix the cell; tag it raises-exception if the error is the point, or capture with "
         "--no-run to keep the outputs saved in the notebook as the expectation"
+    )
+
+
+class CaptureRunsFailedError(RunFailedError):
+    """Runs or notebooks failed at capture: every failure is in `details`, one block each."""
+
+    default_hint = (
+        "fix them and capture again (run a command by hand in the project to debug it); a "
+        "cell that raises on purpose: tag it raises-exception, or the notebook's "
+        "[[notebooks]] allow_errors = true"
     )
 
 

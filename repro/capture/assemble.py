@@ -114,6 +114,12 @@ def assemble(
     notes = [*plan.notes, *snapshot.notes, *locked.notes]
     if locked.lock.source == "none":
         notes.append("no dependency declaration found: the lock is empty")
+    notes += [
+        f"run {run.name} declares no outputs: a replay can only check that it exits 0 "
+        '(declare what it writes: outputs = ["results/"])'
+        for run in config.runs
+        if not run.outputs
+    ]
     manifest = Manifest(
         repro_version=__version__,
         created=created,

@@ -12,6 +12,7 @@ import pathspec
 from repro.capture.secret_scan import secret_file_reason
 from repro.capture.source import git
 from repro.errors import ProjectFileError, UnsafeSymlinkError
+from repro.execution.outputs import is_pattern, matches
 
 BUILTIN_IGNORES = [
     ".git/",
@@ -106,8 +107,9 @@ def list_project(
     """The files a capsule of `project` embeds.
 
     In a git work tree: tracked plus untracked-not-ignored files; elsewhere every file.
-    Then .reproignore, built-in ignores and `exclude` (declared outputs, the capsule being
-    written) are removed; declared data paths are always walked, even when git ignores them.
+    Then .reproignore, built-in ignores and `exclude` (declared outputs -- paths, folders
+    ending in / and globs -- and the capsule being written) are removed; declared data
+    paths are always walked, even when git ignores them.
     Files that usually hold secrets are left out (and reported) unless in `allow_secrets`.
     """
     spec = load_ignores(project, extra_ignores)
@@ -130,8 +132,10 @@ def list_project(
     files: list[ProjectFile] = []
     excluded: list[str] = []
     real_root = project.resolve()
+    # A folder or glob output names every file it matches: none of them is a project file.
+    patterns = [e for e in exclude if is_pattern(e)]
     for rel in sorted(names_set):
-        if rel in exclude:
+        if rel in exclude or any(matches(pattern, rel) for pattern in patterns):
             excluded.append(f"{rel} (declared output or remote data)")
             continue
         if spec.match_file(rel):

@@ -25,15 +25,20 @@ from repro.env.apt import check_apt_on_host
 from repro.env.image import ensure_image
 from repro.env.pythons import python_version_of
 from repro.env.virtualenv import build_venv
-from repro.errors import NotebookFailedError
+from repro.errors import CaptureRunsFailedError, ReproError
+from repro.execution.outputs import expand, is_pattern, matches
 from repro.execution.runs import (
+    TAIL_LINES,
     CommandRunner,
     LocalRunner,
     PointOutcome,
+    describe_failure,
     execute_runs,
     stage_project,
+    tail_block,
 )
 from repro.hashing import sha256_bytes, sha256_file
+from repro.model_base import SweepValue
 from repro.notebooks import notebook as nbk
 from repro.remote_data import fetch_remote
 
@@ -143,7 +148,12 @@ def _results(
     stage: Path,
     say: Observer,
 ) -> _Recorded:
-    """The runs' expected results, the notebooks' records and their expectation files."""
+    """The runs' expected results, the notebooks' records and their expectation files.
+
+    Every run and notebook is executed even when one fails (a later run may need an
+    earlier one's outputs: it then fails too, and says after what); every failure is then
+    reported at once, in one CaptureRunsFailedError.
+    """
     config, opts, notebooks = plan.config, plan.options, list(snapshot.notebooks)
     if not config.runs and not notebooks:
         return _Recorded([], [], {}, None)
@@ -153,6 +163,7 @@ def _results(
     runner, python = _runner(opts, environment, say)
     say("staging the captured files")
     _stage_inputs(snapshot.listing.files, remote, stage, to_container=opts.target == "docker")
+    variables = study_variables(plan.epoch)
     n_points = sum(len(r.points()) for r in config.runs)
     if config.runs:
         say(f"running {len(config.runs)} run(s), {n_points} point(s)")
@@ -161,12 +172,75 @@ def _results(
         stage,
         runner,
         jobs=opts.jobs,
-        on_point=lambda o: say(f"ran {o.label} in {o.result.duration_s:.1f} s"),
+        on_point=lambda o: say(
+            f"ran {o.label} in {o.result.duration_s:.1f} s"
+            + ("" if o.result.exit_code == 0 else f" [exit {o.result.exit_code}]")
+        ),
+        variables=variables,
     )
     runs_by_name = {r.name: r for r in config.runs}
+    failures = _run_failures(runs_by_name, outcomes)
+    executed, notebook_failures = _execute_notebooks(notebooks, stage, runner, say, variables)
+    failures += notebook_failures
+    if failures:
+        raise _failed(failures, n_points + len(notebooks), environment)
     records = [_record(runs_by_name[o.run], o) for o in outcomes]
-    executed = _execute_notebooks(notebooks, stage, runner, say)
     return _Recorded.of(records, executed, python)
+
+
+def study_variables(epoch: int) -> dict[str, str]:
+    """What every run and notebook sees at capture (and, from the manifest, at replay): the
+    capsule's SOURCE_DATE_EPOCH, so tools that honour it write no wall-clock time."""
+    return {"SOURCE_DATE_EPOCH": str(epoch)}
+
+
+def _run_failures(runs: Mapping[str, Run], outcomes: list[PointOutcome]) -> list[str]:
+    """One block per failed point; a failure after an earlier run's says so (runs execute in
+    order and may read what an earlier one wrote)."""
+    failures: list[str] = []
+    failed_runs: list[str] = []
+    for outcome in outcomes:
+        block = describe_failure(outcome, runs[outcome.run].timeout)
+        if block is None:
+            continue
+        earlier = [name for name in failed_runs if name != outcome.run]
+        if earlier:
+            block += (
+                f"\n  (it ran after {', '.join(earlier)} failed: if it reads their outputs, "
+                "fix those first)"
+            )
+        failures.append(block)
+        if outcome.run not in failed_runs:
+            failed_runs.append(outcome.run)
+    return failures
+
+
+_MISSING_MODULE = ("ModuleNotFoundError", "No module named")
+EMPTY_LOCK_NOTE = (
+    "note: no dependency declaration was found, so the lock is empty and only the standard "
+    "library is installed: declare what the study imports (requirements.txt, or "
+    "[environment] packages = [...] in repro.toml)"
+)
+
+
+def _failed(failures: list[str], total: int, environment: EnvironmentBuild) -> ReproError:
+    """Every failure in one error; with an empty lock, the note beside a missing module (or
+    after the list when no failure names one)."""
+    if environment.locked.lock.source == "none":
+        noted = [
+            f"{block}\n  {EMPTY_LOCK_NOTE}" if any(m in block for m in _MISSING_MODULE) else block
+            for block in failures
+        ]
+        if noted == failures:
+            noted.append(EMPTY_LOCK_NOTE)
+        details = noted
+    else:
+        details = failures
+    n = len(failures)
+    return CaptureRunsFailedError(
+        f"{n} of {total} run point(s) and notebook(s) failed at capture; nothing was written",
+        details=details,
+    )
 
 
 def _stage_inputs(
@@ -218,11 +292,16 @@ def _runner(
 
 
 def _execute_notebooks(
-    notebooks: list[Notebook], stage: Path, runner: CommandRunner, say: Observer
-) -> list[tuple[NotebookRecord, bytes]]:
-    """Run each notebook once in the captured environment; its outputs become the record."""
+    notebooks: list[Notebook],
+    stage: Path,
+    runner: CommandRunner,
+    say: Observer,
+    variables: Mapping[str, str],
+) -> tuple[list[tuple[NotebookRecord, bytes]], list[str]]:
+    """Run each notebook once in the captured environment; its outputs become the record.
+    Every notebook runs: the failures come back as blocks, with the notebooks that ran."""
     if not notebooks:
-        return []
+        return [], []
     nbk.install_driver(stage)
     runs = [nbk.notebook_run(nb.spec, nb.kernel, nb.code_cells) for nb in notebooks]
     say(f"executing {len(runs)} notebook(s)")
@@ -230,36 +309,53 @@ def _execute_notebooks(
         runs,
         stage,
         runner,
-        fail_fast=False,
-        on_point=lambda o: say(f"executed {o.run} in {o.result.duration_s:.1f} s"),
+        on_point=lambda o: say(
+            f"executed {o.run} in {o.result.duration_s:.1f} s"
+            + ("" if o.result.exit_code == 0 else " [failed]")
+        ),
+        variables=variables,
     )
-    executed = []
+    executed, failures = [], []
     for nb, outcome in zip(notebooks, outcomes, strict=True):
         produced = stage / nbk.executed_path(nb.spec)
-        node = _executed_notebook(nb.spec, outcome, produced)
-        executed.append(_notebook_record(nb, node, outcome.result.duration_s))
-    return executed
+        node, failure = _executed_notebook(nb.spec, outcome, produced)
+        if failure is not None:
+            failures.append(failure)
+        elif node is not None:
+            executed.append(_notebook_record(nb, node, outcome.result.duration_s))
+    return executed, failures
 
 
-def _executed_notebook(spec: NotebookSpec, outcome: PointOutcome, produced: Path) -> Any:
-    """The executed notebook, or NotebookFailedError saying which cell raised and how."""
+def _executed_notebook(
+    spec: NotebookSpec, outcome: PointOutcome, produced: Path
+) -> tuple[Any, str | None]:
+    """The executed notebook, or a block saying which cell raised and how."""
     result = outcome.result
     node = nbk.read_executed(produced)
     if result.timed_out:
-        raise NotebookFailedError(
-            f"notebook {spec.path} did not finish within {spec.timeout:g} s per cell",
-            hint="raise its timeout ([[notebooks]] timeout = SECONDS per cell)",
+        return None, (
+            f"notebook {spec.path} did not finish within {spec.timeout:g} s per cell "
+            "(raise its [[notebooks]] timeout)"
         )
     if result.exit_code == 124:
-        raise NotebookFailedError(
-            f"notebook {spec.path}: {nbk.driver_message(result.stderr_tail)}",
-            hint="raise its timeout ([[notebooks]] timeout = SECONDS per cell)",
+        return None, (
+            f"notebook {spec.path}: {nbk.driver_message(result.stderr_tail)} "
+            "(raise its [[notebooks]] timeout)"
         )
-    summary = nbk.error_summary(node) if node is not None else None
     if result.exit_code != 0 or node is None:
-        why = summary.splitlines()[0] if summary else nbk.driver_message(result.stderr_tail)
-        raise NotebookFailedError(f"notebook {spec.path}: {why}")
-    return node
+        summary = nbk.error_summary(node) if node is not None else None
+        if summary:
+            head, *trace = summary.splitlines()
+            lines = [f"notebook {spec.path}: {head}"]
+            lines += [f"    {ln}" for ln in [ln for ln in trace if ln.strip()][-TAIL_LINES:]]
+            return None, "\n".join(lines)
+        return None, "\n".join(
+            [
+                f"notebook {spec.path}: {nbk.driver_message(result.stderr_tail)}",
+                *tail_block("stderr", result.stderr_tail),
+            ]
+        )
+    return node, None
 
 
 def _notebook_record(
@@ -284,10 +380,10 @@ def _notebook_record(
 
 
 def _record(run: Run, outcome: PointOutcome) -> RunRecord:
-    outputs = []
-    for template in run.outputs:
-        rel = render(template, outcome.point)
-        outputs.append(_expected(run, template, outcome.point_id, rel, dict(outcome.outputs)[rel]))
+    outputs = [
+        _expected(run, template_of(run, outcome.point, rel), outcome.point_id, rel, produced)
+        for rel, produced in outcome.outputs
+    ]
     return RunRecord(
         run=run.name,
         point=outcome.point,
@@ -300,6 +396,11 @@ def _record(run: Run, outcome: PointOutcome) -> RunRecord:
         stderr_tail=outcome.result.stderr_tail,
         outputs=outputs,
     )
+
+
+def template_of(run: Run, point: dict[str, SweepValue], rel: str) -> str:
+    """The output entry (path, folder or glob) that names the file `rel`: its rule applies."""
+    return next(t for t in run.outputs if matches(render(t, point), rel))
 
 
 def _expected(run: Run, template: str, pid: str, rel: str, produced: Path) -> ExpectedOutput:
@@ -320,12 +421,16 @@ def _unexecuted_records(runs: list[Run], project: Path) -> list[RunRecord]:
     for run in runs:
         for point in run.points():
             pid = point_id(point)
-            outputs = []
+            outputs: list[ExpectedOutput] = []
+            seen: set[str] = set()
             for template in run.outputs:
-                rel = render(template, point)
-                path = project / rel
-                if path.is_file() and not path.is_symlink():
-                    outputs.append(_expected(run, template, pid, rel, path))
+                rendered = render(template, point)
+                names = expand(rendered, project) if is_pattern(rendered) else [rendered]
+                for rel in names:
+                    path = project / rel
+                    if rel not in seen and path.is_file() and not path.is_symlink():
+                        seen.add(rel)
+                        outputs.append(_expected(run, template, pid, rel, path))
             records.append(
                 RunRecord(
                     run=run.name,

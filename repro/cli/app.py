@@ -36,9 +36,10 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
                         hint=exc.hint,
                         exit_code=exc.exit_code,
                         kind=type(exc).__name__,
+                        details=list(exc.details),
                     )
                 )
-            terminal.error(exc.message, exc.hint)
+            terminal.error(exc.message, exc.hint, exc.details)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             terminal.interrupted()

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import IO, assert_never
 
 from repro.compare.exact import ByteScan, compare_exact, scan, sha256_of
 from repro.compare.finding import Finding
 from repro.compare.numeric import compare_json, compare_table, compare_text_numbers
+from repro.compare.pdf import compare_pdf
 from repro.compare.text import compare_text
 from repro.compare.tolerance import Tolerance
 from repro.compare.verdict import OutputVerdict
 from repro.config.models import CompareRule
 
-__all__ = ["compare_output", "difference_image"]
+__all__ = ["EXACT_BY_EXTENSION", "compare_output", "difference_image"]
+
+ExactComparator = Callable[[ByteScan, Path, Path], Finding]
+EXACT_BY_EXTENSION: dict[str, ExactComparator] = {".pdf": compare_pdf}
+"""Formats whose exact comparison knows their volatile metadata (the default rule, chosen
+by the output's extension): the bytes must match except those fields."""
 
 
 def difference_image(expected: Path | IO[bytes], actual: Path | IO[bytes]) -> bytes:
@@ -87,6 +94,9 @@ def _compare(
 ) -> Finding:
     method = rule.method
     if method == "exact":
+        by_format = EXACT_BY_EXTENSION.get(PurePosixPath(path).suffix.lower())
+        if by_format is not None:
+            return by_format(result, expected, actual)
         return compare_exact(result, expected, actual)
     if method == "text":
         return compare_text(expected.read_bytes(), actual.read_bytes(), rule.normalize)

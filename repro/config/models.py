@@ -110,7 +110,9 @@ class Run(Model):
     name: str = Field(pattern=_RUN_NAME)
     command: str = Field(min_length=1)
     outputs: list[str] = []
-    """Paths the command writes, relative to the project; {param} placeholders allowed."""
+    """Files the command writes, relative to the project: a path, a folder ending in `/`
+    (every file below it) or a glob (`figures/*.pdf`, `tables/**/*.csv`); {param}
+    placeholders allowed. Each file matched at capture is one expected result."""
     compare: dict[str, CompareRule] = {}
     """Per-output comparison rule (keys are entries of outputs); default exact."""
     resources: Resources = Resources()
@@ -147,7 +149,9 @@ class Run(Model):
                 raise ValueError(f"compare rule for {key!r}, which is not one of the run's outputs")
         for point in self.points():
             for out in self.outputs:
-                safe_relative(render(out, point), "output")
+                rendered = render(out, point)
+                # A folder ends in "/"; its name must still be a plain path.
+                safe_relative(rendered[:-1] if rendered.endswith("/") else rendered, "output")
         if len(self.points()) > 1:
             for out in self.outputs:
                 if not set(_PLACEHOLDER.findall(out)) & set(self.sweep):
@@ -283,6 +287,9 @@ class NotebookSpec(Model):
     images pixel-exact, other types as text."""
     resources: Resources = Resources()
     network: bool = False
+    allow_errors: bool = False
+    """Execute every cell even when some raise (teaching notebooks that raise on purpose):
+    the errors are recorded in the outputs and compared as errors at replay."""
 
     @field_validator("path")
     @classmethod

@@ -9,14 +9,14 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from repro.config.models import Run, point_id, point_variables_for, render
-from repro.errors import OutputMissingError, RunFailedError, RunTimeoutError
+from repro.execution.outputs import expand, is_pattern
 from repro.model_base import SweepValue
 
 TAIL_CHARS = 4000
@@ -205,10 +205,13 @@ def execute_point(
     workdir: Path,
     runner: CommandRunner,
     in_flight: InFlight,
+    variables: Mapping[str, str] | None = None,
 ) -> PointOutcome:
-    """Run one point's command in workdir and see which declared outputs it produced."""
+    """Run one point's command in workdir and see which declared outputs it produced;
+    `variables` (SOURCE_DATE_EPOCH) are given to every point, under its own."""
     command = render(run.command, point)
-    result = runner.run(command, workdir, point_variables_for(point), run.timeout, run, in_flight)
+    env = {**(variables or {}), **point_variables_for(point)}
+    result = runner.run(command, workdir, env, run.timeout, run, in_flight)
     outputs, missing = collect_outputs(run, point, workdir)
     return PointOutcome(run.name, point, point_id(point), command, result, outputs, missing)
 
@@ -216,13 +219,28 @@ def execute_point(
 def collect_outputs(
     run: Run, point: dict[str, SweepValue], workdir: Path
 ) -> tuple[list[tuple[str, Path]], list[str]]:
-    """The point's declared outputs that exist (with their paths), and those that do not."""
-    outputs, missing = [], []
+    """The point's outputs that exist (with their paths; each file matched by a folder or
+    glob entry is one), and the entries that named nothing (a path, or a pattern that
+    matched no file)."""
+    outputs: list[tuple[str, Path]] = []
+    missing: list[str] = []
+    seen: set[str] = set()
     for template in run.outputs:
         rel = render(template, point)
+        if is_pattern(rel):
+            found = expand(rel, workdir)
+            if not found:
+                missing.append(rel)
+            for match in found:
+                if match not in seen:
+                    seen.add(match)
+                    outputs.append((match, workdir / match))
+            continue
         produced = workdir / rel
         if produced.is_file():
-            outputs.append((rel, produced))
+            if rel not in seen:
+                seen.add(rel)
+                outputs.append((rel, produced))
         else:
             missing.append(rel)
     return outputs, missing
@@ -232,31 +250,43 @@ def remove_stale_outputs(run: Run, points: list[dict[str, SweepValue]], workdir:
     """A file left from before must not pass for an output the command did not write."""
     for template in run.outputs:
         for point in points:
-            stale = workdir / render(template, point)
-            if stale.is_file() or stale.is_symlink():
-                stale.unlink()
+            rel = render(template, point)
+            for stale_rel in expand(rel, workdir) if is_pattern(rel) else [rel]:
+                stale = workdir / stale_rel
+                if stale.is_file() or stale.is_symlink():
+                    stale.unlink()
 
 
-def raise_for_failure(outcome: PointOutcome, timeout: float) -> None:
-    """Capture's rule: a failed point, or one that left out a declared output, is an error."""
+TAIL_LINES = 6
+"""Lines of stderr and of stdout a failure shows."""
+
+
+def describe_failure(outcome: PointOutcome, timeout: float) -> str | None:
+    """Capture's rule: a point that failed, timed out or left out a declared output, in a
+    few lines (what happened, then the tails of stderr and stdout); None when it did not."""
     r = outcome.result
     if r.timed_out:
-        raise RunTimeoutError(
-            f"run {outcome.label} timed out after {timeout:g} s: {last_line(r.stderr_tail)}"
-        )
-    if r.exit_code != 0:
-        raise RunFailedError(
-            f"run {outcome.label} failed with exit code {r.exit_code}: {last_line(r.stderr_tail)}"
-        )
-    if outcome.missing:
-        raise OutputMissingError(
-            f"run {outcome.label} did not produce its output {outcome.missing[0]}"
-        )
+        head = f"run {outcome.label} timed out after {timeout:g} s"
+    elif r.exit_code != 0:
+        head = f"run {outcome.label} failed with exit code {r.exit_code}"
+    elif outcome.missing:
+        what = outcome.missing[0]
+        verb = "matched no file" if is_pattern(what) else "was not produced"
+        more = f" (and {len(outcome.missing) - 1} more)" if len(outcome.missing) > 1 else ""
+        return f"run {outcome.label}: its output {what} {verb}{more}"
+    else:
+        return None
+    return "\n".join(
+        [head, *tail_block("stderr", r.stderr_tail), *tail_block("stdout", r.stdout_tail)]
+    )
 
 
-def last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else "(no output on stderr)"
+def tail_block(stream: str, text: str, lines: int = TAIL_LINES) -> list[str]:
+    """'  stderr: (last N lines)' and those lines, indented; nothing when the stream is empty."""
+    kept = [ln.rstrip() for ln in text.splitlines() if ln.strip()][-lines:]
+    if not kept:
+        return [f"  {stream}: (empty)"]
+    return [f"  {stream} (last {len(kept)} line(s)):", *(f"    {ln}" for ln in kept)]
 
 
 def execute_runs(
@@ -265,21 +295,20 @@ def execute_runs(
     runner: CommandRunner,
     *,
     jobs: int = 1,
-    fail_fast: bool = True,
     select: Callable[[Run, dict[str, SweepValue]], bool] | None = None,
     on_point: Callable[[PointOutcome], None] | None = None,
+    variables: Mapping[str, str] | None = None,
 ) -> list[PointOutcome]:
     """Every run in order (a later run may read an earlier one's outputs); within a run,
-    every (selected) sweep point, `jobs` at a time.
-
-    fail_fast (capture): the first failure stops what runs and raises. Otherwise (replay)
-    every point runs and failures are reported in the outcomes.
+    every (selected) sweep point, `jobs` at a time. A failing point stops nothing: every
+    point runs and failures are in the outcomes (capture reports them all at once, replay
+    judges them). `variables` are set for every point (SOURCE_DATE_EPOCH).
     """
     outcomes: list[PointOutcome] = []
     for run in runs:
         points = [p for p in run.points() if select is None or select(run, p)]
         remove_stale_outputs(run, points, workdir)
-        outcomes += _run_points(run, points, workdir, runner, jobs, fail_fast, on_point)
+        outcomes += _run_points(run, points, workdir, runner, jobs, on_point, variables or {})
     return outcomes
 
 
@@ -289,16 +318,13 @@ def _run_points(
     workdir: Path,
     runner: CommandRunner,
     jobs: int,
-    fail_fast: bool,
     on_point: Callable[[PointOutcome], None] | None,
+    variables: Mapping[str, str],
 ) -> list[PointOutcome]:
     in_flight = InFlight()
 
     def one(point: dict[str, SweepValue]) -> PointOutcome:
-        outcome = execute_point(run, point, workdir, runner, in_flight)
-        if fail_fast:
-            raise_for_failure(outcome, run.timeout)
-        return outcome
+        return execute_point(run, point, workdir, runner, in_flight, variables)
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix=f"run-{run.name}")
     futures: list[Future[PointOutcome]] = [pool.submit(one, p) for p in points]
@@ -308,7 +334,7 @@ def _run_points(
         if failed is not None:
             raise failed.exception()  # type: ignore[misc]
     except BaseException:
-        # A failed point (capture) or Ctrl-C: nothing new starts, what runs is stopped now.
+        # Ctrl-C (or a bug): nothing new starts, what runs is stopped now.
         for future in futures:
             future.cancel()
         in_flight.stop_all()

@@ -5,7 +5,9 @@ at replay, on this machine, in a container or on a cluster node) and runs it wit
 environment's own Python, where only nbformat, nbclient and the kernel are installed.
 
     python run_notebook.py NOTEBOOK OUTPUT --timeout S [--kernel NAME] [--language L]
-                           [--parameters JSON]
+                           [--parameters JSON] [--allow-errors]
+
+--allow-errors executes every cell even when some raise (the errors stay in the outputs).
 
 Exit codes: 0 executed; 1 a cell raised (or the kernel died); 2 bad input; 124 a cell timed
 out. The executed notebook (as far as it got) is written to OUTPUT in every case but 2.
@@ -163,6 +165,7 @@ def main() -> int:
     parser.add_argument("--kernel", default=None)
     parser.add_argument("--language", default="python")
     parser.add_argument("--parameters", default="{}")
+    parser.add_argument("--allow-errors", action="store_true")
     args = parser.parse_args()
     home = _isolate()
     try:
@@ -200,6 +203,7 @@ def _execute(args):  # type: ignore[no-untyped-def]
         "kernel_name": kernel,
         "resources": {"metadata": {"path": str(Path(args.notebook).resolve().parent)}},
         "record_timing": False,
+        "allow_errors": args.allow_errors,
         "coalesce_streams": True,
         "on_cell_execute": on_cell_execute,
     }

@@ -144,6 +144,8 @@ def notebook_run(spec: NotebookSpec, kernel: KernelInfo, n_code: int) -> Run:
     ]
     if spec.parameters:
         args += ["--parameters", json.dumps(spec.parameters, sort_keys=True)]
+    if spec.allow_errors:
+        args.append("--allow-errors")
     return Run(
         name=spec.run_name,
         command=shlex.join(args),

@@ -3,14 +3,17 @@ reproduced."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from repro.capsule.manifest import ExpectedOutput, Manifest, RunRecord
 from repro.compare import compare_output
+from repro.compare.exact import sha256_of
 from repro.compare.verdict import OutputVerdict
 from repro.config.models import CompareRule, NotebookSpec, Run, render
 from repro.errors import CapsuleIntegrityError
+from repro.execution.outputs import expand, is_pattern, matches
 from repro.execution.runs import CommandResult, PointOutcome
 from repro.replay.open import Selection
 from repro.report.replay import NotebookReplay, PointReplay, PointStatus
@@ -26,6 +29,8 @@ class Judgement:
     counts: dict[str, int]
     """Output verdicts by kind (notebooks not included)."""
     reproduced: bool
+    verified: int
+    """Outputs and notebooks compared with an expectation and found the same."""
     warnings: list[str]
 
 
@@ -57,7 +62,8 @@ def judge(
         notebooks=notebooks,
         counts=counts,
         reproduced=reproduced(points, notebooks),
-        warnings=unchecked_warnings(counts, notebooks),
+        verified=verified_count(points, notebooks),
+        warnings=unchecked_warnings(counts, notebooks, points),
     )
 
 
@@ -90,27 +96,66 @@ def point_replay(
 def output_verdicts(
     run: Run, outcome: PointOutcome, record: RunRecord | None, root: Path, project: Path
 ) -> list[OutputVerdict]:
+    """A verdict per file: each declared path, and each file a folder or glob entry matched
+    at capture or at this replay (expected and not produced: missing; produced and not
+    expected: different, as a new file)."""
     expected: dict[str, ExpectedOutput] = {o.path: o for o in record.outputs} if record else {}
     verdicts = []
+    seen: set[str] = set()
     for template in run.outputs:
-        rel = render(template, outcome.point)
-        exp = expected.get(rel)
-        actual = project / rel
-        inside = actual.resolve().is_relative_to(project.resolve())
-        verdict = compare_output(
-            rel,
-            root / exp.capsule_path if exp else None,
-            # Never an output that leads out of the project (a link the run made to a file
-            # of this machine): it would be read, and shown, as if the run had written it.
-            actual if inside and actual.is_file() else None,
-            exp.rule if exp else run.compare.get(template) or CompareRule(),
-        )
-        if exp is not None and verdict.expected_sha256 != exp.sha256:
-            # Runs execute inside the unpacked capsule; what they are compared with must be
-            # exactly what was verified before they ran (the comparison hashed it anyway).
-            raise CapsuleIntegrityError(f"expected result changed during the replay: {rel}")
-        verdicts.append(verdict)
+        rendered = render(template, outcome.point)
+        if is_pattern(rendered):
+            names = sorted(
+                {p for p in expected if matches(rendered, p)} | set(expand(rendered, project))
+            )
+        else:
+            names = [rendered]
+        for rel in names:
+            if rel in seen:
+                continue
+            seen.add(rel)
+            rule = run.compare.get(template) or CompareRule()
+            new = is_pattern(rendered) and record is not None and record.executed
+            verdicts.append(_verdict(rel, expected.get(rel), rule, root, project, new))
     return verdicts
+
+
+def _verdict(
+    rel: str,
+    exp: ExpectedOutput | None,
+    rule: CompareRule,
+    root: Path,
+    project: Path,
+    new_is_different: bool,
+) -> OutputVerdict:
+    """One file's verdict; `new_is_different`: it was matched by a pattern of a point that
+    ran at capture, so a file without an expectation is one the capture did not produce."""
+    actual = project / rel
+    inside = actual.resolve().is_relative_to(project.resolve())
+    produced = actual if inside and actual.is_file() and not actual.is_symlink() else None
+    if exp is None and produced is not None and new_is_different:
+        # Matched by a folder or glob now, but not at capture: the study wrote another set
+        # of files than the one recorded.
+        return OutputVerdict(
+            path=rel,
+            verdict="different",
+            method=rule.method,
+            detail="new file: not produced at capture (matched by the run's output pattern)",
+            actual_sha256=sha256_of(produced),
+        )
+    verdict = compare_output(
+        rel,
+        root / exp.capsule_path if exp else None,
+        # Never an output that leads out of the project (a link the run made to a file
+        # of this machine): it would be read, and shown, as if the run had written it.
+        actual if inside and actual.is_file() else None,
+        exp.rule if exp else rule,
+    )
+    if exp is not None and verdict.expected_sha256 != exp.sha256:
+        # Runs execute inside the unpacked capsule; what they are compared with must be
+        # exactly what was verified before they ran (the comparison hashed it anyway).
+        raise CapsuleIntegrityError(f"expected result changed during the replay: {rel}")
+    return verdict
 
 
 def count_verdicts(points: list[PointReplay]) -> dict[str, int]:
@@ -122,17 +167,41 @@ def count_verdicts(points: list[PointReplay]) -> dict[str, int]:
 
 
 def reproduced(points: list[PointReplay], notebooks: list[NotebookReplay]) -> bool:
-    """Every point ran to success, and no output or notebook came out different or missing."""
+    """Every point ran to success, no output or notebook came out different or missing, and
+    something was compared at all: a replay that verified nothing reproduced nothing."""
     return (
         all(v.verdict in PASSING for p in points for v in p.outputs)
         and all(p.status == "ok" for p in points)
         and all(nb.verdict in PASSING for nb in notebooks)
+        and verified_count(points, notebooks) > 0
     )
 
 
-def unchecked_warnings(counts: dict[str, int], notebooks: list[NotebookReplay]) -> list[str]:
-    """What was not compared, so a reproduced replay does not claim more than it checked."""
+VERIFIED = {"identical", "within_tolerance"}
+
+
+def verified_count(points: Sequence[PointReplay], notebooks: Sequence[NotebookReplay]) -> int:
+    """Outputs and notebooks compared with an expectation and found the same."""
+    return sum(1 for p in points for v in p.outputs if v.verdict in VERIFIED) + sum(
+        1 for nb in notebooks if nb.verdict in VERIFIED
+    )
+
+
+def unchecked_warnings(
+    counts: dict[str, int], notebooks: list[NotebookReplay], points: Sequence[PointReplay] = ()
+) -> list[str]:
+    """What was not compared, so a replay does not claim more than it checked."""
     found = []
+    if not verified_count(points, notebooks) and (points or notebooks):
+        found.append(
+            "nothing was verified: no output or notebook was compared with a recorded "
+            "expectation, so this replay is not counted as reproduced (exit 3)"
+        )
+    bare = sorted({p.run for p in points if not p.outputs})
+    if bare:
+        found.append(
+            f"run(s) {', '.join(bare)} declare no outputs: only their exit status was checked"
+        )
     if counts.get("not_verified"):
         found.append(f"{counts['not_verified']} output(s) had no recorded expectation")
     unchecked = sum(1 for nb in notebooks for c in nb.cells if c.verdict == "not_verified")

@@ -32,6 +32,7 @@ def build_report(
         signature=opened.signature,
         target=target,
         reproduced=judged.reproduced,
+        verified=judged.verified,
         counts=judged.counts,
         points=judged.points,
         notebooks=judged.notebooks,

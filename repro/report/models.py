@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal, Self
 
+from pydantic import Field
+
 from repro.capsule.manifest import Manifest
 from repro.model_base import Model
 from repro.sign import SignatureState
@@ -37,6 +39,8 @@ class ErrorOutput(Model):
     """The process exit code: 1 error, 2 usage, 4 capsule invalid, 5 service unavailable."""
     kind: str
     """The error class, e.g. SignatureMismatchError."""
+    details: list[str] = Field(default_factory=list)
+    """When one error is many (capture's failed runs and notebooks): one entry each."""
 
 
 # --- init --------------------------------------------------------------------------------

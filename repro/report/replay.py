@@ -84,8 +84,11 @@ class ReplayReport(Model):
     """How the capsule's signature checked out, in words."""
     target: Literal["local", "docker", "slurm"]
     reproduced: bool
-    """Every compared output and notebook cell identical or within tolerance (exit 0), else
-    exit 3."""
+    """Every point ran, every compared output and notebook identical or within tolerance,
+    and at least one was compared (exit 0); else exit 3. A replay that verified nothing
+    (only runs without outputs, a --no-run capsule) is not reproduced."""
+    verified: int = 0
+    """Outputs and notebooks compared with a recorded expectation and found the same."""
     counts: dict[str, int]
     """Number of outputs (of runs) per verdict."""
     points: list[PointReplay]

@@ -8,7 +8,8 @@ returns; nothing here decides an outcome.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+import textwrap
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,9 +65,11 @@ def warn(warnings: list[str]) -> None:
         err.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
 
 
-def error(message: str, hint: str) -> None:
-    """An expected failure: one line, and its hint on the next."""
+def error(message: str, hint: str, details: Sequence[str] = ()) -> None:
+    """An expected failure: one line, its details (one block each) and its hint last."""
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    for block in details:
+        err.print(Text(textwrap.indent(block, "  ")), highlight=False)
     if hint:
         err.print(f"[yellow]hint:[/] {escape(hint)}", highlight=False)
 
@@ -348,6 +351,8 @@ def _replay_verdict(result: ReplayReport) -> str:
         counts = f"{counts}; notebooks: {notebooks}" if counts else f"notebooks: {notebooks}"
     if result.reproduced:
         return f"[bold green]reproduced[/] ({counts}) in {result.duration_s:.1f} s"
+    if not result.verified:
+        counts = f"nothing verified; {counts}" if counts else "nothing verified"
     return f"[bold red]not reproduced[/] ({counts}) in {result.duration_s:.1f} s"
 
 

@@ -226,10 +226,13 @@ def test_a_notebook_that_raises_at_capture_fails_it_naming_the_cell(
     assert result.returncode == 1
     error = [ln for ln in result.stderr.splitlines() if ln.startswith("error")]
     assert error == [
-        "error: notebook study.ipynb: cell 2 raised JSONDecodeError: Expecting property name "
-        "enclosed in double quotes: line 1 column 2 (char 1)"
+        "error: 1 of 1 run point(s) and notebook(s) failed at capture; nothing was written"
     ]
-    assert "raises-exception" in result.stderr  # the hint
+    assert (
+        "  notebook study.ipynb: cell 2 raised JSONDecodeError: Expecting property name "
+        "enclosed in double quotes: line 1 column 2 (char 1)"
+    ) in result.stderr.splitlines()
+    assert "allow_errors" in result.stderr  # the hint
     assert not out.exists()
 
 

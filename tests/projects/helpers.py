@@ -6,6 +6,10 @@ imports the packages its declaration files name, asserts versions and behaviour,
 bad/) must fail capture; each has an `expect.toml` (exit_codes, and words the error line
 must contain).
 
+Projects under results/ are about results rather than environments (issue 14): outputs as
+folders and globs, figures with volatile metadata, notebooks that fail or raise on purpose;
+tests/integration/test_results.py says what each must do.
+
 Some projects need preparing before capture: `prepare_project` copies one and does it
 (pipfile-git's dependency becomes a local git repository, see `make_git_dependency`).
 Used by the integration tests and by benchmarks/bench_fidelity.py (no pytest needed).
@@ -21,6 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BAD_DIR = HERE / "bad"
+RESULTS_DIR = HERE / "results"
 
 # project -> the convention it covers (the benchmark's table shows these).
 CONVENTIONS: dict[str, str] = {
@@ -111,9 +116,14 @@ def tag_commit(repo_url: str, tag: str) -> str:
     return _git(path, "rev-parse", f"{tag}^{{commit}}")
 
 
-def prepare_project(name: str, dest: Path, bad: bool = False) -> Path:
-    """Copy project `name` to `dest` (which must not exist) and make it ready to capture."""
-    src = (BAD_DIR if bad else HERE) / name
+def results_projects() -> list[str]:
+    return sorted(p.name for p in RESULTS_DIR.iterdir() if (p / "repro.toml").is_file())
+
+
+def prepare_project(name: str, dest: Path, bad: bool = False, results: bool = False) -> Path:
+    """Copy project `name` (of bad/ or results/ when asked) to `dest` (which must not exist)
+    and make it ready to capture."""
+    src = (BAD_DIR if bad else RESULTS_DIR if results else HERE) / name
     shutil.copytree(
         src, dest, ignore=shutil.ignore_patterns("results", "__pycache__", "*.egg-info", "build")
     )

@@ -39,7 +39,9 @@ from repro.capsule.manifest import Manifest, canonical_json
 
 MANIFEST_SCHEMA_DIGESTS: dict[str, str] = {
     # repro-capsule/1 as first pinned (the models split out of repro/models.py).
-    "repro-capsule/1": "5a16add3ee221b615f1b45d171caddc8c4f2d95627bc4379c1c7b46c26ef73f0",
+    # Compatible: NotebookSpec.allow_errors added, optional with default false (a capsule
+    # without it means what it always meant: a cell that raises fails the notebook).
+    "repro-capsule/1": "b092d1fff5ff5e6fd784af869e395c753f7f74b7a0aabe1380186c5135b1c74a",
 }
 """Format -> sha256 of the manifest schema's shape (see `schema_digest`). Entries are only
 added, or replaced for a compatible change of the current format, never removed."""

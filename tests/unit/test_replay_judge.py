@@ -129,8 +129,63 @@ def test_an_output_without_expectation_is_not_verified_and_warned(dirs: tuple[Pa
     assert point.captured_duration_s is None
     assert [v.verdict for v in point.outputs] == ["not_verified"]
     assert judged.counts == {"not_verified": 1}
-    assert judged.reproduced  # nothing was found different, but the warning says why
+    # Nothing was found different, but nothing was compared either: no false green.
+    assert not judged.reproduced and judged.verified == 0
+    assert judged.warnings[0].startswith("nothing was verified")
+    assert judged.warnings[1:] == ["1 output(s) had no recorded expectation"]
+
+
+def test_one_unverified_output_beside_a_verified_one_still_reproduces(
+    dirs: tuple[Path, Path],
+) -> None:
+    root, project = dirs
+    run = Run(name="r", command="true", outputs=["a.txt", "b.txt"])
+    m = manifest(runs=[run], results=[record(run, {}, [expected(root, "a.txt", "42\n")])])
+    write(project, "a.txt", "42\n")
+    write(project, "b.txt", "7\n")
+    judged = judge(m, select(m, [], {}), [outcome(run)], root, project)
+    assert judged.counts == {"identical": 1, "not_verified": 1}
+    assert judged.reproduced and judged.verified == 1
     assert judged.warnings == ["1 output(s) had no recorded expectation"]
+
+
+def test_a_run_without_outputs_verifies_nothing(dirs: tuple[Path, Path]) -> None:
+    root, project = dirs
+    run = Run(name="bare", command="true")
+    m = manifest(runs=[run], results=[record(run, {}, [])])
+    judged = judge(m, select(m, [], {}), [outcome(run)], root, project)
+    assert not judged.reproduced and judged.verified == 0
+    assert judged.warnings[0].startswith("nothing was verified")
+    assert "run(s) bare declare no outputs: only their exit status was checked" in judged.warnings
+
+
+def test_a_folder_output_reports_each_new_and_missing_file(dirs: tuple[Path, Path]) -> None:
+    root, project = dirs
+    run = Run(name="r", command="true", outputs=["results/", "figures/*.pdf"])
+    exp = [
+        expected(root, "results/a b.txt", "1\n"),
+        expected(root, "results/sub/gone.txt", "2\n"),
+        expected(root, "figures/f 1.pdf", "%PDF-1.4 x\n"),
+    ]
+    m = manifest(runs=[run], results=[record(run, {}, exp)])
+    write(project, "results/a b.txt", "1\n")
+    write(project, "results/new.txt", "3\n")
+    write(project, "figures/f 1.pdf", "%PDF-1.4 x\n")
+    write(project, "figures/notes.txt", "not matched by *.pdf\n")
+    judged = judge(m, select(m, [], {}), [outcome(run)], root, project)
+    verdicts = {v.path: (v.verdict, v.detail) for v in judged.points[0].outputs}
+    assert set(verdicts) == {
+        "results/a b.txt",
+        "results/new.txt",
+        "results/sub/gone.txt",
+        "figures/f 1.pdf",
+    }
+    assert verdicts["results/a b.txt"][0] == "identical"
+    assert verdicts["figures/f 1.pdf"][0] == "identical"
+    assert verdicts["results/sub/gone.txt"][0] == "missing"
+    assert verdicts["results/new.txt"][0] == "different"
+    assert verdicts["results/new.txt"][1].startswith("new file")
+    assert not judged.reproduced
 
 
 def test_an_output_linking_out_of_the_project_is_not_read(dirs: tuple[Path, Path]) -> None:
@@ -203,7 +258,9 @@ def notebook(verdict: NotebookVerdict, *cells: Verdict) -> NotebookReplay:
 @pytest.mark.parametrize(
     ("points", "notebooks", "expected"),
     [
-        ([], [], True),
+        ([], [], False),  # nothing compared: no false green
+        ([point("ok")], [], False),  # a run without outputs verifies nothing
+        ([point("ok", "not_verified")], [notebook("not_verified")], False),  # --no-run
         ([point("ok", "identical", "within_tolerance", "not_verified")], [], True),
         ([point("ok", "identical"), point("ok", "different")], [], False),
         ([point("ok", "missing")], [], False),
@@ -215,7 +272,7 @@ def notebook(verdict: NotebookVerdict, *cells: Verdict) -> NotebookReplay:
         ([], [notebook("failed")], False),
     ],
 )
-def test_reproduced_needs_every_point_ok_and_nothing_different_or_missing(
+def test_reproduced_needs_every_point_ok_nothing_different_and_something_verified(
     points: list[PointReplay], notebooks: list[NotebookReplay], expected: bool
 ) -> None:
     assert reproduced(points, notebooks) is expected

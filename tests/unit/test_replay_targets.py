@@ -215,7 +215,7 @@ def test_the_report_carries_every_stage_warning_in_order(tmp_path: Path) -> None
     opening = replace(opened(tmp_path, [], {}), warnings=["capsule is unsigned: ..."])
     target = FakeTarget("slurm", ignores=["-j 4 is ignored on the slurm target: ..."])
     prepared = prepare(target, opening, tmp_path, True, quiet)
-    judged = Judgement([], [], {}, True, ["1 output(s) had no recorded expectation"])
+    judged = Judgement([], [], {}, True, 1, ["1 output(s) had no recorded expectation"])
     report = build_report(tmp_path / "c.tgz", opening, "slurm", prepared, judged, None, 0.0, 0.0)
     assert report.warnings == [
         "capsule is unsigned: ...",

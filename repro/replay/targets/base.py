@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
+from repro.capsule.layout import created_epoch
 from repro.capsule.manifest import Manifest, Package
 from repro.config.models import Run
 from repro.execution.runs import CommandRunner, PointOutcome, execute_runs
@@ -99,6 +100,13 @@ def ignored_slurm_settings(target: TargetName, options: TargetOptions) -> list[s
     ]
 
 
+def study_variables(manifest: Manifest) -> dict[str, str]:
+    """What every run and notebook of a replay sees, as at capture: the capsule's own
+    SOURCE_DATE_EPOCH (its creation time), so tools that honour it (matplotlib's PDF and
+    PNG writers, among others) write the timestamps they wrote at capture."""
+    return {"SOURCE_DATE_EPOCH": str(created_epoch(manifest.created))}
+
+
 def run_points(
     runner: CommandRunner | None,
     options: TargetOptions,
@@ -106,6 +114,7 @@ def run_points(
     project: Path,
     select: Select,
     on_point: OnPoint,
+    variables: dict[str, str],
 ) -> list[PointOutcome]:
     """Local and docker targets: every selected point through a per-command runner, -j at a
     time; a failing point does not stop the others."""
@@ -116,7 +125,7 @@ def run_points(
         project,
         runner,
         jobs=options.jobs,
-        fail_fast=False,
         select=select,
         on_point=on_point,
+        variables=variables,
     )

@@ -28,6 +28,7 @@ from repro.replay.targets.base import (
     TargetOptions,
     ignored_slurm_settings,
     run_points,
+    study_variables,
 )
 
 
@@ -81,6 +82,7 @@ class DockerTarget:
         self._given = engine
         self._engine: ContainerEngine | None = None
         self._runner: DockerRunner | None = None
+        self._variables: dict[str, str] = {}
 
     @property
     def name(self) -> TargetName:
@@ -90,6 +92,7 @@ class DockerTarget:
         return ignored_slurm_settings(self.name, self.options)
 
     def prepare(self, manifest: Manifest, root: Path, say: Observer) -> Prepared:
+        self._variables = study_variables(manifest)
         engine = self._engine = self._given if self._given is not None else DockerEngine()
         engine.ping()
         tag = _environment(
@@ -115,7 +118,9 @@ class DockerTarget:
     def execute(
         self, runs: list[Run], project: Path, select: Select, on_point: OnPoint
     ) -> list[PointOutcome]:
-        return run_points(self._runner, self.options, runs, project, select, on_point)
+        return run_points(
+            self._runner, self.options, runs, project, select, on_point, self._variables
+        )
 
     def close(self) -> None:
         if self._engine is not None and self._engine is not self._given:

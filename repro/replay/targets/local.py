@@ -22,6 +22,7 @@ from repro.replay.targets.base import (
     TargetOptions,
     ignored_slurm_settings,
     run_points,
+    study_variables,
 )
 
 
@@ -67,6 +68,7 @@ class LocalTarget:
     def __init__(self, options: TargetOptions) -> None:
         self.options = options
         self._runner: LocalRunner | None = None
+        self._variables: dict[str, str] = {}
 
     @property
     def name(self) -> TargetName:
@@ -82,6 +84,7 @@ class LocalTarget:
         return warnings + ignored_slurm_settings(self.name, self.options)
 
     def prepare(self, manifest: Manifest, root: Path, say: Observer) -> Prepared:
+        self._variables = study_variables(manifest)
         venv, warnings = environment(manifest, root, self.options.offline, say)
         self._runner = LocalRunner(venv.bin_dir, venv.root)
         return describe(venv, warnings)
@@ -89,7 +92,9 @@ class LocalTarget:
     def execute(
         self, runs: list[Run], project: Path, select: Select, on_point: OnPoint
     ) -> list[PointOutcome]:
-        return run_points(self._runner, self.options, runs, project, select, on_point)
+        return run_points(
+            self._runner, self.options, runs, project, select, on_point, self._variables
+        )
 
     def close(self) -> None:
         """Nothing to release: the cached venv is kept for the next replay."""

@@ -26,6 +26,7 @@ from repro.replay.targets.base import (
     SlurmSettings,
     TargetName,
     TargetOptions,
+    study_variables,
 )
 from repro.replay.targets.local import describe, environment
 from repro.scheduler.scripts import STATUS_DIR, render_script
@@ -110,6 +111,7 @@ def replay_on_slurm(
                     indices=indices,
                     array_limit=settings.array_limit or run.resources.array_limit,
                     export={
+                        **study_variables(manifest),
                         "REPRO_PROJECT": str(project),
                         "REPRO_VENV": str(venv),
                         "PATH": BASE_PATH,
