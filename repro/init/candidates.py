@@ -76,6 +76,8 @@ class Candidate:
     """Higher first."""
     group: str | None = None
     """Candidates of one README code block share it: accepting one accepts its steps."""
+    file: str | None = None
+    """The project file it runs (a script, the Makefile), when it names one."""
 
 
 def find_candidates(project: Path) -> list[Candidate]:
@@ -88,9 +90,13 @@ def find_candidates(project: Path) -> list[Candidate]:
         if have is None:
             merged[key] = cand
         elif cand.score > have.score:
-            merged[key] = replace(cand, source=f"{cand.source}; {have.source}")
+            merged[key] = replace(
+                cand, source=f"{cand.source}; {have.source}", file=cand.file or have.file
+            )
         else:
-            merged[key] = replace(have, source=f"{have.source}; {cand.source}")
+            merged[key] = replace(
+                have, source=f"{have.source}; {cand.source}", file=have.file or cand.file
+            )
     return sorted(merged.values(), key=lambda c: -c.score)
 
 
@@ -135,7 +141,7 @@ def _scripts(project: Path) -> list[Candidate]:
                 score -= 10
             if path.suffix == ".sh":
                 score += 5  # a shell script at the same level usually drives the others
-            found.append(Candidate(script_command(project, rel), "script", score))
+            found.append(Candidate(script_command(project, rel), "script", score, file=rel))
     return found
 
 
@@ -208,8 +214,14 @@ def _makefile(project: Path) -> list[Candidate]:
         study = next((t for t in STUDY_TARGETS if t in targets), None)
         if study is None:
             return []
-        return [Candidate(f"make {study}", f"{path.name} target {study!r}", MAKEFILE_SCORE)]
-    return [Candidate("make", f"{path.name}'s default target {first!r}", MAKEFILE_SCORE)]
+        return [
+            Candidate(
+                f"make {study}", f"{path.name} target {study!r}", MAKEFILE_SCORE, file=path.name
+            )
+        ]
+    return [
+        Candidate("make", f"{path.name}'s default target {first!r}", MAKEFILE_SCORE, file=path.name)
+    ]
 
 
 # --- README --------------------------------------------------------------------------------
@@ -284,18 +296,17 @@ SETUP_MODULES = frozenset(
 )
 
 
-def _script_exists(project: Path, command: str) -> bool:
-    """A command naming a script (python x.py, bash run.sh, ./run.sh) that the project does
-    not have is another project's, or stale."""
+def script_of(command: str) -> str | None:
+    """The script a command runs (python x.py, bash run.sh, ./run.sh), if it names one."""
     words = shlex.split(command, comments=True)
     while words and ENV_ASSIGNMENT.match(words[0]):
         words = words[1:]
-    if words[0].startswith("./"):
-        return (project / words[0]).is_file()
+    if words and words[0].startswith("./"):
+        return words[0].removeprefix("./")
     script = next(
         (w for w in words[1:3] if w.endswith((".py", ".sh")) and not w.startswith("-")), None
     )
-    return script is None or (project / script).is_file()
+    return script.removeprefix("./") if script else None
 
 
 def readme_candidates(project: Path) -> list[Candidate]:
@@ -305,10 +316,13 @@ def readme_candidates(project: Path) -> list[Candidate]:
     text = path.read_text(encoding="utf-8", errors="replace")
     found = []
     for i, (block, command) in enumerate(readme_commands(text)):
-        if not _script_exists(project, command):
-            continue
+        script = script_of(command)
+        if script is not None and not (project / script).is_file():
+            continue  # another project's script, or a stale README
         source = f"{path.name} code block"
-        found.append(Candidate(command, source, README_SCORE - i, f"{path.name}:{block}"))
+        found.append(
+            Candidate(command, source, README_SCORE - i, f"{path.name}:{block}", file=script)
+        )
     return found
 
 

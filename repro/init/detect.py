@@ -54,8 +54,8 @@ class Detected:
 
     @property
     def scripts(self) -> list[str]:
-        """The candidates' commands (what a researcher would run)."""
-        return [c.command for c in self.candidates]
+        """The files the candidates run (scripts, the Makefile), best first."""
+        return list(dict.fromkeys(c.file for c in self.candidates if c.file))
 
     def environment_lines(self, project: Path) -> list[str]:
         return describe(project, self.environment) + self.environment.notes

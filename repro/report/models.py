@@ -67,7 +67,7 @@ class DetectedFiles(Model):
     notebooks: list[str]
     data_dirs: list[str]
     scripts: list[str]
-    """The run candidates' commands, best first (python run.py, make, bash run.sh, ...)."""
+    """The files the run candidates run, best first (main.py, run.sh, Makefile, ...)."""
 
 
 class InitCandidate(Model):
