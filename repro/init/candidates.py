@@ -255,7 +255,7 @@ def readme_commands(text: str) -> list[tuple[int, str]]:
         stripped = PROMPT.sub("", line, count=1) if not pending else line
         stripped = stripped.strip()
         if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
+            pending += stripped[:-1].rstrip() + " "
             continue
         command = (pending + stripped).strip()
         pending = ""
