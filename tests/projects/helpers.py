@@ -69,7 +69,7 @@ FRESH: dict[str, str] = {
 
 
 def fresh_projects() -> list[str]:
-    return sorted(p.name for p in FRESH_DIR.iterdir() if p.is_dir())
+    return sorted(p.name for p in FRESH_DIR.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def prepare_fresh(name: str, dest: Path, *, git: bool = False) -> Path:
