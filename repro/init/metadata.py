@@ -87,17 +87,13 @@ def license_id(text: str) -> str | None:
         )
     if "cc0 1.0" in low or "creative commons zero" in low:
         return "CC0-1.0"
-    if "attribution 4.0 international" in low:
-        for words, spdx in (
-            ("noncommercial-sharealike", "CC-BY-NC-SA-4.0"),
-            ("noncommercial-noderivatives", "CC-BY-NC-ND-4.0"),
-            ("noncommercial", "CC-BY-NC-4.0"),
-            ("sharealike", "CC-BY-SA-4.0"),
-            ("noderivatives", "CC-BY-ND-4.0"),
-        ):
-            if words in low.replace(" ", ""):
-                return spdx
-        return "CC-BY-4.0"
+    cc = re.search(
+        r"attribution((?:-(?:noncommercial|sharealike|noderivatives))*) 4\.0 international", low
+    )
+    if cc:
+        parts = cc.group(1).split("-")[1:]
+        short = {"noncommercial": "NC", "sharealike": "SA", "noderivatives": "ND"}
+        return "-".join(["CC-BY", *(short[p] for p in parts), "4.0"])
     if "this is free and unencumbered software released into the public domain" in low:
         return "Unlicense"
     if "permission to use, copy, modify, and/or distribute this software" in low:
