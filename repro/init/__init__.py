@@ -156,7 +156,7 @@ def init_project(
     runs = _named(chosen_runs(options, found, ask))
     tried = None
     if options.try_runs:
-        if not runs:
+        if not runs and not found.notebooks:
             top = found.candidates[0].command if found.candidates else None
             raise NoRunToTryError(
                 "--try: no run to try (none was found or chosen)"

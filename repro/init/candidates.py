@@ -42,6 +42,8 @@ SCRIPT_TIERS: tuple[tuple[int, frozenset[str]], ...] = (
 )
 README_SCORE = 90
 MAKEFILE_SCORE = 85
+NUMBERED_SCORE = 45
+NUMBERED = re.compile(r"^(\d+)[-_. ]?[^/]*\.(py|sh)$")
 # A Makefile whose first target sets things up: the target to run instead, if it has one.
 SETUP_TARGETS = frozenset(
     {"help", "clean", "install", "setup", "env", "venv", "deps", "requirements", "init"}
@@ -82,7 +84,12 @@ class Candidate:
 
 def find_candidates(project: Path) -> list[Candidate]:
     """Every candidate, best first (ties keep the order they were found in)."""
-    found = [*_scripts(project), *readme_candidates(project), *_makefile(project)]
+    found = [
+        *_scripts(project),
+        *readme_candidates(project),
+        *_makefile(project),
+        *numbered_scripts(project),
+    ]
     merged: dict[str, Candidate] = {}
     for cand in found:
         key = command_key(cand.command)
@@ -142,6 +149,36 @@ def _scripts(project: Path) -> list[Candidate]:
             if path.suffix == ".sh":
                 score += 5  # a shell script at the same level usually drives the others
             found.append(Candidate(script_command(project, rel), "script", score, file=rel))
+    return found
+
+
+def numbered_scripts(project: Path) -> list[Candidate]:
+    """Scripts numbered in the order they run (01-clean.py, 02-fit.py), at the root or in
+    one folder below it: a sequence, accepted together."""
+    found = []
+    folders = [project, *sorted(p for p in project.iterdir() if p.is_dir())]
+    for where in folders:
+        if where.name.startswith(".") and where != project:
+            continue
+        numbered = sorted(
+            (int(m.group(1)), p.name)
+            for p in where.iterdir()
+            if p.is_file() and (m := NUMBERED.match(p.name))
+        )
+        if len(numbered) < 2:
+            continue
+        group = f"numbered:{where.relative_to(project).as_posix()}"
+        for i, (_, name) in enumerate(numbered):
+            rel = (where / name).relative_to(project).as_posix()
+            found.append(
+                Candidate(
+                    script_command(project, rel),
+                    "numbered scripts, run in order",
+                    NUMBERED_SCORE - i,
+                    group,
+                    file=rel,
+                )
+            )
     return found
 
 

@@ -4,11 +4,17 @@ data folders, notebooks, run candidates and the metadata the project states."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from repro.config.models import EnvironmentSpec
-from repro.env.declarations import EnvironmentPlan, describe, plan_environment
+from repro.env.declarations import (
+    EnvironmentPlan,
+    describe,
+    plan_environment,
+    read_declaration,
+)
+from repro.errors import ConfigError
 from repro.init.candidates import Candidate, find_candidates
 from repro.init.imports import PackageGuess, guess_packages
 from repro.init.listing import project_files, subfolder_declarations
@@ -32,6 +38,8 @@ class Detected:
     guess: PackageGuess | None
     """Packages guessed from the imports, when nothing declares the environment."""
     project_name: str
+    conda_only: list[str] = field(default_factory=list)
+    """Conda-only packages of environment.yml (no PyPI equivalent): proposed left out."""
 
     @property
     def subfolder_file(self) -> str | None:
@@ -74,6 +82,16 @@ def detect(project: Path) -> Detected:
         if guess.packages:
             environment = plan_environment(project, EnvironmentSpec(packages=guess.packages))
     notebooks = sorted(f for f in files if f.endswith(".ipynb"))
+    conda_only: list[str] = []
+    dep = environment.dependency_file
+    if dep is not None and dep.endswith((".yml", ".yaml")):
+        try:
+            read_declaration(project, dep, "error")
+        except ConfigError:
+            try:  # only conda-only packages are left out with "skip"; other errors stay
+                conda_only = list(read_declaration(project, dep, "skip").left_out)
+            except ConfigError:
+                conda_only = []
     data_dirs = [n for n in DATA_DIR_NAMES if (project / n).is_dir()]
     name = project.resolve().name.replace("-", " ").replace("_", " ").strip().capitalize()
     return Detected(
@@ -85,4 +103,5 @@ def detect(project: Path) -> Detected:
         subfolder_files=subfolder,
         guess=guess,
         project_name=name,
+        conda_only=conda_only,
     )

@@ -102,6 +102,12 @@ def _environment(project: Path, found: Detected, runs: list[ChosenRun]) -> list[
             "# No dependency declaration found (requirements.txt, environment.yml, Pipfile, ...):"
         )
         lines.append('# packages = ["numpy>=1.24"]   # requirements declared here instead')
+    if found.conda_only:
+        lines.append(
+            f'conda_only = "skip"   {GUESS} {", ".join(found.conda_only)} have no PyPI '
+            "equivalent: left out (the capsule records it); apt.txt or a base image can "
+            "provide them"
+        )
     if env.project_file:
         lines.append(f"install_project = true   # {env.project_file}: the project is installed")
     if found.python:

@@ -121,6 +121,8 @@ class InitEnvironmentGuess(Model):
     """Guessed distribution -> files importing it."""
     unparsed: list[str]
     """Files that are not Python 3 (their imports were read line by line)."""
+    conda_only: list[str] = Field(default_factory=list)
+    """Conda-only packages of environment.yml proposed left out (conda_only = "skip")."""
 
 
 class InitOutput(Model):
@@ -186,8 +188,9 @@ class InitOutput(Model):
                 guessed_packages=guess.packages if guess else [],
                 imported_in=guess.where if guess else {},
                 unparsed=guess.unparsed if guess else [],
+                conda_only=found.conda_only,
             )
-            if found.subfolder_files or (guess and guess.packages)
+            if found.subfolder_files or (guess and guess.packages) or found.conda_only
             else None
         )
         trial = (

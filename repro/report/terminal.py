@@ -135,6 +135,11 @@ def render_init(result: InitResult) -> None:
             "  packages: [yellow]guessed[/] from the imports (check them): "
             + escape(", ".join(found.guess.packages))
         )
+    if found.conda_only:
+        out.print(
+            "  conda-only packages: [yellow]left out[/] (no PyPI equivalent; check): "
+            + escape(", ".join(found.conda_only))
+        )
     for data in found.data_dirs:
         out.print(f"  data: {escape(data)}/")
     if found.notebooks:

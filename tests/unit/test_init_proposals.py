@@ -186,6 +186,37 @@ def test_a_setup_first_target_gives_the_study_target(
     assert commands == ([command] if command else [])
 
 
+def test_numbered_scripts_are_a_sequence_accepted_together(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "notebooks/10-report.py": "",
+            "notebooks/2_fit.py": "",
+            "notebooks/01-clean.py": "",
+            "notebooks/helpers.py": "",
+            "other/1-alone.py": "",
+        },
+    )
+    cands = find_candidates(tmp_path)
+    assert [c.command for c in accepted_by_yes(cands)] == [
+        "python notebooks/01-clean.py",
+        "python notebooks/2_fit.py",
+        "python notebooks/10-report.py",
+    ]
+    assert "python other/1-alone.py" not in [c.command for c in cands]
+
+
+def test_conda_only_packages_are_proposed_left_out(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {"environment.yml": "dependencies:\n  - python=3.11\n  - six\n  - cudatoolkit=11.8\n"},
+    )
+    result = init_project(InitOptions(tmp_path))
+    assert result.detected.conda_only == ["cudatoolkit"]
+    assert "# GUESS: cudatoolkit have no PyPI" in result.config.read_text()
+    assert load_config(tmp_path)[0].environment.conda_only == "skip"
+
+
 def test_run_names_are_valid_and_unique() -> None:
     taken: set[str] = set()
     names = []
