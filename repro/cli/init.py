@@ -110,7 +110,7 @@ def init_command(
         )
     except TrialFailedError as exc:
         if exc.details:
-            terminal.render_trial_failure(exc.message, exc.details)
+            terminal.render_trial_failure("", exc.details)
         raise
     if as_json:
         terminal.emit_json(InitOutput.build(result))

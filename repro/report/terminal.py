@@ -193,8 +193,10 @@ def render_candidates(candidates: list[Candidate], console: Console | None = Non
 
 
 def render_trial_failure(message: str, details: str) -> None:
-    """A run that failed in `repro init --try`: what it said last."""
-    err.print(f"[red]trial failed[/]: {escape(message)}", highlight=False)
+    """A run that failed in `repro init --try`: what it said last (the message is left out
+    when the error line that follows says it)."""
+    if message:
+        err.print(f"[red]trial failed[/]: {escape(message)}", highlight=False)
     if details:
         err.print(Text(details.rstrip()))
 
