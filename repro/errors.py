@@ -52,6 +52,12 @@ class ConfigExistsError(ReproError):
     default_hint = "edit the existing file, or delete it and run repro init again"
 
 
+class NoRunToTryError(UsageError):
+    """`repro init --try` with no run found or chosen."""
+
+    default_hint = "name the command: repro init --try --run 'python analyse.py'"
+
+
 # --- capture -----------------------------------------------------------------------------
 
 
@@ -99,6 +105,15 @@ class RunTimeoutError(RunFailedError):
 
 class OutputMissingError(RunFailedError):
     default_hint = "check the run's outputs in repro.toml match the paths the command writes"
+
+
+class TrialFailedError(RunFailedError):
+    """A run `repro init --try` tried failed; `details` holds the tail of its output."""
+
+    default_hint = (
+        "fix the command (or pass another with --run) and try again, or run repro init "
+        "without --try to write repro.toml with the outputs left to fill in"
+    )
 
 
 class NotebookError(ReproError):

@@ -44,11 +44,15 @@ class Plan:
         return self.environment.notes
 
 
-def plan_capture(opts: CaptureOptions) -> Plan:
+def plan_capture(opts: CaptureOptions, config: ProjectConfig | None = None) -> Plan:
     """The plan for `opts`; a missing project, a malformed declaration or a bad
-    SOURCE_DATE_EPOCH fails here."""
+    SOURCE_DATE_EPOCH fails here. `config` stands for a repro.toml not written yet (the
+    one `repro init --try` proposes); by default the project's own is read."""
     project = project_dir(opts.project)
-    config, config_source = load_config(project)
+    if config is None:
+        config, config_source = load_config(project)
+    else:
+        config_source = None
     config = effective_config(config, opts)
     epoch, reproducible = epoch_from_environment()
     # The declarations are read and checked before any slow work: a malformed file fails fast.

@@ -160,9 +160,9 @@ def _results(
     if not opts.execute:
         unexecuted = [_notebook_record(nb, nb.node, None) for nb in notebooks]
         return _Recorded.of(_unexecuted_records(config.runs, plan.project), unexecuted, None)
-    runner, python = _runner(opts, environment, say)
+    runner, python = build_runner(opts, environment, say)
     say("staging the captured files")
-    _stage_inputs(snapshot.listing.files, remote, stage, to_container=opts.target == "docker")
+    stage_inputs(snapshot.listing.files, remote, stage, to_container=opts.target == "docker")
     variables = study_variables(plan.epoch)
     n_points = sum(len(r.points()) for r in config.runs)
     if config.runs:
@@ -243,7 +243,7 @@ def _failed(failures: list[str], total: int, environment: EnvironmentBuild) -> R
     )
 
 
-def _stage_inputs(
+def stage_inputs(
     files: list[ProjectFile],
     remote: list[tuple[RemoteData, Path]],
     stage: Path,
@@ -262,7 +262,7 @@ def _stage_inputs(
         give_to_container_user(stage)
 
 
-def _runner(
+def build_runner(
     opts: CaptureOptions, environment: EnvironmentBuild, say: Observer
 ) -> tuple[CommandRunner, str | None]:
     """Where capture runs the study: this interpreter (--freeze), the capsule's own image

@@ -20,7 +20,7 @@ from repro.sign import SignatureState
 
 if TYPE_CHECKING:
     from repro.capture.pipeline import CaptureResult
-    from repro.init import Detected
+    from repro.init import InitResult
     from repro.publish.fetch import FetchResult
     from repro.publish.flow import PublishResult
     from repro.sign import KeyInfo, SignatureStatus
@@ -69,7 +69,62 @@ class DetectedFiles(Model):
     notebooks: list[str]
     data_dirs: list[str]
     scripts: list[str]
-    """Likely entry points (main.py, run.sh, Makefile, ...)."""
+    """The files the run candidates run, best first (main.py, run.sh, Makefile, ...)."""
+
+
+class InitCandidate(Model):
+    """A command init found that could be a run."""
+
+    command: str
+    source: str
+    """Where it was found: a script, the README's code blocks, the Makefile's default target."""
+    score: int
+    """Its rank: higher first."""
+    chosen: bool
+
+
+class InitRun(Model):
+    """A run written to repro.toml."""
+
+    name: str
+    command: str
+    source: str
+    """Where the command came from: a candidate's source, --run, or typed in."""
+    outputs: list[str]
+    """The files it wrote when tried (empty: not tried, or it wrote none)."""
+    tried: bool
+    exit_code: int | None = None
+    """The trial's exit code (None: not tried, or stopped at its timeout)."""
+    duration_s: float | None = None
+    removed: list[str] = Field(default_factory=list)
+    """Project files the trial run deleted."""
+
+
+class InitTrial(Model):
+    """`repro init --try`: the chosen runs run once in the environment capture builds."""
+
+    ok: bool
+    seconds: float
+    python: str | None
+    """The interpreter the runs used (major.minor.micro)."""
+    packages: int
+    """Packages in the lock the environment was built from."""
+    notes: list[str]
+
+
+class InitEnvironmentGuess(Model):
+    """How init filled in an environment that the project root does not declare."""
+
+    subfolder_files: list[str]
+    """Dependency files found below the root, best first; the first is proposed."""
+    guessed_packages: list[str]
+    """Distributions guessed from the imports (no dependency file anywhere)."""
+    imported_in: dict[str, list[str]]
+    """Guessed distribution -> files importing it."""
+    unparsed: list[str]
+    """Files that are not Python 3 (their imports were read line by line)."""
+    conda_only: list[str] = Field(default_factory=list)
+    """Conda-only packages of environment.yml proposed left out (conda_only = "skip")."""
 
 
 class InitOutput(Model):
@@ -79,9 +134,18 @@ class InitOutput(Model):
     config: str
     """The repro.toml written."""
     detected: DetectedFiles
+    candidates: list[InitCandidate] = Field(default_factory=list)
+    """Run candidates, best first."""
+    runs: list[InitRun] = Field(default_factory=list)
+    environment: InitEnvironmentGuess | None = None
+    trial: InitTrial | None = None
+    """With --try."""
+    questions: list[str] = Field(default_factory=list)
+    """What the author must still answer (QUESTION lines in repro.toml)."""
 
     @classmethod
-    def build(cls, config: str, found: Detected) -> Self:
+    def build(cls, result: InitResult) -> Self:
+        found = result.detected
         env = found.environment
         detected = DetectedFiles(
             folder=env.folder,
@@ -98,7 +162,60 @@ class InitOutput(Model):
             data_dirs=found.data_dirs,
             scripts=found.scripts,
         )
-        return cls(ok=True, config=config, detected=detected)
+        chosen = {r.command for r in result.runs}
+        candidates = [
+            InitCandidate(
+                command=c.command, source=c.source, score=c.score, chosen=c.command in chosen
+            )
+            for c in found.candidates
+        ]
+        tried = {t.name: t for t in result.trial.runs} if result.trial else {}
+        runs = [
+            InitRun(
+                name=r.name,
+                command=r.command,
+                source=r.source,
+                outputs=list(r.outputs),
+                tried=r.name in tried,
+                exit_code=tried[r.name].exit_code if r.name in tried else None,
+                duration_s=tried[r.name].duration_s if r.name in tried else None,
+                removed=list(tried[r.name].removed) if r.name in tried else [],
+            )
+            for r in result.runs
+        ]
+        guess = found.guess
+        environment = (
+            InitEnvironmentGuess(
+                subfolder_files=found.subfolder_files,
+                guessed_packages=guess.packages if guess else [],
+                imported_in=guess.where if guess else {},
+                unparsed=guess.unparsed if guess else [],
+                conda_only=found.conda_only,
+            )
+            if found.subfolder_files or (guess and guess.packages) or found.conda_only
+            else None
+        )
+        trial = (
+            InitTrial(
+                ok=result.trial.ok,
+                seconds=round(result.trial.seconds, 3),
+                python=result.trial.python,
+                packages=result.trial.packages,
+                notes=list(result.trial.notes),
+            )
+            if result.trial
+            else None
+        )
+        return cls(
+            ok=True,
+            config=str(result.config),
+            detected=detected,
+            candidates=candidates,
+            runs=runs,
+            environment=environment,
+            trial=trial,
+            questions=result.questions,
+        )
 
 
 # --- capture -----------------------------------------------------------------------------

@@ -24,7 +24,8 @@ from repro.sign import SignatureStatus, fingerprint
 if TYPE_CHECKING:
     from repro.capsule.manifest import Manifest, NotebookRecord
     from repro.capture.pipeline import CaptureResult
-    from repro.init import Detected
+    from repro.init import InitResult
+    from repro.init.candidates import Candidate
     from repro.publish.fetch import FetchResult
     from repro.publish.flow import PublishResult
     from repro.report.diff import CapsuleDiff
@@ -125,15 +126,87 @@ class TransferBar:
 # --- init --------------------------------------------------------------------------------
 
 
-def render_init(target: Path, found: Detected) -> None:
-    out.print(f"wrote {target}")
+def render_init(result: InitResult) -> None:
+    target, found = result.config, result.detected
+    out.print(f"wrote {escape(str(target))}")
     for line in found.environment_lines(target.parent):
         out.print(f"  {escape(line)}")
+    if found.subfolder_file:
+        out.print(f"  requirements: {escape(found.subfolder_file)} (found in a subfolder)")
+    if found.guess and found.guess.packages and not found.requirements:
+        out.print(
+            "  packages: [yellow]guessed[/] from the imports (check them): "
+            + escape(", ".join(found.guess.packages))
+        )
+    if found.conda_only:
+        out.print(
+            "  conda-only packages: [yellow]left out[/] (no PyPI equivalent; check): "
+            + escape(", ".join(found.conda_only))
+        )
     for data in found.data_dirs:
-        out.print(f"  data: {data}/")
+        out.print(f"  data: {escape(data)}/")
     if found.notebooks:
-        out.print(f"  notebooks: {', '.join(found.notebooks)}")
-    out.print(escape("Edit its [[runs]] section, then: repro capture -o study.capsule.tgz"))
+        out.print(f"  notebooks: {escape(', '.join(found.notebooks))}")
+    if not result.runs:
+        if found.candidates:
+            out.print(
+                "  run candidates found (none chosen; pass --yes for the first, or --run CMD):"
+            )
+            render_candidates(found.candidates, console=out)
+        else:
+            out.print("  no run candidate found (no Makefile, run.py, run.sh, README command)")
+    tried = {t.name: t for t in result.trial.runs} if result.trial else {}
+    for run in result.runs:
+        out.print(
+            f"  run {escape(run.name)}: {escape(run.command)}  [dim]({escape(run.source)})[/]"
+        )
+        t = tried.get(run.name)
+        if t is not None:
+            state = "[green]ok[/]" if t.ok else f"[red]exit {t.exit_code}[/]"
+            out.print(
+                f"    tried: {state} in {t.duration_s:.1f} s, wrote {len(run.outputs)} file(s)"
+            )
+            for path in run.outputs[:20]:
+                out.print(f"      {escape(path)}")
+            if len(run.outputs) > 20:
+                out.print(f"      ... and {len(run.outputs) - 20} more (all in repro.toml)")
+            for path in t.removed:
+                out.print(Text(f"    removed {path}", style="yellow"))
+    if result.trial:
+        out.print(
+            f"  trial: {result.trial.packages} packages, Python {result.trial.python}, "
+            f"{result.trial.seconds:.1f} s (the environment capture builds, now cached)"
+        )
+    if result.questions:
+        out.print("[yellow]to answer before publishing[/] (QUESTION lines in repro.toml):")
+        for question in result.questions:
+            out.print(f"  - {escape(question)}")
+    if result.runs and all(r.outputs for r in result.runs):
+        out.print("next: repro capture -o study.capsule.tgz")
+    else:
+        out.print(escape("Edit its [[runs]] section, then: repro capture -o study.capsule.tgz"))
+
+
+def render_candidates(candidates: list[Candidate], console: Console | None = None) -> None:
+    """The run candidates, numbered from 1, best first."""
+    for i, cand in enumerate(candidates, 1):
+        (console or err).print(
+            f"  {i:>2}. {escape(cand.command)}  [dim]({escape(cand.source)})[/]", highlight=False
+        )
+
+
+def render_trial_failure(message: str, details: str) -> None:
+    """A run that failed in `repro init --try`: what it said last (the message is left out
+    when the error line that follows says it)."""
+    if message:
+        err.print(f"[red]trial failed[/]: {escape(message)}", highlight=False)
+    if details:
+        err.print(Text(details.rstrip()))
+
+
+def ask(prompt: str) -> str:
+    """One answer typed on the terminal (the prompt on stderr: stdout stays the result)."""
+    return err.input(f"{escape(prompt)} ")
 
 
 # --- capture -----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BAD_DIR = HERE / "bad"
 RESULTS_DIR = HERE / "results"
+FRESH_DIR = HERE / "fresh"
 
 # project -> the convention it covers (the benchmark's table shows these).
 CONVENTIONS: dict[str, str] = {
@@ -59,6 +60,32 @@ GIT_IDENTITY = (
 )  # fmt: skip
 GIT_URL_IN_PIPFILE = "https://github.com/example-lab/reprogitdemo.git"
 GIT_TAG = "v1.0"
+
+
+# fresh/ project -> what it is: repositories as found, with no repro.toml at all, that
+# `repro init --try --yes` must make capturable with no edits.
+FRESH: dict[str, str] = {
+    "script-figures": "a script writing a figure and CSVs into figures/ (git-ignored)",
+    "makefile-fit": "a Makefile whose default target runs two scripts",
+    "imports-only": "no dependency file: numpy and yaml imported (a Python 2 file too)",
+    "readme-steps": "README code blocks: a console block with two steps",
+    "subfolder-deps": "analysis/requirements.txt (docs/requirements.txt is not the study's)",
+}
+
+
+def fresh_projects() -> list[str]:
+    return sorted(p.name for p in FRESH_DIR.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def prepare_fresh(name: str, dest: Path, *, git: bool = False) -> Path:
+    """Copy fresh project `name` to `dest`; with `git`, make it a repository with one
+    commit (its .gitignore then decides what a capture lists)."""
+    shutil.copytree(FRESH_DIR / name, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    if git:
+        _git(dest, "init", "-q")
+        _git(dest, "add", "-A")
+        _git(dest, "commit", "-q", "-m", "as published")
+    return dest
 
 
 def good_projects() -> list[str]:

@@ -13,7 +13,7 @@ from repro.env.declarations import declared_environment, plan_environment
 from repro.env.lock import Lock, is_hashed_lock, lock_declared, parse_packages
 from repro.env.pipfile import read_pipfile_lock
 from repro.errors import ConfigError, ConfigExistsError
-from repro.init import init_project
+from repro.init import InitOptions, init_project
 from tests.conftest import run_cli
 
 
@@ -42,7 +42,8 @@ def test_init_detects_what_the_project_has(tmp_path: Path) -> None:
     (tmp_path / "notebooks" / "draft.ipynb").write_text("{}")
     (tmp_path / ".reproignore").write_text("draft.ipynb\n")  # capture would leave it out
     (tmp_path / "analyse.py").write_text("")
-    target, found = init_project(tmp_path)
+    result = init_project(InitOptions(tmp_path))
+    target, found = result.config, result.detected
     text = target.read_text()
     assert found.requirements == "requirements.txt"
     assert 'requirements = "requirements.txt"' in text
@@ -59,7 +60,7 @@ def test_init_detects_what_the_project_has(tmp_path: Path) -> None:
 def test_init_never_overwrites(tmp_path: Path) -> None:
     (tmp_path / "repro.toml").write_text("# mine\n")
     with pytest.raises(ConfigExistsError):
-        init_project(tmp_path)
+        init_project(InitOptions(tmp_path))
     assert (tmp_path / "repro.toml").read_text() == "# mine\n"
     result = run_cli("init", str(tmp_path))
     assert result.returncode == 1
@@ -68,7 +69,7 @@ def test_init_never_overwrites(tmp_path: Path) -> None:
 
 
 def test_init_on_an_empty_project_still_parses(tmp_path: Path) -> None:
-    init_project(tmp_path)
+    init_project(InitOptions(tmp_path))
     config, _ = load_config(tmp_path)
     assert config.runs == []
 

@@ -135,7 +135,7 @@ NOT_CORE = ("repro.cli", "repro.__main__", "repro.report.terminal")
 KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
     # init writes a repro.toml from the files capture would take: it needs capture's file
     # listing and ignores. The listing belongs below both (e.g. a repro/project_files.py).
-    ("repro.init", "repro.capture.files"): "init reuses capture's project listing",
+    ("repro.init.listing", "repro.capture.files"): "init reuses capture's project listing",
     # A standalone program copied into the study's environment: its stderr lines and exit
     # code are its interface to repro (see repro/notebooks/notebook.py, driver_message).
     ("repro.notebooks.driver", "print-or-exit"): "a program run in the study's environment",

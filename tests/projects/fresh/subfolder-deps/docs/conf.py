@@ -1,0 +1,2 @@
+project = "station summaries"
+extensions = ["sphinx.ext.autodoc"]
