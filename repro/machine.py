@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from repro.capsule.manifest import Gpu, Platform
+from repro.env.pythons import abi_tag
 from repro.execution.tools import probe
 
 
@@ -56,6 +57,12 @@ def _gpus() -> list[Gpu]:
     return gpus
 
 
+def _soabi() -> str:
+    import sysconfig
+
+    return str(sysconfig.get_config_var("SOABI") or "")
+
+
 def fingerprint() -> Platform:
     return Platform(
         system=_platform.system(),
@@ -64,6 +71,7 @@ def fingerprint() -> Platform:
         machine=_platform.machine(),
         python_implementation=_platform.python_implementation(),
         python_version=_platform.python_version(),
+        python_abi=abi_tag(_platform.python_implementation(), _soabi()),
         cpu_model=_cpu_model(),
         cpu_count=os.cpu_count(),
         memory_bytes=_memory_bytes(),

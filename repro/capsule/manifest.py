@@ -79,6 +79,8 @@ class Platform(Model):
     machine: str
     python_implementation: str
     python_version: str
+    python_abi: str | None = None
+    """The interpreter's ABI tag (cp36m, cp311): which compiled wheels it takes."""
     cpu_model: str | None
     cpu_count: int | None
     memory_bytes: int | None

@@ -37,6 +37,7 @@ from repro.capture.snapshot import Snapshot
 from repro.capture.source import source_state
 from repro.config.models import Run, point_id
 from repro.env.image import ensure_image
+from repro.env.pythons import PythonInfo
 from repro.env.wheels import WheelTarget, download_wheels
 from repro.errors import ConfigError
 from repro.hashing import Digest, sha256_bytes, sha256_file
@@ -243,11 +244,19 @@ def recorded_environment(
     )
 
 
-def platform(python: str | None) -> Platform:
+def platform(python: PythonInfo | None) -> Platform:
     """This machine, with the Python the study really ran with (a venv of another version, or
     the image's interpreter with --target docker)."""
     found = fingerprint()
-    return found.model_copy(update={"python_version": python}) if python else found
+    if python is None:
+        return found
+    return found.model_copy(
+        update={
+            "python_version": python.version,
+            "python_implementation": python.implementation,
+            "python_abi": python.abi,
+        }
+    )
 
 
 def job_specs(runs: list[Run]) -> tuple[list[JobSpec], dict[str, bytes]]:

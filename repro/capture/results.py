@@ -23,7 +23,7 @@ from repro.capture.snapshot import Notebook, Snapshot
 from repro.config.models import CompareRule, NotebookSpec, Run, point_id, render
 from repro.env.apt import check_apt_on_host
 from repro.env.image import ensure_image
-from repro.env.pythons import python_version_of
+from repro.env.pythons import PythonInfo, python_info
 from repro.env.virtualenv import build_venv
 from repro.errors import CaptureRunsFailedError, ReproError
 from repro.execution.outputs import expand, is_pattern, matches
@@ -51,7 +51,7 @@ class Results:
     notebook_records: tuple[NotebookRecord, ...]
     expectations: Mapping[str, bytes]
     """Capsule path -> content of each notebook's expectation."""
-    python: str | None
+    python: PythonInfo | None
     """major.minor.micro of the interpreter the study ran with, when it is not this one."""
     remote: tuple[tuple[RemoteData, Path], ...]
     """Each remote data file and its checked local copy."""
@@ -65,14 +65,14 @@ class _Recorded:
     records: list[RunRecord]
     notebook_records: list[NotebookRecord]
     expectations: dict[str, bytes]
-    python: str | None
+    python: PythonInfo | None
 
     @classmethod
     def of(
         cls,
         records: list[RunRecord],
         notebooks: list[tuple[NotebookRecord, bytes]],
-        python: str | None,
+        python: PythonInfo | None,
     ) -> _Recorded:
         """The records, with each notebook's record and its expectation's content."""
         return cls(
@@ -264,10 +264,10 @@ def stage_inputs(
 
 def build_runner(
     opts: CaptureOptions, environment: EnvironmentBuild, say: Observer
-) -> tuple[CommandRunner, str | None]:
+) -> tuple[CommandRunner, PythonInfo | None]:
     """Where capture runs the study: this interpreter (--freeze), the capsule's own image
-    (--target docker), or a venv built from the lock (the default); and the Python version
-    the runs use when it is not this interpreter's."""
+    (--target docker), or a venv built from the lock (the default); and the interpreter the
+    runs use when it is not this one."""
     if opts.freeze:
         runner = LocalRunner(
             Path(sys.executable).parent, Path(sys.prefix) if sys.prefix != sys.base_prefix else None
@@ -275,11 +275,11 @@ def build_runner(
         return runner, None
     if opts.target == "docker":
         from repro.engines.docker_engine import DockerEngine
-        from repro.execution.container import DockerRunner, probe_image
+        from repro.execution.container import DockerRunner, image_python
 
         engine = DockerEngine()
         tag = ensure_image(engine, environment.image_spec(), offline=False, say=say)
-        return DockerRunner(engine, tag), probe_image(engine, tag)[0]
+        return DockerRunner(engine, tag), image_python(engine, tag)
     check_apt_on_host(environment.apt, "the study (apt.txt)")
     say("building the environment from the lock")
     venv = build_venv(
@@ -288,7 +288,7 @@ def build_runner(
         local_wheels=environment.locked.local_wheels,
         post_build=environment.post_build,
     )
-    return LocalRunner(venv.bin_dir, venv.root), python_version_of(venv.python)
+    return LocalRunner(venv.bin_dir, venv.root), python_info(venv.python)
 
 
 def _execute_notebooks(

@@ -174,7 +174,7 @@ def try_runs(project: Path, config: ProjectConfig, say: Observer) -> Trial:
         notes = (*plan.notes, *environment.locked.notes)
         return Trial(
             tuple(tried),
-            python,
+            python.version if python else None,
             len(environment.locked.lock.packages),
             tuple(notes),
             time.perf_counter() - t0,

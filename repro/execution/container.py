@@ -5,11 +5,13 @@ replay's docker target and `capture --target docker` both run points through it.
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from pathlib import Path
 
 from repro.config.models import Run
 from repro.engines import Container, ContainerEngine, ContainerRefusedError, ContainerSpec, Mount
+from repro.env.pythons import PythonInfo, info_command, parse_info
 from repro.errors import ServiceUnavailableError
 from repro.execution.runs import CommandResult, InFlight
 
@@ -106,18 +108,19 @@ def give_to_container_user(project: Path) -> None:
     os.lchown(project, CONTAINER_UID, CONTAINER_UID)
 
 
-def probe_image(engine: ContainerEngine, tag: str) -> tuple[str, str]:
-    """The image's Python version and `pip list --format=freeze`, from a throwaway container
-    with no network."""
+def probe_image(engine: ContainerEngine, tag: str) -> tuple[PythonInfo | None, str]:
+    """What the image's Python is, and its `pip list --format=freeze`, from a throwaway
+    container with no network."""
+    info = shlex.join(info_command("python"))
     probe = engine.run_once(
         tag,
-        [
-            "/bin/sh",
-            "-c",
-            "python -c 'import platform; print(platform.python_version())'"
-            " && python -m pip list --format=freeze",
-        ],
+        ["/bin/sh", "-c", f"{info} && python -m pip list --format=freeze"],
         network=False,
     ).decode("utf-8", "replace")
-    version, _, freeze = probe.partition("\n")
-    return version.strip(), freeze
+    lines = probe.splitlines()
+    return parse_info("\n".join(lines[:3])), "\n".join(lines[3:])
+
+
+def image_python(engine: ContainerEngine, tag: str) -> PythonInfo | None:
+    """What the image's Python is."""
+    return probe_image(engine, tag)[0]

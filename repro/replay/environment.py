@@ -25,6 +25,7 @@ def differences(
     replay_platform: Platform,
     replay_python: str,
     installed: list[Package] | None,
+    replay_abi: str | None = None,
 ) -> list[EnvironmentDifference]:
     captured = manifest.platform
     diffs = []
@@ -34,6 +35,8 @@ def differences(
             diffs.append(EnvironmentDifference(what=what, captured=before, replayed=after))
 
     add("python", captured.python_version, replay_python)
+    if captured.python_abi and replay_abi:  # older capsules do not record it
+        add("python abi", captured.python_abi, replay_abi)
     add(
         "python implementation",
         captured.python_implementation,

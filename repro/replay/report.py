@@ -37,7 +37,11 @@ def build_report(
         points=judged.points,
         notebooks=judged.notebooks,
         environment_differences=differences(
-            opened.manifest, fingerprint(), prepared.python_version, prepared.installed
+            opened.manifest,
+            fingerprint(),
+            prepared.python_version,
+            prepared.installed,
+            prepared.python_abi,
         ),
         warnings=[*opened.warnings, *prepared.warnings, *judged.warnings],
         workdir=str(kept_workdir) if kept_workdir is not None else None,

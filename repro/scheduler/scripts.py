@@ -46,6 +46,13 @@ def _body(run: Run, points: list[dict[str, SweepValue]], task_var: str) -> list[
         'if [ -n "${REPRO_VENV:-}" ]; then',
         "  unset PYTHONPATH PYTHONHOME PYTHONSTARTUP PYTHONUSERBASE CONDA_PREFIX",
         '  export VIRTUAL_ENV="$REPRO_VENV" PATH="$REPRO_VENV/bin:$PATH" PYTHONNOUSERSITE=1',
+        "  # the node must run the environment's Python as the capsule's version",
+        '  if [ -n "${REPRO_PYTHON:-}" ] && ! "$REPRO_VENV/bin/python" -c '
+        "\"import sys; sys.exit('%d.%d' % sys.version_info[:2] != '$REPRO_PYTHON')\"; then",
+        "    echo \"repro: the environment's Python on $(hostname) is not Python $REPRO_PYTHON"
+        ' (or does not run there)" >&2',
+        "    exit 97",
+        "  fi",
         "fi",
         f"task=${{{task_var}:-0}}",
         *_case(points, run),

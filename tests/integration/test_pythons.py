@@ -129,6 +129,8 @@ def test_a_study_of_its_era_captures_and_replays_on_local_and_docker(
     assert env["python_version"] == era.python  # type: ignore[index]
     assert env["lock_source"] == era.resolved_by  # type: ignore[index]
     assert platform["python_version"].startswith(era.python + ".")  # type: ignore[index]
+    abi = "cp" + era.python.replace(".", "") + ("m" if era.python in ("3.6", "3.7") else "")
+    assert platform["python_abi"] == abi  # type: ignore[index]
     assert env["base_image"] == f"python:{era.python}-slim"  # type: ignore[index]
     if era.resolved_by == "pip-tools":
         assert "resolved with pip's resolver" in result.stderr + result.stdout

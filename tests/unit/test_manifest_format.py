@@ -41,7 +41,9 @@ MANIFEST_SCHEMA_DIGESTS: dict[str, str] = {
     # repro-capsule/1 as first pinned (the models split out of repro/models.py).
     # Compatible: NotebookSpec.allow_errors added, optional with default false (a capsule
     # without it means what it always meant: a cell that raises fails the notebook).
-    "repro-capsule/1": "b092d1fff5ff5e6fd784af869e395c753f7f74b7a0aabe1380186c5135b1c74a",
+    # Compatible: Platform.python_abi added, optional with default None (a capsule without it
+    # records no ABI, and replay compares none).
+    "repro-capsule/1": "8bf275d29fdbe3c6a3baee6cd06d4d3aece909ce7715590697d83d4cbcbd9889",
 }
 """Format -> sha256 of the manifest schema's shape (see `schema_digest`). Entries are only
 added, or replaced for a compatible change of the current format, never removed."""

@@ -167,3 +167,55 @@ def test_image_references_split_into_repository_and_tag(
     ref: str, split: tuple[str, str | None]
 ) -> None:
     assert _split_ref(ref) == split
+
+
+def test_a_batch_task_refuses_a_node_whose_python_is_not_the_capsule_s(tmp_path: Path) -> None:
+    """The job checks the interpreter it gets: a venv whose python is another version (or
+    does not run on the node) stops the task with exit 97 and says why."""
+    import os
+    import subprocess
+
+    from repro.config.models import Run
+    from repro.scheduler.scripts import render_script
+
+    script = tmp_path / "job.sh"
+    script.write_text(render_script(Run(name="a", command="echo ran"), [{}]))
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python").symlink_to(sys.executable)
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    base = {"PATH": os.environ["PATH"], "REPRO_PROJECT": str(tmp_path)}
+    base["REPRO_VENV"] = str(venv.parent)
+
+    def task(python: str) -> subprocess.CompletedProcess[str]:
+        env = {**base, "REPRO_PYTHON": python}
+        return subprocess.run(
+            ["bash", str(script)], env=env, capture_output=True, text=True, check=False
+        )
+
+    same = task(running)
+    assert same.returncode == 0 and same.stdout.strip() == "ran", same.stderr
+    other = task("3.6")
+    assert other.returncode == 97 and "ran" not in other.stdout
+    assert "is not Python 3.6" in other.stderr
+    (venv / "python").unlink()
+    (venv / "python").symlink_to("/nonexistent/python3.6")
+    gone = task("3.6")
+    assert gone.returncode == 97, gone.stderr
+
+
+def test_a_replay_compares_the_abi_when_both_sides_record_it() -> None:
+    from types import SimpleNamespace
+
+    from repro.machine import fingerprint
+    from repro.replay.environment import differences
+
+    here = fingerprint()
+    assert here.python_abi == f"cp{sys.version_info.major}{sys.version_info.minor}"
+    env = SimpleNamespace(packages=[], local_packages=[])
+    same = SimpleNamespace(platform=here, environment=env)
+    assert differences(same, here, here.python_version, None, here.python_abi) == []  # type: ignore[arg-type]
+    debug = differences(same, here, here.python_version, None, here.python_abi + "d")  # type: ignore[arg-type, operator]
+    assert [(d.what, d.replayed) for d in debug] == [("python abi", f"{here.python_abi}d")]
+    old = SimpleNamespace(platform=here.model_copy(update={"python_abi": None}), environment=env)
+    assert differences(old, here, here.python_version, None, "cp36m") == []  # type: ignore[arg-type]

@@ -57,6 +57,8 @@ class Prepared:
     installed: list[Package] | None
     """What the environment really has installed (None when it cannot be listed)."""
     warnings: list[str]
+    python_abi: str | None = None
+    """The interpreter's ABI tag (cp311), when it says."""
 
 
 class Target(Protocol):

@@ -69,8 +69,9 @@ def _environment(
 
 def _probe(engine: ContainerEngine, tag: str) -> Prepared:
     """The image's Python version and installed packages, asked of a throwaway container."""
-    version, freeze = probe_image(engine, tag)
-    return Prepared(version, parse_packages(freeze), [])
+    info, freeze = probe_image(engine, tag)
+    version, abi = (info.version, info.abi) if info else ("unknown", None)
+    return Prepared(version, parse_packages(freeze), [], abi)
 
 
 class DockerTarget:

@@ -9,7 +9,7 @@ from repro.capsule.manifest import Manifest
 from repro.config.models import Run
 from repro.env.apt import check_apt_on_host
 from repro.env.capsule_env import capsule_environment
-from repro.env.pythons import find_python, major_minor, python_version_of
+from repro.env.pythons import find_python, major_minor, python_info
 from repro.env.virtualenv import VirtualEnv, build_venv
 from repro.execution.runs import LocalRunner, PointOutcome
 from repro.replay.environment import installed_packages
@@ -57,8 +57,12 @@ def environment(
 
 def describe(venv: VirtualEnv, warnings: list[str]) -> Prepared:
     """What the report says about a venv the runs use."""
+    info = python_info(venv.python)
     return Prepared(
-        python_version_of(venv.python) or "unknown", installed_packages(venv.python), warnings
+        info.version if info else "unknown",
+        installed_packages(venv.python),
+        warnings,
+        info.abi if info else None,
     )
 
 

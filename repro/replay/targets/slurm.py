@@ -10,6 +10,7 @@ from pathlib import Path
 
 from repro.capsule.manifest import Manifest
 from repro.config.models import Run, point_id, render
+from repro.env.pythons import major_minor
 from repro.execution.runs import (
     CommandResult,
     PointOutcome,
@@ -114,6 +115,7 @@ def replay_on_slurm(
                         **study_variables(manifest),
                         "REPRO_PROJECT": str(project),
                         "REPRO_VENV": str(venv),
+                        "REPRO_PYTHON": major_minor(manifest.environment.python_version),
                         "PATH": BASE_PATH,
                     },
                     partition=settings.partition or run.resources.partition,
