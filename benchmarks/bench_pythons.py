@@ -88,7 +88,7 @@ def bench_era(era_python: str, root: Path, docker: bool) -> list[dict[str, objec
     rows.append(_row("capture (cold)", timed(capture, env=cold)))
     rows.append(_row("capture (warm)", timed(capture, env=cold)))
     with tarfile.open(capsule) as tar:
-        lock_text = _member(tar, "env/requirements.lock")
+        lock_text = _member(tar, "data/env/requirements.lock")
         manifest = json.loads(_member(tar, "repro.json"))
     lock = work / "requirements.lock"
     lock.write_text(lock_text)
@@ -174,7 +174,7 @@ def main() -> int:
     parser.add_argument("--no-docker", action="store_true")
     parser.add_argument("--json", default=str(HERE / "results" / "pythons.json"))
     args = parser.parse_args()
-    results: dict[str, object] = {"cpus": NCPU, "git": git_state(), "pythons": {}}
+    results: dict[str, object] = {"cpus": NCPU, "git": git_state(REPO), "pythons": {}}
     with tempfile.TemporaryDirectory(prefix="repro-bench-pythons-") as tmp:
         for version in args.only:
             rows = bench_era(version, Path(tmp), not args.no_docker)
