@@ -161,7 +161,7 @@ def _print(version: str, rows: list[dict[str, object]]) -> None:
         flag = "" if r["ok"] else f"  FAILED: {r['error']}"
         print(f"  {r['step']:<22} {r['seconds']:>8.1f} s  (other CPU {r['other_cpu_pct']}%){flag}")
     for mine, theirs in (
-        ("capture (cold)", "venv by hand (cold)"),
+        ("local (cold)", "venv by hand (cold)"),
         ("docker (cold)", "image by hand (cold)"),
     ):
         if by.get(theirs):
