@@ -167,15 +167,16 @@ def test_uv_refusing_old_metadata_with_resolver_uv_says_how_to_fall_back(tmp_pat
     assert not (tmp_path / "x.tgz").exists()
 
 
-def _capsule_for(tmp_path: Path, python: str) -> Path:
-    """A capsule of a study with no dependencies, pinned to `python`, not run."""
+def _capsule_for(tmp_path: Path, python: str, *, run: bool = False) -> Path:
+    """A capsule of a study with no dependencies, pinned to `python`; its run (writing
+    out.txt) executed at capture when `run`."""
     project = tmp_path / "p"
     project.mkdir()
-    (project / "run.py").write_text("print('hi')\n")
+    (project / "run.py").write_text("import sys\nopen('out.txt', 'w').write(sys.version[:3])\n")
     capsule = tmp_path / f"py{python}.tgz"
     result = run_cli(
-        "capture", str(project), "-o", str(capsule), "--no-sign", "--no-run",
-        "--python", python, "--run", "python run.py",
+        "capture", str(project), "-o", str(capsule), "--no-sign", *([] if run else ["--no-run"]),
+        "--python", python, "--run", "python run.py", "--output", "out.txt",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return capsule
@@ -236,3 +237,31 @@ def test_a_base_image_that_cannot_be_pulled_exits_5_naming_it(tmp_path: Path) ->
     assert result.returncode == 5, result.stderr
     error = next(ln for ln in result.stderr.splitlines() if ln.startswith("error:"))
     assert f"cannot pull base image {image}" in error
+
+
+def test_a_missing_base_image_is_pulled_with_progress_and_used(tmp_path: Path) -> None:
+    """The base image is not in the engine: replay pulls it (from a registry on 127.0.0.1
+    serving python:3.6-slim under another name) with progress lines, then builds on it."""
+    import subprocess
+
+    from tests.registry import serve_image
+
+    require_service(docker_ready(), "Docker engine")
+    present = subprocess.run(
+        ["docker", "image", "inspect", "python:3.6-slim"], capture_output=True, check=False
+    )
+    require_service(present.returncode == 0, "base image python:3.6-slim")
+    capsule = _capsule_for(tmp_path, "3.6", run=True)
+    (tmp_path / "registry").mkdir()
+    with serve_image("python:3.6-slim", tmp_path / "registry", "lab/python", "3.6-slim") as ref:
+        try:
+            result = run_cli("replay", str(capsule), "--target", "docker", "--base-image", ref)
+            pulled = subprocess.run(
+                ["docker", "image", "inspect", ref], capture_output=True, check=False
+            )
+        finally:
+            subprocess.run(["docker", "image", "rm", "-f", ref], capture_output=True, check=False)
+    assert f"pulling base image {ref}" in result.stderr
+    assert pulled.returncode == 0
+    assert result.returncode == 0, result.stderr
+    assert "reproduced (1 identical)" in result.stdout + result.stderr
