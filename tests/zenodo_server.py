@@ -113,6 +113,8 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     skip: int = 0
     """Calls of the endpoint to let through before misbehaving."""
+    body: Any = None
+    """The error body to send instead of the usual one (a str is sent as HTML)."""
 
 
 @dataclass
@@ -202,7 +204,10 @@ class ZenodoServer:
         echo_token: bool = False,
         rate_limit: int = 100,
         rate_window: float = 60.0,
+        link_suffix: str = "",
     ) -> None:
+        """`link_suffix` is appended to every link the server hands out (a server that puts
+        `?access_token=...` into its links)."""
         self.tokens = set(tokens)
         self.prefix = prefix
         self.bucket_base = bucket_base
@@ -212,6 +217,7 @@ class ZenodoServer:
         self.echo_token = echo_token
         self.rate_limit = rate_limit
         self.rate_window = rate_window
+        self.link_suffix = link_suffix
         self.lock = threading.RLock()
         self.deps: dict[int, Dep] = {}
         self.buckets: dict[str, int] = {}
@@ -273,12 +279,13 @@ class ZenodoServer:
         times: int = 1,
         headers: dict[str, str] | None = None,
         skip: int = 0,
+        body: Any = None,
     ) -> None:
         """Misbehave on the next `times` calls of `endpoint` (create, list, read, update,
         files, delete_file, publish, newversion, edit, discard, upload, record, download),
-        after letting `skip` calls through."""
+        after letting `skip` calls through; `body` replaces a status fault's error body."""
         with self.lock:
-            self.faults.append(Fault(endpoint, kind, status, times, headers or {}, skip))
+            self.faults.append(Fault(endpoint, kind, status, times, headers or {}, skip, body))
 
     def _take_fault(self, endpoint: str) -> Fault | None:
         with self.lock:
@@ -364,6 +371,7 @@ class ZenodoServer:
                     "latest": f"{api}/records/{dep.id}",
                 }
             )
+        links = {name: link + self.link_suffix for name, link in links.items()}
         return {
             "id": dep.id,
             "record_id": dep.id,
@@ -720,7 +728,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop(call)
                 return
             if fault is not None and fault.kind == "status":
-                raise HttpError(fault.status, _fault_body(fault.status), dict(fault.headers))
+                shown = fault.body if fault.body is not None else _fault_body(fault.status)
+                raise HttpError(fault.status, shown, dict(fault.headers))
             if over:
                 raise HttpError(429, {"status": 429, "message": "Too many requests."})
             if endpoint == "unknown":

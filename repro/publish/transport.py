@@ -46,6 +46,7 @@ from repro.publish.errors import (
     ZenodoRequestError,
     ZenodoUnavailableError,
 )
+from repro.publish.masking import TokenMask
 from repro.publish.models import DownloadedFile
 from repro.publish.target import DEFAULT_MAX_WAIT, Secret
 
@@ -106,6 +107,7 @@ class ZenodoTransport:
     def __post_init__(self) -> None:
         self.api_url = self.api_url.rstrip("/")
         self._api_origin = _origin(self.api_url)
+        self._mask = TokenMask(self.token.reveal() if self.token is not None else None)
 
     # lifecycle
 
@@ -135,10 +137,15 @@ class ZenodoTransport:
     # safety
 
     def scrub(self, text: str) -> str:
-        """Server text with the token masked, should a server ever echo it back."""
-        if self.token is not None and self.token.reveal():
-            text = text.replace(self.token.reveal(), "***")
-        return text
+        """Server text with the token masked in every form, should a server ever echo it
+        back (`repro.publish.masking`)."""
+        return self._mask.text(text)
+
+    def _error(self, response: httpx.Response) -> str:
+        """An error answer as one line: masked as a whole first, then parsed and cut."""
+        body = self._mask.body(response.content)
+        message, fields = parse_error_body(body, response.headers.get("Content-Type", ""))
+        return describe(self.scrub(message), [(f, self.scrub(m)) for f, m in fields])
 
     def url(self, path: str) -> str:
         return f"{self.api_url}/{path.lstrip('/')}"
@@ -250,11 +257,9 @@ class ZenodoTransport:
             status = response.status_code
             if status < 300:
                 return response
-            message, fields = parse_error_body(
-                response.content, response.headers.get("Content-Type", "")
-            )
-            message, fields = self.scrub(message), [(f, self.scrub(m)) for f, m in fields]
-            text = describe(message, fields)
+            text = self._error(response)
+            fields = parse_error_body(self._mask.body(response.content))[1]
+            fields = [(f, self.scrub(m)) for f, m in fields]
             if status == 429:
                 if last:
                     wait = _retry_after(response)
@@ -304,7 +309,9 @@ class ZenodoTransport:
     def json(self, response: httpx.Response, what: str) -> Any:
         """The answer's JSON; an answer that is not JSON is an error of its own."""
         try:
-            return response.json()
+            # Every string masked, every link stripped of credential parameters, before
+            # anything parses, prints or journals the answer.
+            return self._mask.answer(response.json())
         except ValueError:
             raise ZenodoError(f"Zenodo answered {what} with something that is not JSON") from None
 
@@ -319,10 +326,7 @@ class ZenodoTransport:
                 with self._client().stream("GET", url, headers=self._headers(None)) as response:
                     if response.status_code >= 400:
                         response.read()
-                        message, fields = parse_error_body(
-                            response.content, response.headers.get("Content-Type", "")
-                        )
-                        text = describe(self.scrub(message), fields)
+                        text = self._error(response)
                         if response.status_code >= 500 and attempt < self.attempts:
                             self.wait(self.backoff_for(attempt), f"{response.status_code}")
                             continue

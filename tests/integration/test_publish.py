@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from typer.testing import CliRunner
@@ -620,6 +621,48 @@ def test_every_error_path_keeps_the_token_out(zenodo: ZenodoServer, capsule: Pat
         assert code != 0, (endpoint, out)
         texts += [out, err]
     assert_no_token(TOKEN, *texts, folders=(capsule.parent,))
+
+
+def _pieces(token: str, text: str) -> list[str]:
+    return [token[i : i + 12] for i in range(len(token) - 11) if token[i : i + 12] in text]
+
+
+def test_links_carrying_the_token_never_reach_the_journal_receipt_or_output(
+    monkeypatch: pytest.MonkeyPatch, capsule: Path
+) -> None:
+    """A server that appends ?access_token=TOKEN to every link of its successful answers."""
+    with ZenodoServer(tokens=(TOKEN,), link_suffix=f"?access_token={TOKEN}") as server:
+        monkeypatch.setenv("ZENODO_API_TOKEN", TOKEN)
+        monkeypatch.setenv("REPRO_ZENODO_URL", server.url)
+        code, out, err = cli("publish", str(capsule), "--publish", "--json")
+    assert code == 0, err
+    assert server.published() and "access_token" not in journal_of(capsule)["bucket_url"]
+    assert_no_token(TOKEN, out, err, folders=(capsule.parent,))
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["markup", "entity", "long", "encoded", "field"],
+)
+def test_an_echoed_token_in_any_shape_is_masked_before_it_is_cut(
+    zenodo: ZenodoServer, capsule: Path, shape: str
+) -> None:
+    body: Any = {
+        "markup": f"<html><h1>Denied {TOKEN[:12]}<b>{TOKEN[12:20]}</b>{TOKEN[20:]}</h1></html>",
+        "entity": f"<html><h1>Denied {TOKEN[:9]}&#{ord(TOKEN[9])};{TOKEN[10:]}</h1></html>",
+        "long": {"status": 400, "message": "x" * 285 + f" token {TOKEN} rejected"},
+        "encoded": {"status": 400, "message": f"bad link ?access_token={quote(TOKEN)}"},
+        "field": {
+            "status": 400,
+            "message": "Validation error.",
+            "errors": [{"field": "metadata.notes", "messages": [f"echo {TOKEN}"]}],
+        },
+    }[shape]
+    zenodo.inject("create", "status", status=400, body=body)
+    code, out, err = cli("publish", str(capsule), "--publish")
+    assert code == 1 and err.strip()
+    assert_no_token(TOKEN, out, err, folders=(capsule.parent,))
+    assert _pieces(TOKEN, out + err) == []
 
 
 # --- validation and checksums ------------------------------------------------------------
