@@ -142,6 +142,8 @@ class Dep:
     conceptdoi: str = ""
     editing: bool = False
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    indexed_at: float = field(default_factory=time.monotonic)
+    """When the search index (the deposition lists) shows it: creation plus the index lag."""
 
 
 @dataclass
@@ -205,9 +207,11 @@ class ZenodoServer:
         rate_limit: int = 100,
         rate_window: float = 60.0,
         link_suffix: str = "",
+        index_lag: float = 0.0,
     ) -> None:
         """`link_suffix` is appended to every link the server hands out (a server that puts
-        `?access_token=...` into its links)."""
+        `?access_token=...` into its links); `index_lag` is how long a new deposition stays
+        out of the lists (Zenodo's lists are a search index that lags behind writes)."""
         self.tokens = set(tokens)
         self.prefix = prefix
         self.bucket_base = bucket_base
@@ -218,6 +222,9 @@ class ZenodoServer:
         self.rate_limit = rate_limit
         self.rate_window = rate_window
         self.link_suffix = link_suffix
+        self.index_lag = index_lag
+        self.slow: dict[str, float] = {}
+        """Seconds to sleep before handling a call of the endpoint (outside the lock)."""
         self.lock = threading.RLock()
         self.deps: dict[int, Dep] = {}
         self.buckets: dict[str, int] = {}
@@ -318,6 +325,7 @@ class ZenodoServer:
             meta = {k: v for k, v in metadata.items() if k not in ("prereserve_doi", "doi")}
             meta["prereserve_doi"] = {"doi": f"{self.prefix}/zenodo.{dep_id}", "recid": dep_id}
             dep = Dep(dep_id, concept, owner, meta, bucket)
+            dep.indexed_at = time.monotonic() + self.index_lag
             self.deps[dep_id] = dep
             self.buckets[bucket] = dep_id
             return dep
@@ -347,9 +355,10 @@ class ZenodoServer:
     def dep_json(self, dep: Dep) -> dict[str, Any]:
         api = self.api
         base = f"{api}/deposit/depositions/{dep.id}"
+        # As zenodo.org does: a published deposition's latest_draft names itself, even while a
+        # new-version draft of its concept is pending (so a client cannot find that draft by
+        # following it). Only newversion's own answer, in its documented form, links the draft.
         latest_draft = dep
-        if dep.submitted:
-            latest_draft = self.pending_draft(dep.conceptrecid) or dep
         links = {
             "self": base,
             "html": f"{self.url}/deposit/{dep.id}",
@@ -473,7 +482,11 @@ class ZenodoServer:
                 dep = self.make_dep(owner, metadata, None)
                 return 201, self.dep_json(dep), {}
             if endpoint == "list":
-                deps = [d for d in self.deps.values() if d.owner == owner]
+                now = time.monotonic()
+                deps = [d for d in self.deps.values() if d.owner == owner and d.indexed_at <= now]
+                concept = re.fullmatch(r"conceptrecid:(\d+)", (query.get("q") or [""])[0])
+                if concept is not None:
+                    deps = [d for d in deps if d.conceptrecid == int(concept.group(1))]
                 if query.get("status") == ["draft"]:
                     deps = [d for d in deps if not d.submitted]
                 elif query.get("status") == ["published"]:
@@ -542,8 +555,11 @@ class ZenodoServer:
                         legacy=self.legacy_errors,
                     )
                 draft = pending or self.new_version_draft(dep)
-                shown = dep if self.newversion_returns_old else draft
-                return 201, self.dep_json(shown), {}
+                if not self.newversion_returns_old:
+                    return 201, self.dep_json(draft), {}
+                shown = self.dep_json(dep)  # the documented answer: the old one, linking the draft
+                shown["links"]["latest_draft"] = f"{self.api}/deposit/depositions/{draft.id}"
+                return 201, shown, {}
             if action == "edit":
                 dep.editing = True
                 return 201, self.dep_json(dep), {}
@@ -723,6 +739,8 @@ class _Handler(BaseHTTPRequestHandler):
         token = token or (query.get("access_token") or [None])[0]
         rate, over = z.rate_headers(token or self.client_address[0])
         fault = z._take_fault(endpoint)
+        if endpoint in z.slow:
+            time.sleep(z.slow[endpoint])
         try:
             if fault is not None and fault.kind == "drop":
                 self._drop(call)

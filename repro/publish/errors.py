@@ -6,6 +6,8 @@ words, URLs without credentials, and server text that went through `scrub` first
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from repro.errors import CapsuleIntegrityError, ReproError, ServiceUnavailableError
 
 AUTH_HINT = (
@@ -121,6 +123,17 @@ class PendingDraftError(ZenodoError):
 
 class JournalConflictError(ZenodoError):
     """The journal next to the capsule belongs to another capsule, target or version chain."""
+
+
+class PublishInProgressError(ZenodoError):
+    """Another publisher holds the capsule's lock: two at once could make two records."""
+
+    def __init__(self, message: str, *, capsule: Path) -> None:
+        super().__init__(
+            message,
+            hint="wait for it to finish, then run the same command again: it resumes from "
+            f"the journal next to {capsule.name}",
+        )
 
 
 class DraftGoneError(ZenodoError):

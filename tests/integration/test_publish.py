@@ -12,6 +12,8 @@ import gzip
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -85,6 +87,9 @@ def zenodo(monkeypatch: pytest.MonkeyPatch) -> Iterator[ZenodoServer]:
         monkeypatch.setenv("ZENODO_API_TOKEN", TOKEN)
         monkeypatch.setenv("REPRO_ZENODO_URL", server.url)
         monkeypatch.setenv("REPRO_ZENODO_MAX_WAIT", "0.01")
+        # This server's lists have no lag unless a test gives it one: a short index wait
+        # keeps resumes after a create that was never sent fast.
+        monkeypatch.setenv("REPRO_ZENODO_INDEX_WAIT", "0.5")
         yield server
 
 
@@ -344,24 +349,19 @@ def test_a_half_finished_new_version_draft_not_ours_is_reported_with_the_cleanup
 
 
 def test_the_wedge_itself_is_reported_as_a_pending_draft(
-    zenodo: ZenodoServer, capsule: Path, capsule_v2: Path
+    zenodo: ZenodoServer, capsule: Path, capsule_v2: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = run(capsule).receipt
+    # A draft that appeared just before (a race): not in the lists yet when repro checks, so
+    # newversion runs into the server's 400, and the draft is then found once indexed.
+    zenodo.index_lag = 1.0
+    monkeypatch.setenv("REPRO_ZENODO_INDEX_WAIT", "10")
     stale = zenodo.new_version_draft(zenodo.deps[first.deposition_id])
-    # A draft that appeared after the check (a race): the server's 400 is understood too.
-    zenodo.dep_json = _hide_latest_draft(zenodo.dep_json)  # type: ignore[method-assign]
-    with pytest.raises(PendingDraftError, match="Please remove all files first"):
+    with pytest.raises(PendingDraftError, match="Please remove all files first") as raised:
         run(capsule_v2, opts={"new_version_of": first.doi})
     assert zenodo.count("newversion") == 1 and stale.files
-
-
-def _hide_latest_draft(render: Any) -> Any:
-    def hidden(dep: Any) -> Any:
-        doc = render(dep)
-        doc["links"]["latest_draft"] = doc["links"]["self"]
-        return doc
-
-    return hidden
+    assert f"draft {stale.id}" in raised.value.message
+    assert f"/deposit/depositions/{stale.id}/actions/discard" in (raised.value.hint or "")
 
 
 def test_our_own_half_finished_new_version_is_resumed(
@@ -393,6 +393,63 @@ def test_our_own_half_finished_new_version_is_resumed(
     final = run(third, opts={"new_version_of": result.receipt.doi})
     assert zenodo.count("newversion") == 2 and len(zenodo.deps) == 3
     assert zenodo.deps[final.receipt.deposition_id].submitted
+
+
+def test_a_lost_newversion_answer_is_settled_through_the_concepts_drafts(
+    zenodo: ZenodoServer, capsule: Path, capsule_v2: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """zenodo.org's published deposition names itself as latest_draft, and its lists lag:
+    the draft a lost newversion made is found among the concept's drafts, once indexed."""
+    first = run(capsule).receipt
+    zenodo.index_lag = 1.5
+    monkeypatch.setenv("REPRO_ZENODO_INDEX_WAIT", "30")
+    zenodo.inject("newversion", "drop_after")
+    events: list[str] = []
+    result = run(capsule_v2, events, opts={"new_version_of": first.doi})
+    assert zenodo.count("newversion") == 1 and len(zenodo.deps) == 2
+    new = zenodo.deps[result.receipt.deposition_id]
+    assert new.submitted and new.conceptrecid == zenodo.deps[first.deposition_id].conceptrecid
+    assert any("waiting for Zenodo's index" in e for e in events)
+    listed = [c for c in zenodo.calls if c.endpoint == "list"]
+    assert listed and all(c.query.get("q") == [f"conceptrecid:{new.conceptrecid}"] for c in listed)
+    old = zenodo.dep_json(zenodo.deps[first.deposition_id])
+    assert old["links"]["latest_draft"].endswith(f"/depositions/{first.deposition_id}")
+
+
+def test_a_lost_create_behind_a_lagging_drafts_list_makes_one_deposition(
+    zenodo: ZenodoServer, capsule: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zenodo.index_lag = 5.0  # as long as the attack campaign saw; the marker search used to
+    monkeypatch.setenv("REPRO_ZENODO_INDEX_WAIT", "30")  # give up after ~3 s
+    zenodo.inject("create", "drop_after")
+    events: list[str] = []
+    result = run(capsule, events)
+    assert zenodo.count("create") == 1 and len(zenodo.deps) == 1
+    assert result.receipt.deposition_id == next(iter(zenodo.deps))
+    assert zenodo.published() and any("looking for the draft" in e for e in events)
+
+
+def test_two_concurrent_publishers_of_one_capsule_make_one_record(
+    zenodo: ZenodoServer, capsule: Path
+) -> None:
+    """Two real processes: the second finds the capsule locked and says so; one record."""
+    zenodo.slow["create"] = 2.0  # the first holds the lock while the second starts
+    command = [sys.executable, "-m", "repro", "publish", str(capsule), "--publish"]
+    procs = [
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
+        )
+        for _ in range(2)
+    ]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    outcomes = sorted(zip([p.returncode for p in procs], errors, strict=True))
+    assert [code for code, _err in outcomes] == [0, 1], outcomes
+    assert "another repro publish of study.capsule.tgz is running" in outcomes[1][1]
+    assert "resumes from the journal" in outcomes[1][1]
+    assert len(zenodo.deps) == 1 and len(zenodo.published()) == 1
+    assert zenodo.count("create") == 1 and zenodo.count("publish") == 1
+    again = run_cli("publish", str(capsule), "--publish")  # the loser, run again: done
+    assert again.returncode == 0 and len(zenodo.published()) == 1
 
 
 # --- resuming ----------------------------------------------------------------------------
