@@ -35,7 +35,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-FaultKind = Literal["status", "drop", "drop_after", "status_after", "corrupt"]
+FaultKind = Literal["status", "drop", "drop_after", "status_after", "corrupt", "oversize"]
+OVERSIZE = 3 << 20
+"""Extra bytes an "oversize" download fault sends past the file (chunked: no length told)."""
 
 UPLOAD_TYPES = {
     "publication",
@@ -710,6 +712,20 @@ class _Handler(BaseHTTPRequestHandler):
         if data:
             self.wfile.write(data)
 
+    def _send_chunked(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+        """A body without a Content-Length (chunked): the client learns its size by reading."""
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        with contextlib.suppress(OSError):  # the client may stop reading: that is the point
+            for i in range(0, len(data), 1 << 16):
+                part = data[i : i + (1 << 16)]
+                self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+        self.close_connection = True
+
     def _drop(self, call: Call) -> None:
         call.status = None
         self.close_connection = True
@@ -781,6 +797,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault is not None and fault.kind == "drop_after":
             self._drop(call)
+            return
+        if fault is not None and fault.kind == "oversize" and isinstance(payload, bytes):
+            call.status = status
+            self._send_chunked(status, payload + b"\0" * OVERSIZE, {**rate, **headers})
             return
         if fault is not None and fault.kind == "status_after":
             call.status = fault.status

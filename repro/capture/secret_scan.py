@@ -12,8 +12,8 @@ the capture naming the file and line, with the secret masked, unless that path i
 
 False positives matter as much as misses: every pattern is followed by a second look
 (`VALIDATORS`) that drops placeholders (`${PASSWORD}`, `<token>`, `password`), references
-(`password = os.environ[...]`, `token: str`), paths and plain words. docs/secrets.md lists
-what is found and what is not.
+(`password = os.environ[...]`, `token: str`), paths and plain words. README.md ("No
+secrets in capsules") lists what is found and what is not.
 """
 
 from __future__ import annotations

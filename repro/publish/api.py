@@ -102,5 +102,7 @@ class ZenodoApi(Protocol):
     def download(
         self, record_id: int, file: RemoteFile, dest: Path, progress: Progress | None
     ) -> DownloadedFile:
-        """Stream one file of a record into `dest`; what arrived, measured on the way."""
+        """Stream one file of a record into `dest`; what arrived, measured on the way. Never
+        more than the `file.size` the record declares (Zenodo's sizes are exact): a longer
+        answer raises `DownloadTooLargeError`."""
         ...

@@ -196,4 +196,4 @@ class ZenodoClient:
         url = file.download_url or self.http.url(
             f"records/{record_id}/files/{quote(file.key, safe='')}/content"
         )
-        return self.http.download(url, dest, progress)
+        return self.http.download(url, dest, progress, limit=file.size)

@@ -157,3 +157,9 @@ class DownloadChecksumError(CapsuleIntegrityError):
     """The downloaded file is not the one Zenodo recorded (md5 or size): exit 4."""
 
     default_hint = "retry the download; if it happens again, do not trust this file"
+
+
+class DownloadTooLargeError(DownloadChecksumError):
+    """The server sent more than the record declares: cut off, nothing kept (exit 4)."""
+
+    default_hint = "the server does not send what the record declares; do not trust this record"

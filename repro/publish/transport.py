@@ -37,6 +37,7 @@ from repro import __version__
 from repro.publish.api import Progress, WaitObserver
 from repro.publish.error_body import describe, parse_error_body
 from repro.publish.errors import (
+    DownloadTooLargeError,
     OutcomeUnknownError,
     UnsafeLinkError,
     ZenodoAuthError,
@@ -315,9 +316,13 @@ class ZenodoTransport:
         except ValueError:
             raise ZenodoError(f"Zenodo answered {what} with something that is not JSON") from None
 
-    def download(self, url: str, dest: Path, progress: Progress | None) -> DownloadedFile:
+    def download(
+        self, url: str, dest: Path, progress: Progress | None, limit: int | None = None
+    ) -> DownloadedFile:
         """Stream `url` into `dest`; what arrived, measured on the way. Retried from the
-        start on 5xx and lost connections (a GET is safe)."""
+        start on 5xx and lost connections (a GET is safe). `limit`: the size the record
+        declares -- a longer answer (by its Content-Length, or by what arrives) is cut off
+        there and refused, so a lying server cannot fill the disk."""
         self.check_origin(url)
         attempt = 0
         while True:
@@ -338,9 +343,19 @@ class ZenodoTransport:
                         raise error(f"download {self._show(url)}: {response.status_code} {text}")
                     total_header = response.headers.get("Content-Length")
                     total = int(total_header) if total_header and total_header.isdigit() else None
+                    if limit is not None and total is not None and total > limit:
+                        raise DownloadTooLargeError(
+                            f"download {self._show(url)}: {total} bytes announced, the record "
+                            f"declares {limit}"
+                        )
                     md5, sha, done = hashlib.md5(usedforsecurity=False), hashlib.sha256(), 0
                     with dest.open("wb") as fh:
                         for chunk in response.iter_bytes(CHUNK):
+                            if limit is not None and done + len(chunk) > limit:
+                                raise DownloadTooLargeError(
+                                    f"download {self._show(url)}: more than the {limit} bytes "
+                                    "the record declares; stopped there"
+                                )
                             fh.write(chunk)
                             md5.update(chunk)
                             sha.update(chunk)

@@ -9,6 +9,7 @@ paths (to read stdout/stderr) and as a subprocess for the end-to-end round trips
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -859,6 +860,57 @@ def test_fetch_refuses_what_zenodo_did_not_record(
     zenodo.inject("download", "status", status=503, times=2)
     result = fetch_capsule(receipt.doi, dest_dir=tmp_path / "ok")
     assert result.report is not None and result.md5 == receipt.md5
+
+
+def _nothing_kept(cache: Path, dest: Path) -> None:
+    assert not dest.exists() or list(dest.iterdir()) == []
+    kept = [p for p in (cache / "zenodo").rglob("*") if p.is_file()] if cache.exists() else []
+    assert kept == [], kept
+
+
+def test_fetch_stops_at_the_declared_size_and_keeps_nothing(
+    zenodo: ZenodoServer, capsule: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receipt = run(capsule).receipt
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(cache))
+    zenodo.inject("download", "oversize")  # the file, then 3 MiB more, no length announced
+    code, _out, err = cli("fetch", receipt.doi, "-o", str(tmp_path / "got"))
+    assert code == 4 and f"more than the {receipt.size} bytes the record declares" in err
+    _nothing_kept(cache, tmp_path / "got")
+    zenodo.inject("download", "corrupt")
+    code, _out, err = cli("fetch", receipt.doi, "-o", str(tmp_path / "got"))
+    assert code == 4 and "does not match record" in err
+    _nothing_kept(cache, tmp_path / "got")
+    result = fetch_capsule(receipt.doi, dest_dir=tmp_path / "got")  # and then it works
+    assert result.path.read_bytes() == Path(receipt.capsule).read_bytes()
+
+
+def test_fetch_keeps_nothing_that_fails_verification(
+    zenodo: ZenodoServer, capsule: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record whose md5 and size are right, but whose capsule does not verify."""
+    receipt = run(capsule).receipt
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(cache))
+    raw = bytearray(gzip.decompress(Path(receipt.capsule).read_bytes()))
+    at = raw.index(b"values.csv") + 600  # inside a member's data: the manifest is now wrong
+    raw[at] = raw[at] ^ 0x01
+    tampered = gzip.compress(bytes(raw), mtime=0)
+    record = zenodo.records[receipt.deposition_id]
+    zenodo.record_files[receipt.deposition_id][record["files"][0]["key"]] = tampered
+    md5 = hashlib.md5(tampered, usedforsecurity=False).hexdigest()
+    record["files"][0].update(size=len(tampered), checksum=f"md5:{md5}")
+    code, _out, err = cli("fetch", receipt.doi, "-o", str(tmp_path / "got"))
+    assert code == 4, err
+    _nothing_kept(cache, tmp_path / "got")
+    # A cached copy that no longer verifies is not kept either.
+    folder = cache / "zenodo" / f"{receipt.deposition_id}-{md5}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / capsule.name).write_bytes(tampered)
+    code, _out, err = cli("fetch", receipt.doi, "-o", str(tmp_path / "got"))
+    assert code == 4 and not (folder / capsule.name).exists()
+    _nothing_kept(cache, tmp_path / "got")
 
 
 def test_references_and_error_bodies_parse_in_every_form() -> None:
