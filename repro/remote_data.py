@@ -17,9 +17,12 @@ from repro.paths import cache_dir
 TIMEOUT = httpx.Timeout(30.0, read=300.0)
 
 
-def fetch_remote(spec: DataSpec, *, offline: bool = False) -> tuple[RemoteData, Path]:
+def fetch_remote(
+    spec: DataSpec, *, offline: bool = False, size: int | None = None
+) -> tuple[RemoteData, Path]:
     """The checked local copy of a remote data file (downloaded only when not cached;
-    `offline`: never download)."""
+    `offline`: never download). `size`: the size the capsule recorded -- a download is cut
+    off beyond it (at capture nothing declares one: the sha256 alone decides)."""
     if spec.url is None or spec.sha256 is None:
         raise ValueError(f"not remote data: {spec.path}")  # DataSpec guarantees both
     store = cache_dir() / "data"
@@ -31,14 +34,16 @@ def fetch_remote(spec: DataSpec, *, offline: bool = False) -> tuple[RemoteData, 
                 f"remote data {spec.path} is not cached and --offline forbids fetching it",
                 hint="replay once with the network, or without --offline",
             )
-        _download(spec.url, spec.sha256, cached)
+        _download(spec.url, spec.sha256, cached, size)
     return RemoteData(
         url=spec.url, sha256=spec.sha256, size=cached.stat().st_size, path=spec.path
     ), cached
 
 
-def _download(url: str, sha256: str, dest: Path) -> None:
-    digest = hashlib.sha256()
+def _download(url: str, sha256: str, dest: Path, size: int | None) -> None:
+    """Stream into a temporary file next to `dest`, never more than `size` bytes; renamed
+    into place only when the sha256 matches (nothing else is kept)."""
+    digest, done = hashlib.sha256(), 0
     fd, tmp_name = tempfile.mkstemp(prefix=".download-", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
@@ -51,7 +56,18 @@ def _download(url: str, sha256: str, dest: Path) -> None:
                     f"cannot download {url}: HTTP {response.status_code}",
                     hint="check the URL in [[data]] url",
                 )
+            announced = response.headers.get("Content-Length", "")
+            if size is not None and announced.isdigit() and int(announced) > size:
+                raise DataChecksumError(
+                    f"{url} announces {announced} bytes; the capsule recorded {size}"
+                )
             for chunk in response.iter_bytes(1 << 20):
+                done += len(chunk)
+                if size is not None and done > size:
+                    raise DataChecksumError(
+                        f"{url} sends more than the {size} bytes the capsule recorded; "
+                        "stopped there"
+                    )
                 digest.update(chunk)
                 out.write(chunk)
         if digest.hexdigest() != sha256:

@@ -35,7 +35,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-FaultKind = Literal["status", "drop", "drop_after", "status_after", "corrupt"]
+FaultKind = Literal["status", "drop", "drop_after", "status_after", "corrupt", "oversize"]
+OVERSIZE = 3 << 20
+"""Extra bytes an "oversize" download fault sends past the file (chunked: no length told)."""
 
 UPLOAD_TYPES = {
     "publication",
@@ -113,6 +115,8 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     skip: int = 0
     """Calls of the endpoint to let through before misbehaving."""
+    body: Any = None
+    """The error body to send instead of the usual one (a str is sent as HTML)."""
 
 
 @dataclass
@@ -140,6 +144,8 @@ class Dep:
     conceptdoi: str = ""
     editing: bool = False
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    indexed_at: float = field(default_factory=time.monotonic)
+    """When the search index (the deposition lists) shows it: creation plus the index lag."""
 
 
 @dataclass
@@ -202,7 +208,12 @@ class ZenodoServer:
         echo_token: bool = False,
         rate_limit: int = 100,
         rate_window: float = 60.0,
+        link_suffix: str = "",
+        index_lag: float = 0.0,
     ) -> None:
+        """`link_suffix` is appended to every link the server hands out (a server that puts
+        `?access_token=...` into its links); `index_lag` is how long a new deposition stays
+        out of the lists (Zenodo's lists are a search index that lags behind writes)."""
         self.tokens = set(tokens)
         self.prefix = prefix
         self.bucket_base = bucket_base
@@ -212,6 +223,10 @@ class ZenodoServer:
         self.echo_token = echo_token
         self.rate_limit = rate_limit
         self.rate_window = rate_window
+        self.link_suffix = link_suffix
+        self.index_lag = index_lag
+        self.slow: dict[str, float] = {}
+        """Seconds to sleep before handling a call of the endpoint (outside the lock)."""
         self.lock = threading.RLock()
         self.deps: dict[int, Dep] = {}
         self.buckets: dict[str, int] = {}
@@ -273,12 +288,13 @@ class ZenodoServer:
         times: int = 1,
         headers: dict[str, str] | None = None,
         skip: int = 0,
+        body: Any = None,
     ) -> None:
         """Misbehave on the next `times` calls of `endpoint` (create, list, read, update,
         files, delete_file, publish, newversion, edit, discard, upload, record, download),
-        after letting `skip` calls through."""
+        after letting `skip` calls through; `body` replaces a status fault's error body."""
         with self.lock:
-            self.faults.append(Fault(endpoint, kind, status, times, headers or {}, skip))
+            self.faults.append(Fault(endpoint, kind, status, times, headers or {}, skip, body))
 
     def _take_fault(self, endpoint: str) -> Fault | None:
         with self.lock:
@@ -311,6 +327,7 @@ class ZenodoServer:
             meta = {k: v for k, v in metadata.items() if k not in ("prereserve_doi", "doi")}
             meta["prereserve_doi"] = {"doi": f"{self.prefix}/zenodo.{dep_id}", "recid": dep_id}
             dep = Dep(dep_id, concept, owner, meta, bucket)
+            dep.indexed_at = time.monotonic() + self.index_lag
             self.deps[dep_id] = dep
             self.buckets[bucket] = dep_id
             return dep
@@ -340,9 +357,10 @@ class ZenodoServer:
     def dep_json(self, dep: Dep) -> dict[str, Any]:
         api = self.api
         base = f"{api}/deposit/depositions/{dep.id}"
+        # As zenodo.org does: a published deposition's latest_draft names itself, even while a
+        # new-version draft of its concept is pending (so a client cannot find that draft by
+        # following it). Only newversion's own answer, in its documented form, links the draft.
         latest_draft = dep
-        if dep.submitted:
-            latest_draft = self.pending_draft(dep.conceptrecid) or dep
         links = {
             "self": base,
             "html": f"{self.url}/deposit/{dep.id}",
@@ -364,6 +382,7 @@ class ZenodoServer:
                     "latest": f"{api}/records/{dep.id}",
                 }
             )
+        links = {name: link + self.link_suffix for name, link in links.items()}
         return {
             "id": dep.id,
             "record_id": dep.id,
@@ -465,7 +484,11 @@ class ZenodoServer:
                 dep = self.make_dep(owner, metadata, None)
                 return 201, self.dep_json(dep), {}
             if endpoint == "list":
-                deps = [d for d in self.deps.values() if d.owner == owner]
+                now = time.monotonic()
+                deps = [d for d in self.deps.values() if d.owner == owner and d.indexed_at <= now]
+                concept = re.fullmatch(r"conceptrecid:(\d+)", (query.get("q") or [""])[0])
+                if concept is not None:
+                    deps = [d for d in deps if d.conceptrecid == int(concept.group(1))]
                 if query.get("status") == ["draft"]:
                     deps = [d for d in deps if not d.submitted]
                 elif query.get("status") == ["published"]:
@@ -534,8 +557,11 @@ class ZenodoServer:
                         legacy=self.legacy_errors,
                     )
                 draft = pending or self.new_version_draft(dep)
-                shown = dep if self.newversion_returns_old else draft
-                return 201, self.dep_json(shown), {}
+                if not self.newversion_returns_old:
+                    return 201, self.dep_json(draft), {}
+                shown = self.dep_json(dep)  # the documented answer: the old one, linking the draft
+                shown["links"]["latest_draft"] = f"{self.api}/deposit/depositions/{draft.id}"
+                return 201, shown, {}
             if action == "edit":
                 dep.editing = True
                 return 201, self.dep_json(dep), {}
@@ -686,6 +712,20 @@ class _Handler(BaseHTTPRequestHandler):
         if data:
             self.wfile.write(data)
 
+    def _send_chunked(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+        """A body without a Content-Length (chunked): the client learns its size by reading."""
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        with contextlib.suppress(OSError):  # the client may stop reading: that is the point
+            for i in range(0, len(data), 1 << 16):
+                part = data[i : i + (1 << 16)]
+                self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+        self.close_connection = True
+
     def _drop(self, call: Call) -> None:
         call.status = None
         self.close_connection = True
@@ -715,12 +755,15 @@ class _Handler(BaseHTTPRequestHandler):
         token = token or (query.get("access_token") or [None])[0]
         rate, over = z.rate_headers(token or self.client_address[0])
         fault = z._take_fault(endpoint)
+        if endpoint in z.slow:
+            time.sleep(z.slow[endpoint])
         try:
             if fault is not None and fault.kind == "drop":
                 self._drop(call)
                 return
             if fault is not None and fault.kind == "status":
-                raise HttpError(fault.status, _fault_body(fault.status), dict(fault.headers))
+                shown = fault.body if fault.body is not None else _fault_body(fault.status)
+                raise HttpError(fault.status, shown, dict(fault.headers))
             if over:
                 raise HttpError(429, {"status": 429, "message": "Too many requests."})
             if endpoint == "unknown":
@@ -754,6 +797,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault is not None and fault.kind == "drop_after":
             self._drop(call)
+            return
+        if fault is not None and fault.kind == "oversize" and isinstance(payload, bytes):
+            call.status = status
+            self._send_chunked(status, payload + b"\0" * OVERSIZE, {**rate, **headers})
             return
         if fault is not None and fault.kind == "status_after":
             call.status = fault.status

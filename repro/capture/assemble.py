@@ -32,7 +32,7 @@ from repro.capture.files import Listing
 from repro.capture.options import CaptureOptions, Observer
 from repro.capture.plan import Plan
 from repro.capture.results import Results
-from repro.capture.secret_scan import is_secret_variable
+from repro.capture.secret_scan import SecretScanner, is_secret_variable
 from repro.capture.snapshot import Snapshot
 from repro.capture.source import source_state
 from repro.config.models import Run, point_id
@@ -281,14 +281,26 @@ def job_specs(runs: list[Run]) -> tuple[list[JobSpec], dict[str, bytes]]:
 
 
 def recorded_variables(names: list[str]) -> dict[str, str]:
-    """Only allowlisted variables, and never one whose name says it is a secret."""
+    """Only allowlisted variables, never one whose name says it is a secret, and never one
+    whose value holds one (`DATABASE_URL=postgres://u:PASSWORD@host/db`, a bearer header)."""
     for name in names:
         if is_secret_variable(name):
             raise ConfigError(
                 f"[environment] variables: {name} looks like a secret and is never recorded",
                 hint="remove it from the list; pass secrets to runs at replay time instead",
             )
-    return {k: os.environ[k] for k in names if k in os.environ}
+    recorded = {k: os.environ[k] for k in names if k in os.environ}
+    scanner = SecretScanner(environ={})
+    for name, value in recorded.items():
+        hits = scanner.scan_bytes(f"{name}={value}".encode("utf-8", "surrogateescape"), name)
+        if hits:
+            raise ConfigError(
+                f"[environment] variables: the value of {name} holds a secret "
+                f"({hits[0].kind} {hits[0].masked}) and is never recorded",
+                hint="remove it from the list, or set it without the credentials; pass "
+                "secrets to runs at replay time instead",
+            )
+    return recorded
 
 
 @dataclass(frozen=True)

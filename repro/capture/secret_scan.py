@@ -2,21 +2,33 @@
 
 Two layers. Files whose names say "credentials" (.env, id_rsa, .netrc, private-key PEMs, ...)
 are left out and reported. Every other text file — code, data, notebooks, the run outputs
-and logs recorded as results — is scanned for high-signal token patterns and for the values
-of this process's *_TOKEN / *_SECRET / *_PASSWORD variables; a hit fails the capture naming
-the file and line, with the secret masked, unless that path is explicitly allowed.
+and logs recorded as results — is scanned for high-signal token patterns (cloud and forge
+tokens, private keys), credentials in URLs and connection strings (`scheme://user:pass@`),
+bearer/basic/token authorization headers, literal passwords assigned to secret-named
+variables (`PGPASSWORD=...`, `api_key = "..."`), and for the values of this process's
+secret-named variables (*_TOKEN, *_SECRET, *_PASSWORD, PGPASSWORD, MYSQL_PWD, *_PASS, *_KEY,
+... and the password of any `scheme://user:pass@` value such as DATABASE_URL); a hit fails
+the capture naming the file and line, with the secret masked, unless that path is allowed.
+
+False positives matter as much as misses: every pattern is followed by a second look
+(`VALIDATORS`) that drops placeholders (`${PASSWORD}`, `<token>`, `password`), references
+(`password = os.environ[...]`, `token: str`), paths and plain words. README.md ("No
+secrets in capsules") lists what is found and what is not.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import fnmatch
 import hashlib
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from repro.credentials import URL_PASSWORD, is_placeholder, url_passwords
 from repro.errors import SecretFoundError
 
 SECRET_FILE_GLOBS = (
@@ -35,6 +47,18 @@ SECRET_FILE_GLOBS = (
 PRIVATE_KEY_SUFFIXES = (".pem", ".key", ".p8")
 PRIVATE_KEY_MARK = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 
+ASSIGNMENT = re.compile(
+    rb"(?:[Pp]ass(?:word|wd|phrase)?|PASS(?:WORD|WD|PHRASE)?|[Pp]wd|PWD|[Ss]ecret|SECRET"
+    rb"|[Tt]oken|TOKEN|[Kk]ey|KEY|[Cc]redentials?|CREDENTIALS?)"
+    rb"[\"']?[ \t]*(?::=|=>|=|:)[ \t]*"
+    rb"(?:([\"'])([^\"'\s\\]{4,200})\1|([^\s\"'`,;#&|)]{6,200}))"
+)
+"""`password = "..."`, `PGPASSWORD=...`, `"api_key": "..."`, `--token=...`: a name ending in a
+secret word, then a literal. The regex starts at the word (a literal prefix: linear time);
+`_secret_name` then looks back at the whole name."""
+ASSIGNMENT_WORDS = (b"pass", b"pwd", b"secret", b"token", b"key", b"credential")
+COMPOUND_KEYS = ("api", "secret", "private", "access", "auth", "client", "signing", "encryption")
+"""`*_KEY` names that hold a secret in code (`sort_key = "x"` does not)."""
 PATTERNS: dict[str, re.Pattern[bytes]] = {
     "private key": PRIVATE_KEY_MARK,
     "AWS access key": re.compile(rb"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
@@ -46,30 +70,179 @@ PATTERNS: dict[str, re.Pattern[bytes]] = {
     "Zenodo token": re.compile(
         rb"(?i)(?:zenodo[A-Za-z0-9_]*|access_token)[\"'\s]*[:=][\"'\s]*([A-Za-z0-9]{40,})"
     ),
+    "password in a URL": URL_PASSWORD,
+    "bearer token": re.compile(rb"\b(?:[Bb]earer|BEARER)[ \t]+([A-Za-z0-9\-._~+/]{16,}=*)"),
+    "basic authorization": re.compile(rb"\b(?:[Bb]asic|BASIC)[ \t]+([A-Za-z0-9+/]{8,}={0,2})"),
+    "authorization token": re.compile(
+        rb"(?i)authorization[\"']?\s*[:=]\s*[\"']?token[ \t]+([A-Za-z0-9\-._~+/]{16,})"
+    ),
+    "password assignment": ASSIGNMENT,
 }
-# Literal fragments every match contains: a pattern only runs on a chunk holding one of them.
-# `bytes in bytes` scans at memory speed; most regexes here have no literal prefix re can use.
+# Literal fragments every match contains, in lower case: a pattern only runs on a chunk whose
+# lower-cased copy holds one of them. `bytes in bytes` scans at memory speed; most regexes
+# here have no literal prefix re can use.
 GUARDS: dict[str, tuple[bytes, ...]] = {
-    "private key": (b"PRIVATE KEY",),
-    "AWS access key": (b"AKIA", b"ASIA"),
+    "private key": (b"private key",),
+    "AWS access key": (b"akia", b"asia"),
     "GitHub token": (b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"github_pat_"),
     "GitLab token": (b"glpat-",),
-    "PyPI token": (b"pypi-AgEIcHlwaS5vcmc",),
-    "Zenodo token": (b"zenodo", b"Zenodo", b"ZENODO", b"access_token", b"ACCESS_TOKEN"),
+    "PyPI token": (b"pypi-ageichlwas5vcmc",),
+    "Zenodo token": (b"zenodo", b"access_token"),
+    "password in a URL": (b"://",),
+    "bearer token": (b"bearer",),
+    "basic authorization": (b"basic",),
+    "authorization token": (b"authorization",),
+    "password assignment": ASSIGNMENT_WORDS,
 }
+ANCHORED = {"password assignment": ASSIGNMENT_WORDS}
+"""Patterns tried only where one of these words starts (found in the lower-cased chunk): a
+regex that starts with a ten-letter alternation would otherwise be tried at every letter."""
+VALIDATORS: dict[str, Callable[[re.Match[bytes]], bool]] = {
+    "password in a URL": lambda m: not is_placeholder(_text(_secret(m))),
+    "bearer token": lambda m: _looks_random(_text(_secret(m))),
+    "basic authorization": lambda m: _is_basic_credential(_secret(m)),
+    "authorization token": lambda m: _looks_random(_text(_secret(m))),
+    "password assignment": lambda m: _secret_name(m) and _looks_like_password(_text(_secret(m))),
+}
+"""Second looks at a match (the regex finds the shape, these drop placeholders and words)."""
+GENERIC = frozenset({"password assignment", "value of a secret environment variable"})
+RULES_VERSION = b"2"
+"""Bumped when a validator changes: the stat cache's clean scans are keyed by the rules."""
 SECRET_VARIABLE = re.compile(
-    r"(?i)(?:^|_)(?:TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY"
-    r"|CREDENTIALS?)(?:_|$)"
+    r"(?i)(?:(?:^|_)(?:TOKEN|SECRET|PASSWORD|PASSWD|PASS|PASSPHRASE|PWD|API_?KEY|ACCESS_?KEY"
+    r"|PRIVATE_?KEY|SECRET_?KEY|KEY|CREDENTIALS?|AUTH)(?:_|$)|PASSWORD$|PASSWD$|^MYSQL_PWD$)"
 )
+NOT_SECRET_VARIABLES = frozenset({"PWD", "OLDPWD"})
+"""The shell's working directories: named like MYSQL_PWD, never secret."""
 MIN_VALUE_LENGTH = 8
+"""Values of secret variables at least this long are found anywhere, as substrings."""
+MIN_SHORT_VALUE_LENGTH = 4
+"""Shorter values (down to this) are found only as whole words: "hunter2" in "pw=hunter2", not
+"abc" inside "abcdef". Below it a value is indistinguishable from ordinary text."""
 SCAN_CHUNK = 8 << 20
 OVERLAP = 4096
 """Bytes of the previous chunk scanned again, so a token across a chunk boundary is found."""
 SNIFF = 8192
 
 
+def _anchored(
+    pattern: re.Pattern[bytes], data: bytes, lower: bytes, words: tuple[bytes, ...]
+) -> Iterator[re.Match[bytes]]:
+    """`pattern` matched only where one of `words` starts in `lower` (`data` lower-cased)."""
+    for word in words:
+        pos = lower.find(word)
+        while pos >= 0:
+            match = pattern.match(data, pos)
+            if match is not None:
+                yield match
+            pos = lower.find(word, pos + 1)
+
+
+def _secret(match: re.Match[bytes]) -> bytes:
+    return match.group(match.lastindex or 0)
+
+
+def _text(secret: bytes) -> str:
+    return secret.decode("utf-8", errors="replace")
+
+
+def _classes(value: str) -> int:
+    return sum(
+        (
+            any(c.islower() for c in value),
+            any(c.isupper() for c in value),
+            any(c.isdigit() for c in value),
+            any(not c.isalnum() for c in value),
+        )
+    )
+
+
+def _looks_random(value: str) -> bool:
+    """A token, not a word: letters and digits mixed, and not a placeholder."""
+    return (
+        not is_placeholder(value)
+        and any(c.isdigit() for c in value)
+        and any(c.isalpha() for c in value)
+    )
+
+
+def _is_basic_credential(secret: bytes) -> bool:
+    """`Basic X` where X is base64 of `user:password` (not "Basic authentication")."""
+    try:
+        decoded = base64.b64decode(secret, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return b":" in decoded and decoded.isascii() and decoded.decode().isprintable()
+
+
+def _secret_name(match: re.Match[bytes]) -> bool:
+    """Whether the word the match starts with ends a name that says "secret": `db_password`,
+    `dbPassword`, `PGPASSWORD`, `MYSQL_PWD`, `apiKey`, `client_secret` -- not `bypass`,
+    `sort_key`, `pwd` (the working directory) or `tokens`."""
+    data, start = match.string, match.start()
+    begin = start
+    while begin > max(0, start - 64) and (
+        data[begin - 1 : begin].isalnum() or data[begin - 1] in b"_-"
+    ):
+        begin -= 1
+    prefix = data[begin:start].decode("ascii", "replace")
+    word = re.match(r"[A-Za-z]+", match.group(0).decode("ascii", "replace")).group(0)  # type: ignore[union-attr]
+    before = prefix[-1:] if prefix else ""
+    if word.isupper() and word.startswith(("PASSWORD", "PASSWD")) and before.isupper():
+        pass  # PGPASSWORD, DBPASSWORD
+    elif word[0].isupper() and not word.isupper():
+        if before and not (before.islower() or before in "_-"):
+            return False  # camelCase: dbPassword, apiKey
+    elif before and before not in "_-":
+        return False
+    lowered = word.lower()
+    if lowered in ("key", "pwd"):
+        segment = re.split(r"[_\-]", re.sub(r"([a-z])([A-Z])", r"\1_\2", prefix))[-2:]
+        last = next((p for p in reversed(segment) if p), "")
+        if lowered == "pwd":
+            return bool(last)
+        return last.lower() in COMPOUND_KEYS
+    return True
+
+
+def _looks_like_password(value: str) -> bool:
+    """The literal of `password = "..."`: not a reference to a variable, a type, a call, a
+    template, a path or a name; long enough and mixed enough to be a password."""
+    if len(value) < 6 or is_placeholder(value) or any(c in value for c in "()[]{}$%<>\\"):
+        return False
+    if value.startswith(("/", "~", "./", "../")) or "://" in value:
+        return False
+    if re.fullmatch(r"[A-Za-z_][A-Za-z_.]*", value):  # an identifier or dotted name
+        return False
+    if re.fullmatch(r"[\d.eE+\-]+", value):  # a number
+        return False
+    if re.fullmatch(r"[\w.\-]*(?:/[\w.\-]+)+/?|[\w\-]+\.[A-Za-z]{2,5}", value):  # a path
+        return False
+    return _classes(value) >= 2
+
+
 def is_secret_variable(name: str) -> bool:
-    return bool(SECRET_VARIABLE.search(name))
+    return name.upper() not in NOT_SECRET_VARIABLES and bool(SECRET_VARIABLE.search(name))
+
+
+def secret_values(environ: Mapping[str, str]) -> set[str]:
+    """What must not travel, from an environment: the values of secret-named variables
+    (but not paths), and the password of every `scheme://user:password@` in any value
+    (`DATABASE_URL`)."""
+    values = set()
+    for name, value in environ.items():
+        if is_secret_variable(name) and not value.startswith(("/", "~")):
+            values.add(value)
+        values.update(url_passwords(value))
+    return {v for v in values if _worth_finding(v)}
+
+
+def _worth_finding(value: str) -> bool:
+    if len(value) >= MIN_VALUE_LENGTH:
+        return True
+    return (
+        len(value) >= MIN_SHORT_VALUE_LENGTH and _classes(value) >= 2 and not is_placeholder(value)
+    )
 
 
 def secret_file_reason(rel: str, path: Path) -> str | None:
@@ -107,19 +280,22 @@ def mask(secret: bytes) -> str:
 class SecretScanner:
     """Patterns plus the values of secret-looking variables in this process's environment."""
 
-    def __init__(self, environ: dict[str, str] | None = None) -> None:
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
-        self._values = sorted(
-            {
-                v.encode()
-                for k, v in env.items()
-                if is_secret_variable(k) and len(v) >= MIN_VALUE_LENGTH
-            }
+        values = sorted(v.encode() for v in secret_values(env))
+        self._values = [v for v in values if len(v) >= MIN_VALUE_LENGTH]
+        short = sorted((v for v in values if len(v) < MIN_VALUE_LENGTH), key=len, reverse=True)
+        self._short = (
+            re.compile(
+                rb"(?<![A-Za-z0-9])(?:" + b"|".join(map(re.escape, short)) + rb")(?![A-Za-z0-9])"
+            )
+            if short
+            else None
         )
-        rules = hashlib.sha256()
+        rules = hashlib.sha256(RULES_VERSION + b"\0")
         for name, pattern in sorted(PATTERNS.items()):
             rules.update(name.encode() + b"\0" + pattern.pattern + b"\0")
-        for value in self._values:
+        for value in values:
             rules.update(hashlib.sha256(value).digest())
         self.rules_digest = rules.hexdigest()
         """Identifies this rule set (values only by hash): scan results are cached by it."""
@@ -131,20 +307,41 @@ class SecretScanner:
         """Hits in `data` ending after `skip_before`: the ones that end before it lay wholly in
         the previous chunk's overlap and were reported with it."""
         found: list[tuple[int, str, bytes]] = []
+        lower = data.lower()
         for kind, pattern in PATTERNS.items():
-            if not any(guard in data for guard in GUARDS[kind]):
+            anchors = ANCHORED.get(kind)
+            if anchors is None and not any(guard in lower for guard in GUARDS[kind]):
                 continue
-            for match in pattern.finditer(data):
-                if match.end() > skip_before:
-                    found.append((match.start(), kind, match.group(match.lastindex or 0)))
+            check = VALIDATORS.get(kind)
+            matches = (
+                pattern.finditer(data)
+                if anchors is None
+                else _anchored(pattern, data, lower, anchors)
+            )
+            for match in matches:
+                if match.end() > skip_before and (check is None or check(match)):
+                    found.append((match.start(match.lastindex or 0), kind, _secret(match)))
         for value in self._values:
             start = data.find(value, max(0, skip_before - len(value) + 1))
             if start >= 0:
                 found.append((start, "value of a secret environment variable", value))
-        return [
-            Hit(where, first_line + data.count(b"\n", 0, start), kind, mask(secret))
-            for start, kind, secret in sorted(found)
-        ]
+        if self._short is not None:
+            for match in self._short.finditer(data, max(0, skip_before - MIN_VALUE_LENGTH)):
+                if match.end() > skip_before:
+                    found.append(
+                        (match.start(), "value of a secret environment variable", match.group(0))
+                    )
+                    break
+        hits, seen = [], set()
+        # One secret, one hit: where a specific pattern and a generic one (an assignment, a
+        # variable's value) found the same secret, the specific kind is named.
+        for start, kind, secret in sorted(found, key=lambda f: (f[0], f[1] in GENERIC)):
+            if start not in seen:
+                seen.add(start)
+                hits.append(
+                    Hit(where, first_line + data.count(b"\n", 0, start), kind, mask(secret))
+                )
+        return hits
 
     def scan_file(self, path: Path, where: str) -> list[Hit]:
         """Text files only (a NUL in the first 8 KiB means binary: not scanned), in 8 MiB

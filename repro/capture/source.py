@@ -6,9 +6,9 @@ import functools
 import hashlib
 import shutil
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from repro.capsule.manifest import SourceState
+from repro.credentials import strip_remote_credentials
 from repro.errors import ReproError
 from repro.execution.tools import Completed, run_tool
 
@@ -36,12 +36,9 @@ def _out(proc: Completed | None) -> str | None:
 
 
 def strip_credentials(url: str) -> str:
-    """Drop user:password@ from a remote URL: tokens must never land in a capsule."""
-    parts = urlsplit(url)
-    if parts.scheme and "@" in parts.netloc:
-        host = parts.netloc.rsplit("@", 1)[1]
-        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return url
+    """A remote URL as a capsule records it: tokens must never land in a capsule (every form
+    git accepts, `repro.credentials.strip_remote_credentials`)."""
+    return strip_remote_credentials(url)
 
 
 def source_state(project: Path) -> SourceState:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 from packaging.requirements import InvalidRequirement, Requirement
 
 from repro.capsule.manifest import LocalKind
+from repro.credentials import strip_url_credentials
 from repro.errors import ConfigError
 
 # Options that say where packages come from: kept for the resolver and the installer.
@@ -75,13 +76,9 @@ class Declared:
 
 
 def strip_credentials(url: str) -> str:
-    """The URL as it may be recorded: no user:password, no query (where tokens travel)."""
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        parts = parts._replace(netloc=netloc)
-    return urlunsplit(parts._replace(query=""))
+    """The URL as it may be recorded: no user:password, no token user, no query (where
+    tokens travel)."""
+    return urlunsplit(urlsplit(strip_url_credentials(url))._replace(query=""))
 
 
 def read_text(path: Path) -> str:

@@ -51,9 +51,16 @@ class ZenodoApi(Protocol):
         """The deposition a link of another deposition names (`links.latest_draft`)."""
         ...
 
-    def find_draft(self, marker: str) -> Deposition | None:
+    def find_draft(self, marker: str, wait: float = 0.0) -> Deposition | None:
         """The user's oldest draft whose metadata notes hold `marker`, or None: how a
-        create whose answer was lost is recognised."""
+        create whose answer was lost is recognised. The drafts list is a search index that
+        lags behind writes: keep looking for up to `wait` seconds before answering None."""
+        ...
+
+    def version_drafts(self, conceptrecid: str, wait: float = 0.0) -> list[Deposition]:
+        """The user's unpublished drafts of the concept `conceptrecid` (a pending new
+        version), looking for up to `wait` seconds while none shows. How a new version's
+        draft is found: a published deposition's `links.latest_draft` names itself."""
         ...
 
     def update_metadata(self, deposition_id: int, metadata: dict[str, Any]) -> Deposition:
@@ -95,5 +102,7 @@ class ZenodoApi(Protocol):
     def download(
         self, record_id: int, file: RemoteFile, dest: Path, progress: Progress | None
     ) -> DownloadedFile:
-        """Stream one file of a record into `dest`; what arrived, measured on the way."""
+        """Stream one file of a record into `dest`; what arrived, measured on the way. Never
+        more than the `file.size` the record declares (Zenodo's sizes are exact): a longer
+        answer raises `DownloadTooLargeError`."""
         ...

@@ -7,6 +7,8 @@ sent through `ZenodoTransport` (auth, origin check, retries, error parsing) and 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,9 +22,8 @@ from repro.publish.models import Deposition, DownloadedFile, Record, RemoteFile,
 from repro.publish.target import DEFAULT_MAX_WAIT, Secret
 from repro.publish.transport import ZenodoTransport
 
-FIND_ATTEMPTS = 3
-"""Reads of the drafts list when looking for a marked draft: the list is a search index,
-and a draft created a moment ago may not be in it yet."""
+MAX_POLLS = 40
+"""Reads of a list while waiting for the search index (a bound even if sleeping is faked)."""
 
 
 class ZenodoClient:
@@ -81,11 +82,11 @@ class ZenodoClient:
     def get_link(self, url: str) -> Deposition:
         return self._deposition(self.http.request("GET", url), "read")
 
-    def list_drafts(self) -> list[Deposition]:
-        response = self.http.request("GET", self._depositions_url("?status=draft&size=100"))
-        data = self.http.json(response, "list")
+    def _list(self, query: str, what: str) -> list[Deposition]:
+        response = self.http.request("GET", self._depositions_url(f"?{query}"))
+        data = self.http.json(response, what)
         if not isinstance(data, list):
-            raise ZenodoError("unexpected answer to the list of drafts: not a JSON array")
+            raise ZenodoError(f"unexpected answer to the {what}: not a JSON array")
         out = []
         for item in data:
             try:
@@ -94,14 +95,46 @@ class ZenodoClient:
                 continue  # a draft we cannot read is not one of ours
         return out
 
-    def find_draft(self, marker: str) -> Deposition | None:
-        for attempt in range(FIND_ATTEMPTS):
-            mine = [d for d in self.list_drafts() if marker in d.notes]
-            if mine:
-                return min(mine, key=lambda d: d.id)
-            if attempt < FIND_ATTEMPTS - 1:  # give the search index a moment
-                self.http.wait(self.http.backoff * (attempt + 1), "looking for the draft")
-        return None
+    def list_drafts(self) -> list[Deposition]:
+        return self._list("status=draft&size=100", "list of drafts")
+
+    def _poll(
+        self, read: Callable[[], list[Deposition]], wait: float, why: str
+    ) -> list[Deposition]:
+        """`read()` until it finds something or `wait` seconds have passed: the lists are a
+        search index, and a deposition made a moment ago may not be in it yet (zenodo.org
+        has lagged by seconds). Sleeps double from the transport's backoff."""
+        deadline = time.monotonic() + max(0.0, wait)
+        for attempt in range(MAX_POLLS):
+            found = read()
+            left = deadline - time.monotonic()
+            if found or left <= 0:
+                return found
+            pause = min(self.http.backoff * 2**attempt, left)
+            if self.http.on_wait is not None:
+                self.http.on_wait(pause, why)
+            self.http.sleep(pause)
+        return []
+
+    def find_draft(self, marker: str, wait: float = 0.0) -> Deposition | None:
+        mine = self._poll(
+            lambda: [d for d in self.list_drafts() if marker in d.notes and not d.published],
+            wait,
+            "waiting for Zenodo's index to show the draft",
+        )
+        return min(mine, key=lambda d: d.id) if mine else None
+
+    def version_drafts(self, conceptrecid: str, wait: float = 0.0) -> list[Deposition]:
+        query = f"q=conceptrecid:{quote(conceptrecid)}&all_versions=true&status=draft&size=100"
+        return self._poll(
+            lambda: [
+                d
+                for d in self._list(query, "list of the concept's drafts")
+                if d.conceptrecid == conceptrecid and not d.published
+            ],
+            wait,
+            "waiting for Zenodo's index to show the new version's draft",
+        )
 
     def update_metadata(self, deposition_id: int, metadata: dict[str, Any]) -> Deposition:
         response = self.http.request(
@@ -163,4 +196,4 @@ class ZenodoClient:
         url = file.download_url or self.http.url(
             f"records/{record_id}/files/{quote(file.key, safe='')}/content"
         )
-        return self.http.download(url, dest, progress)
+        return self.http.download(url, dest, progress, limit=file.size)

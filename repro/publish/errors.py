@@ -6,6 +6,8 @@ words, URLs without credentials, and server text that went through `scrub` first
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from repro.errors import CapsuleIntegrityError, ReproError, ServiceUnavailableError
 
 AUTH_HINT = (
@@ -123,6 +125,17 @@ class JournalConflictError(ZenodoError):
     """The journal next to the capsule belongs to another capsule, target or version chain."""
 
 
+class PublishInProgressError(ZenodoError):
+    """Another publisher holds the capsule's lock: two at once could make two records."""
+
+    def __init__(self, message: str, *, capsule: Path) -> None:
+        super().__init__(
+            message,
+            hint="wait for it to finish, then run the same command again: it resumes from "
+            f"the journal next to {capsule.name}",
+        )
+
+
 class DraftGoneError(ZenodoError):
     """The deposition the journal names no longer exists (discarded on the website?)."""
 
@@ -144,3 +157,9 @@ class DownloadChecksumError(CapsuleIntegrityError):
     """The downloaded file is not the one Zenodo recorded (md5 or size): exit 4."""
 
     default_hint = "retry the download; if it happens again, do not trust this file"
+
+
+class DownloadTooLargeError(DownloadChecksumError):
+    """The server sent more than the record declares: cut off, nothing kept (exit 4)."""
+
+    default_hint = "the server does not send what the record declares; do not trust this record"

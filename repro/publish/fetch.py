@@ -4,12 +4,15 @@ Accepted references: `10.5281/zenodo.N` (any prefix), `doi:...`, `https://doi.or
 `https://zenodo.org/records/N` (also `/record/N`, `/api/records/N`). The record is read
 through the Zenodo API of `--zenodo-url` / `REPRO_ZENODO_URL` (tests and private instances),
 else of the record URL's own site, else of the sandbox for `10.5072` DOIs, else of
-zenodo.org. Downloads are anonymous (no token), checked against Zenodo's md5 and size, and
-cached under the user cache directory by record id and checksum.
+zenodo.org. Downloads are anonymous (no token), streamed into a temporary file next to their
+place and cut off at the record's declared size, checked against Zenodo's md5 and size and
+verified, then renamed into the user cache directory (by record id and checksum) and only
+then copied to `-o DIR`: nothing that failed a check is kept anywhere.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from repro.errors import CapsuleNotFoundError
+from repro.errors import CapsuleNotFoundError, ReproError
 from repro.paths import cache_dir
 from repro.publish.api import Progress, ZenodoApi
 from repro.publish.client import ZenodoClient
@@ -140,10 +143,24 @@ class _Cached:
     name: str
     path: Path
     cached: bool
+    report: VerifyReport | None
+    """The verification, when asked for (done before the file took its place)."""
 
 
-def _to_cache(api: ZenodoApi, ref: RecordRef, site: str, progress: Progress | None) -> _Cached:
-    """The record's capsule in the cache: downloaded and checked, unless already there."""
+def _verified(path: Path, shown: Path) -> VerifyReport:
+    """`verify_capsule(path)`, reported as if it were at `shown` (where it goes once it
+    verified)."""
+    report = verify_capsule(path)
+    return dataclasses.replace(report, capsule=dataclasses.replace(report.capsule, path=shown))
+
+
+def _to_cache(
+    api: ZenodoApi, ref: RecordRef, site: str, progress: Progress | None, verify: bool
+) -> _Cached:
+    """The record's capsule in the cache: downloaded (into a temporary file next to its
+    place, never more than the record's declared size), checked against Zenodo's md5 and
+    size and, with `verify`, verified -- then renamed into place. Nothing that failed a
+    check stays: a cached copy that no longer verifies is removed too."""
     try:
         record = api.record(ref.record_id)
     except ZenodoNotFoundError:
@@ -161,21 +178,43 @@ def _to_cache(api: ZenodoApi, ref: RecordRef, site: str, progress: Progress | No
     cached = cached_path.is_file() and cached_path.stat().st_size == remote.size
     if cached and _md5_of(cached_path) != remote.md5:
         cached = False
-    if not cached:
-        fd, tmp_name = tempfile.mkstemp(prefix=".download-", dir=folder)
-        os.close(fd)
-        tmp = Path(tmp_name)
+    report = None
+    if cached:
         try:
-            arrived = api.download(record.id, remote, tmp, progress)
-            if arrived.md5 != remote.md5 or arrived.size != remote.size:
-                raise DownloadChecksumError(
-                    f"downloaded {name} does not match record {record.id}: md5 {arrived.md5} "
-                    f"(Zenodo: {remote.md5}), {arrived.size} bytes (Zenodo: {remote.size})"
-                )
-            tmp.replace(cached_path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    return _Cached(record, remote, name, cached_path, cached)
+            report = _verified(cached_path, cached_path) if verify else None
+        except ReproError:
+            cached_path.unlink(missing_ok=True)
+            raise
+        return _Cached(record, remote, name, cached_path, True, report)
+    fd, tmp_name = tempfile.mkstemp(prefix=".download-", dir=folder)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        arrived = api.download(record.id, remote, tmp, progress)
+        if arrived.md5 != remote.md5 or arrived.size != remote.size:
+            raise DownloadChecksumError(
+                f"downloaded {name} does not match record {record.id}: md5 {arrived.md5} "
+                f"(Zenodo: {remote.md5}), {arrived.size} bytes (Zenodo: {remote.size})"
+            )
+        report = _verified(tmp, cached_path) if verify else None
+        tmp.replace(cached_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return _Cached(record, remote, name, cached_path, False, report)
+
+
+def _copy_into(cached_path: Path, dest_dir: Path, name: str) -> Path:
+    """A copy of the checked capsule in `dest_dir`, renamed into place only when complete."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    path = dest_dir / name
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", dir=dest_dir)
+    os.close(fd)
+    try:
+        shutil.copyfile(cached_path, tmp_name)
+        Path(tmp_name).replace(path)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+    return path
 
 
 def fetch_capsule(
@@ -189,7 +228,7 @@ def fetch_capsule(
     api: ZenodoApi | None = None,
 ) -> FetchResult:
     """Resolve `reference`, download its capsule (or take it from the cache), check Zenodo's
-    md5 and size, optionally copy it into `dest_dir`, and verify it (`verify=True`).
+    md5 and size, verify it (`verify=True`), and only then copy it into `dest_dir`.
 
     `api` is the Zenodo to read the record from; by default an anonymous `ZenodoClient` for
     the site the reference names (see `site_for`), closed when done."""
@@ -198,27 +237,17 @@ def fetch_capsule(
         raise UnknownReferenceError(f"not a Zenodo DOI or record URL: {reference!r}")
     site = site_for(ref, zenodo_url)
     if api is not None:
-        got = _to_cache(api, ref, site, progress)
+        got = _to_cache(api, ref, site, progress, verify)
     else:
         wait = max_wait if max_wait is not None else max_wait_from_env()
         with ZenodoClient(f"{site}/api", None, max_wait=wait) as client:
-            got = _to_cache(client, ref, site, progress)
-    record, remote, name, cached_path = got.record, got.remote, got.name, got.path
-    path = cached_path
-    if dest_dir is not None:
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        path = dest_dir / name
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", dir=dest_dir)
-        os.close(fd)
-        try:
-            shutil.copyfile(cached_path, tmp_name)
-            Path(tmp_name).replace(path)
-        finally:
-            Path(tmp_name).unlink(missing_ok=True)
+            got = _to_cache(client, ref, site, progress, verify)
+    record, remote, name, report = got.record, got.remote, got.name, got.report
+    path = got.path if dest_dir is None else _copy_into(got.path, dest_dir, name)
+    if report is not None and dest_dir is not None:
+        report = dataclasses.replace(report, capsule=dataclasses.replace(report.capsule, path=path))
     warnings: list[str] = []
-    report = None
-    if verify:
-        report = verify_capsule(path)
+    if report is not None:
         stamped = report.capsule.manifest.metadata.doi
         if record.doi and stamped and stamped.lower() != record.doi.lower():
             warnings.append(

@@ -15,7 +15,6 @@ creates a second deposition. Files written next to CAPSULE (`NAME.tgz`):
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +26,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from repro.capsule.restamp import restamp_capsule
 from repro.errors import CapsuleNotFoundError, SigningKeyError
-from repro.model_base import Model
 from repro.publish.api import Progress, ZenodoApi
 from repro.publish.client import ZenodoClient
 from repro.publish.errors import (
@@ -50,9 +48,11 @@ from repro.publish.journal import (
     after,
     journal_path,
     load,
+    locked,
     now,
     receipt_path,
     save,
+    seconds_since,
     write_atomic,
 )
 from repro.publish.metadata import (
@@ -64,7 +64,9 @@ from repro.publish.metadata import (
     metadata_differences,
 )
 from repro.publish.models import Deposition
-from repro.publish.target import Target, max_wait_from_env, read_token
+from repro.publish.receipt import Receipt
+from repro.publish.target import Target, index_wait_from_env, max_wait_from_env, read_token
+from repro.publish.versions import cleanup_hint, draft_id, is_wedge, pending_draft
 from repro.sign import PassphrasePrompt, default_key_path, fingerprint, key_id, load_private_key
 from repro.verify import VerifyReport, open_capsule
 
@@ -87,33 +89,10 @@ class PublishOptions:
     passphrase_prompt: PassphrasePrompt | None = None
     max_wait: float | None = None
     """Longest single wait for Retry-After and backoff (default REPRO_ZENODO_MAX_WAIT or 60 s)."""
+    index_wait: float | None = None
+    """How long to look for a draft a lost answer may have created, while Zenodo's lists
+    (a search index) catch up (default REPRO_ZENODO_INDEX_WAIT or 30 s)."""
     today: date | None = None
-
-
-class Receipt(Model):
-    """What was published where: `CAPSULE.zenodo.json`."""
-
-    state: Literal["draft", "published"]
-    doi: str
-    """The record's DOI (reserved, not yet registered, while a draft)."""
-    concept_doi: str | None
-    """The DOI of all versions (known once published)."""
-    record_url: str
-    draft_url: str | None
-    deposition_id: int
-    file_name: str
-    """The capsule's name on Zenodo."""
-    md5: str
-    sha256: str
-    size: int
-    capsule: str
-    """The DOI-stamped capsule written next to the original."""
-    capsule_id: str
-    target: str
-    """production, sandbox or custom."""
-    zenodo_url: str
-    new_version_of: str | None = None
-    time: str
 
 
 @dataclass(frozen=True)
@@ -156,11 +135,6 @@ def _version_ref(arg: str | None) -> int | str | None:
     return ref.record_id if ref is not None else arg
 
 
-def _draft_id(link: str | None) -> int | None:
-    match = re.search(r"/depositions/(\d+)", link or "")
-    return int(match.group(1)) if match else None
-
-
 class _Publication:
     def __init__(
         self,
@@ -180,6 +154,7 @@ class _Publication:
         self.warnings: list[str] = []
         self.key: Ed25519PrivateKey | None = None
         self.given_api = api
+        self.index_wait = opts.index_wait if opts.index_wait is not None else index_wait_from_env()
         self.api: ZenodoApi
         self.journal: Journal
 
@@ -198,6 +173,10 @@ class _Publication:
     def run(self) -> PublishResult:
         if not self.capsule.is_file():
             raise CapsuleNotFoundError(f"capsule not found: {self.capsule}")
+        with locked(self.capsule):  # one publisher of a capsule at a time
+            return self._run()
+
+    def _run(self) -> PublishResult:
         report = open_capsule(self.capsule)  # every checksum and the signature, first
         sha256 = report.capsule.archive_sha256
         existing = load(self.jpath)
@@ -369,9 +348,14 @@ class _Publication:
         self._save(Step.CREATED)
         self.say(f"draft {deposition.id} created; DOI reserved: {doi}")
 
+    def _index_wait(self) -> float:
+        """How long Zenodo's lists may still be behind the last create/newversion request:
+        the index wait, less the time since that request (a resume hours later waits not)."""
+        return max(0.0, self.index_wait - seconds_since(self.journal, Step.CREATING))
+
     def _find_marked(self) -> Deposition | None:
         """Our draft among the user's drafts, by the marker the create request carried."""
-        return self.api.find_draft(self.journal.marker)
+        return self.api.find_draft(self.journal.marker, wait=self._index_wait())
 
     def _create(self) -> None:
         j = self.journal
@@ -417,17 +401,10 @@ class _Publication:
             )
         return previous
 
-    def _pending(self, previous: Deposition) -> int | None:
-        draft = _draft_id(previous.links.latest_draft)
-        return draft if draft is not None and draft != previous.id else None
-
-    def _cleanup_hint(self, draft: int) -> str:
-        return (
-            f"discard it at {self.target.site_url}/deposit/{draft}, or with: curl -X POST "
-            f'-H "Authorization: Bearer ${self.target.token_variable}" '
-            f"{self.target.api_url}/deposit/depositions/{draft}/actions/discard "
-            "-- then run this command again"
-        )
+    def _pending(self, previous: Deposition, *, wait: bool = False) -> int | None:
+        """The concept's pending new-version draft; `wait`: give the index the time a
+        request just made may need."""
+        return pending_draft(self.api, previous, self._index_wait() if wait else 0.0)
 
     def _new_version(self) -> None:
         j = self.journal
@@ -446,48 +423,56 @@ class _Publication:
             j.metadata = metadata.to_api()
         pending = self._pending(previous)
         if pending is not None:
-            if was_creating and j.pending_draft_before is None:
+            if was_creating:
+                # None was pending when the last run sent newversion (it checked): ours.
                 self.say(f"the newversion request of the last run went through: draft {pending}")
                 self._adopt(self.api.get(pending))
                 return
             raise PendingDraftError(
                 f"a new version of {previous.doi} is already being prepared (draft {pending}), "
                 "and this capsule's journal does not know it",
-                hint=self._cleanup_hint(pending),
+                hint=cleanup_hint(self.target, pending),
             )
-        j.pending_draft_before = None
         self._save(Step.CREATING)
-        deposition: Deposition | None = None
+        self._adopt(self._send_new_version(previous, ours=was_creating))
+
+    def _send_new_version(self, previous: Deposition, *, ours: bool) -> Deposition:
+        """POST newversion, settling a lost answer by finding the concept's draft. `ours`: a
+        request of an earlier run may have made a draft already (none was pending before)."""
         for _ in range(3):
             try:
                 deposition = self.api.new_version(previous.id)
-                break
             except OutcomeUnknownError as exc:
-                self.say(f"no clear answer to newversion ({exc.message}); reading the record")
-                pending = self._pending(self.api.get(previous.id))
+                self.say(f"no clear answer to newversion ({exc.message}); looking for the draft")
+                ours = True
+                pending = self._pending(previous, wait=True)
                 if pending is not None:
-                    deposition = self.api.get(pending)
-                    break
+                    return self.api.get(pending)
+                continue
             except ZenodoRequestError as exc:
-                wedge = any("remove all files" in m.lower() for _f, m in exc.field_errors)
-                if wedge or "remove all files" in exc.message.lower():
-                    draft = self._pending(self.api.get(previous.id))
-                    raise PendingDraftError(
-                        f"a half-finished new version of {previous.doi} blocks a new one "
-                        f"(draft {draft or '?'}: 'Please remove all files first.')",
-                        hint=self._cleanup_hint(draft) if draft else None,
-                    ) from None
-                raise
-        if deposition is None:
-            raise ZenodoUnavailableError("Zenodo did not confirm creating the new version")
-        if deposition.id == previous.id:
-            # The documented behaviour: the answer is the old deposition; the new draft is
-            # behind links.latest_draft (zenodo.org today answers with the new draft).
-            latest = deposition.links.latest_draft
-            if latest is None or _draft_id(latest) == previous.id:
-                raise ZenodoError("newversion answered without a link to the new draft")
-            deposition = self.api.get_link(latest)
-        self._adopt(deposition)
+                if not is_wedge(exc):
+                    raise
+                draft = self._pending(previous, wait=True)
+                if draft is not None and ours:
+                    self.say(f"the newversion request went through: draft {draft}")
+                    return self.api.get(draft)
+                raise PendingDraftError(
+                    f"a half-finished new version of {previous.doi} blocks a new one "
+                    f"(draft {draft or '?'}: 'Please remove all files first.')",
+                    hint=cleanup_hint(self.target, draft),
+                ) from None
+            if deposition.id != previous.id:
+                return deposition
+            # The documented answer: the old deposition, the new draft behind
+            # links.latest_draft -- or, where that names the old one, among the drafts.
+            latest = draft_id(deposition.links.latest_draft)
+            if latest is not None and latest != previous.id:
+                return self.api.get(latest)
+            pending = self._pending(previous, wait=True)
+            if pending is None:
+                raise ZenodoError("newversion answered, but its draft is nowhere to be found")
+            return self.api.get(pending)
+        raise ZenodoUnavailableError("Zenodo did not confirm creating the new version")
 
     def _read(self) -> Deposition:
         j = self.journal

@@ -7,9 +7,12 @@ the token: only ids, links, checksums and the metadata that was sent.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -17,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from repro.publish.errors import JournalConflictError
+from repro.publish.errors import JournalConflictError, PublishInProgressError
 from repro.publish.target import Target
 
 
@@ -143,3 +146,34 @@ def load(path: Path) -> Journal | None:
             f"the publish journal {path.name} is unreadable",
             hint=f"check the draft on Zenodo, then move {path} away to start over",
         ) from None
+
+
+def seconds_since(journal: Journal, step: Step) -> float:
+    """Seconds since `step` was last journaled (infinity when it never was)."""
+    for entry in reversed(journal.history):
+        if entry.get("step") == step.value:
+            try:
+                when = datetime.fromisoformat(entry["time"].replace("Z", "+00:00"))
+            except (KeyError, ValueError):
+                break
+            return max(0.0, (datetime.now(UTC) - when).total_seconds())
+    return float("inf")
+
+
+@contextlib.contextmanager
+def locked(capsule: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the capsule for one publication: a second `repro publish`
+    of it (another process, or another thread) fails at once instead of racing this one to
+    a second deposition. An flock on the capsule file itself: nothing is left behind, and
+    the kernel releases it when the process dies."""
+    with capsule.open("rb") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PublishInProgressError(
+                f"another repro publish of {capsule.name} is running", capsule=capsule
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

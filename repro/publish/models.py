@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from repro.credentials import strip_url_credentials
+
 
 class Lenient(BaseModel):
     """Answers of a service we do not control: unknown fields are ignored, not an error."""
@@ -28,9 +30,11 @@ def _strip_md5(value: Any) -> Any:
 
 
 def _only_links(data: Any) -> Any:
-    """Links that are non-empty strings; anything else Zenodo puts there is no link."""
+    """Links that are non-empty strings (anything else Zenodo puts there is no link), without
+    credential query parameters: a server that appends `?access_token=...` to its links
+    must not get the token into the journal or the receipt (issue 16)."""
     if isinstance(data, dict):
-        return {k: v for k, v in data.items() if isinstance(v, str) and v}
+        return {k: strip_url_credentials(v) for k, v in data.items() if isinstance(v, str) and v}
     return data
 
 

@@ -23,6 +23,10 @@ MAX_WAIT_ENV = "REPRO_ZENODO_MAX_WAIT"
 TOKEN_ENV = "ZENODO_API_TOKEN"  # noqa: S105 (the variable's name, not a secret)
 SANDBOX_TOKEN_ENV = "ZENODO_SANDBOX_API_TOKEN"  # noqa: S105
 DEFAULT_MAX_WAIT = 60.0
+INDEX_WAIT_ENV = "REPRO_ZENODO_INDEX_WAIT"
+DEFAULT_INDEX_WAIT = 30.0
+"""How long to keep reading Zenodo's deposition lists for a draft that a lost answer may have
+created: the lists are a search index, seen lagging by 5 s and more behind writes."""
 
 TargetKind = Literal["production", "sandbox", "custom"]
 
@@ -110,12 +114,22 @@ def read_token(target: Target) -> Secret:
     return Secret(value)
 
 
-def max_wait_from_env() -> float:
-    raw = os.environ.get(MAX_WAIT_ENV)
+def _seconds_from_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
     if not raw:
-        return DEFAULT_MAX_WAIT
+        return default
     try:
         value = float(raw)
     except ValueError:
-        raise UsageError(f"{MAX_WAIT_ENV} must be a number of seconds, not {raw!r}") from None
+        raise UsageError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise UsageError(f"{name} must be a finite number of seconds, not {raw!r}")
     return max(0.0, value)
+
+
+def max_wait_from_env() -> float:
+    return _seconds_from_env(MAX_WAIT_ENV, DEFAULT_MAX_WAIT)
+
+
+def index_wait_from_env() -> float:
+    return _seconds_from_env(INDEX_WAIT_ENV, DEFAULT_INDEX_WAIT)

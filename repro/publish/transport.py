@@ -37,6 +37,7 @@ from repro import __version__
 from repro.publish.api import Progress, WaitObserver
 from repro.publish.error_body import describe, parse_error_body
 from repro.publish.errors import (
+    DownloadTooLargeError,
     OutcomeUnknownError,
     UnsafeLinkError,
     ZenodoAuthError,
@@ -46,6 +47,7 @@ from repro.publish.errors import (
     ZenodoRequestError,
     ZenodoUnavailableError,
 )
+from repro.publish.masking import TokenMask
 from repro.publish.models import DownloadedFile
 from repro.publish.target import DEFAULT_MAX_WAIT, Secret
 
@@ -106,6 +108,7 @@ class ZenodoTransport:
     def __post_init__(self) -> None:
         self.api_url = self.api_url.rstrip("/")
         self._api_origin = _origin(self.api_url)
+        self._mask = TokenMask(self.token.reveal() if self.token is not None else None)
 
     # lifecycle
 
@@ -135,10 +138,15 @@ class ZenodoTransport:
     # safety
 
     def scrub(self, text: str) -> str:
-        """Server text with the token masked, should a server ever echo it back."""
-        if self.token is not None and self.token.reveal():
-            text = text.replace(self.token.reveal(), "***")
-        return text
+        """Server text with the token masked in every form, should a server ever echo it
+        back (`repro.publish.masking`)."""
+        return self._mask.text(text)
+
+    def _error(self, response: httpx.Response) -> str:
+        """An error answer as one line: masked as a whole first, then parsed and cut."""
+        body = self._mask.body(response.content)
+        message, fields = parse_error_body(body, response.headers.get("Content-Type", ""))
+        return describe(self.scrub(message), [(f, self.scrub(m)) for f, m in fields])
 
     def url(self, path: str) -> str:
         return f"{self.api_url}/{path.lstrip('/')}"
@@ -250,11 +258,9 @@ class ZenodoTransport:
             status = response.status_code
             if status < 300:
                 return response
-            message, fields = parse_error_body(
-                response.content, response.headers.get("Content-Type", "")
-            )
-            message, fields = self.scrub(message), [(f, self.scrub(m)) for f, m in fields]
-            text = describe(message, fields)
+            text = self._error(response)
+            fields = parse_error_body(self._mask.body(response.content))[1]
+            fields = [(f, self.scrub(m)) for f, m in fields]
             if status == 429:
                 if last:
                     wait = _retry_after(response)
@@ -304,13 +310,19 @@ class ZenodoTransport:
     def json(self, response: httpx.Response, what: str) -> Any:
         """The answer's JSON; an answer that is not JSON is an error of its own."""
         try:
-            return response.json()
+            # Every string masked, every link stripped of credential parameters, before
+            # anything parses, prints or journals the answer.
+            return self._mask.answer(response.json())
         except ValueError:
             raise ZenodoError(f"Zenodo answered {what} with something that is not JSON") from None
 
-    def download(self, url: str, dest: Path, progress: Progress | None) -> DownloadedFile:
+    def download(
+        self, url: str, dest: Path, progress: Progress | None, limit: int | None = None
+    ) -> DownloadedFile:
         """Stream `url` into `dest`; what arrived, measured on the way. Retried from the
-        start on 5xx and lost connections (a GET is safe)."""
+        start on 5xx and lost connections (a GET is safe). `limit`: the size the record
+        declares -- a longer answer (by its Content-Length, or by what arrives) is cut off
+        there and refused, so a lying server cannot fill the disk."""
         self.check_origin(url)
         attempt = 0
         while True:
@@ -319,10 +331,7 @@ class ZenodoTransport:
                 with self._client().stream("GET", url, headers=self._headers(None)) as response:
                     if response.status_code >= 400:
                         response.read()
-                        message, fields = parse_error_body(
-                            response.content, response.headers.get("Content-Type", "")
-                        )
-                        text = describe(self.scrub(message), fields)
+                        text = self._error(response)
                         if response.status_code >= 500 and attempt < self.attempts:
                             self.wait(self.backoff_for(attempt), f"{response.status_code}")
                             continue
@@ -334,9 +343,19 @@ class ZenodoTransport:
                         raise error(f"download {self._show(url)}: {response.status_code} {text}")
                     total_header = response.headers.get("Content-Length")
                     total = int(total_header) if total_header and total_header.isdigit() else None
+                    if limit is not None and total is not None and total > limit:
+                        raise DownloadTooLargeError(
+                            f"download {self._show(url)}: {total} bytes announced, the record "
+                            f"declares {limit}"
+                        )
                     md5, sha, done = hashlib.md5(usedforsecurity=False), hashlib.sha256(), 0
                     with dest.open("wb") as fh:
                         for chunk in response.iter_bytes(CHUNK):
+                            if limit is not None and done + len(chunk) > limit:
+                                raise DownloadTooLargeError(
+                                    f"download {self._show(url)}: more than the {limit} bytes "
+                                    "the record declares; stopped there"
+                                )
                             fh.write(chunk)
                             md5.update(chunk)
                             sha.update(chunk)

@@ -140,7 +140,7 @@ def _fetch_remote_data(manifest: Manifest, project: Path, offline: bool, say: Ob
     for ref in manifest.remote_data:
         say(f"fetching {ref.url}")
         spec = DataSpec(path=ref.path, url=ref.url, sha256=ref.sha256)
-        _, cached = fetch_remote(spec, offline=offline)
+        _, cached = fetch_remote(spec, offline=offline, size=ref.size)
         target = project / ref.path
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.parent.resolve().is_relative_to(project.resolve()):

@@ -493,7 +493,7 @@ class KeyUntrustOutput(Model):
 
 
 class PublishOutput(Model):
-    """`repro publish --json`: the receipt's fields (repro.publish.flow.Receipt, kept equal by
+    """`repro publish --json`: the receipt's fields (repro.publish.receipt.Receipt, kept equal by
     a test) at the top level, then where the receipt and journal are."""
 
     ok: Literal[True]

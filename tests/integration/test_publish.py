@@ -9,13 +9,17 @@ paths (to read stdout/stderr) and as a subprocess for the end-to-end round trips
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from typer.testing import CliRunner
@@ -84,6 +88,9 @@ def zenodo(monkeypatch: pytest.MonkeyPatch) -> Iterator[ZenodoServer]:
         monkeypatch.setenv("ZENODO_API_TOKEN", TOKEN)
         monkeypatch.setenv("REPRO_ZENODO_URL", server.url)
         monkeypatch.setenv("REPRO_ZENODO_MAX_WAIT", "0.01")
+        # This server's lists have no lag unless a test gives it one: a short index wait
+        # keeps resumes after a create that was never sent fast.
+        monkeypatch.setenv("REPRO_ZENODO_INDEX_WAIT", "0.5")
         yield server
 
 
@@ -343,24 +350,19 @@ def test_a_half_finished_new_version_draft_not_ours_is_reported_with_the_cleanup
 
 
 def test_the_wedge_itself_is_reported_as_a_pending_draft(
-    zenodo: ZenodoServer, capsule: Path, capsule_v2: Path
+    zenodo: ZenodoServer, capsule: Path, capsule_v2: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = run(capsule).receipt
+    # A draft that appeared just before (a race): not in the lists yet when repro checks, so
+    # newversion runs into the server's 400, and the draft is then found once indexed.
+    zenodo.index_lag = 1.0
+    monkeypatch.setenv("REPRO_ZENODO_INDEX_WAIT", "10")
     stale = zenodo.new_version_draft(zenodo.deps[first.deposition_id])
-    # A draft that appeared after the check (a race): the server's 400 is understood too.
-    zenodo.dep_json = _hide_latest_draft(zenodo.dep_json)  # type: ignore[method-assign]
-    with pytest.raises(PendingDraftError, match="Please remove all files first"):
+    with pytest.raises(PendingDraftError, match="Please remove all files first") as raised:
         run(capsule_v2, opts={"new_version_of": first.doi})
     assert zenodo.count("newversion") == 1 and stale.files
-
-
-def _hide_latest_draft(render: Any) -> Any:
-    def hidden(dep: Any) -> Any:
-        doc = render(dep)
-        doc["links"]["latest_draft"] = doc["links"]["self"]
-        return doc
-
-    return hidden
+    assert f"draft {stale.id}" in raised.value.message
+    assert f"/deposit/depositions/{stale.id}/actions/discard" in (raised.value.hint or "")
 
 
 def test_our_own_half_finished_new_version_is_resumed(
@@ -392,6 +394,63 @@ def test_our_own_half_finished_new_version_is_resumed(
     final = run(third, opts={"new_version_of": result.receipt.doi})
     assert zenodo.count("newversion") == 2 and len(zenodo.deps) == 3
     assert zenodo.deps[final.receipt.deposition_id].submitted
+
+
+def test_a_lost_newversion_answer_is_settled_through_the_concepts_drafts(
+    zenodo: ZenodoServer, capsule: Path, capsule_v2: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """zenodo.org's published deposition names itself as latest_draft, and its lists lag:
+    the draft a lost newversion made is found among the concept's drafts, once indexed."""
+    first = run(capsule).receipt
+    zenodo.index_lag = 1.5
+    monkeypatch.setenv("REPRO_ZENODO_INDEX_WAIT", "30")
+    zenodo.inject("newversion", "drop_after")
+    events: list[str] = []
+    result = run(capsule_v2, events, opts={"new_version_of": first.doi})
+    assert zenodo.count("newversion") == 1 and len(zenodo.deps) == 2
+    new = zenodo.deps[result.receipt.deposition_id]
+    assert new.submitted and new.conceptrecid == zenodo.deps[first.deposition_id].conceptrecid
+    assert any("waiting for Zenodo's index" in e for e in events)
+    listed = [c for c in zenodo.calls if c.endpoint == "list"]
+    assert listed and all(c.query.get("q") == [f"conceptrecid:{new.conceptrecid}"] for c in listed)
+    old = zenodo.dep_json(zenodo.deps[first.deposition_id])
+    assert old["links"]["latest_draft"].endswith(f"/depositions/{first.deposition_id}")
+
+
+def test_a_lost_create_behind_a_lagging_drafts_list_makes_one_deposition(
+    zenodo: ZenodoServer, capsule: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zenodo.index_lag = 5.0  # as long as the attack campaign saw; the marker search used to
+    monkeypatch.setenv("REPRO_ZENODO_INDEX_WAIT", "30")  # give up after ~3 s
+    zenodo.inject("create", "drop_after")
+    events: list[str] = []
+    result = run(capsule, events)
+    assert zenodo.count("create") == 1 and len(zenodo.deps) == 1
+    assert result.receipt.deposition_id == next(iter(zenodo.deps))
+    assert zenodo.published() and any("looking for the draft" in e for e in events)
+
+
+def test_two_concurrent_publishers_of_one_capsule_make_one_record(
+    zenodo: ZenodoServer, capsule: Path
+) -> None:
+    """Two real processes: the second finds the capsule locked and says so; one record."""
+    zenodo.slow["create"] = 2.0  # the first holds the lock while the second starts
+    command = [sys.executable, "-m", "repro", "publish", str(capsule), "--publish"]
+    procs = [
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
+        )
+        for _ in range(2)
+    ]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    outcomes = sorted(zip([p.returncode for p in procs], errors, strict=True))
+    assert [code for code, _err in outcomes] == [0, 1], outcomes
+    assert "another repro publish of study.capsule.tgz is running" in outcomes[1][1]
+    assert "resumes from the journal" in outcomes[1][1]
+    assert len(zenodo.deps) == 1 and len(zenodo.published()) == 1
+    assert zenodo.count("create") == 1 and zenodo.count("publish") == 1
+    again = run_cli("publish", str(capsule), "--publish")  # the loser, run again: done
+    assert again.returncode == 0 and len(zenodo.published()) == 1
 
 
 # --- resuming ----------------------------------------------------------------------------
@@ -622,6 +681,48 @@ def test_every_error_path_keeps_the_token_out(zenodo: ZenodoServer, capsule: Pat
     assert_no_token(TOKEN, *texts, folders=(capsule.parent,))
 
 
+def _pieces(token: str, text: str) -> list[str]:
+    return [token[i : i + 12] for i in range(len(token) - 11) if token[i : i + 12] in text]
+
+
+def test_links_carrying_the_token_never_reach_the_journal_receipt_or_output(
+    monkeypatch: pytest.MonkeyPatch, capsule: Path
+) -> None:
+    """A server that appends ?access_token=TOKEN to every link of its successful answers."""
+    with ZenodoServer(tokens=(TOKEN,), link_suffix=f"?access_token={TOKEN}") as server:
+        monkeypatch.setenv("ZENODO_API_TOKEN", TOKEN)
+        monkeypatch.setenv("REPRO_ZENODO_URL", server.url)
+        code, out, err = cli("publish", str(capsule), "--publish", "--json")
+    assert code == 0, err
+    assert server.published() and "access_token" not in journal_of(capsule)["bucket_url"]
+    assert_no_token(TOKEN, out, err, folders=(capsule.parent,))
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["markup", "entity", "long", "encoded", "field"],
+)
+def test_an_echoed_token_in_any_shape_is_masked_before_it_is_cut(
+    zenodo: ZenodoServer, capsule: Path, shape: str
+) -> None:
+    body: Any = {
+        "markup": f"<html><h1>Denied {TOKEN[:12]}<b>{TOKEN[12:20]}</b>{TOKEN[20:]}</h1></html>",
+        "entity": f"<html><h1>Denied {TOKEN[:9]}&#{ord(TOKEN[9])};{TOKEN[10:]}</h1></html>",
+        "long": {"status": 400, "message": "x" * 285 + f" token {TOKEN} rejected"},
+        "encoded": {"status": 400, "message": f"bad link ?access_token={quote(TOKEN)}"},
+        "field": {
+            "status": 400,
+            "message": "Validation error.",
+            "errors": [{"field": "metadata.notes", "messages": [f"echo {TOKEN}"]}],
+        },
+    }[shape]
+    zenodo.inject("create", "status", status=400, body=body)
+    code, out, err = cli("publish", str(capsule), "--publish")
+    assert code == 1 and err.strip()
+    assert_no_token(TOKEN, out, err, folders=(capsule.parent,))
+    assert _pieces(TOKEN, out + err) == []
+
+
 # --- validation and checksums ------------------------------------------------------------
 
 
@@ -759,6 +860,57 @@ def test_fetch_refuses_what_zenodo_did_not_record(
     zenodo.inject("download", "status", status=503, times=2)
     result = fetch_capsule(receipt.doi, dest_dir=tmp_path / "ok")
     assert result.report is not None and result.md5 == receipt.md5
+
+
+def _nothing_kept(cache: Path, dest: Path) -> None:
+    assert not dest.exists() or list(dest.iterdir()) == []
+    kept = [p for p in (cache / "zenodo").rglob("*") if p.is_file()] if cache.exists() else []
+    assert kept == [], kept
+
+
+def test_fetch_stops_at_the_declared_size_and_keeps_nothing(
+    zenodo: ZenodoServer, capsule: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receipt = run(capsule).receipt
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(cache))
+    zenodo.inject("download", "oversize")  # the file, then 3 MiB more, no length announced
+    code, _out, err = cli("fetch", receipt.doi, "-o", str(tmp_path / "got"))
+    assert code == 4 and f"more than the {receipt.size} bytes the record declares" in err
+    _nothing_kept(cache, tmp_path / "got")
+    zenodo.inject("download", "corrupt")
+    code, _out, err = cli("fetch", receipt.doi, "-o", str(tmp_path / "got"))
+    assert code == 4 and "does not match record" in err
+    _nothing_kept(cache, tmp_path / "got")
+    result = fetch_capsule(receipt.doi, dest_dir=tmp_path / "got")  # and then it works
+    assert result.path.read_bytes() == Path(receipt.capsule).read_bytes()
+
+
+def test_fetch_keeps_nothing_that_fails_verification(
+    zenodo: ZenodoServer, capsule: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record whose md5 and size are right, but whose capsule does not verify."""
+    receipt = run(capsule).receipt
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(cache))
+    raw = bytearray(gzip.decompress(Path(receipt.capsule).read_bytes()))
+    at = raw.index(b"values.csv") + 600  # inside a member's data: the manifest is now wrong
+    raw[at] = raw[at] ^ 0x01
+    tampered = gzip.compress(bytes(raw), mtime=0)
+    record = zenodo.records[receipt.deposition_id]
+    zenodo.record_files[receipt.deposition_id][record["files"][0]["key"]] = tampered
+    md5 = hashlib.md5(tampered, usedforsecurity=False).hexdigest()
+    record["files"][0].update(size=len(tampered), checksum=f"md5:{md5}")
+    code, _out, err = cli("fetch", receipt.doi, "-o", str(tmp_path / "got"))
+    assert code == 4, err
+    _nothing_kept(cache, tmp_path / "got")
+    # A cached copy that no longer verifies is not kept either.
+    folder = cache / "zenodo" / f"{receipt.deposition_id}-{md5}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / capsule.name).write_bytes(tampered)
+    code, _out, err = cli("fetch", receipt.doi, "-o", str(tmp_path / "got"))
+    assert code == 4 and not (folder / capsule.name).exists()
+    _nothing_kept(cache, tmp_path / "got")
 
 
 def test_references_and_error_bodies_parse_in_every_form() -> None:

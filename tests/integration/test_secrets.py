@@ -199,3 +199,73 @@ def test_secrets_in_commands_and_recorded_variables_never_reach_the_manifest(
         env={"AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG"},
     )
     assert refused.returncode == 1 and "looks like a secret" in refused.stderr
+
+
+# --- issue 16, defect 10: the forms the attack campaign got through ----------------------
+
+DB_PASSWORD = "Db-" + "pw-4711"
+BEARER = "Zq" + "7x9K" * 15
+
+
+@pytest.mark.parametrize(
+    ("rel", "text", "kind"),
+    [
+        ("db.py", f"URL = 'postgres://u:{DB_PASSWORD}@db.example.org/x'\n", "password in a URL"),
+        ("up.py", f"H = {{'Authorization': 'Bearer {BEARER}'}}\n", "bearer token"),
+        ("load.sh", f"export PGPASSWORD={DB_PASSWORD}\npsql -c 'select 1'\n", "password"),
+    ],
+)
+def test_credentials_in_urls_headers_and_assignments_fail_the_capture(
+    tmp_path: Path, rel: str, text: str, kind: str
+) -> None:
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / rel).write_text(text)
+    result = run_cli("capture", str(project), "-o", str(tmp_path / "c.tgz"), "--no-run")
+    assert result.returncode == 1 and f"possible secret in {rel}:" in result.stderr
+    assert kind in result.stderr
+    assert DB_PASSWORD not in result.stderr and BEARER not in result.stderr
+    assert not (tmp_path / "c.tgz").exists()
+
+
+def test_connection_strings_short_passwords_and_remotes_never_reach_the_capsule(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "analyse.py").write_text("print('clean')\n")
+    git(project, "init", "-q")
+    git(project, "remote", "add", "origin", f"me:{DB_PASSWORD}@git.example.org:lab/p.git")
+    env = {"DATABASE_URL": f"postgres://u:{DB_PASSWORD}@db/x", "PGPASSWORD": "hu7ter"}
+    (project / "repro.toml").write_text('[environment]\nvariables = ["DATABASE_URL"]\n')
+    refused = run_cli("capture", str(project), "-o", str(tmp_path / "c.tgz"), "--no-run", env=env)
+    assert refused.returncode == 1 and "the value of DATABASE_URL holds a secret" in refused.stderr
+    assert DB_PASSWORD not in refused.stderr + refused.stdout
+    (project / "repro.toml").write_text("")
+    printed = run_cli(
+        "capture",
+        str(project),
+        "-o",
+        str(tmp_path / "c.tgz"),
+        "--run",
+        'echo "pw: $PGPASSWORD"',
+        env=env,
+    )
+    assert printed.returncode == 1 and "possible secret in stdout of run" in printed.stderr
+    printed_url = run_cli(
+        "capture",
+        str(project),
+        "-o",
+        str(tmp_path / "c.tgz"),
+        "--run",
+        'echo "$DATABASE_URL"',
+        env=env,
+    )
+    assert printed_url.returncode == 1 and "possible secret in stdout of run" in printed_url.stderr
+    out = tmp_path / "c.tgz"
+    ok = run_cli("capture", str(project), "-o", str(out), "--run", "python analyse.py", env=env)
+    assert ok.returncode == 0, ok.stderr
+    manifest = json.loads(run_cli("inspect", str(out), "--json").stdout)["manifest"]
+    assert manifest["source"]["remote"] == "me@git.example.org:lab/p.git"
+    content = unpacked_bytes(out)
+    assert DB_PASSWORD.encode() not in content and b"hu7ter" not in content

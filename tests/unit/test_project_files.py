@@ -191,3 +191,36 @@ def test_git_source_state_records_commit_branch_dirty_and_clean_remote(tmp_path:
 def test_strip_credentials_keeps_ssh_remotes() -> None:
     assert strip_credentials("git@github.com:lab/x.git") == "git@github.com:lab/x.git"
     assert strip_credentials("https://tok@host/x") == "https://host/x"
+
+
+@pytest.mark.parametrize(
+    ("remote", "recorded"),
+    [
+        ("https://user:ghp_SECRET@github.com/lab/x.git", "https://github.com/lab/x.git"),
+        ("https://oauth2:glpat-abc@gitlab.com/lab/x.git", "https://gitlab.com/lab/x.git"),
+        ("https://tok@host/x", "https://host/x"),
+        (
+            "https://gitlab.com/lab/x.git?private_token=abc123&ref=main",
+            "https://gitlab.com/lab/x.git?ref=main",
+        ),
+        ("https://host/x.git?access_token=abc123", "https://host/x.git"),
+        ("https://u:p@host/x.git?sig=abc&X-Amz-Credential=k", "https://host/x.git"),
+        ("me:hunter2@host.org:lab/x.git", "me@host.org:lab/x.git"),
+        ("git@github.com:lab/x.git", "git@github.com:lab/x.git"),
+        ("ssh://git@host/x.git", "ssh://git@host/x.git"),
+        ("ssh://git:hunter2@host/x.git", "ssh://host/x.git"),
+        ("/srv/git/x.git", "/srv/git/x.git"),
+    ],
+)
+def test_recorded_remotes_lose_credentials_in_every_form(remote: str, recorded: str) -> None:
+    assert strip_credentials(remote) == recorded
+
+
+def test_a_remote_with_a_token_in_the_query_or_the_scp_form_is_recorded_clean(
+    tmp_path: Path,
+) -> None:
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "remote", "add", "origin", "me:hunter2x@host.org:lab/study.git")
+    assert source_state(tmp_path).remote == "me@host.org:lab/study.git"
+    git(tmp_path, "remote", "set-url", "origin", "https://host.org/s.git?private_token=tok123")
+    assert source_state(tmp_path).remote == "https://host.org/s.git"

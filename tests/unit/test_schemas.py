@@ -11,7 +11,7 @@ import typer.main
 from repro.capsule.reader import read_capsule
 from repro.capture.pipeline import CaptureOptions, capture
 from repro.cli import app
-from repro.publish.flow import Receipt
+from repro.publish.receipt import Receipt
 from repro.report.models import PublishOutput
 from repro.schemas import COMMAND_SCHEMAS, SCHEMAS, render_schema
 from tests.conftest import ROOT

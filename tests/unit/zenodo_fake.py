@@ -44,6 +44,7 @@ class FakeDep:
             "submitted": self.submitted,
             "doi": self.doi,
             "conceptdoi": f"{PREFIX}/zenodo.{self.concept}" if self.submitted else None,
+            "conceptrecid": str(self.concept),
             "metadata": self.metadata,
             "links": {
                 "bucket": f"{API}/files/bucket-{self.id}",
@@ -117,11 +118,20 @@ class FakeZenodo:
     def get_link(self, url: str) -> Deposition:
         return self.get(int(url.rstrip("/").rsplit("/", 1)[-1]))
 
-    def find_draft(self, marker: str) -> Deposition | None:
+    def find_draft(self, marker: str, wait: float = 0.0) -> Deposition | None:
         self._call("find_draft")
         mine = [d for d in self.deps.values() if not d.submitted and marker in str(d.metadata)]
         found = Deposition.model_validate(min(mine, key=lambda d: d.id).as_json()) if mine else None
         return self._done("find_draft", found)
+
+    def version_drafts(self, conceptrecid: str, wait: float = 0.0) -> list[Deposition]:
+        self._call("version_drafts")
+        drafts = [
+            Deposition.model_validate(d.as_json())
+            for d in self.deps.values()
+            if str(d.concept) == conceptrecid and not d.submitted
+        ]
+        return self._done("version_drafts", drafts)
 
     def update_metadata(self, deposition_id: int, metadata: dict[str, Any]) -> Deposition:
         self._call("update_metadata")
