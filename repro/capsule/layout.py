@@ -49,13 +49,16 @@ def _content_entries(by_path: dict[str, FileEntry]) -> dict[str, FileEntry | Non
         chain: list[str] = []
         on_chain: set[str] = set()
         current: FileEntry | None = entry
-        while current is not None and current.link is not None and current.path not in resolved:
+        while (
+            current is not None
+            and (link := current.link) is not None
+            and current.path not in resolved
+        ):
             if current.path in on_chain:
                 current = None  # a loop
                 break
             chain.append(current.path)
             on_chain.add(current.path)
-            link = current.link
             target = posixpath.normpath(posixpath.join(posixpath.dirname(current.path), link))
             current = by_path.get(target)
         if current is not None and current.link is not None:
