@@ -723,3 +723,23 @@ def test_a_relative_workdir_is_made_absolute(
     made = _make_workdir(Path("rel"))
     assert made.is_absolute()
     assert made.parent == tmp_path / "rel"
+
+
+# --- item 7: a Docker environment whose Python probe fails ----------------------------------
+
+
+@pytest.mark.parametrize("answer", [b"", b"Traceback (most recent call last):\n", None])
+def test_an_image_whose_python_does_not_answer_is_one_line(answer: bytes | None) -> None:
+    from repro.engines import ContainerRefusedError
+    from repro.errors import EnvironmentBuildError
+    from repro.replay.targets.container import _probe
+    from tests.unit.engine_fake import FakeEngine
+
+    class Broken(FakeEngine):
+        def run_once(self, image: str, command: Any, *, network: bool = False) -> bytes:
+            if answer is None:
+                raise ContainerRefusedError("container exited with 127: python: not found")
+            return answer
+
+    with pytest.raises(EnvironmentBuildError, match="Python"):
+        _probe(Broken(), "repro-env:x")
