@@ -743,3 +743,24 @@ def test_an_image_whose_python_does_not_answer_is_one_line(answer: bytes | None)
 
     with pytest.raises(EnvironmentBuildError, match="Python"):
         _probe(Broken(), "repro-env:x")
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        ("repro.json", 123, 0o644, EPOCH, None),
+        ("data/project/run.sh", 0, 0o755, 0, None),
+        ("data/project/l", 0, 0o777, EPOCH, "../a/b"),
+        ("a" * 100, 5, 0o644, 1, None),
+        ("a" * 101, 5, 0o644, 1, None),
+        ("data/project/é.txt", 1, 0o644, 1, None),
+        ("big", 8**11, 0o644, 1, None),
+        ("l", 0, 0o777, 1, "t" * 100),
+        ("l", 0, 0o777, 1, "t" * 101),
+        ("l", 0, 0o777, 1, "ü"),
+    ],
+)
+def test_the_fast_header_is_tarfiles_header(member: tuple[str, int, int, int, str | None]) -> None:
+    from repro.capsule.reader import _tarfile_header
+
+    assert member_header(*member) == _tarfile_header(*member)
