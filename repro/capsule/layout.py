@@ -40,28 +40,45 @@ def _bag_escape(path: str) -> str:
     return path.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _content_entry(by_path: dict[str, FileEntry], entry: FileEntry) -> FileEntry | None:
-    """The regular file an entry's bytes come from (following links), or None for folders."""
-    seen = set()
-    current: FileEntry | None = entry
-    while current is not None and current.link is not None:
-        if current.path in seen:
-            return None
-        seen.add(current.path)
-        target = posixpath.normpath(posixpath.join(posixpath.dirname(current.path), current.link))
-        current = by_path.get(target)
-    return current
+def _content_entries(by_path: dict[str, FileEntry]) -> dict[str, FileEntry | None]:
+    """For every entry, the regular file its bytes come from (following links), or None
+    for links to folders, to nothing or in a loop. Each link is resolved once, so a chain
+    of n links costs n steps, not n squared."""
+    resolved: dict[str, FileEntry | None] = {}
+    for path, entry in by_path.items():
+        chain: list[str] = []
+        on_chain: set[str] = set()
+        current: FileEntry | None = entry
+        while (
+            current is not None
+            and (link := current.link) is not None
+            and current.path not in resolved
+        ):
+            if current.path in on_chain:
+                current = None  # a loop
+                break
+            chain.append(current.path)
+            on_chain.add(current.path)
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(current.path), link))
+            current = by_path.get(target)
+        if current is not None and current.link is not None:
+            current = resolved[current.path]
+        for walked in chain:
+            resolved[walked] = current
+        if entry.link is None:
+            resolved[path] = entry
+    return resolved
 
 
 def tag_files(manifest: Manifest, manifest_bytes: bytes) -> dict[str, bytes]:
     """bagit.txt, bag-info.txt, manifest-sha256.txt and tagmanifest-sha256.txt, derived."""
     bag_lines = []
     octets = count = 0
-    by_path = {f.path: f for f in manifest.files}
+    contents = _content_entries({f.path: f for f in manifest.files})
     for entry in sorted(manifest.files, key=lambda f: f.path.encode()):
         # A link is hashed by bagit as the file it points at; links to folders are walked
         # past by bagit (os.walk does not follow them), so they are not listed.
-        content = _content_entry(by_path, entry)
+        content = contents[entry.path]
         if content is None:
             continue
         bag_lines.append(f"{content.sha256}  {_bag_escape(entry.path)}\n")

@@ -8,6 +8,7 @@ tests/unit/test_manifest_format.py. `canonical_json` gives the bytes the capsule
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
@@ -20,9 +21,20 @@ from repro.config.models import (
     Resources,
     Run,
     check_notebook_names,
+    check_run_names,
 )
-from repro.model_base import Model, Sha256, SweepValue, safe_relative
+from repro.model_base import (
+    AptPackage,
+    DataUrl,
+    ImageReference,
+    Model,
+    Sha256,
+    SweepValue,
+    check_path_limits,
+    safe_relative,
+)
 
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 Role = Literal["code", "data", "env", "result", "notebook", "job", "metadata"]
 
 
@@ -40,11 +52,21 @@ class FileEntry(Model):
     link: str | None = None
     """Symlink target (relative), when the entry is a symbolic link."""
 
+    @field_validator("path")
+    @classmethod
+    def _path_fits(cls, value: str) -> str:
+        return check_path_limits(value, "file path")
+
+    @field_validator("link")
+    @classmethod
+    def _link_fits(cls, value: str | None) -> str | None:
+        return value if value is None else check_path_limits(value, "symlink target")
+
 
 class RemoteData(Model):
     """Data fetched by URL at replay, checked against its sha256; not embedded."""
 
-    url: str
+    url: DataUrl
     sha256: Sha256
     size: int = Field(ge=0)
     path: str
@@ -142,12 +164,21 @@ class Environment(Model):
     """Capsule path of the lock file (requirements with hashes)."""
     lock_sha256: Sha256
     packages: list[Package]
-    base_image: str
-    apt_packages: list[str] = []
+    base_image: ImageReference
+    apt_packages: list[AptPackage] = []
     dockerfile: str
     """Capsule path of the generated Dockerfile."""
     variables: dict[str, str] = {}
     """Allowlisted environment variables and their values at capture."""
+
+    @field_validator("variables")
+    @classmethod
+    def _variables(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not _VARIABLE.fullmatch(name) or "\0" in text:
+                raise ValueError(f"environment variable {name!r} cannot be set")
+        return value
+
     wheels: str | None = None
     """Capsule folder of the lock's vendored wheels (capture --wheels): offline replays."""
     image: str | None = None
@@ -257,7 +288,10 @@ class Manifest(Model):
     notes: list[str] = []
 
     @model_validator(mode="after")
-    def _notebook_names(self) -> Self:
+    def _names(self) -> Self:
+        # The rules repro.toml is held to: a manifest that breaks them was not written by
+        # repro, and replay (selection by name, status files per run) relies on them.
+        check_run_names(self.runs)
         check_notebook_names(self.notebooks)
         return self
 

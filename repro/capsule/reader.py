@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import posixpath
 import shutil
@@ -22,7 +23,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, NoReturn, cast
 
 from isal import isal_zlib
 from pydantic import ValidationError
@@ -52,6 +53,9 @@ from repro.errors import (
 )
 
 CHUNK = 1 << 20
+KEPT_CHUNKS = 4
+"""Decompressed reads the gzip layer remembers, so the tar headers and padding the parser just
+read can be compared byte for byte with what the writer emits."""
 # Bytes of zero padding tolerated after the tar end-of-archive marker (tar pads to 10 KiB
 # records; anything else after the archive is tampering).
 MAX_TRAILING = 1 << 20
@@ -87,55 +91,94 @@ def safe_member_name(name: str) -> None:
         raise UnsafeArchiveMemberError(f"path with '..', '.' or empty parts in capsule: {name}")
 
 
+class _Node:
+    """One path of the manifest's tree: its entry when a file or link is listed there, and
+    the paths below it. Every check walks this tree, so each costs the length of the paths
+    it reads (never the square of their depth: a path of 2,000 parts stays cheap)."""
+
+    __slots__ = ("children", "entry")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.entry: FileEntry | None = None
+
+    def find(self, path: str) -> _Node | None:
+        node: _Node | None = self
+        for part in path.split("/"):
+            node = node.children.get(part) if node is not None else None
+        return node
+
+
 def _check_manifest_entries(manifest: Manifest) -> None:
     """Every path the manifest names is safe to create under a fresh folder, and every
     other path field points at something the manifest lists."""
-    seen: set[str] = set()
-    links: set[str] = set()
+    root = _Node()
     for entry in manifest.files:
         safe_member_name(entry.path)
         if not entry.path.startswith(PAYLOAD_DIR + "/"):
             raise MalformedCapsuleError(f"manifest lists a file outside data/: {entry.path}")
-        if entry.path in seen:
+        node = root
+        for part in entry.path.split("/"):
+            child = node.children.get(part)
+            if child is None:
+                child = node.children[part] = _Node()
+            node = child
+        if node.entry is not None:
             raise MalformedCapsuleError(f"manifest lists a file twice: {entry.path}")
-        seen.add(entry.path)
+        node.entry = entry
         if entry.link is not None:
-            links.add(entry.path)
             if entry.size != 0:
                 raise MalformedCapsuleError(f"symlink with a size: {entry.path}")
         elif entry.mode & ~0o777 or entry.mode & 0o022:
             raise UnsafeArchiveMemberError(f"unsafe mode {oct(entry.mode)} for {entry.path}")
-    folders = {parent for path in seen for parent in _parents(path)}
     for entry in manifest.files:
-        if entry.path in folders:
+        node = root
+        under_link = False
+        for part in entry.path.split("/"):
+            under_link = under_link or (node.entry is not None and node.entry.link is not None)
+            node = node.children[part]
+        if node.children:
             raise MalformedCapsuleError(f"manifest lists a path as file and folder: {entry.path}")
-        for parent in _parents(entry.path):
-            if parent in links:
-                raise UnsafeArchiveMemberError(f"member under a symlink: {entry.path}")
+        if under_link:
+            raise UnsafeArchiveMemberError(f"member under a symlink: {entry.path}")
         if entry.link is not None:
-            _check_link(entry.path, entry.link, links)
-    _check_references(manifest, seen, folders)
+            _check_link(entry.path, entry.link, root)
+    _check_references(manifest, {f.path for f in manifest.files}, root)
 
 
-def _check_link(path: str, link: str, links: set[str]) -> None:
+def _check_link(path: str, link: str, root: _Node) -> None:
     """A link may point at a file or folder of the capsule, never leave it, and never pass
     through another link (whose own target was checked only on its own)."""
     target = posixpath.normpath(posixpath.join(posixpath.dirname(path), link))
     if link.startswith("/") or target == ".." or target.startswith("../"):
         raise UnsafeArchiveMemberError(f"symlink leaves the capsule: {path} -> {link}")
-    walked = posixpath.dirname(path).split("/")
+    target_node = root.find(target)
+    # The nodes walked so far (None once the walk is below anything the manifest lists).
+    walked: list[_Node | None] = [root]
+    for part in posixpath.dirname(path).split("/"):
+        here = walked[-1]
+        walked.append(here.children.get(part) if here is not None else None)
     for part in link.split("/"):
         if part in ("", "."):
             continue
-        walked = walked[:-1] if part == ".." else [*walked, part]
-        if not walked:
+        if part == "..":
+            walked.pop()
+        else:
+            here = walked[-1]
+            walked.append(here.children.get(part) if here is not None else None)
+        if len(walked) == 1:
             raise UnsafeArchiveMemberError(f"symlink leaves the capsule: {path} -> {link}")
-        here = "/".join(walked)
-        if here in links and here != target:
+        node = walked[-1]
+        if (
+            node is not None
+            and node.entry is not None
+            and node.entry.link is not None
+            and node is not target_node
+        ):
             raise UnsafeArchiveMemberError(f"symlink passes through another link: {path} -> {link}")
 
 
-def _check_references(manifest: Manifest, files: set[str], folders: set[str]) -> None:
+def _check_references(manifest: Manifest, files: set[str], root: _Node) -> None:
     env = manifest.environment
     named = [("environment.lock", env.lock), ("environment.dockerfile", env.dockerfile)]
     named += [("environment.image", env.image)] if env.image else []
@@ -169,21 +212,41 @@ def _check_references(manifest: Manifest, files: set[str], folders: set[str]) ->
         raise MalformedCapsuleError(
             f"manifest environment.post_build is not a project file: {env.post_build}"
         )
-    if env.wheels and env.wheels not in folders:
-        raise MalformedCapsuleError(f"manifest environment.wheels is not a folder: {env.wheels}")
+    if env.wheels:
+        folder = root.find(env.wheels)
+        if folder is None or not folder.children or folder.entry is not None:
+            raise MalformedCapsuleError(
+                f"manifest environment.wheels is not a folder: {env.wheels}"
+            )
 
 
-def _parents(path: str) -> list[str]:
-    parts = path.split("/")
-    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 def parse_manifest(data: bytes) -> Manifest:
-    """repro.json bytes -> Manifest, reading the format version before anything else."""
+    """repro.json bytes -> Manifest, reading the format version before anything else.
+
+    Strict: standard JSON only (no NaN or Infinity, numbers that fit a float), every string
+    valid Unicode, and no type coercion ("6" is not a size, 6.0 is not a mode), so a
+    manifest repro did not write is not read as if it had."""
     try:
-        raw = json.loads(data)
+        raw = json.loads(data, parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedCapsuleError(f"repro.json is not valid JSON: {exc}") from None
+    try:
+        canonical = canonical_json(raw)
+    except UnicodeEncodeError:
+        raise MalformedCapsuleError(
+            "repro.json holds a string that is not valid Unicode (a lone surrogate)"
+        ) from None
     if not isinstance(raw, dict):
         raise MalformedCapsuleError("repro.json is not a JSON object")
     fmt = raw.get("format")
@@ -194,12 +257,12 @@ def parse_manifest(data: bytes) -> Manifest:
             )
         raise MalformedCapsuleError(f"not a repro capsule (format: {fmt!r})")
     try:
-        manifest = Manifest.model_validate(raw)
+        manifest = Manifest.model_validate(raw, strict=True)
     except ValidationError as exc:
         raise MalformedCapsuleError(describe_validation_error(exc, "repro.json")) from None
     # Canonical as written, not as this version would dump it: capsules written before a new
     # optional field existed must keep verifying.
-    if canonical_json(raw) != data:
+    if canonical != data:
         raise CapsuleIntegrityError("repro.json is not in canonical form (it was edited)")
     _check_manifest_entries(manifest)
     return manifest
@@ -268,7 +331,7 @@ class _StrictGunzip(io.RawIOBase):
                 self._finish()
         result = bytes(out)
         self._crc = isal_zlib.crc32(result, self._crc)
-        self.chunks = [*self.chunks[-1:], (self.pos, result)]
+        self.chunks = [*self.chunks[-(KEPT_CHUNKS - 1) :], (self.pos, result)]
         self.pos += len(result)
         if self.pos > self.limit:
             raise CapsuleIntegrityError(
@@ -302,6 +365,17 @@ class _StrictGunzip(io.RawIOBase):
             if lo < len(data) and data[lo:].count(0) != len(data) - lo:
                 return False
         return not self.chunks or self.chunks[0][0] <= offset
+
+    def window(self, start: int, end: int) -> bytes | None:
+        """The decompressed bytes [start, end) when they were among the last chunks returned
+        (the tar headers just parsed always are), else None."""
+        if not self.chunks or self.chunks[0][0] > start or end > self.pos:
+            return None
+        return b"".join(
+            data[max(start - at, 0) : max(end - at, 0)]
+            for at, data in self.chunks
+            if at < end and at + len(data) > start
+        )
 
 
 def _content(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
@@ -367,6 +441,7 @@ def _stream(
                 )
             if first.size > MAX_MANIFEST_BYTES:
                 raise MalformedCapsuleError("repro.json is larger than any real manifest")
+            first_header = gz.window(0, first.offset_data)
             manifest_bytes = _read_exact(_content(tar, first), first.size, MANIFEST_NAME)
             manifest = parse_manifest(manifest_bytes)
             entries = {f.path: f for f in manifest.files}
@@ -377,6 +452,12 @@ def _stream(
                 raise MalformedCapsuleError("capsule declares more data than repro allows")
             gz.limit = gz.pos + _budget(manifest, tags)
             epoch = _epoch(manifest.created)
+            _check_header(first, None, epoch)
+            if first_header != member_header(MANIFEST_NAME, first.size, 0o644, epoch):
+                raise CapsuleIntegrityError(
+                    f"member header differs from what repro writes: {MANIFEST_NAME}"
+                )
+            data_end = first.offset_data + first.size
 
             signature: bytes | None = None
             member = next(members, None)
@@ -394,6 +475,8 @@ def _stream(
                     cursor,
                 )
                 _check_header(member, entries.get(member.name), epoch)
+                _check_raw_header(gz, member, entries.get(member.name), epoch, data_end)
+                data_end = member.offset_data + member.size
                 cursor += 1
                 name = member.name
                 if name == SIGNATURE_NAME:
@@ -424,6 +507,9 @@ def _stream(
                     target = staging / entry.path
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.symlink_to(entry.link or "")
+            padding = gz.window(data_end, tar.offset)
+            if padding is None or padding.count(0) != len(padding):
+                raise CapsuleIntegrityError("data in the padding after a member of the capsule")
             if not gz.unparsed_is_zero(tar.offset):
                 raise CapsuleIntegrityError("data appended after the end of the capsule archive")
             _check_trailer(gz)
@@ -473,6 +559,82 @@ def _check_header(member: tarfile.TarInfo, entry: FileEntry | None, epoch: int) 
         raise CapsuleIntegrityError(
             f"member mode {oct(member.mode)} differs from the manifest's {oct(mode)}: {member.name}"
         )
+
+
+_NUL8 = b"\0" * 8
+_ZERO8 = b"0000000\0"
+_USTAR_TAIL = b"ustar\x0000" + b"\0" * (32 + 32 + 8 + 8 + 155 + 12)
+_OCTAL_11 = 8**11
+
+
+def member_header(name: str, size: int, mode: int, mtime: int, link: str | None = None) -> bytes:
+    """The header bytes the writer emits for a member (a PAX record first when its name or
+    link needs one): tarfile's PAX format, with the writer's owners, mode, time and encoding.
+
+    The common case (an ASCII name and link of at most 100 bytes) is built here directly,
+    byte for byte as tarfile builds it, at a fraction of the cost; the rest asks tarfile."""
+    target = link or ""
+    if (
+        name.isascii()
+        and target.isascii()
+        and len(name) <= tarfile.LENGTH_NAME
+        and len(target) <= tarfile.LENGTH_LINK
+        and 0 <= size < _OCTAL_11
+        and 0 <= mtime < _OCTAL_11
+        and 0 <= mode < 8**7
+    ):
+        header = b"".join(
+            (
+                name.encode("ascii").ljust(100, b"\0"),
+                b"%07o\0" % mode,
+                _ZERO8,  # uid
+                _ZERO8,  # gid
+                b"%011o\0" % size,
+                b"%011o\0" % mtime,
+                b" " * 8,  # the checksum, counted as spaces
+                tarfile.SYMTYPE if link is not None else tarfile.REGTYPE,
+                target.encode("ascii").ljust(100, b"\0"),
+                _USTAR_TAIL,  # magic, version; empty uname, gname, device numbers, prefix
+            )
+        )
+        return header[:148] + b"%06o\0" % sum(header) + header[155:]
+    return _tarfile_header(name, size, mode, mtime, link)
+
+
+def _tarfile_header(name: str, size: int, mode: int, mtime: int, link: str | None) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = mode
+    info.mtime = mtime
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    if link is not None:
+        info.type = tarfile.SYMTYPE
+        info.linkname = link
+    return info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
+
+
+def _check_raw_header(
+    gz: _StrictGunzip, member: tarfile.TarInfo, entry: FileEntry | None, epoch: int, data_end: int
+) -> None:
+    """The member's header is byte for byte what the writer emits for it, right after the
+    previous member's zero padding: no PAX comments or global records, no GNU long names, no
+    other type, link name or time format, no data hidden in padding."""
+    name = member.name
+    if member.offset != data_end + (-data_end % tarfile.BLOCKSIZE):
+        raise CapsuleIntegrityError(f"data between members of the capsule, before: {name}")
+    raw = gz.window(data_end, member.offset_data)
+    if raw is None:
+        raise CapsuleIntegrityError(f"member header larger than repro writes: {name}")
+    pad = member.offset - data_end
+    if raw[:pad].count(0) != pad:
+        raise CapsuleIntegrityError(f"data in the padding after a member of the capsule: {name}")
+    if entry is not None and entry.link is not None:
+        want = member_header(name, 0, 0o777, epoch, entry.link)
+    else:
+        want = member_header(name, member.size, entry.mode if entry else 0o644, epoch)
+    if raw[pad:] != want:
+        raise CapsuleIntegrityError(f"member header differs from what repro writes: {name}")
 
 
 def _check_member(

@@ -9,12 +9,25 @@ from __future__ import annotations
 
 import itertools
 import keyword
+import math
 import re
-from typing import Any, Literal, Self
+from collections import Counter
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from repro.model_base import CompareMethod, Model, Sha256, SweepValue, safe_relative
+from repro.model_base import (
+    AptPackage,
+    CompareMethod,
+    ImageReference,
+    Model,
+    SchedulerName,
+    Sha256,
+    SlurmConstraint,
+    SweepValue,
+    check_data_url,
+    safe_relative,
+)
 
 # --- metadata ----------------------------------------------------------------------------
 
@@ -93,14 +106,18 @@ class Resources(Model):
     gpus: int = Field(default=0, ge=0)
     walltime: str | None = Field(default=None, pattern=r"^(\d+-)?\d{1,3}:\d{2}:\d{2}$")
     """[D-]HH:MM:SS."""
-    partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
+    partition: SchedulerName | None = None
+    account: SchedulerName | None = None
+    qos: SchedulerName | None = None
+    constraint: SlurmConstraint | None = None
     array_limit: int | None = Field(default=None, ge=1)
 
 
 _RUN_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_SWEEP_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_SWEEP_POINTS = 100_000
+"""Points one run may have: far beyond any cluster's array limit, and a bound on what
+reading a manifest expands."""
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -118,7 +135,7 @@ class Run(Model):
     resources: Resources = Resources()
     sweep: dict[str, list[SweepValue]] = {}
     """Parameter grid: every combination is one point; {param} is substituted."""
-    timeout: float = Field(default=3600, gt=0)
+    timeout: float = Field(default=3600, gt=0, allow_inf_nan=False)
     """Seconds before the run is stopped and the capture fails."""
     network: bool = False
     """Whether the run needs the network (replay in containers keeps it off otherwise)."""
@@ -126,10 +143,12 @@ class Run(Model):
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         for key, values in self.sweep.items():
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            if not _SWEEP_KEY.fullmatch(key):
                 raise ValueError(f"sweep parameter {key!r} is not a valid name")
             if not values:
                 raise ValueError(f"sweep parameter {key!r} has no values")
+        if math.prod(len(v) for v in self.sweep.values()) > MAX_SWEEP_POINTS:
+            raise ValueError(f"sweep of run {self.name!r} has more than {MAX_SWEEP_POINTS} points")
         used = set(_PLACEHOLDER.findall(self.command))
         for out in self.outputs:
             used |= set(_PLACEHOLDER.findall(out))
@@ -210,7 +229,7 @@ class DataSpec(Model):
 
     path: str
     """Local: file or folder in the project. Remote: where the file is placed in the project."""
-    url: str | None = Field(default=None, pattern=r"^https?://")
+    url: Annotated[str, Field(pattern=r"^https?://"), AfterValidator(check_data_url)] | None = None
     sha256: Sha256 | None = None
 
     @model_validator(mode="after")
@@ -245,9 +264,9 @@ class EnvironmentSpec(Model):
     resolver: Resolver = "auto"
     """auto: uv, and pip's resolver (pip-compile, under the study's Python) where uv refuses
     an old release's metadata; uv or pip-tools: only that one."""
-    base_image: str | None = None
+    base_image: ImageReference | None = None
     """Container base image (default python:X.Y-slim)."""
-    apt: list[str] = []
+    apt: list[AptPackage] = []
     """Debian packages the container needs (default: apt.txt)."""
     variables: list[str] = []
     """Environment variables recorded and passed to runs (an allowlist, never wholesale)."""
@@ -273,7 +292,7 @@ class NotebookSpec(Model):
 
     path: str
     """The .ipynb file, relative to the project."""
-    timeout: float = Field(default=600, gt=0)
+    timeout: float = Field(default=600, gt=0, allow_inf_nan=False)
     """Seconds one cell may run (nbclient's timeout); the whole notebook gets this times its
     number of code cells, plus two minutes to start the kernel."""
     kernel: str | None = None
@@ -311,7 +330,7 @@ class NotebookSpec(Model):
     @classmethod
     def _kinds(cls, value: dict[str, CompareRule]) -> dict[str, CompareRule]:
         for key in value:
-            if not re.match(_OUTPUT_KIND, key):
+            if not re.fullmatch(_OUTPUT_KIND, key):
                 raise ValueError(
                     f"compare key {key!r} is not a MIME type (e.g. text/plain) or 'stream'"
                 )
@@ -334,21 +353,27 @@ class ProjectConfig(Model):
 
     @model_validator(mode="after")
     def _unique_runs(self) -> Self:
-        names = [run.name for run in self.runs]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"run names must be unique: {', '.join(dupes)}")
-        for name in names:
-            if name.startswith(NOTEBOOK_RUN_PREFIX):
-                raise ValueError(f"run name {name!r}: names starting 'notebook.' are reserved")
+        check_run_names(self.runs)
         check_notebook_names(self.notebooks)
         return self
 
 
+def check_run_names(runs: list[Run]) -> None:
+    """Run names are unique and never take the notebooks' reserved prefix (repro.toml and
+    the manifest are held to the same rule)."""
+    counts = Counter(run.name for run in runs)
+    dupes = sorted(n for n, c in counts.items() if c > 1)
+    if dupes:
+        raise ValueError(f"run names must be unique: {', '.join(dupes)}")
+    for name in counts:
+        if name.startswith(NOTEBOOK_RUN_PREFIX):
+            raise ValueError(f"run name {name!r}: names starting 'notebook.' are reserved")
+
+
 def check_notebook_names(notebooks: list[NotebookSpec]) -> None:
     """Each notebook runs as its own internal run: two may not share its name."""
-    paths = [nb.path for nb in notebooks]
-    dupes = sorted({p for p in paths if paths.count(p) > 1})
+    counts = Counter(nb.path for nb in notebooks)
+    dupes = sorted(p for p, c in counts.items() if c > 1)
     if dupes:
         raise ValueError(f"notebook declared twice: {', '.join(dupes)}")
     seen: dict[str, str] = {}

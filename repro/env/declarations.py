@@ -30,6 +30,7 @@ from repro.env.requirements import (
     read_text,
 )
 from repro.errors import ConfigError
+from repro.model_base import APT_PACKAGE, NAME_MAX
 
 CONFIG_FOLDERS = ("binder", ".binder")
 # Dependency files, the first present wins (requirements.in is pip-tools', not repo2docker's).
@@ -119,7 +120,7 @@ def read_apt(path: Path, where: str) -> list[str]:
         if not text:
             continue
         for name in text.split():
-            if not re.fullmatch(r"[a-z0-9][a-z0-9+.\-]*(:[a-z0-9]+)?(=[\w.+:~\-]+)?", name):
+            if len(name) > NAME_MAX or not APT_PACKAGE.fullmatch(name):
                 raise ConfigError(
                     f"{where}:{lineno}: {name!r} is not a Debian package name",
                     hint="write one package name a line, e.g. libgsl-dev",

@@ -90,6 +90,8 @@ def _make_workdir(parent: Path | None) -> Path:
     """A fresh working directory: inside --workdir when given, else in the temp folder."""
     if parent is None:
         return Path(tempfile.mkdtemp(prefix="repro-replay-"))
+    # Absolute: targets hand it on (a relative path given to Docker is a volume name).
+    parent = parent.absolute()
     if parent.exists() and not parent.is_dir():
         raise UsageError(f"--workdir is not a folder: {parent}")
     parent.mkdir(parents=True, exist_ok=True)

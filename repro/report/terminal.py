@@ -19,11 +19,13 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from repro.report.text import json_text, printable
 from repro.sign import SignatureStatus, fingerprint
 
 if TYPE_CHECKING:
     from repro.capsule.manifest import Manifest, NotebookRecord
     from repro.capture.pipeline import CaptureResult
+    from repro.config.models import Resources
     from repro.init import InitResult
     from repro.init.candidates import Candidate
     from repro.publish.fetch import FetchResult
@@ -48,31 +50,45 @@ VERDICT_STYLE = {
 }
 
 
+def _m(text: object) -> str:
+    """Capsule (or any outside) text inside a markup string: one line, controls made
+    visible, markup escaped."""
+    return escape(printable(str(text)))
+
+
+def _t(text: object, style: str = "", *, lines: bool = False) -> Text:
+    """Capsule (or any outside) text as a rich Text: never markup, controls made visible."""
+    return Text(printable(str(text), lines=lines), style=style)
+
+
 def emit_json(model: BaseModel) -> None:
-    """A command's --json result on stdout: the model's JSON, keys sorted, one document."""
+    """A command's --json result on stdout: the model's JSON, keys sorted, one document.
+    Characters a terminal acts on (ESC is escaped by json itself; C1, bidi controls, lone
+    surrogates of undecodable names) are written as JSON escapes: exact and valid UTF-8."""
     import json
 
     data = model.model_dump(mode="json")
-    sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    text = json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False)
+    sys.stdout.write(json_text(text) + "\n")
 
 
 def say(message: str) -> None:
     """A progress line on stderr (the observer the core reports to)."""
-    err.print(f"[dim]· {escape(message)}[/]", highlight=False)
+    err.print(f"[dim]· {_m(message)}[/]", highlight=False)
 
 
 def warn(warnings: list[str]) -> None:
     for warning in warnings:
-        err.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False)
+        err.print(f"[bold yellow]warning:[/] {_m(warning)}", highlight=False)
 
 
 def error(message: str, hint: str, details: Sequence[str] = ()) -> None:
     """An expected failure: one line, its details (one block each) and its hint last."""
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    err.print(f"[bold red]error:[/] {_m(message)}", highlight=False)
     for block in details:
-        err.print(Text(textwrap.indent(block, "  ")), highlight=False)
+        err.print(_t(textwrap.indent(block, "  "), lines=True), highlight=False)
     if hint:
-        err.print(f"[yellow]hint:[/] {escape(hint)}", highlight=False)
+        err.print(f"[yellow]hint:[/] {_m(hint)}", highlight=False)
 
 
 def interrupted() -> None:
@@ -111,7 +127,7 @@ class TransferBar:
             transient=True,
         )
         self.bar = bar.__enter__()
-        task = bar.add_task(escape(self.label), total=None)
+        task = bar.add_task(_m(self.label), total=None)
 
         def update(done: int, total: int | None) -> None:
             bar.update(task, completed=done, total=total)
@@ -128,25 +144,25 @@ class TransferBar:
 
 def render_init(result: InitResult) -> None:
     target, found = result.config, result.detected
-    out.print(f"wrote {escape(str(target))}")
+    out.print(f"wrote {_m(str(target))}")
     for line in found.environment_lines(target.parent):
-        out.print(f"  {escape(line)}")
+        out.print(f"  {_m(line)}")
     if found.subfolder_file:
-        out.print(f"  requirements: {escape(found.subfolder_file)} (found in a subfolder)")
+        out.print(f"  requirements: {_m(found.subfolder_file)} (found in a subfolder)")
     if found.guess and found.guess.packages and not found.requirements:
         out.print(
             "  packages: [yellow]guessed[/] from the imports (check them): "
-            + escape(", ".join(found.guess.packages))
+            + _m(", ".join(found.guess.packages))
         )
     if found.conda_only:
         out.print(
             "  conda-only packages: [yellow]left out[/] (no PyPI equivalent; check): "
-            + escape(", ".join(found.conda_only))
+            + _m(", ".join(found.conda_only))
         )
     for data in found.data_dirs:
-        out.print(f"  data: {escape(data)}/")
+        out.print(f"  data: {_m(data)}/")
     if found.notebooks:
-        out.print(f"  notebooks: {escape(', '.join(found.notebooks))}")
+        out.print(f"  notebooks: {_m(', '.join(found.notebooks))}")
     if not result.runs:
         if found.candidates:
             out.print(
@@ -157,9 +173,7 @@ def render_init(result: InitResult) -> None:
             out.print("  no run candidate found (no Makefile, run.py, run.sh, README command)")
     tried = {t.name: t for t in result.trial.runs} if result.trial else {}
     for run in result.runs:
-        out.print(
-            f"  run {escape(run.name)}: {escape(run.command)}  [dim]({escape(run.source)})[/]"
-        )
+        out.print(f"  run {_m(run.name)}: {_m(run.command)}  [dim]({_m(run.source)})[/]")
         t = tried.get(run.name)
         if t is not None:
             state = "[green]ok[/]" if t.ok else f"[red]exit {t.exit_code}[/]"
@@ -167,11 +181,11 @@ def render_init(result: InitResult) -> None:
                 f"    tried: {state} in {t.duration_s:.1f} s, wrote {len(run.outputs)} file(s)"
             )
             for path in run.outputs[:20]:
-                out.print(f"      {escape(path)}")
+                out.print(f"      {_m(path)}")
             if len(run.outputs) > 20:
                 out.print(f"      ... and {len(run.outputs) - 20} more (all in repro.toml)")
             for path in t.removed:
-                out.print(Text(f"    removed {path}", style="yellow"))
+                out.print(_t(f"    removed {path}", style="yellow"))
     if result.trial:
         out.print(
             f"  trial: {result.trial.packages} packages, Python {result.trial.python}, "
@@ -180,18 +194,18 @@ def render_init(result: InitResult) -> None:
     if result.questions:
         out.print("[yellow]to answer before publishing[/] (QUESTION lines in repro.toml):")
         for question in result.questions:
-            out.print(f"  - {escape(question)}")
+            out.print(f"  - {_m(question)}")
     if result.runs and all(r.outputs for r in result.runs):
         out.print("next: repro capture -o study.capsule.tgz")
     else:
-        out.print(escape("Edit its [[runs]] section, then: repro capture -o study.capsule.tgz"))
+        out.print(_m("Edit its [[runs]] section, then: repro capture -o study.capsule.tgz"))
 
 
 def render_candidates(candidates: list[Candidate], console: Console | None = None) -> None:
     """The run candidates, numbered from 1, best first."""
     for i, cand in enumerate(candidates, 1):
         (console or err).print(
-            f"  {i:>2}. {escape(cand.command)}  [dim]({escape(cand.source)})[/]", highlight=False
+            f"  {i:>2}. {_m(cand.command)}  [dim]({_m(cand.source)})[/]", highlight=False
         )
 
 
@@ -199,14 +213,14 @@ def render_trial_failure(message: str, details: str) -> None:
     """A run that failed in `repro init --try`: what it said last (the message is left out
     when the error line that follows says it)."""
     if message:
-        err.print(f"[red]trial failed[/]: {escape(message)}", highlight=False)
+        err.print(f"[red]trial failed[/]: {_m(message)}", highlight=False)
     if details:
-        err.print(Text(details.rstrip()))
+        err.print(_t(details.rstrip(), lines=True))
 
 
 def ask(prompt: str) -> str:
     """One answer typed on the terminal (the prompt on stderr: stdout stays the result)."""
-    return err.input(f"{escape(prompt)} ")
+    return err.input(f"{_m(prompt)} ")
 
 
 # --- capture -----------------------------------------------------------------------------
@@ -215,42 +229,42 @@ def ask(prompt: str) -> str:
 def render_capture(result: CaptureResult) -> None:
     m = result.manifest
     outputs = sum(len(r.outputs) for r in m.results)
-    out.print(f"[bold green]captured[/] {result.capsule.path} ({size(result.capsule.size)})")
+    out.print(f"[bold green]captured[/] {_m(result.capsule.path)} ({size(result.capsule.size)})")
     out.print(f"  id        {result.capsule.capsule_id}")
     out.print(f"  files     {len(m.files)} ({size(m.payload_size)} payload)")
     out.print(
         f"  lock      {len(m.environment.packages)} packages ({m.environment.lock_source}), "
-        f"Python {m.environment.python_version}"
+        f"Python {_m(m.environment.python_version)}"
     )
     out.print(f"  results   {outputs} expected outputs from {len(m.results)} run point(s)")
     declaration = m.environment.declaration
     if declaration is not None:
         if declaration.folder:
-            out.print(f"  config    read from {escape(declaration.folder)}/ (root files ignored)")
-        out.print(f"  env from  {escape(', '.join(declaration.used) or 'no environment file')}")
+            out.print(f"  config    read from {_m(declaration.folder)}/ (root files ignored)")
+        out.print(f"  env from  {_m(', '.join(declaration.used) or 'no environment file')}")
         for item in declaration.ignored:
-            out.print(f"  ignored   {escape(item)}")
+            out.print(f"  ignored   {_m(item)}")
         for package in m.environment.local_packages:
             out.print(
-                f"  local     {escape(package.name)} {escape(package.version)} "
-                f"({package.kind} {escape(package.origin)}), installed from the capsule"
+                f"  local     {_m(package.name)} {_m(package.version)} "
+                f"({package.kind} {_m(package.origin)}), installed from the capsule"
             )
     for nb in m.notebook_results:
-        out.print(Text("  notebook  ") + _notebook_line(nb))
+        out.print(_t("  notebook  ") + _notebook_line(nb))
     if result.signed_by:
         out.print(f"  signed    {fingerprint(result.signed_by)}")
     else:
         out.print("  signed    [yellow]no[/] (create a key with: repro keys generate)")
     for path in m.excluded:
-        out.print(Text("  excluded  ", style="yellow") + Text(path))
+        out.print(_t("  excluded  ", style="yellow") + _t(path))
     for note in m.notes:
-        out.print(Text("  note      ", style="yellow") + Text(note))
+        out.print(_t("  note      ", style="yellow") + _t(note))
 
 
 def _notebook_line(nb: NotebookRecord) -> Text:
     how = "executed" if nb.executed else "saved outputs (--no-run)"
     version = f" {nb.kernel.language_version}" if nb.kernel.language_version else ""
-    return Text(
+    return _t(
         f"{nb.path}: {nb.code_cells} code cell(s), {how}, kernel {nb.kernel.name} "
         f"({nb.kernel.language}{version})"
     )
@@ -262,7 +276,7 @@ def _notebook_line(nb: NotebookRecord) -> Text:
 def render_verify(report: VerifyReport) -> None:
     c = report.capsule
     out.print(
-        f"[bold green]verified[/] {c.path}: {len(c.manifest.files)} files, "
+        f"[bold green]verified[/] {_m(c.path)}: {len(c.manifest.files)} files, "
         f"{size(c.manifest.payload_size)}, every checksum matches"
     )
     out.print(f"  id         {c.capsule_id}")
@@ -271,69 +285,92 @@ def render_verify(report: VerifyReport) -> None:
 
 def render_signature(status: SignatureStatus) -> None:
     colour = {"trusted": "green", "unknown": "yellow", "unsigned": "yellow"}[status.state]
-    out.print(f"  signature  [{colour}]{status.describe()}[/]", highlight=False)
+    out.print(f"  signature  [{colour}]{_m(status.describe())}[/]", highlight=False)
     if status.state == "unknown":
         out.print("             (anyone can sign; trust the author's key to know it is theirs)")
 
 
+def _line(text: str) -> None:
+    """One line of capsule text on stdout: no markup, no highlighting, controls made visible."""
+    out.print(printable(text), markup=False, highlight=False)
+
+
 def render_inspect(report: VerifyReport) -> None:
+    """Everything a reader should see before replaying, all of it capsule text: shown
+    through `printable`, never as markup."""
     c = report.capsule
     m = c.manifest
     md = m.metadata
-    out.print(Text(md.title, style="bold"))
+    out.print(_t(md.title, style="bold"), highlight=False)
     for a in md.authors:
         extra = ", ".join(x for x in (a.affiliation, f"ORCID {a.orcid}" if a.orcid else None) if x)
-        out.print(f"  {a.name}" + (f" ({extra})" if extra else ""), markup=False)
+        _line(f"  {a.name}" + (f" ({extra})" if extra else ""))
     if md.license:
-        out.print(
+        _line(
             f"  license {md.license}"
-            + (f"; keywords: {', '.join(md.keywords)}" if md.keywords else ""),
-            markup=False,
+            + (f"; keywords: {', '.join(md.keywords)}" if md.keywords else "")
         )
-    out.print(
+    _line(
         f"capsule   {c.capsule_id}  ({size(c.archive_size)}, created {m.created}, "
-        f"repro {m.repro_version})",
-        markup=False,
+        f"repro {m.repro_version})"
     )
     s = m.source
     if s.kind == "git":
-        out.print(
+        _line(
             f"source    git {s.remote or '(no remote)'} @ {(s.commit or 'no commit')[:12]}"
             f" on {s.branch or 'detached'}" + (" (dirty)" if s.dirty else "")
         )
     else:
-        out.print("source    a directory (not a git work tree)", markup=False)
+        _line("source    a directory (not a git work tree)")
     e = m.environment
-    out.print(
+    _line(
         f"env       Python {e.python_version}, {len(e.packages)} packages locked by {e.lock_source}"
-        f", base image {e.base_image}",
-        markup=False,
     )
+    _line(f"image     {e.base_image}")
+    if e.apt_packages:
+        _line(f"apt       {' '.join(e.apt_packages)}")
     p = m.platform
-    out.print(
+    _line(
         f"platform  {p.distribution or p.system} {p.machine}, {p.python_implementation} "
-        f"{p.python_version}, {p.cpu_count} x {p.cpu_model}",
-        markup=False,
+        f"{p.python_version}, {p.cpu_count} x {p.cpu_model}"
     )
     roles: dict[str, tuple[int, int]] = {}
     for f in m.files:
         count, total = roles.get(f.role, (0, 0))
         roles[f.role] = (count + 1, total + f.size)
-    out.print(
-        "files     " + ", ".join(f"{r}: {n} ({size(sz)})" for r, (n, sz) in sorted(roles.items())),
-        markup=False,
+    _line(
+        "files     " + ", ".join(f"{r}: {n} ({size(sz)})" for r, (n, sz) in sorted(roles.items()))
     )
     for r in m.remote_data:
-        out.print(
-            f"remote    {r.path} <- {r.url} ({size(r.size)}, sha256 {r.sha256[:12]})",
-            markup=False,
+        _line(f"remote    {r.path} <- {r.url} ({size(r.size)}, sha256 {r.sha256[:12]})")
+    for run in m.runs:
+        _line(f"run       {run.name}: {run.command}")
+        _line(
+            f"          {_resources(run.resources)}, timeout {run.timeout:g} s"
+            + (", network" if run.network else "")
         )
+    for job in m.jobs:
+        _line(f"job       {job.run}: {_resources(job.resources)}")
     out.print(_expected_results(m))
     for nb in m.notebook_results:
-        out.print(Text("notebook  ") + _notebook_line(nb))
+        out.print(_t("notebook  ") + _notebook_line(nb), highlight=False)
     for note in m.notes:
-        out.print(Text("note ", style="yellow") + Text(note))
+        out.print(_t("note ", style="yellow") + _t(note, lines=True), highlight=False)
     render_signature(report.signature)
+
+
+def _resources(res: Resources) -> str:
+    """Every resource a run asks a target or a scheduler for, as the scripts will say it."""
+    parts = [f"cpus {res.cpus}"]
+    parts += [f"memory {res.memory}"] if res.memory else []
+    parts += [f"gpus {res.gpus}"] if res.gpus else []
+    parts += [f"walltime {res.walltime}"] if res.walltime else []
+    for key in ("partition", "account", "qos", "constraint"):
+        value = getattr(res, key)
+        if value:
+            parts.append(f"{key} {value}")
+    parts += [f"array limit {res.array_limit}"] if res.array_limit else []
+    return ", ".join(parts)
 
 
 def _expected_results(m: Manifest) -> Table:
@@ -342,19 +379,19 @@ def _expected_results(m: Manifest) -> Table:
         table.add_column(col)
     for rec in m.results:
         if not rec.outputs:
-            table.add_row(Text(rec.run), Text(rec.point_id), "(none recorded)", "", "", "")
+            table.add_row(_t(rec.run), _t(rec.point_id), "(none recorded)", "", "", "")
         for o in rec.outputs:
             rule = o.rule.method + (f" rtol={o.rule.rtol:g}" if o.rule.rtol is not None else "")
             table.add_row(
-                Text(rec.run), Text(rec.point_id), Text(o.path), size(o.size), o.sha256[:12], rule
+                _t(rec.run), _t(rec.point_id), _t(o.path), size(o.size), o.sha256[:12], rule
             )
     return table
 
 
 def render_fetch(result: FetchResult, report: VerifyReport) -> None:
     out.print(
-        f"[bold green]fetched[/] {escape(str(result.path))} ({size(result.size)}) from "
-        f"{escape(str(result.doi))}: Zenodo's md5 matches, every checksum verified",
+        f"[bold green]fetched[/] {_m(str(result.path))} ({size(result.size)}) from "
+        f"{_m(str(result.doi))}: Zenodo's md5 matches, every checksum verified",
         highlight=False,
     )
     render_signature(report.signature)
@@ -364,54 +401,54 @@ def render_fetch(result: FetchResult, report: VerifyReport) -> None:
 
 
 def render_replay(result: ReplayReport, report: Path | None) -> None:
-    table = Table(title=Text(f"{result.title} — replay on {result.target}"))
+    table = Table(title=_t(f"{result.title} — replay on {result.target}"))
     for col in ("run", "point", "output", "verdict", "detail"):
         table.add_column(col, overflow="fold")
     for p in result.points:
         if not p.outputs:
-            table.add_row(Text(p.run), Text(p.point_id), "(no outputs)", p.status, "")
+            table.add_row(_t(p.run), _t(p.point_id), "(no outputs)", p.status, "")
         for v in p.outputs:
             style = VERDICT_STYLE[v.verdict]
             detail = v.detail
             if p.status != "ok":
                 detail = f"run {p.status.replace('_', ' ')} (exit {p.exit_code}); {detail}"
             table.add_row(
-                Text(p.run),
-                Text(p.point_id),
-                Text(v.path),
-                Text(v.verdict.replace("_", " "), style=style),
-                Text(detail),
+                _t(p.run),
+                _t(p.point_id),
+                _t(v.path),
+                _t(v.verdict.replace("_", " "), style=style),
+                _t(detail, lines=True),
             )
     for nb in result.notebooks:
         table.add_row(
-            Text(nb.path),
+            _t(nb.path),
             "",
             "(notebook)",
-            Text(nb.verdict.replace("_", " "), style=VERDICT_STYLE[nb.verdict]),
-            Text(nb.detail),
+            _t(nb.verdict.replace("_", " "), style=VERDICT_STYLE[nb.verdict]),
+            _t(nb.detail, lines=True),
         )
         for cell in nb.cells:
             if cell.verdict != "identical":
                 table.add_row(
-                    Text(nb.path),
+                    _t(nb.path),
                     "",
-                    Text(f"cell {cell.index}"),
-                    Text(cell.verdict.replace("_", " "), style=VERDICT_STYLE[cell.verdict]),
-                    Text(cell.detail),
+                    _t(f"cell {cell.index}"),
+                    _t(cell.verdict.replace("_", " "), style=VERDICT_STYLE[cell.verdict]),
+                    _t(cell.detail, lines=True),
                 )
         if nb.error:
-            err.print(Text(f"{nb.path}: {nb.error}", style="red"), highlight=False)
+            err.print(_t(f"{nb.path}: {nb.error}", style="red", lines=True), highlight=False)
     out.print(table)
     for d in result.environment_differences:
         out.print(
-            Text("  env ", style="dim") + Text(f"{d.what}: {d.captured} -> {d.replayed}"),
+            _t("  env ", style="dim") + _t(f"{d.what}: {d.captured} -> {d.replayed}"),
             highlight=False,
         )
     out.print(_replay_verdict(result))
     if report is not None:
-        out.print(f"report: {report}")
+        out.print(_t(f"report: {report}"), highlight=False)
     if result.workdir:
-        out.print(f"working directory kept: {result.workdir}")
+        out.print(_t(f"working directory kept: {result.workdir}"), highlight=False)
 
 
 def _replay_verdict(result: ReplayReport) -> str:
@@ -436,12 +473,12 @@ def render_diff(result: CapsuleDiff, a: Path, b: Path) -> None:
     if not result.entries:
         out.print("[green]no differences[/]" + (" (same capsule)" if result.identical else ""))
         return
-    table = Table(title=f"{a.name} -> {b.name}")
+    table = Table(title=_t(f"{a.name} -> {b.name}"))
     for col in ("kind", "name", "change", "before", "after", "detail"):
         table.add_column(col, overflow="fold")
     for e in result.entries:
         cells = (e.kind, e.name, e.change, e.before, e.after, e.detail)
-        table.add_row(*(Text(v or "") for v in cells))
+        table.add_row(*(_t(v or "") for v in cells))
     out.print(table)
 
 
@@ -449,22 +486,26 @@ def render_diff(result: CapsuleDiff, a: Path, b: Path) -> None:
 
 
 def render_key_generated(info: KeyInfo) -> None:
-    out.print(f"created key [bold]{info.name}[/] {fingerprint(info.keyid)}")
-    out.print(f"  private  {info.path} (mode 0600{', encrypted' if info.encrypted else ''})")
-    out.print(f"  public   {info.path.with_suffix('.pub')}  <- share this one")
+    out.print(f"created key [bold]{_m(info.name)}[/] {fingerprint(info.keyid)}")
+    out.print(f"  private  {_m(info.path)} (mode 0600{', encrypted' if info.encrypted else ''})")
+    out.print(f"  public   {_m(info.path.with_suffix('.pub'))}  <- share this one")
 
 
 def render_keys(own: list[KeyInfo], trusted: dict[str, dict[str, str]]) -> None:
     out.print("[bold]signing keys[/]" + ("" if own else "  (none: repro keys generate)"))
     for k in own:
-        out.print(f"  {k.name:<16} {fingerprint(k.keyid)}{'  (encrypted)' if k.encrypted else ''}")
+        out.print(
+            f"  {_m(f'{k.name:<16}')} {fingerprint(k.keyid)}"
+            + ("  (encrypted)" if k.encrypted else "")
+        )
     out.print("[bold]trusted keys[/]" + ("" if trusted else "  (none: repro keys trust KEY.pub)"))
     for keyid, entry in sorted(trusted.items(), key=lambda kv: kv[1].get("name", "")):
-        out.print(f"  {entry.get('name', '?'):<16} {fingerprint(keyid)}")
+        label = entry.get("name", "?")
+        out.print(f"  {_m(f'{label:<16}')} {fingerprint(keyid)}")
 
 
 def render_trusted(keyid: str, label: str) -> None:
-    out.print(f"trusted [bold]{label}[/] {fingerprint(keyid)}")
+    out.print(f"trusted [bold]{_m(label)}[/] {fingerprint(keyid)}")
 
 
 def render_untrusted(gone: list[str]) -> None:
@@ -480,11 +521,17 @@ def render_publish(result: PublishResult, publish_again: str) -> None:
     r = result.receipt
     if r.state == "draft":
         out.print(
-            f"draft ready: {r.draft_url or r.record_url} (DOI {r.doi} reserved); "
-            f"publish it with: {publish_again}",
+            printable(
+                f"draft ready: {r.draft_url or r.record_url} (DOI {r.doi} reserved); "
+                f"publish it with: {publish_again}"
+            ),
             highlight=False,
             markup=False,
         )
     else:
         done = "already published" if result.already_done else "published"
-        out.print(f"{done} {r.doi}: {r.record_url} ({r.capsule})", highlight=False, markup=False)
+        out.print(
+            printable(f"{done} {r.doi}: {r.record_url} ({r.capsule})"),
+            highlight=False,
+            markup=False,
+        )

@@ -25,6 +25,14 @@ def _memory_mb(memory: str | None) -> int | None:
     return max(1, int(float(match.group(1)) * factor))
 
 
+def _directive(value: str) -> str:
+    """A value on a #SBATCH / #PBS / #$ line: one word, as the models' patterns guarantee
+    (sbatch reads these lines itself, with no shell quoting, so nothing can be quoted)."""
+    if not re.fullmatch(r"[^\s\"'#\\]+", value):
+        raise ValueError(f"not a scheduler directive value: {value!r}")
+    return value
+
+
 def _case(points: list[dict[str, SweepValue]], run: Run) -> list[str]:
     lines = ['case "$task" in']
     for index, point in enumerate(points):
@@ -37,7 +45,7 @@ def _case(points: list[dict[str, SweepValue]], run: Run) -> list[str]:
 
 
 def _body(run: Run, points: list[dict[str, SweepValue]], task_var: str) -> list[str]:
-    status = f"{STATUS_DIR}/{run.name}"
+    status = shlex.quote(f"{STATUS_DIR}/{run.name}")
     return [
         "set -u",
         "# Replays set REPRO_PROJECT and REPRO_VENV; by hand, submit from the project folder",
@@ -98,7 +106,7 @@ def render_script(
         for key in ("partition", "account", "qos", "constraint"):
             value = getattr(res, key)
             if value:
-                head.append(f"#SBATCH --{key}={value}")
+                head.append(f"#SBATCH --{key}={_directive(value)}")
         task_var = "SLURM_ARRAY_TASK_ID"
     elif flavour == "pbs":
         head += [
@@ -111,9 +119,9 @@ def render_script(
         if res.walltime:
             head.append(f"#PBS -l walltime={res.walltime}")
         if res.partition:
-            head.append(f"#PBS -q {res.partition}")
+            head.append(f"#PBS -q {_directive(res.partition)}")
         if res.account:
-            head.append(f"#PBS -A {res.account}")
+            head.append(f"#PBS -A {_directive(res.account)}")
         head.append('cd "${PBS_O_WORKDIR:-$PWD}"')
         task_var = "PBS_ARRAY_INDEX"
     else:
@@ -128,7 +136,7 @@ def render_script(
         if res.walltime:
             head.append(f"#$ -l h_rt={res.walltime}")
         if res.partition:
-            head.append(f"#$ -q {res.partition}")
+            head.append(f"#$ -q {_directive(res.partition)}")
         # SGE numbers array tasks from 1.
         head.append("SGE_TASK_ID=$(( ${SGE_TASK_ID:-1} - 1 ))")
         task_var = "SGE_TASK_ID"

@@ -12,11 +12,12 @@ from pathlib import Path
 
 from repro.capsule.manifest import Manifest
 from repro.config.models import Run
-from repro.engines import ContainerEngine
+from repro.engines import ContainerEngine, ContainerRefusedError
 from repro.engines.docker_engine import DockerEngine
 from repro.env.capsule_env import capsule_environment
 from repro.env.image import BASE_IMAGE_ENV, ImageSpec, ensure_image
 from repro.env.lock import parse_packages
+from repro.errors import EnvironmentBuildError
 from repro.execution.container import DockerRunner, give_to_container_user, probe_image
 from repro.execution.runs import PointOutcome
 from repro.replay.targets.base import (
@@ -67,11 +68,26 @@ def _environment(
     return ensure_image(engine, image_spec(manifest, root, base), offline, say)
 
 
+PROBE_HINT = "the image must run `python` (check the base image and postBuild), or use --base-image"
+
+
 def _probe(engine: ContainerEngine, tag: str) -> Prepared:
-    """The image's Python version and installed packages, asked of a throwaway container."""
-    info, freeze = probe_image(engine, tag)
-    version, abi = (info.version, info.abi) if info else ("unknown", None)
-    return Prepared(version, parse_packages(freeze), [], abi)
+    """The image's Python (version, ABI) and installed packages, asked of a throwaway
+    container. An image whose Python does not answer with a version is refused here, in one
+    line."""
+    try:
+        info, freeze = probe_image(engine, tag)
+    except ContainerRefusedError as exc:
+        raise EnvironmentBuildError(
+            f"the environment image's Python does not run: {exc.message}", hint=PROBE_HINT
+        ) from None
+    if info is None:
+        raise EnvironmentBuildError(
+            "the environment image's Python did not answer with its version: "
+            f"{freeze[:80]!r}",
+            hint=PROBE_HINT,
+        )
+    return Prepared(info.version, parse_packages(freeze), [], info.abi)
 
 
 class DockerTarget:
