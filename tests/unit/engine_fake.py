@@ -118,7 +118,8 @@ class FakeEngine:
         self._answer()
         if list(command[:2]) == ["python3", "-c"]:  # the base image's probe
             return b"CPython\n3.11.9\ncpython-311-x86_64-linux-gnu\nglibc 2.36\nx86_64\n23.0.1\n"
-        return b"3.11.9\nreprotest-core==1.0.0\n"
+        # the environment image's probe: what its Python is, then its packages
+        return b"CPython\n3.11.9\ncpython-311-x86_64-linux-gnu\nreprotest-core==1.0.0\n"
 
     def close(self) -> None:
         self.closed = True
