@@ -3,7 +3,6 @@ environment and job files, vendored wheels and image, RO-Crate) and its Manifest
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,14 +30,12 @@ from repro.capture.environment import EnvironmentBuild
 from repro.capture.files import Listing
 from repro.capture.options import CaptureOptions, Observer
 from repro.capture.plan import Plan
-from repro.capture.results import Results
-from repro.capture.secret_scan import is_secret_variable
+from repro.capture.results import Results, recorded_variables
 from repro.capture.snapshot import Snapshot
 from repro.capture.source import source_state
 from repro.config.models import Run, point_id
 from repro.env.image import ensure_image
 from repro.env.wheels import WheelTarget, download_wheels
-from repro.errors import ConfigError
 from repro.hashing import Digest, sha256_bytes, sha256_file
 from repro.machine import fingerprint
 from repro.scheduler.scripts import Flavour, render_script
@@ -269,17 +266,6 @@ def job_specs(runs: list[Run]) -> tuple[list[JobSpec], dict[str, bytes]]:
             )
         )
     return specs, files
-
-
-def recorded_variables(names: list[str]) -> dict[str, str]:
-    """Only allowlisted variables, and never one whose name says it is a secret."""
-    for name in names:
-        if is_secret_variable(name):
-            raise ConfigError(
-                f"[environment] variables: {name} looks like a secret and is never recorded",
-                hint="remove it from the list; pass secrets to runs at replay time instead",
-            )
-    return {k: os.environ[k] for k in names if k in os.environ}
 
 
 @dataclass(frozen=True)
