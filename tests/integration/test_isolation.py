@@ -152,3 +152,35 @@ def test_an_untrusted_capsule_does_not_replay_unsandboxed(tmp_path: Path) -> Non
 def test_the_attack_table_names_every_attack() -> None:
     row = Outcome("local", "bubblewrap", dict.fromkeys(ATTACKS, True), {})
     assert "refused" in table([row]) and "ALLOWED" not in table([row])
+
+
+def test_containers_are_hardened(docker_engine: str) -> None:
+    """What the engine was asked for, read back from the engine: no capabilities,
+    no-new-privileges, a pids limit, a read-only root with tmpfs, no network."""
+    import docker
+
+    from repro.engines import ContainerSpec
+    from repro.engines.docker_engine import DockerEngine
+
+    engine = DockerEngine()
+    container = engine.start(
+        ContainerSpec(
+            image=docker_engine,
+            command=("/bin/sh", "-c", "touch /x 2>&1; touch /tmp/y && echo tmp-ok"),
+            user="1000:1000",
+            tmpfs=("/tmp", "/home/repro"),
+        )
+    )
+    try:
+        assert container.wait(60) == 0
+        out = container.logs("stdout").decode()
+        assert "Read-only file system" in out and "tmp-ok" in out
+        info = docker.from_env().api.inspect_container(container._container.id)  # type: ignore[attr-defined]
+        host = info["HostConfig"]
+        assert host["CapDrop"] == ["ALL"] and "no-new-privileges" in host["SecurityOpt"]
+        assert host["ReadonlyRootfs"] and host["PidsLimit"] == 4096
+        assert set(host["Tmpfs"]) == {"/tmp", "/home/repro"}
+        assert info["Config"]["NetworkDisabled"]
+    finally:
+        container.remove()
+        engine.close()
