@@ -179,9 +179,9 @@ class LocalRunner:
             out_path, err_path = Path(scratch) / "stdout", Path(scratch) / "stderr"
             home = Path(scratch) / "home"
             home.mkdir()
-            argv = self.sandbox.wrap(
-                ["/bin/sh", "-c", command], self.sandbox_spec(workdir, home, run)
-            )
+            argv = ["/bin/sh", "-c", command]
+            if self.sandbox.isolation != "none":
+                argv = self.sandbox.wrap(argv, self.sandbox_spec(workdir, home, run))
             with out_path.open("wb") as out, err_path.open("wb") as err:
                 start = time.monotonic()
                 proc = subprocess.Popen(
