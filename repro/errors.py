@@ -183,6 +183,21 @@ class UntrustedCapsuleError(CapsuleError):
     default_hint = "ask the author for their public key, then: repro keys trust KEY.pub"
 
 
+class SandboxUnavailableError(UntrustedCapsuleError):
+    """No sandbox works here, and the capsule is not trusted enough to run without one."""
+
+    default_hint = "replay with --target docker, install bubblewrap, or pass --no-sandbox"
+
+
+class DockerfileMismatchError(CapsuleIntegrityError):
+    """The capsule's Dockerfile is not the one repro generates from its declarations."""
+
+    default_hint = (
+        "do not build it: a capsule's image is built only from what repro generates; "
+        "ask the author to capture it again with this version of repro"
+    )
+
+
 class CapsuleNotFoundError(ReproError):
     default_hint = "check the path to the capsule file"
 

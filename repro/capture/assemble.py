@@ -3,7 +3,6 @@ environment and job files, vendored wheels and image, RO-Crate) and its Manifest
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,15 +30,13 @@ from repro.capture.environment import EnvironmentBuild
 from repro.capture.files import Listing
 from repro.capture.options import CaptureOptions, Observer
 from repro.capture.plan import Plan
-from repro.capture.results import Results
-from repro.capture.secret_scan import SecretScanner, is_secret_variable
+from repro.capture.results import Results, recorded_variables
 from repro.capture.snapshot import Snapshot
 from repro.capture.source import source_state
 from repro.config.models import Run, point_id
 from repro.env.image import ensure_image
 from repro.env.pythons import PythonInfo
 from repro.env.wheels import WheelTarget, download_wheels
-from repro.errors import ConfigError
 from repro.hashing import Digest, sha256_bytes, sha256_file
 from repro.machine import fingerprint
 from repro.scheduler.scripts import Flavour, render_script
@@ -278,29 +275,6 @@ def job_specs(runs: list[Run]) -> tuple[list[JobSpec], dict[str, bytes]]:
             )
         )
     return specs, files
-
-
-def recorded_variables(names: list[str]) -> dict[str, str]:
-    """Only allowlisted variables, never one whose name says it is a secret, and never one
-    whose value holds one (`DATABASE_URL=postgres://u:PASSWORD@host/db`, a bearer header)."""
-    for name in names:
-        if is_secret_variable(name):
-            raise ConfigError(
-                f"[environment] variables: {name} looks like a secret and is never recorded",
-                hint="remove it from the list; pass secrets to runs at replay time instead",
-            )
-    recorded = {k: os.environ[k] for k in names if k in os.environ}
-    scanner = SecretScanner(environ={})
-    for name, value in recorded.items():
-        hits = scanner.scan_bytes(f"{name}={value}".encode("utf-8", "surrogateescape"), name)
-        if hits:
-            raise ConfigError(
-                f"[environment] variables: the value of {name} holds a secret "
-                f"({hits[0].kind} {hits[0].masked}) and is never recorded",
-                hint="remove it from the list, or set it without the credentials; pass "
-                "secrets to runs at replay time instead",
-            )
-    return recorded
 
 
 @dataclass(frozen=True)

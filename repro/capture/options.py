@@ -49,3 +49,6 @@ class CaptureOptions:
     """Build and install the project itself (--install-project / --no-install-project)."""
     skip_conda_only: bool = False
     """Leave conda-only packages of environment.yml out, with a note (--skip-conda-only)."""
+    pass_env: tuple[str, ...] = ()
+    """Variables of this environment the runs get too (--pass-env NAME); runs get only an
+    allowlisted environment otherwise."""

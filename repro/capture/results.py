@@ -4,6 +4,7 @@ notebooks once, and record their outputs as the expected results."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import time
@@ -18,14 +19,15 @@ from repro.capture.environment import EnvironmentBuild
 from repro.capture.files import ProjectFile
 from repro.capture.options import CaptureOptions, Observer
 from repro.capture.plan import Plan
-from repro.capture.secret_scan import Hit, SecretScanner, fail_on_hits
+from repro.capture.secret_scan import Hit, SecretScanner, fail_on_hits, is_secret_variable
 from repro.capture.snapshot import Notebook, Snapshot
 from repro.config.models import CompareRule, NotebookSpec, Run, point_id, render
 from repro.env.apt import check_apt_on_host
 from repro.env.image import ensure_image
 from repro.env.pythons import PythonInfo, python_info
 from repro.env.virtualenv import build_venv
-from repro.errors import CaptureRunsFailedError, ReproError
+from repro.errors import CaptureRunsFailedError, ConfigError, ReproError
+from repro.execution.environment import Allowlist
 from repro.execution.outputs import expand, is_pattern, matches
 from repro.execution.runs import (
     TAIL_LINES,
@@ -160,7 +162,7 @@ def _results(
     if not opts.execute:
         unexecuted = [_notebook_record(nb, nb.node, None) for nb in notebooks]
         return _Recorded.of(_unexecuted_records(config.runs, plan.project), unexecuted, None)
-    runner, python = build_runner(opts, environment, say)
+    runner, python = build_runner(opts, environment, say, capture_allowlist(plan, say))
     say("staging the captured files")
     stage_inputs(snapshot.listing.files, remote, stage, to_container=opts.target == "docker")
     variables = study_variables(plan.epoch)
@@ -262,15 +264,54 @@ def stage_inputs(
         give_to_container_user(stage)
 
 
+def recorded_variables(names: list[str]) -> dict[str, str]:
+    """Only allowlisted variables, never one whose name says it is a secret, and never one
+    whose value holds one (`DATABASE_URL=postgres://u:PASSWORD@host/db`, a bearer header)."""
+    for name in names:
+        if is_secret_variable(name):
+            raise ConfigError(
+                f"[environment] variables: {name} looks like a secret and is never recorded",
+                hint="remove it from the list; pass secrets to runs at replay time instead",
+            )
+    recorded = {k: os.environ[k] for k in names if k in os.environ}
+    scanner = SecretScanner(environ={})
+    for name, value in recorded.items():
+        hits = scanner.scan_bytes(f"{name}={value}".encode("utf-8", "surrogateescape"), name)
+        if hits:
+            raise ConfigError(
+                f"[environment] variables: the value of {name} holds a secret "
+                f"({hits[0].kind} {hits[0].masked}) and is never recorded",
+                hint="remove it from the list, or set it without the credentials; pass "
+                "secrets to runs at replay time instead",
+            )
+    return recorded
+
+
+def capture_allowlist(plan: Plan, say: Observer) -> Allowlist:
+    """What of this environment the runs see at capture, as at replay: the declared
+    `[environment] variables` (the values recorded) and --pass-env names (each one missing
+    here is a warning)."""
+    allowed = Allowlist(
+        recorded_variables(plan.config.environment.variables), plan.options.pass_env
+    )
+    for warning in allowed.missing():
+        say(f"warning: {warning}")
+    return allowed
+
+
 def build_runner(
-    opts: CaptureOptions, environment: EnvironmentBuild, say: Observer
+    opts: CaptureOptions, environment: EnvironmentBuild, say: Observer, allowlist: Allowlist
 ) -> tuple[CommandRunner, PythonInfo | None]:
     """Where capture runs the study: this interpreter (--freeze), the capsule's own image
     (--target docker), or a venv built from the lock (the default); and the interpreter the
-    runs use when it is not this one."""
+    runs use when it is not this one. Runs get the allowlisted environment everywhere; on
+    this machine they are not sandboxed (the project is the user's own code,
+    docs/security.md)."""
     if opts.freeze:
         runner = LocalRunner(
-            Path(sys.executable).parent, Path(sys.prefix) if sys.prefix != sys.base_prefix else None
+            Path(sys.executable).parent,
+            Path(sys.prefix) if sys.prefix != sys.base_prefix else None,
+            allowlist,
         )
         return runner, None
     if opts.target == "docker":
@@ -279,7 +320,7 @@ def build_runner(
 
         engine = DockerEngine()
         tag = ensure_image(engine, environment.image_spec(), offline=False, say=say)
-        return DockerRunner(engine, tag), image_python(engine, tag)
+        return DockerRunner(engine, tag, allowlist), image_python(engine, tag)
     check_apt_on_host(environment.apt, "the study (apt.txt)")
     say("building the environment from the lock")
     venv = build_venv(
@@ -288,7 +329,7 @@ def build_runner(
         local_wheels=environment.locked.local_wheels,
         post_build=environment.post_build,
     )
-    return LocalRunner(venv.bin_dir, venv.root), python_info(venv.python)
+    return LocalRunner(venv.bin_dir, venv.root, allowlist), python_info(venv.python)
 
 
 def _execute_notebooks(

@@ -22,7 +22,7 @@ from repro.capture import environment as env_stage
 from repro.capture.files import BUILTIN_IGNORES
 from repro.capture.options import CaptureOptions, Observer
 from repro.capture.plan import plan_capture
-from repro.capture.results import build_runner, stage_inputs, study_variables
+from repro.capture.results import build_runner, capture_allowlist, stage_inputs, study_variables
 from repro.capture.snapshot import take_snapshot
 from repro.config.models import ProjectConfig
 from repro.execution.runs import execute_runs
@@ -143,7 +143,7 @@ def try_runs(project: Path, config: ProjectConfig, say: Observer) -> Trial:
         plan = plan_capture(opts, config=config)
         snapshot = take_snapshot(plan, say)
         environment = env_stage.prepare(plan, snapshot, work, say)
-        runner, python = build_runner(opts, environment, say)
+        runner, python = build_runner(opts, environment, say, capture_allowlist(plan, say))
         stage = work / "stage"
         stage.mkdir()
         say("copying the project into a scratch folder")

@@ -10,7 +10,7 @@ import typer
 from pydantic import ValidationError
 from typer.core import TyperCommand
 
-from repro.cli.options import AsJson, BaseImage, Jobs, ProjectDir, SigningKey
+from repro.cli.options import AsJson, BaseImage, Jobs, PassEnv, ProjectDir, SigningKey
 from repro.cli.prompts import prompt_passphrase
 from repro.config import describe_validation_error
 from repro.config.models import Run
@@ -156,10 +156,12 @@ def capture_command(
             help="Leave environment.yml's conda-only packages out, with a note in the capsule.",
         ),
     ] = False,
+    pass_env: PassEnv = None,
     as_json: AsJson = False,
 ) -> None:
     """Build a capsule: code, locked dependencies, data, runs and their results."""
     from repro.capture.pipeline import CaptureOptions, capture
+    from repro.execution.environment import names_of
     from repro.report.models import CaptureOutput
 
     pairs = pair_runs(ctx.meta[FLAG_ORDER], run or [], output or [])
@@ -186,6 +188,7 @@ def capture_command(
         packages=package or [],
         install_project=install_project,
         skip_conda_only=skip_conda_only,
+        pass_env=names_of(pass_env),
     )
     result = capture(opts, observe=None if as_json else terminal.say)
     if as_json:

@@ -36,4 +36,14 @@ BaseImage = Annotated[str | None, typer.Option("--base-image", help="Container b
 
 Jobs = Annotated[int, typer.Option("-j", "--jobs", min=1, help="Sweep points to run in parallel.")]
 
+PassEnv = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--pass-env",
+        metavar="NAME",
+        help="Give the runs this variable of your environment too (repeatable); runs get "
+        "only an allowlisted environment otherwise.",
+    ),
+]
+
 KeyName = Annotated[str, typer.Option("--name", help="Key name.")]

@@ -18,6 +18,13 @@ def prompt_passphrase(label: str) -> str:
     return str(typer.prompt(label, hide_input=True))
 
 
+def confirm_on_terminal(question: str) -> bool:
+    """Yes/no on the terminal (default no); no terminal: no."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return False
+    return bool(typer.confirm(question, default=False, err=True))
+
+
 def new_passphrase() -> str:
     """A passphrase for a new key: REPRO_KEY_PASSPHRASE, else asked twice on the terminal."""
     secret = os.environ.get(PASSPHRASE_ENV)

@@ -7,7 +7,15 @@ from typing import Annotated, Literal
 
 import typer
 
-from repro.cli.options import AsJson, BaseImage, Jobs, RequireSigned, RequireTrusted, ZenodoUrl
+from repro.cli.options import (
+    AsJson,
+    BaseImage,
+    Jobs,
+    PassEnv,
+    RequireSigned,
+    RequireTrusted,
+    ZenodoUrl,
+)
 from repro.errors import ExitCode
 from repro.report import terminal
 
@@ -19,7 +27,9 @@ def replay_command(
     target: Annotated[
         Literal["local", "docker", "slurm"] | None,
         typer.Option(
-            "--target", help="local, docker or slurm (default: docker when an engine answers)."
+            "--target",
+            help="local, docker or slurm (default: docker when an engine answers, else local, "
+            "sandboxed).",
         ),
     ] = None,
     run: Annotated[list[str] | None, typer.Option("--run", help="Replay only this run.")] = None,
@@ -51,9 +61,20 @@ def replay_command(
         typer.Option("--array-limit", min=1, help="Array tasks running at once (slurm target)."),
     ] = None,
     zenodo_url: ZenodoUrl = None,
+    pass_env: PassEnv = None,
+    no_sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--no-sandbox",
+            help="Run local (and slurm) runs without a sandbox even when the capsule is not "
+            "signed by a trusted key: its code gets all your user's rights.",
+        ),
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Verify a capsule, rebuild its environment, re-run it and compare every result."""
+    from repro.cli.prompts import confirm_on_terminal
+    from repro.execution.environment import names_of
     from repro.replay.pipeline import ReplayOptions
     from repro.replay.pipeline import replay as run_replay
     from repro.replay.targets import SlurmSettings
@@ -78,6 +99,9 @@ def replay_command(
         offline=offline,
         report_html=report,
         slurm=SlurmSettings(partition=partition, account=account, array_limit=array_limit),
+        pass_env=names_of(pass_env),
+        no_sandbox=no_sandbox,
+        confirm=None if as_json else confirm_on_terminal,
     )
     result = run_replay(opts, observe=terminal.say)
     terminal.warn(result.warnings)

@@ -34,7 +34,8 @@ class Mount:
 
 @dataclass(frozen=True)
 class ContainerSpec:
-    """One container to start, detached."""
+    """One container to start, detached: always with every capability dropped and
+    no-new-privileges (a setuid binary in the image gains nothing)."""
 
     image: str
     command: tuple[str, ...]
@@ -47,6 +48,12 @@ class ContainerSpec:
     cpus: float | None = None
     memory: str | None = None
     """A limit as the engine takes it (`512m`, `2g`); None: no limit."""
+    read_only_root: bool = True
+    """The image's filesystem read-only; the mounts and `tmpfs` are the writable places."""
+    tmpfs: tuple[str, ...] = ("/tmp",)  # noqa: S108 - a path inside the container
+    """Folders given a fresh, private, world-writable tmpfs."""
+    pids_limit: int = 4096
+    """Processes and threads the container may have at once (a fork bomb stops there)."""
 
 
 class Container(Protocol):

@@ -22,6 +22,11 @@ from repro.engines.container_engine import ContainerRefusedError, ContainerSpec,
 from repro.errors import EnvironmentBuildError, ImageBuildError, ServiceUnavailableError
 
 ENGINE_HINT = "start the Docker engine (dockerd), or replay with --target local"
+# Every container repro starts, runs and probes alike: no capabilities (a root process in
+# it is an ordinary user), and no setuid/file capability gains them back.
+HARDENED: dict[str, Any] = {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges"]}
+TMPFS_OPTIONS = "rw,nosuid,nodev,exec,mode=1777"
+PROBE_PIDS_LIMIT = 512
 
 
 def _first_line(exc: BaseException, limit: int) -> str:
@@ -213,6 +218,10 @@ class DockerEngine:
                     network_disabled=not spec.network,
                     nano_cpus=int(spec.cpus * 1e9) if spec.cpus is not None else None,
                     mem_limit=spec.memory,
+                    read_only=spec.read_only_root,
+                    tmpfs=dict.fromkeys(spec.tmpfs, TMPFS_OPTIONS),
+                    pids_limit=spec.pids_limit,
+                    **HARDENED,
                 )
         except docker.errors.DockerException as exc:
             raise ContainerRefusedError(_first_line(exc, 300)) from None
@@ -223,7 +232,12 @@ class DockerEngine:
         try:
             with _answering():
                 output: bytes = client.containers.run(
-                    image, list(command), remove=True, network_disabled=not network
+                    image,
+                    list(command),
+                    remove=True,
+                    network_disabled=not network,
+                    pids_limit=PROBE_PIDS_LIMIT,
+                    **HARDENED,
                 )
         except docker.errors.DockerException as exc:
             raise ContainerRefusedError(_first_line(exc, 300)) from None

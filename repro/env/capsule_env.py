@@ -9,9 +9,10 @@ from pathlib import Path
 
 from repro.capsule.layout import PROJECT_PREFIX
 from repro.capsule.manifest import Manifest
+from repro.env.dockerfile import render_dockerfile
 from repro.env.installer import LocalWheel
 from repro.env.virtualenv import PostBuild
-from repro.errors import CapsuleIntegrityError
+from repro.errors import CapsuleIntegrityError, DockerfileMismatchError
 from repro.hashing import sha256_bytes
 
 
@@ -74,3 +75,35 @@ def check_capsule_lock(text: str, where: str) -> None:
             raise CapsuleIntegrityError(
                 f"{where}: not a pinned requirement with hashes: {line[:80]}"
             )
+
+
+def expected_dockerfile(manifest: Manifest) -> str:
+    """The Dockerfile repro generates from the manifest's declarations (the recorded base
+    image as the BASE_IMAGE default, apt packages, the lock, local wheels, postBuild): the
+    only one a replay builds."""
+    env = manifest.environment
+    return render_dockerfile(
+        env.base_image,
+        list(env.apt_packages),
+        bool(env.packages),
+        local_wheels=[(Path(p.wheel).name, p.sha256) for p in env.local_packages],
+        post_build=env.post_build.removeprefix(PROJECT_PREFIX) if env.post_build else None,
+    )
+
+
+def checked_dockerfile(manifest: Manifest, root: Path) -> str:
+    """The capsule's Dockerfile, refused unless it is exactly the one repro generates from
+    its declarations: a build runs only what repro wrote (a RUN added by hand ran as root)."""
+    expected = expected_dockerfile(manifest)
+    shipped = (root / manifest.environment.dockerfile).read_text(encoding="utf-8")
+    if shipped != expected:
+        mine, theirs = expected.splitlines(), shipped.splitlines()
+        line = next(
+            (i for i, (a, b) in enumerate(zip(mine, theirs, strict=False)) if a != b),
+            min(len(mine), len(theirs)),
+        )
+        raise DockerfileMismatchError(
+            f"the capsule's Dockerfile differs from the one its declarations give "
+            f"(from line {line + 1}): it is not built"
+        )
+    return expected

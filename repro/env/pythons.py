@@ -93,12 +93,6 @@ def python_info(python: str | Path) -> PythonInfo | None:
     return parse_info(proc.stdout) if proc is not None and proc.ok else None
 
 
-def python_version_of(python: Path) -> str | None:
-    """major.minor.micro of an interpreter (None when it does not say)."""
-    found = python_info(python)
-    return found.version if found else None
-
-
 def find_python(version: str, *, download: bool = True) -> str:
     """An interpreter that really runs as major.minor `version`: this one when it matches,
     else one on PATH, in pyenv's versions or known to uv; else, when `download` and uv's

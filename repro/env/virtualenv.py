@@ -4,7 +4,6 @@ postBuild), cached by what it is built from and the Python version."""
 from __future__ import annotations
 
 import fcntl
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -15,9 +14,11 @@ from pathlib import Path
 from repro.env.installer import Installer, LocalWheel, UvInstaller
 from repro.env.pythons import find_python
 from repro.errors import EnvironmentBuildError, NetworkError
+from repro.execution.environment import Allowlist, run_environment, standard_path
+from repro.execution.sandbox import Sandbox, SandboxSpec, interpreter_prefix
 from repro.execution.tools import probe, run_tool
 from repro.hashing import sha256_bytes
-from repro.paths import cache_dir
+from repro.paths import cache_dir, config_dir
 
 MARKER = ".repro-complete"
 BUILD_TIMEOUT_S = 1800
@@ -74,12 +75,19 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def run_post_build(post_build: PostBuild, venv_root: Path, python: Path) -> None:
+def run_post_build(
+    post_build: PostBuild,
+    venv_root: Path,
+    python: Path,
+    allowlist: Allowlist | None = None,
+    sandbox: Sandbox | None = None,
+) -> None:
     """Run postBuild once, as repo2docker does: from the project's root (a scratch copy),
     made executable, its shebang choosing the interpreter (sh without one), with the
-    environment's bin first on PATH. A failure fails the build, naming the script."""
-    from repro.execution.runs import SCRUBBED
-
+    environment's bin first on PATH, the allowlisted environment and a private HOME, in
+    `sandbox` when given (a replay: the script is the capsule's; it may write only the venv
+    and its scratch copy, with the network, as repo2docker's postBuild installs things).
+    A failure fails the build, naming the script."""
     with tempfile.TemporaryDirectory(prefix="repro-postbuild-") as tmp:
         work = Path(tmp) / "project"
         shutil.copytree(post_build.project, work, symlinks=True)
@@ -91,14 +99,32 @@ def run_post_build(post_build: PostBuild, venv_root: Path, python: Path) -> None
         script.chmod(0o755)
         head = script.read_bytes()[:2]
         cmd = [str(script)] if head == b"#!" else ["/bin/sh", str(script)]
-        env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
-        env.update(
-            PATH=f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            VIRTUAL_ENV=str(venv_root),
-            PYTHONNOUSERSITE="1",
-            # a pip from outside the venv (further down PATH) refuses to install anything
-            PIP_REQUIRE_VIRTUALENV="1",
+        home = Path(tmp) / "home"
+        home.mkdir()
+        # The capsule's script gets what its runs get (the allowlist, a private HOME), as
+        # in a Docker build: none of the user's tokens or keys.
+        env = run_environment(
+            allowlist or Allowlist(),
+            home=str(home),
+            path=standard_path(str(python.parent)),
+            variables={
+                "VIRTUAL_ENV": str(venv_root),
+                "PYTHONNOUSERSITE": "1",
+                # a pip from outside the venv (further down PATH) refuses to install anything
+                "PIP_REQUIRE_VIRTUALENV": "1",
+            },
         )
+        if sandbox is not None:
+            shown = [p for p in [interpreter_prefix(venv_root)] if p is not None]
+            spec = SandboxSpec(
+                work,
+                home,
+                tuple(shown),
+                (Path.home(), cache_dir(), config_dir()),
+                network=True,
+                writable=(venv_root,),
+            )
+            cmd = sandbox.wrap(cmd, spec)
         proc = run_tool(
             cmd,
             post_build.script,
@@ -130,6 +156,7 @@ def build_venv(
     offline: bool = False,
     cache_root: Path | None = None,
     installer: Installer | None = None,
+    sandbox: Sandbox | None = None,
 ) -> VirtualEnv:
     """A venv with exactly the lock's packages (hash-checked), then the local wheels (no
     index), then postBuild; reused when already built.
@@ -138,7 +165,8 @@ def build_venv(
     written last tells a complete build from an interrupted one, which is wiped and redone.
     `wheels`: a folder of the lock's wheels to install from with no index (vendored in the
     capsule); `offline`: never touch the network (needs `wheels` or a cached venv);
-    `cache_root`: where venvs live instead of the user cache (a folder cluster nodes see).
+    `cache_root`: where venvs live instead of the user cache (a folder cluster nodes see);
+    `sandbox`: where postBuild runs (a replay's; None: as it is, the user's own at capture).
     """
     tool = installer or UvInstaller()
     key = env_key(lock_text, python_version, local_wheels, post_build)
@@ -171,7 +199,7 @@ def build_venv(
                 # the venv its own (bundled with Python, no network) so `pip install` lands
                 # here and never in the interpreter running repro.
                 probe([str(python), "-m", "ensurepip", "--default-pip"], timeout=300)
-                run_post_build(post_build, root, python)
+                run_post_build(post_build, root, python, sandbox=sandbox)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise

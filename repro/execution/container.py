@@ -1,6 +1,8 @@
 """Run a command in a fresh container of an environment image (the project mounted at /work,
-a non-root user, network off unless the run declares it, the run's CPU and memory limits):
-replay's docker target and `capture --target docker` both run points through it."""
+a non-root user, network off unless the run declares it, the run's CPU and memory limits,
+no capabilities, no-new-privileges, a pids limit, a read-only root with tmpfs /tmp and HOME,
+the allowlisted environment): replay's docker target and `capture --target docker` both run
+points through it."""
 
 from __future__ import annotations
 
@@ -13,9 +15,12 @@ from repro.config.models import Run
 from repro.engines import Container, ContainerEngine, ContainerRefusedError, ContainerSpec, Mount
 from repro.env.pythons import PythonInfo, info_command, parse_info
 from repro.errors import ServiceUnavailableError
+from repro.execution.environment import Allowlist, run_environment
 from repro.execution.runs import CommandResult, InFlight
 
 CONTAINER_UID = 1000
+CONTAINER_HOME = "/home/repro"
+"""The container's HOME: a tmpfs, private to the one container (as /tmp)."""
 
 
 def _memory(value: str | None) -> str | None:
@@ -35,9 +40,12 @@ class _Stoppable:
 class DockerRunner:
     """Each point runs in a fresh container of the environment image, the project at /work."""
 
-    def __init__(self, engine: ContainerEngine, image: str) -> None:
+    def __init__(
+        self, engine: ContainerEngine, image: str, allowlist: Allowlist | None = None
+    ) -> None:
         self.engine = engine
         self.image = image
+        self.allowlist = allowlist or Allowlist()
 
     def run(
         self,
@@ -62,8 +70,16 @@ class DockerRunner:
             command=("/bin/sh", "-c", command),
             workdir="/work",
             user=user,
-            environment=variables,
+            # PATH stays the image's own (the environment first, set by its Dockerfile).
+            environment=run_environment(
+                self.allowlist,
+                home=CONTAINER_HOME,
+                path=None,
+                variables=variables,
+                host_paths=False,
+            ),
             mounts=(Mount(workdir, "/work"),),
+            tmpfs=("/tmp", CONTAINER_HOME),  # noqa: S108 - paths inside the container
             network=run.network,
             cpus=cpus,
             memory=_memory(res.memory),

@@ -16,25 +16,14 @@ from pathlib import Path
 from typing import Protocol
 
 from repro.config.models import Run, point_id, point_variables_for, render
+from repro.execution.environment import Allowlist, run_environment, standard_path
 from repro.execution.outputs import expand, is_pattern
+from repro.execution.sandbox import NoSandbox, Sandbox, SandboxSpec, interpreter_prefix
 from repro.model_base import SweepValue
+from repro.paths import cache_dir, config_dir
 
 TAIL_CHARS = 4000
 KILL_GRACE_S = 5.0
-# Variables that would make the run see another environment than the one recorded.
-SCRUBBED = (
-    "PYTHONPATH",
-    "PYTHONHOME",
-    "PYTHONSTARTUP",
-    "PYTHONUSERBASE",
-    "VIRTUAL_ENV",
-    "CONDA_PREFIX",
-    "PIP_REQUIRE_VIRTUALENV",
-    # uv installs no bytecode (that keeps a cold build fast); the first run writes it into
-    # the cached venv so later runs reuse it, which this variable would forbid (measured:
-    # ~1.3 s per replay of numpy + matplotlib, benchmarks/README.md). It only affects caching.
-    "PYTHONDONTWRITEBYTECODE",
-)
 
 
 @dataclass(frozen=True)
@@ -146,19 +135,36 @@ class _Process:
 
 @dataclass(frozen=True)
 class LocalRunner:
-    """Commands run with /bin/sh on this machine, with a venv's bin folder first on PATH."""
+    """Commands run with /bin/sh on this machine, with a venv's bin folder first on PATH, the
+    allowlisted environment (repro.execution.environment) and a fresh private HOME, inside
+    `sandbox` (NoSandbox: as they are)."""
 
     bin_dir: Path
     venv_root: Path | None
+    allowlist: Allowlist = field(default_factory=Allowlist)
+    sandbox: Sandbox = field(default_factory=NoSandbox)
 
-    def environment(self, variables: dict[str, str]) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in SCRUBBED}
-        env["PATH"] = f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
-        env["PYTHONNOUSERSITE"] = "1"
+    def environment(self, variables: Mapping[str, str], home: Path) -> dict[str, str]:
+        own = {"PYTHONNOUSERSITE": "1"}
         if self.venv_root is not None:
-            env["VIRTUAL_ENV"] = str(self.venv_root)
-        env.update(variables)
-        return env
+            own["VIRTUAL_ENV"] = str(self.venv_root)
+        return run_environment(
+            self.allowlist,
+            home=str(home),
+            path=standard_path(str(self.bin_dir)),
+            variables={**own, **variables},
+        )
+
+    def sandbox_spec(self, workdir: Path, home: Path, run: Run) -> SandboxSpec:
+        """What a sandboxed point may use: its work tree and HOME, the venv read-only."""
+        shown: list[Path] = [self.bin_dir]
+        if self.venv_root is not None:
+            shown.append(self.venv_root)
+            prefix = interpreter_prefix(self.venv_root)
+            if prefix is not None:
+                shown.append(prefix)
+        hidden = [Path.home(), cache_dir(), config_dir()]
+        return SandboxSpec(workdir, home, tuple(shown), tuple(hidden), run.network)
 
     def run(
         self,
@@ -169,14 +175,19 @@ class LocalRunner:
         run: Run,
         in_flight: InFlight,
     ) -> CommandResult:
-        with tempfile.TemporaryDirectory(prefix="repro-run-") as logs:
-            out_path, err_path = Path(logs) / "stdout", Path(logs) / "stderr"
+        with tempfile.TemporaryDirectory(prefix="repro-run-") as scratch:
+            out_path, err_path = Path(scratch) / "stdout", Path(scratch) / "stderr"
+            home = Path(scratch) / "home"
+            home.mkdir()
+            argv = ["/bin/sh", "-c", command]
+            if self.sandbox.isolation != "none":
+                argv = self.sandbox.wrap(argv, self.sandbox_spec(workdir, home, run))
             with out_path.open("wb") as out, err_path.open("wb") as err:
                 start = time.monotonic()
                 proc = subprocess.Popen(
-                    ["/bin/sh", "-c", command],
+                    argv,
                     cwd=workdir,
-                    env=self.environment(variables),
+                    env=self.environment(variables, home),
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=err,

@@ -50,6 +50,9 @@ class Opened:
     notebook_runs: list[Run]
     """Each selected notebook as an internal run, as at capture."""
     warnings: list[str]
+    trusted: bool = False
+    """Signed by a key in the trust store (such a capsule may run unsandboxed where no
+    sandbox works)."""
 
 
 def parse_points(filters: list[str]) -> dict[str, str]:
@@ -133,6 +136,7 @@ def open_for_replay(
         selection=selection,
         notebook_runs=_notebook_runs(manifest, selection.notebooks, project),
         warnings=warnings,
+        trusted=verified.signature.state == "trusted",
     )
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from repro.errors import UsageError
@@ -45,9 +46,22 @@ class ReplayOptions:
     offline: bool = False
     report_html: Path | None = None
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
+    pass_env: tuple[str, ...] = ()
+    """Variables of this environment the runs get too (--pass-env NAME)."""
+    no_sandbox: bool = False
+    confirm: Callable[[str], bool] | None = None
+    """Asks the user yes/no on a terminal (run unsandboxed?); None: nobody to ask."""
 
     def target_options(self) -> TargetOptions:
-        return TargetOptions(self.jobs, self.base_image, self.offline, self.slurm)
+        return TargetOptions(
+            self.jobs,
+            self.base_image,
+            self.offline,
+            self.slurm,
+            pass_env=self.pass_env,
+            no_sandbox=self.no_sandbox,
+            confirm=self.confirm,
+        )
 
 
 def replay(opts: ReplayOptions, observe: Observer | None = None) -> ReplayReport:
@@ -61,7 +75,8 @@ def replay(opts: ReplayOptions, observe: Observer | None = None) -> ReplayReport
         opened = open_for_replay(
             opts.capsule, workdir, opts.policy, opts.runs, wanted_points, opts.offline, say
         )
-        target = make_target(opts.target, opts.target_options(), say)
+        options = replace(opts.target_options(), trusted=opened.trusted)
+        target = make_target(opts.target, options, say)
         try:
             prepared = prepare(target, opened, workdir, opts.workdir is not None, say)
             outcomes = execute(target, opened, say)

@@ -31,6 +31,7 @@ def build_report(
         title=opened.manifest.metadata.title,
         signature=opened.signature,
         target=target,
+        isolation=prepared.isolation,
         reproduced=judged.reproduced,
         verified=judged.verified,
         counts=judged.counts,

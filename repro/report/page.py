@@ -166,6 +166,7 @@ def _header(report: ReplayReport) -> str:
         ("Capsule file", escape(report.capsule)),
         ("Signature", escape(report.signature)),
         ("Target", escape(report.target)),
+        ("Isolation", escape(report.isolation)),
         ("Started", escape(report.started)),
         ("Duration", _duration(report.duration_s)),
     ]

@@ -83,6 +83,11 @@ class ReplayReport(Model):
     signature: str
     """How the capsule's signature checked out, in words."""
     target: Literal["local", "docker", "slurm"]
+    isolation: Literal["docker", "bubblewrap", "none"] = "none"
+    """How the runs were isolated from the replaying machine: in containers (docker), in a
+    bubblewrap sandbox (host read-only, private home and /tmp, no network unless declared),
+    or not at all (none: only the environment allowlist). Every target gives runs the
+    allowlisted environment."""
     reproduced: bool
     """Every point ran, every compared output and notebook identical or within tolerance,
     and at least one was compared (exit 0); else exit 3. A replay that verified nothing

@@ -401,7 +401,9 @@ def render_fetch(result: FetchResult, report: VerifyReport) -> None:
 
 
 def render_replay(result: ReplayReport, report: Path | None) -> None:
-    table = Table(title=_t(f"{result.title} — replay on {result.target}"))
+    table = Table(
+        title=_t(f"{result.title} — replay on {result.target} (isolation: {result.isolation})")
+    )
     for col in ("run", "point", "output", "verdict", "detail"):
         table.add_column(col, overflow="fold")
     for p in result.points:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Sequence
 from typing import Literal
 
 from repro.config.models import Resources, Run, point_variables_for, render
@@ -44,8 +45,12 @@ def _case(points: list[dict[str, SweepValue]], run: Run) -> list[str]:
     return lines
 
 
-def _body(run: Run, points: list[dict[str, SweepValue]], task_var: str) -> list[str]:
+def _body(
+    run: Run, points: list[dict[str, SweepValue]], task_var: str, wrap: Sequence[str]
+) -> list[str]:
     status = shlex.quote(f"{STATUS_DIR}/{run.name}")
+    # A replay's sandbox (bubblewrap), rendered by the replaying machine; none by hand.
+    prefix = shlex.join(wrap) + " " if wrap else ""
     return [
         "set -u",
         "# Replays set REPRO_PROJECT and REPRO_VENV; by hand, submit from the project folder",
@@ -66,7 +71,7 @@ def _body(run: Run, points: list[dict[str, SweepValue]], task_var: str) -> list[
         *_case(points, run),
         f"mkdir -p {status}",
         "start=$(date +%s.%N)",
-        '/bin/sh -c "$command"',
+        f'{prefix}/bin/sh -c "$command"',
         "code=$?",
         "# The status file is the record: it outlives the scheduler's memory of the job.",
         f'printf "%s %s %s\\n" "$code" "$start" "$(date +%s.%N)" > {status}/$task.status.tmp && '
@@ -81,8 +86,10 @@ def render_script(
     points: list[dict[str, SweepValue]],
     flavour: Flavour = "slurm",
     resources: Resources | None = None,
+    wrap: Sequence[str] = (),
 ) -> str:
-    """The batch script for `run` over `points` (array task i runs points[i])."""
+    """The batch script for `run` over `points` (array task i runs points[i]); `wrap`: the
+    command each task's run is started under (a sandbox, ending with `--`)."""
     res = resources or run.resources
     last = len(points) - 1
     status = f"{STATUS_DIR}/{run.name}"
@@ -140,4 +147,4 @@ def render_script(
         # SGE numbers array tasks from 1.
         head.append("SGE_TASK_ID=$(( ${SGE_TASK_ID:-1} - 1 ))")
         task_var = "SGE_TASK_ID"
-    return "\n".join([line for line in head if line] + _body(run, points, task_var))
+    return "\n".join([line for line in head if line] + _body(run, points, task_var, wrap))

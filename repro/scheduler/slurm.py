@@ -19,6 +19,8 @@ from typing import Literal, Protocol
 from repro.errors import ReproError, ServiceUnavailableError
 from repro.execution.tools import Completed, run_tool
 
+SBATCH_ENV = ("SLURM_CONF",)
+"""What sbatch itself needs of repro's environment to find the cluster (also seen by jobs)."""
 TaskState = Literal["pending", "running", "done", "failed", "unknown"]
 SLURM_HINT = "install the Slurm client (sbatch, squeue, scancel) or replay with --target local"
 
@@ -98,15 +100,19 @@ class Slurm:
 
     def submit_array(self, submission: Submission) -> str:
         s = submission
-        # The variables travel in sbatch's own environment (Slurm's default, --export=ALL, as
-        # a local run gets; the script drops PYTHONPATH and the like). Any --export option,
-        # even ALL,X=Y, cost +0.4 s per task on the test cluster (benchmarks/README.md).
-        env = {**os.environ, **s.export}
+        # The job gets exactly sbatch's own environment (--export=ALL), and sbatch gets only
+        # the submission's variables (the run's allowlisted environment), never repro's: the
+        # batch script inherits nothing of the submitter. --export=NONE or a list of names
+        # would load the user's login environment on the node instead (--get-user-env is
+        # implied: HOME, a pyenv PATH, whatever ~/.profile exports) and cost 1-2 s a job
+        # (measured on the test cluster, docs/security.md).
+        env = {**{k: os.environ[k] for k in SBATCH_ENV if k in os.environ}, **s.export}
         cmd = [
             self.sbatch,
             "--parsable",
             f"--array={array_spec(s.indices, s.array_limit)}",
             f"--chdir={s.workdir}",
+            "--export=ALL",
         ]
         if s.partition:
             cmd.append(f"--partition={s.partition}")

@@ -58,4 +58,9 @@ def test_the_engine_dropping_the_wait_stops_the_point_as_at_its_timeout(tmp_path
     (container,) = engine.started
     assert container.killed == 1 and container.removed
     assert container.spec.command == ("/bin/sh", "-c", "python study.py")
-    assert container.spec.environment == {"SEED": "1"} and not container.spec.network
+    env = container.spec.environment
+    assert env["SEED"] == "1" and env["HOME"] == "/home/repro" and not container.spec.network
+    # the allowlist: the locale at most, nothing else of this environment
+    assert set(env) - {"SEED", "HOME"} <= {"LANG", "LANGUAGE", "TZ"} | {
+        k for k in env if k.startswith("LC_")
+    }

@@ -59,7 +59,9 @@ TARGETS: Mapping[TargetName, Callable[[TargetOptions], Target]] = {
 
 
 def choose(name: TargetName | None, say: Observer) -> TargetName:
-    """The target asked for; none asked for: docker when an engine answers, else local."""
+    """The target asked for; none asked for: the strongest isolation available -- docker when
+    an engine answers, else local, which sandboxes its runs (bubblewrap) or refuses a capsule
+    not signed by a trusted key (repro.replay.targets.isolation): never silently unsandboxed."""
     if name is not None:
         return name
     from repro.env.image import engine_available

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -10,7 +10,9 @@ from typing import Literal, Protocol
 from repro.capsule.layout import created_epoch
 from repro.capsule.manifest import Manifest, Package
 from repro.config.models import Run
+from repro.execution.environment import Allowlist
 from repro.execution.runs import CommandRunner, PointOutcome, execute_runs
+from repro.execution.sandbox import Isolation
 from repro.model_base import SweepValue
 
 TargetName = Literal["local", "docker", "slurm"]
@@ -46,6 +48,14 @@ class TargetOptions:
     base_image: str | None = None
     offline: bool = False
     slurm: SlurmSettings = field(default_factory=SlurmSettings)
+    pass_env: tuple[str, ...] = ()
+    """Variables of this environment the runs get too (--pass-env NAME)."""
+    no_sandbox: bool = False
+    """--no-sandbox: local (and slurm) runs are not sandboxed, whoever signed the capsule."""
+    trusted: bool = False
+    """The capsule is signed by a trusted key (it may run unsandboxed where no sandbox works)."""
+    confirm: Callable[[str], bool] | None = None
+    """Asks the user a yes/no question (an interactive terminal), or None: nobody to ask."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,8 @@ class Prepared:
     warnings: list[str]
     python_abi: str | None = None
     """The interpreter's ABI tag (cp311), when it says."""
+    isolation: Isolation = "none"
+    """How the runs are isolated from this machine: docker, bubblewrap or none."""
 
 
 class Target(Protocol):
@@ -107,6 +119,13 @@ def study_variables(manifest: Manifest) -> dict[str, str]:
     SOURCE_DATE_EPOCH (its creation time), so tools that honour it (matplotlib's PDF and
     PNG writers, among others) write the timestamps they wrote at capture."""
     return {"SOURCE_DATE_EPOCH": str(created_epoch(manifest.created))}
+
+
+def allowlist(manifest: Manifest, options: TargetOptions) -> Allowlist:
+    """What of the outside the runs see: the capsule's declared variables (as recorded at
+    capture) and the --pass-env names."""
+    declared: Mapping[str, str] = manifest.environment.variables
+    return Allowlist(dict(declared), options.pass_env)
 
 
 def run_points(

@@ -1,5 +1,7 @@
 """The docker target: each run point in a fresh container of the environment image, as a
-non-root user, network off unless the run declares it, with the run's CPU/memory limits.
+non-root user, network off unless the run declares it, with the run's CPU/memory limits, no
+capabilities and a read-only root; the image built only from the Dockerfile repro renders
+from the capsule's declarations.
 
 (Not named docker.py: no module is named after a dependency, see STYLE.md.)
 """
@@ -14,7 +16,7 @@ from repro.capsule.manifest import Manifest
 from repro.config.models import Run
 from repro.engines import ContainerEngine, ContainerRefusedError
 from repro.engines.docker_engine import DockerEngine
-from repro.env.capsule_env import capsule_environment
+from repro.env.capsule_env import capsule_environment, checked_dockerfile
 from repro.env.image import BASE_IMAGE_ENV, ImageSpec, ensure_image
 from repro.env.lock import parse_packages
 from repro.errors import EnvironmentBuildError
@@ -27,6 +29,7 @@ from repro.replay.targets.base import (
     Select,
     TargetName,
     TargetOptions,
+    allowlist,
     ignored_slurm_settings,
     run_points,
     study_variables,
@@ -37,7 +40,7 @@ def image_spec(manifest: Manifest, root: Path, base_image: str) -> ImageSpec:
     env = manifest.environment
     described = capsule_environment(manifest, root)
     return ImageSpec(
-        dockerfile=(root / env.dockerfile).read_text(encoding="utf-8"),
+        dockerfile=checked_dockerfile(manifest, root),
         lock_text=described.lock_text,
         base_image=base_image,
         has_packages=bool(env.packages),
@@ -83,11 +86,12 @@ def _probe(engine: ContainerEngine, tag: str) -> Prepared:
         ) from None
     if info is None:
         raise EnvironmentBuildError(
-            "the environment image's Python did not answer with its version: "
-            f"{freeze[:80]!r}",
+            f"the environment image's Python did not answer with its version: {freeze[:80]!r}",
             hint=PROBE_HINT,
         )
-    return Prepared(info.version, parse_packages(freeze), [], info.abi)
+    return Prepared(
+        info.version, parse_packages(freeze), [], python_abi=info.abi, isolation="docker"
+    )
 
 
 class DockerTarget:
@@ -106,7 +110,13 @@ class DockerTarget:
         return "docker"
 
     def ignored(self) -> list[str]:
-        return ignored_slurm_settings(self.name, self.options)
+        warnings = ignored_slurm_settings(self.name, self.options)
+        if self.options.no_sandbox:
+            warnings.append(
+                "--no-sandbox is ignored on the docker target: runs are always isolated in "
+                "their containers"
+            )
+        return warnings
 
     def prepare(self, manifest: Manifest, root: Path, say: Observer) -> Prepared:
         self._variables = study_variables(manifest)
@@ -129,8 +139,9 @@ class DockerTarget:
                 ],
             )
         give_to_container_user(root / "data" / "project")
-        self._runner = DockerRunner(engine, tag)
-        return prepared
+        allowed = allowlist(manifest, self.options)
+        self._runner = DockerRunner(engine, tag, allowed)
+        return dataclasses.replace(prepared, warnings=[*prepared.warnings, *allowed.missing()])
 
     def execute(
         self, runs: list[Run], project: Path, select: Select, on_point: OnPoint

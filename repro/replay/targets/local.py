@@ -12,6 +12,7 @@ from repro.env.capsule_env import capsule_environment
 from repro.env.pythons import find_python, major_minor, python_info
 from repro.env.virtualenv import VirtualEnv, build_venv
 from repro.execution.runs import LocalRunner, PointOutcome
+from repro.execution.sandbox import Isolation, Sandbox
 from repro.replay.environment import installed_packages
 from repro.replay.targets.base import (
     Observer,
@@ -20,14 +21,21 @@ from repro.replay.targets.base import (
     Select,
     TargetName,
     TargetOptions,
+    allowlist,
     ignored_slurm_settings,
     run_points,
     study_variables,
 )
+from repro.replay.targets.isolation import sandbox_for
 
 
 def environment(
-    manifest: Manifest, root: Path, offline: bool, say: Observer, cache_root: Path | None = None
+    manifest: Manifest,
+    root: Path,
+    offline: bool,
+    say: Observer,
+    cache_root: Path | None = None,
+    sandbox: Sandbox | None = None,
 ) -> tuple[VirtualEnv, list[str]]:
     """The capsule's environment as a venv, and warnings (a different Python, say).
 
@@ -50,19 +58,21 @@ def environment(
         wheels=root / env.wheels if env.wheels else None,
         offline=offline,
         cache_root=cache_root,
+        sandbox=sandbox,
     )
     say("reusing the cached environment" if venv.reused else "built the environment")
     return venv, warnings
 
 
-def describe(venv: VirtualEnv, warnings: list[str]) -> Prepared:
+def describe(venv: VirtualEnv, warnings: list[str], isolation: Isolation) -> Prepared:
     """What the report says about a venv the runs use."""
     info = python_info(venv.python)
     return Prepared(
         info.version if info else "unknown",
         installed_packages(venv.python),
         warnings,
-        info.abi if info else None,
+        python_abi=info.abi if info else None,
+        isolation=isolation,
     )
 
 
@@ -88,10 +98,14 @@ class LocalTarget:
         return warnings + ignored_slurm_settings(self.name, self.options)
 
     def prepare(self, manifest: Manifest, root: Path, say: Observer) -> Prepared:
+        # Decided first: a replay that may not run builds nothing.
+        sandbox, warnings = sandbox_for(self.name, self.options)
+        say(f"isolation: {sandbox.isolation}")
         self._variables = study_variables(manifest)
-        venv, warnings = environment(manifest, root, self.options.offline, say)
-        self._runner = LocalRunner(venv.bin_dir, venv.root)
-        return describe(venv, warnings)
+        allowed = allowlist(manifest, self.options)
+        venv, env_warnings = environment(manifest, root, self.options.offline, say, sandbox=sandbox)
+        self._runner = LocalRunner(venv.bin_dir, venv.root, allowed, sandbox)
+        return describe(venv, [*warnings, *allowed.missing(), *env_warnings], sandbox.isolation)
 
     def execute(
         self, runs: list[Run], project: Path, select: Select, on_point: OnPoint

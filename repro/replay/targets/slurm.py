@@ -11,6 +11,7 @@ from pathlib import Path
 from repro.capsule.manifest import Manifest
 from repro.config.models import Run, point_id, render
 from repro.env.pythons import major_minor
+from repro.execution.environment import run_environment, standard_path
 from repro.execution.runs import (
     CommandResult,
     PointOutcome,
@@ -18,7 +19,9 @@ from repro.execution.runs import (
     remove_stale_outputs,
     tail_of,
 )
+from repro.execution.sandbox import Sandbox, SandboxSpec, interpreter_prefix
 from repro.model_base import SweepValue
+from repro.paths import cache_dir, config_dir
 from repro.replay.targets.base import (
     Observer,
     OnPoint,
@@ -27,15 +30,16 @@ from repro.replay.targets.base import (
     SlurmSettings,
     TargetName,
     TargetOptions,
+    allowlist,
     study_variables,
 )
+from repro.replay.targets.isolation import sandbox_for
 from repro.replay.targets.local import describe, environment
 from repro.scheduler.scripts import STATUS_DIR, render_script
 from repro.scheduler.slurm import Scheduler, Slurm, Submission, TaskState
 
 POLL_S = 0.5
 GRACE_POLLS = 20
-BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # States in which a task that left no status file is over for good.
 FINAL = {
     "COMPLETED",
@@ -69,14 +73,38 @@ def _time_limit(run: Run) -> str:
     return str(max(1, math.ceil(run.timeout / 60)))  # minutes
 
 
-def _script(run: Run, manifest: Manifest, root: Path, project: Path) -> Path:
-    """The capsule's own batch script for the run, or one rendered the same way."""
-    spec = next((j for j in manifest.jobs if j.run == run.name), None)
-    if spec is not None and "slurm" in spec.scripts and (root / spec.scripts["slurm"]).is_file():
-        return root / spec.scripts["slurm"]
+def _script(run: Run, project: Path, wrap: list[str]) -> Path:
+    """The batch script for the run, rendered here from the manifest's run as at capture
+    (never the capsule's own text: only what repro generates runs), under `wrap`."""
     path = project / STATUS_DIR / f"{run.name}.sbatch"
-    path.write_text(render_script(run, run.points(), "slurm"), encoding="utf-8")
+    path.write_text(render_script(run, run.points(), "slurm", wrap=wrap), encoding="utf-8")
     return path
+
+
+@dataclass(frozen=True)
+class _Isolation:
+    """How the tasks run: their environment (the allowlist) and the sandbox around them."""
+
+    export: dict[str, str]
+    sandbox: Sandbox
+    venv: Path
+    home: Path
+
+    def wrap(self, run: Run, project: Path) -> list[str]:
+        if self.sandbox.isolation == "none":
+            return []
+        shown = [self.venv]
+        prefix = interpreter_prefix(self.venv)
+        if prefix is not None:
+            shown.append(prefix)
+        spec = SandboxSpec(
+            project,
+            self.home,
+            tuple(shown),
+            (Path.home(), cache_dir(), config_dir()),
+            run.network,
+        )
+        return self.sandbox.wrap([], spec)
 
 
 def replay_on_slurm(
@@ -85,7 +113,7 @@ def replay_on_slurm(
     runs: list[Run],
     root: Path,
     project: Path,
-    venv: Path,
+    isolation: _Isolation,
     select: Select,
     settings: SlurmSettings,
     say: Observer,
@@ -107,17 +135,11 @@ def replay_on_slurm(
             remove_stale_outputs(run, [points[i] for i in indices], project)
             job = scheduler.submit_array(
                 Submission(
-                    script=_script(run, manifest, root, project),
+                    script=_script(run, project, isolation.wrap(run, project)),
                     workdir=project,
                     indices=indices,
                     array_limit=settings.array_limit or run.resources.array_limit,
-                    export={
-                        **study_variables(manifest),
-                        "REPRO_PROJECT": str(project),
-                        "REPRO_VENV": str(venv),
-                        "REPRO_PYTHON": major_minor(manifest.environment.python_version),
-                        "PATH": BASE_PATH,
-                    },
+                    export={**isolation.export, "REPRO_PROJECT": str(project)},
                     partition=settings.partition or run.resources.partition,
                     account=settings.account or run.resources.account,
                     time_limit=_time_limit(run),
@@ -204,7 +226,7 @@ class SlurmTarget:
 
     def __init__(self, options: TargetOptions) -> None:
         self.options = options
-        self._ready: tuple[Scheduler, Manifest, Path, Path, Observer] | None = None
+        self._ready: tuple[Scheduler, Manifest, Path, _Isolation, Observer] | None = None
 
     @property
     def name(self) -> TargetName:
@@ -226,20 +248,43 @@ class SlurmTarget:
 
     def prepare(self, manifest: Manifest, root: Path, say: Observer) -> Prepared:
         scheduler = Slurm()  # exit 5 before any work when Slurm is not there
-        venv, warnings = environment(
-            manifest, root, self.options.offline, say, cache_root=root.parent / "venvs"
+        # The sandbox is probed here, on the submitting machine: the nodes need the same
+        # bubblewrap (one node here; a cluster without it: --no-sandbox, docs/security.md).
+        sandbox, warnings = sandbox_for(self.name, self.options)
+        say(f"isolation: {sandbox.isolation}")
+        allowed = allowlist(manifest, self.options)
+        venv, env_warnings = environment(
+            manifest,
+            root,
+            self.options.offline,
+            say,
+            cache_root=root.parent / "venvs",
+            sandbox=sandbox,
         )
-        self._ready = (scheduler, manifest, root, venv.root, say)
-        return describe(venv, warnings)
+        home = root.parent / "home"
+        home.mkdir(exist_ok=True)
+        export = run_environment(
+            allowed,
+            home=str(home),
+            path=standard_path(str(venv.bin_dir)),
+            variables={
+                **study_variables(manifest),
+                "REPRO_VENV": str(venv.root),
+                # the task checks that its node runs the environment's Python as this version
+                "REPRO_PYTHON": major_minor(manifest.environment.python_version),
+            },
+        )
+        self._ready = (scheduler, manifest, root, _Isolation(export, sandbox, venv.root, home), say)
+        return describe(venv, [*warnings, *allowed.missing(), *env_warnings], sandbox.isolation)
 
     def execute(
         self, runs: list[Run], project: Path, select: Select, on_point: OnPoint
     ) -> list[PointOutcome]:
         if self._ready is None:
             raise RuntimeError("execute before prepare")
-        scheduler, manifest, root, venv, say = self._ready
+        scheduler, manifest, root, isolation, say = self._ready
         outcomes = replay_on_slurm(
-            scheduler, manifest, runs, root, project, venv, select, self.options.slurm, say
+            scheduler, manifest, runs, root, project, isolation, select, self.options.slurm, say
         )
         for outcome in outcomes:
             on_point(outcome)
