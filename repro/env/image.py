@@ -25,6 +25,7 @@ from repro.env.pythons import major_minor, parse_info
 from repro.env.wheels import WheelTarget, download_wheels, platform_tags
 from repro.errors import CapsuleIntegrityError, ImageBuildError, ServiceUnavailableError
 from repro.hashing import sha256_bytes
+from repro.paths import scratch_prefix
 
 IMAGE_REPO = "repro-env"
 LABEL = "org.repro.env-digest"
@@ -117,7 +118,7 @@ def ensure_image(
             hint=f"choose an image with Python {spec.python_version}: --base-image "
             f"python:{spec.python_version}-slim (or {BASE_IMAGE_ENV})",
         )
-    with tempfile.TemporaryDirectory(prefix="repro-image-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix("image")) as tmp:
         context = Path(tmp)
         (context / "Dockerfile").write_text(spec.dockerfile, encoding="utf-8")
         (context / "env").mkdir()

@@ -17,7 +17,7 @@ from repro.env.pythons import find_python
 from repro.errors import EnvironmentBuildError, NetworkError
 from repro.execution.tools import probe, run_tool
 from repro.hashing import sha256_bytes
-from repro.paths import cache_dir
+from repro.paths import cache_dir, scratch_prefix
 
 MARKER = ".repro-complete"
 BUILD_TIMEOUT_S = 1800
@@ -80,7 +80,7 @@ def run_post_build(post_build: PostBuild, venv_root: Path, python: Path) -> None
     environment's bin first on PATH. A failure fails the build, naming the script."""
     from repro.execution.runs import SCRUBBED
 
-    with tempfile.TemporaryDirectory(prefix="repro-postbuild-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix("postbuild")) as tmp:
         work = Path(tmp) / "project"
         shutil.copytree(post_build.project, work, symlinks=True)
         script = work / post_build.script

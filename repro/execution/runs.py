@@ -18,6 +18,7 @@ from typing import Protocol
 from repro.config.models import Run, point_id, point_variables_for, render
 from repro.execution.outputs import expand, is_pattern
 from repro.model_base import SweepValue
+from repro.paths import scratch_prefix
 
 TAIL_CHARS = 4000
 KILL_GRACE_S = 5.0
@@ -169,7 +170,7 @@ class LocalRunner:
         run: Run,
         in_flight: InFlight,
     ) -> CommandResult:
-        with tempfile.TemporaryDirectory(prefix="repro-run-") as logs:
+        with tempfile.TemporaryDirectory(prefix=scratch_prefix("run")) as logs:
             out_path, err_path = Path(logs) / "stdout", Path(logs) / "stderr"
             with out_path.open("wb") as out, err_path.open("wb") as err:
                 start = time.monotonic()
