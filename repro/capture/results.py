@@ -278,8 +278,8 @@ def build_runner(
         from repro.execution.container import DockerRunner, probe_image
 
         engine = DockerEngine()
-        tag = ensure_image(engine, environment.image_spec(), offline=False, say=say)
-        return DockerRunner(engine, tag), probe_image(engine, tag)[0]
+        image = ensure_image(engine, environment.image_spec(), offline=False, say=say)
+        return DockerRunner(engine, image), probe_image(engine, image)[0]
     check_apt_on_host(environment.apt, "the study (apt.txt)")
     say("building the environment from the lock")
     venv = build_venv(
@@ -288,6 +288,8 @@ def build_runner(
         local_wheels=environment.locked.local_wheels,
         post_build=environment.post_build,
     )
+    if venv.note:
+        say(venv.note)
     return LocalRunner(venv.bin_dir, venv.root), python_version_of(venv.python)
 
 

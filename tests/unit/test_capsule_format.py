@@ -259,7 +259,12 @@ def test_a_capsule_from_before_a_new_optional_field_still_verifies(
 
     def as_older_version(members: Members) -> None:
         doc = json.loads(members[0][1])
-        for key in ("wheels", "image", "image_tag"):  # fields added after format 1 shipped
+        for key in (
+            "wheels",
+            "image",
+            "image_tag",
+            "image_id",
+        ):  # fields added after format 1 shipped
             doc["environment"].pop(key)
         data = canonical_json(doc)
         tags = tag_files(Manifest.model_validate(doc), data)

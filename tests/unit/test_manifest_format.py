@@ -41,7 +41,11 @@ MANIFEST_SCHEMA_DIGESTS: dict[str, str] = {
     # repro-capsule/1 as first pinned (the models split out of repro/models.py).
     # Compatible: NotebookSpec.allow_errors added, optional with default false (a capsule
     # without it means what it always meant: a cell that raises fails the notebook).
-    "repro-capsule/1": "b092d1fff5ff5e6fd784af869e395c753f7f74b7a0aabe1380186c5135b1c74a",
+    # Compatible: Environment.image_id added, optional with default null (issue 16: a saved
+    # image is loaded only when it is the recorded image; a capsule without the id means what
+    # it always meant, and replay builds its environment from the Dockerfile instead of
+    # trusting the saved image's tag).
+    "repro-capsule/1": "a78e70031064f650a09064ac6aead4c1df8043ccf3dfa03a6a0c632a0c5b8090",
 }
 """Format -> sha256 of the manifest schema's shape (see `schema_digest`). Entries are only
 added, or replaced for a compatible change of the current format, never removed."""

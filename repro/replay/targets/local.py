@@ -51,6 +51,8 @@ def environment(
         offline=offline,
         cache_root=cache_root,
     )
+    if venv.note:
+        warnings.append(venv.note)  # a cached environment that changed: rebuilt, and said
     say("reusing the cached environment" if venv.reused else "built the environment")
     return venv, warnings
 
