@@ -301,3 +301,36 @@ def test_the_next_repro_sweeps_what_a_killed_one_left(tmp_path: Path) -> None:
     os.utime(mine, (old, old))
     assert run_cli("keys", "list", env={"TMPDIR": str(tmp)}).returncode == 0
     assert list(tmp.iterdir()) == [mine]
+
+
+def test_sigterm_stops_a_docker_replay_and_its_container(
+    tmp_path: Path, docker_engine: str
+) -> None:
+    import docker
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    token = f"repro-sigterm-{os.getpid()}-{time.monotonic_ns()}"
+    toml = SLEEP_TOML.replace("sleep 300;", f"sleep 300; echo {token};")
+    project = _study(tmp_path, toml, files={"out.txt": b"done\n"})
+    capsule = tmp_path / "c.tgz"
+    assert run_cli("capture", str(project), "-o", str(capsule), "--no-run").returncode == 0
+    client = docker.from_env()
+
+    def containers() -> list[object]:
+        return [c for c in client.containers.list(all=True) if token in " ".join(c.attrs["Args"])]
+
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    args = ["replay", str(capsule), "--target", "docker", "--base-image", docker_engine]
+    with subprocess.Popen(
+        [sys.executable, "-m", "repro", *args], stderr=subprocess.PIPE, text=True, env=env
+    ) as proc:
+        deadline = time.monotonic() + 600
+        while not containers():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert containers() == []  # killed and removed, not left running
+    assert list(tmp.iterdir()) == []
