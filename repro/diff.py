@@ -11,6 +11,7 @@ from typing import TypeVar
 from repro.capsule.layout import PROJECT_PREFIX
 from repro.capsule.manifest import ExpectedOutput, Manifest, NotebookRecord
 from repro.compare import compare_output
+from repro.paths import scratch_prefix
 from repro.report.diff import CapsuleDiff, DiffEntry, DiffKind
 from repro.verify import Policy, open_capsule
 
@@ -86,7 +87,7 @@ def _result_changes(
 
 
 def diff_capsules(a_path: Path, b_path: Path, policy: Policy | None = None) -> CapsuleDiff:
-    with tempfile.TemporaryDirectory(prefix="repro-diff-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix("diff")) as tmp:
         a = open_capsule(a_path, Path(tmp) / "a", policy=policy).capsule
         b = open_capsule(b_path, Path(tmp) / "b", policy=policy).capsule
         ma, mb = a.manifest, b.manifest

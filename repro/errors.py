@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
 
@@ -76,6 +78,11 @@ class UnsafeSymlinkError(ProjectFileError):
 
 class FileChangedError(ProjectFileError):
     default_hint = "something is writing to the project during capture; wait for it and retry"
+
+    def __init__(self, message: str, hint: str | None = None, *, path: Path | None = None) -> None:
+        super().__init__(message, hint)
+        self.path = path
+        """The file that changed, when one did (capture forgets its stat-cache entry)."""
 
 
 class FileTooLargeError(ProjectFileError):
@@ -238,3 +245,30 @@ class ImageBuildError(EnvironmentBuildError):
     def __init__(self, message: str, hint: str | None = None, *, step: str = "") -> None:
         super().__init__(message, hint=hint)
         self.step = step
+
+
+# --- this machine ------------------------------------------------------------------------
+
+
+class MachineFaultError(ReproError):
+    """This machine could not do what was asked: a full disk, a read-only file system."""
+
+    default_hint = "free some space or choose a writable folder, then run the command again"
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, doing: str) -> MachineFaultError | None:
+        """`exc` as one line saying what was being done; None when it is not a fault of the
+        machine (a bug, or a condition the caller handles)."""
+        where = f" ({exc.filename})" if exc.filename else ""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return cls(
+                f"no space left on the device while {doing}{where}",
+                hint="free some space (df -h shows where), or use a folder on another disk"
+                " (TMPDIR, --workdir, REPRO_CACHE_DIR)",
+            )
+        if exc.errno == errno.EROFS:
+            return cls(
+                f"read-only file system while {doing}{where}",
+                hint="choose a writable folder (TMPDIR, --workdir, -o, REPRO_CACHE_DIR)",
+            )
+        return None

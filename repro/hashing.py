@@ -11,11 +11,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
+from typing import TypeVar
 
 CHUNK = 1 << 20
 # A file modified within this many seconds of hashing may change again within the same
 # mtime tick unnoticed ("racily clean" in git's terms), so it is not cached.
 RACY_WINDOW_S = 2.0
+CORRUPT_ERRORS = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -46,65 +49,114 @@ def sha256_bytes(data: bytes) -> str:
 
 
 class StatCache:
-    """sha256 by (path, size, mtime_ns, inode), in one SQLite file under the cache dir."""
+    """sha256 by (path, size, mtime_ns, inode), in one SQLite file under the cache dir.
 
-    def __init__(self, db_path: Path) -> None:
+    The cache only saves time, so it never stops a capture: a corrupt or truncated file is
+    set aside (renamed `*.corrupt-<time>`) and a fresh one started; any other SQLite failure
+    (locked past the timeout, a read-only cache folder) turns the cache off for this
+    process. `warn` hears about either, once.
+    """
+
+    def __init__(self, db_path: Path, warn: Callable[[str], None] | None = None) -> None:
         self._db_path = db_path
+        self._warn = warn or (lambda _m: None)
+        self._off = False
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self._db_path, timeout=30)
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS hashes2 (path TEXT PRIMARY KEY, size INTEGER,"
-            " mtime_ns INTEGER, inode INTEGER, ctime_ns INTEGER, sha256 TEXT)"
-        )
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS scans"
-            " (sha256 TEXT, rules TEXT, PRIMARY KEY (sha256, rules))"
-        )
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS hashes2 (path TEXT PRIMARY KEY, size INTEGER,"
+                " mtime_ns INTEGER, inode INTEGER, ctime_ns INTEGER, sha256 TEXT)"
+            )
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS scans"
+                " (sha256 TEXT, rules TEXT, PRIMARY KEY (sha256, rules))"
+            )
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    def _do(self, what: Callable[[sqlite3.Connection], _T], default: _T) -> _T:
+        """`what` on a connection; on a corrupt file, set it aside and try once more."""
+        for attempt in (1, 2):
+            if self._off:
+                return default
+            try:
+                conn = self._connect()
+                try:
+                    return what(conn)
+                finally:
+                    conn.close()
+            except sqlite3.Error as exc:
+                corrupt = getattr(exc, "sqlite_errorname", "") in CORRUPT_ERRORS
+                if corrupt and attempt == 1 and self._set_aside():
+                    continue
+                self._off = True
+                self._warn(f"hash cache {self._db_path} unusable ({exc}): not using it")
+        return default
+
+    def _set_aside(self) -> bool:
+        aside = self._db_path.with_name(f"{self._db_path.name}.corrupt-{int(time.time())}")
+        try:
+            self._db_path.replace(aside)
+            for suffix in ("-journal", "-wal", "-shm"):
+                Path(f"{self._db_path}{suffix}").unlink(missing_ok=True)
+        except OSError:
+            return False
+        self._warn(f"hash cache {self._db_path} was corrupt: set aside as {aside.name}, rebuilt")
+        return True
 
     def lookup_under(self, root: Path) -> dict[str, Digest]:
         prefix = str(root).rstrip("/") + "/"
-        conn = self._connect()
-        try:
+
+        def query(conn: sqlite3.Connection) -> dict[str, Digest]:
             rows = conn.execute(
                 "SELECT path, size, mtime_ns, inode, ctime_ns, sha256 FROM hashes2"
                 " WHERE path >= ? AND path < ?",
                 (prefix, prefix[:-1] + "0"),  # '0' sorts right after '/'
             ).fetchall()
-        finally:
-            conn.close()
-        return {row[0]: Digest(row[5], row[1], row[2], row[3], row[4]) for row in rows}
+            return {row[0]: Digest(row[5], row[1], row[2], row[3], row[4]) for row in rows}
+
+        return self._do(query, {})
 
     def clean_scans(self, rules: str) -> set[str]:
         """sha256 of contents already scanned clean under this secret-scanning rule set."""
-        conn = self._connect()
-        try:
+
+        def query(conn: sqlite3.Connection) -> set[str]:
             rows = conn.execute("SELECT sha256 FROM scans WHERE rules = ?", (rules,)).fetchall()
-        finally:
-            conn.close()
-        return {row[0] for row in rows}
+            return {row[0] for row in rows}
+
+        return self._do(query, set())
 
     def store_clean(self, rules: str, shas: Iterable[str]) -> None:
-        conn = self._connect()
-        try:
+        rows = [(s, rules) for s in shas]
+
+        def insert(conn: sqlite3.Connection) -> None:
             with conn:
-                conn.executemany(
-                    "INSERT OR IGNORE INTO scans VALUES (?, ?)", [(s, rules) for s in shas]
-                )
-        finally:
-            conn.close()
+                conn.executemany("INSERT OR IGNORE INTO scans VALUES (?, ?)", rows)
+
+        self._do(insert, None)
 
     def store(self, entries: Iterable[tuple[str, Digest]]) -> None:
-        conn = self._connect()
-        try:
+        rows = [(p, d.size, d.mtime_ns, d.inode, d.ctime_ns, d.sha256) for p, d in entries]
+
+        def insert(conn: sqlite3.Connection) -> None:
             with conn:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO hashes2 VALUES (?, ?, ?, ?, ?, ?)",
-                    [(p, d.size, d.mtime_ns, d.inode, d.ctime_ns, d.sha256) for p, d in entries],
-                )
-        finally:
-            conn.close()
+                conn.executemany("INSERT OR REPLACE INTO hashes2 VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+        self._do(insert, None)
+
+    def forget(self, paths: Iterable[Path]) -> None:
+        """Drop the entries of `paths` (a file whose recorded digest proved wrong)."""
+        rows = [(str(p.absolute()),) for p in paths]
+
+        def delete(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.executemany("DELETE FROM hashes2 WHERE path = ?", rows)
+
+        self._do(delete, None)
 
 
 def hash_files(

@@ -1,11 +1,21 @@
-"""Where repro keeps its caches and user state (platformdirs), overridable for tests."""
+"""Where repro keeps its caches, user state and temporary folders (platformdirs), overridable
+for tests; and the sweep of temporary folders left by repro processes that died."""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import tempfile
+import time
 from pathlib import Path
 
 import platformdirs
+
+STALE_AFTER_S = 30 * 60
+"""A dead process's temporary folder is removed once it is this old: a repro in another PID
+namespace sharing the temp folder (a container) looks dead from here, so give it time."""
+_SCRATCH = re.compile(r"^repro-[a-z-]+\.p(\d+)\.")
 
 
 def cache_dir() -> Path:
@@ -22,3 +32,51 @@ def config_dir() -> Path:
     path = Path(override) if override else Path(platformdirs.user_config_dir("repro"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def scratch_prefix(what: str) -> str:
+    """The name prefix of a temporary folder of this process (`repro-capture.p1234.`): the
+    owner's pid in the name lets a later repro remove it once the owner is gone, even when
+    the owner was killed (SIGKILL) before it could clean up."""
+    return f"repro-{what}.p{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, as another user's process
+        return True
+    return True
+
+
+def sweep_scratch(root: Path | None = None, older_than_s: float = STALE_AFTER_S) -> list[Path]:
+    """Remove repro's temporary folders in `root` (the temp folder) whose process is gone
+    and that are older than `older_than_s`; only this user's, never through a link. Cheap:
+    one listing of the folder. The removed paths."""
+    folder = root or Path(tempfile.gettempdir())
+    removed: list[Path] = []
+    now, uid = time.time(), os.getuid()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        found = _SCRATCH.match(entry.name)
+        if found is None or int(found.group(1)) == os.getpid():
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if (
+            st.st_uid != uid
+            or not entry.is_dir(follow_symlinks=False)
+            or now - st.st_mtime < older_than_s
+            or _alive(int(found.group(1)))
+        ):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+    return removed

@@ -184,6 +184,10 @@ class Environment(Model):
     image: str | None = None
     """Capsule path of the saved environment image (capture --image): replay needs no build."""
     image_tag: str | None = None
+    """The tag the image had where it was captured (for people; replay never trusts it)."""
+    image_id: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+    """The saved image's id (the digest of its config, which covers every layer): replay
+    loads the saved image only if it is exactly this image, and runs it by this id."""
     declaration: Declaration | None = None
     """The environment files read (capsules from before it have none)."""
     local_packages: list[LocalPackage] = []

@@ -12,6 +12,7 @@ from repro.capsule.layout import created_epoch
 from repro.capsule.reader import read_capsule
 from repro.capsule.writer import Source, WrittenCapsule, write_capsule
 from repro.hashing import sha256_bytes
+from repro.paths import scratch_prefix
 from repro.sign import check_signature, sign_digest
 
 
@@ -27,7 +28,7 @@ def restamp_capsule(
     The payload is carried over byte for byte (each file re-checked against the manifest as
     it is read); only repro.json, the derived tag files and repro.sig change.
     """
-    with tempfile.TemporaryDirectory(prefix="repro-restamp-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix("restamp")) as tmp:
         capsule = read_capsule(src, Path(tmp) / "capsule")
         check_signature(capsule.capsule_id, capsule.signature)
         root = Path(tmp) / "capsule"

@@ -83,11 +83,35 @@ def _info(name: str, size: int, mode: int, mtime: int) -> tarfile.TarInfo:
     return info
 
 
-def _add_file(tar: tarfile.TarFile, name: str, mode: int, mtime: int, source: Source) -> None:
+class _HashingReader:
+    """The bytes tarfile copies into the archive, hashed as they stream past: what is
+    checked against the manifest is what was written, not what was read earlier."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self.digest.update(data)
+        self.size += len(data)
+        return data
+
+
+def _changed(path: Path) -> FileChangedError:
+    return FileChangedError(f"{path} changed while it was captured", path=path)
+
+
+def _add_file(
+    tar: tarfile.TarFile, name: str, mode: int, mtime: int, source: Source, sha256: str
+) -> None:
     try:
         fh = source.path.open("rb")
     except FileNotFoundError:
-        raise FileChangedError(f"file vanished during capture: {source.path}") from None
+        raise FileChangedError(
+            f"file vanished during capture: {source.path}", path=source.path
+        ) from None
     with fh:
         st = os.fstat(fh.fileno())
         changed = (
@@ -96,8 +120,38 @@ def _add_file(tar: tarfile.TarFile, name: str, mode: int, mtime: int, source: So
             or (source.ctime_ns is not None and st.st_ctime_ns != source.ctime_ns)
         )
         if changed:
-            raise FileChangedError(f"file changed during capture: {source.path}")
-        tar.addfile(_info(name, source.size, mode, mtime), fh)
+            raise _changed(source.path)
+        reader = _HashingReader(cast(BinaryIO, fh))
+        try:
+            tar.addfile(_info(name, source.size, mode, mtime), cast(BinaryIO, reader))
+        except OSError as exc:
+            # tarfile's "unexpected end of data": the file shrank while it was read.
+            if exc.errno is None and reader.size < source.size:
+                raise _changed(source.path) from None
+            raise
+        # Rewritten in place after the check above (same size), or hashed wrong earlier (a
+        # stale stat-cache entry): the archive would not verify. Nothing is renamed into place.
+        if reader.size != source.size or reader.digest.hexdigest() != sha256:
+            raise _changed(source.path)
+
+
+def _write_error(exc: OSError, dest: Path) -> OutputWriteError:
+    """A machine fault writing the capsule (full disk, read-only or forbidden folder), as one
+    line naming the destination."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OutputWriteError(
+            f"no space left writing {dest}", hint="free some space, or write it elsewhere (-o)"
+        )
+    if exc.errno == errno.EROFS:
+        return OutputWriteError(
+            f"cannot write {dest}: the folder is on a read-only file system",
+            hint="write it elsewhere (-o)",
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return OutputWriteError(
+            f"cannot write {dest}: permission denied", hint="write it elsewhere (-o)"
+        )
+    return OutputWriteError(f"cannot write {dest}: {exc.strerror or exc}")
 
 
 def write_capsule(
@@ -126,7 +180,10 @@ def write_capsule(
             f"the capsule file would replace a folder: {dest}",
             hint="give a file name, e.g. -o study.capsule.tgz",
         )
-    fd, tmp_name = tempfile.mkstemp(prefix=f".repro-tmp-{dest.name}.", dir=dest.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".repro-tmp-{dest.name}.", dir=dest.parent)
+    except OSError as exc:
+        raise _write_error(exc, dest) from None
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as raw:
@@ -161,7 +218,7 @@ def write_capsule(
                             continue
                         src = sources[name]
                         if isinstance(src, Source):
-                            _add_file(tar, name, entry.mode, mtime, src)
+                            _add_file(tar, name, entry.mode, mtime, src, entry.sha256)
                             if progress:
                                 progress(entry.size)
                             continue
@@ -174,11 +231,7 @@ def write_capsule(
         tmp.replace(dest)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        if exc.errno == errno.ENOSPC:
-            raise OutputWriteError(f"no space left writing {dest}") from None
-        if isinstance(exc, PermissionError):
-            raise OutputWriteError(f"cannot write {dest}: permission denied") from None
-        raise
+        raise _write_error(exc, dest) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -234,6 +234,7 @@ def recorded_environment(
         wheels=extras.wheels,
         image=extras.image,
         image_tag=extras.image_tag,
+        image_id=extras.image_id,
         declaration=planned.declaration(),
         local_packages=environment.locked.local_packages(),
         post_build=PROJECT_PREFIX + planned.plan.post_build if planned.plan.post_build else None,
@@ -283,6 +284,7 @@ class _Vendored:
     wheels: str | None = None
     image: str | None = None
     image_tag: str | None = None
+    image_id: str | None = None
 
 
 def _vendor(
@@ -305,9 +307,10 @@ def _vendor(
     from repro.engines.docker_engine import DockerEngine
 
     engine = DockerEngine()  # one connection for the build and the save
-    tag = ensure_image(engine, environment.image_spec(wheels_folder), offline=False, say=say)
-    say(f"saving image {tag} into the capsule")
+    spec = environment.image_spec(wheels_folder)
+    image_id = ensure_image(engine, spec, offline=False, say=say)
+    say(f"saving image {spec.tag} into the capsule")
     tarball = stage / ".repro-image.tar"
-    engine.save(tag, tarball)
+    engine.save(image_id, tarball)
     files[ENV_PREFIX + "image.tar"] = tarball
-    return _Vendored(files, wheels, ENV_PREFIX + "image.tar", tag)
+    return _Vendored(files, wheels, ENV_PREFIX + "image.tar", spec.tag, image_id)

@@ -18,6 +18,7 @@ from repro.capture.plan import plan_capture
 from repro.capture.results import record_results
 from repro.capture.snapshot import take_snapshot
 from repro.capture.write import scan_generated, signing_key, write
+from repro.paths import scratch_prefix
 from repro.sign import key_id
 
 __all__ = ["CaptureOptions", "CaptureResult", "CaptureTarget", "Observer", "capture"]
@@ -47,7 +48,7 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
     plan = plan_capture(opts)
     key = signing_key(opts)  # before any work: a wrong passphrase fails fast
     snapshot = take_snapshot(plan, say)
-    work = Path(tempfile.mkdtemp(prefix="repro-capture-"))
+    work = Path(tempfile.mkdtemp(prefix=scratch_prefix("capture")))
     try:
         environment = env_stage.prepare(plan, snapshot, work, say)
         results = record_results(plan, snapshot, environment, work, say)

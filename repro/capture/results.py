@@ -319,8 +319,8 @@ def build_runner(
         from repro.execution.container import DockerRunner, image_python
 
         engine = DockerEngine()
-        tag = ensure_image(engine, environment.image_spec(), offline=False, say=say)
-        return DockerRunner(engine, tag, allowlist), image_python(engine, tag)
+        image = ensure_image(engine, environment.image_spec(), offline=False, say=say)
+        return DockerRunner(engine, image, allowlist), image_python(engine, image)
     check_apt_on_host(environment.apt, "the study (apt.txt)")
     say("building the environment from the lock")
     venv = build_venv(
@@ -329,6 +329,8 @@ def build_runner(
         local_wheels=environment.locked.local_wheels,
         post_build=environment.post_build,
     )
+    if venv.note:
+        say(venv.note)
     return LocalRunner(venv.bin_dir, venv.root, allowlist), python_info(venv.python)
 
 

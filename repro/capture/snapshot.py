@@ -80,7 +80,7 @@ def take_snapshot(plan: Plan, say: Observer) -> Snapshot:
 
     say(f"hashing {len(regular)} files")
     t0 = time.perf_counter()
-    cache = StatCache(cache_dir() / "hashes.sqlite") if opts.use_hash_cache else None
+    cache = hash_cache(say) if opts.use_hash_cache else None
     digests = hash_files([f.path for f in regular], cache=cache, cache_root=project)
     timings["hash"] = time.perf_counter() - t0
 
@@ -92,6 +92,11 @@ def take_snapshot(plan: Plan, say: Observer) -> Snapshot:
     return Snapshot(
         listing, tuple(regular), digests, tuple(notebooks), scanner, tuple(notes), timings
     )
+
+
+def hash_cache(warn: Observer) -> StatCache:
+    """The stat cache of file digests, under the user cache."""
+    return StatCache(cache_dir() / "hashes.sqlite", warn=warn)
 
 
 def check_sizes(files: list[ProjectFile], limit: int) -> None:

@@ -27,6 +27,7 @@ from repro.capture.snapshot import take_snapshot
 from repro.config.models import ProjectConfig
 from repro.execution.runs import execute_runs
 from repro.hashing import sha256_file
+from repro.paths import scratch_prefix
 
 # Files a run leaves behind that are never results (on top of capture's built-in ignores).
 CACHE_PATTERNS = (
@@ -136,7 +137,7 @@ def try_runs(project: Path, config: ProjectConfig, say: Observer) -> Trial:
     once from a scratch copy of the project's captured files, in order, stopping at the
     first that fails."""
     t0 = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="repro-init-try-"))
+    work = Path(tempfile.mkdtemp(prefix=scratch_prefix("init-try")))
     try:
         # The capsule path is never written; it only has to lie outside the project.
         opts = CaptureOptions(project=project, output=work / "trial.capsule.tgz", sign=False)

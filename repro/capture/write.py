@@ -12,7 +12,8 @@ from repro.capsule.writer import WrittenCapsule, write_capsule
 from repro.capture.assemble import Assembled
 from repro.capture.options import CaptureOptions
 from repro.capture.secret_scan import SecretScanner, fail_on_hits
-from repro.errors import SigningKeyError
+from repro.capture.snapshot import hash_cache
+from repro.errors import FileChangedError, SigningKeyError
 from repro.hashing import sha256_bytes
 from repro.sign import default_key_path, load_private_key, sign_digest
 
@@ -56,6 +57,13 @@ def write(
     signature = None
     if key is not None:
         signature = sign_digest(sha256_bytes(manifest.canonical_json()), key)
-    return write_capsule(
-        output, manifest, dict(assembled.sources), signature=signature, mtime=epoch
-    )
+    try:
+        return write_capsule(
+            output, manifest, dict(assembled.sources), signature=signature, mtime=epoch
+        )
+    except FileChangedError as exc:
+        # The digest recorded for it may have come from the stat cache: the next capture
+        # must read the file again rather than trust that entry.
+        if exc.path is not None:
+            hash_cache(lambda _m: None).forget([exc.path])
+        raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from collections.abc import Callable
 from typing import Annotated, ParamSpec, TypeVar
@@ -11,39 +12,71 @@ import typer
 
 from repro import __version__
 from repro.cli import capture, diff, fetch, init, inspect_cmd, keys, publish, replay, verify
-from repro.errors import ReproError
+from repro.errors import MachineFaultError, ReproError
+from repro.paths import sweep_scratch
 from repro.report import terminal
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
+TERMINATED_EXIT = 128 + signal.SIGTERM
+"""143, as a shell reports a process ended by SIGTERM."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (timeout, CI cancellation, systemd, Slurm): stopped like Ctrl-C, by the same
+    cleanup path (runs' process groups killed, containers killed, temporary folders removed)."""
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    # Later SIGTERMs must not interrupt the cleanup this one starts. A handler (not SIG_IGN,
+    # which exec keeps) so that anything started during the cleanup can still be stopped.
+    signal.signal(signal.SIGTERM, lambda _s, _f: None)
+    raise Terminated
+
+
+def _fail(exc: ReproError, as_json: bool) -> typer.Exit:
+    if as_json:
+        from repro.report.models import ErrorOutput
+
+        terminal.emit_json(
+            ErrorOutput(
+                ok=False,
+                error=exc.message,
+                hint=exc.hint,
+                exit_code=exc.exit_code,
+                kind=type(exc).__name__,
+                details=list(exc.details),
+            )
+        )
+    terminal.error(exc.message, exc.hint, exc.details)
+    return typer.Exit(exc.exit_code)
+
 
 def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """ReproError -> one line on stderr (and JSON on stdout with --json) and its exit code."""
+    """ReproError -> one line on stderr (and JSON on stdout with --json) and its exit code;
+    Ctrl-C -> 130, SIGTERM -> 143, after the same cleanup."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
         except ReproError as exc:
-            if kwargs.get("as_json"):
-                from repro.report.models import ErrorOutput
-
-                terminal.emit_json(
-                    ErrorOutput(
-                        ok=False,
-                        error=exc.message,
-                        hint=exc.hint,
-                        exit_code=exc.exit_code,
-                        kind=type(exc).__name__,
-                        details=list(exc.details),
-                    )
-                )
-            terminal.error(exc.message, exc.hint, exc.details)
-            raise typer.Exit(exc.exit_code) from None
+            raise _fail(exc, bool(kwargs.get("as_json"))) from None
+        except Terminated:
+            terminal.interrupted("terminated")
+            raise typer.Exit(TERMINATED_EXIT) from None
         except KeyboardInterrupt:
             terminal.interrupted()
             raise typer.Exit(130) from None
+        except OSError as exc:
+            # A full disk or a read-only file system anywhere is this machine's fault, not a
+            # bug: one line. Any other OSError reaching here is a bug and keeps its traceback.
+            command = func.__name__.removesuffix("_command")
+            fault = MachineFaultError.from_os_error(exc, f"running repro {command}")
+            if fault is None:
+                raise
+            raise _fail(fault, bool(kwargs.get("as_json"))) from None
 
     return wrapper
 
@@ -87,4 +120,6 @@ app.command("fetch")(handles_errors(fetch.fetch_command))
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (`repro`, `python -m repro`)."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    sweep_scratch()  # what repro processes killed earlier (SIGKILL) left in the temp folder
     app(args=list(sys.argv[1:] if argv is None else argv), prog_name="repro")

@@ -87,6 +87,15 @@ class ContainerEngine(Protocol):
         """The image's label `key`; None when the image or the label is missing."""
         ...
 
+    def image_id(self, ref: str) -> str | None:
+        """The id (`sha256:...`, the digest of the image's config) of the image `ref` (a tag
+        or an id) names now; None when there is none."""
+        ...
+
+    def tag(self, ref: str, tag: str) -> None:
+        """Point `tag` (repository:tag) at the image `ref`."""
+        ...
+
     def build(
         self,
         context: Path,
@@ -106,11 +115,12 @@ class ContainerEngine(Protocol):
         ...
 
     def load(self, tarball: Path) -> None:
-        """Load a `docker save` archive, with the tags it carries."""
+        """Load a `docker save` archive, with the tags it carries (callers check first that
+        it carries none: a loaded tag would replace another image's)."""
         ...
 
-    def save(self, tag: str, dest: Path) -> None:
-        """Write the tagged image to `dest` as a `docker save` archive (tag included)."""
+    def save(self, image_id: str, dest: Path) -> None:
+        """Write the image `image_id` to `dest` as a `docker save` archive with no tag."""
         ...
 
     def remove_image(self, tag: str) -> None:

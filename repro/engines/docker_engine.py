@@ -126,6 +126,16 @@ class DockerEngine:
         value = (image.labels or {}).get(key)
         return None if value is None else str(value)
 
+    def image_id(self, ref: str) -> str | None:
+        image = self._image(ref)
+        return None if image is None else str(image.id)
+
+    def tag(self, ref: str, tag: str) -> None:
+        repository, _, name = tag.rpartition(":")
+        client = self._client()
+        with _answering():
+            client.api.tag(ref, repository, name)
+
     def build(
         self,
         context: Path,
@@ -187,13 +197,12 @@ class DockerEngine:
         with _answering(), tarball.open("rb") as fh:
             client.images.load(fh)
 
-    def save(self, tag: str, dest: Path) -> None:
+    def save(self, image_id: str, dest: Path) -> None:
         client = self._client()
-        with _answering():
-            image = client.images.get(tag)
-            with dest.open("wb") as fh:
-                for chunk in image.save(named=True):
-                    fh.write(chunk)
+        with _answering(), dest.open("wb") as fh:
+            # By id: the archive carries no RepoTags, so loading it tags nothing.
+            for chunk in client.api.get_image(image_id):
+                fh.write(chunk)
 
     def remove_image(self, tag: str) -> None:
         client = self._client()

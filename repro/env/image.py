@@ -1,13 +1,24 @@
 """Environment images: built from a capsule's Dockerfile through a container engine, tagged
 by environment digest and reused, saved into and loaded from capsules.
 
+Images are trusted by content, never by a name or a label a capsule could set:
+- a built image is tagged `repro-env:<environment digest>`, and the image id it got is
+  recorded in this machine's registry (`images.json` under the cache); a tag is reused only
+  while it still names the image recorded for it, else the image is built again;
+- a capsule's saved image is loaded only when its archive holds exactly the one image the
+  manifest records by id (`sha256:` of its config, which covers every layer) and carries no
+  tag; it is kept as `repro-loaded:<id>`, a repository no build uses, and run by its id.
+So an image loaded from one capsule can never stand in for another capsule's environment.
+
 The engine is a `ContainerEngine` the caller passes (the Docker engine, connected lazily):
 importing this module contacts nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import shutil
 import tarfile
@@ -22,11 +33,16 @@ from repro.engines.container_engine import ContainerRefusedError
 from repro.env.dockerfile import LOCAL_WHEELS_DIR
 from repro.env.installer import LocalWheel, check_wheels, local_lock
 from repro.env.pythons import major_minor, parse_info
+from repro.env.virtualenv import locked
 from repro.env.wheels import WheelTarget, download_wheels, platform_tags
 from repro.errors import CapsuleIntegrityError, ImageBuildError, ServiceUnavailableError
 from repro.hashing import sha256_bytes
+from repro.paths import cache_dir, scratch_prefix
 
 IMAGE_REPO = "repro-env"
+LOADED_REPO = "repro-loaded"
+"""Saved images loaded from capsules: a repository no build tags."""
+REGISTRY_NAME = "images.json"
 LABEL = "org.repro.env-digest"
 BASE_IMAGE_ENV = "REPRO_BASE_IMAGE"
 
@@ -83,29 +99,84 @@ class ImageSpec:
         return f"{IMAGE_REPO}:{self.digest[:16]}"
 
 
+class BuiltImages:
+    """This machine's record of the images repro built: environment digest -> image id, in
+    one JSON file under the cache (written whole, atomically, under a file lock)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or cache_dir() / REGISTRY_NAME
+
+    def _read(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}  # none yet, or unreadable: every image is then built again
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): str(v) for k, v in data.items()}
+
+    def get(self, digest: str) -> str | None:
+        return self._read().get(digest)
+
+    def record(self, digest: str, image_id: str) -> None:
+        with locked(self.path.with_suffix(".lock")):
+            data = self._read()
+            data[digest] = image_id
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data, sort_keys=True, indent=1), encoding="utf-8")
+            tmp.replace(self.path)
+
+
 def ensure_image(
     engine: ContainerEngine,
     spec: ImageSpec,
     offline: bool,
     say: Callable[[str], None],
-    saved: Path | None = None,
+    registry: BuiltImages | None = None,
 ) -> str:
-    """The environment image: reused when tagged, loaded from `saved` (an image tarball
-    from the capsule) when given, otherwise built."""
+    """The environment image's id: the image tagged for `spec` when this machine built it
+    (the registry says so and the tag still names it), otherwise built now. Returned as an
+    id, so that nothing retagged in between is run."""
+    built = registry or BuiltImages()
     tag = spec.tag
-    if engine.has_image(tag):
-        say(f"reusing image {tag}")
-        return tag
-    if saved is not None:
-        say(f"loading image {tag} from the capsule")
-        _check_saved_tags(saved, tag)
-        engine.load(saved)
-        if engine.image_label(tag, LABEL) != spec.digest:
-            engine.remove_image(tag)
-            raise CapsuleIntegrityError(
-                f"the capsule's saved image is not the environment it describes ({tag})"
-            )
-        return tag
+    current = engine.image_id(tag)
+    if current is not None:
+        if built.get(spec.digest) == current:
+            say(f"reusing image {tag}")
+            return current
+        say(f"image {tag} is not one repro built on this machine: building it again")
+    _build(engine, spec, offline, say)
+    image_id = engine.image_id(tag)
+    if image_id is None:
+        raise ImageBuildError(f"the build of {tag} gave no image")
+    built.record(spec.digest, image_id)
+    return image_id
+
+
+def load_saved_image(
+    engine: ContainerEngine, saved: Path, image_id: str, say: Callable[[str], None]
+) -> str:
+    """The capsule's saved image, by id: loaded when the engine does not have it yet, after
+    checking the archive holds exactly that image and no tag; kept as repro-loaded:<id>."""
+    short = image_id.removeprefix("sha256:")[:16]
+    if engine.image_id(image_id) == image_id:
+        say(f"reusing the capsule's saved image {short} (loaded before)")
+        return image_id
+    check_saved_archive(saved, image_id)
+    say(f"loading the capsule's saved image {short}")
+    engine.load(saved)
+    if engine.image_id(image_id) != image_id:
+        raise CapsuleIntegrityError(
+            f"the capsule's saved image did not load as the image it records ({short})"
+        )
+    engine.tag(image_id, f"{LOADED_REPO}:{short}")
+    return image_id
+
+
+def _build(
+    engine: ContainerEngine, spec: ImageSpec, offline: bool, say: Callable[[str], None]
+) -> None:
+    tag = spec.tag
     if not engine.has_image(spec.base_image):
         pull_base_image(engine, spec.base_image, say)
     target = base_target(engine, spec.base_image)
@@ -117,7 +188,7 @@ def ensure_image(
             hint=f"choose an image with Python {spec.python_version}: --base-image "
             f"python:{spec.python_version}-slim (or {BASE_IMAGE_ENV})",
         )
-    with tempfile.TemporaryDirectory(prefix="repro-image-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix("image")) as tmp:
         context = Path(tmp)
         (context / "Dockerfile").write_text(spec.dockerfile, encoding="utf-8")
         (context / "env").mkdir()
@@ -160,7 +231,6 @@ def ensure_image(
                 "declare what postBuild installs as dependencies instead",
                 step=exc.step,
             ) from None
-    return tag
 
 
 PULL_REPORT_S = 2.0
@@ -233,18 +303,45 @@ def base_target(engine: ContainerEngine, image: str) -> WheelTarget:
     )
 
 
-def _check_saved_tags(saved: Path, tag: str) -> None:
-    """A saved image may only bring its own tag: loading it must not replace other images."""
+def check_saved_archive(saved: Path, image_id: str) -> None:
+    """A saved image must be exactly the image the manifest records and carry no tag
+    (loading a tag would move it off another image): one image, no RepoTags, no
+    `repositories` names, and a config whose sha256 is the recorded id."""
+    want = image_id.removeprefix("sha256:")
     try:
         with tarfile.open(saved) as tar:
-            member = tar.extractfile("manifest.json")
-            entries = json.loads(member.read()) if member else None
-    except (tarfile.TarError, KeyError, ValueError):
+            entries = _json_member(tar, "manifest.json")
+            names = _json_member(tar, "repositories", missing={})
+            if not (isinstance(entries, list) and len(entries) == 1):
+                raise CapsuleIntegrityError("the capsule's saved image holds more than one image")
+            entry = entries[0]
+            config = entry.get("Config") if isinstance(entry, dict) else None
+            tags = entry.get("RepoTags") if isinstance(entry, dict) else None
+            if tags or names:
+                raise CapsuleIntegrityError(
+                    "the capsule's saved image carries tags: loading it would replace other images"
+                )
+            if not isinstance(config, str):
+                raise CapsuleIntegrityError("the capsule's saved image names no config")
+            member = tar.extractfile(config)
+            digest = hashlib.sha256(member.read()).hexdigest() if member else ""
+    except (tarfile.TarError, KeyError, ValueError, OSError):
         raise CapsuleIntegrityError(
             "the capsule's saved image is not a docker save archive"
         ) from None
-    tags = [t for e in entries or [] if isinstance(e, dict) for t in e.get("RepoTags") or []]
-    if tags != [tag]:
+    if digest != want:
         raise CapsuleIntegrityError(
-            f"the capsule's saved image carries other tags than {tag}: {', '.join(tags)[:200]}"
+            f"the capsule's saved image is not the image it records (sha256:{want[:16]})"
         )
+
+
+def _json_member(tar: tarfile.TarFile, name: str, missing: object = None) -> object:
+    try:
+        member = tar.extractfile(name)
+    except KeyError:
+        if missing is None:
+            raise
+        return missing
+    if member is None:
+        raise ValueError(name)
+    return json.loads(member.read(1 << 20))

@@ -69,6 +69,10 @@ class Installer(Protocol):
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
     env["UV_PYTHON_DOWNLOADS"] = "never"
+    # uv hardlinks installed files to its cache by default: an edit in one cached venv would
+    # then edit the cache and every venv built from it, rebuilds included (issue 16). Copies
+    # keep each venv its own, so the check of its files before reuse means something.
+    env["UV_LINK_MODE"] = "copy"
     return env
 
 

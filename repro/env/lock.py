@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from repro.env.installer import Installer
 from repro.errors import ResolverError
 from repro.execution.tools import last_lines, run_tool
+from repro.paths import scratch_prefix
 
 RESOLVE_TIMEOUT_S = 900
 
@@ -114,7 +115,7 @@ class PipToolsResolver:
 
     def compile(self, source: Path, python_version: str) -> str:
         python = pip_tools_python(python_version)
-        with tempfile.TemporaryDirectory(prefix="repro-pip-compile-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=scratch_prefix("pip-compile")) as tmp:
             out = Path(tmp) / "requirements.lock"
             cmd = [
                 python,
@@ -287,7 +288,7 @@ def lock_declared(
     lines = [r for r in declared.requirements if canonicalize_name(_req_name(r)) not in local_names]
     if not any(not ln.startswith("-c ") for ln in lines + wanted):
         return Lock("", "none", requirements, [])
-    with tempfile.TemporaryDirectory(prefix="repro-lock-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix("lock")) as tmp:
         req_in = Path(tmp) / "requirements.in"
         body = "\n".join([*declared.options, *lines, *wanted]) + "\n"
         req_in.write_text(body, encoding="utf-8")
@@ -335,7 +336,7 @@ def freeze_lock(
             skipped.append(f"not locked (no index hashes): {line}")
     if not pinned:
         return Lock("", "freeze", None, []), skipped
-    with tempfile.TemporaryDirectory(prefix="repro-freeze-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix("freeze")) as tmp:
         req_in = Path(tmp) / "requirements.in"
         req_in.write_text("\n".join(pinned) + "\n", encoding="utf-8")
         # Every installed version is pinned, so resolving (with dependencies: uv's --no-deps
@@ -376,7 +377,7 @@ def with_packages(
             marker = line.split(";", 1)[1].split("--hash")[0].strip() if ";" in line else ""
             pin = f"{match.group(1)}{match.group(2) or ''}=={match.group(3)}"
             pins.append(f"{pin} ; {marker}" if marker else pin)
-    with tempfile.TemporaryDirectory(prefix="repro-kernel-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix("kernel")) as tmp:
         req_in = Path(tmp) / "requirements.in"
         req_in.write_text("\n".join([*pins, *missing]) + "\n", encoding="utf-8")
         try:

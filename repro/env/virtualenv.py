@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from repro.env.file_record import check_tree, record_tree
 from repro.env.installer import Installer, LocalWheel, UvInstaller
 from repro.env.pythons import find_python
 from repro.errors import EnvironmentBuildError, NetworkError
@@ -18,9 +19,11 @@ from repro.execution.environment import Allowlist, run_environment, standard_pat
 from repro.execution.sandbox import Sandbox, SandboxSpec, interpreter_prefix
 from repro.execution.tools import probe, run_tool
 from repro.hashing import sha256_bytes
-from repro.paths import cache_dir, config_dir
+from repro.paths import cache_dir, config_dir, scratch_prefix
 
 MARKER = ".repro-complete"
+RECORD_SUFFIX = ".files.json"
+"""Beside each cached venv (outside it): the record of its files, checked before reuse."""
 BUILD_TIMEOUT_S = 1800
 POST_BUILD_TIMEOUT_S = 1800
 
@@ -30,6 +33,8 @@ class VirtualEnv:
     root: Path
     python: Path
     reused: bool
+    note: str | None = None
+    """Why a cached environment was not reused (it changed since it was built)."""
 
     @property
     def bin_dir(self) -> Path:
@@ -88,7 +93,7 @@ def run_post_build(
     `sandbox` when given (a replay: the script is the capsule's; it may write only the venv
     and its scratch copy, with the network, as repo2docker's postBuild installs things).
     A failure fails the build, naming the script."""
-    with tempfile.TemporaryDirectory(prefix="repro-postbuild-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=scratch_prefix("postbuild")) as tmp:
         work = Path(tmp) / "project"
         shutil.copytree(post_build.project, work, symlinks=True)
         script = work / post_build.script
@@ -172,9 +177,17 @@ def build_venv(
     key = env_key(lock_text, python_version, local_wheels, post_build)
     root = (cache_root or cache_dir() / "venvs") / key
     python = root / "bin" / "python"
+    record = root.parent / f"{root.name}{RECORD_SUFFIX}"
+    note = None
     with locked(root.with_suffix(".lock")):
         if (root / MARKER).is_file() and python.exists():
-            return VirtualEnv(root, python, reused=True)
+            mismatch = check_tree(root, record)
+            if mismatch is None:
+                return VirtualEnv(root, python, reused=True)
+            note = (
+                f"the cached environment {key} is not as it was built "
+                f"({mismatch.describe()}): building it again"
+            )
         if root.exists():
             shutil.rmtree(root)
         has_packages = any(
@@ -200,10 +213,20 @@ def build_venv(
                 # here and never in the interpreter running repro.
                 probe([str(python), "-m", "ensurepip", "--default-pip"], timeout=300)
                 run_post_build(post_build, root, python, sandbox=sandbox)
+            # Bytecode now, so that it is in the record: runs then write none into the
+            # cached environment, and any a later check does not know is removed.
+            run_tool(
+                [str(python), "-m", "compileall", "-q", "-j", "0", str(root / "lib")],
+                "compiling the environment's bytecode",
+                timeout=BUILD_TIMEOUT_S,
+                check=False,  # a package's deliberately broken test file is no failure
+            )
+            (root / MARKER).write_text(lock_text, encoding="utf-8")
+            record_tree(root, record)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
+            record.unlink(missing_ok=True)
             raise
         finally:
             lock_file.unlink(missing_ok=True)
-        (root / MARKER).write_text(lock_text, encoding="utf-8")
-        return VirtualEnv(root, python, reused=False)
+        return VirtualEnv(root, python, reused=False, note=note)

@@ -20,7 +20,7 @@ from repro.execution.environment import Allowlist, run_environment, standard_pat
 from repro.execution.outputs import expand, is_pattern
 from repro.execution.sandbox import NoSandbox, Sandbox, SandboxSpec, interpreter_prefix
 from repro.model_base import SweepValue
-from repro.paths import cache_dir, config_dir
+from repro.paths import cache_dir, config_dir, scratch_prefix
 
 TAIL_CHARS = 4000
 KILL_GRACE_S = 5.0
@@ -175,7 +175,7 @@ class LocalRunner:
         run: Run,
         in_flight: InFlight,
     ) -> CommandResult:
-        with tempfile.TemporaryDirectory(prefix="repro-run-") as scratch:
+        with tempfile.TemporaryDirectory(prefix=scratch_prefix("run")) as scratch:
             out_path, err_path = Path(scratch) / "stdout", Path(scratch) / "stderr"
             home = Path(scratch) / "home"
             home.mkdir()

@@ -10,7 +10,7 @@ from pathlib import Path
 from repro.capsule.layout import PROJECT_PREFIX
 from repro.capsule.manifest import Manifest
 from repro.config.models import DataSpec, NotebookSpec, Run, format_value
-from repro.errors import CapsuleIntegrityError, UsageError
+from repro.errors import CapsuleIntegrityError, MachineFaultError, UsageError
 from repro.model_base import SweepValue
 from repro.remote_data import fetch_remote
 from repro.replay.targets import Observer
@@ -115,7 +115,13 @@ def open_for_replay(
     """Verify `capsule` into workdir/capsule, select what to replay, complete the project."""
     say(f"verifying {capsule.name}")
     root = workdir / "capsule"
-    verified = open_capsule(capsule, root, policy=policy)
+    try:
+        verified = open_capsule(capsule, root, policy=policy)
+    except OSError as exc:
+        fault = MachineFaultError.from_os_error(exc, f"unpacking the capsule into {root.parent}")
+        if fault is None:
+            raise
+        raise fault from None
     manifest = verified.capsule.manifest
     warnings = []
     if verified.signature.state != "trusted":

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from repro.errors import UsageError
+from repro.paths import scratch_prefix
 from repro.replay.execute import execute
 from repro.replay.judge import judge
 from repro.replay.open import open_for_replay, parse_points
@@ -69,8 +70,8 @@ def replay(opts: ReplayOptions, observe: Observer | None = None) -> ReplayReport
     say = observe or (lambda _m: None)
     started, t0 = time.time(), time.perf_counter()
     wanted_points = parse_points(opts.points)
-    workdir = _make_workdir(opts.workdir)
     keep = opts.keep or opts.workdir is not None
+    workdir = _make_workdir(opts.workdir, keep)
     try:
         opened = open_for_replay(
             opts.capsule, workdir, opts.policy, opts.runs, wanted_points, opts.offline, say
@@ -101,10 +102,11 @@ def replay(opts: ReplayOptions, observe: Observer | None = None) -> ReplayReport
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _make_workdir(parent: Path | None) -> Path:
-    """A fresh working directory: inside --workdir when given, else in the temp folder."""
+def _make_workdir(parent: Path | None, keep: bool) -> Path:
+    """A fresh working directory: inside --workdir when given, else in the temp folder (named
+    for this process, so a later repro sweeps it if this one is killed; unless --keep)."""
     if parent is None:
-        return Path(tempfile.mkdtemp(prefix="repro-replay-"))
+        return Path(tempfile.mkdtemp(prefix="repro-replay-" if keep else scratch_prefix("replay")))
     # Absolute: targets hand it on (a relative path given to Docker is a volume name).
     parent = parent.absolute()
     if parent.exists() and not parent.is_dir():

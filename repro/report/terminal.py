@@ -91,8 +91,8 @@ def error(message: str, hint: str, details: Sequence[str] = ()) -> None:
         err.print(f"[yellow]hint:[/] {_m(hint)}", highlight=False)
 
 
-def interrupted() -> None:
-    err.print("[bold red]interrupted[/]: stopped what was running; nothing was written")
+def interrupted(how: str = "interrupted") -> None:
+    err.print(f"[bold red]{how}[/]: stopped what was running; nothing was written")
 
 
 def size(n: int) -> str:

@@ -234,7 +234,7 @@ def test_file_changed_during_capture_fails_cleanly(tmp_path: Path) -> None:
         if message.startswith("running"):
             (project / "a.txt").write_text("a and more")
 
-    with pytest.raises(FileChangedError, match="changed during capture"):
+    with pytest.raises(FileChangedError, match="a.txt changed while it was captured"):
         capture(CaptureOptions(project=project, output=tmp_path / "x.tgz"), observe=grow)
     no_leftovers(tmp_path)
 

@@ -272,12 +272,16 @@ def test_saved_image_replays_without_a_build(
     from repro.capsule.reader import read_capsule
 
     env = read_capsule(capsule).manifest.environment
-    assert env.image == "data/env/image.tar" and env.image_tag
-    docker.from_env().images.remove(env.image_tag, force=True)
+    assert env.image == "data/env/image.tar" and env.image_tag and env.image_id
+    client = docker.from_env()
+    client.images.remove(env.image_id, force=True)  # the build and every tag of it
     result = run_cli("replay", str(capsule), "--target", "docker", timeout=900)
     assert result.returncode == 0, result.stderr
-    assert f"loading image {env.image_tag} from the capsule" in result.stderr
+    short = env.image_id.removeprefix("sha256:")[:16]
+    assert f"loading the capsule's saved image {short}" in result.stderr
     assert "building image" not in result.stderr
+    # Kept under a repository no build uses, never under the capsule's repro-env: tag.
+    assert client.images.get(env.image_id).tags == [f"repro-loaded:{short}"]
 
 
 def test_a_run_that_rewrites_its_expected_result_is_caught(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ DockerEngine raises it once `gone` is set.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,8 @@ class FakeContainer:
 class FakeEngine:
     images: dict[str, dict[str, str]] = field(default_factory=dict)
     """tag -> labels."""
+    ids: dict[str, str] = field(default_factory=dict)
+    """tag -> image id (a build gives a new one)."""
     gone: bool = False
     """Set it to make every later call fail as when the engine stopped."""
     make_container: Callable[[ContainerSpec], FakeContainer] = FakeContainer
@@ -72,7 +75,18 @@ class FakeEngine:
 
     def has_image(self, ref: str) -> bool:
         self._answer()
-        return ref in self.images
+        return ref in self.images or ref in self.ids.values()
+
+    def image_id(self, ref: str) -> str | None:
+        self._answer()
+        if ref in self.ids.values():
+            return ref
+        return self.ids.get(ref)
+
+    def tag(self, ref: str, tag: str) -> None:
+        self._answer()
+        self.ids[tag] = self.image_id(ref) or ref
+        self.images[tag] = {}
 
     def image_label(self, ref: str, key: str) -> str | None:
         self._answer()
@@ -91,18 +105,20 @@ class FakeEngine:
         assert (context / "Dockerfile").is_file()
         self.builds.append(tag)
         self.images[tag] = dict(labels)
+        self.ids[tag] = "sha256:" + hashlib.sha256(f"{tag}{len(self.builds)}".encode()).hexdigest()
 
     def load(self, tarball: Path) -> None:
         self._answer()
         raise NotImplementedError("saved images are tested against the real engine")
 
-    def save(self, tag: str, dest: Path) -> None:
+    def save(self, image_id: str, dest: Path) -> None:
         self._answer()
         raise NotImplementedError("saved images are tested against the real engine")
 
     def remove_image(self, tag: str) -> None:
         self._answer()
         self.images.pop(tag, None)
+        self.ids.pop(tag, None)
 
     def start(self, spec: ContainerSpec) -> FakeContainer:
         self._answer()

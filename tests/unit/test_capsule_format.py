@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import hashlib
 import json
 import os
 import tarfile
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,10 +17,16 @@ import bagit
 import pytest
 from rocrate.rocrate import ROCrate
 
-from repro.capsule.manifest import canonical_json
+from repro.capsule.manifest import FileEntry, Manifest, canonical_json
 from repro.capsule.reader import read_capsule
+from repro.capsule.writer import Source, write_capsule
 from repro.capture.pipeline import CaptureOptions, capture
-from repro.errors import CapsuleIntegrityError, MalformedCapsuleError, UnsupportedFormatError
+from repro.errors import (
+    CapsuleIntegrityError,
+    FileChangedError,
+    MalformedCapsuleError,
+    UnsupportedFormatError,
+)
 from tests.capsules import Members, pack, rewrite
 
 
@@ -259,7 +269,12 @@ def test_a_capsule_from_before_a_new_optional_field_still_verifies(
 
     def as_older_version(members: Members) -> None:
         doc = json.loads(members[0][1])
-        for key in ("wheels", "image", "image_tag"):  # fields added after format 1 shipped
+        for key in (
+            "wheels",
+            "image",
+            "image_tag",
+            "image_id",
+        ):  # fields added after format 1 shipped
             doc["environment"].pop(key)
         data = canonical_json(doc)
         tags = tag_files(Manifest.model_validate(doc), data)
@@ -270,3 +285,74 @@ def test_a_capsule_from_before_a_new_optional_field_still_verifies(
     verified = read_capsule(older)
     assert verified.manifest.environment.wheels is None
     assert "wheels" not in json.loads(verified.manifest_bytes)["environment"]
+
+
+# --- the writer checks what it writes (issue 16, defect 5) ----------------------------------
+
+
+def _with_big_file(
+    capsule: Path, tmp_path: Path, recorded_sha: str | None = None
+) -> tuple[Manifest, dict[str, Source | bytes], Path]:
+    """The capsule's manifest and sources plus one 64 MiB project file read from disk."""
+    verified = read_capsule(capsule, tmp_path / "unpacked")
+    data = os.urandom(1 << 20) * 64
+    big = tmp_path / "big.bin"
+    big.write_bytes(data)
+    entry = FileEntry(
+        path="data/project/big.bin",
+        sha256=recorded_sha or hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        mode=0o644,
+        role="data",
+    )
+    manifest = verified.manifest.model_copy(
+        update={"files": sorted([*verified.manifest.files, entry], key=lambda f: f.path.encode())}
+    )
+    sources: dict[str, Source | bytes] = {
+        f.path: (verified.root / f.path).read_bytes()
+        for f in verified.manifest.files
+        if f.link is None
+    }
+    st = big.stat()
+    sources[entry.path] = Source(big, len(data), st.st_mtime_ns, st.st_ctime_ns)
+    return manifest, sources, big
+
+
+def test_a_file_rewritten_while_it_is_streamed_is_caught_before_the_rename(
+    capsule: Path, tmp_path: Path
+) -> None:
+    manifest, sources, big = _with_big_file(capsule, tmp_path)
+
+    def rewrite_once_open() -> None:
+        # After the writer opened (and stat-checked) the file: only the bytes show it.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            fds = Path("/proc/self/fd")
+            for fd in list(fds.iterdir()):
+                with contextlib.suppress(OSError):
+                    if fd.readlink() == big:
+                        with big.open("r+b") as fh:
+                            fh.seek(-4096, os.SEEK_END)
+                            fh.write(os.urandom(4096))
+                        return
+            time.sleep(0.0005)
+
+    thread = threading.Thread(target=rewrite_once_open)
+    thread.start()
+    out = tmp_path / "out.tgz"
+    try:
+        with pytest.raises(FileChangedError, match=f"^{big} changed while it was captured$"):
+            write_capsule(out, manifest, sources, mtime=0)
+    finally:
+        thread.join()
+    assert not out.exists() and not list(tmp_path.glob(".repro-tmp-*"))
+
+
+def test_a_wrong_recorded_digest_is_caught_before_the_rename(capsule: Path, tmp_path: Path) -> None:
+    # What a stale or poisoned stat-cache entry gives: the stat matches, the bytes do not.
+    manifest, sources, big = _with_big_file(capsule, tmp_path, recorded_sha="0" * 64)
+    out = tmp_path / "out.tgz"
+    with pytest.raises(FileChangedError) as caught:
+        write_capsule(out, manifest, sources, mtime=0)
+    assert caught.value.path == big
+    assert not out.exists() and not list(tmp_path.glob(".repro-tmp-*"))

@@ -9,7 +9,7 @@ import pytest
 
 from repro.config.models import Run
 from repro.engines import ContainerEngine
-from repro.env.image import LABEL, ImageSpec, ensure_image
+from repro.env.image import LABEL, BuiltImages, ImageSpec, ensure_image
 from repro.errors import ServiceUnavailableError
 from repro.execution.container import DockerRunner
 from repro.execution.runs import InFlight
@@ -35,7 +35,8 @@ def test_the_engine_going_away_between_build_and_run_is_exit_5_with_the_hint(
 ) -> None:
     engine = FakeEngine(images={BASE: {}})
     tag = _built(engine)
-    assert engine.builds == [tag] and engine.images[tag] == {LABEL: SPEC.digest}
+    assert engine.builds == [SPEC.tag] and engine.ids[SPEC.tag] == tag
+    assert engine.images[SPEC.tag] == {LABEL: SPEC.digest}
     engine.gone = True
     with pytest.raises(ServiceUnavailableError) as caught:
         DockerRunner(engine, tag).run("python study.py", tmp_path, {}, 60, RUN, InFlight())
@@ -64,3 +65,19 @@ def test_the_engine_dropping_the_wait_stops_the_point_as_at_its_timeout(tmp_path
     assert set(env) - {"SEED", "HOME"} <= {"LANG", "LANGUAGE", "TZ"} | {
         k for k in env if k.startswith("LC_")
     }
+
+
+def test_a_tag_this_machine_did_not_build_is_built_again(tmp_path: Path) -> None:
+    # Whoever can tag images (docker load of a stranger's archive, docker tag) can point
+    # repro-env:<digest> at any image: only the id recorded when repro built it is reused.
+    registry = BuiltImages(tmp_path / "images.json")
+    engine = FakeEngine(images={BASE: {}})
+    engine.images[SPEC.tag] = {LABEL: SPEC.digest}  # planted, with the "right" label
+    engine.ids[SPEC.tag] = "sha256:" + "e" * 64
+    said: list[str] = []
+    image = ensure_image(engine, SPEC, offline=True, say=said.append, registry=registry)
+    assert engine.builds == [SPEC.tag] and image != "sha256:" + "e" * 64
+    assert any("not one repro built on this machine" in m for m in said)
+    assert registry.get(SPEC.digest) == image
+    again = ensure_image(engine, SPEC, offline=True, say=said.append, registry=registry)
+    assert again == image and engine.builds == [SPEC.tag] and said[-1].startswith("reusing")

@@ -43,7 +43,11 @@ MANIFEST_SCHEMA_DIGESTS: dict[str, str] = {
     # without it means what it always meant: a cell that raises fails the notebook).
     # Compatible: Platform.python_abi added, optional with default None (a capsule without it
     # records no ABI, and replay compares none).
-    "repro-capsule/1": "8bf275d29fdbe3c6a3baee6cd06d4d3aece909ce7715590697d83d4cbcbd9889",
+    # Compatible: Environment.image_id added, optional with default null (issue 16: a saved
+    # image is loaded only when it is the recorded image; a capsule without the id means what
+    # it always meant, and replay builds its environment from the Dockerfile instead of
+    # trusting the saved image's tag).
+    "repro-capsule/1": "47c847191048113f823d7a1379bc6eb71ae04ca87e42ad27e0fd8839b088e963",
 }
 """Format -> sha256 of the manifest schema's shape (see `schema_digest`). Entries are only
 added, or replaced for a compatible change of the current format, never removed."""

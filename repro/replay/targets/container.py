@@ -17,7 +17,7 @@ from repro.config.models import Run
 from repro.engines import ContainerEngine, ContainerRefusedError
 from repro.engines.docker_engine import DockerEngine
 from repro.env.capsule_env import capsule_environment, checked_dockerfile
-from repro.env.image import BASE_IMAGE_ENV, ImageSpec, ensure_image
+from repro.env.image import BASE_IMAGE_ENV, ImageSpec, ensure_image, load_saved_image
 from repro.env.lock import parse_packages
 from repro.errors import EnvironmentBuildError
 from repro.execution.container import DockerRunner, give_to_container_user, probe_image
@@ -61,13 +61,19 @@ def _environment(
     offline: bool,
     say: Observer,
 ) -> str:
-    """The environment image's tag: the capsule's saved image, or one built (or reused) from
-    its Dockerfile. The one place the docker target calls the image builder."""
+    """The environment image's id: the capsule's saved image (checked to be the image its
+    manifest records), or one built (or reused) from its Dockerfile. The one place the
+    docker target calls the image builder."""
     env = manifest.environment
     saved = root / env.image if env.image and not base_image else None
     base = base_image or os.environ.get(BASE_IMAGE_ENV) or env.base_image
-    if saved is not None and env.image_tag:
-        return ensure_image(engine, image_spec(manifest, root, env.base_image), offline, say, saved)
+    if saved is not None and env.image_id:
+        return load_saved_image(engine, saved, env.image_id, say)
+    if saved is not None:
+        say(
+            "the capsule's saved image records no image id (an older repro made it): "
+            "building the environment from its Dockerfile instead"
+        )
     return ensure_image(engine, image_spec(manifest, root, base), offline, say)
 
 

@@ -60,6 +60,8 @@ def environment(
         cache_root=cache_root,
         sandbox=sandbox,
     )
+    if venv.note:
+        warnings.append(venv.note)  # a cached environment that changed: rebuilt, and said
     say("reusing the cached environment" if venv.reused else "built the environment")
     return venv, warnings
 
