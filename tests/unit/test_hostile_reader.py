@@ -720,7 +720,7 @@ def test_a_relative_workdir_is_made_absolute(
     from repro.replay.pipeline import _make_workdir
 
     monkeypatch.chdir(tmp_path)
-    made = _make_workdir(Path("rel"))
+    made = _make_workdir(Path("rel"), keep=False)
     assert made.is_absolute()
     assert made.parent == tmp_path / "rel"
 
