@@ -22,3 +22,11 @@ def config_dir() -> Path:
     path = Path(override) if override else Path(platformdirs.user_config_dir("repro"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def data_dir() -> Path:
+    """REPRO_DATA_DIR, or the user data directory (the replay history)."""
+    override = os.environ.get("REPRO_DATA_DIR")
+    path = Path(override) if override else Path(platformdirs.user_data_dir("repro"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
