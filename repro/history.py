@@ -27,7 +27,7 @@ from repro.model_base import Model, Sha256
 from repro.paths import data_dir
 
 LEDGER = "history.jsonl"
-FORMAT = "repro-history/1"
+FORMAT: Literal["repro-history/1"] = "repro-history/1"
 
 
 class HistoryError(ReproError):

@@ -108,8 +108,7 @@ def check_attestation(data: bytes, source: str) -> CheckedAttestation:
     if envelope.payloadType != PAYLOAD_TYPE:
         raise _refuse(
             source,
-            f"payload type {envelope.payloadType!r} is not an in-toto statement "
-            f"({PAYLOAD_TYPE})",
+            f"payload type {envelope.payloadType!r} is not an in-toto statement ({PAYLOAD_TYPE})",
             hint="this is not a replay attestation (a capsule's repro.sig? check with: "
             "repro verify CAPSULE)",
         )
@@ -271,7 +270,9 @@ def summarise(attestations: Sequence[CheckedAttestation]) -> list[CapsuleSummary
                 reproduced=len(good),
                 not_reproduced=len(group) - len(good),
                 keys=len({a.keyid for a in good}),
-                platforms=len({platform_label(a.statement.predicate.replayer.platform) for a in good}),
+                platforms=len(
+                    {platform_label(a.statement.predicate.replayer.platform) for a in good}
+                ),
                 trusted_keys=len({a.keyid for a in good if a.trust == "trusted"}),
             )
         )

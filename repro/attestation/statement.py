@@ -129,7 +129,7 @@ class Statement(Model):
 
     type_: Literal["https://in-toto.io/Statement/v1"] = Field(alias="_type")
     subject: list[Subject] = Field(min_length=1)
-    predicateType: Literal["https://repro.dev/attestation/replay/v1"]  # noqa: N815 (in-toto's name)
+    predicateType: Literal["https://repro.dev/attestation/replay/v1"]
     predicate: ReplayPredicate
 
     def digest_of(self, name: str) -> str | None:

@@ -37,3 +37,11 @@ BaseImage = Annotated[str | None, typer.Option("--base-image", help="Container b
 Jobs = Annotated[int, typer.Option("-j", "--jobs", min=1, help="Sweep points to run in parallel.")]
 
 KeyName = Annotated[str, typer.Option("--name", help="Key name.")]
+
+VersionDoiOnly = Annotated[
+    bool,
+    typer.Option(
+        "--version-doi-only",
+        help="Refuse a concept DOI (all versions): take only the DOI of one version.",
+    ),
+]

@@ -233,8 +233,7 @@ class ZenodoClient:
             return Record.model_validate(self.http.json(response, "latest version"))
         except ValidationError as exc:
             raise ZenodoError(
-                f"unexpected answer for the latest version of {record_id}: "
-                f"{exc.errors()[0]['msg']}"
+                f"unexpected answer for the latest version of {record_id}: {exc.errors()[0]['msg']}"
             ) from None
 
     def follow_doi(self, doi: str) -> int | None:

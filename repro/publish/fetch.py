@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from repro.errors import CapsuleNotFoundError, ConceptDoiRefusedError, ReproError
 from repro.paths import cache_dir
 from repro.publish.api import Progress, ZenodoApi
+from repro.publish.attestations import FetchedAttestation, fetch_attestations
 from repro.publish.client import ZenodoClient
 from repro.publish.errors import (
     DownloadChecksumError,
@@ -105,6 +106,8 @@ class FetchResult:
     warnings: list[str] = field(default_factory=list)
     concept_doi: str | None = None
     """The concept DOI given, when it was resolved to this record (its latest version)."""
+    attestations: list[FetchedAttestation] = field(default_factory=list)
+    """With `attestations=True`: the replay attestations linked to the record."""
 
 
 def _safe_name(key: str) -> str:
@@ -290,6 +293,7 @@ def fetch_capsule(
     max_wait: float | None = None,
     api: ZenodoApi | None = None,
     version_only: bool = False,
+    attestations: bool = False,
 ) -> FetchResult:
     """Resolve `reference`, download its capsule (or take it from the cache), check Zenodo's
     md5 and size, verify it (`verify=True`), and only then copy it into `dest_dir`.
@@ -300,12 +304,25 @@ def fetch_capsule(
     if ref is None:
         raise UnknownReferenceError(f"not a Zenodo DOI or record URL: {reference!r}")
     site = site_for(ref, zenodo_url)
+    found: list[FetchedAttestation] = []
+
+    def fetch(zenodo: ZenodoApi) -> _Cached:
+        got = _to_cache(zenodo, ref, site, progress, verify, version_only)
+        if attestations and got.report is not None and got.record.doi:
+            c = got.report.capsule
+            found.extend(
+                fetch_attestations(
+                    zenodo, got.record.doi, c.capsule_id, c.archive_sha256, dest_dir or Path()
+                )
+            )
+        return got
+
     if api is not None:
-        got = _to_cache(api, ref, site, progress, verify, version_only)
+        got = fetch(api)
     else:
         wait = max_wait if max_wait is not None else max_wait_from_env()
         with ZenodoClient(f"{site}/api", None, max_wait=wait) as client:
-            got = _to_cache(client, ref, site, progress, verify, version_only)
+            got = fetch(client)
     record, remote, name, report = got.record, got.remote, got.name, got.report
     path = got.path if dest_dir is None else _copy_into(got.path, dest_dir, name)
     if report is not None and dest_dir is not None:
@@ -330,6 +347,7 @@ def fetch_capsule(
         report=report,
         warnings=warnings,
         concept_doi=got.concept_doi,
+        attestations=found,
     )
 
 

@@ -22,10 +22,13 @@ from rich.text import Text
 from repro.sign import SignatureStatus, fingerprint
 
 if TYPE_CHECKING:
+    from repro.attestation.check import CapsuleSummary, CheckedAttestation
     from repro.capsule.manifest import Manifest, NotebookRecord
     from repro.capture.pipeline import CaptureResult
+    from repro.history import History
     from repro.init import InitResult
     from repro.init.candidates import Candidate
+    from repro.publish.attestations import AttestationReceipt
     from repro.publish.fetch import FetchResult
     from repro.publish.flow import PublishResult
     from repro.report.diff import CapsuleDiff
@@ -357,6 +360,8 @@ def render_fetch(result: FetchResult, report: VerifyReport) -> None:
         f"{escape(str(result.doi))}: Zenodo's md5 matches, every checksum verified",
         highlight=False,
     )
+    if result.concept_doi:
+        out.print(f"{escape(result.concept_doi)} is a concept DOI: fetched its latest version")
     render_signature(report.signature)
 
 
@@ -410,6 +415,8 @@ def render_replay(result: ReplayReport, report: Path | None) -> None:
     out.print(_replay_verdict(result))
     if report is not None:
         out.print(f"report: {report}")
+    if result.attestation:
+        out.print(f"attestation: {result.attestation}")
     if result.workdir:
         out.print(f"working directory kept: {result.workdir}")
 
@@ -488,3 +495,81 @@ def render_publish(result: PublishResult, publish_again: str) -> None:
     else:
         done = "already published" if result.already_done else "published"
         out.print(f"{done} {r.doi}: {r.record_url} ({r.capsule})", highlight=False, markup=False)
+
+
+# --- attestations and history ------------------------------------------------------------
+
+
+def render_fetched_attestations(result: FetchResult) -> None:
+    from repro.attestation.check import summarise
+
+    if not result.attestations:
+        out.print("no replay attestations are linked to this record")
+        return
+    for f in result.attestations:
+        if f.checked is not None:
+            out.print(
+                Text("  attestation ", style="dim") + Text(f"{f.path}: {f.checked.describe()}"),
+                highlight=False,
+            )
+        else:
+            err.print(
+                Text(f"  rejected record {f.record_id} {f.file_name}: {f.problem}", style="red"),
+                highlight=False,
+            )
+    good = [f.checked for f in result.attestations if f.checked is not None]
+    for s in summarise(good):
+        out.print(f"[bold]{escape(s.sentence())}[/]", highlight=False)
+
+
+def render_attestations(
+    checked: Sequence[CheckedAttestation], summaries: Sequence[CapsuleSummary], badge: Path | None
+) -> None:
+    for att in checked:
+        style = "green" if att.statement.reproduced else "bold red"
+        trust = "" if att.trust == "trusted" else " [yellow](key not trusted)[/]"
+        out.print(
+            f"[{style}]{'ok' if att.statement.reproduced else 'NOT REPRODUCED'}[/] "
+            f"{escape(att.source)}: {escape(att.describe())}{trust}",
+            highlight=False,
+        )
+    for s in summaries:
+        label = s.title or s.capsule_id[:12]
+        out.print(f"[bold]{escape(label)}[/]: {escape(s.sentence())}", highlight=False)
+    if badge is not None:
+        out.print(f"badge: {badge}")
+
+
+def render_history(history: History) -> None:
+    if not history.entries:
+        out.print(f"no replays recorded (ledger: {history.path})")
+        return
+    table = Table(title=Text(f"replay history ({history.path})"))
+    for col in ("time", "capsule", "doi", "target", "host", "verdict", "attestation"):
+        table.add_column(col, overflow="fold")
+    for e in history.entries:
+        table.add_row(
+            e.time,
+            Text(f"{e.title or '-'} ({e.capsule_id[:12]})"),
+            Text(e.doi or ""),
+            e.target,
+            Text(e.host),
+            Text(
+                e.verdict.replace("_", " "),
+                style="green" if e.verdict == "reproduced" else "bold red",
+            ),
+            Text(e.attestation or ""),
+        )
+    out.print(table)
+    if history.skipped:
+        err.print(f"[yellow]{history.skipped} unreadable line(s) of the ledger skipped[/]")
+
+
+def render_attestation_published(receipt: AttestationReceipt, receipt_path: Path) -> None:
+    word = "published" if receipt.state == "published" else "draft ready"
+    out.print(
+        f"[bold green]{word}[/] attestation {escape(receipt.doi or '')} -> linked to "
+        f"{escape(receipt.capsule_doi)} (isSupplementTo): {escape(receipt.record_url)}",
+        highlight=False,
+    )
+    out.print(f"receipt: {receipt_path}")
