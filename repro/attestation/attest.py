@@ -179,10 +179,12 @@ def write_attestation(data: bytes, dest: Path) -> None:
 
 
 def default_attestation_path(capsule: Path, folder: Path | None = None) -> Path:
-    """NAME.attestation.json for NAME.tgz (or NAME.tar.gz), in `folder` (default: cwd)."""
+    """NAME.attestation.json for NAME.capsule.tgz, NAME.tgz or NAME.tar.gz, in `folder`
+    (default: the current directory)."""
     stem = capsule.name
     for suffix in (".tar.gz", ".tgz"):
         if stem.endswith(suffix):
             stem = stem[: -len(suffix)]
             break
+    stem = stem.removesuffix(".capsule") or stem
     return (folder or Path.cwd()) / f"{stem}.attestation.json"
