@@ -76,9 +76,27 @@ class ZenodoClient:
     ) -> None:
         """`http` replaces the transport built from the other arguments (tests, tuning)."""
         self.http = http or ZenodoTransport(api_url, token, max_wait=max_wait, on_wait=on_wait)
+        self._anonymous: ZenodoTransport | None = None
+
+    def _reader(self) -> ZenodoTransport:
+        """The transport for public reads that answer with a redirect: anonymous (it follows
+        redirects; the authenticated one does not, so the token never leaves the origin)."""
+        if self.http.token is None:
+            return self.http
+        if self._anonymous is None:
+            self._anonymous = ZenodoTransport(
+                self.http.api_url,
+                None,
+                max_wait=self.http.max_wait,
+                on_wait=self.http.on_wait,
+                http_transport=self.http.http_transport,
+            )
+        return self._anonymous
 
     def close(self) -> None:
         self.http.close()
+        if self._anonymous is not None:
+            self._anonymous.close()
 
     def __enter__(self) -> ZenodoClient:
         return self
@@ -228,9 +246,10 @@ class ZenodoClient:
     def latest_version(self, record_id: int) -> Record:
         # InvenioRDM answers with a redirect to the latest record; an anonymous transport
         # follows it. Zenodo sites that answer with the record itself work the same.
-        response = self.http.request("GET", self.http.url(f"records/{record_id}/versions/latest"))
+        reader = self._reader()
+        response = reader.request("GET", reader.url(f"records/{record_id}/versions/latest"))
         try:
-            return Record.model_validate(self.http.json(response, "latest version"))
+            return Record.model_validate(reader.json(response, "latest version"))
         except ValidationError as exc:
             raise ZenodoError(
                 f"unexpected answer for the latest version of {record_id}: {exc.errors()[0]['msg']}"
