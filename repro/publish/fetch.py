@@ -32,6 +32,7 @@ from repro.publish.errors import (
     RecordContentError,
     UnknownReferenceError,
     ZenodoNotFoundError,
+    ZenodoUnavailableError,
 )
 from repro.publish.models import Record, RemoteFile
 from repro.publish.target import (
@@ -192,8 +193,13 @@ def resolve_record(
             record = api.latest_version(ref.record_id)
         except ZenodoNotFoundError:
             record = None
+    unresolved = ""
     if record is None and ref.doi:
-        recid = api.follow_doi(ref.doi)
+        try:
+            recid = api.follow_doi(ref.doi)
+        except ZenodoUnavailableError:
+            # The fallback only: the site itself said it has no such record (or concept).
+            recid, unresolved = None, " (and the DOI resolver could not be reached)"
         if recid is not None and recid != ref.record_id:
             try:
                 record = api.record(recid)
@@ -201,7 +207,7 @@ def resolve_record(
                 record = None
     if record is None:
         raise ZenodoNotFoundError(
-            f"no published record {ref.record_id} on {site}",
+            f"no published record {ref.record_id} on {site}{unresolved}",
             hint="check the DOI; drafts cannot be fetched (publish them first), and "
             "sandbox DOIs (10.5072) need --sandbox records: --zenodo-url "
             "https://sandbox.zenodo.org",
