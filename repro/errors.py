@@ -209,6 +209,41 @@ class CapsuleNotFoundError(ReproError):
     default_hint = "check the path to the capsule file"
 
 
+# --- attestations ------------------------------------------------------------------------
+
+
+class AttestationError(CapsuleError):
+    """An attestation that is malformed, of another type, or whose signature does not hold."""
+
+    default_hint = (
+        "do not rely on this attestation; ask whoever replayed the capsule for a fresh copy "
+        "(repro replay CAPSULE --attest)"
+    )
+
+
+class AttestationNotFoundError(ReproError):
+    default_hint = "check the path to the attestation file (written by repro replay --attest)"
+
+
+class AttestationSubjectError(AttestationError):
+    """The attestation is about another capsule than the one given."""
+
+    default_hint = (
+        "check that --capsule names the capsule that was replayed (repro verify CAPSULE "
+        "prints its id)"
+    )
+
+
+class UntrustedAttestationError(AttestationError):
+    """--require-trusted and the attestation is signed by a key not in the trust store."""
+
+    default_hint = "ask the replayer for their public key, then: repro keys trust KEY.pub"
+
+
+class ConceptDoiRefusedError(UsageError):
+    """--version-doi-only and the DOI given is a concept DOI (all versions)."""
+
+
 # --- keys --------------------------------------------------------------------------------
 
 

@@ -80,3 +80,11 @@ def sweep_scratch(root: Path | None = None, older_than_s: float = STALE_AFTER_S)
         shutil.rmtree(entry.path, ignore_errors=True)
         removed.append(Path(entry.path))
     return removed
+
+
+def data_dir() -> Path:
+    """REPRO_DATA_DIR, or the user data directory (the replay history)."""
+    override = os.environ.get("REPRO_DATA_DIR")
+    path = Path(override) if override else Path(platformdirs.user_data_dir("repro"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

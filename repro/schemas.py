@@ -14,8 +14,14 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from repro.attestation.statement import Statement
 from repro.capsule.manifest import Manifest
 from repro.config.models import ProjectConfig
+from repro.report.attestation import (
+    HistoryOutput,
+    PublishAttestationOutput,
+    VerifyAttestationOutput,
+)
 from repro.report.diff import CapsuleDiff
 from repro.report.models import (
     CaptureOutput,
@@ -45,6 +51,8 @@ COMMAND_SCHEMAS: dict[str, str] = {
     "keys untrust": "keys-untrust.schema.json",
     "publish": "publish.schema.json",
     "fetch": "fetch.schema.json",
+    "verify-attestation": "verify-attestation.schema.json",
+    "history": "history.schema.json",
 }
 """Each command's --json output on success; on an expected failure every command prints
 error.schema.json instead."""
@@ -65,6 +73,10 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "keys-untrust.schema.json": KeyUntrustOutput,
     "publish.schema.json": PublishOutput,
     "fetch.schema.json": FetchOutput,
+    "verify-attestation.schema.json": VerifyAttestationOutput,
+    "history.schema.json": HistoryOutput,
+    "publish-attestation.schema.json": PublishAttestationOutput,
+    "attestation-statement.schema.json": Statement,
 }
 
 

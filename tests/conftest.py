@@ -48,6 +48,7 @@ def scrubbed_env(
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("REPRO_CACHE_DIR", str(session_cache / "repro"))
     monkeypatch.setenv("REPRO_CONFIG_DIR", str(home / ".config" / "repro"))
+    monkeypatch.setenv("REPRO_DATA_DIR", str(home / ".local" / "share" / "repro"))
     monkeypatch.setenv("UV_CACHE_DIR", str(session_cache / "uv"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_AUTHOR_NAME", "Test")

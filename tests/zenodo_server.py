@@ -188,7 +188,13 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         "action",
     ),
     ("PUT", re.compile(r"^/api/files/([^/]+)/(.+)$"), "upload"),
+    ("GET", re.compile(r"^/api/records/?$"), "search"),
     ("GET", re.compile(r"^/api/records/(\d+)$"), "record"),
+    ("GET", re.compile(r"^/api/records/(\d+)/versions/latest$"), "versions_latest"),
+    # doi.org, as far as a DOI's redirects go (REPRO_DOI_RESOLVER=URL/doi-resolver): to the
+    # site's /doi/DOI, and from there to the latest version's page, as zenodo.org does.
+    ("GET", re.compile(r"^/doi-resolver/(.+)$"), "doi_resolver"),
+    ("GET", re.compile(r"^/doi/(.+)$"), "doi_landing"),
     ("GET", re.compile(r"^/api/records/(\d+)/files/(.+)/content$"), "download"),
 ]
 
@@ -349,6 +355,26 @@ class ZenodoServer:
                 draft.files[stored.key] = StoredFile(stored.key, stored.data)
             return draft
 
+    def latest_of(self, record_or_concept: int) -> int | None:
+        """The newest published record of the concept the id is, or is a version of."""
+        concept = record_or_concept
+        if record_or_concept in self.records:
+            concept = int(self.records[record_or_concept]["conceptrecid"])
+        ids = [r for r, rec in self.records.items() if int(rec["conceptrecid"]) == concept]
+        return max(ids) if ids else None
+
+    def search(self, q: str) -> dict[str, Any]:
+        """The records search, as far as the related-identifier query goes."""
+        m = re.fullmatch(r'metadata\.related_identifiers\.identifier:"([^"]+)"', q)
+        hits = []
+        for rec in self.records.values():
+            related = rec["metadata"].get("related_identifiers", [])
+            if m is None or any(
+                str(r.get("identifier", "")).lower() == m.group(1).lower() for r in related
+            ):
+                hits.append(rec)
+        return {"hits": {"hits": hits, "total": len(hits)}}
+
     def published(self) -> list[Dep]:
         return [d for d in self.deps.values() if d.submitted]
 
@@ -462,6 +488,25 @@ class ZenodoServer:
         corrupt: bool,
     ) -> tuple[int, Any, dict[str, str]]:
         with self.lock:
+            if endpoint == "versions_latest":
+                # InvenioRDM accepts a concept id or any version's id here and redirects to
+                # the latest published version's API record.
+                latest = self.latest_of(int(groups[0]))
+                if latest is None:
+                    raise HttpError(404, {"status": 404, "message": "PID does not exist."})
+                return 302, None, {"Location": f"{self.api}/records/{latest}"}
+            if endpoint == "search":
+                return 200, self.search((query.get("q") or [""])[0]), {}
+            if endpoint == "doi_resolver":
+                return 302, None, {"Location": f"{self.url}/doi/{groups[0]}"}
+            if endpoint == "doi_landing":
+                m = re.fullmatch(r"\d+\.\d+/zenodo\.(\d+)", unquote(groups[0]))
+                latest = self.latest_of(int(m.group(1))) if m else None
+                if latest is None:
+                    raise HttpError(404, {"status": 404, "message": "DOI not found."})
+                if int(m.group(1)) in self.records:  # a version DOI lands on its own page
+                    latest = int(m.group(1))
+                return 302, None, {"Location": f"{self.url}/records/{latest}"}
             if endpoint == "record":
                 record = self.records.get(int(groups[0]))
                 if record is None:
@@ -768,7 +813,14 @@ class _Handler(BaseHTTPRequestHandler):
                 raise HttpError(429, {"status": 429, "message": "Too many requests."})
             if endpoint == "unknown":
                 raise HttpError(404, {"status": 404, "message": "The requested URL was not found."})
-            anonymous = endpoint in ("record", "download")
+            anonymous = endpoint in (
+                "record",
+                "download",
+                "search",
+                "versions_latest",
+                "doi_resolver",
+                "doi_landing",
+            )
             if not anonymous and (token is None or token not in z.tokens):
                 message = "Permission denied."
                 if z.echo_token and token:

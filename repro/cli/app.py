@@ -11,7 +11,19 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 
 from repro import __version__
-from repro.cli import capture, diff, fetch, init, inspect_cmd, keys, publish, replay, verify
+from repro.cli import (
+    capture,
+    diff,
+    fetch,
+    history,
+    init,
+    inspect_cmd,
+    keys,
+    publish,
+    replay,
+    verify,
+    verify_attestation,
+)
 from repro.errors import MachineFaultError, ReproError
 from repro.paths import sweep_scratch
 from repro.report import terminal
@@ -103,7 +115,7 @@ app.command("init")(handles_errors(init.init_command))
 app.command("capture", cls=capture.CaptureCommand)(handles_errors(capture.capture_command))
 app.command("verify")(handles_errors(verify.verify_command))
 app.command("inspect")(handles_errors(inspect_cmd.inspect_command))
-app.command("replay")(handles_errors(replay.replay_command))
+app.command("replay", cls=replay.ReplayCommand)(handles_errors(replay.replay_command))
 app.command("diff")(handles_errors(diff.diff_command))
 
 keys_app = typer.Typer(help="Signing keys and the trust store.", no_args_is_help=True)
@@ -116,6 +128,8 @@ app.add_typer(keys_app, name="keys")
 
 app.command("publish")(handles_errors(publish.publish_command))
 app.command("fetch")(handles_errors(fetch.fetch_command))
+app.command("verify-attestation")(handles_errors(verify_attestation.verify_attestation_command))
+app.command("history")(handles_errors(history.history_command))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from repro.cli.options import AsJson, ZenodoUrl
+from repro.cli.options import AsJson, VersionDoiOnly, ZenodoUrl
 from repro.report import terminal
 
 
@@ -19,6 +19,14 @@ def fetch_command(
         Path, typer.Option("-o", "--out", help="Folder to put the capsule in.")
     ] = Path(),
     zenodo_url: ZenodoUrl = None,
+    attestations: Annotated[
+        bool,
+        typer.Option(
+            "--attestations",
+            help="Also fetch the replay attestations linked to the record, verified.",
+        ),
+    ] = False,
+    version_doi_only: VersionDoiOnly = False,
     as_json: AsJson = False,
 ) -> None:
     """Download a published capsule from Zenodo, check Zenodo's checksum and verify it."""
@@ -27,12 +35,19 @@ def fetch_command(
 
     with terminal.TransferBar(f"downloading {reference}", not as_json) as progress:
         result = fetch_capsule(
-            reference, zenodo_url=zenodo_url, dest_dir=out_dir, progress=progress
+            reference,
+            zenodo_url=zenodo_url,
+            dest_dir=out_dir,
+            progress=progress,
+            version_only=version_doi_only,
+            attestations=attestations,
         )
     terminal.warn(result.warnings)
     if result.report is None:  # fetch_capsule verifies unless told not to
         raise RuntimeError("fetch_capsule returned an unverified capsule")
     if as_json:
-        terminal.emit_json(FetchOutput.build(result, result.report))
+        terminal.emit_json(FetchOutput.build(result, result.report, attestations))
     else:
         terminal.render_fetch(result, result.report)
+        if attestations:
+            terminal.render_fetched_attestations(result)

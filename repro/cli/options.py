@@ -47,3 +47,11 @@ PassEnv = Annotated[
 ]
 
 KeyName = Annotated[str, typer.Option("--name", help="Key name.")]
+
+VersionDoiOnly = Annotated[
+    bool,
+    typer.Option(
+        "--version-doi-only",
+        help="Refuse a concept DOI (all versions): take only the DOI of one version.",
+    ),
+]

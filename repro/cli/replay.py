@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
+from typer.core import TyperCommand
 
 from repro.cli.options import (
     AsJson,
@@ -14,10 +15,46 @@ from repro.cli.options import (
     PassEnv,
     RequireSigned,
     RequireTrusted,
+    SigningKey,
+    VersionDoiOnly,
     ZenodoUrl,
 )
 from repro.errors import ExitCode
 from repro.report import terminal
+
+ATTEST = "--attest"
+
+
+def attest_value_args(args: list[str]) -> list[str]:
+    """`--attest [FILE]`: a bare --attest takes the default file (an empty value), and the
+    next word is its FILE only when it ends in .json -- so `--attest CAPSULE` still names
+    the capsule. `--attest=FILE` always works."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        word = args[i]
+        if word == "--":
+            out.extend(args[i:])
+            break
+        if word == ATTEST:
+            following = args[i + 1] if i + 1 < len(args) else None
+            if following is not None and following.lower().endswith(".json"):
+                out.append(f"{ATTEST}={following}")
+                i += 2
+                continue
+            out.append(f"{ATTEST}=")
+        else:
+            out.append(word)
+        i += 1
+    return out
+
+
+class ReplayCommand(TyperCommand):
+    """replay's click command: lets --attest go without its FILE."""
+
+    # ctx is Any: typer >= 0.29 runs on its vendored click (see repro/cli/capture.py).
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, attest_value_args(list(args)))
 
 
 def replay_command(
@@ -70,6 +107,17 @@ def replay_command(
             "signed by a trusted key: its code gets all your user's rights.",
         ),
     ] = False,
+    attest: Annotated[
+        str | None,
+        typer.Option(
+            "--attest",
+            metavar="[FILE]",
+            help="Sign the verdicts into an in-toto attestation (FILE, default "
+            "NAME.attestation.json here) with your key.",
+        ),
+    ] = None,
+    key: SigningKey = None,
+    version_doi_only: VersionDoiOnly = False,
     as_json: AsJson = False,
 ) -> None:
     """Verify a capsule, rebuild its environment, re-run it and compare every result."""
@@ -80,12 +128,26 @@ def replay_command(
     from repro.replay.targets import SlurmSettings
     from repro.verify import Policy
 
+    signing = _signing_key(key) if attest is not None else None  # before any slow work
     path = Path(capsule)
+    doi = concept_doi = None
     if not path.is_file():  # a DOI or a record URL (the Zenodo client only when needed)
-        from repro.publish.fetch import resolve_capsule_argument
+        from repro.publish.fetch import resolve_capsule
 
         with terminal.TransferBar(f"downloading {capsule}", not as_json) as progress:
-            path = resolve_capsule_argument(capsule, zenodo_url, None, progress)
+            resolved = resolve_capsule(
+                capsule, zenodo_url, None, progress, version_only=version_doi_only
+            )
+        path, doi, concept_doi = resolved.path, resolved.doi, resolved.concept_doi
+        if concept_doi is not None:
+            terminal.say(f"{concept_doi} is a concept DOI: replaying its latest version, {doi}")
+    attest_request = None
+    if attest is not None and signing is not None:
+        from repro.attestation.attest import default_attestation_path
+        from repro.replay.record import AttestRequest
+
+        dest = Path(attest) if attest else default_attestation_path(path)
+        attest_request = AttestRequest(dest, signing)
     opts = ReplayOptions(
         capsule=path,
         target=target,
@@ -102,6 +164,9 @@ def replay_command(
         pass_env=names_of(pass_env),
         no_sandbox=no_sandbox,
         confirm=None if as_json else confirm_on_terminal,
+        attest=attest_request,
+        doi=doi,
+        concept_doi=concept_doi,
     )
     result = run_replay(opts, observe=terminal.say)
     terminal.warn(result.warnings)
@@ -110,3 +175,18 @@ def replay_command(
     else:
         terminal.render_replay(result, report)
     raise typer.Exit(ExitCode.OK if result.reproduced else ExitCode.NOT_REPRODUCED)
+
+
+def _signing_key(path: Path | None) -> Any:
+    """The replayer's private key (--key, else the default key), loaded up front."""
+    from repro.cli.prompts import prompt_passphrase
+    from repro.errors import SigningKeyError
+    from repro.sign import default_key_path, load_private_key
+
+    chosen = path or default_key_path()
+    if chosen is None:
+        raise SigningKeyError(
+            "--attest signs the replay with your key, and there is none",
+            hint="create one with: repro keys generate (or pass --key PATH)",
+        )
+    return load_private_key(chosen, prompt_passphrase)

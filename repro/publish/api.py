@@ -99,6 +99,22 @@ class ZenodoApi(Protocol):
         """A published record with its files."""
         ...
 
+    def latest_version(self, record_id: int) -> Record:
+        """The latest published version of the concept `record_id` belongs to, or is
+        (GET /api/records/{id}/versions/latest: it accepts a concept id, where
+        /api/records/{conceptrecid} is 404 -- zenodo/zenodo#2499)."""
+        ...
+
+    def follow_doi(self, doi: str) -> int | None:
+        """The record id the DOI's resolver (doi.org) redirects to, without fetching the
+        landing page; None when the redirects lead to no record page."""
+        ...
+
+    def search_records(self, query: str) -> list[Record]:
+        """Published records matching a search query (GET /api/records?q=...), all
+        versions, the first page of up to 100."""
+        ...
+
     def download(
         self, record_id: int, file: RemoteFile, dest: Path, progress: Progress | None
     ) -> DownloadedFile:

@@ -7,6 +7,7 @@ sent through `ZenodoTransport` (auth, origin check, retries, error parsing) and 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,13 +18,47 @@ import httpx
 from pydantic import ValidationError
 
 from repro.publish.api import Progress, WaitObserver
-from repro.publish.errors import ZenodoError, ZenodoNotFoundError
+from repro.publish.errors import ZenodoError, ZenodoNotFoundError, ZenodoUnavailableError
 from repro.publish.models import Deposition, DownloadedFile, Record, RemoteFile, UploadedObject
 from repro.publish.target import DEFAULT_MAX_WAIT, Secret
-from repro.publish.transport import ZenodoTransport
+from repro.publish.transport import USER_AGENT, ZenodoTransport
 
 MAX_POLLS = 40
 """Reads of a list while waiting for the search index (a bound even if sleeping is faked)."""
+DOI_RESOLVER_ENV = "REPRO_DOI_RESOLVER"
+DOI_RESOLVER = "https://doi.org"
+MAX_REDIRECTS = 6
+
+
+def doi_resolver() -> str:
+    """REPRO_DOI_RESOLVER (tests, a local mirror), else https://doi.org."""
+    return (os.environ.get(DOI_RESOLVER_ENV) or DOI_RESOLVER).rstrip("/")
+
+
+def follow_doi(doi: str, resolver: str, timeout: float = 30.0) -> int | None:
+    """Follow the DOI's redirects (never sending a token: a client of its own) until one
+    names a record page (/records/N); the landing page itself is never downloaded."""
+    from repro.publish.fetch import parse_reference
+
+    url = f"{resolver}/{quote(doi, safe='/')}"
+    with httpx.Client(
+        headers={"User-Agent": USER_AGENT}, follow_redirects=False, timeout=timeout
+    ) as http:
+        for _ in range(MAX_REDIRECTS):
+            try:
+                response = http.get(url)
+            except httpx.HTTPError as exc:
+                raise ZenodoUnavailableError(
+                    f"cannot resolve {doi} through {resolver} ({type(exc).__name__})"
+                ) from None
+            location = response.headers.get("Location")
+            if not response.is_redirect or not location:
+                return None
+            url = str(response.url.join(location))
+            ref = parse_reference(url)
+            if ref is not None and ref.site_url is not None:
+                return ref.record_id
+    return None
 
 
 class ZenodoClient:
@@ -41,9 +76,27 @@ class ZenodoClient:
     ) -> None:
         """`http` replaces the transport built from the other arguments (tests, tuning)."""
         self.http = http or ZenodoTransport(api_url, token, max_wait=max_wait, on_wait=on_wait)
+        self._anonymous: ZenodoTransport | None = None
+
+    def _reader(self) -> ZenodoTransport:
+        """The transport for public reads that answer with a redirect: anonymous (it follows
+        redirects; the authenticated one does not, so the token never leaves the origin)."""
+        if self.http.token is None:
+            return self.http
+        if self._anonymous is None:
+            self._anonymous = ZenodoTransport(
+                self.http.api_url,
+                None,
+                max_wait=self.http.max_wait,
+                on_wait=self.http.on_wait,
+                http_transport=self.http.http_transport,
+            )
+        return self._anonymous
 
     def close(self) -> None:
         self.http.close()
+        if self._anonymous is not None:
+            self._anonymous.close()
 
     def __enter__(self) -> ZenodoClient:
         return self
@@ -189,6 +242,35 @@ class ZenodoClient:
             raise ZenodoError(
                 f"unexpected answer for record {record_id}: {exc.errors()[0]['msg']}"
             ) from None
+
+    def latest_version(self, record_id: int) -> Record:
+        # InvenioRDM answers with a redirect to the latest record; an anonymous transport
+        # follows it. Zenodo sites that answer with the record itself work the same.
+        reader = self._reader()
+        response = reader.request("GET", reader.url(f"records/{record_id}/versions/latest"))
+        try:
+            return Record.model_validate(reader.json(response, "latest version"))
+        except ValidationError as exc:
+            raise ZenodoError(
+                f"unexpected answer for the latest version of {record_id}: {exc.errors()[0]['msg']}"
+            ) from None
+
+    def follow_doi(self, doi: str) -> int | None:
+        return follow_doi(doi, doi_resolver())
+
+    def search_records(self, query: str) -> list[Record]:
+        url = self.http.url(f"records?q={quote(query, safe='')}&all_versions=true&size=100")
+        data = self.http.json(self.http.request("GET", url), "record search")
+        hits = data.get("hits", {}).get("hits", []) if isinstance(data, dict) else data
+        if not isinstance(hits, list):
+            raise ZenodoError("unexpected answer to the record search: no hits")
+        found = []
+        for item in hits:
+            try:
+                found.append(Record.model_validate(item))
+            except ValidationError:
+                continue  # a hit we cannot read is not one we can use
+        return found
 
     def download(
         self, record_id: int, file: RemoteFile, dest: Path, progress: Progress | None

@@ -22,15 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from repro.errors import CapsuleNotFoundError, ReproError
+from repro.errors import CapsuleNotFoundError, ConceptDoiRefusedError, ReproError
 from repro.paths import cache_dir
 from repro.publish.api import Progress, ZenodoApi
+from repro.publish.attestations import FetchedAttestation, fetch_attestations
 from repro.publish.client import ZenodoClient
 from repro.publish.errors import (
     DownloadChecksumError,
     RecordContentError,
     UnknownReferenceError,
     ZenodoNotFoundError,
+    ZenodoUnavailableError,
 )
 from repro.publish.models import Record, RemoteFile
 from repro.publish.target import (
@@ -103,6 +105,10 @@ class FetchResult:
     """Whether the download was already in the cache."""
     report: VerifyReport | None
     warnings: list[str] = field(default_factory=list)
+    concept_doi: str | None = None
+    """The concept DOI given, when it was resolved to this record (its latest version)."""
+    attestations: list[FetchedAttestation] = field(default_factory=list)
+    """With `attestations=True`: the replay attestations linked to the record."""
 
 
 def _safe_name(key: str) -> str:
@@ -145,6 +151,7 @@ class _Cached:
     cached: bool
     report: VerifyReport | None
     """The verification, when asked for (done before the file took its place)."""
+    concept_doi: str | None = None
 
 
 def _verified(path: Path, shown: Path) -> VerifyReport:
@@ -154,22 +161,87 @@ def _verified(path: Path, shown: Path) -> VerifyReport:
     return dataclasses.replace(report, capsule=dataclasses.replace(report.capsule, path=shown))
 
 
+@dataclass(frozen=True)
+class ResolvedRecord:
+    record: Record
+    concept_doi: str | None
+    """The concept DOI (or id) given, when the reference named a concept rather than a
+    version and was resolved to `record`, its latest version."""
+
+
+def _concept_name(ref: RecordRef, record: Record) -> str:
+    return ref.doi or record.conceptdoi or f"concept {ref.record_id}"
+
+
+def resolve_record(
+    api: ZenodoApi, ref: RecordRef, site: str, *, version_only: bool = False
+) -> ResolvedRecord:
+    """The published record a reference names. A version DOI is that version; a concept DOI
+    ("cite all versions") is its latest version: `/api/records/{id}` is 404 for a concept
+    id on today's Zenodo (zenodo/zenodo#2499), `/api/records/{id}/versions/latest` accepts
+    it, and the DOI's redirect at doi.org leads to the latest version's page (the fallback
+    where that endpoint is missing). `version_only` refuses a concept DOI."""
+    record: Record | None
+    try:
+        record = api.record(ref.record_id)
+    except ZenodoNotFoundError:
+        record = None
+    if record is not None and record.id == ref.record_id:
+        return ResolvedRecord(record, None)
+    if record is None:
+        try:
+            record = api.latest_version(ref.record_id)
+        except ZenodoNotFoundError:
+            record = None
+    unresolved = ""
+    if record is None and ref.doi:
+        try:
+            recid = api.follow_doi(ref.doi)
+        except ZenodoUnavailableError:
+            # The fallback only: the site itself said it has no such record (or concept).
+            recid, unresolved = None, " (and the DOI resolver could not be reached)"
+        if recid is not None and recid != ref.record_id:
+            try:
+                record = api.record(recid)
+            except ZenodoNotFoundError:
+                record = None
+    if record is None:
+        raise ZenodoNotFoundError(
+            f"no published record {ref.record_id} on {site}{unresolved}",
+            hint="check the DOI; drafts cannot be fetched (publish them first), and "
+            "sandbox DOIs (10.5072) need --sandbox records: --zenodo-url "
+            "https://sandbox.zenodo.org",
+        )
+    if record.conceptrecid is not None and record.conceptrecid != str(ref.record_id):
+        raise RecordContentError(
+            f"{ref.doi or ref.record_id} led to record {record.id}, which is not one of its "
+            f"versions (its concept is {record.conceptrecid})",
+            hint="check the DOI; pass the version DOI of the record you mean",
+        )
+    concept = _concept_name(ref, record)
+    if version_only:
+        raise ConceptDoiRefusedError(
+            f"{concept} is a concept DOI (all versions); --version-doi-only takes the DOI "
+            "of one version",
+            hint=f"the latest version is {record.doi or record.id}: pass that DOI",
+        )
+    return ResolvedRecord(record, concept)
+
+
 def _to_cache(
-    api: ZenodoApi, ref: RecordRef, site: str, progress: Progress | None, verify: bool
+    api: ZenodoApi,
+    ref: RecordRef,
+    site: str,
+    progress: Progress | None,
+    verify: bool,
+    version_only: bool = False,
 ) -> _Cached:
     """The record's capsule in the cache: downloaded (into a temporary file next to its
     place, never more than the record's declared size), checked against Zenodo's md5 and
     size and, with `verify`, verified -- then renamed into place. Nothing that failed a
     check stays: a cached copy that no longer verifies is removed too."""
-    try:
-        record = api.record(ref.record_id)
-    except ZenodoNotFoundError:
-        raise ZenodoNotFoundError(
-            f"no published record {ref.record_id} on {site}",
-            hint="check the DOI; drafts cannot be fetched (publish them first), and "
-            "sandbox DOIs (10.5072) need --sandbox records: --zenodo-url "
-            "https://sandbox.zenodo.org",
-        ) from None
+    resolved = resolve_record(api, ref, site, version_only=version_only)
+    record = resolved.record
     remote = _pick_capsule(record.files, record.id)
     name = _safe_name(remote.key)
     folder = cache_dir() / "zenodo" / f"{record.id}-{remote.md5}"
@@ -185,7 +257,7 @@ def _to_cache(
         except ReproError:
             cached_path.unlink(missing_ok=True)
             raise
-        return _Cached(record, remote, name, cached_path, True, report)
+        return _Cached(record, remote, name, cached_path, True, report, resolved.concept_doi)
     fd, tmp_name = tempfile.mkstemp(prefix=".download-", dir=folder)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -200,7 +272,7 @@ def _to_cache(
         tmp.replace(cached_path)
     finally:
         tmp.unlink(missing_ok=True)
-    return _Cached(record, remote, name, cached_path, False, report)
+    return _Cached(record, remote, name, cached_path, False, report, resolved.concept_doi)
 
 
 def _copy_into(cached_path: Path, dest_dir: Path, name: str) -> Path:
@@ -226,6 +298,8 @@ def fetch_capsule(
     verify: bool = True,
     max_wait: float | None = None,
     api: ZenodoApi | None = None,
+    version_only: bool = False,
+    attestations: bool = False,
 ) -> FetchResult:
     """Resolve `reference`, download its capsule (or take it from the cache), check Zenodo's
     md5 and size, verify it (`verify=True`), and only then copy it into `dest_dir`.
@@ -236,12 +310,25 @@ def fetch_capsule(
     if ref is None:
         raise UnknownReferenceError(f"not a Zenodo DOI or record URL: {reference!r}")
     site = site_for(ref, zenodo_url)
+    found: list[FetchedAttestation] = []
+
+    def fetch(zenodo: ZenodoApi) -> _Cached:
+        got = _to_cache(zenodo, ref, site, progress, verify, version_only)
+        if attestations and got.report is not None and got.record.doi:
+            c = got.report.capsule
+            found.extend(
+                fetch_attestations(
+                    zenodo, got.record.doi, c.capsule_id, c.archive_sha256, dest_dir or Path()
+                )
+            )
+        return got
+
     if api is not None:
-        got = _to_cache(api, ref, site, progress, verify)
+        got = fetch(api)
     else:
         wait = max_wait if max_wait is not None else max_wait_from_env()
         with ZenodoClient(f"{site}/api", None, max_wait=wait) as client:
-            got = _to_cache(client, ref, site, progress, verify)
+            got = fetch(client)
     record, remote, name, report = got.record, got.remote, got.name, got.report
     path = got.path if dest_dir is None else _copy_into(got.path, dest_dir, name)
     if report is not None and dest_dir is not None:
@@ -265,7 +352,53 @@ def fetch_capsule(
         cached=got.cached,
         report=report,
         warnings=warnings,
+        concept_doi=got.concept_doi,
+        attestations=found,
     )
+
+
+@dataclass(frozen=True)
+class ResolvedCapsule:
+    """A capsule argument made a file: the file, and the DOIs it came by."""
+
+    path: Path
+    doi: str | None = None
+    """The version DOI it was fetched from (None: a local file)."""
+    concept_doi: str | None = None
+    """The concept DOI given, when it was resolved to `doi` (its latest version)."""
+
+
+def resolve_capsule(
+    arg: str,
+    zenodo_url: str | None,
+    dest_dir: Path | None,
+    progress: Progress | None,
+    api: ZenodoApi | None = None,
+    *,
+    version_only: bool = False,
+) -> ResolvedCapsule:
+    """`arg` as a Path when it is an existing file; else the capsule of the Zenodo record it
+    names (a concept DOI: its latest version), downloaded (or cached) and checked against
+    Zenodo's md5. Not verified here: the caller (replay) verifies every capsule it opens
+    first thing."""
+    path = Path(arg)
+    if path.is_file():
+        return ResolvedCapsule(path)
+    if parse_reference(arg) is None:
+        raise CapsuleNotFoundError(
+            f"capsule not found: {arg}",
+            hint="give a capsule file, a Zenodo DOI (10.5281/zenodo.N) or a record URL",
+        )
+    got = fetch_capsule(
+        arg,
+        zenodo_url=zenodo_url,
+        dest_dir=dest_dir,
+        progress=progress,
+        verify=False,
+        api=api,
+        version_only=version_only,
+    )
+    return ResolvedCapsule(got.path, got.doi, got.concept_doi)
 
 
 def resolve_capsule_argument(
@@ -275,17 +408,5 @@ def resolve_capsule_argument(
     progress: Progress | None,
     api: ZenodoApi | None = None,
 ) -> Path:
-    """`arg` as a Path when it is an existing file; else the capsule of the Zenodo record it
-    names, downloaded (or cached) and checked against Zenodo's md5. Not verified here: the
-    caller (replay) verifies every capsule it opens first thing."""
-    path = Path(arg)
-    if path.is_file():
-        return path
-    if parse_reference(arg) is None:
-        raise CapsuleNotFoundError(
-            f"capsule not found: {arg}",
-            hint="give a capsule file, a Zenodo DOI (10.5281/zenodo.N) or a record URL",
-        )
-    return fetch_capsule(
-        arg, zenodo_url=zenodo_url, dest_dir=dest_dir, progress=progress, verify=False, api=api
-    ).path
+    """`resolve_capsule(...).path`."""
+    return resolve_capsule(arg, zenodo_url, dest_dir, progress, api).path

@@ -41,7 +41,7 @@ from repro.publish.errors import (
     ZenodoRequestError,
     ZenodoUnavailableError,
 )
-from repro.publish.fetch import parse_reference
+from repro.publish.fetch import RecordRef, parse_reference, resolve_record
 from repro.publish.journal import (
     Journal,
     Step,
@@ -389,10 +389,7 @@ class _Publication:
         try:
             previous = self.api.get(ref.record_id)
         except ZenodoNotFoundError:
-            raise ZenodoNotFoundError(
-                f"--new-version-of: no deposition {ref.record_id} of yours on this Zenodo",
-                hint="give the DOI of the latest published version (not the concept DOI)",
-            ) from None
+            previous = self._latest_of_concept(ref)
         if not previous.published:
             raise ZenodoError(
                 f"--new-version-of: deposition {previous.id} is not published",
@@ -400,6 +397,24 @@ class _Publication:
                 "as a first version",
             )
         return previous
+
+    def _latest_of_concept(self, ref: RecordRef) -> Deposition:
+        """--new-version-of named no deposition: a concept DOI names its latest version."""
+        try:
+            resolved = resolve_record(self.api, ref, self.target.site_url)
+            latest = self.api.get(resolved.record.id)
+        except ZenodoNotFoundError:
+            raise ZenodoNotFoundError(
+                f"--new-version-of: no deposition or concept {ref.record_id} of yours on "
+                "this Zenodo",
+                hint="give the DOI of the capsule's record (a version DOI or its concept DOI)",
+            ) from None
+        if resolved.concept_doi is not None:
+            self.say(
+                f"--new-version-of: {resolved.concept_doi} is a concept DOI; its latest "
+                f"version is {latest.doi or latest.id}"
+            )
+        return latest
 
     def _pending(self, previous: Deposition, *, wait: bool = False) -> int | None:
         """The concept's pending new-version draft; `wait`: give the index the time a

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from repro.errors import UsageError
+from repro.machine import fingerprint
 from repro.paths import scratch_prefix
 from repro.replay.execute import execute
 from repro.replay.judge import judge
 from repro.replay.open import open_for_replay, parse_points
 from repro.replay.prepare import prepare
+from repro.replay.record import AttestRequest, attest, note_in_history
 from repro.replay.report import build_report, write_html
 from repro.replay.targets import (
     Observer,
@@ -52,6 +54,14 @@ class ReplayOptions:
     no_sandbox: bool = False
     confirm: Callable[[str], bool] | None = None
     """Asks the user yes/no on a terminal (run unsandboxed?); None: nobody to ask."""
+    attest: AttestRequest | None = None
+    """Sign the replay's verdicts into an attestation (--attest)."""
+    doi: str | None = None
+    """The version DOI the capsule was fetched from, when replayed by DOI."""
+    concept_doi: str | None = None
+    """The concept DOI given, when one was resolved to `doi`."""
+    record_history: bool = True
+    """Append the replay to the history ledger (repro history)."""
 
     def target_options(self) -> TargetOptions:
         return TargetOptions(
@@ -94,8 +104,22 @@ def replay(opts: ReplayOptions, observe: Observer | None = None) -> ReplayReport
             started,
             t0,
         )
+        report = report.model_copy(update={"doi": opts.doi, "concept_doi": opts.concept_doi})
+        platform = fingerprint()
+        attestation = None
+        if opts.attest is not None:
+            report, attestation = attest(report, opened, opts.capsule, opts.attest, platform)
         if opts.report_html is not None:
-            write_html(report, opened, opts.report_html)
+            write_html(report, opened, opts.report_html, attestation)
+        if opts.record_history:
+            report = note_in_history(
+                report,
+                platform,
+                doi=opts.doi,
+                concept_doi=opts.concept_doi,
+                report_html=opts.report_html,
+                stamped_doi=opened.manifest.metadata.doi,
+            )
         return report
     finally:
         if not keep:

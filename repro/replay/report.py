@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from repro.attestation.check import CheckedAttestation
 from repro.capsule.layout import created_timestamp
 from repro.machine import fingerprint
 from repro.replay.environment import differences
@@ -51,7 +52,12 @@ def build_report(
     )
 
 
-def write_html(report: ReplayReport, opened: Opened, dest: Path) -> None:
+def write_html(
+    report: ReplayReport,
+    opened: Opened,
+    dest: Path,
+    attestation: CheckedAttestation | None = None,
+) -> None:
     from repro.report.page import write_html_report
 
-    write_html_report(report, opened.root, opened.project, dest)
+    write_html_report(report, opened.root, opened.project, dest, attestation)

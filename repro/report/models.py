@@ -16,6 +16,7 @@ from pydantic import Field
 
 from repro.capsule.manifest import Manifest
 from repro.model_base import Model
+from repro.report.attestation import FetchedAttestationOutput
 from repro.sign import SignatureState
 
 if TYPE_CHECKING:
@@ -405,9 +406,19 @@ class FetchOutput(Model):
     warnings: list[str]
     verify: VerifyOutput
     """The verification of the downloaded capsule."""
+    concept_doi: str | None = None
+    """The concept DOI given, when it was resolved to `doi` (its latest version)."""
+    attestations: list[FetchedAttestationOutput] | None = None
+    """With --attestations: the replay attestations linked to the record."""
+    attestation_summary: str | None = None
+    """With --attestations: what the verified ones say together."""
 
     @classmethod
-    def build(cls, result: FetchResult, report: VerifyReport) -> Self:
+    def build(cls, result: FetchResult, report: VerifyReport, with_attestations: bool) -> Self:
+        from repro.attestation.check import summarise
+
+        good = [f.checked for f in result.attestations if f.checked is not None]
+        summaries = summarise(good)
         return cls(
             ok=True,
             capsule=str(result.path),
@@ -418,6 +429,11 @@ class FetchOutput(Model):
             cached=result.cached,
             warnings=result.warnings,
             verify=VerifyOutput.build(report),
+            concept_doi=result.concept_doi,
+            attestations=[FetchedAttestationOutput.build(f) for f in result.attestations]
+            if with_attestations
+            else None,
+            attestation_summary=summaries[0].sentence() if summaries else None,
         )
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import assert_never
 
 from repro import __version__
+from repro.attestation.badge import badge_svg
+from repro.attestation.check import CheckedAttestation, summarise
 from repro.compare.verdict import OutputVerdict, Verdict
 from repro.config.models import format_value
 from repro.errors import OutputWriteError
@@ -297,7 +299,27 @@ def _point(index: int, point: PointReplay, capsule_root: Path, project: Path) ->
     )
 
 
-def render_html(report: ReplayReport, capsule_root: Path, project: Path) -> str:
+def _attestation(att: CheckedAttestation | None) -> str:
+    """The signed attestation of this replay: its summary, and the badge derived from it."""
+    if att is None:
+        return ""
+    summary = summarise([att])[0].sentence()
+    return (
+        '<h2>Attestation</h2><section class="attestation">'
+        f'<div class="badge-svg">{badge_svg(att)}</div>'
+        f"<p>{escape(att.describe())}</p>"
+        f'<p class="note">Signed attestation: <code>{escape(att.source)}</code> '
+        f"({escape(summary)}); check it with <code>repro verify-attestation "
+        f"{escape(Path(att.source).name)}</code>.</p></section>"
+    )
+
+
+def render_html(
+    report: ReplayReport,
+    capsule_root: Path,
+    project: Path,
+    attestation: CheckedAttestation | None = None,
+) -> str:
     """The whole page; the same report and files always give the same text."""
     points = "".join(
         _point(i, p, capsule_root, project) for i, p in enumerate(report.points, start=1)
@@ -314,6 +336,7 @@ def render_html(report: ReplayReport, capsule_root: Path, project: Path) -> str:
 </head>
 <body><main>
 {_header(report)}
+{_attestation(attestation)}
 {_summary(report)}
 {_warnings(report)}
 {_environment(report.environment_differences)}
@@ -326,9 +349,15 @@ def render_html(report: ReplayReport, capsule_root: Path, project: Path) -> str:
 """
 
 
-def write_html_report(report: ReplayReport, capsule_root: Path, project: Path, dest: Path) -> None:
+def write_html_report(
+    report: ReplayReport,
+    capsule_root: Path,
+    project: Path,
+    dest: Path,
+    attestation: CheckedAttestation | None = None,
+) -> None:
     """Write the report page to `dest` atomically (a temp file in its folder, then a rename)."""
-    text = render_html(report, capsule_root, project)
+    text = render_html(report, capsule_root, project, attestation)
     tmp: Path | None = None
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)

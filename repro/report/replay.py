@@ -104,3 +104,10 @@ class ReplayReport(Model):
     """Where the replay ran, when it was kept."""
     started: str
     duration_s: float
+    doi: str | None = None
+    """The Zenodo version DOI the capsule was fetched from (a concept DOI is resolved to its
+    latest version first), when replayed by DOI."""
+    concept_doi: str | None = None
+    """The concept DOI given, when one was resolved to `doi`."""
+    attestation: str | None = None
+    """The signed attestation written (--attest)."""

@@ -23,11 +23,14 @@ from repro.report.text import json_text, printable
 from repro.sign import SignatureStatus, fingerprint
 
 if TYPE_CHECKING:
+    from repro.attestation.check import CapsuleSummary, CheckedAttestation
     from repro.capsule.manifest import Manifest, NotebookRecord
     from repro.capture.pipeline import CaptureResult
     from repro.config.models import Resources
+    from repro.history import History
     from repro.init import InitResult
     from repro.init.candidates import Candidate
+    from repro.publish.attestations import AttestationReceipt
     from repro.publish.fetch import FetchResult
     from repro.publish.flow import PublishResult
     from repro.report.diff import CapsuleDiff
@@ -394,6 +397,8 @@ def render_fetch(result: FetchResult, report: VerifyReport) -> None:
         f"{_m(str(result.doi))}: Zenodo's md5 matches, every checksum verified",
         highlight=False,
     )
+    if result.concept_doi:
+        out.print(f"{_m(result.concept_doi)} is a concept DOI: fetched its latest version")
     render_signature(report.signature)
 
 
@@ -449,6 +454,8 @@ def render_replay(result: ReplayReport, report: Path | None) -> None:
     out.print(_replay_verdict(result))
     if report is not None:
         out.print(_t(f"report: {report}"), highlight=False)
+    if result.attestation:
+        out.print(_t(f"attestation: {result.attestation}"), highlight=False)
     if result.workdir:
         out.print(_t(f"working directory kept: {result.workdir}"), highlight=False)
 
@@ -537,3 +544,81 @@ def render_publish(result: PublishResult, publish_again: str) -> None:
             highlight=False,
             markup=False,
         )
+
+
+# --- attestations and history ------------------------------------------------------------
+
+
+def render_fetched_attestations(result: FetchResult) -> None:
+    from repro.attestation.check import summarise
+
+    if not result.attestations:
+        out.print("no replay attestations are linked to this record")
+        return
+    for f in result.attestations:
+        if f.checked is not None:
+            out.print(
+                Text("  attestation ", style="dim") + Text(f"{f.path}: {f.checked.describe()}"),
+                highlight=False,
+            )
+        else:
+            err.print(
+                _t(f"  rejected record {f.record_id} {f.file_name}: {f.problem}", style="red"),
+                highlight=False,
+            )
+    good = [f.checked for f in result.attestations if f.checked is not None]
+    for s in summarise(good):
+        out.print(f"[bold]{_m(s.sentence())}[/]", highlight=False)
+
+
+def render_attestations(
+    checked: Sequence[CheckedAttestation], summaries: Sequence[CapsuleSummary], badge: Path | None
+) -> None:
+    for att in checked:
+        style = "green" if att.statement.reproduced else "bold red"
+        trust = "" if att.trust == "trusted" else " [yellow](key not trusted)[/]"
+        out.print(
+            f"[{style}]{'ok' if att.statement.reproduced else 'NOT REPRODUCED'}[/] "
+            f"{_m(att.source)}: {_m(att.describe())}{trust}",
+            highlight=False,
+        )
+    for s in summaries:
+        label = s.title or s.capsule_id[:12]
+        out.print(f"[bold]{_m(label)}[/]: {_m(s.sentence())}", highlight=False)
+    if badge is not None:
+        out.print(_t(f"badge: {badge}"), highlight=False)
+
+
+def render_history(history: History) -> None:
+    if not history.entries:
+        out.print(_t(f"no replays recorded (ledger: {history.path})"))
+        return
+    table = Table(title=_t(f"replay history ({history.path})"))
+    for col in ("time", "capsule", "doi", "target", "host", "verdict", "attestation"):
+        table.add_column(col, overflow="fold")
+    for e in history.entries:
+        table.add_row(
+            _t(e.time),
+            _t(f"{e.title or '-'} ({e.capsule_id[:12]})"),
+            _t(e.doi or ""),
+            _t(e.target),
+            _t(e.host),
+            Text(
+                e.verdict.replace("_", " "),
+                style="green" if e.verdict == "reproduced" else "bold red",
+            ),
+            _t(e.attestation or ""),
+        )
+    out.print(table)
+    if history.skipped:
+        err.print(f"[yellow]{history.skipped} unreadable line(s) of the ledger skipped[/]")
+
+
+def render_attestation_published(receipt: AttestationReceipt, receipt_path: Path) -> None:
+    word = "published" if receipt.state == "published" else "draft ready"
+    out.print(
+        f"[bold green]{word}[/] attestation {_m(receipt.doi or '')} -> linked to "
+        f"{_m(receipt.capsule_doi)} (isSupplementTo): {_m(receipt.record_url)}",
+        highlight=False,
+    )
+    out.print(_t(f"receipt: {receipt_path}"), highlight=False)
