@@ -265,3 +265,22 @@ def test_a_missing_base_image_is_pulled_with_progress_and_used(tmp_path: Path) -
     assert pulled.returncode == 0
     assert result.returncode == 0, result.stderr
     assert "reproduced (1 identical)" in result.stdout + result.stderr
+
+
+def test_a_study_of_another_python_replays_on_slurm(tmp_path: Path, slurm: None) -> None:
+    """The environment is built on the submit host, in the shared working folder, for the
+    capsule's Python (3.8 here, not repro's), and every task runs with it."""
+    era = next(e for e in ERAS if e.python == "3.8")
+    project = make_study(tmp_path / "study", era)
+    capsule = tmp_path / "study.tgz"
+    result = run_cli("capture", str(project), "-o", str(capsule), "--no-sign")
+    require_service("Python 3.8 is not installed" not in result.stderr, "Python 3.8")
+    assert result.returncode == 0, result.stderr
+    replay = run_cli(
+        "replay", str(capsule), "--target", "slurm", "--workdir", str(tmp_path / "shared"),
+        "--json", timeout=600,
+    )  # fmt: skip
+    assert replay.returncode == 0, replay.stderr
+    report = json.loads(replay.stdout)
+    assert report["target"] == "slurm" and report["counts"] == {"identical": 1}
+    assert report["environment_differences"] == [], report["environment_differences"]
