@@ -182,7 +182,13 @@ def test_a_folder_and_a_glob_with_spaces_replay_and_report_new_and_missing_files
     code, report, _ = replay(out, "--target", "local")
     assert code == 0 and set(verdicts(report)) == {o["path"] for o in record["outputs"]}
 
-    code, report, _ = replay(out, "--target", "local", env={"GLOB_STUDY_VARIANT": "1"})
+    # the study reads a variable of the replaying user's: runs get it only when passed
+    variant = {"GLOB_STUDY_VARIANT": "1"}
+    code, report, _ = replay(out, "--target", "local", env=variant)
+    assert code == 0, "an unpassed variable reached the run"
+    code, report, _ = replay(
+        out, "--target", "local", "--pass-env", "GLOB_STUDY_VARIANT", env=variant
+    )
     assert code == NOT_REPRODUCED
     found = verdicts(report)
     assert found["tables/2023/first table.csv"][0] == "missing"

@@ -138,16 +138,24 @@ def test_a_planted_secret_fails_the_capture_naming_file_and_line(
 
 
 def test_a_secret_printed_by_a_run_fails_the_capture(tmp_path: Path) -> None:
+    """Runs see no variable of the user's unless passed (--pass-env); one passed and
+    printed is caught in the run's output."""
     project = tmp_path / "p"
     project.mkdir()
+    run = ["--run", 'echo "debug: $MY_API_TOKEN"']
+    env = {"MY_API_TOKEN": ENV_VALUE}
+    unpassed = run_cli("capture", str(project), "-o", str(tmp_path / "u.tgz"), *run, env=env)
+    assert unpassed.returncode == 0, unpassed.stderr
+    assert ENV_VALUE.encode() not in unpacked_bytes(tmp_path / "u.tgz")
     result = run_cli(
         "capture",
         str(project),
         "-o",
         str(tmp_path / "c.tgz"),
-        "--run",
-        'echo "debug: $MY_API_TOKEN"',
-        env={"MY_API_TOKEN": ENV_VALUE},
+        *run,
+        "--pass-env",
+        "MY_API_TOKEN",
+        env=env,
     )
     assert result.returncode == 1
     assert "possible secret in stdout of run run [_]" in result.stderr
@@ -249,6 +257,8 @@ def test_connection_strings_short_passwords_and_remotes_never_reach_the_capsule(
         str(tmp_path / "c.tgz"),
         "--run",
         'echo "pw: $PGPASSWORD"',
+        "--pass-env",
+        "PGPASSWORD",
         env=env,
     )
     assert printed.returncode == 1 and "possible secret in stdout of run" in printed.stderr
@@ -259,6 +269,8 @@ def test_connection_strings_short_passwords_and_remotes_never_reach_the_capsule(
         str(tmp_path / "c.tgz"),
         "--run",
         'echo "$DATABASE_URL"',
+        "--pass-env",
+        "DATABASE_URL",
         env=env,
     )
     assert printed_url.returncode == 1 and "possible secret in stdout of run" in printed_url.stderr
