@@ -18,6 +18,7 @@ from repro.capture.plan import plan_capture
 from repro.capture.results import record_results
 from repro.capture.snapshot import take_snapshot
 from repro.capture.write import scan_generated, signing_key, write
+from repro.own_captures import remember
 from repro.paths import scratch_prefix
 from repro.sign import key_id
 
@@ -57,6 +58,7 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
         t0 = time.perf_counter()
         scan_generated(snapshot.scanner, assembled, results.expectations)
         written = write(plan.output, assembled, key, plan.epoch)
+        remember(written.capsule_id)
         timings = {
             **snapshot.timings,
             **environment.timings,

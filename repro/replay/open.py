@@ -12,6 +12,7 @@ from repro.capsule.manifest import Manifest
 from repro.config.models import DataSpec, NotebookSpec, Run, format_value
 from repro.errors import CapsuleIntegrityError, MachineFaultError, UsageError
 from repro.model_base import SweepValue
+from repro.own_captures import captured_here
 from repro.remote_data import fetch_remote
 from repro.replay.targets import Observer
 from repro.verify import Policy, open_capsule
@@ -142,7 +143,8 @@ def open_for_replay(
         selection=selection,
         notebook_runs=_notebook_runs(manifest, selection.notebooks, project),
         warnings=warnings,
-        trusted=verified.signature.state == "trusted",
+        # a trusted signer's capsule, or one this user captured here: their own code
+        trusted=verified.signature.state == "trusted" or captured_here(verified.capsule.capsule_id),
     )
 
 

@@ -29,8 +29,8 @@ def bwrap_works() -> bool:
     return available_sandbox().isolation == "bubblewrap"
 
 
-def _capture(project: Path, out: Path, *args: str) -> Path:
-    result = run_cli("capture", str(project), "-o", str(out), "--no-sign", *args)
+def _capture(project: Path, out: Path, *args: str, env: dict[str, str] | None = None) -> Path:
+    result = run_cli("capture", str(project), "-o", str(out), "--no-sign", *args, env=env)
     assert result.returncode == 0, result.stderr
     return out
 
@@ -126,15 +126,17 @@ def test_pass_env_passes_exactly_the_named_variable(
 
 
 def test_an_untrusted_capsule_does_not_replay_unsandboxed(tmp_path: Path) -> None:
-    """No sandbox here (REPRO_BWRAP names no executable): exit 4 with the way out; with
-    --no-sandbox it runs, and the report says isolation none."""
+    """No sandbox here (REPRO_BWRAP names no executable): a stranger's capsule (captured on
+    another machine: another data directory) is exit 4 with the way out; with --no-sandbox
+    it runs, and the report says isolation none."""
     project = tmp_path / "p"
     project.mkdir()
     (project / "run.py").write_text("open('out.txt', 'w').write('hi')\n")
     (project / "repro.toml").write_text(
         '[[runs]]\nname = "main"\ncommand = "python run.py"\noutputs = ["out.txt"]\n'
     )
-    capsule = _capture(project, tmp_path / "p.tgz")
+    elsewhere = {"REPRO_DATA_DIR": str(tmp_path / "another-machine")}
+    capsule = _capture(project, tmp_path / "p.tgz", env=elsewhere)
     nowhere = {"REPRO_BWRAP": str(tmp_path / "no-bwrap")}
     refused = run_cli("replay", str(capsule), "--target", "local", env=nowhere)
     assert refused.returncode == 4, refused.stderr
@@ -147,6 +149,28 @@ def test_an_untrusted_capsule_does_not_replay_unsandboxed(tmp_path: Path) -> Non
     report = json.loads(allowed.stdout)
     assert report["isolation"] == "none"
     assert any("--no-sandbox" in w for w in report["warnings"])
+
+
+def test_your_own_capture_replays_where_no_sandbox_works(tmp_path: Path) -> None:
+    """The README's quick start on a machine without bubblewrap: a capsule this user
+    captured here is their own code, and replays (unsandboxed, saying so); the same bytes
+    captured elsewhere would not."""
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "run.py").write_text("open('out.txt', 'w').write('hi')\n")
+    (project / "repro.toml").write_text(
+        '[[runs]]\nname = "main"\ncommand = "python run.py"\noutputs = ["out.txt"]\n'
+    )
+    capsule = _capture(project, tmp_path / "p.tgz")
+    nowhere = {"REPRO_BWRAP": str(tmp_path / "no-bwrap")}
+    own = run_cli("replay", str(capsule), "--target", "local", "--json", env=nowhere)
+    assert own.returncode == 0, own.stderr
+    report = json.loads(own.stdout)
+    assert report["isolation"] == "none"
+    assert any("captured by you here" in w for w in report["warnings"]), report["warnings"]
+    stranger = {**nowhere, "REPRO_DATA_DIR": str(tmp_path / "another-user")}
+    refused = run_cli("replay", str(capsule), "--target", "local", env=stranger)
+    assert refused.returncode == 4, refused.stderr
 
 
 def test_the_attack_table_names_every_attack() -> None:

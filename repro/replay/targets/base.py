@@ -53,7 +53,8 @@ class TargetOptions:
     no_sandbox: bool = False
     """--no-sandbox: local (and slurm) runs are not sandboxed, whoever signed the capsule."""
     trusted: bool = False
-    """The capsule is signed by a trusted key (it may run unsandboxed where no sandbox works)."""
+    """The capsule is signed by a trusted key or was captured by this user here (it may run
+    unsandboxed where no sandbox works)."""
     confirm: Callable[[str], bool] | None = None
     """Asks the user a yes/no question (an interactive terminal), or None: nobody to ask."""
 

@@ -1,9 +1,10 @@
 """Which sandbox a replay's runs on this machine get, and when a replay must not run at all.
 
 A capsule is a stranger's code. Where bubblewrap works, local runs execute in it. Where no
-sandbox works, a capsule signed by a trusted key replays unsandboxed (with a warning); any
-other capsule only with --no-sandbox or an interactive yes: otherwise SandboxUnavailableError
-(exit 4, as for a capsule that does not meet --require-trusted).
+sandbox works, a capsule signed by a trusted key, or one this user captured on this machine
+(repro.own_captures), replays unsandboxed (with a warning); any other capsule only with
+--no-sandbox or an interactive yes: otherwise SandboxUnavailableError (exit 4, as for a
+capsule that does not meet --require-trusted).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def sandbox_for(target: TargetName, options: TargetOptions) -> tuple[Sandbox, li
         return sandbox, []
     if options.trusted:
         return NoSandbox(), [
-            "no sandbox (bubblewrap) works on this machine: the runs of this capsule, signed "
-            "by a trusted key, are not sandboxed (only the environment allowlist applies)"
+            "no sandbox (bubblewrap) works on this machine: the runs of this capsule (signed "
+            "by a trusted key, or captured by you here) are not sandboxed (only the "
+            "environment allowlist applies)"
         ]
     question = (
         "No sandbox (bubblewrap) works on this machine, and this capsule is not signed by a "
