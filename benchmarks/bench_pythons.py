@@ -47,6 +47,9 @@ from measure import NCPU, git_state, r3, timed, wait_for_quiet  # noqa: E402
 from tests.integration.test_pythons import ERAS, make_study  # noqa: E402
 
 
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
 def _env(root: Path, cache: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REPRO_", "UV_", "PIP_"))}
     home = root / "home"  # as the tests: no user pip/uv configuration (local indexes)
@@ -141,9 +144,14 @@ def _docker(
     context = work / "hand-image"
     context.mkdir()
     shutil.copy(lock, context / "requirements.lock")
+    # Behind a TLS-inspecting proxy (as here) pip in a container needs the host's CA bundle;
+    # repro downloads on the host and needs none in the build.
+    ca = os.environ.get("PIP_CERT") or os.environ.get("SSL_CERT_FILE") or CA_BUNDLE
+    shutil.copy(ca, context / "ca.crt")
     (context / "Dockerfile").write_text(
-        f"FROM {base}\nCOPY requirements.lock /tmp/\nRUN python3 -m venv /opt/env && "
-        "/opt/env/bin/python -m pip install -q --require-hashes -r /tmp/requirements.lock\n"
+        f"FROM {base}\nCOPY requirements.lock ca.crt /tmp/\nENV PIP_CERT=/tmp/ca.crt\n"
+        "RUN python3 -m venv /opt/env && /opt/env/bin/python -m pip install -q "
+        "--require-hashes -r /tmp/requirements.lock\n"
     )
     tag = f"repro-bench-hand:py{python}"
     _rm_image(tag)
