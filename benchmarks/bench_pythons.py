@@ -46,7 +46,6 @@ from measure import NCPU, git_state, r3, timed, wait_for_quiet  # noqa: E402
 
 from tests.integration.test_pythons import ERAS, make_study  # noqa: E402
 
-
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
