@@ -9,14 +9,13 @@ key gives the same file (Ed25519 signatures are deterministic).
 from __future__ import annotations
 
 import base64
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from repro import __version__
+from repro.atomic import write_atomically
 from repro.attestation.statement import (
     MANIFEST_SUBJECT,
     PAYLOAD_TYPE,
@@ -36,7 +35,6 @@ from repro.attestation.statement import (
 )
 from repro.capsule.manifest import Manifest, Platform, canonical_json
 from repro.config.models import CompareRule
-from repro.errors import OutputWriteError
 from repro.report.replay import ReplayReport
 from repro.sign import key_id, pae, raw_public
 
@@ -159,23 +157,7 @@ def sign_statement(statement: Statement, key: Ed25519PrivateKey) -> bytes:
 
 def write_attestation(data: bytes, dest: Path) -> None:
     """Write atomically: a temporary file in the destination's folder, then a rename."""
-    tmp: Path | None = None
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-        tmp = Path(name)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.chmod(0o644)
-        tmp.replace(dest)
-    except OSError as exc:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        raise OutputWriteError(
-            f"cannot write the attestation {dest}: {exc.strerror or exc}"
-        ) from None
+    write_atomically(dest, data, "the attestation")
 
 
 def default_attestation_path(capsule: Path, folder: Path | None = None) -> Path:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from html import escape
 from pathlib import Path
 from typing import assert_never
 
 from repro import __version__
+from repro.atomic import write_atomically
 from repro.attestation.badge import badge_svg
 from repro.attestation.check import CheckedAttestation, summarise
 from repro.compare.verdict import OutputVerdict, Verdict
 from repro.config.models import format_value
-from repro.errors import OutputWriteError
 from repro.report.evidence import Sides, evidence, locate, number
 from repro.report.notebooks import CSS as NOTEBOOK_CSS
 from repro.report.notebooks import notebook_tone, render_notebooks
@@ -358,22 +356,4 @@ def write_html_report(
 ) -> None:
     """Write the report page to `dest` atomically (a temp file in its folder, then a rename)."""
     text = render_html(report, capsule_root, project, attestation)
-    tmp: Path | None = None
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-        tmp = Path(name)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.chmod(0o644)
-        tmp.replace(dest)
-    except OSError as exc:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        raise OutputWriteError(f"cannot write the report {dest}: {exc.strerror or exc}") from None
-    except BaseException:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        raise
+    write_atomically(dest, text.encode("utf-8"), "the report")
