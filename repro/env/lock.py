@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -177,6 +178,7 @@ def pip_tools_python(python_version: str) -> str:
     return str(python)
 
 
+@functools.cache
 def _piptools_strips_extras(python: str) -> bool:
     """pip-tools 7 takes --no-strip-extras (and warns without it); pip-tools 6 does not."""
     from repro.execution.tools import probe
