@@ -272,3 +272,21 @@ def slurm_ready() -> bool:
 @pytest.fixture
 def slurm() -> None:
     require_service(slurm_ready(), "a Slurm cluster (sbatch, and a node that is up)")
+
+
+ACCOUNTING_CONF = Path("/etc/slurm-acct/slurm.conf")
+"""The cluster with accounting that scripts/ci/setup-slurm-accounting.sh keeps beside the
+one without (docs/slurm-accounting.md)."""
+
+
+@pytest.fixture
+def slurm_accounting(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """SLURM_CONF set to the cluster with accounting; skips (fails in CI) without it."""
+    from repro.scheduler.accounting import accounting_enabled
+
+    ready = ACCOUNTING_CONF.is_file()
+    if ready:
+        monkeypatch.setenv("SLURM_CONF", str(ACCOUNTING_CONF))
+        ready = slurm_ready() and accounting_enabled()
+    require_service(ready, f"a Slurm cluster with accounting (slurmdbd), {ACCOUNTING_CONF}")
+    return ACCOUNTING_CONF

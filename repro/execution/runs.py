@@ -21,6 +21,7 @@ from repro.execution.outputs import expand, is_pattern
 from repro.execution.sandbox import NoSandbox, Sandbox, SandboxSpec, interpreter_prefix
 from repro.model_base import SweepValue
 from repro.paths import cache_dir, config_dir, scratch_prefix
+from repro.scheduler.records import SacctRecord
 
 TAIL_CHARS = 4000
 KILL_GRACE_S = 5.0
@@ -50,6 +51,8 @@ class PointOutcome:
     """(project-relative output path, where the file is now), for outputs produced."""
     missing: list[str]
     """Declared outputs the command did not produce."""
+    accounting: SacctRecord | None = None
+    """What Slurm's accounting recorded for the task (slurm target, where sacct answers)."""
 
     @property
     def label(self) -> str:

@@ -90,6 +90,7 @@ def point_replay(
         captured_duration_s=record.duration_s if record else None,
         stderr_tail=result.stderr_tail if status != "ok" else "",
         outputs=output_verdicts(run, outcome, record, root, project),
+        accounting=outcome.accounting,
     )
 
 

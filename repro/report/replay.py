@@ -12,6 +12,7 @@ from pydantic import Field
 
 from repro.compare.verdict import OutputVerdict, Verdict
 from repro.model_base import Model, SweepValue
+from repro.scheduler.records import SacctRecord
 
 PointStatus = Literal["ok", "failed", "timed_out"]
 
@@ -29,6 +30,9 @@ class PointReplay(Model):
     captured_duration_s: float | None = None
     stderr_tail: str = ""
     outputs: list[OutputVerdict] = []
+    accounting: SacctRecord | None = None
+    """What Slurm's accounting (sacct) recorded for the point's array task: slurm target on a
+    cluster with accounting only (docs/slurm-accounting.md)."""
 
 
 class CellVerdict(Model):

@@ -2,7 +2,8 @@
 
 No accounting is assumed (sacct is often unavailable): running and pending tasks come from
 squeue, finished ones from the status files the batch script writes, and scontrol fills in
-what a task that died before writing one (timeout, cancel) was.
+what a task that died before writing one (timeout, cancel) was. Where sacct answers, its
+records are read once the array is over (repro.scheduler.accounting).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Literal, Protocol
 
 from repro.errors import ReproError, ServiceUnavailableError
 from repro.execution.tools import Completed, run_tool
+from repro.scheduler.accounting import job_accounting
+from repro.scheduler.records import SacctRecord
 
 SBATCH_ENV = ("SLURM_CONF",)
 """What sbatch itself needs of repro's environment to find the cluster (also seen by jobs)."""
@@ -53,6 +56,8 @@ class Scheduler(Protocol):
     def final_state(self, job_id: str, index: int) -> tuple[str, int | None]: ...
 
     def cancel(self, job_ids: list[str]) -> None: ...
+
+    def accounting(self, job_id: str) -> dict[int | None, SacctRecord] | None: ...
 
 
 def _tool(name: str) -> str:
@@ -174,3 +179,7 @@ class Slurm:
     def cancel(self, job_ids: list[str]) -> None:
         if job_ids:
             _run([self.scancel, *job_ids])
+
+    def accounting(self, job_id: str) -> dict[int | None, SacctRecord] | None:
+        """sacct's records of the job's tasks; None on a cluster without accounting."""
+        return job_accounting(job_id)

@@ -58,6 +58,9 @@ def test_a_sweep_replays_as_one_array_and_every_point_is_compared(
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["target"] == "slurm" and report["counts"] == {"identical": 12}
+    # this cluster has no accounting (sacct: "accounting storage is disabled"): no record,
+    # and no error either (tests/integration/test_slurm_accounting.py has the other case)
+    assert all(p["accounting"] is None for p in report["points"])
     assert sorted(p["point_id"] for p in report["points"]) == sorted(f"seed={s}" for s in SWEEP)
     submissions = re.findall(
         r"submitted run sim as Slurm job array (\d+) \((\d+) task", result.stderr

@@ -114,8 +114,13 @@ MAY_IMPORT_ONLY: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("repro.compare.verdict", ("repro.model_base",), "a comparator's output; only the base"),
     (
         "repro.report.replay",
-        ("repro.model_base", "repro.compare.verdict"),
-        "the replay report; the base and the verdicts it collects",
+        ("repro.model_base", "repro.compare.verdict", "repro.scheduler.records"),
+        "the replay report; the base, the verdicts it collects and Slurm's accounting records",
+    ),
+    (
+        "repro.scheduler.records",
+        ("repro.model_base",),
+        "what sacct recorded for a task; only the base",
     ),
     ("repro.report.diff", ("repro.model_base",), "the diff report; only the base"),
 )

@@ -1,5 +1,6 @@
 """The slurm target: one sbatch array per run (one task per sweep point), polled without
-accounting, every task's outputs gathered from the shared working directory."""
+accounting, every task's outputs gathered from the shared working directory; where sacct
+answers, its record of each task is attached to the point."""
 
 from __future__ import annotations
 
@@ -35,10 +36,15 @@ from repro.replay.targets.base import (
 )
 from repro.replay.targets.isolation import sandbox_for
 from repro.replay.targets.local import describe, environment
+from repro.scheduler.accounting import FINAL_STATES, words_for
+from repro.scheduler.records import SacctRecord
 from repro.scheduler.scripts import STATUS_DIR, render_script
 from repro.scheduler.slurm import Scheduler, Slurm, Submission, TaskState
 
 POLL_S = 0.5
+ACCOUNTING_SETTLE_S = 10.0
+# Slurm states whose words say more than the exit code the batch script recorded.
+ENDED_BY_SLURM = {"OUT_OF_MEMORY", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
 GRACE_POLLS = 20
 # States in which a task that left no status file is over for good.
 FINAL = {
@@ -65,6 +71,7 @@ class _Task:
     duration: float = 0.0
     note: str = ""
     settle: int = 0
+    accounting: SacctRecord | None = None
 
 
 def _time_limit(run: Run) -> str:
@@ -152,6 +159,7 @@ def replay_on_slurm(
                 tasks[(job, i)] = _Task(run, i, points[i])
             say(f"submitted run {run.name} as Slurm job array {job} ({len(indices)} task(s))")
         _wait(scheduler, tasks, job_ids, project, say)
+        _attach_accounting(scheduler, tasks, job_ids, say)
     except BaseException:
         scheduler.cancel(job_ids)
         if job_ids:
@@ -188,7 +196,7 @@ def _wait(
                 elif state in FINAL and not status.is_file():
                     task.state = "failed"
                     task.exit_code = exit_code if state == "FAILED" else None
-                    task.note = f"Slurm says {state}"
+                    task.note = words_for(state, exit_code, None)
         counts = {
             s: sum(1 for t in tasks.values() if t.state == s)
             for s in ("pending", "running", "done", "failed")
@@ -200,6 +208,43 @@ def _wait(
         if counts["done"] + counts["failed"] == len(tasks):
             return
         time.sleep(POLL_S)
+
+
+def _attach_accounting(
+    scheduler: Scheduler,
+    tasks: dict[tuple[str, int], _Task],
+    job_ids: list[str],
+    say: Observer,
+    settle_s: float = ACCOUNTING_SETTLE_S,
+) -> None:
+    """Give each task what sacct recorded of it, and take the way it ended from Slurm's
+    state where that says more than the exit code (OUT_OF_MEMORY, TIMEOUT): the batch
+    script survives a step killed for memory and records only the killed command's 137.
+    Slurm sends a finished task's record to slurmdbd a moment after it ends: ask again for
+    up to `settle_s` until every task's record is final. No accounting: nothing to add."""
+    for job in job_ids:
+        wanted = {i for (j, i) in tasks if j == job}
+        deadline = time.monotonic() + settle_s
+        while True:
+            records = scheduler.accounting(job)
+            if records is None:
+                return  # a cluster without accounting: the tasks' own figures only
+            final = {i for i, r in records.items() if i in wanted and r.state in FINAL_STATES}
+            if final == wanted or time.monotonic() >= deadline:
+                break
+            time.sleep(POLL_S)
+        for index in wanted:
+            record = records.get(index)
+            if record is None:
+                continue
+            task = tasks[(job, index)]
+            task.accounting = record
+            if record.state in ENDED_BY_SLURM:
+                task.note = record.ending
+                if record.state == "TIMEOUT":
+                    task.exit_code = None
+    if any(t.accounting for t in tasks.values()):
+        say(f"read Slurm accounting (sacct) for job(s) {', '.join(job_ids)}")
 
 
 def _outcome(task: _Task, project: Path) -> PointOutcome:
@@ -217,6 +262,7 @@ def _outcome(task: _Task, project: Path) -> PointOutcome:
         CommandResult(task.exit_code, task.duration, tail_of(out) if out.is_file() else "", stderr),
         outputs,
         missing,
+        accounting=task.accounting,
     )
 
 
