@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import IO, assert_never
+from typing import IO, TYPE_CHECKING, assert_never
 
 from repro.compare.exact import ByteScan, compare_exact, scan, sha256_of
 from repro.compare.finding import Finding
@@ -15,12 +15,27 @@ from repro.compare.tolerance import Tolerance
 from repro.compare.verdict import OutputVerdict
 from repro.config.models import CompareRule
 
-__all__ = ["EXACT_BY_EXTENSION", "compare_output", "difference_image"]
+if TYPE_CHECKING:
+    from repro.compare.images import DifferenceSummary
+
+__all__ = [
+    "EXACT_BY_EXTENSION",
+    "compare_output",
+    "difference_image",
+    "difference_summary",
+]
 
 ExactComparator = Callable[[ByteScan, Path, Path], Finding]
 EXACT_BY_EXTENSION: dict[str, ExactComparator] = {".pdf": compare_pdf}
 """Formats whose exact comparison knows their volatile metadata (the default rule, chosen
 by the output's extension): the bytes must match except those fields."""
+
+
+def difference_summary(expected: Path | IO[bytes], actual: Path | IO[bytes]) -> DifferenceSummary:
+    """How many pixels differ, by how much and where (see repro.compare.images)."""
+    from repro.compare.images import difference_summary as summarise
+
+    return summarise(expected, actual)
 
 
 def difference_image(expected: Path | IO[bytes], actual: Path | IO[bytes]) -> bytes:

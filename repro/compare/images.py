@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -203,3 +204,51 @@ def _padded_mask(frame_e: Image.Image, frame_a: Image.Image) -> npt.NDArray[np.b
 def _pixel_text(values: npt.NDArray[Any]) -> str:
     numbers = [int(v) if float(v).is_integer() else float(v) for v in values]
     return str(tuple(numbers)) if len(numbers) > 1 else str(numbers[0])
+
+
+@dataclass(frozen=True)
+class DifferenceSummary:
+    """The numbers behind a difference image (first frame), for a reader rather than a list
+    of pixels: how many differ, by how much, and where."""
+
+    differing: int
+    total: int
+    max_difference: float
+    """The largest channel difference of any pixel (inf where one side is NaN)."""
+    mean_difference: float
+    """The mean of each differing pixel's largest channel difference."""
+    box: tuple[int, int, int, int] | None
+    """(left, top, right, bottom) of the differing pixels, inclusive; None when none differ."""
+    same_size: bool
+
+
+def difference_summary(expected: Path | IO[bytes], actual: Path | IO[bytes]) -> DifferenceSummary:
+    """The summary of the pixels that differ in the first frame (as in difference_image).
+    Raises ValueError when a file cannot be decoded."""
+    frames = []
+    for side, path in (("expected", expected), ("actual", actual)):
+        try:
+            frames.append(_frames(path)[0])
+        except _DECODE_ERRORS as exc:
+            raise ValueError(f"could not decode {side} as an image: {exc}") from exc
+    frame_e, frame_a = frames
+    same = frame_e.size == frame_a.size and frame_e.mode == frame_a.mode
+    if same:
+        gap = _channel_gap(_pixels(frame_e), _pixels(frame_a))
+        mask = gap > 0
+    else:
+        mask = _padded_mask(frame_e, frame_a)
+        gap = mask.astype(np.float64) * np.inf  # no channel difference to speak of
+    differing = int(mask.sum())
+    if differing == 0:
+        return DifferenceSummary(0, mask.size, 0.0, 0.0, None, same)
+    ys, xs = np.nonzero(mask)
+    values = gap[mask]
+    return DifferenceSummary(
+        differing=differing,
+        total=int(mask.size),
+        max_difference=float(values.max()),
+        mean_difference=float(values.mean()),
+        box=(int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())),
+        same_size=same,
+    )

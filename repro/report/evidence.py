@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path, PurePosixPath
 
-from repro.compare import difference_image
+from repro.compare import difference_image, difference_summary
 from repro.compare.verdict import Difference, OutputVerdict
 from repro.errors import ReproError
 
@@ -82,7 +82,20 @@ def _embeddable(path: Path | None) -> tuple[Path | None, str]:
 
 
 def image_figure(caption: str, mime: str, data: bytes) -> str:
-    return figure(caption, f'<img alt="{escape(caption)}" src="{data_uri(mime, data)}">')
+    """An embedded image; a click shows it enlarged (the page's script, `img.zoom`)."""
+    return figure(
+        caption, f'<img class="zoom" alt="{escape(caption)}" src="{data_uri(mime, data)}">'
+    )
+
+
+def thumbnail(caption: str, path: Path | None) -> str:
+    """A reproduced figure, small (a click enlarges it); described when it cannot be shown."""
+    embeddable, why = _embeddable(path)
+    suffix = PurePosixPath(caption).suffix.lower()
+    if embeddable is None or suffix not in IMAGE_TYPES:
+        return f'<div class="thumb">{absent_figure(caption, why or "not an image")}</div>'
+    shown = image_figure(caption, IMAGE_TYPES[suffix], embeddable.read_bytes())
+    return f'<div class="thumb">{shown}</div>'
 
 
 def absent_figure(caption: str, why: str) -> str:
@@ -102,16 +115,44 @@ def image_evidence(sides: Sides, suffix: str) -> str:
         if actual
         else absent_figure("replayed", why_actual),
     ]
+    summary = ""
     if expected is None or actual is None:
         figures.append(absent_figure("difference", "needs both images"))
     else:
         try:
             difference = difference_image(expected, actual)
             figures.append(image_figure("difference", "image/png", difference))
+            summary = pixel_summary(expected, actual)
         except (OSError, ValueError, ReproError) as exc:
             # An unreadable or truncated image is itself evidence; the page still renders.
             figures.append(absent_figure("difference", f"cannot compute: {exc}"))
-    return f'<div class="images">{"".join(figures)}</div>'
+    return f'<div class="images">{"".join(figures)}</div>{summary}'
+
+
+def pixel_summary(expected: Path, actual: Path) -> str:
+    """The numbers under a difference image: how many pixels differ, by how much, where
+    (instead of a list of single pixels)."""
+    s = difference_summary(expected, actual)
+    if s.box is None:
+        return _note("No pixel differs in the first frame.")
+    left, top, right, bottom = s.box
+    facts = [
+        ("differing pixels", f"{s.differing:,} of {s.total:,} ({s.differing / s.total:.3%})"),
+    ]
+    if s.same_size:
+        facts.append(("largest channel difference", number(s.max_difference)))
+        facts.append(("mean difference of those pixels", number(s.mean_difference)))
+    else:
+        facts.append(("sizes", "differ: pixels present on one side only count as differing"))
+    facts.append(
+        (
+            "where",
+            f"x {left} to {right}, y {top} to {bottom} "
+            f"(a box of {right - left + 1} by {bottom - top + 1} px)",
+        )
+    )
+    rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in facts)
+    return f'<dl class="meta pixels">{rows}</dl>'
 
 
 def differences_table(output: OutputVerdict) -> str:
@@ -206,8 +247,9 @@ def evidence(output: OutputVerdict, sides: Sides) -> str:
         parts.append(_note(f"{output.differing_fraction * 100:.3g} % of {unit} differ."))
     if is_image:
         parts.append(image_evidence(sides, suffix))
-    # "line 7" with nothing else says less than the diff below it: only tabulate real values.
-    tabulate = any(
+    # "line 7" with nothing else says less than the diff below it: only tabulate real values;
+    # single pixels say less than the difference image and its summary.
+    tabulate = not is_image and any(
         d.expected is not None or d.actual is not None or d.abs_deviation is not None
         for d in output.differences
     )

@@ -69,7 +69,7 @@ def _cells(nb: Any) -> list[Any]:
 def render_notebooks(notebooks: list[NotebookReplay], capsule_root: Path, project: Path) -> str:
     if not notebooks:
         return ""
-    parts = ["<h2>Notebooks</h2>"]
+    parts = ['<h2 id="notebooks">Notebooks</h2>']
     for i, nb in enumerate(notebooks, start=1):
         expected, _ = locate(capsule_root, nb.expected_path)
         executed = locate(project, nb.executed_path)[0] if nb.executed_path else None
@@ -100,7 +100,7 @@ def _notebook(index: int, nb: NotebookReplay, cells_e: list[Any], cells_a: list[
     rows = []
     for cell in nb.cells:
         rows.append(
-            f"<tr><td>cell {cell.index}</td>"
+            f"<tr><td>{cell_label(cell.index, cells_e or cells_a)}</td>"
             f"<td>{_badge(cell.verdict, notebook_tone(cell.verdict))}</td>"
             f"<td>{escape(cell.detail)}</td></tr>"
         )
@@ -123,6 +123,21 @@ def _notebook(index: int, nb: NotebookReplay, cells_e: list[Any], cells_a: list[
         f'<section class="point" id="notebook-{index}">{head}'
         f'<div class="point-body">{"".join(body)}</div></section>'
     )
+
+
+def cell_label(index: int, cells: list[Any]) -> str:
+    """A cell as Jupyter numbers it: `In [N]` by its recorded execution count, else its
+    number among the code cells; the position over every cell (markdown too) in the title.
+    `index` counts every cell from 1 (CellVerdict.index)."""
+    cell = cells[index - 1] if 0 < index <= len(cells) else None
+    where = f"cell {index} of the notebook, counting every cell"
+    if cell is None or cell.get("cell_type") != "code":
+        return f'<span title="{where}">cell {index}</span>'
+    code_number = sum(1 for c in cells[:index] if c.get("cell_type") == "code")
+    count = cell.get("execution_count")
+    where = f"code cell {code_number}; {where}"
+    shown = f"In [{count}]" if isinstance(count, int) else f"code cell {code_number}"
+    return f'<span title="{where}">{shown}</span>'
 
 
 def _cell_evidence(cell: CellVerdict, cell_e: Any, cell_a: Any) -> str:

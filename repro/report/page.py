@@ -1,4 +1,5 @@
-"""Render a ReplayReport as one self-contained HTML page: inline CSS, embedded images, no JS."""
+"""Render a ReplayReport as one self-contained HTML page: inline CSS, embedded images, one
+small inline script (repro.report.navigation) allowed by its hash, nothing fetched."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from repro.atomic import write_atomically
 from repro.attestation.badge import badge_svg
 from repro.attestation.check import CheckedAttestation, summarise
 from repro.compare.verdict import OutputVerdict, Verdict
-from repro.config.models import format_value
-from repro.report.evidence import Sides, evidence, locate, number
+from repro.report import navigation
+from repro.report.evidence import IMAGE_TYPES, Sides, evidence, locate, number, thumbnail
 from repro.report.notebooks import CSS as NOTEBOOK_CSS
 from repro.report.notebooks import notebook_tone, render_notebooks
 from repro.report.replay import EnvironmentDifference, PointReplay, PointStatus, ReplayReport
@@ -104,8 +105,12 @@ table.diffs td, table.diffs th { font-size: 13px; padding: 4px 8px; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
 """
 
-# No network of any kind: images are data: URIs and the policy forbids everything else.
-CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+# No network of any kind: images are data: URIs and the policy forbids everything else; the
+# one script that may run is the page's own, by its hash.
+CSP = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    f"script-src '{navigation.SCRIPT_HASH}'"
+)
 
 
 def _tone(verdict: Verdict) -> str:
@@ -155,7 +160,7 @@ def _duration(seconds: float) -> str:
 
 
 def _point_label(point: PointReplay) -> str:
-    return ", ".join(f"{k}={format_value(v)}" for k, v in point.point.items())
+    return navigation.label(point)
 
 
 def _header(report: ReplayReport) -> str:
@@ -185,7 +190,7 @@ def _header(report: ReplayReport) -> str:
 
 
 def _summary(report: ReplayReport) -> str:
-    parts = ["<h2>Summary</h2>"]
+    parts = ['<h2 id="summary">Summary</h2>']
     if report.points:
         chips = []
         for verdict in VERDICT_ORDER:
@@ -195,7 +200,7 @@ def _summary(report: ReplayReport) -> str:
         failed = sum(1 for p in report.points if p.status != "ok")
         parts.append(
             f'<div class="chips">{"".join(chips)}</div><div class="chips">'
-            f'<span class="chip {"bad" if failed else "good"}">'
+            f'<span class="chip {_clean_tone(report, failed)}">'
             f"{len(report.points) - failed} of {len(report.points)} run point(s) ran cleanly"
             "</span></div>"
         )
@@ -209,16 +214,55 @@ def _summary(report: ReplayReport) -> str:
     return "".join(parts)
 
 
+def _clean_tone(report: ReplayReport, failed: int) -> str:
+    """Points that ran cleanly are no good news in a report that did not reproduce: the
+    headline verdict wins, so no green there."""
+    if failed:
+        return "bad"
+    return "good" if report.reproduced else "none"
+
+
+def _point_badge(point: PointReplay) -> str:
+    """The point as a whole: failed / timed out, else its outputs' verdict (never a green
+    "ok" for a point whose outputs differ)."""
+    if point.status != "ok":
+        return _status_badge(point)
+    verdict = navigation.point_verdict(point)
+    return (
+        f'<span class="badge {navigation.point_tone(verdict)}">'
+        f"{navigation.point_words(verdict)}</span>"
+    )
+
+
+def _thumbnails(point: PointReplay, capsule_root: Path, project: Path) -> str:
+    """The figures that reproduced, small; a click enlarges them."""
+    expected_root = capsule_root / "data" / "results" / point.run / point.point_id
+    shown = []
+    for output in point.outputs:
+        if output.verdict != "identical":
+            continue
+        if Path(output.path).suffix.lower() not in IMAGE_TYPES:
+            continue
+        path = locate(project, output.path)[0] or locate(expected_root, output.path)[0]
+        shown.append(thumbnail(output.path, path))
+    if not shown:
+        return ""
+    return f'<p class="out-label">reproduced figures</p><div class="thumbs">{"".join(shown)}</div>'
+
+
 def _warnings(report: ReplayReport) -> str:
     if not report.warnings:
         return ""
     items = "".join(f"<li>{escape(w)}</li>" for w in report.warnings)
-    return f'<h2>Warnings</h2><ul class="warnings">{items}</ul>'
+    return f'<h2 id="warnings">Warnings</h2><ul class="warnings">{items}</ul>'
 
 
 def _environment(diffs: list[EnvironmentDifference]) -> str:
     if not diffs:
-        return '<h2>Environment</h2><p class="note">Same as the captured environment.</p>'
+        return (
+            '<h2 id="environment">Environment</h2>'
+            '<p class="note">Same as the captured environment.</p>'
+        )
 
     def cell(value: str | None) -> str:
         return '<span class="muted">absent</span>' if value is None else escape(value)
@@ -228,7 +272,8 @@ def _environment(diffs: list[EnvironmentDifference]) -> str:
         for d in diffs
     )
     return (
-        "<h2>Environment differences</h2><table><thead><tr><th>what</th><th>captured</th>"
+        '<h2 id="environment">Environment differences</h2><table><thead><tr><th>what</th>'
+        "<th>captured</th>"
         f"<th>replayed</th></tr></thead><tbody>{rows}</tbody></table>"
     )
 
@@ -265,15 +310,19 @@ def _output_rows(point: PointReplay, capsule_root: Path, project: Path) -> str:
     return "".join(rows)
 
 
-def _point(index: int, point: PointReplay, capsule_root: Path, project: Path) -> str:
+def _point(
+    index: int, point: PointReplay, capsule_root: Path, project: Path, is_open: bool = True
+) -> str:
     label = _point_label(point)
     facts = f"ran {_duration(point.duration_s)}"
+    if point.status == "ok":
+        facts = f"exit 0 · {facts}"
     if point.captured_duration_s is not None:
         facts += f" (captured {_duration(point.captured_duration_s)})"
     head = (
-        f'<div class="point-head"><h3>{escape(point.run)}</h3>'
+        f'<summary class="point-head"><h3>{escape(point.run)}</h3>'
         + (f"<code>{escape(label)}</code>" if label else "")
-        + f'{_status_badge(point)}<span class="facts">{facts}</span></div>'
+        + f'{_point_badge(point)}<span class="facts">{facts}</span></summary>'
     )
     body = [f'<p class="command">$ <code>{escape(point.command)}</code></p>']
     if point.stderr_tail:
@@ -291,9 +340,12 @@ def _point(index: int, point: PointReplay, capsule_root: Path, project: Path) ->
         )
     else:
         body.append('<p class="note">No outputs compared for this run point.</p>')
+    body.append(_thumbnails(point, capsule_root, project))
+    verdict = navigation.point_verdict(point)
     return (
-        f'<section class="point" id="point-{index}">{head}'
-        f'<div class="point-body">{"".join(body)}</div></section>'
+        f'<details class="point" id="point-{index}" data-verdict="{verdict}"'
+        f"{' open' if is_open else ''}>{head}"
+        f'<div class="point-body">{"".join(body)}</div></details>'
     )
 
 
@@ -303,13 +355,31 @@ def _attestation(att: CheckedAttestation | None) -> str:
         return ""
     summary = summarise([att])[0].sentence()
     return (
-        '<h2>Attestation</h2><section class="attestation">'
+        '<h2 id="attestation">Attestation</h2><section class="attestation">'
         f'<div class="badge-svg">{badge_svg(att)}</div>'
         f"<p>{escape(att.describe())}</p>"
         f'<p class="note">Signed attestation: <code>{escape(att.source)}</code> '
         f"({escape(summary)}); check it with <code>repro verify-attestation "
         f"{escape(Path(att.source).name)}</code>.</p></section>"
     )
+
+
+def _sections(
+    report: ReplayReport, attestation: CheckedAttestation | None
+) -> list[tuple[str, str]]:
+    """The page's sections, for the table of contents: (id, title)."""
+    sections = [("attestation", "Attestation")] if attestation is not None else []
+    sections.append(("summary", "Summary"))
+    if len(report.points) > 1:
+        sections.append(("sweep", f"Points grid ({len(report.points)})"))
+    if report.warnings:
+        sections.append(("warnings", f"Warnings ({len(report.warnings)})"))
+    sections.append(("environment", "Environment"))
+    if report.points:
+        sections.append(("points", "Run points"))
+    if report.notebooks:
+        sections.append(("notebooks", f"Notebooks ({len(report.notebooks)})"))
+    return sections
 
 
 def render_html(
@@ -320,7 +390,8 @@ def render_html(
 ) -> str:
     """The whole page; the same report and files always give the same text."""
     points = "".join(
-        _point(i, p, capsule_root, project) for i, p in enumerate(report.points, start=1)
+        _point(i, p, capsule_root, project, navigation.card_open(report, p))
+        for i, p in enumerate(report.points, start=1)
     )
     verdict = "reproduced" if report.reproduced else "not reproduced"
     return f"""<!DOCTYPE html>
@@ -330,19 +401,24 @@ def render_html(
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Replay {escape(verdict)}: {escape(report.title)}</title>
-<style>{CSS}{NOTEBOOK_CSS}</style>
+<style>{CSS}{NOTEBOOK_CSS}{navigation.CSS}</style>
 </head>
 <body><main>
 {_header(report)}
+{navigation.contents(report, _sections(report, attestation))}
 {_attestation(attestation)}
 {_summary(report)}
+{navigation.sweep_overview(report)}
 {_warnings(report)}
 {_environment(report.environment_differences)}
-{"<h2>Run points</h2>" if report.points else ""}
+{'<h2 id="points">Run points</h2>' if report.points else ""}
 {points}
 {render_notebooks(report.notebooks, capsule_root, project)}
 <footer>Written by repro {escape(__version__)}; self-contained, nothing fetched.</footer>
-</main></body>
+</main>
+{navigation.ZOOM}
+<script>{navigation.SCRIPT}</script>
+</body>
 </html>
 """
 

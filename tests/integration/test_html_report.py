@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 from repro.compare.verdict import Difference, OutputVerdict
-from repro.report import write_html_report
+from repro.report import navigation, write_html_report
 from repro.report.replay import EnvironmentDifference, PointReplay, ReplayReport
 from tests.conftest import require_service
 
@@ -201,10 +202,12 @@ def test_report_is_self_contained_and_escaped(
     assert '<span class="del">-epoch 2 loss 0.3</span>' in page
     assert '<span class="add">+epoch 2 loss 0.4</span>' in page
 
-    # escaped user text, no scripts, nothing fetched
-    assert "<script" not in page
+    # escaped user text, no script but the page's own (allowed by its hash), nothing fetched
+    assert page.count("<script") == 1 and f"<script>{navigation.SCRIPT}</script>" in page
+    assert f"script-src '{navigation.SCRIPT_HASH}'" in page and "unsafe-eval" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert 'src="http' not in page and "href=" not in page
+    assert 'src="http' not in page
+    assert re.findall(r'href="([^#][^"]*)"', page) == []  # links within the page only
     assert "url(" not in page and "@import" not in page
     # a manifest path escaping its folder is not read into the page
     assert "do-not-embed-this-secret" not in page
