@@ -492,3 +492,21 @@ def test_the_report_shows_differing_cells_side_by_side_and_never_renders_their_h
     assert page.count("<figcaption>difference</figcaption><img") == 1
     assert page.count("data:image/png;base64,") == 3
     assert render_html(report, root, project) == page  # deterministic
+
+
+def test_report_cells_are_numbered_as_jupyter_does() -> None:
+    from repro.report.notebooks import cell_label
+
+    cells = [
+        new_markdown_cell("# Title"),
+        cell(source="a = 1", count=1),
+        new_markdown_cell("Some words"),
+        cell(source="b = 2", count=5),  # re-run: Jupyter shows its execution count
+        cell(source="c = 3", count=None),  # never executed
+    ]
+    assert ">In [1]</span>" in cell_label(2, cells)
+    assert 'title="code cell 1; cell 2 of the notebook' in cell_label(2, cells)
+    assert ">In [5]</span>" in cell_label(4, cells)
+    assert ">code cell 3</span>" in cell_label(5, cells)
+    assert ">cell 3</span>" in cell_label(3, cells)  # a markdown cell keeps its position
+    assert ">cell 9</span>" in cell_label(9, cells)  # beyond the notebook read
