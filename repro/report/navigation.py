@@ -187,5 +187,16 @@ dl.pixels { font-size: 14px; margin: 6px 0; }
   th, td { padding: 5px 6px; }
   .point-head .facts { margin-left: 0; }
   .thumb figure { width: 140px; }
+  /* the outputs table as stacked rows: output and verdict, then the detail, full width */
+  table.outputs, table.outputs > tbody, table.outputs > tbody > tr.evidence,
+  table.outputs > tbody > tr.evidence > td { display: block; width: auto; }
+  table.outputs > thead, table.outputs > colgroup { display: none; }
+  table.outputs > tbody > tr:not(.evidence) { display: grid;
+    grid-template-columns: minmax(0, 1fr) auto; border-bottom: 1px solid var(--line);
+    padding: 4px 0; }
+  table.outputs > tbody > tr:not(.evidence) > td { border: 0; padding: 2px 6px; }
+  table.outputs > tbody > tr:not(.evidence) > td:nth-child(n+3) { grid-column: 1 / -1; }
+  table.outputs > tbody > tr > td.num { text-align: left; }
+  table.outputs > tbody > tr > td.num:empty { display: none; }
 }
 """
