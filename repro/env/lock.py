@@ -151,12 +151,13 @@ def pip_tools_python(python_version: str) -> str:
     from repro.env.pythons import find_python
     from repro.env.virtualenv import locked
     from repro.errors import EnvironmentBuildError
-    from repro.paths import cache_dir
+    from repro.paths import cache_dir, mark_used
 
     root = cache_dir() / "tools" / f"pip-tools-py{mm}"
     python = root / "bin" / "python"
     with locked(root.with_suffix(".lock")):
         if (root / ".repro-complete").is_file() and python.exists():
+            mark_used("tools", root.name)
             return str(python)
         try:
             interpreter = find_python(mm)
@@ -175,6 +176,7 @@ def pip_tools_python(python_version: str) -> str:
             shutil.rmtree(root, ignore_errors=True)
             raise
         (root / ".repro-complete").write_text("ok\n", encoding="utf-8")
+        mark_used("tools", root.name)
     return str(python)
 
 
