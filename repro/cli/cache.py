@@ -61,7 +61,7 @@ def _rows(entries: list[Entry]) -> list[list[str]]:
     return [
         [
             e.kind,
-            e.name[:24] if e.kind != "images" else f"{e.name[:12]} {e.path}",
+            e.name if e.kind != "images" else f"{e.name[:12]} {e.path}",
             terminal.size(e.size),
             _ago(e.last_used),
             "in use" if e.in_use else "",
@@ -71,6 +71,22 @@ def _rows(entries: list[Entry]) -> list[list[str]]:
 
 
 HEADER = ("kind", "entry", "size", "last used", "")
+
+
+def _totals(entries: list[Entry]) -> list[str]:
+    """One line per kind, then the total (an image's size counts the layers it shares with
+    other images, so the image total is an upper bound)."""
+    kinds: dict[str, tuple[int, int]] = {}
+    for e in entries:
+        count, total = kinds.get(e.kind, (0, 0))
+        kinds[e.kind] = (count + 1, total + e.size)
+    lines = [
+        f"{kind:<7}{count:>5} entries {terminal.size(total):>10}"
+        + ("  (layers shared between images counted in each)" if kind == "images" else "")
+        for kind, (count, total) in kinds.items()
+    ]
+    size = terminal.size(sum(e.size for e in entries))
+    return [*lines, f"total  {len(entries):>5} entries {size:>10}"]
 
 
 def list_command(kind: KindOption = None, as_json: AsJson = False) -> None:

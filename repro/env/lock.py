@@ -261,6 +261,17 @@ def parse_packages(lock_text: str) -> list[Package]:
     return sorted(packages, key=lambda p: p.name)
 
 
+def hash_counts(lock_text: str) -> dict[str, int]:
+    """Each pinned requirement's canonical name -> how many --hash values the lock gives it
+    (one per wheel or sdist it accepts)."""
+    counts: dict[str, int] = {}
+    for line in _logical_lines(lock_text):
+        match = _REQ_LINE.match(line)
+        if match:
+            counts[canonicalize_name(match.group(1))] = line.count("--hash=")
+    return counts
+
+
 def is_hashed_lock(text: str) -> bool:
     """Every requirement pinned with == and carrying --hash: a lock to keep as it is."""
     reqs = [ln for ln in _logical_lines(text) if ln and not ln.startswith(("#", "-"))]
