@@ -30,6 +30,11 @@ from repro.paths import USED_DIR, cache_dir
 
 Kind = Literal["venvs", "wheels", "data", "tools", "zenodo", "images"]
 KINDS: tuple[Kind, ...] = ("venvs", "wheels", "data", "tools", "zenodo", "images")
+FRESH_IMAGE_S = 15 * 60
+"""An image built or used this recently counts as in use: the engine is shared, and another
+repro (another user, another cache folder) may have built it and be about to run it."""
+IMAGE_GRACE_ENV = "REPRO_IMAGE_GRACE"
+"""Seconds overriding FRESH_IMAGE_S."""
 IMAGE_REPOS_ENV = "REPRO_IMAGE_REPOSITORIES"
 """Comma-separated Docker repositories whose images count as repro's (default: repro-env,
 repro-loaded); tests point it at a repository of their own."""
@@ -185,6 +190,13 @@ def _files(kind: Kind) -> list[Entry]:
     return entries
 
 
+def _grace() -> float:
+    try:
+        return float(os.environ.get(IMAGE_GRACE_ENV, FRESH_IMAGE_S))
+    except ValueError:
+        return FRESH_IMAGE_S
+
+
 def image_repositories() -> tuple[str, ...]:
     named = os.environ.get(IMAGE_REPOS_ENV)
     if named:
@@ -199,7 +211,11 @@ def _images(engine: ContainerEngine) -> list[Entry]:
         short = image.id.removeprefix("sha256:")
         stamp = _stamp("images", short)
         last = stamp.stat().st_mtime if stamp.exists() else image.created
-        in_use = image.id in used or _in_use("images", short, stamp)
+        in_use = (
+            image.id in used
+            or time.time() - max(last, image.created) < _grace()
+            or _in_use("images", short, stamp)
+        )
         entries.append(
             Entry("images", short, image.size, last, in_use, " ".join(sorted(image.tags)))
         )

@@ -33,7 +33,7 @@ def _engine(kinds: list[Kind]) -> ContainerEngine | None:
         return None
     from repro.engines.docker_engine import DockerEngine
 
-    return DockerEngine(timeout=10)
+    return DockerEngine()
 
 
 def _out(entry: Entry) -> CacheEntryOutput:

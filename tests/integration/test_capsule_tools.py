@@ -7,6 +7,8 @@ and a study that draws a PNG with the standard library only); each test takes co
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -14,6 +16,8 @@ import struct
 import subprocess
 import sys
 import tarfile
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -29,6 +33,7 @@ from tests.conftest import (
     require_service,
     run_cli,
 )
+from tests.unit.test_cli import validated
 
 FIGURE_SCRIPT = """\
 import struct, zlib
@@ -407,3 +412,144 @@ def test_diff_shows_unified_diffs_and_figures_side_by_side(
     assert "+++ b/data/level.txt" in human.stdout
     quiet = cli("diff", str(a), str(b), "--no-patch")
     assert "+++ b/data/level.txt" not in quiet.stdout
+
+
+# --- cache -----------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _no_real_images(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test here may list or prune the engine's real repro images (other people's
+    caches): images count as repro's only in a repository no build uses."""
+    monkeypatch.setenv("REPRO_IMAGE_REPOSITORIES", "repro-env-test-none")
+
+
+def _hold(kind: str, name: str) -> subprocess.Popen[str]:
+    """Another process using the cache entry (as a replay does) until its stdin closes."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from repro.paths import mark_used; "
+            f"mark_used({kind!r}, {name!r}); print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_cache_lists_sizes_and_prunes_by_age_count_and_never_in_use(
+    capsules: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    offline_index: Path,
+) -> None:
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(cache))
+    for capsule in (capsules["study"], capsules["fig_a"]):  # two locks: two environments
+        used = run_cli("exec", str(capsule), "--target", "local", "--", "true")
+        assert used.returncode == 0, used.stderr
+    listed = cli("cache", "list", "--kind", "venvs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    doc = validated("cache list", listed.stdout)
+    venvs = doc["entries"]
+    assert len(venvs) == 2 and all(e["size"] > 0 and not e["in_use"] for e in venvs)
+    assert doc["total"] == sum(e["size"] for e in venvs)
+    human = cli("cache", "list", "--kind", "venvs")
+    assert "venvs" in human.stdout and "total" in human.stdout and "KiB" in human.stdout
+
+    # The older one was last used 40 days ago.
+    old, new = sorted(venvs, key=lambda e: e["name"])
+    stamp = cache / "used" / "venvs" / old["name"]
+    long_ago = time.time() - 40 * 86400
+    os.utime(stamp, (long_ago, long_ago))
+    dry = validated(
+        "cache prune",
+        cli(
+            "cache", "prune", "--kind", "venvs", "--older-than", "30d", "--dry-run", "--json"
+        ).stdout,
+    )
+    assert [e["name"] for e in dry["removed"]] == [old["name"]] and dry["dry_run"]
+    assert Path(old["path"]).is_dir()
+    pruned = cli("cache", "prune", "--kind", "venvs", "--older-than", "30d", "--json")
+    assert [e["name"] for e in validated("cache prune", pruned.stdout)["removed"]] == [old["name"]]
+    assert not Path(old["path"]).exists() and Path(new["path"]).is_dir()
+    assert not Path(old["path"] + ".files.json").exists()
+    kept = validated(
+        "cache prune", cli("cache", "prune", "--kind", "venvs", "--keep-last", "1", "--json").stdout
+    )
+    assert kept["removed"] == [] and [e["name"] for e in kept["kept"]] == [new["name"]]
+
+    # In use by another process: skipped, whatever the flags say; free again: removed.
+    holder = _hold("venvs", new["name"])
+    try:
+        busy = validated(
+            "cache prune", cli("cache", "prune", "--kind", "venvs", "--all", "--json").stdout
+        )
+        assert [e["name"] for e in busy["skipped"]] == [new["name"]] and busy["removed"] == []
+        assert Path(new["path"]).is_dir()
+    finally:
+        holder.communicate("", timeout=30)
+    freed = validated(
+        "cache prune", cli("cache", "prune", "--kind", "venvs", "--all", "--json").stdout
+    )
+    assert [e["name"] for e in freed["removed"]] == [new["name"]] and freed["freed"] > 0
+    assert not Path(new["path"]).exists()
+
+
+def test_cache_prune_needs_a_rule_and_a_known_kind() -> None:
+    bare = cli("cache", "prune")
+    assert bare.returncode == 2 and "--older-than" in bare.stderr
+    assert cli("cache", "prune", "--older-than", "soon").returncode == 2
+    assert cli("cache", "list", "--kind", "pizza").returncode == 2
+
+
+def test_cache_prunes_only_unused_images_of_its_repositories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real Docker: two images of a repository this test owns, one with a container made
+    from it; only the other is pruned. No other image on the engine is touched."""
+    require_service(docker_ready(), f"Docker engine with image {BASE_IMAGE}")
+    import docker
+
+    client = docker.from_env()
+    repo = f"repro-env-test-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("REPRO_IMAGE_REPOSITORIES", repo)
+    monkeypatch.setenv("REPRO_IMAGE_GRACE", "0")  # just built, yet prunable
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
+    before = {i.id for i in client.images.list()}
+    container = None
+    try:
+        ids = {}
+        for name in ("kept", "gone"):
+            dockerfile = f"FROM {BASE_IMAGE}\nLABEL org.repro.test={repo}-{name}\n".encode()
+            image, _ = client.images.build(
+                fileobj=io.BytesIO(dockerfile), tag=f"{repo}:{name}", rm=True
+            )
+            ids[name] = image.id
+        monkeypatch.delenv("REPRO_IMAGE_GRACE")
+        fresh = validated("cache list", cli("cache", "list", "--kind", "images", "--json").stdout)
+        assert all(e["in_use"] for e in fresh["entries"])  # just built: maybe about to run
+        monkeypatch.setenv("REPRO_IMAGE_GRACE", "0")
+        container = client.containers.create(ids["kept"], ["true"])
+        listed = validated("cache list", cli("cache", "list", "--kind", "images", "--json").stdout)
+        by_tag = {e["path"]: e for e in listed["entries"]}
+        assert set(by_tag) == {f"{repo}:kept", f"{repo}:gone"}
+        assert by_tag[f"{repo}:kept"]["in_use"] and by_tag[f"{repo}:gone"]["size"] > 0
+        pruned = cli("cache", "prune", "--kind", "images", "--all", "--json")
+        doc = validated("cache prune", pruned.stdout)
+        assert [e["path"] for e in doc["removed"]] == [f"{repo}:gone"]
+        assert [e["path"] for e in doc["skipped"]] == [f"{repo}:kept"]
+        tags = {t for i in client.images.list() for t in i.tags}
+        assert f"{repo}:kept" in tags and f"{repo}:gone" not in tags
+        assert before <= {i.id for i in client.images.list()}  # nobody else's image went
+    finally:
+        if container is not None:
+            container.remove(force=True)
+        for name in ("kept", "gone"):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                client.images.remove(f"{repo}:{name}", force=True)
+        client.close()
