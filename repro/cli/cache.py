@@ -140,8 +140,9 @@ def prune_command(
     ] = False,
     as_json: AsJson = False,
 ) -> None:
-    """Remove cache entries (never one in use); with --older-than and --keep-last both, an
-    entry goes only when both say so."""
+    """Remove cache entries, never one in use.
+
+    With --older-than and --keep-last both, an entry goes only when both say so."""
     from repro.cache import parse_age, parse_kinds, prune_cache
     from repro.report.tools import CachePruneOutput
 

@@ -16,8 +16,9 @@ def cat_command(
     path: Annotated[
         str,
         typer.Argument(
+            metavar="PATH",
             help="File in the capsule: a project path (analyse.py), a path under data/ "
-            "(results/RUN/POINT/...), or a member name (repro.json)."
+            "(results/RUN/POINT/...), or a member name (repro.json).",
         ),
     ],
     require_signed: RequireSigned = False,

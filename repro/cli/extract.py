@@ -19,6 +19,7 @@ def extract_command(
     paths: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="PATH",
             help="Files or folders to extract (project paths, paths under data/, or member "
             "names); default: everything.",
             show_default=False,
@@ -31,8 +32,9 @@ def extract_command(
     require_trusted: RequireTrusted = False,
     as_json: AsJson = False,
 ) -> None:
-    """Extract a capsule's files, verified, at their paths inside it (data/project/...):
-    never outside the folder, never over a file unless --force, nothing half-written."""
+    """Extract a capsule's files, verified, at their paths inside it (data/project/...).
+
+    Never outside the folder, never over a file unless --force, nothing half-written."""
     from repro.extract import extract_members
     from repro.report.tools import ExtractOutput
     from repro.verify import Policy

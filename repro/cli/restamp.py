@@ -50,8 +50,9 @@ def restamp_command(
     ] = True,
     as_json: AsJson = False,
 ) -> None:
-    """Change a capsule's metadata (title, authors, licence, DOI...) or re-sign it; the
-    payload is carried over byte for byte and nothing is re-run."""
+    """Fix a capsule's metadata (title, authors, licence, DOI...) or sign it again.
+
+    The payload is carried over byte for byte and nothing is re-run."""
     from repro.capsule.restamp import restamp_file
     from repro.cli.prompts import prompt_passphrase
     from repro.report.tools import RestampOutput

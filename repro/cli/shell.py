@@ -101,7 +101,9 @@ def exec_command(
     capsule: CapsuleFile,
     command: Annotated[
         list[str],
-        typer.Argument(help="The command and its arguments (after --).", show_default=False),
+        typer.Argument(
+            help="The command and its arguments (after --).", metavar="CMD...", show_default=False
+        ),
     ],
     target: TargetOption = None,
     network: Network = False,
