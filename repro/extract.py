@@ -51,8 +51,10 @@ def resolve(manifest: Manifest, wanted: str, *, folders: bool) -> list[str]:
     below such a folder. MemberNotFoundError with the closest names when none."""
     names = member_names(manifest)
     known = set(names)
-    clean = wanted.strip().lstrip("./") if wanted not in (".", "") else ""
-    clean = clean.rstrip("/")
+    clean = wanted.strip()
+    while clean.startswith(("./", "/")):  # ./analyse.py, /analyse.py: the project's
+        clean = clean.removeprefix(".").lstrip("/")
+    clean = "" if clean == "." else clean.rstrip("/")
     for candidate in (clean, PROJECT_PREFIX + clean, f"{PAYLOAD_DIR}/{clean}"):
         if candidate in known:
             return [candidate]

@@ -460,6 +460,12 @@ def test_cache_lists_sizes_and_prunes_by_age_count_and_never_in_use(
     assert doc["total"] == sum(e["size"] for e in venvs)
     human = cli("cache", "list", "--kind", "venvs")
     assert "venvs" in human.stdout and "total" in human.stdout and "KiB" in human.stdout
+    # Remote data lands in data/SHA256 (repro.remote_data); downloads in progress are not entries.
+    (cache / "data").mkdir()
+    (cache / "data" / ("ab" * 32)).write_bytes(b"x" * 3000)
+    (cache / "data" / ".download-123").write_bytes(b"partial")
+    data = validated("cache list", cli("cache", "list", "--kind", "data", "--json").stdout)
+    assert [(e["name"], e["size"]) for e in data["entries"]] == [("ab" * 32, 3000)]
 
     # The older one was last used 40 days ago.
     old, new = sorted(venvs, key=lambda e: e["name"])
