@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -54,6 +56,24 @@ def _shell_argv(local: bool) -> list[str]:
     if local:
         return [shutil.which("bash") or "/bin/sh"]
     return ["/bin/sh", "-c", "if command -v bash >/dev/null; then exec bash; else exec sh; fi"]
+
+
+@contextmanager
+def _terminal_signals_to_the_child() -> Iterator[None]:
+    """While the command runs, Ctrl-C and Ctrl-\\ are its own (a shell cancels a line, a
+    program stops): repro waits instead of dying. A handler, not SIG_IGN, which the child
+    would inherit across exec."""
+    kept = {sig: signal.signal(sig, lambda _s, _f: None) for sig in (signal.SIGINT, signal.SIGQUIT)}
+    try:
+        yield
+    finally:
+        for sig, handler in kept.items():
+            signal.signal(sig, handler)
+
+
+def exit_status(code: int) -> int:
+    """A child's return code as a shell reports it: 128 + N when signal N ended it."""
+    return 128 - code if code < 0 else code
 
 
 def run_in_capsule(opts: ShellOptions, say: Observer) -> int:
@@ -101,14 +121,19 @@ def _on_this_machine(
     home.mkdir()
     env = runner.environment({**study_variables(manifest), "PS1": PROMPT}, home)
     argv = opts.command or _shell_argv(local=True)
+    if shutil.which(argv[0], path=env.get("PATH")) is None:
+        say(f"{argv[0]}: command not found in the capsule's environment")
+        return 127  # as a shell says (bubblewrap itself would say 1)
     if sandbox.isolation != "none":
         run = Run(name="shell", command=" ".join(argv), network=opts.network)
         argv = sandbox.wrap(argv, runner.sandbox_spec(opened.project, home, run))
     say(f"in {opened.project} (removed afterwards unless --keep)")
     try:
-        return subprocess.run(argv, cwd=opened.project, env=env, check=False).returncode
+        with _terminal_signals_to_the_child():
+            proc = subprocess.run(argv, cwd=opened.project, env=env, check=False)
     except FileNotFoundError:
         return 127  # as a shell says of a command it cannot find
+    return exit_status(proc.returncode)
 
 
 def _in_container(opts: ShellOptions, opened: Opened, options: TargetOptions, say: Observer) -> int:
@@ -151,6 +176,7 @@ def _in_container(opts: ShellOptions, opened: Opened, options: TargetOptions, sa
             network=opts.network,
         )
         say("in /work of a fresh container (removed afterwards)")
-        return engine.run_attached(spec, tty=opts.tty)
+        with _terminal_signals_to_the_child():
+            return exit_status(engine.run_attached(spec, tty=opts.tty))
     finally:
         engine.close()

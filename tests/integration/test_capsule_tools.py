@@ -332,6 +332,12 @@ def test_exec_runs_in_the_locked_environment_and_passes_the_exit_code(
     assert cwd.endswith("capsule/data/project")
     assert passed == "None"
     assert not Path(cwd).exists()  # the scratch folder is gone
+    # As a shell reports them: ended by a signal (128 + N), or no such command (127).
+    kill = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    assert (
+        cli("exec", str(study), "--target", "local", "--", "python", "-c", kill).returncode == 137
+    )
+    assert cli("exec", str(study), "--target", "local", "--", "no-such-tool").returncode == 127
 
 
 def test_shell_reads_commands_from_stdin(study: Path, offline_index: Path) -> None:
