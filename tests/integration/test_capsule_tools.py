@@ -505,6 +505,28 @@ def test_cache_lists_sizes_and_prunes_by_age_count_and_never_in_use(
         assert Path(new["path"]).is_dir()
     finally:
         holder.communicate("", timeout=30)
+    # Being built (its build lock held, as build_venv holds it): skipped too.
+    lock = Path(new["path"]).with_suffix(".lock")
+    builder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys; fh = open(sys.argv[1], 'a'); fcntl.flock(fh, fcntl.LOCK_EX); "
+            "print('locked', flush=True); sys.stdin.read()",
+            str(lock),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert builder.stdout is not None and builder.stdout.readline() == "locked\n"
+        building = cli("cache", "prune", "--kind", "venvs", "--all", "--json")
+        assert [e["name"] for e in validated("cache prune", building.stdout)["skipped"]] == [
+            new["name"]
+        ]
+    finally:
+        builder.communicate("", timeout=30)
     freed = validated(
         "cache prune", cli("cache", "prune", "--kind", "venvs", "--all", "--json").stdout
     )
