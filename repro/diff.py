@@ -3,6 +3,7 @@ environment and expected results (results compared with replay's comparators).""
 
 from __future__ import annotations
 
+import difflib
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,42 @@ from repro.compare import compare_output
 from repro.paths import scratch_prefix
 from repro.report.diff import CapsuleDiff, DiffEntry, DiffKind
 from repro.verify import Policy, open_capsule
+
+TEXT_CAP = 256 << 10
+"""Larger files get no unified diff (their hashes still differ)."""
+DIFF_LINES = 400
+
+
+def _text(path: Path | None) -> str | None:
+    """A file's text when it is small, UTF-8 and has no NUL; '' for a side that is absent."""
+    if path is None:
+        return ""
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > TEXT_CAP:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return None
+    return None if "\x00" in text else text
+
+
+def unified(a: Path | None, b: Path | None, name: str) -> str | None:
+    """The unified diff of two text files (None: one side is not small text)."""
+    before, after = _text(a), _text(b)
+    if before is None or after is None:
+        return None
+    lines = list(
+        difflib.unified_diff(
+            before.splitlines(),
+            after.splitlines(),
+            fromfile=f"a/{name}" if a is not None else "/dev/null",
+            tofile=f"b/{name}" if b is not None else "/dev/null",
+            lineterm="",
+        )
+    )
+    if len(lines) > DIFF_LINES:
+        lines = [*lines[:DIFF_LINES], f"... {len(lines) - DIFF_LINES} more diff lines"]
+    return "\n".join(lines) or None
 
 
 def _changes(kind: DiffKind, before: dict[str, str], after: dict[str, str]) -> list[DiffEntry]:
@@ -86,7 +123,37 @@ def _result_changes(
     return entries
 
 
-def diff_capsules(a_path: Path, b_path: Path, policy: Policy | None = None) -> CapsuleDiff:
+def _result_name(key: tuple[str, str, str]) -> str:
+    return f"{key[0]} [{key[1]}] {key[2]}"
+
+
+def _with_patch(entries: list[DiffEntry], root: Path) -> list[DiffEntry]:
+    """Code and data files changed, added or removed, with their unified diff when text."""
+    out = []
+    for e in entries:
+        if e.kind in ("code", "data") and not e.name.startswith("remote "):
+            member = PROJECT_PREFIX + e.name
+            a = root / "a" / member if e.change != "added" else None
+            b = root / "b" / member if e.change != "removed" else None
+            e = e.model_copy(
+                update={
+                    "unified": unified(a, b, e.name),
+                    "a_path": member if a is not None else None,
+                    "b_path": member if b is not None else None,
+                }
+            )
+        out.append(e)
+    return out
+
+
+def diff_capsules(
+    a_path: Path,
+    b_path: Path,
+    policy: Policy | None = None,
+    report_html: Path | None = None,
+) -> CapsuleDiff:
+    """What changed from capsule A to B (both verified and unpacked by the safe reader);
+    with `report_html`, also an HTML page of it, figures side by side with their difference."""
     with tempfile.TemporaryDirectory(prefix=scratch_prefix("diff")) as tmp:
         a = open_capsule(a_path, Path(tmp) / "a", policy=policy).capsule
         b = open_capsule(b_path, Path(tmp) / "b", policy=policy).capsule
@@ -114,6 +181,7 @@ def diff_capsules(a_path: Path, b_path: Path, policy: Policy | None = None) -> C
             {"title": mb.metadata.title, "license": mb.metadata.license or ""},
         )
         root = Path(tmp)
+        entries = _with_patch(entries, root)
 
         def judge_output(
             key: tuple[str, str, str], ea: ExpectedOutput, eb: ExpectedOutput
@@ -131,20 +199,38 @@ def diff_capsules(a_path: Path, b_path: Path, policy: Policy | None = None) -> C
                 spec, root / "a" / ea.capsule_path, root / "b" / eb.capsule_path
             )
 
-        entries += _result_changes(
-            _results(ma), _results(mb), lambda k: f"{k[0]} [{k[1]}] {k[2]}", judge_output
-        )
+        results_a, results_b = _results(ma), _results(mb)
+        keys = {_result_name(k): k for k in {*results_a, *results_b}}
+        for e in _result_changes(results_a, results_b, _result_name, judge_output):
+            key = keys[e.name]
+            ea, eb = results_a.get(key), results_b.get(key)
+            pa = root / "a" / ea.capsule_path if ea else None
+            pb = root / "b" / eb.capsule_path if eb else None
+            entries.append(
+                e.model_copy(
+                    update={
+                        "unified": unified(pa, pb, key[2]) if e.change == "changed" else None,
+                        "a_path": ea.capsule_path if ea else None,
+                        "b_path": eb.capsule_path if eb else None,
+                    }
+                )
+            )
         entries += _result_changes(
             {r.path: r for r in ma.notebook_results},
             {r.path: r for r in mb.notebook_results},
             lambda path: f"notebook {path}",
             judge_notebook,
         )
-    return CapsuleDiff(
-        a=str(a_path),
-        b=str(b_path),
-        a_id=a.capsule_id,
-        b_id=b.capsule_id,
-        identical=a.capsule_id == b.capsule_id,
-        entries=entries,
-    )
+        result = CapsuleDiff(
+            a=str(a_path),
+            b=str(b_path),
+            a_id=a.capsule_id,
+            b_id=b.capsule_id,
+            identical=a.capsule_id == b.capsule_id,
+            entries=entries,
+        )
+        if report_html is not None:
+            from repro.report.diff_page import write_diff_report
+
+            write_diff_report(result, root / "a", root / "b", report_html)
+    return result

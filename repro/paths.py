@@ -88,3 +88,28 @@ def data_dir() -> Path:
     path = Path(override) if override else Path(platformdirs.user_data_dir("repro"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+USED_DIR = "used"
+"""Under the cache: one empty stamp file per cache entry, its mtime the entry's last use."""
+_HELD: dict[Path, int] = {}
+
+
+def mark_used(kind: str, name: str) -> None:
+    """Stamp the cache entry `kind`/`name` as used now, and hold a shared lock on its stamp
+    until this process ends: `repro cache prune` skips an entry whose stamp it cannot lock
+    exclusively (in use by a capture, replay or shell still running)."""
+    import fcntl
+
+    stamp = cache_dir() / USED_DIR / kind / name
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        if stamp in _HELD:
+            os.utime(stamp)
+            return
+        fd = os.open(stamp, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        os.utime(fd)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError:
+        return  # a stamp is a convenience: a read-only cache still works without one
+    _HELD[stamp] = fd

@@ -12,7 +12,7 @@ import httpx
 from repro.capsule.manifest import RemoteData
 from repro.config.models import DataSpec
 from repro.errors import DataChecksumError, NetworkError, ReproError
-from repro.paths import cache_dir
+from repro.paths import cache_dir, mark_used
 
 TIMEOUT = httpx.Timeout(30.0, read=300.0)
 
@@ -35,6 +35,7 @@ def fetch_remote(
                 hint="replay once with the network, or without --offline",
             )
         _download(spec.url, spec.sha256, cached, size)
+    mark_used("data", spec.sha256)
     return RemoteData(
         url=spec.url, sha256=spec.sha256, size=cached.stat().st_size, path=spec.path
     ), cached

@@ -37,6 +37,7 @@ from repro.report.models import (
     VerifyOutput,
 )
 from repro.report.replay import ReplayReport
+from repro.report.tools import CacheListOutput, CachePruneOutput, ExtractOutput, RestampOutput
 
 COMMAND_SCHEMAS: dict[str, str] = {
     "init": "init.schema.json",
@@ -53,6 +54,10 @@ COMMAND_SCHEMAS: dict[str, str] = {
     "fetch": "fetch.schema.json",
     "verify-attestation": "verify-attestation.schema.json",
     "history": "history.schema.json",
+    "extract": "extract.schema.json",
+    "restamp": "restamp.schema.json",
+    "cache list": "cache-list.schema.json",
+    "cache prune": "cache-prune.schema.json",
 }
 """Each command's --json output on success; on an expected failure every command prints
 error.schema.json instead."""
@@ -77,6 +82,10 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "history.schema.json": HistoryOutput,
     "publish-attestation.schema.json": PublishAttestationOutput,
     "attestation-statement.schema.json": Statement,
+    "extract.schema.json": ExtractOutput,
+    "restamp.schema.json": RestampOutput,
+    "cache-list.schema.json": CacheListOutput,
+    "cache-prune.schema.json": CachePruneOutput,
 }
 
 

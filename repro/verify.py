@@ -62,11 +62,13 @@ def open_capsule(
     *,
     policy: Policy | None = None,
     progress: Callable[[int], None] | None = None,
+    only: Callable[[str], bool] | None = None,
 ) -> VerifyReport:
     """The one way in: every checksum, the manifest against the archive member by member,
     the signature against the manifest digest, then the caller's signature policy.
-    With `dest`, the capsule is unpacked there (only when all of it checked out)."""
-    capsule = read_capsule(path, dest, progress=progress)
+    With `dest`, the capsule is unpacked there (only when all of it checked out; `only`:
+    just the members it says yes to, as read_capsule)."""
+    capsule = read_capsule(path, dest, progress=progress, only=only)
     try:
         status = check_signature(capsule.capsule_id, capsule.signature)
         (policy or Policy()).enforce(status)

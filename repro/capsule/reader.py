@@ -397,8 +397,13 @@ def read_capsule(
     dest: Path | None = None,
     *,
     progress: Callable[[int], None] | None = None,
+    only: Callable[[str], bool] | None = None,
 ) -> VerifiedCapsule:
-    """Verify a capsule and, with `dest`, unpack it there (dest must not exist yet)."""
+    """Verify a capsule and, with `dest`, unpack it there (dest must not exist yet).
+
+    `only`: unpack just the payload members it says yes to (by member name; repro.json and
+    the tag files always); every member is verified all the same, and nothing is left
+    unless all of them checked out (repro cat and extract)."""
     if not path.is_file():
         raise CapsuleNotFoundError(f"capsule not found: {path}")
     staging: Path | None = None
@@ -410,7 +415,7 @@ def read_capsule(
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".repro-unpack-", dir=dest.parent))
     try:
-        result = _stream(path, staging, progress)
+        result = _stream(path, staging, progress, only)
         if staging is not None and dest is not None:
             staging.rename(dest)
             return VerifiedCapsule(**{**result.__dict__, "root": dest})
@@ -426,8 +431,33 @@ def read_capsule(
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def peek_manifest(path: Path) -> Manifest:
+    """The manifest alone, read from the capsule's first member, to choose what to unpack:
+    checked as parse_manifest checks it, but not against the rest of the archive -- nothing
+    it says may be relied on before read_capsule has verified the whole capsule."""
+    if not path.is_file():
+        raise CapsuleNotFoundError(f"capsule not found: {path}")
+    try:
+        with path.open("rb") as raw_fh:
+            gz = _StrictGunzip(raw_fh)
+            with tarfile.open(fileobj=cast(IO[bytes], gz), mode="r|") as tar:
+                first = next(iter(tar), None)
+                if first is None or first.name != MANIFEST_NAME or not first.isreg():
+                    raise MalformedCapsuleError(
+                        "not a repro capsule: repro.json is not its first member"
+                    )
+                if first.size > MAX_MANIFEST_BYTES:
+                    raise MalformedCapsuleError("repro.json is larger than any real manifest")
+                return parse_manifest(_read_exact(_content(tar, first), first.size, MANIFEST_NAME))
+    except (tarfile.TarError, EOFError, zlib.error, IsalError, gzip.BadGzipFile) as exc:
+        raise CapsuleIntegrityError(f"capsule archive is corrupt: {path.name}: {exc}") from None
+
+
 def _stream(
-    path: Path, staging: Path | None, progress: Callable[[int], None] | None
+    path: Path,
+    staging: Path | None,
+    progress: Callable[[int], None] | None,
+    only: Callable[[str], bool] | None = None,
 ) -> VerifiedCapsule:
     with path.open("rb") as raw_fh:
         gz = _StrictGunzip(raw_fh)
@@ -491,10 +521,12 @@ def _stream(
                     _place_bytes(staging, name, data)
                 else:
                     entry = entries[name]
+                    wanted = staging if only is None or only(name) else None
                     if entry.link is not None:
-                        links.append(entry)
+                        if wanted is not None:
+                            links.append(entry)
                     else:
-                        _copy_checked(_content(tar, member), entry, staging)
+                        _copy_checked(_content(tar, member), entry, wanted)
                         if progress:
                             progress(entry.size)
                 member = next(members, None)

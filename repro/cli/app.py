@@ -12,8 +12,11 @@ import typer
 
 from repro import __version__
 from repro.cli import (
+    cache,
     capture,
+    cat,
     diff,
+    extract,
     fetch,
     history,
     init,
@@ -21,6 +24,8 @@ from repro.cli import (
     keys,
     publish,
     replay,
+    restamp,
+    shell,
     verify,
     verify_attestation,
 )
@@ -130,6 +135,17 @@ app.command("publish")(handles_errors(publish.publish_command))
 app.command("fetch")(handles_errors(fetch.fetch_command))
 app.command("verify-attestation")(handles_errors(verify_attestation.verify_attestation_command))
 app.command("history")(handles_errors(history.history_command))
+
+# Working with a capsule short of replaying it.
+app.command("cat")(handles_errors(cat.cat_command))
+app.command("extract")(handles_errors(extract.extract_command))
+app.command("shell")(handles_errors(shell.shell_command))
+app.command("exec")(handles_errors(shell.exec_command))
+app.command("restamp")(handles_errors(restamp.restamp_command))
+cache_app = typer.Typer(help="repro's caches: sizes, last uses, pruning.", no_args_is_help=True)
+cache_app.command("list")(handles_errors(cache.list_command))
+cache_app.command("prune")(handles_errors(cache.prune_command))
+app.add_typer(cache_app, name="cache")
 
 
 def main(argv: list[str] | None = None) -> None:

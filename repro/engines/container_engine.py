@@ -56,6 +56,19 @@ class ContainerSpec:
     """Processes and threads the container may have at once (a fork bomb stops there)."""
 
 
+@dataclass(frozen=True)
+class ImageInfo:
+    """An image the engine has, as `repro cache list` shows it."""
+
+    id: str
+    """`sha256:...`"""
+    tags: tuple[str, ...]
+    size: int
+    """Bytes, as the engine reports them (layers shared with other images included)."""
+    created: float
+    """When it was built (epoch seconds)."""
+
+
 class Container(Protocol):
     """A started container. kill and remove are best effort: they never raise."""
 
@@ -134,6 +147,19 @@ class ContainerEngine(Protocol):
     def run_once(self, image: str, command: Sequence[str], *, network: bool = False) -> bytes:
         """Run `command` in a throwaway container to its end: its stdout; it is removed.
         ContainerRefusedError when it cannot start or exits non-zero."""
+        ...
+
+    def images(self, repositories: Sequence[str]) -> list[ImageInfo]:
+        """The images with a tag in one of `repositories` (only those tags listed)."""
+        ...
+
+    def images_in_use(self) -> set[str]:
+        """Ids of the images some container (running or stopped) was made from."""
+        ...
+
+    def run_attached(self, spec: ContainerSpec, *, tty: bool) -> int:
+        """Run `spec` in the foreground with this process's stdin, stdout and stderr (a
+        terminal when `tty`) until it ends, then remove it: its exit status."""
         ...
 
     def close(self) -> None:

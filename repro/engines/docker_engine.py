@@ -8,8 +8,12 @@ daemon its API version); the first call connects and pings, once.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +22,7 @@ import docker.errors
 import requests
 from urllib3.exceptions import ReadTimeoutError
 
-from repro.engines.container_engine import ContainerRefusedError, ContainerSpec, Stream
+from repro.engines.container_engine import ContainerRefusedError, ContainerSpec, ImageInfo, Stream
 from repro.errors import EnvironmentBuildError, ImageBuildError, ServiceUnavailableError
 
 ENGINE_HINT = "start the Docker engine (dockerd), or replay with --target local"
@@ -252,6 +256,61 @@ class DockerEngine:
             raise ContainerRefusedError(_first_line(exc, 300)) from None
         return output
 
+    def images(self, repositories: Sequence[str]) -> list[ImageInfo]:
+        client = self._client()
+        found = []
+        with _answering():
+            for image in client.images.list():
+                tags = tuple(t for t in (image.tags or []) if t.rpartition(":")[0] in repositories)
+                if not tags:
+                    continue
+                created = image.attrs.get("Created", "")
+                found.append(
+                    ImageInfo(str(image.id), tags, int(image.attrs.get("Size", 0)), _epoch(created))
+                )
+        return found
+
+    def images_in_use(self) -> set[str]:
+        client = self._client()
+        with _answering():
+            return {str(c.attrs.get("Image", "")) for c in client.containers.list(all=True)}
+
+    def run_attached(self, spec: ContainerSpec, *, tty: bool) -> int:
+        """Through the docker CLI: docker-py cannot hand a container this terminal."""
+        docker_cli = shutil.which("docker")
+        if docker_cli is None:
+            raise ServiceUnavailableError(
+                "the docker command is not installed: an interactive container needs it",
+                hint="install the Docker CLI (apt-get install docker.io), or use --target local",
+            )
+        self.ping()
+        argv = [docker_cli, "run", "--rm", "-i", *(["-t"] if tty else [])]
+        argv += ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+        argv += ["--pids-limit", str(spec.pids_limit)]
+        if spec.read_only_root:
+            argv.append("--read-only")
+        for path in spec.tmpfs:
+            argv += ["--tmpfs", f"{path}:{TMPFS_OPTIONS}"]
+        if not spec.network:
+            argv += ["--network", "none"]
+        if spec.workdir:
+            argv += ["--workdir", spec.workdir]
+        if spec.user:
+            argv += ["--user", spec.user]
+        if spec.cpus is not None:
+            argv += ["--cpus", f"{spec.cpus:g}"]
+        if spec.memory:
+            argv += ["--memory", spec.memory]
+        for m in spec.mounts:
+            argv += ["--volume", f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}"]
+        env = dict(os.environ)
+        for key, value in spec.environment.items():
+            # By name only on the command line (values stay out of `ps`), from this env.
+            argv += ["--env", key]
+            env[key] = value
+        argv += [spec.image, *spec.command]
+        return subprocess.run(argv, env=env, check=False).returncode
+
     def close(self) -> None:
         if self._docker is not None:
             with contextlib.suppress(Exception):
@@ -291,3 +350,11 @@ def _failed_step(build_log: Any) -> tuple[str, str]:
             elif not line.startswith("The command '/bin/sh -c"):
                 output.append(line)
     return step, " ".join(output[-3:])[-300:] or "no output"
+
+
+def _epoch(created: str) -> float:
+    """Docker's RFC 3339 time (nanoseconds, Z) as epoch seconds; 0 when unreadable."""
+    try:
+        return datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", created)).timestamp()
+    except ValueError:
+        return 0.0

@@ -37,7 +37,7 @@ from repro.env.virtualenv import locked
 from repro.env.wheels import WheelTarget, download_wheels, platform_tags
 from repro.errors import CapsuleIntegrityError, ImageBuildError, ServiceUnavailableError
 from repro.hashing import sha256_bytes
-from repro.paths import cache_dir, scratch_prefix
+from repro.paths import cache_dir, mark_used, scratch_prefix
 
 IMAGE_REPO = "repro-env"
 LOADED_REPO = "repro-loaded"
@@ -143,6 +143,7 @@ def ensure_image(
     if current is not None:
         if built.get(spec.digest) == current:
             say(f"reusing image {tag}")
+            mark_used("images", current.removeprefix("sha256:"))
             return current
         say(f"image {tag} is not one repro built on this machine: building it again")
     _build(engine, spec, offline, say)
@@ -150,6 +151,7 @@ def ensure_image(
     if image_id is None:
         raise ImageBuildError(f"the build of {tag} gave no image")
     built.record(spec.digest, image_id)
+    mark_used("images", image_id.removeprefix("sha256:"))
     return image_id
 
 
@@ -159,6 +161,7 @@ def load_saved_image(
     """The capsule's saved image, by id: loaded when the engine does not have it yet, after
     checking the archive holds exactly that image and no tag; kept as repro-loaded:<id>."""
     short = image_id.removeprefix("sha256:")[:16]
+    mark_used("images", image_id.removeprefix("sha256:"))
     if engine.image_id(image_id) == image_id:
         say(f"reusing the capsule's saved image {short} (loaded before)")
         return image_id

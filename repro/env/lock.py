@@ -151,12 +151,13 @@ def pip_tools_python(python_version: str) -> str:
     from repro.env.pythons import find_python
     from repro.env.virtualenv import locked
     from repro.errors import EnvironmentBuildError
-    from repro.paths import cache_dir
+    from repro.paths import cache_dir, mark_used
 
     root = cache_dir() / "tools" / f"pip-tools-py{mm}"
     python = root / "bin" / "python"
     with locked(root.with_suffix(".lock")):
         if (root / ".repro-complete").is_file() and python.exists():
+            mark_used("tools", root.name)
             return str(python)
         try:
             interpreter = find_python(mm)
@@ -175,6 +176,7 @@ def pip_tools_python(python_version: str) -> str:
             shutil.rmtree(root, ignore_errors=True)
             raise
         (root / ".repro-complete").write_text("ok\n", encoding="utf-8")
+        mark_used("tools", root.name)
     return str(python)
 
 
@@ -257,6 +259,17 @@ def parse_packages(lock_text: str) -> list[Package]:
             version = wheel.group(2).split("-")[1]
             packages.append(Package(name=canonicalize_name(wheel.group(1)), version=version))
     return sorted(packages, key=lambda p: p.name)
+
+
+def hash_counts(lock_text: str) -> dict[str, int]:
+    """Each pinned requirement's canonical name -> how many --hash values the lock gives it
+    (one per wheel or sdist it accepts)."""
+    counts: dict[str, int] = {}
+    for line in _logical_lines(lock_text):
+        match = _REQ_LINE.match(line)
+        if match:
+            counts[canonicalize_name(match.group(1))] = line.count("--hash=")
+    return counts
 
 
 def is_hashed_lock(text: str) -> bool:

@@ -19,7 +19,7 @@ from repro.execution.environment import Allowlist, run_environment, standard_pat
 from repro.execution.sandbox import Sandbox, SandboxSpec, interpreter_prefix
 from repro.execution.tools import probe, run_tool
 from repro.hashing import sha256_bytes
-from repro.paths import cache_dir, config_dir, scratch_prefix
+from repro.paths import cache_dir, config_dir, mark_used, scratch_prefix
 
 MARKER = ".repro-complete"
 RECORD_SUFFIX = ".files.json"
@@ -183,6 +183,7 @@ def build_venv(
         if (root / MARKER).is_file() and python.exists():
             mismatch = check_tree(root, record)
             if mismatch is None:
+                mark_used("venvs", key)
                 return VirtualEnv(root, python, reused=True)
             note = (
                 f"the cached environment {key} is not as it was built "
@@ -223,6 +224,7 @@ def build_venv(
             )
             (root / MARKER).write_text(lock_text, encoding="utf-8")
             record_tree(root, record)
+            mark_used("venvs", key)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             record.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ from repro.env.installer import Installer, UvInstaller
 from repro.env.virtualenv import locked
 from repro.errors import NetworkError
 from repro.hashing import sha256_bytes
-from repro.paths import cache_dir
+from repro.paths import cache_dir, mark_used
 
 SDIST_SUFFIXES = (".tar.gz", ".zip", ".tar.bz2", ".tgz")
 LEGACY_BUILD_REQUIRES = ("setuptools>=40.8.0", "wheel")
@@ -86,7 +86,9 @@ def download_wheels(
     with the wheels its build needs."""
     folder = wheel_dir(lock_text, target)
     with locked(folder.with_suffix(".lock")):  # two captures or replays of one lock at once
-        return _download(lock_text, folder, offline, target, installer or UvInstaller())
+        done = _download(lock_text, folder, offline, target, installer or UvInstaller())
+        mark_used("wheels", folder.name)
+        return done
 
 
 def _download(

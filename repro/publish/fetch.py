@@ -23,7 +23,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from repro.errors import CapsuleNotFoundError, ConceptDoiRefusedError, ReproError
-from repro.paths import cache_dir
+from repro.paths import cache_dir, mark_used
 from repro.publish.api import Progress, ZenodoApi
 from repro.publish.attestations import FetchedAttestation, fetch_attestations
 from repro.publish.client import ZenodoClient
@@ -246,6 +246,7 @@ def _to_cache(
     name = _safe_name(remote.key)
     folder = cache_dir() / "zenodo" / f"{record.id}-{remote.md5}"
     folder.mkdir(parents=True, exist_ok=True)
+    mark_used("zenodo", folder.name)
     cached_path = folder / name
     cached = cached_path.is_file() and cached_path.stat().st_size == remote.size
     if cached and _md5_of(cached_path) != remote.md5:

@@ -16,6 +16,12 @@ class DiffEntry(Model):
     before: str | None = None
     after: str | None = None
     detail: str | None = None
+    unified: str | None = None
+    """A unified diff, for a text file of at most 256 KiB on both sides (code, config,
+    small text data and results); None otherwise. At most 400 lines, then a marker."""
+    a_path: str | None = None
+    """The member it compares in capsule A (data/...), when a file."""
+    b_path: str | None = None
 
 
 class CapsuleDiff(Model):

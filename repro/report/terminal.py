@@ -622,3 +622,40 @@ def render_attestation_published(receipt: AttestationReceipt, receipt_path: Path
         highlight=False,
     )
     out.print(_t(f"receipt: {receipt_path}"), highlight=False)
+
+
+# --- working with a capsule short of replaying it (cat, extract, inspect lists, cache) ----
+
+
+def render_rows(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A table of outside text (file names, package names): never markup; the first column
+    folds, the others stay whole, so it reads at 80 columns."""
+    table = Table(title=_t(title), show_edge=False, pad_edge=False)
+    for i, col in enumerate(header):
+        table.add_column(col, overflow="fold", no_wrap=i > 0)
+    for row in rows:
+        table.add_row(*(_t(v) for v in row))
+    out.print(table)
+
+
+def render_lines(lines: Sequence[str]) -> None:
+    """Plain lines of outside text on stdout."""
+    for text in lines:
+        _line(text)
+
+
+def render_unified(text: str) -> None:
+    """A unified diff of capsule text: + lines green, - lines red, hunks cyan; never markup."""
+    for raw in text.splitlines():
+        style = (
+            "bold"
+            if raw.startswith(("+++", "---"))
+            else "green"
+            if raw.startswith("+")
+            else "red"
+            if raw.startswith("-")
+            else "cyan"
+            if raw.startswith("@@")
+            else ""
+        )
+        out.print(_t(raw, style), highlight=False)
