@@ -12,6 +12,7 @@ from repro.engines.container_engine import (
     ContainerEngine,
     ContainerRefusedError,
     ContainerSpec,
+    ContainerState,
     Mount,
     Stream,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "ContainerEngine",
     "ContainerRefusedError",
     "ContainerSpec",
+    "ContainerState",
     "Mount",
     "Stream",
 ]

@@ -56,6 +56,16 @@ class ContainerSpec:
     """Processes and threads the container may have at once (a fork bomb stops there)."""
 
 
+@dataclass(frozen=True)
+class ContainerState:
+    pid: int | None = None
+    """The container's first process, as this machine sees it (None once it stopped, or
+    when the engine runs elsewhere)."""
+    running: bool = False
+    oom_killed: bool = False
+    """The kernel killed a process of it for memory (its `memory` limit)."""
+
+
 class Container(Protocol):
     """A started container. kill and remove are best effort: they never raise."""
 
@@ -71,6 +81,10 @@ class Container(Protocol):
 
     def remove(self) -> None:
         """Remove the container, killing it if it still runs."""
+        ...
+
+    def state(self) -> ContainerState:
+        """What the engine says of it now (best effort: unknown fields are None/False)."""
         ...
 
 
