@@ -145,10 +145,10 @@ class Sampler:
             self._prev = (now, tree_cpu)
         if self._gpu_present and now >= self._gpu_next:
             self._gpu_next = now + GPU_INTERVAL_S
-            reading = _gpu_reading()
-            if reading is not None:
+            gpu = _gpu_reading()
+            if gpu is not None:
                 old = self._gpu or (0.0, 0)
-                self._gpu = (max(old[0], reading[0]), max(old[1], reading[1]))
+                self._gpu = (max(old[0], gpu[0]), max(old[1], gpu[1]))
         self.samples += 1
 
     def result(
