@@ -156,6 +156,20 @@ class Cgroup:
         """The cgroup.procs files a process writes its pid to, to enter it."""
         return [d / "cgroup.procs" for d in self.dirs.values()]
 
+    def limit_memory(self, limit: int) -> bool:
+        """Cap the cgroup's memory (what Slurm's --mem means under task/cgroup); False when
+        the controller is not there or refuses."""
+        target = (
+            self.dirs[""] / "memory.max"
+            if self.version == "v2"
+            else self.dirs.get("memory", Path("/nonexistent")) / "memory.limit_in_bytes"
+        )
+        try:
+            target.write_text(str(limit))
+        except OSError:
+            return False
+        return True
+
     def remove(self) -> None:
         """Remove a cgroup repro made (once empty; one still busy is left to the kernel)."""
         if not self.owned:

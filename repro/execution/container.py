@@ -21,7 +21,7 @@ from repro.execution.cgroups import cgroup_of
 from repro.execution.environment import Allowlist, run_environment
 from repro.execution.measure import Sampler, Watch, watch
 from repro.execution.runs import CommandResult, InFlight
-from repro.execution.usage import Method, ResourceUsage, ending_of
+from repro.resource_usage import Method, ResourceUsage, ending_of
 
 CONTAINER_UID = 1000
 CONTAINER_HOME = "/home/repro"

@@ -18,11 +18,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psutil
 
 from repro.execution.cgroups import Cgroup, Figures
-from repro.execution.usage import Ending, Method, ResourceUsage, ending_of
+from repro.resource_usage import Ending, Method, ResourceUsage, ending_of
 
 FIRST_INTERVAL_S = 0.005
 INTERVAL_S = 0.05
@@ -218,9 +219,7 @@ def _zombie_io(pid: int) -> tuple[int, int, int, int] | None:
     """/proc/PID/io of an exited, not yet reaped process: its own I/O plus that of every
     descendant it reaped (the kernel adds a reaped child's counters to its parent's)."""
     try:
-        text = (
-            open(f"/proc/{pid}/io").read()  # noqa: PTH123, SIM115 - a proc file, read once
-        )
+        text = Path(f"/proc/{pid}/io").read_text()
     except OSError:
         return None
     keys = {}

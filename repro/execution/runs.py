@@ -21,9 +21,9 @@ from repro.execution.environment import Allowlist, run_environment, standard_pat
 from repro.execution.measure import supervise
 from repro.execution.outputs import expand, is_pattern
 from repro.execution.sandbox import NoSandbox, Sandbox, SandboxSpec, interpreter_prefix
-from repro.execution.usage import ResourceUsage
 from repro.model_base import SweepValue
 from repro.paths import cache_dir, config_dir, scratch_prefix
+from repro.resource_usage import ResourceUsage
 
 TAIL_CHARS = 4000
 KILL_GRACE_S = 5.0
