@@ -36,13 +36,6 @@ _OWN_RSS = psutil.Process().memory_info().rss * 2
 """What a forked child's ru_maxrss may count of repro's own memory (with room to grow)."""
 
 
-@dataclass
-class _Proc:
-    rss: int = 0
-    cpu: float = 0.0
-    io: tuple[int, int, int, int] = (0, 0, 0, 0)
-
-
 def _gpu_reading() -> tuple[float, int] | None:
     """(utilisation %, memory used bytes), the largest over the devices; None without one."""
     smi = shutil.which("nvidia-smi")
@@ -78,7 +71,11 @@ class Sampler:
     samples: int = 0
     peak_rss: int = 0
     peak_cores: float = 0.0
-    seen: dict[tuple[int, float], _Proc] = field(default_factory=dict)
+    seen: set[tuple[int, float]] = field(default_factory=set)
+    """(pid, start time) of every process seen in the tree."""
+    io_max: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    user_max: float = 0.0
+    system_max: float = 0.0
     last: Figures | None = None
     _prev: tuple[float, float] | None = None
     _cache: dict[int, psutil.Process] = field(default_factory=dict)
@@ -107,29 +104,35 @@ class Sampler:
             return []
 
     def sample(self) -> None:
+        """One look at the tree. A process's counters (CPU, I/O) include those of the
+        children it has reaped, so one sample's sum over the live processes counts every
+        byte and second once; the largest sum over samples is kept."""
         now = time.monotonic()
         total_rss = 0
-        tree_cpu = 0.0
+        user = system = 0.0
+        io = [0, 0, 0, 0]
         for proc in self._tree():
             try:
                 with proc.oneshot():
                     key = (proc.pid, proc.create_time())
                     mem = proc.memory_info().rss
                     times = proc.cpu_times()
-                    cpu = times.user + times.system
                     try:
-                        io = proc.io_counters()
-                        counters = (io.read_bytes, io.write_bytes, io.read_chars, io.write_chars)
+                        c = proc.io_counters()
+                        counters = (c.read_bytes, c.write_bytes, c.read_chars, c.write_chars)
                     except (psutil.AccessDenied, AttributeError):
                         counters = (0, 0, 0, 0)
             except psutil.Error:
                 continue
-            entry = self.seen.setdefault(key, _Proc())
-            entry.rss = max(entry.rss, mem)
-            entry.cpu = max(entry.cpu, cpu)
-            entry.io = tuple(max(a, b) for a, b in zip(entry.io, counters, strict=True))  # type: ignore[assignment]
+            self.seen.add(key)
             total_rss += mem
-            tree_cpu += cpu
+            user += times.user + times.children_user
+            system += times.system + times.children_system
+            io = [a + b for a, b in zip(io, counters, strict=True)]
+        self.io_max = [max(a, b) for a, b in zip(self.io_max, io, strict=True)]
+        self.user_max = max(self.user_max, user)
+        self.system_max = max(self.system_max, system)
+        tree_cpu = user + system
         if self.cgroup is not None:
             reading = self.cgroup.read()
             # A cgroup removed under us (a container's, when it stops) reads as nothing: the
@@ -165,8 +168,7 @@ class Sampler:
         """The figures: exact ones (cgroup, rusage) where there are, sampled ones otherwise."""
         wall = wall_s if wall_s is not None else time.monotonic() - self.started
         figures = final or self.last
-        user = sum(p.cpu for p in self.seen.values())
-        system = 0.0
+        user, system = self.user_max, self.system_max
         if rusage is not None:
             user = float(rusage.ru_utime)  # type: ignore[attr-defined]
             system = float(rusage.ru_stime)  # type: ignore[attr-defined]
@@ -183,7 +185,7 @@ class Sampler:
         max_single = int(rusage.ru_maxrss) * 1024 if rusage is not None else 0  # type: ignore[attr-defined]
         if max_single <= _OWN_RSS:
             max_single = 0
-        io = [sum(p.io[i] for p in self.seen.values()) for i in range(4)]
+        io = list(self.io_max)
         if own_io is not None:
             # The run's own /proc/PID/io read as a zombie: it and every descendant it reaped.
             io = [max(a, b) for a, b in zip(io, own_io, strict=True)]
