@@ -211,3 +211,26 @@ def summary(usage: ResourceUsage | None) -> str:
     if usage.samples == 0 and usage.method == "sampling":
         return f"ended before it could be sampled ({usage.wall_s:.2f} s)"
     return f"{human_bytes(usage.peak_rss_bytes)} peak, {usage.cores_mean:.1f} cores"
+
+
+def detail(usage: ResourceUsage) -> str:
+    """Every figure in one line, for `repro inspect` and the replay's table."""
+    if usage.samples == 0 and usage.method == "sampling":
+        return f"{summary(usage)}; {usage.ending.words}"
+    parts = [
+        f"{usage.wall_s:.2f} s",
+        f"CPU {usage.cpu_s:.2f} s ({usage.cores_mean:.1f} cores, peak {usage.cores_peak:.1f})",
+        f"{human_bytes(usage.peak_rss_bytes)} peak",
+        f"read {human_bytes(usage.read_bytes)}, wrote {human_bytes(usage.written_bytes)}",
+        f"{usage.processes} process{'es' if usage.processes != 1 else ''}",
+    ]
+    if usage.gpu_util_peak is not None:
+        parts.append(
+            f"GPU {usage.gpu_util_peak:.0f} % peak, {human_bytes(usage.gpu_mem_peak_bytes or 0)}"
+        )
+    return f"{', '.join(parts)} [{usage.method}]; {usage.ending.words}"
+
+
+def side_by_side(captured: ResourceUsage | None, replayed: ResourceUsage | None) -> str:
+    """'captured: 2.1 GB peak, 3.9 cores; replayed: 2.3 GB peak, 1.0 cores'."""
+    return f"captured: {summary(captured)}; replayed: {summary(replayed)}"
