@@ -225,7 +225,8 @@ def test_slurm_tasks_measure_themselves_and_a_memory_request_is_a_limit(
     check_known(usage, "slurm", load)
     captured = points[("w", "what=hold")]["captured_usage"]
     assert captured is not None and captured["peak_rss_bytes"] > 0.9 * HOLD
-    tight = ResourceUsage.model_validate(points[("tight", "")]["usage"])
+    tight_point = next(p for (run, _), p in points.items() if run == "tight")
+    tight = ResourceUsage.model_validate(tight_point["usage"])
     assert tight.ending.kind == "killed_for_memory", tight
     assert result.returncode == 3  # the memory-limited run did not reproduce
     assert any("memory limit" in w for w in report["warnings"]), report["warnings"]
