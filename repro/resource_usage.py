@@ -112,6 +112,10 @@ class ResourceUsage(Model):
     """Peak GPU utilisation in percent (nvidia-smi, the whole device); None without a GPU."""
     gpu_mem_peak_bytes: int | None = None
     samples: int = Field(default=0, ge=0)
+    started_at: float | None = None
+    """When the command started (Unix time, this machine's clock): the report's timeline."""
+    queue_wait_s: float | None = None
+    """Slurm: from the array's submission to the task's start."""
     ending: Ending
     accounting: dict[str, Any] | None = None
     """The scheduler's own accounting of the task (sacct), when it answers."""

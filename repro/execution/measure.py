@@ -213,6 +213,7 @@ class Sampler:
             gpu_util_peak=self._gpu[0] if self._gpu else None,
             gpu_mem_peak_bytes=self._gpu[1] if self._gpu else None,
             samples=self.samples,
+            started_at=round(time.time() - (time.monotonic() - self.started), 3),
             ending=ending,
         )
 

@@ -68,6 +68,7 @@ class _Task:
     note: str = ""
     settle: int = 0
     slurm_state: str | None = None
+    submitted_at: float | None = None
 
 
 def _time_limit(run: Run) -> str:
@@ -155,8 +156,9 @@ def replay_on_slurm(
             )
             job_ids.append(job)
             previous = job
+            submitted_at = time.time()
             for i in indices:
-                tasks[(job, i)] = _Task(run, i, points[i])
+                tasks[(job, i)] = _Task(run, i, points[i], submitted_at=submitted_at)
             say(f"submitted run {run.name} as Slurm job array {job} ({len(indices)} task(s))")
         _wait(scheduler, tasks, job_ids, project, say)
     except BaseException:
@@ -246,6 +248,9 @@ def _usage(task: _Task, path: Path) -> ResourceUsage | None:
             usage = ResourceUsage.model_validate_json(path.read_text(encoding="utf-8"))
         except ValueError:
             usage = None  # the task's own file, half written or not ours: not a figure
+    if usage is not None and usage.started_at is not None and task.submitted_at is not None:
+        wait = round(max(0.0, usage.started_at - task.submitted_at), 3)
+        usage = usage.model_copy(update={"queue_wait_s": wait})
     if task.slurm_state in ("TIMEOUT", "OUT_OF_MEMORY", "DEADLINE"):
         ending = ending_of(
             task.exit_code,
