@@ -125,6 +125,12 @@ class ResourceUsage(Model):
         return self.cpu_user_s + self.cpu_system_s
 
 
+def with_accounting(usage: ResourceUsage, accounting: dict[str, Any] | None) -> ResourceUsage:
+    """`usage` with the scheduler's own figures for the task (sacct's fields, as parsed by
+    repro.scheduler.accounting) beside the measured ones; the measured ones stay as they are."""
+    return usage if accounting is None else usage.model_copy(update={"accounting": accounting})
+
+
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 

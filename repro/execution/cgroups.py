@@ -102,11 +102,11 @@ def read_v2(directory: Path) -> Figures:
     events = parse_keyed(_read(directory / "memory.events") or "")
     io = _read(directory / "io.stat")
     read, written = parse_io_stat_v2(io) if io is not None else (None, None)
-    usec = 1e-6
+    usec = 1e6
     return Figures(
-        cpu_user_s=cpu["user_usec"] * usec if "user_usec" in cpu else None,
-        cpu_system_s=cpu["system_usec"] * usec if "system_usec" in cpu else None,
-        cpu_total_s=cpu["usage_usec"] * usec if "usage_usec" in cpu else None,
+        cpu_user_s=cpu["user_usec"] / usec if "user_usec" in cpu else None,
+        cpu_system_s=cpu["system_usec"] / usec if "system_usec" in cpu else None,
+        cpu_total_s=cpu["usage_usec"] / usec if "usage_usec" in cpu else None,
         memory_peak=_int(directory / "memory.peak"),
         memory_current=_int(directory / "memory.current"),
         oom_kills=events.get("oom_kill", 0),

@@ -241,7 +241,10 @@ def _outcome(task: _Task, project: Path) -> PointOutcome:
 
 def _usage(task: _Task, path: Path) -> ResourceUsage | None:
     """What the task measured of itself (None when its node could not run the measurer, or
-    it was killed before writing it); what Slurm says ended it wins over the task's words."""
+    it was killed before writing it); what Slurm says ended it wins over the task's words.
+
+    Hook for Slurm accounting: where sacct answers, its figures for the task go beside these
+    with repro.resource_usage.with_accounting (ResourceUsage.accounting)."""
     usage: ResourceUsage | None = None
     if path.is_file():
         try:
