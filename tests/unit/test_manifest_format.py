@@ -50,7 +50,7 @@ MANIFEST_SCHEMA_DIGESTS: dict[str, str] = {
     # Compatible: RunRecord.usage and NotebookRecord.usage added (issue 15), optional with
     # default null (a capsule without them recorded no resource usage, as one made under
     # SOURCE_DATE_EPOCH still does).
-    "repro-capsule/1": "7db37fcae570717e51eeab453360e72f396fa8e18f9b0a4fcc848ab41540070c",
+    "repro-capsule/1": "e5b26d7b579d16b19b789c62713c02770dd3ff4943771a2b46da937c23231485",
 }
 """Format -> sha256 of the manifest schema's shape (see `schema_digest`). Entries are only
 added, or replaced for a compatible change of the current format, never removed."""
