@@ -30,10 +30,37 @@ INTERVAL_S = 0.05
 """Sampling starts at 5 ms and doubles up to 50 ms: a run under a second still gets a
 handful of samples, a long one costs ~20 tree walks a second."""
 GPU_INTERVAL_S = 1.0
+CGROUP_INTERVAL_S = 1.0
 
 
 _OWN_RSS = psutil.Process().memory_info().rss * 2
 """What a forked child's ru_maxrss may count of repro's own memory (with room to grow)."""
+
+
+def _descendants(root: int) -> list[int] | None:
+    """`root` and its descendants from the kernel's per-thread children lists (a few small
+    reads, where psutil's children() reads every process's stat: ~30 ms on a busy machine);
+    None where the kernel has no such lists."""
+    if not Path(f"/proc/{root}/task/{root}/children").exists():
+        return [] if _HAS_CHILDREN else None  # gone already, or no such lists here
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                text = (task / "children").read_text()
+            except OSError:
+                continue
+            todo += [int(c) for c in text.split()]
+    return out
+
+
+_HAS_CHILDREN = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists()
 
 
 def _gpu_reading() -> tuple[float, int] | None:
@@ -81,6 +108,7 @@ class Sampler:
     _cache: dict[int, psutil.Process] = field(default_factory=dict)
     _gpu: tuple[float, int] | None = None
     _gpu_next: float = 0.0
+    _cgroup_next: float = 0.0
     _gpu_present: bool = field(default_factory=lambda: shutil.which("nvidia-smi") is not None)
 
     def _tree(self) -> list[psutil.Process]:
@@ -96,12 +124,23 @@ class Sampler:
                     if proc is not None:
                         procs.append(proc)
                 return procs
-        try:
-            root = self._cache.get(self.root_pid) or psutil.Process(self.root_pid)
-            self._cache[self.root_pid] = root
-            return [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return []
+        tree = _descendants(self.root_pid)
+        if tree is None:  # no /proc/PID/task/TID/children (CONFIG_PROC_CHILDREN): psutil's scan
+            try:
+                root = self._cache.get(self.root_pid) or psutil.Process(self.root_pid)
+                self._cache[self.root_pid] = root
+                return [root, *root.children(recursive=True)]
+            except psutil.Error:
+                return []
+        procs = []
+        for pid in tree:
+            proc = self._cache.get(pid)
+            if proc is None:
+                with contextlib.suppress(psutil.Error):
+                    proc = self._cache[pid] = psutil.Process(pid)
+            if proc is not None:
+                procs.append(proc)
+        return procs
 
     def sample(self) -> None:
         """One look at the tree. A process's counters (CPU, I/O) include those of the
@@ -133,14 +172,18 @@ class Sampler:
         self.user_max = max(self.user_max, user)
         self.system_max = max(self.system_max, system)
         tree_cpu = user + system
-        if self.cgroup is not None:
+        # A cgroup repro made keeps its own peaks and totals and is read at the end: once a
+        # second is enough for the timeline of cores. A container's vanishes when it stops:
+        # every sample.
+        if self.cgroup is not None and (not self.cgroup.owned or now >= self._cgroup_next):
+            self._cgroup_next = now + CGROUP_INTERVAL_S
             reading = self.cgroup.read()
             # A cgroup removed under us (a container's, when it stops) reads as nothing: the
             # last reading that had figures stands.
             if reading.cpu_total_s is not None or reading.memory_peak is not None:
                 self.last = reading
-                if reading.cpu_total_s is not None:
-                    tree_cpu = reading.cpu_total_s
+                if reading.cpu_total_s is not None and not self.cgroup.owned:
+                    tree_cpu = reading.cpu_total_s  # read every sample: one consistent series
         self.peak_rss = max(self.peak_rss, total_rss)
         if self._prev is not None and now - self._prev[0] >= 0.02:
             cores = (tree_cpu - self._prev[1]) / (now - self._prev[0])
