@@ -9,8 +9,8 @@ plus sampling. Parsing is kept in pure functions so it is tested on real file sa
 
 from __future__ import annotations
 
-import contextlib
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,13 +170,25 @@ class Cgroup:
             return False
         return True
 
-    def remove(self) -> None:
-        """Remove a cgroup repro made (once empty; one still busy is left to the kernel)."""
+    def remove(self, wait: float = 1.0) -> None:
+        """Remove a cgroup repro made, once empty: processes killed a moment ago (at a
+        timeout) are given `wait` seconds to go; one still busy after that (a daemon that
+        escaped the run) is left."""
         if not self.owned:
             return
+        deadline = time.monotonic() + wait
         for d in self.dirs.values():
-            with contextlib.suppress(OSError):
-                d.rmdir()
+            while True:
+                try:
+                    d.rmdir()
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.monotonic() >= deadline:
+                        break
+                    time.sleep(0.02)
+                    continue
+                break
 
 
 def _v1_mount(controller: str, root: Path) -> Path | None:
