@@ -10,6 +10,7 @@ from typing import Any
 
 from repro.capsule.manifest import FileEntry, Manifest, RunRecord
 from repro.config.models import Metadata, Run
+from repro.resource_usage import ResourceUsage
 
 MANIFEST_NAME = "repro.json"
 SIGNATURE_NAME = "repro.sig"
@@ -122,6 +123,59 @@ def _crate_id(capsule_path: str) -> str:
     return capsule_path.removeprefix(PAYLOAD_DIR + "/")
 
 
+USAGE_TERMS = "https://repro.dev/terms/resource-usage#"
+"""The namespace of the resourceUsage property ids (docs/resources.md)."""
+_QUDT = "http://qudt.org/vocab/unit/"
+_USAGE_PROPERTIES: tuple[tuple[str, str, str, str], ...] = (
+    # (field, name, QUDT unit, unit text)
+    ("wall_s", "wall time", "SEC", "s"),
+    ("cpu_user_s", "CPU user time", "SEC", "s"),
+    ("cpu_system_s", "CPU system time", "SEC", "s"),
+    ("cores_mean", "cores used (CPU time / wall time)", "NUM", "cores"),
+    ("cores_peak", "cores used, peak", "NUM", "cores"),
+    ("peak_rss_bytes", "peak resident memory of the process tree", "BYTE", "B"),
+    ("memory_peak_bytes", "peak memory of the cgroup", "BYTE", "B"),
+    ("read_bytes", "bytes read from storage", "BYTE", "B"),
+    ("written_bytes", "bytes written to storage", "BYTE", "B"),
+    ("processes", "processes", "NUM", "processes"),
+    ("gpu_util_peak", "GPU utilisation, peak", "PERCENT", "%"),
+    ("gpu_mem_peak_bytes", "GPU memory, peak", "BYTE", "B"),
+)
+
+
+def usage_values(action_id: str, usage: ResourceUsage) -> list[dict[str, Any]]:
+    """A run's resource usage as schema.org PropertyValues (the Workflow Run Crate's
+    `resourceUsage`), one per figure that was measured, plus how it ended and how it was
+    measured."""
+    values: list[dict[str, Any]] = []
+    for name, label, unit, text in _USAGE_PROPERTIES:
+        value = getattr(usage, name)
+        if value is None:
+            continue
+        values.append(
+            {
+                "@id": f"{action_id}-{name}",
+                "@type": "PropertyValue",
+                "name": label,
+                "propertyID": USAGE_TERMS + name,
+                "value": value,
+                "unitCode": _QUDT + unit,
+                "unitText": text,
+            }
+        )
+    for name, value in (("ending", usage.ending.words), ("method", usage.method)):
+        values.append(
+            {
+                "@id": f"{action_id}-{name}",
+                "@type": "PropertyValue",
+                "name": name,
+                "propertyID": USAGE_TERMS + name,
+                "value": value,
+            }
+        )
+    return values
+
+
 def rocrate_metadata(
     metadata: Metadata,
     created: str,
@@ -184,6 +238,7 @@ def rocrate_metadata(
         "name": base_image,
     }
     actions: list[dict[str, Any]] = []
+    usage_entities: list[dict[str, Any]] = []
     apps: list[dict[str, Any]] = []
     for run in runs:
         app_id = f"#app-{run.name}"
@@ -219,6 +274,10 @@ def rocrate_metadata(
             if record.executed
             else {"@id": "http://schema.org/PotentialActionStatus"},
         }
+        if record.usage is not None:
+            used = usage_values(str(action["@id"]), record.usage)
+            action["resourceUsage"] = [{"@id": v["@id"]} for v in used]
+            usage_entities += used
         actions.append(action)
     root: dict[str, object] = {
         "@id": "./",
@@ -250,6 +309,7 @@ def rocrate_metadata(
         *apps,
         container,
         *actions,
+        *usage_entities,
         *[p for _, p in sorted(parts.items())],
     ]
     doc = {"@context": "https://w3id.org/ro/crate/1.1/context", "@graph": graph}

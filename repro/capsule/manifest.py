@@ -33,6 +33,7 @@ from repro.model_base import (
     check_path_limits,
     safe_relative,
 )
+from repro.resource_usage import ResourceUsage
 
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 Role = Literal["code", "data", "env", "result", "notebook", "job", "metadata"]
@@ -219,6 +220,9 @@ class RunRecord(Model):
     exit_code: int | None = None
     duration_s: float | None = None
     """None when SOURCE_DATE_EPOCH asks for a reproducible capsule."""
+    usage: ResourceUsage | None = None
+    """What the run used and what ended it (docs/resources.md); like duration_s, None when
+    SOURCE_DATE_EPOCH asks for a reproducible capsule (machine-dependent figures)."""
     stdout_tail: str = ""
     stderr_tail: str = ""
     outputs: list[ExpectedOutput] = []
@@ -251,6 +255,8 @@ class NotebookRecord(Model):
     """False with --no-run: the outputs saved in the notebook are the expectation."""
     code_cells: int = Field(ge=0)
     duration_s: float | None = None
+    usage: ResourceUsage | None = None
+    """What the notebook's run used; None under SOURCE_DATE_EPOCH, as duration_s."""
 
     @field_validator("path")
     @classmethod

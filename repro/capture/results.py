@@ -103,8 +103,11 @@ def record_results(
     _scan_results(snapshot.scanner, recorded, root, plan.allowed_secrets)
     records, notebook_records = recorded.records, recorded.notebook_records
     if plan.reproducible:
-        records = [r.model_copy(update={"duration_s": None}) for r in records]
-        notebook_records = [r.model_copy(update={"duration_s": None}) for r in notebook_records]
+        # Machine-dependent figures stay out of a reproducible capsule: durations and
+        # resource usage (docs/resources.md, "Determinism").
+        blank = {"duration_s": None, "usage": None}
+        records = [r.model_copy(update=blank) for r in records]
+        notebook_records = [r.model_copy(update=blank) for r in notebook_records]
     return Results(
         tuple(records),
         tuple(notebook_records),
@@ -365,7 +368,8 @@ def _execute_notebooks(
         if failure is not None:
             failures.append(failure)
         elif node is not None:
-            executed.append(_notebook_record(nb, node, outcome.result.duration_s))
+            record, content = _notebook_record(nb, node, outcome.result.duration_s)
+            executed.append((record.model_copy(update={"usage": outcome.result.usage}), content))
     return executed, failures
 
 
@@ -435,6 +439,7 @@ def _record(run: Run, outcome: PointOutcome) -> RunRecord:
         executed=True,
         exit_code=outcome.result.exit_code,
         duration_s=round(outcome.result.duration_s, 3),
+        usage=outcome.result.usage,
         stdout_tail=outcome.result.stdout_tail,
         stderr_tail=outcome.result.stderr_tail,
         outputs=outputs,

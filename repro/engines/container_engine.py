@@ -69,6 +69,16 @@ class ImageInfo:
     """When it was built (epoch seconds)."""
 
 
+@dataclass(frozen=True)
+class ContainerState:
+    pid: int | None = None
+    """The container's first process, as this machine sees it (None once it stopped, or
+    when the engine runs elsewhere)."""
+    running: bool = False
+    oom_killed: bool = False
+    """The kernel killed a process of it for memory (its `memory` limit)."""
+
+
 class Container(Protocol):
     """A started container. kill and remove are best effort: they never raise."""
 
@@ -84,6 +94,10 @@ class Container(Protocol):
 
     def remove(self) -> None:
         """Remove the container, killing it if it still runs."""
+        ...
+
+    def state(self) -> ContainerState:
+        """What the engine says of it now (best effort: unknown fields are None/False)."""
         ...
 
 

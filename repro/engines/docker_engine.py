@@ -22,7 +22,13 @@ import docker.errors
 import requests
 from urllib3.exceptions import ReadTimeoutError
 
-from repro.engines.container_engine import ContainerRefusedError, ContainerSpec, ImageInfo, Stream
+from repro.engines.container_engine import (
+    ContainerRefusedError,
+    ContainerSpec,
+    ContainerState,
+    ImageInfo,
+    Stream,
+)
 from repro.errors import EnvironmentBuildError, ImageBuildError, ServiceUnavailableError
 
 ENGINE_HINT = "start the Docker engine (dockerd), or replay with --target local"
@@ -85,6 +91,19 @@ class DockerContainer:
     def remove(self) -> None:
         with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
             self._container.remove(force=True)
+
+    def state(self) -> ContainerState:
+        try:
+            self._container.reload()
+        except (docker.errors.DockerException, requests.RequestException):
+            return ContainerState()
+        state = self._container.attrs.get("State") or {}
+        pid = state.get("Pid") or None
+        return ContainerState(
+            pid=int(pid) if pid else None,
+            running=bool(state.get("Running")),
+            oom_killed=bool(state.get("OOMKilled")),
+        )
 
 
 class DockerEngine:

@@ -11,12 +11,17 @@ import shlex
 import time
 from pathlib import Path
 
+import psutil
+
 from repro.config.models import Run
 from repro.engines import Container, ContainerEngine, ContainerRefusedError, ContainerSpec, Mount
 from repro.env.pythons import PythonInfo, info_command, parse_info
 from repro.errors import ServiceUnavailableError
+from repro.execution.cgroups import cgroup_of
 from repro.execution.environment import Allowlist, run_environment
+from repro.execution.measure import Sampler, Watch, watch
 from repro.execution.runs import CommandResult, InFlight
+from repro.resource_usage import Method, ResourceUsage, ending_of
 
 CONTAINER_UID = 1000
 CONTAINER_HOME = "/home/repro"
@@ -91,6 +96,7 @@ class DockerRunner:
             return CommandResult(125, time.monotonic() - start, "", f"docker: {exc.message}")
         handle = _Stoppable(container)
         in_flight.add(handle)
+        measuring = _watch_container(container)
         code: int | None
         try:
             code = container.wait(timeout)
@@ -105,13 +111,50 @@ class DockerRunner:
             raise
         finally:
             in_flight.discard(handle)
+            if measuring is not None:
+                measuring.stop()
         duration = time.monotonic() - start
         try:
+            usage = _usage(container, measuring, code, timeout, res.memory, duration)
             out = container.logs("stdout").decode("utf-8", "replace")[-4000:]
             err = container.logs("stderr").decode("utf-8", "replace")[-4000:]
         finally:
             container.remove()
-        return CommandResult(code, duration, out, err)
+        if usage is not None and usage.ending.kind == "killed_for_memory":
+            err = f"{err}\n[{usage.ending.words}]".strip()[-4000:]
+        return CommandResult(code, duration, out, err, usage)
+
+
+def _watch_container(container: Container) -> Watch | None:
+    """Sampling of the container's processes from this machine, and its cgroup (the
+    engine's on this machine: the first process's cgroup); None when the engine runs
+    elsewhere (no pid here) or the container already stopped."""
+    state = container.state()
+    if state.pid is None or not psutil.pid_exists(state.pid):
+        return None
+    return watch(state.pid, cgroup_of)
+
+
+def _usage(
+    container: Container,
+    measuring: Watch | None,
+    code: int | None,
+    timeout: float,
+    memory: str | None,
+    wall: float,
+) -> ResourceUsage | None:
+    state = container.state()
+    ending = ending_of(
+        code if code is None or code >= 0 else None,
+        timed_out_after=timeout if code is None else None,
+        oom_killed=state.oom_killed,
+        memory_limit=memory,
+    )
+    if measuring is None:
+        # Ended before its first process could be seen: no figure, but what ended it.
+        return Sampler(0).result("sampling", ending, wall_s=wall)
+    method: Method = "docker-cgroup" if measuring.sampler.last is not None else "sampling"
+    return measuring.sampler.result(method, ending, wall_s=wall)
 
 
 def give_to_container_user(project: Path) -> None:

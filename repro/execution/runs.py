@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Protocol
 
 from repro.config.models import Run, point_id, point_variables_for, render
+from repro.execution.cgroups import enter_prefix, own_cgroup
 from repro.execution.environment import Allowlist, run_environment, standard_path
+from repro.execution.measure import supervise
 from repro.execution.outputs import expand, is_pattern
 from repro.execution.sandbox import NoSandbox, Sandbox, SandboxSpec, interpreter_prefix
 from repro.model_base import SweepValue
 from repro.paths import cache_dir, config_dir, scratch_prefix
+from repro.resource_usage import ResourceUsage
 from repro.scheduler.records import SacctRecord
 
 TAIL_CHARS = 4000
@@ -34,6 +37,9 @@ class CommandResult:
     duration_s: float
     stdout_tail: str
     stderr_tail: str
+    usage: ResourceUsage | None = None
+    """What the command used and what ended it (repro.execution.measure); None where it was
+    not measured."""
 
     @property
     def timed_out(self) -> bool:
@@ -146,6 +152,8 @@ class LocalRunner:
     venv_root: Path | None
     allowlist: Allowlist = field(default_factory=Allowlist)
     sandbox: Sandbox = field(default_factory=NoSandbox)
+    measure: bool = True
+    """Give each command a cgroup of its own where one can be made (else rusage+sampling)."""
 
     def environment(self, variables: Mapping[str, str], home: Path) -> dict[str, str]:
         own = {"PYTHONNOUSERSITE": "1"}
@@ -185,32 +193,46 @@ class LocalRunner:
             argv = ["/bin/sh", "-c", command]
             if self.sandbox.isolation != "none":
                 argv = self.sandbox.wrap(argv, self.sandbox_spec(workdir, home, run))
-            with out_path.open("wb") as out, err_path.open("wb") as err:
-                start = time.monotonic()
-                proc = subprocess.Popen(
-                    argv,
-                    cwd=workdir,
-                    env=self.environment(variables, home),
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    start_new_session=True,
-                )
-                handle = _Process(proc)
-                in_flight.add(handle)
-                code: int | None
-                try:
-                    code = proc.wait(timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    handle.stop()
-                    code = None
-                except BaseException:
-                    handle.stop()
-                    raise
-                finally:
-                    in_flight.discard(handle)
-                duration = time.monotonic() - start
-            return CommandResult(code, duration, tail_of(out_path), tail_of(err_path))
+            # A cgroup of its own where one can be made (measured exactly), else rusage and
+            # sampling: docs/resources.md.
+            cgroup = own_cgroup() if self.measure else None
+            if cgroup is not None:
+                argv = [*enter_prefix(cgroup), *argv]
+            try:
+                with out_path.open("wb") as out, err_path.open("wb") as err:
+                    start = time.monotonic()
+                    proc = subprocess.Popen(
+                        argv,
+                        cwd=workdir,
+                        env=self.environment(variables, home),
+                        stdin=subprocess.DEVNULL,
+                        stdout=out,
+                        stderr=err,
+                        start_new_session=True,
+                    )
+                    handle = _Process(proc)
+                    in_flight.add(handle)
+                    try:
+                        done = supervise(
+                            proc,
+                            timeout,
+                            cgroup=cgroup,
+                            kill_grace=KILL_GRACE_S,
+                            memory_limit=run.resources.memory,
+                            started=start,
+                        )
+                    except BaseException:
+                        handle.stop()
+                        raise
+                    finally:
+                        in_flight.discard(handle)
+                    duration = time.monotonic() - start
+            finally:
+                if cgroup is not None:
+                    cgroup.remove()
+            return CommandResult(
+                done.exit_code, duration, tail_of(out_path), tail_of(err_path), done.usage
+            )
 
 
 def execute_point(

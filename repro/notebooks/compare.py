@@ -121,6 +121,8 @@ def compare_notebook(
         "exit_code": result.exit_code,
         "duration_s": round(result.duration_s, 3),
         "captured_duration_s": record.duration_s,
+        "usage": result.usage,
+        "captured_usage": record.usage,
         "expected_path": record.capsule_path,
     }
     expected = load_expected(expected_file, record.capsule_path)

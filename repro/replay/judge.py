@@ -17,6 +17,7 @@ from repro.execution.outputs import expand, is_pattern, matches
 from repro.execution.runs import CommandResult, PointOutcome
 from repro.replay.open import Selection
 from repro.report.replay import NotebookReplay, PointReplay, PointStatus
+from repro.resource_usage import Efficiency, efficiency, efficiency_warnings, walltime_s
 
 PASSING = {"identical", "within_tolerance", "not_verified"}
 """Verdicts that do not stop a replay from counting as reproduced (outputs and notebooks)."""
@@ -63,7 +64,10 @@ def judge(
         counts=counts,
         reproduced=reproduced(points, notebooks),
         verified=verified_count(points, notebooks),
-        warnings=unchecked_warnings(counts, notebooks, points),
+        warnings=[
+            *unchecked_warnings(counts, notebooks, points),
+            *resource_warnings(points, by_name),
+        ],
     )
 
 
@@ -88,10 +92,32 @@ def point_replay(
         exit_code=result.exit_code,
         duration_s=round(result.duration_s, 3),
         captured_duration_s=record.duration_s if record else None,
+        usage=result.usage,
+        captured_usage=record.usage if record else None,
+        efficiency=_efficiency(run, result),
         stderr_tail=result.stderr_tail if status != "ok" else "",
         outputs=output_verdicts(run, outcome, record, root, project),
         accounting=outcome.accounting,
     )
+
+
+def _efficiency(run: Run, result: CommandResult) -> Efficiency | None:
+    if result.usage is None or result.usage.samples == 0:
+        return None
+    res = run.resources
+    return efficiency(result.usage, res.cpus, res.memory, walltime_s(res.walltime) or run.timeout)
+
+
+def resource_warnings(points: list[PointReplay], runs: dict[str, Run]) -> list[str]:
+    """A point that used under a quarter of what its run requests, or came within 10 % of a
+    limit (docs/resources.md)."""
+    out: list[str] = []
+    for p in points:
+        if p.usage is None or p.efficiency is None or p.run not in runs:
+            continue
+        label = p.run if not p.point else f"{p.run} [{p.point_id}]"
+        out += efficiency_warnings(label, p.usage, p.efficiency, runs[p.run].resources.cpus)
+    return out
 
 
 def output_verdicts(

@@ -17,6 +17,7 @@ from repro.report.evidence import IMAGE_TYPES, Sides, evidence, locate, number, 
 from repro.report.notebooks import CSS as NOTEBOOK_CSS
 from repro.report.notebooks import notebook_tone, render_notebooks
 from repro.report.replay import EnvironmentDifference, PointReplay, PointStatus, ReplayReport
+from repro.report.resources_page import RESOURCES_CSS, point_resources, resources_section
 
 VERDICT_ORDER: tuple[Verdict, ...] = (
     "identical",
@@ -325,6 +326,7 @@ def _point(
         + f'{_point_badge(point)}<span class="facts">{facts}</span></summary>'
     )
     body = [f'<p class="command">$ <code>{escape(point.command)}</code></p>']
+    body.append(point_resources(point))
     if point.stderr_tail:
         body.append(
             f'<details open><summary>stderr (last lines)</summary><pre class="stderr">'
@@ -401,7 +403,7 @@ def render_html(
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Replay {escape(verdict)}: {escape(report.title)}</title>
-<style>{CSS}{NOTEBOOK_CSS}{navigation.CSS}</style>
+<style>{CSS}{NOTEBOOK_CSS}{navigation.CSS}{RESOURCES_CSS}</style>
 </head>
 <body><main>
 {_header(report)}
@@ -411,6 +413,7 @@ def render_html(
 {navigation.sweep_overview(report)}
 {_warnings(report)}
 {_environment(report.environment_differences)}
+{resources_section(report)}
 {'<h2 id="points">Run points</h2>' if report.points else ""}
 {points}
 {render_notebooks(report.notebooks, capsule_root, project)}

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from repro.compare.verdict import OutputVerdict, Verdict
 from repro.model_base import Model, SweepValue
+from repro.resource_usage import Efficiency, ResourceUsage
 from repro.scheduler.records import SacctRecord
 
 PointStatus = Literal["ok", "failed", "timed_out"]
@@ -28,6 +29,12 @@ class PointReplay(Model):
     exit_code: int | None
     duration_s: float
     captured_duration_s: float | None = None
+    usage: ResourceUsage | None = None
+    """What the point used at this replay, and what ended it (docs/resources.md)."""
+    captured_usage: ResourceUsage | None = None
+    """What it used at capture (None for a capsule made under SOURCE_DATE_EPOCH)."""
+    efficiency: Efficiency | None = None
+    """Used as a share of the run's declared resources (at this replay)."""
     stderr_tail: str = ""
     outputs: list[OutputVerdict] = []
     accounting: SacctRecord | None = None
@@ -62,6 +69,8 @@ class NotebookReplay(Model):
     exit_code: int | None
     duration_s: float
     captured_duration_s: float | None = None
+    usage: ResourceUsage | None = None
+    captured_usage: ResourceUsage | None = None
     executed_path: str | None
     """The executed notebook, relative to the replayed project (kept with --keep/--workdir)."""
     expected_path: str

@@ -20,6 +20,8 @@ from rich.table import Table
 from rich.text import Text
 
 from repro.report.text import json_text, printable
+from repro.resource_usage import detail as usage_detail
+from repro.resource_usage import side_by_side
 from repro.sign import SignatureStatus, fingerprint
 
 if TYPE_CHECKING:
@@ -355,8 +357,13 @@ def render_inspect(report: VerifyReport) -> None:
     for job in m.jobs:
         _line(f"job       {job.run}: {_resources(job.resources)}")
     out.print(_expected_results(m))
+    used = _used(m)
+    if used is not None:
+        out.print(used)
     for nb in m.notebook_results:
         out.print(_t("notebook  ") + _notebook_line(nb), highlight=False)
+        if nb.usage is not None:
+            out.print(_t(f"          used: {usage_detail(nb.usage)}"), highlight=False)
     for note in m.notes:
         out.print(_t("note ", style="yellow") + _t(note, lines=True), highlight=False)
     render_signature(report.signature)
@@ -374,6 +381,20 @@ def _resources(res: Resources) -> str:
             parts.append(f"{key} {value}")
     parts += [f"array limit {res.array_limit}"] if res.array_limit else []
     return ", ".join(parts)
+
+
+def _used(m: Manifest) -> Table | None:
+    """What each point used at capture; None when none was recorded (SOURCE_DATE_EPOCH)."""
+    recorded = [r for r in m.results if r.usage is not None]
+    if not recorded:
+        return None
+    table = Table(title="used at capture (docs/resources.md)", show_lines=False)
+    for col in ("run", "point", "used"):
+        table.add_column(col, overflow="fold")
+    for rec in recorded:
+        if rec.usage is not None:
+            table.add_row(_t(rec.run), _t(rec.point_id), _t(usage_detail(rec.usage)))
+    return table
 
 
 def _expected_results(m: Manifest) -> Table:
@@ -446,6 +467,9 @@ def render_replay(result: ReplayReport, report: Path | None) -> None:
         if nb.error:
             err.print(_t(f"{nb.path}: {nb.error}", style="red", lines=True), highlight=False)
     out.print(table)
+    resources = _resources_table(result)
+    if resources is not None:
+        out.print(resources)
     for d in result.environment_differences:
         out.print(
             _t("  env ", style="dim") + _t(f"{d.what}: {d.captured} -> {d.replayed}"),
@@ -458,6 +482,25 @@ def render_replay(result: ReplayReport, report: Path | None) -> None:
         out.print(_t(f"attestation: {result.attestation}"), highlight=False)
     if result.workdir:
         out.print(_t(f"working directory kept: {result.workdir}"), highlight=False)
+
+
+def _resources_table(result: ReplayReport) -> Table | None:
+    """Captured beside replayed, per point and notebook; what ended a run that did not exit
+    0; None when nothing was measured."""
+    rows = [(p.run, p.point_id, p.captured_usage, p.usage) for p in result.points]
+    rows += [(nb.path, "", nb.captured_usage, nb.usage) for nb in result.notebooks]
+    if not any(c or r for _, _, c, r in rows):
+        return None
+    table = Table(title="resources (docs/resources.md)")
+    for col in ("run", "point", "captured vs replayed", "ended"):
+        table.add_column(col, overflow="fold")
+    for run, point, captured, replayed in rows:
+        ended = replayed.ending.words if replayed is not None else ""
+        style = "" if replayed is None or replayed.ending.exit_code == 0 else "red"
+        table.add_row(
+            _t(run), _t(point), _t(side_by_side(captured, replayed)), _t(ended, style=style)
+        )
+    return table
 
 
 def _replay_verdict(result: ReplayReport) -> str:

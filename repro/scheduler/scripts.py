@@ -71,7 +71,15 @@ def _body(
         *_case(points, run),
         f"mkdir -p {status}",
         "start=$(date +%s.%N)",
+        "# Replays measure the task (repro.execution.task_measure) where the node runs the",
+        "# submitter's Python and repro; by hand, or where it does not, the command runs as is.",
+        'if [ -n "${REPRO_MEASURE_PYTHON:-}" ] && [ -x "$REPRO_MEASURE_PYTHON" ]; then',
+        '  "$REPRO_MEASURE_PYTHON" -E -s -c "$REPRO_MEASURE_MAIN" "$REPRO_MEASURE_PATH" '
+        f"--usage {status}/$task.usage.json ${{REPRO_MEASURE_ARGS:-}} -- "
         f'{prefix}/bin/sh -c "$command"',
+        "else",
+        f'  {prefix}/bin/sh -c "$command"',
+        "fi",
         "code=$?",
         "# The status file is the record: it outlives the scheduler's memory of the job.",
         f'printf "%s %s %s\\n" "$code" "$start" "$(date +%s.%N)" > {status}/$task.status.tmp && '

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repro.engines import ContainerSpec, Stream
+from repro.engines import ContainerSpec, ContainerState, Stream
 from repro.engines.docker_engine import ENGINE_HINT
 from repro.errors import ServiceUnavailableError
 
@@ -50,6 +50,9 @@ class FakeContainer:
 
     def remove(self) -> None:
         self.removed = True
+
+    def state(self) -> ContainerState:
+        return ContainerState()
 
 
 @dataclass

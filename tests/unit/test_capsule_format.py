@@ -17,6 +17,7 @@ import bagit
 import pytest
 from rocrate.rocrate import ROCrate
 
+from repro.capsule.layout import USAGE_TERMS
 from repro.capsule.manifest import FileEntry, Manifest, canonical_json
 from repro.capsule.reader import read_capsule
 from repro.capsule.writer import Source, write_capsule
@@ -127,6 +128,16 @@ def test_ro_crate_describes_each_run_as_a_create_action(tmp_path: Path) -> None:
         assert (root / "data" / results[0].id).is_file()
     assert crate.root_dataset["name"] == "Crate"
     assert crate.root_dataset["conformsTo"].id == "https://w3id.org/ro/wfrun/process/0.5"
+    # What each run used, as resourceUsage PropertyValues with namespaced ids and units.
+    for action in actions:
+        used = {v["propertyID"].rsplit("#", 1)[1]: v for v in action["resourceUsage"]}
+        assert all(v.type == "PropertyValue" for v in used.values())
+        assert all(v["propertyID"].startswith(USAGE_TERMS) for v in used.values())
+        assert used["wall_s"]["value"] > 0 and used["wall_s"]["unitText"] == "s"
+        assert used["wall_s"]["unitCode"] == "http://qudt.org/vocab/unit/SEC"
+        assert used["peak_rss_bytes"]["unitCode"] == "http://qudt.org/vocab/unit/BYTE"
+        assert used["ending"]["value"] == "exited with code 0"
+        assert used["processes"]["unitCode"] == "http://qudt.org/vocab/unit/NUM"
 
 
 def test_capsule_keeps_modes_links_and_empty_files(capsule: Path, tmp_path: Path) -> None:

@@ -102,20 +102,31 @@ MAY_IMPORT_ONLY: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("repro.hashing", (), "hashing files is a utility"),
     ("repro.model_base", (), "the base of every boundary model; depends on nothing"),
     (
+        "repro.resource_usage",
+        ("repro.model_base",),
+        "what a run used, recorded in manifests and reports; depends on nothing but the base",
+    ),
+    (
         "repro.config.models",
         ("repro.model_base",),
         "what repro.toml says; depends on nothing but the base",
     ),
     (
         "repro.capsule.manifest",
-        ("repro", "repro.model_base", "repro.config.models"),
-        "the capsule format; depends on nothing but FORMAT, the base and the config it embeds",
+        ("repro", "repro.model_base", "repro.config.models", "repro.resource_usage"),
+        "the capsule format; depends on nothing but FORMAT, the base, the config it embeds "
+        "and the resource usage it records",
     ),
     ("repro.compare.verdict", ("repro.model_base",), "a comparator's output; only the base"),
     (
         "repro.report.replay",
-        ("repro.model_base", "repro.compare.verdict", "repro.scheduler.records"),
-        "the replay report; the base, the verdicts it collects and Slurm's accounting records",
+        (
+            "repro.model_base",
+            "repro.compare.verdict",
+            "repro.resource_usage",
+            "repro.scheduler.records",
+        ),
+        "the replay report; the base, the verdicts, the resource usage and Slurm's accounting records it collects",
     ),
     (
         "repro.scheduler.records",

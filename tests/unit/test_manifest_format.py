@@ -47,7 +47,10 @@ MANIFEST_SCHEMA_DIGESTS: dict[str, str] = {
     # image is loaded only when it is the recorded image; a capsule without the id means what
     # it always meant, and replay builds its environment from the Dockerfile instead of
     # trusting the saved image's tag).
-    "repro-capsule/1": "47c847191048113f823d7a1379bc6eb71ae04ca87e42ad27e0fd8839b088e963",
+    # Compatible: RunRecord.usage and NotebookRecord.usage added (issue 15), optional with
+    # default null (a capsule without them recorded no resource usage, as one made under
+    # SOURCE_DATE_EPOCH still does).
+    "repro-capsule/1": "e5b26d7b579d16b19b789c62713c02770dd3ff4943771a2b46da937c23231485",
 }
 """Format -> sha256 of the manifest schema's shape (see `schema_digest`). Entries are only
 added, or replaced for a compatible change of the current format, never removed."""

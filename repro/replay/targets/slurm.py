@@ -21,6 +21,7 @@ from repro.execution.runs import (
     tail_of,
 )
 from repro.execution.sandbox import Sandbox, SandboxSpec, interpreter_prefix
+from repro.execution.task_measure import measure_args, measure_variables
 from repro.model_base import SweepValue
 from repro.paths import cache_dir, config_dir
 from repro.replay.targets.base import (
@@ -36,6 +37,7 @@ from repro.replay.targets.base import (
 )
 from repro.replay.targets.isolation import sandbox_for
 from repro.replay.targets.local import describe, environment
+from repro.resource_usage import ResourceUsage, ending_of
 from repro.scheduler.accounting import FINAL_STATES, words_for
 from repro.scheduler.records import SacctRecord
 from repro.scheduler.scripts import STATUS_DIR, render_script
@@ -72,6 +74,8 @@ class _Task:
     note: str = ""
     settle: int = 0
     accounting: SacctRecord | None = None
+    slurm_state: str | None = None
+    submitted_at: float | None = None
 
 
 def _time_limit(run: Run) -> str:
@@ -146,7 +150,11 @@ def replay_on_slurm(
                     workdir=project,
                     indices=indices,
                     array_limit=settings.array_limit or run.resources.array_limit,
-                    export={**isolation.export, "REPRO_PROJECT": str(project)},
+                    export={
+                        **isolation.export,
+                        "REPRO_PROJECT": str(project),
+                        "REPRO_MEASURE_ARGS": measure_args(run.resources.memory),
+                    },
                     partition=settings.partition or run.resources.partition,
                     account=settings.account or run.resources.account,
                     time_limit=_time_limit(run),
@@ -155,8 +163,9 @@ def replay_on_slurm(
             )
             job_ids.append(job)
             previous = job
+            submitted_at = time.time()
             for i in indices:
-                tasks[(job, i)] = _Task(run, i, points[i])
+                tasks[(job, i)] = _Task(run, i, points[i], submitted_at=submitted_at)
             say(f"submitted run {run.name} as Slurm job array {job} ({len(indices)} task(s))")
         _wait(scheduler, tasks, job_ids, project, say)
         _attach_accounting(scheduler, tasks, job_ids, say)
@@ -197,6 +206,7 @@ def _wait(
                     task.state = "failed"
                     task.exit_code = exit_code if state == "FAILED" else None
                     task.note = words_for(state, exit_code, None)
+                    task.slurm_state = state
         counts = {
             s: sum(1 for t in tasks.values() if t.state == s)
             for s in ("pending", "running", "done", "failed")
@@ -241,6 +251,7 @@ def _attach_accounting(
             task.accounting = record
             if record.state in ENDED_BY_SLURM:
                 task.note = record.ending
+                task.slurm_state = record.state
                 if record.state == "TIMEOUT":
                     task.exit_code = None
     if any(t.accounting for t in tasks.values()):
@@ -254,16 +265,52 @@ def _outcome(task: _Task, project: Path) -> PointOutcome:
     if task.note:
         stderr = f"{stderr}\n[{task.note}]".strip()
     outputs, missing = collect_outputs(task.run, task.point, project)
+    usage = _usage(task, logs / f"{task.index}.usage.json")
+    if usage is not None and usage.ending.kind == "killed_for_memory":
+        stderr = f"{stderr}\n[{usage.ending.words}]".strip()
     return PointOutcome(
         task.run.name,
         task.point,
         point_id(task.point),
         render(task.run.command, task.point),
-        CommandResult(task.exit_code, task.duration, tail_of(out) if out.is_file() else "", stderr),
+        CommandResult(
+            task.exit_code,
+            task.duration,
+            tail_of(out) if out.is_file() else "",
+            stderr,
+            usage,
+        ),
         outputs,
         missing,
         accounting=task.accounting,
     )
+
+
+def _usage(task: _Task, path: Path) -> ResourceUsage | None:
+    """What the task measured of itself (None when its node could not run the measurer, or
+    it was killed before writing it); what Slurm says ended it wins over the task's words.
+
+    Hook for Slurm accounting: where sacct answers, its figures for the task go beside these
+    with repro.resource_usage.with_accounting (ResourceUsage.accounting)."""
+    usage: ResourceUsage | None = None
+    if path.is_file():
+        try:
+            usage = ResourceUsage.model_validate_json(path.read_text(encoding="utf-8"))
+        except ValueError:
+            usage = None  # the task's own file, half written or not ours: not a figure
+    if usage is not None and usage.started_at is not None and task.submitted_at is not None:
+        wait = round(max(0.0, usage.started_at - task.submitted_at), 3)
+        usage = usage.model_copy(update={"queue_wait_s": wait})
+    if task.slurm_state in ("TIMEOUT", "OUT_OF_MEMORY", "DEADLINE"):
+        ending = ending_of(
+            task.exit_code,
+            scheduler_state=task.slurm_state,
+            memory_limit=task.run.resources.memory,
+        )
+        if usage is None:
+            return None
+        usage = usage.model_copy(update={"ending": ending})
+    return usage
 
 
 class SlurmTarget:
@@ -318,6 +365,7 @@ class SlurmTarget:
                 "REPRO_VENV": str(venv.root),
                 # the task checks that its node runs the environment's Python as this version
                 "REPRO_PYTHON": major_minor(manifest.environment.python_version),
+                **measure_variables(),
             },
         )
         self._ready = (scheduler, manifest, root, _Isolation(export, sandbox, venv.root, home), say)

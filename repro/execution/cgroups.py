@@ -1,0 +1,244 @@
+"""Control groups, v1 (one hierarchy per controller, hybrid setups) and v2 (unified): read a
+cgroup's CPU, memory, I/O and OOM figures, and make a cgroup of its own for one run.
+
+A run's own cgroup is made *below* the cgroup repro itself is in (never beside it), so every
+limit that applies to repro still applies to the run; where that is not allowed (no
+permission, no delegation), `own_cgroup` returns None and measurement falls back to rusage
+plus sampling. Parsing is kept in pure functions so it is tested on real file samples.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+V1_CONTROLLERS = ("memory", "cpuacct", "blkio", "pids")
+USER_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One reading of a cgroup; None where the file is not there (a controller not enabled)."""
+
+    cpu_user_s: float | None = None
+    cpu_system_s: float | None = None
+    cpu_total_s: float | None = None
+    memory_peak: int | None = None
+    memory_current: int | None = None
+    oom_kills: int = 0
+    read_bytes: int | None = None
+    written_bytes: int | None = None
+
+
+def parse_keyed(text: str) -> dict[str, int]:
+    """'key value' lines (cpu.stat, memory.events, cpuacct.stat, memory.oom_control)."""
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+def parse_io_stat_v2(text: str) -> tuple[int, int]:
+    """io.stat: '8:0 rbytes=N wbytes=N rios=N wios=N dbytes=N dios=N' per device, summed."""
+    read = written = 0
+    for line in text.splitlines():
+        for field in line.split()[1:]:
+            key, _, value = field.partition("=")
+            if key == "rbytes":
+                read += int(value)
+            elif key == "wbytes":
+                written += int(value)
+    return read, written
+
+
+def parse_blkio_v1(text: str) -> tuple[int, int]:
+    """blkio.throttle.io_service_bytes: '8:0 Read N' / '8:0 Write N' per device, 'Total N'."""
+    read = written = 0
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] == "Read":
+            read += int(parts[2])
+        elif len(parts) == 3 and parts[1] == "Write":
+            written += int(parts[2])
+    return read, written
+
+
+def parse_proc_cgroup(text: str) -> dict[str, str]:
+    """/proc/PID/cgroup -> {controller: path}; the v2 (unified) entry is under ''."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        for name in parts[1].split(",") if parts[1] else [""]:
+            out[name.removeprefix("name=")] = parts[2]
+    return out
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def _int(path: Path) -> int | None:
+    text = _read(path)
+    try:
+        return int(text.split()[0]) if text else None
+    except ValueError:
+        return None  # "max"
+
+
+def read_v2(directory: Path) -> Figures:
+    cpu = parse_keyed(_read(directory / "cpu.stat") or "")
+    events = parse_keyed(_read(directory / "memory.events") or "")
+    io = _read(directory / "io.stat")
+    read, written = parse_io_stat_v2(io) if io is not None else (None, None)
+    usec = 1e6
+    return Figures(
+        cpu_user_s=cpu["user_usec"] / usec if "user_usec" in cpu else None,
+        cpu_system_s=cpu["system_usec"] / usec if "system_usec" in cpu else None,
+        cpu_total_s=cpu["usage_usec"] / usec if "usage_usec" in cpu else None,
+        memory_peak=_int(directory / "memory.peak"),
+        memory_current=_int(directory / "memory.current"),
+        oom_kills=events.get("oom_kill", 0),
+        read_bytes=read,
+        written_bytes=written,
+    )
+
+
+def read_v1(dirs: dict[str, Path]) -> Figures:
+    acct, mem, blk = dirs.get("cpuacct"), dirs.get("memory"), dirs.get("blkio")
+    stat = parse_keyed(_read(acct / "cpuacct.stat") or "") if acct else {}
+    usage = _int(acct / "cpuacct.usage") if acct else None
+    oom = parse_keyed(_read(mem / "memory.oom_control") or "") if mem else {}
+    io = _read(blk / "blkio.throttle.io_service_bytes") if blk else None
+    read, written = parse_blkio_v1(io) if io is not None else (None, None)
+    return Figures(
+        cpu_user_s=stat["user"] / USER_HZ if "user" in stat else None,
+        cpu_system_s=stat["system"] / USER_HZ if "system" in stat else None,
+        cpu_total_s=usage * 1e-9 if usage is not None else None,
+        memory_peak=_int(mem / "memory.max_usage_in_bytes") if mem else None,
+        memory_current=_int(mem / "memory.usage_in_bytes") if mem else None,
+        oom_kills=oom.get("oom_kill", 0),
+        read_bytes=read,
+        written_bytes=written,
+    )
+
+
+@dataclass(frozen=True)
+class Cgroup:
+    """A cgroup: its directory per controller (v1) or its one directory (under '', v2)."""
+
+    version: Literal["v1", "v2"]
+    dirs: dict[str, Path]
+    owned: bool = False
+    """Made by repro for one run (removed after it)."""
+
+    def read(self) -> Figures:
+        return read_v2(self.dirs[""]) if self.version == "v2" else read_v1(self.dirs)
+
+    def pids(self) -> list[int]:
+        """The processes in it now (from the memory hierarchy on v1)."""
+        where = self.dirs.get("") or self.dirs.get("memory") or next(iter(self.dirs.values()))
+        text = _read(where / "cgroup.procs") or ""
+        return [int(p) for p in text.split() if p.isdigit()]
+
+    def join_files(self) -> list[Path]:
+        """The cgroup.procs files a process writes its pid to, to enter it."""
+        return [d / "cgroup.procs" for d in self.dirs.values()]
+
+    def limit_memory(self, limit: int) -> bool:
+        """Cap the cgroup's memory (what Slurm's --mem means under task/cgroup); False when
+        the controller is not there or refuses."""
+        target = (
+            self.dirs[""] / "memory.max"
+            if self.version == "v2"
+            else self.dirs.get("memory", Path("/nonexistent")) / "memory.limit_in_bytes"
+        )
+        try:
+            target.write_text(str(limit))
+        except OSError:
+            return False
+        return True
+
+    def remove(self, wait: float = 1.0) -> None:
+        """Remove a cgroup repro made, once empty: processes killed a moment ago (at a
+        timeout) are given `wait` seconds to go; one still busy after that (a daemon that
+        escaped the run) is left."""
+        if not self.owned:
+            return
+        deadline = time.monotonic() + wait
+        for d in self.dirs.values():
+            while True:
+                try:
+                    d.rmdir()
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.monotonic() >= deadline:
+                        break
+                    time.sleep(0.02)
+                    continue
+                break
+
+
+def _v1_mount(controller: str, root: Path) -> Path | None:
+    path = root / controller
+    return path if (path / "cgroup.procs").is_file() else None
+
+
+def cgroup_of(pid: int | str = "self", root: Path = CGROUP_ROOT) -> Cgroup | None:
+    """The cgroup a process is in: v1 when the memory controller is on a v1 hierarchy
+    (hybrid setups put nothing useful on the unified one), else v2."""
+    text = _read(Path(f"/proc/{pid}/cgroup"))
+    if text is None:
+        return None
+    paths = parse_proc_cgroup(text)
+    if "memory" in paths and _v1_mount("memory", root) is not None:
+        dirs = {}
+        for controller in V1_CONTROLLERS:
+            mount = _v1_mount(controller, root)
+            if controller in paths and mount is not None:
+                dirs[controller] = mount / paths[controller].lstrip("/")
+        return Cgroup("v1", dirs)
+    if "" in paths and (root / "cgroup.controllers").is_file():
+        return Cgroup("v2", {"": root / paths[""].lstrip("/")})
+    return None
+
+
+def own_cgroup(root: Path = CGROUP_ROOT) -> Cgroup | None:
+    """A fresh cgroup for one run, below the one this process is in; None where it cannot be
+    made (read-only cgroupfs, no permission or delegation)."""
+    mine = cgroup_of("self", root)
+    if mine is None:
+        return None
+    name = f"repro-run-{uuid.uuid4().hex[:12]}"
+    made: dict[str, Path] = {}
+    try:
+        for controller, parent in mine.dirs.items():
+            child = parent / name
+            child.mkdir()
+            made[controller] = child
+            if not (child / "cgroup.procs").is_file():
+                raise OSError("not a cgroup")
+    except OSError:
+        Cgroup(mine.version, made, owned=True).remove()
+        return None
+    return Cgroup(mine.version, made, owned=True)
+
+
+def enter_prefix(cgroup: Cgroup) -> list[str]:
+    """argv that puts the starting process into `cgroup` and then execs the rest: a shell
+    writes its own pid to each cgroup.procs (before anything forks, so every descendant is
+    inside) and execs. A write that fails is let go: that run is measured without it."""
+    writes = " ".join(f'echo $$ > "{f}";' for f in cgroup.join_files())
+    return ["/bin/sh", "-c", f'{{ {writes} }} 2>/dev/null; exec "$@"', "repro-enter"]
