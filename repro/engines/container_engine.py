@@ -54,6 +54,8 @@ class ContainerSpec:
     """Folders given a fresh, private, world-writable tmpfs."""
     pids_limit: int = 4096
     """Processes and threads the container may have at once (a fork bomb stops there)."""
+    gpus: int = 0
+    """NVIDIA GPUs given to the container (docker run --gpus N); 0: none."""
 
 
 class Container(Protocol):

@@ -15,6 +15,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import docker.types
 import requests
 from urllib3.exceptions import ReadTimeoutError
 
@@ -230,6 +231,7 @@ class DockerEngine:
                     read_only=spec.read_only_root,
                     tmpfs=dict.fromkeys(spec.tmpfs, TMPFS_OPTIONS),
                     pids_limit=spec.pids_limit,
+                    device_requests=device_requests(spec.gpus),
                     **HARDENED,
                 )
         except docker.errors.DockerException as exc:
@@ -257,6 +259,13 @@ class DockerEngine:
             with contextlib.suppress(Exception):
                 self._docker.close()
             self._docker = None
+
+
+def device_requests(gpus: int) -> list[Any] | None:
+    """`docker run --gpus N`: N NVIDIA GPUs (the engine's NVIDIA runtime must be set up)."""
+    if not gpus:
+        return None
+    return [docker.types.DeviceRequest(count=gpus, capabilities=[["gpu"]])]
 
 
 def _split_ref(ref: str) -> tuple[str, str | None]:
