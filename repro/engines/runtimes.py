@@ -89,6 +89,11 @@ class Runtime(Protocol):
         is then."""
         ...
 
+    def ready(self, artifact: str, dest: Path) -> None:
+        """Make the converted image runnable on this host (podman: loaded once here, not
+        by every task at once)."""
+        ...
+
     def lines(self, spec: TaskSpec) -> list[str]:
         """The shell lines that run `/bin/sh -c "$command"` in the container and leave its
         exit status in `$code`."""
@@ -129,6 +134,8 @@ class Apptainer:
     name: RuntimeName = "apptainer"
     binary = "apptainer"
     home = "/tmp"  # noqa: S108 - a path inside the container, private with --containall
+    """Not passed: Apptainer refuses APPTAINERENV_HOME; with --no-home a run's HOME is the
+    user's home path, not mounted (docs/clusters.md)."""
 
     def artifact_name(self, digest: str) -> str:
         return f"apptainer-{digest[:16]}.sif"
@@ -146,8 +153,11 @@ class Apptainer:
             partial.replace(dest)
         return str(dest)
 
+    def ready(self, artifact: str, dest: Path) -> None:
+        """A SIF file runs as it is."""
+
     def lines(self, spec: TaskSpec) -> list[str]:
-        env = [_q(f"APPTAINERENV_{k}={v}") for k, v in spec.environment.items()]
+        env = [_q(f"APPTAINERENV_{k}={v}") for k, v in spec.environment.items() if k != "HOME"]
         env += [_dynamic(f"APPTAINERENV_{n}=", n) for n in spec.point_names]
         words = ["env", *env, self.binary, "exec", "--containall", "--cleanenv", "--no-home"]
         words += ["--no-privs", "--bind", _q(f"{spec.project}:{WORKDIR}"), "--pwd", WORKDIR]
@@ -199,6 +209,9 @@ class Charliecloud:
             engine.remove_image(name)
         return str(dest)
 
+    def ready(self, artifact: str, dest: Path) -> None:
+        """An image directory runs as it is."""
+
     def lines(self, spec: TaskSpec) -> list[str]:
         words = ['USER="${USER:-$(id -un)}"']
         if not spec.network:
@@ -229,6 +242,21 @@ class _Engine:
     def convert(self, engine: ContainerEngine, image_id: str, dest: Path, say: Say) -> str:
         _save(engine, image_id, dest)
         return image_id
+
+    def ready(self, artifact: str, dest: Path) -> None:
+        """The image in this host's store (from the archive when it is not yet)."""
+        try:
+            probe = subprocess.run(
+                [self.binary, "image", "inspect", artifact],
+                capture_output=True,
+                check=False,
+                timeout=120,
+            )
+            present = probe.returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            present = False
+        if not present:
+            _run([self.binary, "load", "-q", "-i", str(dest)], f"{self.binary} load")
 
     def _gpu_words(self, gpus: int) -> list[str]:
         raise NotImplementedError

@@ -44,11 +44,13 @@ def converted(
         if dest.exists() and stamp.is_file() and stamp.read_text().strip() == image_id:
             say(f"reusing the {runtime.name} image {dest.name}")
             artifact = str(dest) if runtime.name in ("apptainer", "charliecloud") else image_id
+            runtime.ready(artifact, dest)
             return artifact, dest
         say(f"converting the environment image {short} for {runtime.name} into {dest}")
         stamp.unlink(missing_ok=True)
         artifact = runtime.convert(engine, image_id, dest, say)
         stamp.write_text(image_id + "\n", encoding="utf-8")
+        runtime.ready(artifact, dest)
     return artifact, dest
 
 
