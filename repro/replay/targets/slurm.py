@@ -278,7 +278,7 @@ class SlurmTarget:
         container = self.options.slurm.container
         if self.options.base_image is not None and container is None:
             warnings.append(
-                "--base-image is ignored on the slurm target without --container: tasks run "
+                "--base-image is ignored on the slurm target: without --container, tasks run "
                 "in a virtual environment built from the lock, not in an image"
             )
         if self.options.no_sandbox and container is not None:
