@@ -125,6 +125,11 @@ class ContainerEngine(Protocol):
         """Write the image `image_id` to `dest` as a `docker save` archive with no tag."""
         ...
 
+    def export(self, image_id: str, dest: Path) -> list[str]:
+        """Write the image's filesystem, flattened, to `dest` as a tar (what a container of
+        it holds before it starts); the image's environment (`NAME=value` entries)."""
+        ...
+
     def remove_image(self, tag: str) -> None:
         """Remove the tag (forcibly); nothing when it is not there."""
         ...

@@ -205,6 +205,25 @@ class DockerEngine:
             for chunk in client.api.get_image(image_id):
                 fh.write(chunk)
 
+    def export(self, image_id: str, dest: Path) -> list[str]:
+        client = self._client()
+        try:
+            with _answering():
+                env = list((client.images.get(image_id).attrs.get("Config") or {}).get("Env") or [])
+                container = client.containers.create(image_id, ["true"], network_disabled=True)
+                try:
+                    with dest.open("wb") as fh:
+                        for chunk in container.export():
+                            fh.write(chunk)
+                finally:
+                    with contextlib.suppress(docker.errors.DockerException):
+                        container.remove(force=True)
+        except docker.errors.DockerException as exc:
+            raise EnvironmentBuildError(
+                f"the Docker engine could not export the image: {_first_line(exc, 200)}"
+            ) from None
+        return [str(e) for e in env]
+
     def remove_image(self, tag: str) -> None:
         client = self._client()
         with _answering(), contextlib.suppress(docker.errors.ImageNotFound):

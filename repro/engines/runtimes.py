@@ -33,8 +33,6 @@ CONTAINER_UID = 1000
 TMPFS_OPTIONS = "rw,nosuid,nodev,exec,mode=1777"
 PIDS_LIMIT = 4096
 CONVERT_TIMEOUT_S = 1800
-CONVERT_REPO = "repro-convert"
-"""A transient tag for a converter that takes images by name only (ch-convert)."""
 Say = Callable[[str], None]
 
 
@@ -188,25 +186,27 @@ class Charliecloud:
     def artifact_name(self, digest: str) -> str:
         return f"charliecloud-{digest[:16]}" + ("-nvidia" if self.gpus else "")
 
-    def convert_commands(self, image_id: str, dest: Path, gpus: bool) -> list[list[str]]:
-        argv = [["ch-convert", "-i", "docker", "-o", "dir", image_id, str(dest)]]
+    def convert_commands(self, archive: Path, dest: Path, gpus: bool) -> list[list[str]]:
+        argv = [["ch-convert", "-i", "tar", "-o", "dir", str(archive), str(dest)]]
         if gpus:
             argv.append(["ch-fromhost", "--nvidia", str(dest)])
         return argv
 
     def convert(self, engine: ContainerEngine, image_id: str, dest: Path, say: Say) -> str:
-        # ch-convert finds Docker images by name only (`docker image ls -q NAME`).
-        name = f"{CONVERT_REPO}:{image_id.removeprefix('sha256:')[:16]}"
-        partial = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-        shutil.rmtree(partial, ignore_errors=True)
-        engine.tag(image_id, name)
-        try:
-            for argv in self.convert_commands(name, partial, gpus=self.gpus):
+        # The engine's flattened export, unpacked by ch-convert (`-i docker` would export
+        # the same, then gzip it and unpack that: 2.5 times slower here), and the image's
+        # environment written where `ch-run --set-env` reads it, as ch-convert does.
+        with tempfile.TemporaryDirectory(prefix=scratch_prefix("ch"), dir=dest.parent) as tmp:
+            archive = Path(tmp) / "image.tar"
+            env = engine.export(image_id, archive)
+            partial = Path(tmp) / dest.name
+            for argv in self.convert_commands(archive, partial, gpus=self.gpus):
                 _run(argv, "converting the image for Charliecloud (ch-convert)")
+            (partial / "ch").mkdir(exist_ok=True)
+            (partial / "ch" / "environment").write_text(
+                "".join(f"{line}\n" for line in env if "\n" not in line), encoding="utf-8"
+            )
             partial.replace(dest)
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
-            engine.remove_image(name)
         return str(dest)
 
     def ready(self, artifact: str, dest: Path) -> None:

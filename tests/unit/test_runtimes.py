@@ -81,10 +81,10 @@ def test_charliecloud_sets_every_variable_explicitly_and_unshares_the_network() 
 
 def test_charliecloud_gpus_inject_the_host_driver_libraries() -> None:
     plain, gpu = Charliecloud(), Charliecloud(gpus=True)
-    assert plain.convert_commands("repro-convert:abc", Path("/s/d"), gpus=False) == [
-        ["ch-convert", "-i", "docker", "-o", "dir", "repro-convert:abc", "/s/d"]
+    assert plain.convert_commands(Path("/s/img.tar"), Path("/s/d"), gpus=False) == [
+        ["ch-convert", "-i", "tar", "-o", "dir", "/s/img.tar", "/s/d"]
     ]
-    assert gpu.convert_commands("repro-convert:abc", Path("/s/d"), gpus=True)[-1] == [
+    assert gpu.convert_commands(Path("/s/img.tar"), Path("/s/d"), gpus=True)[-1] == [
         "ch-fromhost",
         "--nvidia",
         "/s/d",
