@@ -74,8 +74,10 @@ def _body(
         f'cd "${{REPRO_PROJECT:-$PWD}}" 2>/dev/null || {{ {not_shared.strip()}; }}',
         "# The submitting host wrote this token just before submitting: a node that reads",
         "# another one (or none) does not share the working directory.",
-        'if [ -n "${REPRO_SHARED_TOKEN:-}" ] && '
-        f'[ "$(cat {SHARED_MARKER} 2>/dev/null)" != "$REPRO_SHARED_TOKEN" ]; then',
+        "# (read, a builtin: no process is started for it)",
+        'seen=""; if [ -n "${REPRO_SHARED_TOKEN:-}" ]; then '
+        f"read -r seen 2>/dev/null < {SHARED_MARKER}; fi",
+        'if [ -n "${REPRO_SHARED_TOKEN:-}" ] && [ "$seen" != "$REPRO_SHARED_TOKEN" ]; then',
         not_shared,
         "fi",
         'if [ -n "${REPRO_VENV:-}" ]; then',

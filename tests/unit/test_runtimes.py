@@ -167,9 +167,10 @@ def test_the_batch_script_asks_slurm_for_gpus_and_runs_the_runtime_lines() -> No
 def test_every_task_checks_the_shared_marker_before_its_point() -> None:
     run = _sweep()
     lines = render_script(run, run.points(), "slurm").splitlines()
-    check = next(i for i, line in enumerate(lines) if SHARED_MARKER in line)
-    assert '"$REPRO_SHARED_TOKEN"' in lines[check]
-    assert f"exit {NOT_SHARED_EXIT}" in lines[check + 1]
+    read = next(i for i, line in enumerate(lines) if SHARED_MARKER in line)
+    assert f"read -r seen 2>/dev/null < {SHARED_MARKER}" in lines[read]  # a builtin: no fork
+    check = next(i for i, line in enumerate(lines) if '"$seen" != "$REPRO_SHARED_TOKEN"' in line)
+    assert read < check and f"exit {NOT_SHARED_EXIT}" in lines[check + 1]
     assert check < next(i for i, line in enumerate(lines) if '/bin/sh -c "$command"' in line)
 
 
