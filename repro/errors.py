@@ -270,6 +270,14 @@ class NetworkError(ServiceUnavailableError):
     default_hint = "check the network connection and the URL, then retry"
 
 
+class GpuUnavailableError(ServiceUnavailableError):
+    """A run needs GPUs the replay's target does not have."""
+
+
+class SharedFilesystemError(ServiceUnavailableError):
+    """A cluster task does not see the working directory the submitting host wrote."""
+
+
 class AptPackagesMissingError(ServiceUnavailableError):
     """The study needs Debian packages (apt.txt) this machine does not have."""
 

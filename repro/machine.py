@@ -40,7 +40,8 @@ def _memory_bytes() -> int | None:
         return None
 
 
-def _gpus() -> list[Gpu]:
+def gpus() -> list[Gpu]:
+    """The NVIDIA GPUs nvidia-smi lists here (none without it)."""
     smi = shutil.which("nvidia-smi")
     if not smi:
         return []
@@ -75,5 +76,5 @@ def fingerprint() -> Platform:
         cpu_model=_cpu_model(),
         cpu_count=os.cpu_count(),
         memory_bytes=_memory_bytes(),
-        gpus=_gpus(),
+        gpus=gpus(),
     )

@@ -97,6 +97,14 @@ def replay_command(
         int | None,
         typer.Option("--array-limit", min=1, help="Array tasks running at once (slurm target)."),
     ] = None,
+    container: Annotated[
+        Literal["apptainer", "charliecloud", "podman", "docker"] | None,
+        typer.Option(
+            "--container",
+            help="slurm target: run every task in the environment image under this runtime "
+            "(apptainer, charliecloud, podman, docker) instead of a virtual environment.",
+        ),
+    ] = None,
     zenodo_url: ZenodoUrl = None,
     pass_env: PassEnv = None,
     no_sandbox: Annotated[
@@ -160,7 +168,13 @@ def replay_command(
         base_image=base_image,
         offline=offline,
         report_html=report,
-        slurm=SlurmSettings(partition=partition, account=account, array_limit=array_limit),
+        slurm=SlurmSettings(
+            partition=partition,
+            account=account,
+            array_limit=array_limit,
+            container=container,
+            image_cache=workdir.absolute() if workdir is not None and container else None,
+        ),
         pass_env=names_of(pass_env),
         no_sandbox=no_sandbox,
         confirm=None if as_json else confirm_on_terminal,

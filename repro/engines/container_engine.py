@@ -54,6 +54,8 @@ class ContainerSpec:
     """Folders given a fresh, private, world-writable tmpfs."""
     pids_limit: int = 4096
     """Processes and threads the container may have at once (a fork bomb stops there)."""
+    gpus: int = 0
+    """NVIDIA GPUs given to the container (docker run --gpus N); 0: none."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,11 @@ class ContainerEngine(Protocol):
 
     def save(self, image_id: str, dest: Path) -> None:
         """Write the image `image_id` to `dest` as a `docker save` archive with no tag."""
+        ...
+
+    def export(self, image_id: str, dest: Path) -> list[str]:
+        """Write the image's filesystem, flattened, to `dest` as a tar (what a container of
+        it holds before it starts); the image's environment (`NAME=value` entries)."""
         ...
 
     def remove_image(self, tag: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import docker.types
 import requests
 from urllib3.exceptions import ReadTimeoutError
 
@@ -227,6 +228,25 @@ class DockerEngine:
             for chunk in client.api.get_image(image_id):
                 fh.write(chunk)
 
+    def export(self, image_id: str, dest: Path) -> list[str]:
+        client = self._client()
+        try:
+            with _answering():
+                env = list((client.images.get(image_id).attrs.get("Config") or {}).get("Env") or [])
+                container = client.containers.create(image_id, ["true"], network_disabled=True)
+                try:
+                    with dest.open("wb") as fh:
+                        for chunk in container.export():
+                            fh.write(chunk)
+                finally:
+                    with contextlib.suppress(docker.errors.DockerException):
+                        container.remove(force=True)
+        except docker.errors.DockerException as exc:
+            raise EnvironmentBuildError(
+                f"the Docker engine could not export the image: {_first_line(exc, 200)}"
+            ) from None
+        return [str(e) for e in env]
+
     def remove_image(self, tag: str) -> None:
         client = self._client()
         with _answering(), contextlib.suppress(docker.errors.ImageNotFound):
@@ -253,6 +273,7 @@ class DockerEngine:
                     read_only=spec.read_only_root,
                     tmpfs=dict.fromkeys(spec.tmpfs, TMPFS_OPTIONS),
                     pids_limit=spec.pids_limit,
+                    device_requests=device_requests(spec.gpus),
                     **HARDENED,
                 )
         except docker.errors.DockerException as exc:
@@ -335,6 +356,13 @@ class DockerEngine:
             with contextlib.suppress(Exception):
                 self._docker.close()
             self._docker = None
+
+
+def device_requests(gpus: int) -> list[Any] | None:
+    """`docker run --gpus N`: N NVIDIA GPUs (the engine's NVIDIA runtime must be set up)."""
+    if not gpus:
+        return None
+    return [docker.types.DeviceRequest(count=gpus, capabilities=[["gpu"]])]
 
 
 def _split_ref(ref: str) -> tuple[str, str | None]:

@@ -88,6 +88,7 @@ class DockerRunner:
             network=run.network,
             cpus=cpus,
             memory=_memory(res.memory),
+            gpus=res.gpus,
         )
         try:
             container = self.engine.start(spec)

@@ -19,9 +19,10 @@ from typing import Literal, Protocol
 
 from repro.execution.tools import probe
 
-Isolation = Literal["docker", "bubblewrap", "none"]
-"""How a study's runs were isolated from the machine: in a container, in a bubblewrap
-sandbox, or not at all (only the environment allowlist)."""
+Isolation = Literal["docker", "bubblewrap", "none", "apptainer", "charliecloud", "podman"]
+"""How a study's runs were isolated from the machine: in a container (docker; on a cluster
+also apptainer, charliecloud, podman), in a bubblewrap sandbox, or not at all (only the
+environment allowlist)."""
 
 BWRAP_ENV = "REPRO_BWRAP"
 """The bubblewrap executable (default: bwrap on PATH); a path that does not exist means

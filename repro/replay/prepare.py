@@ -7,6 +7,7 @@ from pathlib import Path
 
 from repro.replay.open import Opened
 from repro.replay.targets import Observer, Prepared, Target
+from repro.replay.targets.gpus import check_gpus
 
 
 def prepare(
@@ -14,11 +15,9 @@ def prepare(
 ) -> Prepared:
     """Build (or reuse) the environment on `target`; `shared_workdir`: --workdir was given."""
     ignored = target.ignored()
+    # Before anything is built or submitted: a run needing GPUs the target lacks.
+    check_gpus(target.name, [*opened.selection.runs, *opened.notebook_runs])
     prepared = target.prepare(opened.manifest, opened.root, say)
-    warnings = [*ignored, *prepared.warnings]
-    if target.name == "slurm" and not shared_workdir:
-        warnings.append(
-            f"working directory {workdir} is local to this machine: on a "
-            "multi-node cluster pass --workdir SHARED_DIR"
-        )
-    return replace(prepared, warnings=warnings)
+    # (On slurm, every task checks that it sees the working directory this host wrote:
+    # repro.replay.targets.slurm, so no warning about --workdir is needed here.)
+    return replace(prepared, warnings=[*ignored, *prepared.warnings])

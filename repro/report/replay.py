@@ -96,7 +96,9 @@ class ReplayReport(Model):
     signature: str
     """How the capsule's signature checked out, in words."""
     target: Literal["local", "docker", "slurm"]
-    isolation: Literal["docker", "bubblewrap", "none"] = "none"
+    isolation: Literal["docker", "bubblewrap", "none", "apptainer", "charliecloud", "podman"] = (
+        "none"
+    )
     """How the runs were isolated from the replaying machine: in containers (docker), in a
     bubblewrap sandbox (host read-only, private home and /tmp, no network unless declared),
     or not at all (none: only the environment allowlist). Every target gives runs the

@@ -14,6 +14,11 @@ from repro.model_base import SweepValue
 Flavour = Literal["slurm", "pbs", "sge"]
 STATUS_DIR = ".repro-jobs"
 """Per-task status and logs, relative to the project directory the tasks run in."""
+SHARED_MARKER = f"{STATUS_DIR}/shared-check"
+"""Written by the submitting host with a fresh token (REPRO_SHARED_TOKEN); a task that does
+not read the same token there is on a node that does not share the working directory."""
+NOT_SHARED_EXIT = 96
+"""The exit status of a task that cannot see the submitting host's working directory."""
 
 
 def _memory_mb(memory: str | None) -> int | None:
@@ -45,17 +50,51 @@ def _case(points: list[dict[str, SweepValue]], run: Run) -> list[str]:
     return lines
 
 
+def _measured_lines(status: str, prefix: str) -> list[str]:
+    return [
+        'if [ -n "${REPRO_MEASURE_PYTHON:-}" ] && [ -x "$REPRO_MEASURE_PYTHON" ]; then',
+        '  "$REPRO_MEASURE_PYTHON" -E -s -c "$REPRO_MEASURE_MAIN" "$REPRO_MEASURE_PATH" '
+        f"--usage {status}/$task.usage.json ${{REPRO_MEASURE_ARGS:-}} -- "
+        f'{prefix}/bin/sh -c "$command"',
+        "else",
+        f'  {prefix}/bin/sh -c "$command"',
+        "fi",
+        "code=$?",
+    ]
+
+
 def _body(
-    run: Run, points: list[dict[str, SweepValue]], task_var: str, wrap: Sequence[str]
+    run: Run,
+    points: list[dict[str, SweepValue]],
+    task_var: str,
+    wrap: Sequence[str],
+    run_lines: Sequence[str] | None,
 ) -> list[str]:
     status = shlex.quote(f"{STATUS_DIR}/{run.name}")
     # A replay's sandbox (bubblewrap), rendered by the replaying machine; none by hand.
     prefix = shlex.join(wrap) + " " if wrap else ""
+    # Replays measure the task (repro.execution.task_measure) where the node runs the
+    # submitter's Python and repro; by hand, or where it does not, the command runs as is. A
+    # container runtime's own lines run unmeasured (its figures: sacct, where it answers).
+    measured = run_lines is None
+    not_shared = (
+        '  echo "repro: $(hostname) does not see the working directory of the submitting '
+        f'host (${{REPRO_PROJECT:-$PWD}}): it must be on a shared filesystem" >&2; '
+        f"exit {NOT_SHARED_EXIT}"
+    )
     return [
         "set -u",
         "# Replays set REPRO_PROJECT and REPRO_VENV; by hand, submit from the project folder",
         "# with its environment active.",
-        'cd "${REPRO_PROJECT:-$PWD}" || exit 2',
+        f'cd "${{REPRO_PROJECT:-$PWD}}" 2>/dev/null || {{ {not_shared.strip()}; }}',
+        "# The submitting host wrote this token just before submitting: a node that reads",
+        "# another one (or none) does not share the working directory.",
+        "# (read, a builtin: no process is started for it)",
+        'seen=""; if [ -n "${REPRO_SHARED_TOKEN:-}" ]; then '
+        f"read -r seen 2>/dev/null < {SHARED_MARKER}; fi",
+        'if [ -n "${REPRO_SHARED_TOKEN:-}" ] && [ "$seen" != "$REPRO_SHARED_TOKEN" ]; then',
+        not_shared,
+        "fi",
         'if [ -n "${REPRO_VENV:-}" ]; then',
         "  unset PYTHONPATH PYTHONHOME PYTHONSTARTUP PYTHONUSERBASE CONDA_PREFIX",
         '  export VIRTUAL_ENV="$REPRO_VENV" PATH="$REPRO_VENV/bin:$PATH" PYTHONNOUSERSITE=1',
@@ -71,16 +110,7 @@ def _body(
         *_case(points, run),
         f"mkdir -p {status}",
         "start=$(date +%s.%N)",
-        "# Replays measure the task (repro.execution.task_measure) where the node runs the",
-        "# submitter's Python and repro; by hand, or where it does not, the command runs as is.",
-        'if [ -n "${REPRO_MEASURE_PYTHON:-}" ] && [ -x "$REPRO_MEASURE_PYTHON" ]; then',
-        '  "$REPRO_MEASURE_PYTHON" -E -s -c "$REPRO_MEASURE_MAIN" "$REPRO_MEASURE_PATH" '
-        f"--usage {status}/$task.usage.json ${{REPRO_MEASURE_ARGS:-}} -- "
-        f'{prefix}/bin/sh -c "$command"',
-        "else",
-        f'  {prefix}/bin/sh -c "$command"',
-        "fi",
-        "code=$?",
+        *(_measured_lines(status, prefix) if measured else run_lines or []),
         "# The status file is the record: it outlives the scheduler's memory of the job.",
         f'printf "%s %s %s\\n" "$code" "$start" "$(date +%s.%N)" > {status}/$task.status.tmp && '
         f"mv {status}/$task.status.tmp {status}/$task.status",
@@ -95,9 +125,12 @@ def render_script(
     flavour: Flavour = "slurm",
     resources: Resources | None = None,
     wrap: Sequence[str] = (),
+    run_lines: Sequence[str] | None = None,
 ) -> str:
     """The batch script for `run` over `points` (array task i runs points[i]); `wrap`: the
-    command each task's run is started under (a sandbox, ending with `--`)."""
+    command each task's run is started under (a sandbox, ending with `--`); `run_lines`:
+    instead, the shell lines that run `"$command"` and set `$code` (a container runtime's,
+    repro.engines.runtimes)."""
     res = resources or run.resources
     last = len(points) - 1
     status = f"{STATUS_DIR}/{run.name}"
@@ -155,4 +188,6 @@ def render_script(
         # SGE numbers array tasks from 1.
         head.append("SGE_TASK_ID=$(( ${SGE_TASK_ID:-1} - 1 ))")
         task_var = "SGE_TASK_ID"
-    return "\n".join([line for line in head if line] + _body(run, points, task_var, wrap))
+    return "\n".join(
+        [line for line in head if line] + _body(run, points, task_var, wrap, run_lines)
+    )

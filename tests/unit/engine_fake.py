@@ -118,6 +118,10 @@ class FakeEngine:
         self._answer()
         raise NotImplementedError("saved images are tested against the real engine")
 
+    def export(self, image_id: str, dest: Path) -> list[str]:
+        self._answer()
+        raise NotImplementedError("exports are tested against the real engine")
+
     def remove_image(self, tag: str) -> None:
         self._answer()
         self.images.pop(tag, None)

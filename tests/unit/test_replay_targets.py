@@ -3,14 +3,15 @@ ignores (and says so), and the prepare and execute stages around any Target."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from repro.capsule.manifest import Manifest
-from repro.config.models import Run
-from repro.errors import UsageError
+from repro.config.models import Resources, Run
+from repro.errors import GpuUnavailableError, UsageError
 from repro.execution.runs import PointOutcome
 from repro.replay.execute import execute
 from repro.replay.open import Opened, select
@@ -91,6 +92,16 @@ def test_base_image_is_ignored_outside_docker(name: TargetName) -> None:
     (warning,) = ignored(name, base_image="python:3.12-slim")
     assert warning.startswith(f"--base-image is ignored on the {name} target: ")
     assert ignored("docker", base_image="python:3.12-slim") == []
+
+
+def test_slurm_containers_use_the_base_image_and_always_isolate() -> None:
+    containers = SlurmSettings(container="charliecloud")
+    assert ignored("slurm", base_image="python:3.12-slim", slurm=containers) == []
+    (warning,) = ignored("slurm", no_sandbox=True, slurm=containers)
+    assert warning.startswith("--no-sandbox is ignored with --container charliecloud")
+    assert ignored("docker", slurm=containers) == [
+        "--container is ignored on the docker target: Slurm settings only apply to --target slurm"
+    ]
 
 
 @pytest.mark.parametrize("name", ["local", "docker"])
@@ -179,16 +190,22 @@ def test_prepare_puts_the_ignored_options_first(tmp_path: Path) -> None:
     ]
 
 
-def test_prepare_on_slurm_warns_about_a_working_directory_the_nodes_may_not_see(
-    tmp_path: Path,
-) -> None:
-    local_dir = prepare(FakeTarget("slurm"), opened(tmp_path, [], {}), tmp_path, False, quiet)
-    assert local_dir.warnings[-1] == (
-        f"working directory {tmp_path} is local to this machine: on a "
-        "multi-node cluster pass --workdir SHARED_DIR"
-    )
-    shared = prepare(FakeTarget("slurm"), opened(tmp_path, [], {}), tmp_path, True, quiet)
-    assert shared.warnings == ["captured with Python 3.10"]
+def test_prepare_on_slurm_no_longer_warns_about_the_working_directory(tmp_path: Path) -> None:
+    # Every task checks it sees the submit host's working directory (a marker file), so
+    # there is nothing to warn about here (tests/integration/test_cluster_runtimes.py).
+    for shared in (False, True):
+        prepared = prepare(FakeTarget("slurm"), opened(tmp_path, [], {}), tmp_path, shared, quiet)
+        assert prepared.warnings == ["captured with Python 3.10"]
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has GPUs")
+def test_a_gpu_run_is_refused_before_the_target_prepares_anything(tmp_path: Path) -> None:
+    said: list[str] = []
+    gpu_run = SWEEP.model_copy(update={"resources": Resources(gpus=2)})
+    opening = replace(opened(tmp_path, [], {}), notebook_runs=[gpu_run])
+    with pytest.raises(GpuUnavailableError, match="needs 2 GPU"):
+        prepare(FakeTarget("docker"), opening, tmp_path, True, said.append)
+    assert "preparing" not in said
 
 
 def test_execute_runs_the_selected_points_and_reports_progress(tmp_path: Path) -> None:

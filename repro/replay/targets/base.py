@@ -10,6 +10,7 @@ from typing import Literal, Protocol
 from repro.capsule.layout import created_epoch
 from repro.capsule.manifest import Manifest, Package
 from repro.config.models import Run
+from repro.engines.runtimes import RuntimeName
 from repro.execution.environment import Allowlist
 from repro.execution.runs import CommandRunner, PointOutcome, execute_runs
 from repro.execution.sandbox import Isolation
@@ -28,6 +29,11 @@ class SlurmSettings:
     partition: str | None = None
     account: str | None = None
     array_limit: int | None = None
+    container: RuntimeName | None = None
+    """--container RUNTIME: every task runs its point in the environment image, under that
+    runtime (repro.engines.runtimes); None: in a virtual environment on the node."""
+    image_cache: Path | None = None
+    """Where converted images are kept: the --workdir (which the nodes share) when given."""
 
     def flags(self) -> list[str]:
         """The command-line flags these settings came from (for "ignored" warnings)."""
@@ -35,6 +41,7 @@ class SlurmSettings:
             "--partition": self.partition,
             "--account": self.account,
             "--array-limit": self.array_limit,
+            "--container": self.container,
         }
         return [flag for flag, value in given.items() if value is not None]
 

@@ -100,6 +100,33 @@ def _probe(engine: ContainerEngine, tag: str) -> Prepared:
     )
 
 
+def environment_image(
+    engine: ContainerEngine, manifest: Manifest, root: Path, options: TargetOptions, say: Observer
+) -> str:
+    """The environment image's id, built or loaded through `engine` (the docker target, and
+    the slurm target's --container mode, which converts it for its runtime)."""
+    return _environment(engine, manifest, root, options.base_image, options.offline, say)
+
+
+def probe_environment(engine: ContainerEngine, manifest: Manifest, image: str) -> Prepared:
+    """What the image's Python and packages are, with a warning when its Python is not the
+    capsule's."""
+    prepared = _probe(engine, image)
+    captured = ".".join(manifest.environment.python_version.split(".")[:2])
+    running = ".".join(prepared.python_version.split(".")[:2])
+    if running == captured:
+        return prepared
+    return dataclasses.replace(
+        prepared,
+        warnings=[
+            *prepared.warnings,
+            f"the image runs Python {running}, but the capsule was captured with "
+            f"Python {captured}: choose a base image with Python {captured} "
+            "(--base-image)",
+        ],
+    )
+
+
 class DockerTarget:
     """Points run in containers of the environment image, -j at a time; on `engine` when
     given (it is the caller's to close), else on the Docker engine, connected in prepare."""
@@ -128,22 +155,8 @@ class DockerTarget:
         self._variables = study_variables(manifest)
         engine = self._engine = self._given if self._given is not None else DockerEngine()
         engine.ping()
-        tag = _environment(
-            engine, manifest, root, self.options.base_image, self.options.offline, say
-        )
-        prepared = _probe(engine, tag)
-        captured = ".".join(manifest.environment.python_version.split(".")[:2])
-        running = ".".join(prepared.python_version.split(".")[:2])
-        if running != captured:
-            prepared = dataclasses.replace(
-                prepared,
-                warnings=[
-                    *prepared.warnings,
-                    f"the image runs Python {running}, but the capsule was captured with "
-                    f"Python {captured}: choose a base image with Python {captured} "
-                    "(--base-image)",
-                ],
-            )
+        tag = environment_image(engine, manifest, root, self.options, say)
+        prepared = probe_environment(engine, manifest, tag)
         give_to_container_user(root / "data" / "project")
         allowed = allowlist(manifest, self.options)
         self._runner = DockerRunner(engine, tag, allowed)

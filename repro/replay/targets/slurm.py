@@ -5,14 +5,17 @@ answers, its record of each task is attached to the point."""
 from __future__ import annotations
 
 import math
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from repro.capsule.manifest import Manifest
 from repro.config.models import Run, point_id, render
+from repro.engines.runtimes import RuntimeName
 from repro.env.pythons import major_minor
-from repro.execution.environment import run_environment, standard_path
+from repro.errors import SharedFilesystemError
+from repro.execution.environment import Allowlist, run_environment, standard_path
 from repro.execution.runs import (
     CommandResult,
     PointOutcome,
@@ -20,7 +23,7 @@ from repro.execution.runs import (
     remove_stale_outputs,
     tail_of,
 )
-from repro.execution.sandbox import Sandbox, SandboxSpec, interpreter_prefix
+from repro.execution.sandbox import NoSandbox, Sandbox, SandboxSpec, interpreter_prefix
 from repro.execution.task_measure import measure_args, measure_variables
 from repro.model_base import SweepValue
 from repro.paths import cache_dir, config_dir
@@ -35,12 +38,14 @@ from repro.replay.targets.base import (
     allowlist,
     study_variables,
 )
+from repro.replay.targets.cluster_image import ContainerPlan, plan_containers
+from repro.replay.targets.gpus import runs_need_gpus
 from repro.replay.targets.isolation import sandbox_for
 from repro.replay.targets.local import describe, environment
 from repro.resource_usage import ResourceUsage, ending_of
 from repro.scheduler.accounting import FINAL_STATES, words_for
 from repro.scheduler.records import SacctRecord
-from repro.scheduler.scripts import STATUS_DIR, render_script
+from repro.scheduler.scripts import NOT_SHARED_EXIT, SHARED_MARKER, STATUS_DIR, render_script
 from repro.scheduler.slurm import Scheduler, Slurm, Submission, TaskState
 
 POLL_S = 0.5
@@ -84,12 +89,29 @@ def _time_limit(run: Run) -> str:
     return str(max(1, math.ceil(run.timeout / 60)))  # minutes
 
 
-def _script(run: Run, project: Path, wrap: list[str]) -> Path:
+def _script(run: Run, project: Path, isolation: _Isolation) -> Path:
     """The batch script for the run, rendered here from the manifest's run as at capture
-    (never the capsule's own text: only what repro generates runs), under `wrap`."""
+    (never the capsule's own text: only what repro generates runs), under the sandbox or in
+    the container runtime."""
     path = project / STATUS_DIR / f"{run.name}.sbatch"
-    path.write_text(render_script(run, run.points(), "slurm", wrap=wrap), encoding="utf-8")
+    if isolation.containers is not None:
+        text = render_script(
+            run, run.points(), "slurm", run_lines=isolation.containers.lines(run, project)
+        )
+    else:
+        text = render_script(run, run.points(), "slurm", wrap=isolation.wrap(run, project))
+    path.write_text(text, encoding="utf-8")
     return path
+
+
+def _mark_shared(project: Path) -> str:
+    """Write a fresh token where every task reads it before its point runs (the check that
+    the nodes share the working directory)."""
+    token = secrets.token_hex(8)
+    marker = project / SHARED_MARKER
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(token + "\n", encoding="utf-8")
+    return token
 
 
 @dataclass(frozen=True)
@@ -98,11 +120,13 @@ class _Isolation:
 
     export: dict[str, str]
     sandbox: Sandbox
-    venv: Path
+    venv: Path | None
     home: Path
+    containers: ContainerPlan | None = None
+    """--container: the runtime every task runs its point in (no venv, no sandbox)."""
 
     def wrap(self, run: Run, project: Path) -> list[str]:
-        if self.sandbox.isolation == "none":
+        if self.sandbox.isolation == "none" or self.venv is None:
             return []
         shown = [self.venv]
         prefix = interpreter_prefix(self.venv)
@@ -134,6 +158,7 @@ def replay_on_slurm(
     job_ids: list[str] = []
     try:
         previous: str | None = None
+        token = _mark_shared(project)
         for run in runs:
             points = run.points()
             indices = [i for i, p in enumerate(points) if select(run, p)]
@@ -146,7 +171,7 @@ def replay_on_slurm(
             remove_stale_outputs(run, [points[i] for i in indices], project)
             job = scheduler.submit_array(
                 Submission(
-                    script=_script(run, project, isolation.wrap(run, project)),
+                    script=_script(run, project, isolation),
                     workdir=project,
                     indices=indices,
                     array_limit=settings.array_limit or run.resources.array_limit,
@@ -154,6 +179,7 @@ def replay_on_slurm(
                         **isolation.export,
                         "REPRO_PROJECT": str(project),
                         "REPRO_MEASURE_ARGS": measure_args(run.resources.memory),
+                        "REPRO_SHARED_TOKEN": token,
                     },
                     partition=settings.partition or run.resources.partition,
                     account=settings.account or run.resources.account,
@@ -203,6 +229,13 @@ def _wait(
                 if state == "COMPLETED" and task.settle < GRACE_POLLS:
                     task.settle += 1  # a shared filesystem may show the status file late
                 elif state in FINAL and not status.is_file():
+                    if exit_code == NOT_SHARED_EXIT:
+                        raise SharedFilesystemError(
+                            f"a Slurm task (job {key[0]}, task {key[1]}) does not see the "
+                            f"working directory {project}: the nodes must share it",
+                            hint="replay with --workdir on a filesystem every node mounts "
+                            "(a home or project folder, not /tmp)",
+                        )
                     task.state = "failed"
                     task.exit_code = exit_code if state == "FAILED" else None
                     task.note = words_for(state, exit_code, None)
@@ -332,15 +365,25 @@ class SlurmTarget:
                 f"-j {self.options.jobs} is ignored on the slurm target: the scheduler decides "
                 "how many tasks run at once (limit them with --array-limit)"
             )
-        if self.options.base_image is not None:
+        container = self.options.slurm.container
+        if self.options.base_image is not None and container is None:
             warnings.append(
-                "--base-image is ignored on the slurm target: tasks run in a virtual "
-                "environment built from the lock, not in an image"
+                "--base-image is ignored on the slurm target: without --container, tasks run "
+                "in a virtual environment built from the lock, not in an image"
+            )
+        if self.options.no_sandbox and container is not None:
+            warnings.append(
+                f"--no-sandbox is ignored with --container {container}: the runs are always "
+                "isolated in their containers"
             )
         return warnings
 
     def prepare(self, manifest: Manifest, root: Path, say: Observer) -> Prepared:
         scheduler = Slurm()  # exit 5 before any work when Slurm is not there
+        if self.options.slurm.container is not None:
+            return self._prepare_containers(
+                self.options.slurm.container, scheduler, manifest, root, say
+            )
         # The sandbox is probed here, on the submitting machine: the nodes need the same
         # bubblewrap (one node here; a cluster without it: --no-sandbox, docs/security.md).
         sandbox, warnings = sandbox_for(self.name, self.options)
@@ -370,6 +413,32 @@ class SlurmTarget:
         )
         self._ready = (scheduler, manifest, root, _Isolation(export, sandbox, venv.root, home), say)
         return describe(venv, [*warnings, *allowed.missing(), *env_warnings], sandbox.isolation)
+
+    def _prepare_containers(
+        self,
+        name: RuntimeName,
+        scheduler: Scheduler,
+        manifest: Manifest,
+        root: Path,
+        say: Observer,
+    ) -> Prepared:
+        plan, prepared = plan_containers(
+            name, manifest, root, self.options, runs_need_gpus(manifest.runs) > 0, say
+        )
+        say(f"isolation: {name} containers")
+        home = root.parent / "home"
+        home.mkdir(exist_ok=True)
+        # The batch shell's own environment: enough to find the runtime; what the point
+        # sees is only what the runtime is given explicitly (plan.environment).
+        export = run_environment(Allowlist(), home=str(home), path=standard_path(), variables={})
+        self._ready = (
+            scheduler,
+            manifest,
+            root,
+            _Isolation(export, NoSandbox(), None, home, plan),
+            say,
+        )
+        return prepared
 
     def execute(
         self, runs: list[Run], project: Path, select: Select, on_point: OnPoint
