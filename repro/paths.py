@@ -88,3 +88,11 @@ def data_dir() -> Path:
     path = Path(override) if override else Path(platformdirs.user_data_dir("repro"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def state_dir() -> Path:
+    """REPRO_STATE_DIR, or the user state directory (records of detached replays)."""
+    override = os.environ.get("REPRO_STATE_DIR")
+    path = Path(override) if override else Path(platformdirs.user_state_dir("repro"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

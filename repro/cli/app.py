@@ -13,6 +13,7 @@ import typer
 from repro import __version__
 from repro.cli import (
     capture,
+    collect,
     diff,
     fetch,
     history,
@@ -130,6 +131,8 @@ app.command("publish")(handles_errors(publish.publish_command))
 app.command("fetch")(handles_errors(fetch.fetch_command))
 app.command("verify-attestation")(handles_errors(verify_attestation.verify_attestation_command))
 app.command("history")(handles_errors(history.history_command))
+app.command("status")(handles_errors(collect.status_command))
+app.command("collect")(handles_errors(collect.collect_command))
 
 
 def main(argv: list[str] | None = None) -> None:

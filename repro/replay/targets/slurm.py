@@ -56,7 +56,7 @@ FINAL = {
 
 
 @dataclass
-class _Task:
+class Task:
     run: Run
     index: int
     point: dict[str, SweepValue]
@@ -107,20 +107,26 @@ class _Isolation:
         return self.sandbox.wrap([], spec)
 
 
-def replay_on_slurm(
+@dataclass
+class Submitted:
+    """Arrays submitted and not waited for: their job ids and one task per selected point."""
+
+    tasks: dict[tuple[str, int], Task]
+    job_ids: list[str]
+
+
+def submit_runs(
     scheduler: Scheduler,
-    manifest: Manifest,
     runs: list[Run],
-    root: Path,
     project: Path,
     isolation: _Isolation,
     select: Select,
     settings: SlurmSettings,
     say: Observer,
-) -> list[PointOutcome]:
-    """Submit every run as an array (each after the one before it), wait, gather."""
-    tasks: dict[tuple[str, int], _Task] = {}
-    job_ids: list[str] = []
+) -> Submitted:
+    """Submit every run as an array (each after the one before it); a failure part-way
+    cancels what was submitted."""
+    submitted = Submitted({}, [])
     try:
         previous: str | None = None
         for run in runs:
@@ -146,53 +152,85 @@ def replay_on_slurm(
                     after=[previous] if previous else None,
                 )
             )
-            job_ids.append(job)
+            submitted.job_ids.append(job)
             previous = job
             for i in indices:
-                tasks[(job, i)] = _Task(run, i, points[i])
+                submitted.tasks[(job, i)] = Task(run, i, points[i])
             say(f"submitted run {run.name} as Slurm job array {job} ({len(indices)} task(s))")
-        _wait(scheduler, tasks, job_ids, project, say)
     except BaseException:
-        scheduler.cancel(job_ids)
-        if job_ids:
-            say(f"cancelled Slurm job(s) {', '.join(job_ids)}")
+        _cancel(scheduler, submitted.job_ids, say)
         raise
-    return [_outcome(t, project) for t in tasks.values()]
+    return submitted
+
+
+def _cancel(scheduler: Scheduler, job_ids: list[str], say: Observer) -> None:
+    scheduler.cancel(job_ids)
+    if job_ids:
+        say(f"cancelled Slurm job(s) {', '.join(job_ids)}")
+
+
+def replay_on_slurm(
+    scheduler: Scheduler,
+    manifest: Manifest,
+    runs: list[Run],
+    root: Path,
+    project: Path,
+    isolation: _Isolation,
+    select: Select,
+    settings: SlurmSettings,
+    say: Observer,
+) -> list[PointOutcome]:
+    """Submit every run as an array (each after the one before it), wait, gather."""
+    submitted = submit_runs(scheduler, runs, project, isolation, select, settings, say)
+    try:
+        _wait(scheduler, submitted.tasks, submitted.job_ids, project, say)
+    except BaseException:
+        _cancel(scheduler, submitted.job_ids, say)
+        raise
+    return [outcome_of(t, project) for t in submitted.tasks.values()]
+
+
+def poll_tasks(
+    scheduler: Scheduler, tasks: dict[tuple[str, int], Task], job_ids: list[str], project: Path
+) -> dict[str, int]:
+    """Update every unfinished task from its status file, squeue and scontrol, once; the
+    number of tasks per state."""
+    queued = scheduler.queued(job_ids)
+    for key, task in tasks.items():
+        if task.state in ("done", "failed"):
+            continue
+        status = project / STATUS_DIR / task.run.name / f"{task.index}.status"
+        if status.is_file():
+            code, start, end = [*status.read_text().split(), "0", "0"][:3]
+            task.exit_code = int(code)
+            task.duration = max(0.0, float(end) - float(start))
+            task.state = "done" if task.exit_code == 0 else "failed"
+        elif key in queued:
+            task.state = queued[key]
+        else:
+            state, exit_code = scheduler.final_state(*key)
+            if state == "COMPLETED" and task.settle < GRACE_POLLS:
+                task.settle += 1  # a shared filesystem may show the status file late
+            elif state in FINAL and not status.is_file():
+                task.state = "failed"
+                task.exit_code = exit_code if state == "FAILED" else None
+                task.note = f"Slurm says {state}"
+    return {
+        s: sum(1 for t in tasks.values() if t.state == s)
+        for s in ("pending", "running", "done", "failed")
+    }
 
 
 def _wait(
     scheduler: Scheduler,
-    tasks: dict[tuple[str, int], _Task],
+    tasks: dict[tuple[str, int], Task],
     job_ids: list[str],
     project: Path,
     say: Observer,
 ) -> None:
     last = ""
     while True:
-        queued = scheduler.queued(job_ids)
-        for key, task in tasks.items():
-            if task.state in ("done", "failed"):
-                continue
-            status = project / STATUS_DIR / task.run.name / f"{task.index}.status"
-            if status.is_file():
-                code, start, end = [*status.read_text().split(), "0", "0"][:3]
-                task.exit_code = int(code)
-                task.duration = max(0.0, float(end) - float(start))
-                task.state = "done" if task.exit_code == 0 else "failed"
-            elif key in queued:
-                task.state = queued[key]
-            else:
-                state, exit_code = scheduler.final_state(*key)
-                if state == "COMPLETED" and task.settle < GRACE_POLLS:
-                    task.settle += 1  # a shared filesystem may show the status file late
-                elif state in FINAL and not status.is_file():
-                    task.state = "failed"
-                    task.exit_code = exit_code if state == "FAILED" else None
-                    task.note = f"Slurm says {state}"
-        counts = {
-            s: sum(1 for t in tasks.values() if t.state == s)
-            for s in ("pending", "running", "done", "failed")
-        }
+        counts = poll_tasks(scheduler, tasks, job_ids, project)
         line = ", ".join(f"{n} {s}" for s, n in counts.items())
         if line != last:
             say(f"tasks: {line}")
@@ -202,7 +240,7 @@ def _wait(
         time.sleep(POLL_S)
 
 
-def _outcome(task: _Task, project: Path) -> PointOutcome:
+def outcome_of(task: Task, project: Path) -> PointOutcome:
     logs = project / STATUS_DIR / task.run.name
     out, err = logs / f"{task.index}.out", logs / f"{task.index}.err"
     stderr = tail_of(err) if err.is_file() else ""
@@ -289,6 +327,13 @@ class SlurmTarget:
         for outcome in outcomes:
             on_point(outcome)
         return outcomes
+
+    def submit(self, runs: list[Run], project: Path, select: Select) -> Submitted:
+        """Submit every selected point without waiting (a detached replay)."""
+        if self._ready is None:
+            raise RuntimeError("submit before prepare")
+        scheduler, _manifest, _root, isolation, say = self._ready
+        return submit_runs(scheduler, runs, project, isolation, select, self.options.slurm, say)
 
     def close(self) -> None:
         """Nothing to release: replay_on_slurm cancels its jobs when it does not finish."""
