@@ -285,8 +285,9 @@ def _task_status(job: str, task: Task, files: list[str] | None = None) -> TaskSt
 
 
 def overall(tasks: list[TaskStatus]) -> tuple[PointState, dict[str, int]]:
-    counts = {s: sum(1 for t in tasks if t.state == s) for s in ("queued", "running", "done")}
-    counts["failed"] = sum(1 for t in tasks if t.state == "failed")
+    counts = {
+        s: sum(1 for t in tasks if t.state == s) for s in ("queued", "running", "done", "failed")
+    }
     if counts["done"] + counts["failed"] == len(tasks):
         return ("done" if counts["failed"] == 0 else "failed"), counts
     if counts["running"] or counts["done"] or counts["failed"]:
