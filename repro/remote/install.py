@@ -5,6 +5,7 @@ its source digest is the one running here, so both sides always run the same cod
 from __future__ import annotations
 
 import hashlib
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -118,22 +119,31 @@ def ensure_repro(host: RemoteHost, python: str, say: Callable[[str], None]) -> s
         return exe
     say(f"installing repro {repro.__version__} on {host.spec.label} (in ~/{REMOTE_VENV})")
     wheel = local_wheel(say)
-    sent = upload(host, wheel, f"{home}/.cache/repro/wheels")
+    sent = upload(host, wheel, f"{home}/.cache/repro/wheels", resumable=False)
     q_py, q_wheel = shlex.quote(python), shlex.quote(sent.remote_path)
-    # The upload is named SHA.NAME; pip needs the wheel's own file name.
-    named = f"{home}/.cache/repro/wheels/{wheel.name}"
-    q_named = shlex.quote(named)
-    script = " && ".join(
+    # pip needs the wheel's own file name (the upload is SHA.NAME); one per process.
+    q_named = shlex.quote(f"{home}/.cache/repro/wheels/{secrets.token_hex(4)}/{wheel.name}")
+    q_stamp = shlex.quote(wanted)
+    install = " && ".join(
         [
             f"{q_py} -c 'import sys; sys.exit(sys.version_info < (3, 11))' || "
             f"{{ echo 'repro needs Python >= 3.11 there, {python} is older' >&2; exit 3; }}",
-            f"cp -f {q_wheel} {q_named}",
+            f"mkdir -p $(dirname {q_named}) && cp -f {q_wheel} {q_named}",
             f"{{ [ -x {q_venv}/bin/python ] || {q_py} -m venv {q_venv}; }}",
             f"{q_venv}/bin/python -m pip install -q --disable-pip-version-check {q_named}",
             f"{q_venv}/bin/python -m pip install -q --disable-pip-version-check --no-deps "
             f"--force-reinstall {q_named}",
-            f"printf '%s\\n' {shlex.quote(wanted)} > {q_venv}/{STAMP}",
+            f"printf '%s\\n' {q_stamp} > {q_venv}/{STAMP}",
+            f"rm -rf $(dirname {q_named})",
         ]
+    )
+    # One install at a time (flock, where util-linux has it): a second repro waits, then
+    # finds the stamp written.
+    script = (
+        f"mkdir -p {shlex.quote(home + '/.cache/repro')} && "
+        f"exec 9> {q_venv}.lock && {{ command -v flock >/dev/null && flock 9 || true; }} && "
+        f'if [ "$(cat {q_venv}/{STAMP} 2>/dev/null)" = {q_stamp} ]; then exit 0; fi && '
+        f"{install}"
     )
     answer = host.run(script, timeout=900, check=False, what="installing repro")
     if not answer.ok:

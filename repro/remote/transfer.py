@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import secrets
 import shlex
 import tarfile
 from collections.abc import Callable
@@ -72,12 +73,15 @@ def upload(
     *,
     progress: Callable[[int, int], None] | None = None,
     say: Callable[[str], None] = lambda _m: None,
+    resumable: bool = True,
 ) -> Upload:
-    """`local` in `folder` there (absolute), resumed when a partial is there; checked."""
+    """`local` in `folder` there (absolute), resumed when a partial is there; checked.
+    `resumable=False`: a partial of this process's own (small files several repro processes
+    may send at once)."""
     size = local.stat().st_size
     digest = _sha256(local)
     final = posixpath.join(folder, f"{digest[:16]}.{local.name}")
-    part = final + ".part"
+    part = final + (".part" if resumable else f".{secrets.token_hex(4)}.part")
     q_folder, q_final, q_part = shlex.quote(folder), shlex.quote(final), shlex.quote(part)
     probe = host.run(
         f"mkdir -p {q_folder} && if [ -f {q_final} ]; then echo final 0 "
