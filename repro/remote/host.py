@@ -215,31 +215,30 @@ class RemoteHost:
     ) -> int:
         """Stream `source` to the standard input of `command` there; the bytes sent."""
         sent = 0
-        proc = subprocess.Popen(
+        with subprocess.Popen(
             self._argv(command),
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
-        )
-        if proc.stdin is None or proc.stderr is None:  # pragma: no cover - PIPE given
-            raise RuntimeError("ssh started without pipes")
-        try:
+        ) as proc:
+            if proc.stdin is None or proc.stderr is None:  # pragma: no cover - PIPE given
+                raise RuntimeError("ssh started without pipes")
             try:
-                while block := source.read(chunk):
-                    proc.stdin.write(block)
-                    sent += len(block)
-                    if progress is not None:
-                        progress(sent)
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass  # the far side stopped reading: its exit status and stderr say why
-            stderr = proc.stderr.read()
-            code = proc.wait()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
+                try:
+                    while block := source.read(chunk):
+                        proc.stdin.write(block)
+                        sent += len(block)
+                        if progress is not None:
+                            progress(sent)
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass  # the far side stopped reading: its exit status and stderr say why
+                stderr = proc.stderr.read()
+                code = proc.wait()
+            except BaseException:
+                proc.kill()
+                raise
         answer = Answer(code, b"", stderr)
         if code == 255:
             raise ssh_failure(self.spec, stderr.decode("utf-8", "replace"))
@@ -250,24 +249,23 @@ class RemoteHost:
     @contextmanager
     def receive(self, command: str) -> Iterator[IO[bytes]]:
         """The standard output of `command` there, as a stream; its failure raises on exit."""
-        proc = subprocess.Popen(
+        with subprocess.Popen(
             self._argv(command),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-        )
-        if proc.stdout is None or proc.stderr is None:  # pragma: no cover - PIPE given
-            raise RuntimeError("ssh started without pipes")
-        try:
-            yield proc.stdout
-            proc.stdout.read()
-            stderr = proc.stderr.read()
-            code = proc.wait()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
+        ) as proc:
+            if proc.stdout is None or proc.stderr is None:  # pragma: no cover - PIPE given
+                raise RuntimeError("ssh started without pipes")
+            try:
+                yield proc.stdout
+                proc.stdout.read()
+                stderr = proc.stderr.read()
+                code = proc.wait()
+            except BaseException:
+                proc.kill()
+                raise
         if code == 255:
             raise ssh_failure(self.spec, stderr.decode("utf-8", "replace"))
         if code != 0:
