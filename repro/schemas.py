@@ -22,6 +22,7 @@ from repro.report.attestation import (
     PublishAttestationOutput,
     VerifyAttestationOutput,
 )
+from repro.report.detached import DetachedReplay, ReplayList, ReplayStatus
 from repro.report.diff import CapsuleDiff
 from repro.report.models import (
     CaptureOutput,
@@ -53,9 +54,12 @@ COMMAND_SCHEMAS: dict[str, str] = {
     "fetch": "fetch.schema.json",
     "verify-attestation": "verify-attestation.schema.json",
     "history": "history.schema.json",
+    "status": "status.schema.json",
+    "collect": "replay-report.schema.json",
 }
 """Each command's --json output on success; on an expected failure every command prints
-error.schema.json instead."""
+error.schema.json instead. Two commands print something else with some options:
+`replay --detach` replay-detached.schema.json, `status` without an id status-list.schema.json."""
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "manifest.schema.json": Manifest,
@@ -77,6 +81,9 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "history.schema.json": HistoryOutput,
     "publish-attestation.schema.json": PublishAttestationOutput,
     "attestation-statement.schema.json": Statement,
+    "replay-detached.schema.json": DetachedReplay,
+    "status.schema.json": ReplayStatus,
+    "status-list.schema.json": ReplayList,
 }
 
 
