@@ -298,6 +298,24 @@ def test_a_copy_killed_part_way_is_resumed_by_the_next_replay(
         host.close()
 
 
+def test_the_same_repro_runs_there_and_its_install_is_reused(capsule: Path, cluster: str) -> None:
+    from repro import __version__
+    from repro.remote.host import RemoteHost
+    from repro.remote.install import ensure_repro, stamp
+
+    host = _remote_host()
+    assert isinstance(host, RemoteHost)
+    try:
+        ensure_repro(host, "python3", lambda _m: None)
+        said: list[str] = []
+        exe = ensure_repro(host, "python3", said.append)
+        assert said == []  # stamp matched: nothing built, sent or installed
+        assert host.run(f"{exe} --version").text.strip() == f"repro {__version__}"
+        assert host.run(f"cat {Path(exe).parent.parent}/repro-source.txt").text.strip() == stamp()
+    finally:
+        host.close()
+
+
 def _queued(job: str) -> list[str]:
     proc = subprocess.run(
         ["squeue", "-h", "-j", job, "-o", "%i"], capture_output=True, text=True, timeout=30
@@ -305,7 +323,10 @@ def _queued(job: str) -> list[str]:
     return proc.stdout.split()
 
 
-def test_ctrl_c_cancels_the_jobs_on_the_cluster(capsule: Path, cluster: str) -> None:
+@pytest.mark.parametrize(("how", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_cancels_the_jobs_on_the_cluster(
+    capsule: Path, cluster: str, how: signal.Signals, code: int
+) -> None:
     with subprocess.Popen(
         [
             sys.executable,
@@ -328,14 +349,14 @@ def test_ctrl_c_cancels_the_jobs_on_the_cluster(capsule: Path, cluster: str) -> 
         try:
             job = stderr.wait_for(r"on ci: Slurm job\(s\) (\d+)", timeout=600).group(1)
             stderr.wait_for(r"[1-9] running", timeout=120)
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(how)
             rest = stderr.rest(timeout=60)
             proc.wait(timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=30)
-    assert proc.returncode == 130, rest
+    assert proc.returncode == code, rest
     assert f"cancelled Slurm job(s) {job} on ci" in rest
     wait_until(lambda: not _queued(job), 30, f"job {job} to leave the queue", every=0.5)
     assert run_cli("status", "--json").stdout.count('"id"') == 0  # no record left here
