@@ -110,6 +110,7 @@ def collect_command(
         result = detached.collect(record, terminal.say, report, block=not no_wait)
     else:
         from repro.replay import remote
+        from repro.report.detached import tally
 
         connection = remote.connect(record)
         try:
@@ -117,8 +118,7 @@ def collect_command(
                 now = remote.status(record, connection)
                 if now.state not in ("done", "failed"):
                     raise detached.ReplayNotFinishedError(
-                        f"replay {record.id} is not finished: "
-                        + ", ".join(f"{n} {s}" for s, n in now.counts.items())
+                        f"replay {record.id} is not finished: " + tally(now.counts)
                     )
             result = remote.collect(record, connection, terminal.say, report)
         finally:

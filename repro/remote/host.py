@@ -10,6 +10,7 @@ import re
 import shlex
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -170,18 +171,23 @@ class RemoteHost:
         stdin: bytes | None = None,
         check: bool = True,
         what: str = "",
+        on_stderr: Callable[[str], None] | None = None,
     ) -> Answer:
         """`command` run by the login shell there; ssh's own failures raise, and with
-        `check` so does a non-zero exit of the command."""
+        `check` so does a non-zero exit of the command. `on_stderr` gets each line of its
+        standard error as it comes (progress of a long command)."""
         try:
-            done = subprocess.run(
-                self._argv(command),
-                input=stdin if stdin is not None else b"",
-                capture_output=True,
-                timeout=timeout,
-                start_new_session=True,
-                check=False,
-            )
+            if on_stderr is not None:
+                done = self._streamed(command, timeout, on_stderr)
+            else:
+                done = subprocess.run(
+                    self._argv(command),
+                    input=stdin if stdin is not None else b"",
+                    capture_output=True,
+                    timeout=timeout,
+                    start_new_session=True,
+                    check=False,
+                )
         except subprocess.TimeoutExpired:
             raise HostUnreachableError(
                 f"{self.spec.label} did not answer within {timeout:g} s"
@@ -197,6 +203,37 @@ class RemoteHost:
         if check and not answer.ok:
             raise self.command_failed(answer, what or command.split()[0])
         return answer
+
+    def _streamed(
+        self, command: str, timeout: float, on_line: Callable[[str], None]
+    ) -> subprocess.CompletedProcess[bytes]:
+        lines: list[bytes] = []
+        with subprocess.Popen(
+            self._argv(command),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        ) as proc:
+            if proc.stdout is None or proc.stderr is None:  # pragma: no cover - PIPE given
+                raise RuntimeError("ssh started without pipes")
+            stderr = proc.stderr
+
+            def pump() -> None:
+                for raw in stderr:
+                    lines.append(raw)
+                    on_line(raw.decode("utf-8", "replace").rstrip())
+
+            reader = threading.Thread(target=pump, daemon=True)
+            reader.start()
+            try:
+                out = proc.stdout.read()
+                code = proc.wait(timeout=timeout)
+            except BaseException:
+                proc.kill()
+                raise
+            reader.join(timeout=10)
+        return subprocess.CompletedProcess(command, code, out, b"".join(lines))
 
     def command_failed(self, answer: Answer, what: str) -> ReproError:
         detail = answer.error_text or f"exit code {answer.returncode}"

@@ -45,6 +45,7 @@ from repro.report.detached import (
     ReplayList,
     ReplayStatus,
     TaskStatus,
+    tally,
 )
 from repro.report.replay import ReplayReport
 from repro.scheduler.scripts import STATUS_DIR
@@ -357,7 +358,7 @@ def wait(
     last = ""
     while True:
         status = check()
-        line = ", ".join(f"{n} {s}" for s, n in status.counts.items())
+        line = tally(status.counts)
         if line != last:
             say(f"points: {line}")
             last = line
@@ -439,8 +440,7 @@ def collect(
         status, _tasks_now = poll(record)
         if status.state not in ("done", "failed"):
             raise ReplayNotFinishedError(
-                f"replay {record.id} is not finished: "
-                + ", ".join(f"{n} {s}" for s, n in status.counts.items())
+                f"replay {record.id} is not finished: " + tally(status.counts)
             )
     final: dict[tuple[str, int], Task] = {}
 

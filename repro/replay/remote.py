@@ -28,7 +28,7 @@ from repro.errors import (
 from repro.execution.runs import remove_stale_outputs
 from repro.paths import scratch_prefix
 from repro.remote.clusters import resolve_host
-from repro.remote.host import HostSpec, RemoteCommandError, RemoteHost
+from repro.remote.host import HostSpec, HostUnreachableError, RemoteCommandError, RemoteHost
 from repro.remote.install import ensure_repro
 from repro.remote.transfer import download, upload
 from repro.replay.detached import (
@@ -84,9 +84,24 @@ def _connect(host_value: str) -> tuple[HostSpec, RemoteHost]:
     return spec, RemoteHost(spec)
 
 
-def _repro_json(host: RemoteHost, argv: list[str], what: str, timeout: float = 3600) -> bytes:
-    """Run repro there with --json; its own failures become the same error here."""
-    answer = host.run(shlex.join(argv), timeout=timeout, check=False, what=what)
+def _repro_json(
+    host: RemoteHost,
+    argv: list[str],
+    what: str,
+    timeout: float = 3600,
+    say: Observer | None = None,
+) -> bytes:
+    """Run repro there with --json (its progress lines to `say`); its own failures become
+    the same error here."""
+    relay = None
+    if say is not None:
+        label = host.spec.label
+
+        def relay(line: str) -> None:
+            if line.startswith("· "):  # its progress; its warnings come back in the JSON
+                say(f"{label}: {line[2:]}")
+
+    answer = host.run(shlex.join(argv), timeout=timeout, check=False, what=what, on_stderr=relay)
     out = answer.stdout.strip()
     try:
         payload = json.loads(out) if out else None
@@ -161,7 +176,7 @@ def submit(opts: ReplayOptions, host_value: str, say: Observer) -> tuple[ReplayR
         argv = [exe, "replay", sent.remote_path, "--target", "slurm", "--detach", "--json"]
         argv += ["--workdir", workdir, *_remote_args(opts, spec)]
         say(f"submitting on {spec.label}")
-        out = _repro_json(host, argv, "submitting the replay")
+        out = _repro_json(host, argv, "submitting the replay", say=say)
         try:
             far = DetachedReplay.model_validate_json(out)
         except ValidationError:
@@ -214,9 +229,19 @@ def _remote(record: ReplayRecord) -> RemoteRef:
     return record.remote
 
 
-def status(record: ReplayRecord, host: RemoteHost) -> ReplayStatus:
+def status(record: ReplayRecord, host: RemoteHost, attempts: int = 4) -> ReplayStatus:
+    """The replay's state there; a connection that drops for a moment (a laptop on wifi) is
+    tried again a few times before it counts."""
     far = _remote(record)
-    out = _repro_json(host, [far.repro, "status", far.id, "--json"], "repro status", 300)
+    argv = [far.repro, "status", far.id, "--json"]
+    for attempt in range(attempts):
+        try:
+            out = _repro_json(host, argv, "repro status", 300)
+            break
+        except HostUnreachableError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2**attempt)
     try:
         got = ReplayStatus.model_validate_json(out)
     except ValidationError:

@@ -12,6 +12,12 @@ from repro.capsule.manifest import Package, Platform
 from repro.model_base import Model
 
 PointState = Literal["queued", "running", "done", "failed"]
+STATES: tuple[PointState, ...] = ("queued", "running", "done", "failed")
+
+
+def tally(counts: dict[str, int]) -> str:
+    """'1 queued, 2 running, 0 done, 0 failed', always in that order."""
+    return ", ".join(f"{counts.get(s, 0)} {s}" for s in STATES)
 
 
 class TaskStatus(Model):

@@ -493,6 +493,8 @@ def render_detached(result: DetachedReplay) -> None:
 
 
 def render_status(result: ReplayStatus) -> None:
+    from repro.report.detached import tally
+
     where = f" on {result.host}" if result.host else ""
     table = Table(title=_t(f"replay {result.id}{where}: {result.state}"))
     for col in ("run", "point", "job", "state", "exit", "detail"):
@@ -507,7 +509,7 @@ def render_status(result: ReplayStatus) -> None:
             _t(t.note),
         )
     out.print(table)
-    counts = ", ".join(f"{n} {s}" for s, n in result.counts.items())
+    counts = tally(result.counts)
     out.print(_t(f"{counts}; gather with: repro collect {result.id}"), highlight=False)
 
 
