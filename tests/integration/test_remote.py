@@ -95,6 +95,12 @@ def sshd_ready() -> bool:
     return _SSHD
 
 
+@pytest.fixture(autouse=True)
+def own_state(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each test's detached replay records apart (not in an XDG_STATE_HOME of the machine)."""
+    monkeypatch.setenv("REPRO_STATE_DIR", str(tmp_path / "state"))
+
+
 @pytest.fixture
 def cluster(slurm: None) -> str:
     """The cluster named `ci` in the user config (the autouse fixture's REPRO_CONFIG_DIR)."""
