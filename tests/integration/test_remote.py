@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from tests.conftest import REQUIRE_SERVICES, require_service, run_cli, slurm_ready
@@ -141,6 +142,13 @@ def capsule(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+
+
+def _valid(document: object, name: str) -> None:
+    jsonschema.validate(document, json.loads((SCHEMAS / name).read_text()))
+
+
 def _verdicts(report: dict[str, object]) -> list[tuple[str, str, str, list[tuple[str, str]]]]:
     points = report["points"]
     assert isinstance(points, list)
@@ -181,19 +189,23 @@ def test_a_detached_replay_is_collected_by_a_later_process(capsule: Path, cluste
     )
     assert submitted.returncode == 0, submitted.stderr
     detached = json.loads(submitted.stdout)
+    _valid(detached, "replay-detached.schema.json")
     replay_id, jobs = detached["id"], detached["jobs"]
     assert detached["host"] == cluster and detached["points"] == 3 and jobs
     # the laptop "slept": every later step is a new process
     status = run_cli("status", replay_id, "--json")
     assert status.returncode == 0, status.stderr
     now = json.loads(status.stdout)
+    _valid(now, "status.schema.json")
     assert now["id"] == replay_id and len(now["tasks"]) == 3
     assert {t["state"] for t in now["tasks"]} <= {"queued", "running", "done", "failed"}
     listed = json.loads(run_cli("status", "--json").stdout)
+    _valid(listed, "status-list.schema.json")
     assert [r["id"] for r in listed["replays"]] == [replay_id]
     collected = run_cli("collect", replay_id, "--json")
     assert collected.returncode == 0, collected.stderr
     report = json.loads(collected.stdout)
+    _valid(report, "replay-report.schema.json")
     assert report["counts"] == {"identical": 3} and report["reproduced"] is True
     # the far side keeps no replay folder once the outputs are back here
     assert _login(f"test -e {detached['workdir']}").returncode == 1
