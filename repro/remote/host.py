@@ -5,6 +5,7 @@ them (an unknown or changed key is refused, never accepted silently)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
@@ -142,7 +143,7 @@ class RemoteHost:
             "-o",
             "ControlMaster=auto",
             "-o",
-            f"ControlPath={_control_dir()}/%C",
+            f"ControlPath={_control_dir()}/{self._credentials_tag()}-%C",
             "-o",
             "ControlPersist=60",
             "-o",
@@ -159,6 +160,13 @@ class RemoteHost:
         for option in s.options:
             argv += ["-o", option]
         return argv
+
+    def _credentials_tag(self) -> str:
+        """Part of the shared connection's name: a later ssh to the same user@host:port with
+        another key, known_hosts or config must not ride on a connection made with these."""
+        s = self.spec
+        what = repr((s.ssh_config, s.identity_file, s.known_hosts, s.options))
+        return hashlib.sha256(what.encode()).hexdigest()[:8]
 
     def _argv(self, command: str) -> list[str]:
         return [*self.ssh_argv(), "--", self.spec.destination, command]

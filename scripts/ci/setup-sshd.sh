@@ -7,7 +7,9 @@
 #   2. user repro-ssh                 home /home/repro-ssh, shell bash, no password (not
 #                                     locked: sshd without PAM refuses locked accounts)
 #   3. /etc/repro-ci-sshd/            sshd_config, host key, the test client key (root only),
-#                                     authorized_keys, known_hosts, ssh_config (Host repro-ci)
+#                                     authorized_keys, known_hosts, ssh_config (Host repro-ci);
+#                                     a second key, id_noslurm, logs in with PATH=/nonexistent
+#                                     ("a host without Slurm")
 #   4. sshd running                   /usr/sbin/sshd -f sshd_config (pid /run/repro-ci-sshd.pid),
 #                                     started only when a login does not work; no systemd
 #   5. verify                         ssh -F ssh_config repro-ci: the user, sinfo (Slurm
@@ -49,8 +51,13 @@ mkdir -p "$DIR" /run/sshd
 chmod 755 "$DIR"
 [ -f "$DIR/ssh_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N '' -C repro-ci-host -f "$DIR/ssh_host_ed25519_key"
 [ -f "$DIR/id_ed25519" ] || ssh-keygen -q -t ed25519 -N '' -C repro-ci-client -f "$DIR/id_ed25519"
-chmod 600 "$DIR/id_ed25519" "$DIR/ssh_host_ed25519_key"
-install -m 644 "$DIR/id_ed25519.pub" "$DIR/authorized_keys"
+[ -f "$DIR/id_noslurm" ] || ssh-keygen -q -t ed25519 -N '' -C repro-ci-noslurm -f "$DIR/id_noslurm"
+chmod 600 "$DIR/id_ed25519" "$DIR/id_noslurm" "$DIR/ssh_host_ed25519_key"
+{
+    cat "$DIR/id_ed25519.pub"
+    printf 'environment="PATH=/nonexistent" %s\n' "$(cat "$DIR/id_noslurm.pub")"
+} > "$DIR/authorized_keys"
+chmod 644 "$DIR/authorized_keys"
 printf '[127.0.0.1]:%s %s\n' "$PORT" "$(cut -d' ' -f1,2 "$DIR/ssh_host_ed25519_key.pub")" \
     > "$DIR/known_hosts"
 cat > "$DIR/sshd_config.new" <<EOF
@@ -67,6 +74,8 @@ PermitRootLogin no
 AllowUsers $USER_NAME
 X11Forwarding no
 PrintMotd no
+# a cluster "without Slurm": the second test key logs in with a PATH that has no sbatch
+PermitUserEnvironment PATH
 # connection sharing (ControlMaster) multiplexes many sessions over one connection
 MaxSessions 64
 MaxStartups 64:30:128

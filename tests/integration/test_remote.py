@@ -389,8 +389,10 @@ LOCAL = 'host = "repro-ssh@127.0.0.1"\n'
         (LOCAL + "port = 9\n", 5, "cannot reach"),
         (LOCAL + 'port = 22122\nknown_hosts = "HOSTS"\nidentity_file = "OTHER"\n', 1, "refused"),
         (LOCAL + 'port = 22122\nknown_hosts = "EMPTY"\nidentity_file = "KEY"\n', 1, "host key"),
+        # this key logs in with PATH=/nonexistent (setup-sshd.sh): a host without sbatch
+        (LOCAL + 'port = 22122\nknown_hosts = "HOSTS"\nidentity_file = "NOSLURM"\n', 5, "no Slurm"),
     ],
-    ids=["unreachable", "auth", "unknown-host-key"],
+    ids=["unreachable", "auth", "unknown-host-key", "no-slurm"],
 )
 def test_connection_failures_are_one_line_errors(
     capsule: Path, cluster: str, tmp_path: Path, config: str, code: int, message: str
@@ -403,11 +405,14 @@ def test_connection_failures_are_one_line_errors(
         ("EMPTY", tmp_path / "empty"),
         ("OTHER", other),
         ("KEY", SSHD / "id_ed25519"),
+        ("NOSLURM", SSHD / "id_noslurm"),
     ):
         config = config.replace(f'"{word}"', f'"{value}"')
     path = Path(os.environ["REPRO_CONFIG_DIR"]) / "config.toml"
     path.write_text("[clusters.bad]\n" + config)
-    result = run_cli("replay", str(capsule), "--target", "slurm", "--host", "bad", timeout=120)
+    result = run_cli(
+        "replay", str(capsule), "--target", "slurm", "--host", "bad", "--run", "sim", timeout=300
+    )
     assert result.returncode == code, result.stderr
     lines = result.stderr.strip().splitlines()
     assert message in lines[-2] and lines[-2].startswith("error:"), lines
