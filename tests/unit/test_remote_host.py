@@ -119,3 +119,16 @@ def test_a_replay_id_is_never_a_path() -> None:
     with pytest.raises(ReplayNotFoundError):
         record_path("../../etc/passwd")
     assert record_path("r20261201-abc123").name == "r20261201-abc123.json"
+
+
+def test_another_key_never_rides_on_a_shared_connection() -> None:
+    def control_path(spec: HostSpec) -> str:
+        argv = RemoteHost(spec).ssh_argv()
+        return next(a for a in argv if a.startswith("ControlPath="))
+
+    mine = HostSpec("me@login", identity_file=Path("/mine"))
+    assert control_path(mine) == control_path(HostSpec("me@login", identity_file=Path("/mine")))
+    assert control_path(mine) != control_path(HostSpec("me@login", identity_file=Path("/other")))
+    assert control_path(mine) != control_path(
+        HostSpec("me@login", identity_file=Path("/mine"), known_hosts=Path("/kh"))
+    )
