@@ -1,7 +1,7 @@
 """A machine reached over SSH through the system `ssh` client: run a shell command there,
 stream bytes to it, read a stream back. BatchMode (never a password prompt), a connect
-timeout, one shared connection (ControlMaster) per host, host keys checked as ssh checks
-them (an unknown or changed key is refused, never accepted silently)."""
+timeout, one shared connection (ControlMaster) per host and process, host keys checked as
+ssh checks them (an unknown or changed key is refused, never accepted silently)."""
 
 from __future__ import annotations
 
@@ -162,10 +162,12 @@ class RemoteHost:
         return argv
 
     def _credentials_tag(self) -> str:
-        """Part of the shared connection's name: a later ssh to the same user@host:port with
-        another key, known_hosts or config must not ride on a connection made with these."""
+        """Part of the shared connection's name: this process's own (another repro's `close`
+        must not end the connection under this one's commands), and these credentials' (an
+        ssh to the same user@host:port with another key, known_hosts or config must not ride
+        on a connection made with these)."""
         s = self.spec
-        what = repr((s.ssh_config, s.identity_file, s.known_hosts, s.options))
+        what = repr((os.getpid(), s.ssh_config, s.identity_file, s.known_hosts, s.options))
         return hashlib.sha256(what.encode()).hexdigest()[:8]
 
     def _argv(self, command: str) -> list[str]:
