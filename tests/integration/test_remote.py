@@ -371,9 +371,13 @@ def test_ctrl_c_or_sigterm_cancels_the_jobs_on_the_cluster(
             rest = stderr.rest(timeout=60)
             proc.wait(timeout=60)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=30)
+            if proc.poll() is None:  # failed mid-way: let repro cancel its jobs, then stop it
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=30)
     assert proc.returncode == code, rest
     assert f"cancelled Slurm job(s) {job} on ci" in rest
     wait_until(lambda: not _queued(job), 30, f"job {job} to leave the queue", every=0.5)
