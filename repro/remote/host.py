@@ -230,9 +230,12 @@ class RemoteHost:
             stderr = proc.stderr
 
             def pump() -> None:
-                for raw in stderr:
-                    lines.append(raw)
-                    on_line(raw.decode("utf-8", "replace").rstrip())
+                try:
+                    for raw in stderr:
+                        lines.append(raw)
+                        on_line(raw.decode("utf-8", "replace").rstrip())
+                except (ValueError, OSError):  # closed under it: the command was stopped
+                    return
 
             reader = threading.Thread(target=pump, daemon=True)
             reader.start()
@@ -241,6 +244,8 @@ class RemoteHost:
                 code = proc.wait(timeout=timeout)
             except BaseException:
                 proc.kill()
+                proc.wait()
+                reader.join(timeout=5)  # the pipe ends with ssh: let the reader finish
                 raise
             reader.join(timeout=10)
         return subprocess.CompletedProcess(command, code, out, b"".join(lines))

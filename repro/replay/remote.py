@@ -10,7 +10,10 @@ Ctrl-C or SIGTERM cancels the jobs there (scancel over SSH) and removes what was
 
 from __future__ import annotations
 
+import contextlib
 import json
+import posixpath
+import secrets
 import shlex
 import shutil
 import tempfile
@@ -44,7 +47,7 @@ from repro.replay.detached import (
 from repro.replay.pipeline import ReplayOptions
 from repro.replay.targets import Observer
 from repro.replay.targets.slurm import Task, outcome_of
-from repro.report.detached import DetachedReplay, ReplayStatus
+from repro.report.detached import DetachedReplay, ReplayList, ReplayStatus
 from repro.report.replay import ReplayReport
 from repro.scheduler.slurm import TaskState
 
@@ -90,9 +93,10 @@ def _repro_json(
     what: str,
     timeout: float = 3600,
     say: Observer | None = None,
+    pidfile: str | None = None,
 ) -> bytes:
     """Run repro there with --json (its progress lines to `say`); its own failures become
-    the same error here."""
+    the same error here. `pidfile`: where the far process writes its pid (to interrupt it)."""
     relay = None
     if say is not None:
         label = host.spec.label
@@ -101,7 +105,10 @@ def _repro_json(
             if line.startswith("· "):  # its progress; its warnings come back in the JSON
                 say(f"{label}: {line[2:]}")
 
-    answer = host.run(shlex.join(argv), timeout=timeout, check=False, what=what, on_stderr=relay)
+    command = shlex.join(argv)
+    if pidfile is not None:
+        command = f"echo $$ > {shlex.quote(pidfile)} && exec {command}"
+    answer = host.run(command, timeout=timeout, check=False, what=what, on_stderr=relay)
     out = answer.stdout.strip()
     try:
         payload = json.loads(out) if out else None
@@ -172,11 +179,19 @@ def submit(opts: ReplayOptions, host_value: str, say: Observer) -> tuple[ReplayR
         exe = ensure_repro(host, spec.python, say)
         say(f"copying {capsule.name} to {spec.label}")
         sent = upload(host, capsule, f"{home}/.cache/repro/capsules", say=say)
-        workdir = _far_workdir(spec, home)
+        # A folder of this submission's own: an interrupted submission finds what it made.
+        token = f"{time.strftime('%Y%m%d', time.gmtime())}-{secrets.token_hex(4)}"
+        workdir = f"{_far_workdir(spec, home)}/{token}"
         argv = [exe, "replay", sent.remote_path, "--target", "slurm", "--detach", "--json"]
         argv += ["--workdir", workdir, *_remote_args(opts, spec)]
         say(f"submitting on {spec.label}")
-        out = _repro_json(host, argv, "submitting the replay", say=say)
+        pidfile = f"{home}/.cache/repro/submit-{token}.pid"
+        try:
+            out = _repro_json(host, argv, "submitting the replay", say=say, pidfile=pidfile)
+        except BaseException:
+            _interrupt_far(host, pidfile, exe, workdir, say)
+            raise
+        host.run(f"rm -f {shlex.quote(pidfile)}", check=False)
         try:
             far = DetachedReplay.model_validate_json(out)
         except ValidationError:
@@ -223,6 +238,41 @@ def submit(opts: ReplayOptions, host_value: str, say: Observer) -> tuple[ReplayR
     return record, host
 
 
+def _interrupt_far(host: RemoteHost, pidfile: str, exe: str, workdir: str, say: Observer) -> None:
+    """Ctrl-C for the repro submitting there (its own cleanup cancels what it submitted);
+    then whatever it had already submitted into `workdir` (this submission's own folder) is
+    cancelled and removed too."""
+    q = shlex.quote(pidfile)
+    script = (
+        f'pid=$(cat {q} 2>/dev/null) && [ -n "$pid" ] && kill -INT "$pid" 2>/dev/null && '
+        f'for i in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done; '
+        f"rm -f {q}"
+    )
+    with contextlib.suppress(ReproError):  # unreachable now: nothing more to do from here
+        host.run(script, check=False, timeout=60, what="interrupting the submission")
+        answer = host.run(shlex.join([exe, "status", "--json"]), check=False, timeout=120)
+        try:
+            listed = ReplayList.model_validate_json(answer.stdout)
+        except ValidationError:
+            listed = ReplayList(replays=[])
+        for far in listed.replays:
+            if far.workdir.startswith(workdir + "/"):
+                jobs = " ".join(shlex.quote(j) for j in far.jobs)
+                host.run(f"scancel {jobs}; rm -f -- {shlex.quote(far.record)}", check=False)
+                say(f"cancelled Slurm job(s) {', '.join(far.jobs)} on {host.spec.label}")
+        host.run(f"rm -rf -- {shlex.quote(workdir)}", check=False)
+
+
+def _cleanup_far(far: RemoteRef) -> str:
+    """The shell command removing a replay's folder (and its submission's folder, then
+    empty) and its record there."""
+    parent = shlex.quote(posixpath.dirname(far.workdir))
+    return (
+        f"rm -rf -- {shlex.quote(far.workdir)}; rmdir -- {parent} 2>/dev/null; "
+        f"rm -f -- {shlex.quote(far.record)}"
+    )
+
+
 def _remote(record: ReplayRecord) -> RemoteRef:
     if record.remote is None:
         raise RuntimeError("not a replay sent over SSH")
@@ -253,7 +303,7 @@ def _cancel_far(host: RemoteHost, record: ReplayRecord, say: Observer) -> None:
     """scancel the jobs there and remove the replay's folder and record there."""
     far = _remote(record)
     jobs = " ".join(shlex.quote(j) for j in record.jobs)
-    cleanup = f"rm -rf -- {shlex.quote(far.workdir)}; rm -f -- {shlex.quote(far.record)}"
+    cleanup = _cleanup_far(far)
     try:
         host.run(f"scancel {jobs}; {cleanup}", check=False, timeout=60, what="scancel")
         say(f"cancelled Slurm job(s) {', '.join(record.jobs)} on {host.spec.label}")
@@ -300,8 +350,7 @@ def collect(
         if not record.keep:
             shutil.rmtree(scratch, ignore_errors=True)
     if not record.keep:
-        cleanup = f"rm -rf -- {shlex.quote(far.workdir)}; rm -f -- {shlex.quote(far.record)}"
-        host.run(cleanup, check=False, what="cleaning up")
+        host.run(_cleanup_far(far), check=False, what="cleaning up")
     forget(record.id)
     return report
 
