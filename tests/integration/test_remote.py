@@ -316,6 +316,32 @@ def test_a_copy_killed_part_way_is_resumed_by_the_next_replay(
         host.close()
 
 
+def test_ctrl_c_while_submitting_there_cancels_what_was_already_submitted(
+    capsule: Path, cluster: str
+) -> None:
+    """Interrupted between the array's submission there and the replay's record here: the
+    repro there is interrupted, and what it submitted is found (this submission's own
+    folder there) and cancelled."""
+    argv = [sys.executable, "-m", "repro", "replay", str(capsule), "--target", "slurm"]
+    with subprocess.Popen(
+        [*argv, "--host", cluster, "--run", "slow"], stderr=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stderr is not None
+        stderr = LineReader(proc.stderr)
+        try:
+            job = stderr.wait_for(r"ci: submitted run slow as Slurm job array (\d+)", 600).group(1)
+            proc.send_signal(signal.SIGINT)
+            rest = stderr.rest(timeout=90)
+            proc.wait(timeout=90)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+    assert proc.returncode == 130, rest
+    assert f"cancelled Slurm job(s) {job} on ci" in rest
+    wait_until(lambda: not _queued(job), 30, f"job {job} to leave the queue", every=0.5)
+
+
 def test_the_same_repro_runs_there_and_its_install_is_reused(capsule: Path, cluster: str) -> None:
     from repro import __version__
     from repro.remote.host import RemoteHost
