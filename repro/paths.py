@@ -113,3 +113,11 @@ def mark_used(kind: str, name: str) -> None:
     except OSError:
         return  # a stamp is a convenience: a read-only cache still works without one
     _HELD[stamp] = fd
+
+
+def state_dir() -> Path:
+    """REPRO_STATE_DIR, or the user state directory (records of detached replays)."""
+    override = os.environ.get("REPRO_STATE_DIR")
+    path = Path(override) if override else Path(platformdirs.user_state_dir("repro"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path

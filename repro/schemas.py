@@ -22,6 +22,7 @@ from repro.report.attestation import (
     PublishAttestationOutput,
     VerifyAttestationOutput,
 )
+from repro.report.detached import DetachedReplay, ReplayList, ReplayStatus
 from repro.report.diff import CapsuleDiff
 from repro.report.models import (
     CaptureOutput,
@@ -58,9 +59,12 @@ COMMAND_SCHEMAS: dict[str, str] = {
     "restamp": "restamp.schema.json",
     "cache list": "cache-list.schema.json",
     "cache prune": "cache-prune.schema.json",
+    "status": "status.schema.json",
+    "collect": "replay-report.schema.json",
 }
 """Each command's --json output on success; on an expected failure every command prints
-error.schema.json instead."""
+error.schema.json instead. Two commands print something else with some options:
+`replay --detach` replay-detached.schema.json, `status` without an id status-list.schema.json."""
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "manifest.schema.json": Manifest,
@@ -86,6 +90,9 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "restamp.schema.json": RestampOutput,
     "cache-list.schema.json": CacheListOutput,
     "cache-prune.schema.json": CachePruneOutput,
+    "replay-detached.schema.json": DetachedReplay,
+    "status.schema.json": ReplayStatus,
+    "status-list.schema.json": ReplayList,
 }
 
 

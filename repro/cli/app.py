@@ -15,6 +15,7 @@ from repro.cli import (
     cache,
     capture,
     cat,
+    collect,
     diff,
     extract,
     fetch,
@@ -135,6 +136,8 @@ app.command("publish")(handles_errors(publish.publish_command))
 app.command("fetch")(handles_errors(fetch.fetch_command))
 app.command("verify-attestation")(handles_errors(verify_attestation.verify_attestation_command))
 app.command("history")(handles_errors(history.history_command))
+app.command("status")(handles_errors(collect.status_command))
+app.command("collect")(handles_errors(collect.collect_command))
 
 # Working with a capsule short of replaying it.
 app.command("cat")(handles_errors(cat.cat_command))

@@ -126,6 +126,22 @@ def replay_command(
     ] = None,
     key: SigningKey = None,
     version_doi_only: VersionDoiOnly = False,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            "--host",
+            help="Replay on a cluster over SSH (slurm target): user@host[:port] or a cluster "
+            "named in ~/.config/repro/config.toml. Outputs come back and are compared here.",
+        ),
+    ] = None,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach",
+            help="Submit (slurm target) and return a replay id at once; follow it with "
+            "repro status ID, gather it with repro collect ID.",
+        ),
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Verify a capsule, rebuild its environment, re-run it and compare every result."""
@@ -182,6 +198,17 @@ def replay_command(
         doi=doi,
         concept_doi=concept_doi,
     )
+    if host is not None or detach:
+        if target not in (None, "slurm"):
+            from repro.errors import UsageError
+
+            raise UsageError("--host and --detach replay on Slurm only", hint="add --target slurm")
+        from repro.cli.collect import finish_replay, submit_detached
+
+        if detach:
+            submit_detached(opts, host, as_json)
+            raise typer.Exit(ExitCode.OK)
+        finish_replay(opts, host, report, as_json)
     result = run_replay(opts, observe=terminal.say)
     terminal.warn(result.warnings)
     if as_json:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from repro.publish.attestations import AttestationReceipt
     from repro.publish.fetch import FetchResult
     from repro.publish.flow import PublishResult
+    from repro.report.detached import DetachedReplay, ReplayList, ReplayStatus
     from repro.report.diff import CapsuleDiff
     from repro.report.replay import ReplayReport
     from repro.sign import KeyInfo
@@ -516,6 +517,57 @@ def _replay_verdict(result: ReplayReport) -> str:
     if not result.verified:
         counts = f"nothing verified; {counts}" if counts else "nothing verified"
     return f"[bold red]not reproduced[/] ({counts}) in {result.duration_s:.1f} s"
+
+
+# --- detached replays (status, collect) ---------------------------------------------------
+
+STATE_STYLE = {"queued": "dim", "running": "cyan", "done": "green", "failed": "bold red"}
+
+
+def render_detached(result: DetachedReplay) -> None:
+    where = f" on {result.host}" if result.host else ""
+    out.print(
+        _t(f"submitted replay {result.id}{where}: {result.points} point(s), Slurm job(s) ")
+        + _t(", ".join(result.jobs)),
+        highlight=False,
+    )
+    out.print(_t(f"  follow it:  repro status {result.id}"), highlight=False)
+    out.print(_t(f"  gather it:  repro collect {result.id}"), highlight=False)
+
+
+def render_status(result: ReplayStatus) -> None:
+    from repro.report.detached import tally
+
+    where = f" on {result.host}" if result.host else ""
+    table = Table(title=_t(f"replay {result.id}{where}: {result.state}"))
+    for col in ("run", "point", "job", "state", "exit", "detail"):
+        table.add_column(col, overflow="fold")
+    for t in result.tasks:
+        table.add_row(
+            _t(t.run),
+            _t(t.point_id),
+            _t(f"{t.job}_{t.index}"),
+            _t(t.state, style=STATE_STYLE[t.state]),
+            "" if t.exit_code is None else str(t.exit_code),
+            _t(t.note),
+        )
+    out.print(table)
+    counts = tally(result.counts)
+    out.print(_t(f"{counts}; gather with: repro collect {result.id}"), highlight=False)
+
+
+def render_replay_list(result: ReplayList) -> None:
+    if not result.replays:
+        out.print("no detached replays waiting to be collected")
+        return
+    table = Table(title="detached replays")
+    for col in ("id", "host", "capsule", "points", "jobs"):
+        table.add_column(col, overflow="fold")
+    for r in result.replays:
+        table.add_row(
+            _t(r.id), _t(r.host or "(here)"), _t(r.capsule), str(r.points), _t(", ".join(r.jobs))
+        )
+    out.print(table)
 
 
 # --- diff --------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ FINAL = {
 
 
 @dataclass
-class _Task:
+class Task:
     run: Run
     index: int
     point: dict[str, SweepValue]
@@ -142,20 +142,26 @@ class _Isolation:
         return self.sandbox.wrap([], spec)
 
 
-def replay_on_slurm(
+@dataclass
+class Submitted:
+    """Arrays submitted and not waited for: their job ids and one task per selected point."""
+
+    tasks: dict[tuple[str, int], Task]
+    job_ids: list[str]
+
+
+def submit_runs(
     scheduler: Scheduler,
-    manifest: Manifest,
     runs: list[Run],
-    root: Path,
     project: Path,
     isolation: _Isolation,
     select: Select,
     settings: SlurmSettings,
     say: Observer,
-) -> list[PointOutcome]:
-    """Submit every run as an array (each after the one before it), wait, gather."""
-    tasks: dict[tuple[str, int], _Task] = {}
-    job_ids: list[str] = []
+) -> Submitted:
+    """Submit every run as an array (each after the one before it); a failure part-way
+    cancels what was submitted."""
+    submitted = Submitted({}, [])
     try:
         previous: str | None = None
         token = _mark_shared(project)
@@ -187,63 +193,95 @@ def replay_on_slurm(
                     after=[previous] if previous else None,
                 )
             )
-            job_ids.append(job)
+            submitted.job_ids.append(job)
             previous = job
             submitted_at = time.time()
             for i in indices:
-                tasks[(job, i)] = _Task(run, i, points[i], submitted_at=submitted_at)
+                submitted.tasks[(job, i)] = Task(run, i, points[i], submitted_at=submitted_at)
             say(f"submitted run {run.name} as Slurm job array {job} ({len(indices)} task(s))")
-        _wait(scheduler, tasks, job_ids, project, say)
-        _attach_accounting(scheduler, tasks, job_ids, say)
     except BaseException:
-        scheduler.cancel(job_ids)
-        if job_ids:
-            say(f"cancelled Slurm job(s) {', '.join(job_ids)}")
+        _cancel(scheduler, submitted.job_ids, say)
         raise
-    return [_outcome(t, project) for t in tasks.values()]
+    return submitted
+
+
+def _cancel(scheduler: Scheduler, job_ids: list[str], say: Observer) -> None:
+    scheduler.cancel(job_ids)
+    if job_ids:
+        say(f"cancelled Slurm job(s) {', '.join(job_ids)}")
+
+
+def replay_on_slurm(
+    scheduler: Scheduler,
+    manifest: Manifest,
+    runs: list[Run],
+    root: Path,
+    project: Path,
+    isolation: _Isolation,
+    select: Select,
+    settings: SlurmSettings,
+    say: Observer,
+) -> list[PointOutcome]:
+    """Submit every run as an array (each after the one before it), wait, gather."""
+    submitted = submit_runs(scheduler, runs, project, isolation, select, settings, say)
+    try:
+        _wait(scheduler, submitted.tasks, submitted.job_ids, project, say)
+    except BaseException:
+        _cancel(scheduler, submitted.job_ids, say)
+        raise
+    attach_accounting(scheduler, submitted.tasks, submitted.job_ids, say)
+    return [outcome_of(t, project) for t in submitted.tasks.values()]
+
+
+def poll_tasks(
+    scheduler: Scheduler, tasks: dict[tuple[str, int], Task], job_ids: list[str], project: Path
+) -> dict[str, int]:
+    """Update every unfinished task from its status file, squeue and scontrol, once; the
+    number of tasks per state."""
+    queued = scheduler.queued(job_ids)
+    for key, task in tasks.items():
+        if task.state in ("done", "failed"):
+            continue
+        status = project / STATUS_DIR / task.run.name / f"{task.index}.status"
+        if status.is_file():
+            code, start, end = [*status.read_text().split(), "0", "0"][:3]
+            task.exit_code = int(code)
+            task.duration = max(0.0, float(end) - float(start))
+            task.state = "done" if task.exit_code == 0 else "failed"
+        elif key in queued:
+            task.state = queued[key]
+        else:
+            state, exit_code = scheduler.final_state(*key)
+            if state == "COMPLETED" and task.settle < GRACE_POLLS:
+                task.settle += 1  # a shared filesystem may show the status file late
+            elif state in FINAL and not status.is_file():
+                if exit_code == NOT_SHARED_EXIT:
+                    raise SharedFilesystemError(
+                        f"a Slurm task (job {key[0]}, task {key[1]}) does not see the "
+                        f"working directory {project}: the nodes must share it",
+                        hint="replay with --workdir on a filesystem every node mounts "
+                        "(a home or project folder, not /tmp)",
+                    )
+                task.state = "failed"
+                task.exit_code = exit_code if state == "FAILED" else None
+                task.note = words_for(state, exit_code, None)
+                task.slurm_state = state
+    return {
+        s: sum(1 for t in tasks.values() if t.state == s)
+        for s in ("pending", "running", "done", "failed")
+    }
 
 
 def _wait(
     scheduler: Scheduler,
-    tasks: dict[tuple[str, int], _Task],
+    tasks: dict[tuple[str, int], Task],
     job_ids: list[str],
     project: Path,
     say: Observer,
 ) -> None:
     last = ""
     while True:
-        queued = scheduler.queued(job_ids)
-        for key, task in tasks.items():
-            if task.state in ("done", "failed"):
-                continue
-            status = project / STATUS_DIR / task.run.name / f"{task.index}.status"
-            if status.is_file():
-                code, start, end = [*status.read_text().split(), "0", "0"][:3]
-                task.exit_code = int(code)
-                task.duration = max(0.0, float(end) - float(start))
-                task.state = "done" if task.exit_code == 0 else "failed"
-            elif key in queued:
-                task.state = queued[key]
-            else:
-                state, exit_code = scheduler.final_state(*key)
-                if state == "COMPLETED" and task.settle < GRACE_POLLS:
-                    task.settle += 1  # a shared filesystem may show the status file late
-                elif state in FINAL and not status.is_file():
-                    if exit_code == NOT_SHARED_EXIT:
-                        raise SharedFilesystemError(
-                            f"a Slurm task (job {key[0]}, task {key[1]}) does not see the "
-                            f"working directory {project}: the nodes must share it",
-                            hint="replay with --workdir on a filesystem every node mounts "
-                            "(a home or project folder, not /tmp)",
-                        )
-                    task.state = "failed"
-                    task.exit_code = exit_code if state == "FAILED" else None
-                    task.note = words_for(state, exit_code, None)
-                    task.slurm_state = state
-        counts = {
-            s: sum(1 for t in tasks.values() if t.state == s)
-            for s in ("pending", "running", "done", "failed")
-        }
+        counts = poll_tasks(scheduler, tasks, job_ids, project)
         line = ", ".join(f"{n} {s}" for s, n in counts.items())
         if line != last:
             say(f"tasks: {line}")
@@ -253,9 +291,9 @@ def _wait(
         time.sleep(POLL_S)
 
 
-def _attach_accounting(
+def attach_accounting(
     scheduler: Scheduler,
-    tasks: dict[tuple[str, int], _Task],
+    tasks: dict[tuple[str, int], Task],
     job_ids: list[str],
     say: Observer,
     settle_s: float = ACCOUNTING_SETTLE_S,
@@ -291,7 +329,7 @@ def _attach_accounting(
         say(f"read Slurm accounting (sacct) for job(s) {', '.join(job_ids)}")
 
 
-def _outcome(task: _Task, project: Path) -> PointOutcome:
+def outcome_of(task: Task, project: Path) -> PointOutcome:
     logs = project / STATUS_DIR / task.run.name
     out, err = logs / f"{task.index}.out", logs / f"{task.index}.err"
     stderr = tail_of(err) if err.is_file() else ""
@@ -319,7 +357,7 @@ def _outcome(task: _Task, project: Path) -> PointOutcome:
     )
 
 
-def _usage(task: _Task, path: Path) -> ResourceUsage | None:
+def _usage(task: Task, path: Path) -> ResourceUsage | None:
     """What the task measured of itself (None when its node could not run the measurer, or
     it was killed before writing it); what Slurm says ended it wins over the task's words.
 
@@ -452,6 +490,13 @@ class SlurmTarget:
         for outcome in outcomes:
             on_point(outcome)
         return outcomes
+
+    def submit(self, runs: list[Run], project: Path, select: Select) -> Submitted:
+        """Submit every selected point without waiting (a detached replay)."""
+        if self._ready is None:
+            raise RuntimeError("submit before prepare")
+        scheduler, _manifest, _root, isolation, say = self._ready
+        return submit_runs(scheduler, runs, project, isolation, select, self.options.slurm, say)
 
     def close(self) -> None:
         """Nothing to release: replay_on_slurm cancels its jobs when it does not finish."""
