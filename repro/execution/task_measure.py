@@ -54,16 +54,16 @@ def measure_args(memory: str | None) -> str:
 
 
 def task_cgroup(memory_limit: int | None) -> Cgroup | None:
-    """The task's own cgroup (limited to `memory_limit` bytes), else the Slurm job's."""
-    own = own_cgroup()
-    if own is not None:
-        if memory_limit:
-            own.limit_memory(memory_limit)
-        return own
+    """The Slurm job's cgroup where Slurm made one (task/cgroup: Slurm enforces the request and
+    says OUT_OF_MEMORY; a task never leaves it, so the cluster's limits keep applying), else the
+    task's own (limited to `memory_limit` bytes), else none."""
     mine = cgroup_of("self")
     if mine is not None and any("/job_" in str(d) for d in mine.dirs.values()):
         return mine
-    return None
+    own = own_cgroup()
+    if own is not None and memory_limit:
+        own.limit_memory(memory_limit)
+    return own
 
 
 def main(argv: Sequence[str] | None = None) -> int:
