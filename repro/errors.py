@@ -177,7 +177,7 @@ class MalformedCapsuleError(CapsuleError):
 
 
 class UnsupportedFormatError(CapsuleError):
-    default_hint = "upgrade repro: pip install --upgrade repro"
+    default_hint = "upgrade repro: pip install --upgrade repro-capsule"
 
 
 class SignatureError(CapsuleError):
