@@ -24,9 +24,11 @@ from repro.cli import (
     verify,
     verify_attestation,
 )
+from repro.cli.examples import epilog
+from repro.cli.group import ReproGroup
+from repro.cli.lazy import terminal
+from repro.cli.options import Verbosity, set_verbosity, verbosity
 from repro.errors import MachineFaultError, ReproError
-from repro.paths import sweep_scratch
-from repro.report import terminal
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,6 +50,8 @@ def _on_sigterm(_signum: int, _frame: object) -> None:
 
 
 def _fail(exc: ReproError, as_json: bool) -> typer.Exit:
+    if verbosity().verbose:
+        terminal.say(f"{type(exc).__name__}: exit {exc.exit_code}")
     if as_json:
         from repro.report.models import ErrorOutput
 
@@ -95,45 +99,88 @@ def handles_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 app = typer.Typer(
     name="repro",
+    cls=ReproGroup,
     help="Make a computational study reproducible in one signed, deterministic capsule file.",
+    epilog=epilog("repro"),
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    rich_markup_mode=None,  # plain help, as git and uv print it (and no rich import for it)
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"repro {__version__}\n")
+        raise typer.Exit(0)
 
 
 @app.callback(invoke_without_command=True)
 def _root(
-    version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "-q", "--quiet", help="No progress lines, bars or run output; results and errors only."
+        ),
+    ] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "-v",
+            "--verbose",
+            count=True,
+            show_default=False,
+            help="More detail: the commands being run, an error's kind (repeatable).",
+        ),
+    ] = 0,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "-V",
+            "--version",
+            is_eager=True,
+            callback=_show_version,
+            help="Print the version and exit.",
+        ),
+    ] = False,
 ) -> None:
-    if version:
-        terminal.out.print(f"repro {__version__}")
-        raise typer.Exit(0)
+    set_verbosity(Verbosity(quiet=quiet, verbose=verbose))
 
 
-app.command("init")(handles_errors(init.init_command))
-app.command("capture", cls=capture.CaptureCommand)(handles_errors(capture.capture_command))
-app.command("verify")(handles_errors(verify.verify_command))
-app.command("inspect")(handles_errors(inspect_cmd.inspect_command))
-app.command("replay", cls=replay.ReplayCommand)(handles_errors(replay.replay_command))
-app.command("diff")(handles_errors(diff.diff_command))
+def _register(
+    group: typer.Typer, name: str, func: Callable[..., None], cls: type | None = None
+) -> None:
+    full = f"repro {name}" if group is app else f"repro keys {name}"
+    group.command(name, cls=cls, epilog=epilog(full))(handles_errors(func))
 
-keys_app = typer.Typer(help="Signing keys and the trust store.", no_args_is_help=True)
-keys_app.command("generate")(handles_errors(keys.generate_command))
-keys_app.command("list")(handles_errors(keys.list_command))
-keys_app.command("export")(handles_errors(keys.export_command))
-keys_app.command("trust")(handles_errors(keys.trust_command))
-keys_app.command("untrust")(handles_errors(keys.untrust_command))
+
+_register(app, "init", init.init_command)
+_register(app, "capture", capture.capture_command, capture.CaptureCommand)
+_register(app, "verify", verify.verify_command)
+_register(app, "inspect", inspect_cmd.inspect_command)
+_register(app, "replay", replay.replay_command, replay.ReplayCommand)
+_register(app, "diff", diff.diff_command)
+
+keys_app = typer.Typer(
+    help="Signing keys and the trust store.", no_args_is_help=True, epilog=epilog("repro keys")
+)
+_register(keys_app, "generate", keys.generate_command)
+_register(keys_app, "list", keys.list_command)
+_register(keys_app, "export", keys.export_command)
+_register(keys_app, "trust", keys.trust_command)
+_register(keys_app, "untrust", keys.untrust_command)
 app.add_typer(keys_app, name="keys")
 
-app.command("publish")(handles_errors(publish.publish_command))
-app.command("fetch")(handles_errors(fetch.fetch_command))
-app.command("verify-attestation")(handles_errors(verify_attestation.verify_attestation_command))
-app.command("history")(handles_errors(history.history_command))
+_register(app, "publish", publish.publish_command)
+_register(app, "fetch", fetch.fetch_command)
+_register(app, "verify-attestation", verify_attestation.verify_attestation_command)
+_register(app, "history", history.history_command)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (`repro`, `python -m repro`)."""
+    from repro.paths import sweep_scratch
+
     signal.signal(signal.SIGTERM, _on_sigterm)
     sweep_scratch()  # what repro processes killed earlier (SIGKILL) left in the temp folder
     app(args=list(sys.argv[1:] if argv is None else argv), prog_name="repro")

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from pydantic import ValidationError
 from typer.core import TyperCommand
 
+from repro.cli.lazy import terminal
 from repro.cli.options import AsJson, BaseImage, Jobs, PassEnv, ProjectDir, SigningKey
 from repro.cli.prompts import prompt_passphrase
-from repro.config import describe_validation_error
-from repro.config.models import Run
 from repro.errors import UsageError
-from repro.report import terminal
+
+if TYPE_CHECKING:
+    from repro.config.models import Run
 
 FLAG_ORDER = "repro.capture.flag_order"
 """ctx.meta key: the names ("run", "output") of the pairing flags, in command-line order."""
@@ -63,6 +63,11 @@ def runs_from_flags(pairs: list[tuple[str, list[str]]]) -> list[Run] | None:
     """The runs --run/--output declare (None: none given, repro.toml's runs apply)."""
     if not pairs:
         return None
+    from pydantic import ValidationError
+
+    from repro.config import describe_validation_error
+    from repro.config.models import Run
+
     try:
         return [
             Run(name=f"run{i + 1}" if len(pairs) > 1 else "run", command=cmd, outputs=outs)

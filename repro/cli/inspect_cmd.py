@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
+from repro.cli.lazy import terminal
 from repro.cli.options import AsJson, CapsuleFile
-from repro.report import terminal
 
 
 def inspect_command(capsule: CapsuleFile, as_json: AsJson = False) -> None:

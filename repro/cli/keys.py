@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
+from repro.cli.lazy import terminal
 from repro.cli.options import AsJson, KeyName
 from repro.cli.prompts import new_passphrase
-from repro.report import terminal
 
 
 def generate_command(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from repro.cli.lazy import terminal
 from repro.cli.options import AsJson, CapsuleFile, RequireSigned, RequireTrusted
-from repro.report import terminal
 
 
 def verify_command(

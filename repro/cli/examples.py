@@ -1,0 +1,90 @@
+"""The examples at the foot of each command's help screen (and in docs/cli.md)."""
+
+from __future__ import annotations
+
+EXAMPLES: dict[str, list[tuple[str, str]]] = {
+    "repro": [
+        ("repro init --try --yes", "write repro.toml for the project here"),
+        ("repro capture -o ../study.capsule.tgz", "pack it into a capsule"),
+        ("repro replay ../study.capsule.tgz --report report.html", "re-run it, compare"),
+        ("repro capture --help", "one command's options"),
+    ],
+    "repro init": [
+        ("repro init", "propose runs for the project here, ask which"),
+        ("repro init --try --yes", "the top proposal, run once to find its outputs"),
+        ("repro init study --run 'python analyse.py'", "record this command as the run"),
+    ],
+    "repro capture": [
+        ("repro capture", "the project here, as repro.toml says -> ./NAME.capsule.tgz"),
+        ("repro capture study -o study.capsule.tgz", "another folder, a chosen file"),
+        (
+            "repro capture --run 'python fit.py' --output results/fit.json",
+            "no repro.toml needed",
+        ),
+        ("repro capture --no-run --target docker", "record the runs' outputs as they are"),
+    ],
+    "repro verify": [
+        ("repro verify study.capsule.tgz", "every checksum and the signature"),
+        ("repro verify study.capsule.tgz --require-trusted", "exit 4 unless a key you trust"),
+    ],
+    "repro inspect": [
+        ("repro inspect study.capsule.tgz", "what the capsule holds"),
+        ("repro inspect study.capsule.tgz --json", "the same, as JSON"),
+    ],
+    "repro replay": [
+        ("repro replay study.capsule.tgz", "docker if an engine answers, else local"),
+        ("repro replay study.capsule.tgz --target local --report report.html", ""),
+        ("repro replay 10.5281/zenodo.1234567", "download from Zenodo, then replay"),
+        ("repro replay study.capsule.tgz --run fit --point seed=3", "one point only"),
+    ],
+    "repro diff": [
+        ("repro diff v1.capsule.tgz v2.capsule.tgz", "what changed between two captures"),
+    ],
+    "repro keys": [
+        ("repro keys generate", "a signing key (capture then signs with it)"),
+        ("repro keys export > alice.pub", "your public key, to hand out"),
+        ("repro keys trust alice.pub --name Alice", "trust someone's key"),
+    ],
+    "repro keys generate": [
+        ("repro keys generate", "the default key"),
+        ("repro keys generate --name lab --passphrase", "another key, encrypted"),
+    ],
+    "repro keys list": [("repro keys list", "")],
+    "repro keys export": [
+        ("repro keys export > mykey.pub", ""),
+        ("repro keys export --name lab --json", "the PEM inside JSON"),
+    ],
+    "repro keys trust": [("repro keys trust alice.pub --name Alice", "")],
+    "repro keys untrust": [("repro keys untrust Alice", "")],
+    "repro publish": [
+        ("repro publish study.capsule.tgz --sandbox", "a draft on sandbox.zenodo.org"),
+        ("repro publish study.capsule.tgz --publish", "publish on zenodo.org: a DOI"),
+        (
+            "repro publish --attestation study.attestation.json --publish",
+            "a replay attestation, linked to its capsule",
+        ),
+    ],
+    "repro fetch": [
+        ("repro fetch 10.5281/zenodo.1234567", "download and verify"),
+        ("repro fetch 10.5281/zenodo.1234567 -o capsules --attestations", ""),
+    ],
+    "repro verify-attestation": [
+        ("repro verify-attestation study.attestation.json", ""),
+        ("repro verify-attestation *.attestation.json --capsule study.capsule.tgz", ""),
+    ],
+    "repro history": [
+        ("repro history", "every replay on this machine"),
+        ("repro history study.capsule.tgz --json", "one capsule's"),
+    ],
+}
+
+
+def epilog(command: str) -> str | None:
+    """The Examples section of `command`'s help (click keeps "\\b" paragraphs as written)."""
+    examples = EXAMPLES.get(command)
+    if not examples:
+        return None
+    lines: list[str] = []
+    for cmd, note in examples:
+        lines += [f"  {cmd}", *([f"      {note}"] if note else [])]
+    return "Examples:\n\n\b\n" + "\n".join(lines)
