@@ -52,7 +52,9 @@ def pair_runs(
             pairs.append((next(run_values), []))
         elif not pairs:
             raise UsageError(
-                "--output needs a --run before it", hint="repro capture --run CMD --output PATH"
+                "--output needs a --run before it",
+                hint="--output is a run's output: repro capture --run CMD --output PATH; "
+                "the capsule file is -o/--out: repro capture -o FILE",
             )
         else:
             pairs[-1][1].append(next(output_values))
@@ -81,14 +83,26 @@ def capture_command(
     ctx: typer.Context,
     directory: ProjectDir = Path(),
     out_file: Annotated[
-        Path | None, typer.Option("-o", "--out", help="Capsule file to write.")
+        Path | None,
+        typer.Option(
+            "-o",
+            "--out",
+            metavar="FILE",
+            help="Capsule file to write (default: ./NAME.capsule.tgz, NAME the project "
+            "folder's name; its folder must exist). Not --output, a run's output.",
+        ),
     ] = None,
     run: Annotated[
         list[str] | None,
         typer.Option("--run", help="Command to run (repeatable); replaces repro.toml's runs."),
     ] = None,
     output: Annotated[
-        list[str] | None, typer.Option("--output", help="Output of the last --run (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--output",
+            metavar="PATH",
+            help="A file the --run before it writes (repeatable). Not -o/--out, the capsule.",
+        ),
     ] = None,
     data: Annotated[
         list[str] | None, typer.Option("--data", help="Data path to embed (repeatable).")

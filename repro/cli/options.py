@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+# -q/-v: set by the app callback, read by the terminal renderers (repro.report.verbosity)
+from repro.report.verbosity import Verbosity as Verbosity
+from repro.report.verbosity import set_verbosity as set_verbosity
+from repro.report.verbosity import verbosity as verbosity
 
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable result on stdout.")]
 
@@ -56,33 +60,3 @@ VersionDoiOnly = Annotated[
         help="Refuse a concept DOI (all versions): take only the DOI of one version.",
     ),
 ]
-
-
-# --- global options (-q/-v), set by the app callback for the command that follows ---------
-
-
-@dataclass(frozen=True)
-class Verbosity:
-    """What -q/--quiet and -v/--verbose asked for.
-
-    quiet: no progress lines, progress bars or run output on stderr (results, warnings and
-    errors still print). verbose: 1 or more -v: more detail (the commands being run, an
-    error's kind and exit code).
-    """
-
-    quiet: bool = False
-    verbose: int = 0
-
-
-_verbosity = Verbosity()
-
-
-def verbosity() -> Verbosity:
-    """The current command's -q/-v (the defaults outside a command)."""
-    return _verbosity
-
-
-def set_verbosity(value: Verbosity) -> None:
-    """Called once per command line, by the app callback (so tests never inherit one)."""
-    global _verbosity
-    _verbosity = value
