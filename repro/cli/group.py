@@ -112,7 +112,8 @@ def tidy(command: Command) -> None:
 def _first_line(text: str) -> str:
     text = " ".join(text.split())
     text = text.replace("Value error, ", "")  # pydantic's prefix, through typer's coercion
-    text = re.sub(r"'(-\w)' / '(--[\w-]+)'", r"\1/\2", text).rstrip(".")
+    text = re.sub(r"'(-\w)' / '(--[\w-]+)'", r"\1/\2", text)
+    text = re.sub(r"'(--?[\w-]+)'", r"\1", text).rstrip(".")
     return text[:1].lower() + text[1:]
 
 
