@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import functools
+import inspect
+import os
 import signal
 import sys
 from collections.abc import Callable
 from typing import Annotated, ParamSpec, TypeVar
 
 import typer
+from typer.models import CommandInfo
 
 from repro import __version__
 from repro.cli import (
@@ -177,10 +181,56 @@ _register(app, "verify-attestation", verify_attestation.verify_attestation_comma
 _register(app, "history", history.history_command)
 
 
+def _help_only(info: CommandInfo) -> CommandInfo:
+    """A stand-in for a command that is not being run: its help line, no parameters."""
+    stub = copy.copy(info)
+    stub.help = info.help or inspect.getdoc(info.callback)
+    stub.callback, stub.cls, stub.epilog = _not_run, None, None
+    return stub
+
+
+def _not_run() -> None:
+    raise RuntimeError("a help-only stand-in was invoked")
+
+
+def only(name: str | None) -> typer.Typer:
+    """`app` with every command but `name` (and every group but `name`) as a help-only
+    stand-in: typer builds a command by inspecting its function's signature, which is most
+    of the start-up once the imports are lazy, and one command line runs one command."""
+    pruned = copy.copy(app)
+    pruned.registered_commands = [
+        c if c.name == name else _help_only(c) for c in app.registered_commands
+    ]
+    groups = []
+    for group in app.registered_groups:
+        if group.name != name and group.typer_instance is not None:
+            sub = copy.copy(group.typer_instance)
+            sub.registered_commands = [_help_only(c) for c in sub.registered_commands]
+            group = copy.copy(group)
+            group.typer_instance = sub
+        groups.append(group)
+    pruned.registered_groups = groups
+    return pruned
+
+
+def _command_name(argv: list[str]) -> str | None:
+    """The command a command line runs: its first word that is not an option (the global
+    options take no value)."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (`repro`, `python -m repro`)."""
     from repro.paths import sweep_scratch
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     sweep_scratch()  # what repro processes killed earlier (SIGKILL) left in the temp folder
-    app(args=list(sys.argv[1:] if argv is None else argv), prog_name="repro")
+    args = list(sys.argv[1:] if argv is None else argv)
+    # Shell completion walks every command: the whole app for it.
+    runs = app if "_REPRO_COMPLETE" in os.environ else only(_command_name(args))
+    runs(args=args, prog_name="repro")

@@ -11,11 +11,12 @@ from repro.cli.options import AsJson, CapsuleFile
 
 def inspect_command(capsule: CapsuleFile, as_json: AsJson = False) -> None:
     """Show what is inside: metadata, source, environment, data, runs, expected results."""
-    from repro.report.models import InspectOutput
     from repro.verify import inspect_capsule
 
     report = inspect_capsule(capsule)
     if as_json:
+        from repro.report.models import InspectOutput
+
         terminal.emit_json(InspectOutput.build(report))
     else:
         terminal.render_inspect(report)

@@ -13,11 +13,12 @@ def verify_command(
     as_json: AsJson = False,
 ) -> None:
     """Check integrity and signature: every checksum, the manifest against the archive."""
-    from repro.report.models import VerifyOutput
     from repro.verify import Policy, verify_capsule
 
     report = verify_capsule(capsule, Policy(require_signed, require_trusted))
     if as_json:
+        from repro.report.models import VerifyOutput
+
         terminal.emit_json(VerifyOutput.build(report))
     else:
         terminal.render_verify(report)

@@ -82,6 +82,23 @@ def test_help_shows_what_the_values_are_and_the_defaults() -> None:
     assert "ATTESTATION..." in text
 
 
+@pytest.mark.parametrize(
+    "args", [["--help"], ["keys", "--help"], ["capture", "--help"], ["verifyy"]], ids=str
+)
+def test_the_entry_point_builds_one_command_and_says_the_same(args: list[str]) -> None:
+    """main() builds only the command being run (help-only stand-ins for the others):
+    the same screens, the same errors."""
+    from repro.cli.app import only
+
+    name = None if args[0].startswith("-") else args[0]
+    whole, pruned = CliRunner().invoke(app, args), CliRunner().invoke(only(name), args)
+    assert (pruned.exit_code, pruned.stdout, pruned.stderr) == (
+        whole.exit_code,
+        whole.stdout,
+        whole.stderr,
+    )
+
+
 def test_global_flags_and_completion_are_listed() -> None:
     _, text, _ = invoke("--help")
     for flag in ("-q, --quiet", "-v, --verbose", "-V, --version", "--install-completion"):
