@@ -10,7 +10,15 @@ import typer
 from typer.core import TyperCommand
 
 from repro.cli.lazy import terminal
-from repro.cli.options import AsJson, BaseImage, Jobs, PassEnv, ProjectDir, SigningKey
+from repro.cli.options import (
+    AsJson,
+    BaseImage,
+    Jobs,
+    PassEnv,
+    ProjectDir,
+    SigningKey,
+    verbosity,
+)
 from repro.cli.prompts import prompt_passphrase
 from repro.errors import UsageError
 
@@ -214,3 +222,7 @@ def capture_command(
         terminal.emit_json(CaptureOutput.build(result))
     else:
         terminal.render_capture(result)
+    if verbosity().verbose:  # -v: what was run, and where the time went
+        for r in result.manifest.runs:
+            terminal.say(f"run {r.name}: {r.command}")
+        terminal.say("timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()))

@@ -195,6 +195,10 @@ def test_quiet_hides_progress_and_verbose_names_the_error(project: Path, tmp_pat
     out.unlink()
     code, stdout, quiet = invoke("-q", "capture", str(project), "-o", str(out), "--no-run")
     assert code == 0 and "· " not in quiet and "captured" in stdout
+    out.unlink()
+    code, _, verbose = invoke("-v", "capture", str(project), "-o", str(out), "--no-run")
+    assert code == 0 and "· run copy: cp a.txt b.txt" in verbose and "· timings: " in verbose
+    assert "run copy:" not in loud
     code, _, stderr = invoke("-v", "verify", str(tmp_path / "missing.tgz"))
     assert code == 1 and "CapsuleNotFoundError" in stderr
 
