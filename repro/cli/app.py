@@ -28,7 +28,7 @@ from repro.cli import (
     verify,
     verify_attestation,
 )
-from repro.cli.examples import epilog
+from repro.cli.examples import SHORT_HELP, epilog
 from repro.cli.group import ReproGroup
 from repro.cli.lazy import terminal
 from repro.cli.options import Verbosity, set_verbosity, verbosity
@@ -155,7 +155,9 @@ def _register(
     group: typer.Typer, name: str, func: Callable[..., None], cls: type | None = None
 ) -> None:
     full = f"repro {name}" if group is app else f"repro keys {name}"
-    group.command(name, cls=cls, epilog=epilog(full))(handles_errors(func))
+    group.command(name, cls=cls, epilog=epilog(full), short_help=SHORT_HELP.get(full))(
+        handles_errors(func)
+    )
 
 
 _register(app, "init", init.init_command)

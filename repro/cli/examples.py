@@ -1,6 +1,25 @@
-"""The examples at the foot of each command's help screen (and in docs/cli.md)."""
+"""The examples at the foot of each command's help screen (and in docs/cli.md), and each
+command's one line in `repro --help` (short enough for 80 columns)."""
 
 from __future__ import annotations
+
+SHORT_HELP: dict[str, str] = {
+    "repro init": "Write repro.toml from what the project has",
+    "repro capture": "Build a capsule: code, locked deps, data, runs, results",
+    "repro verify": "Check a capsule's checksums and signature",
+    "repro inspect": "Show what a capsule holds",
+    "repro replay": "Re-run a capsule's study and compare every result",
+    "repro diff": "What changed between two capsules",
+    "repro publish": "Deposit a capsule on Zenodo (a draft unless --publish)",
+    "repro fetch": "Download a published capsule from Zenodo, verify it",
+    "repro verify-attestation": "Check signed replay attestations, offline",
+    "repro history": "The replays this machine made",
+    "repro keys generate": "Create a signing key pair (Ed25519)",
+    "repro keys list": "Your signing keys and the keys you trust",
+    "repro keys export": "Print a public key (PEM), to hand out",
+    "repro keys trust": "Add someone's public key to the trust store",
+    "repro keys untrust": "Remove a key from the trust store",
+}
 
 EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "repro": [
