@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from typer import Abort
@@ -117,10 +117,18 @@ def _first_line(text: str) -> str:
     return text[:1].lower() + text[1:]
 
 
-def usage_error_lines(exc: UsageError) -> tuple[str, str]:
+def usage_error_lines(
+    exc: UsageError, argv: Sequence[str] = (), commands: Collection[str] = ()
+) -> tuple[str, str]:
     """The one-line message and the hint of a command-line mistake."""
     message = _first_line(exc.format_message())
     path = exc.ctx.command_path if exc.ctx is not None else "repro"
+    if path == "repro":
+        # some mistakes come with no context though a command was named (`repro capture
+        # --run` with no value: capture's own pre-parse): point to that command's help
+        named = next((w for w in argv if not w.startswith("-")), None)
+        if named in commands:
+            path = f"repro {named}"
     hint = f"see {path} --help"
     if ". did you mean" in message.lower():
         message, _, suggestion = message.partition(". Did you mean ")
@@ -156,7 +164,7 @@ class ReproGroup(TyperGroup):
             exc.show()
             sys.exit(ExitCode.USAGE)
         except UsageError as exc:
-            message, hint = usage_error_lines(exc)
+            message, hint = usage_error_lines(exc, argv, self.commands)
             _report_usage_error(message, hint, "--json" in argv)
             sys.exit(ExitCode.USAGE)
         except Abort:

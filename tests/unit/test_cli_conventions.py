@@ -151,21 +151,23 @@ def test_help_and_version_load_neither_rich_nor_pydantic() -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "hint"),
     [
-        (["verifyy"], "error: no such command 'verifyy'"),
-        (["verify"], "error: missing argument 'CAPSULE'"),
-        (["verify", "x", "--bogus"], "error: no such option: --bogus"),
-        (["capture", "-j", "0"], "error: invalid value for -j/--jobs:"),
-        (["replay", "x", "--target", "moon"], "error: invalid value for --target:"),
+        (["verifyy"], "error: no such command 'verifyy'", "repro --help"),
+        (["verify"], "error: missing argument 'CAPSULE'", "repro verify --help"),
+        (["verify", "x", "--bogus"], "error: no such option: --bogus", "repro verify --help"),
+        (["capture", "-j", "0"], "error: invalid value for -j/--jobs:", "repro capture --help"),
+        (["capture", "--run"], "error: option --run requires", "repro capture --help"),
+        (["replay", "x", "--target", "moon"], "error: invalid value for --target:", "replay"),
+        (["keys", "trust"], "error: missing argument 'FILE'", "repro keys trust --help"),
     ],
 )
-def test_usage_errors_are_one_line_and_a_hint(args: list[str], message: str) -> None:
+def test_usage_errors_are_one_line_and_a_hint(args: list[str], message: str, hint: str) -> None:
     code, stdout, stderr = invoke(*args)
     assert code == ExitCode.USAGE
     lines = stderr.splitlines()
     assert len(lines) == 2 and lines[0].startswith(message), stderr
-    assert lines[1].startswith("hint: ") and "repro" in lines[1]
+    assert lines[1].startswith("hint: ") and hint in lines[1]
     assert "╭" not in stderr and "Value error" not in stderr and stdout == ""
 
 
