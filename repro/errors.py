@@ -43,7 +43,11 @@ class UsageError(ReproError):
 
 
 class ProjectNotFoundError(ReproError):
-    default_hint = "pass the project directory: repro capture PATH -o FILE"
+    default_hint = "pass an existing project folder"
+
+
+class DestinationNotFoundError(UsageError):
+    """The folder a file is to be written into does not exist (checked before any work)."""
 
 
 class ConfigError(ReproError):
@@ -177,7 +181,7 @@ class MalformedCapsuleError(CapsuleError):
 
 
 class UnsupportedFormatError(CapsuleError):
-    default_hint = "upgrade repro: pip install --upgrade repro"
+    default_hint = "upgrade repro: pip install --upgrade repro-capsule"
 
 
 class SignatureError(CapsuleError):

@@ -32,7 +32,9 @@ SweepValue = StrictBool | StrictInt | StrictFloat | StrictStr
 class Model(BaseModel):
     """Frozen, strict base: unknown keys are an error, parsed once at the edge."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", use_attribute_docstrings=True, defer_build=True
+    )
 
 
 CompareMethod = Literal["exact", "text", "numeric", "image"]

@@ -12,6 +12,11 @@ from repro.capsule.reader import VerifiedCapsule, read_capsule
 from repro.errors import UntrustedCapsuleError
 from repro.sign import SignatureStatus, check_signature
 
+UNSIGNED_HINT = (
+    "no key can vouch for an unsigned capsule; its author signs it: repro keys generate, "
+    "then repro capture again (it signs with that key)"
+)
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -21,14 +26,14 @@ class Policy:
     require_trusted: bool = False
 
     def enforce(self, status: SignatureStatus) -> None:
+        unsigned = status.state == "unsigned"
         if self.require_trusted and status.state != "trusted":
             raise UntrustedCapsuleError(
-                f"capsule is not signed by a trusted key ({status.describe()})"
+                f"capsule is not signed by a trusted key ({status.describe()})",
+                hint=UNSIGNED_HINT if unsigned else None,
             )
-        if self.require_signed and status.state == "unsigned":
-            raise UntrustedCapsuleError(
-                "capsule is unsigned", hint="ask the author to capture it with a signing key"
-            )
+        if self.require_signed and unsigned:
+            raise UntrustedCapsuleError("capsule is unsigned", hint=UNSIGNED_HINT)
 
 
 @dataclass(frozen=True)

@@ -154,7 +154,7 @@ def _statement(payload: bytes, source: str) -> Statement:
             source,
             f"predicate type {raw.get('predicateType')!r} is not {PREDICATE_TYPE}",
             hint="this in-toto attestation is not a repro replay attestation (or one from "
-            "a newer repro: pip install --upgrade repro)",
+            "a newer repro: pip install --upgrade repro-capsule)",
         )
     try:
         statement = Statement.model_validate(raw)

@@ -255,7 +255,7 @@ def parse_manifest(data: bytes) -> Manifest:
             raise UnsupportedFormatError(
                 f"capsule format {fmt} is newer than this repro understands ({FORMAT})"
             )
-        raise MalformedCapsuleError(f"not a repro capsule (format: {fmt!r})")
+        raise MalformedCapsuleError(f"not a repro capsule (format: {fmt!r})", hint=NOT_A_CAPSULE)
     try:
         manifest = Manifest.model_validate(raw, strict=True)
     except ValidationError as exc:
@@ -266,6 +266,13 @@ def parse_manifest(data: bytes) -> Manifest:
         raise CapsuleIntegrityError("repro.json is not in canonical form (it was edited)")
     _check_manifest_entries(manifest)
     return manifest
+
+
+NOT_A_CAPSULE = (
+    "pass a capsule (the NAME.capsule.tgz that repro capture writes); to make one: "
+    "repro capture DIR -o FILE"
+)
+"""The hint when the file is something else altogether (a CSV, a plain tarball...)."""
 
 
 # What the writer emits: deflate, no flags, mtime 0, then XFL 0 and OS 255 ("unknown") —
@@ -293,7 +300,9 @@ class _StrictGunzip(io.RawIOBase):
         self.archive_size = 0
         header = self._read_raw(10)
         if header[:2] != b"\x1f\x8b":
-            raise MalformedCapsuleError("not a repro capsule: not gzip-compressed")
+            raise MalformedCapsuleError(
+                "not a repro capsule: not gzip-compressed", hint=NOT_A_CAPSULE
+            )
         if header not in GZIP_HEADERS:
             raise CapsuleIntegrityError("capsule gzip header differs from what repro writes")
         self._inflate = isal_zlib.decompressobj(wbits=-15)
@@ -467,7 +476,7 @@ def _stream(
             first = next(members, None)
             if first is None or first.name != MANIFEST_NAME or not first.isreg():
                 raise MalformedCapsuleError(
-                    "not a repro capsule: repro.json is not its first member"
+                    "not a repro capsule: repro.json is not its first member", hint=NOT_A_CAPSULE
                 )
             if first.size > MAX_MANIFEST_BYTES:
                 raise MalformedCapsuleError("repro.json is larger than any real manifest")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pathspec
 
+from repro.capsule.probe import is_capsule
 from repro.capture.secret_scan import secret_file_reason
 from repro.capture.source import git
 from repro.errors import ProjectFileError, UnsafeSymlinkError
@@ -149,6 +150,9 @@ def list_project(
         if stat.S_ISLNK(st.st_mode):
             files.append(_symlink(project, real_root, rel, path))
         elif stat.S_ISREG(st.st_mode):
+            if is_capsule(rel, path):
+                excluded.append(f"{rel} (a repro capsule: capsules are never packed into one)")
+                continue
             reason = None if rel in (allow_secrets or set()) else secret_file_reason(rel, path)
             if reason is not None:
                 excluded.append(f"{rel} ({reason})")

@@ -13,7 +13,7 @@ from repro.capture.options import CaptureOptions
 from repro.config import load_config
 from repro.config.models import DataSpec, ProjectConfig, render
 from repro.env.pythons import check_version
-from repro.errors import ProjectNotFoundError, UsageError
+from repro.errors import DestinationNotFoundError, ProjectNotFoundError, UsageError
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def plan_capture(opts: CaptureOptions, config: ProjectConfig | None = None) -> P
     epoch, reproducible = epoch_from_environment()
     # The declarations are read and checked before any slow work: a malformed file fails fast.
     planned = env_stage.plan(project, config.environment, freeze=opts.freeze)
-    output = opts.output.absolute()
+    output = destination(opts.output)
     return Plan(
         options=opts,
         project=project,
@@ -74,11 +74,23 @@ def plan_capture(opts: CaptureOptions, config: ProjectConfig | None = None) -> P
     )
 
 
+def destination(output: Path) -> Path:
+    """The capsule's absolute path; its folder must exist now, before the study runs."""
+    output = output.absolute()
+    if not output.parent.is_dir():
+        raise DestinationNotFoundError(
+            f"the folder to write the capsule into does not exist: {output.parent}",
+            hint=f"create it first (mkdir -p {output.parent}) or choose another -o FILE",
+        )
+    return output
+
+
 def project_dir(path: Path) -> Path:
+    hint = "pass the project folder: repro capture DIR [-o FILE]"
     if not path.exists():
-        raise ProjectNotFoundError(f"project directory not found: {path}")
+        raise ProjectNotFoundError(f"project directory not found: {path}", hint=hint)
     if not path.is_dir():
-        raise ProjectNotFoundError(f"not a directory: {path}")
+        raise ProjectNotFoundError(f"not a directory: {path}", hint=hint)
     if not os.access(path, os.R_OK | os.X_OK):
         raise ProjectNotFoundError(
             f"project directory is not readable: {path}", hint="check its permissions"

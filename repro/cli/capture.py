@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from pydantic import ValidationError
 from typer.core import TyperCommand
 
-from repro.cli.options import AsJson, BaseImage, Jobs, PassEnv, ProjectDir, SigningKey
+from repro.cli.lazy import terminal
+from repro.cli.options import (
+    AsJson,
+    BaseImage,
+    Jobs,
+    PassEnv,
+    ProjectDir,
+    SigningKey,
+    verbosity,
+)
 from repro.cli.prompts import prompt_passphrase
-from repro.config import describe_validation_error
-from repro.config.models import Run
 from repro.errors import UsageError
-from repro.report import terminal
+
+if TYPE_CHECKING:
+    from repro.config.models import Run
 
 FLAG_ORDER = "repro.capture.flag_order"
 """ctx.meta key: the names ("run", "output") of the pairing flags, in command-line order."""
@@ -52,7 +60,9 @@ def pair_runs(
             pairs.append((next(run_values), []))
         elif not pairs:
             raise UsageError(
-                "--output needs a --run before it", hint="repro capture --run CMD --output PATH"
+                "--output needs a --run before it",
+                hint="--output is a run's output: repro capture --run CMD --output PATH; "
+                "the capsule file is -o/--out: repro capture -o FILE",
             )
         else:
             pairs[-1][1].append(next(output_values))
@@ -63,6 +73,11 @@ def runs_from_flags(pairs: list[tuple[str, list[str]]]) -> list[Run] | None:
     """The runs --run/--output declare (None: none given, repro.toml's runs apply)."""
     if not pairs:
         return None
+    from pydantic import ValidationError
+
+    from repro.config import describe_validation_error
+    from repro.config.models import Run
+
     try:
         return [
             Run(name=f"run{i + 1}" if len(pairs) > 1 else "run", command=cmd, outputs=outs)
@@ -76,14 +91,26 @@ def capture_command(
     ctx: typer.Context,
     directory: ProjectDir = Path(),
     out_file: Annotated[
-        Path | None, typer.Option("-o", "--out", help="Capsule file to write.")
+        Path | None,
+        typer.Option(
+            "-o",
+            "--out",
+            metavar="FILE",
+            help="Capsule file to write (default: ./NAME.capsule.tgz, NAME the project "
+            "folder's name; its folder must exist). Not --output, a run's output.",
+        ),
     ] = None,
     run: Annotated[
         list[str] | None,
         typer.Option("--run", help="Command to run (repeatable); replaces repro.toml's runs."),
     ] = None,
     output: Annotated[
-        list[str] | None, typer.Option("--output", help="Output of the last --run (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--output",
+            metavar="PATH",
+            help="A file the --run before it writes (repeatable). Not -o/--out, the capsule.",
+        ),
     ] = None,
     data: Annotated[
         list[str] | None, typer.Option("--data", help="Data path to embed (repeatable).")
@@ -195,3 +222,7 @@ def capture_command(
         terminal.emit_json(CaptureOutput.build(result))
     else:
         terminal.render_capture(result)
+    if verbosity().verbose:  # -v: what was run, and where the time went
+        for r in result.manifest.runs:
+            terminal.say(f"run {r.name}: {r.command}")
+        terminal.say("timings: " + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()))

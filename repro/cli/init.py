@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from repro.cli.lazy import terminal
 from repro.cli.options import AsJson, ProjectDir
-from repro.report import terminal
 
 if TYPE_CHECKING:
     from repro.capture.trial import Trial

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
+from repro.cli.lazy import terminal
 from repro.cli.options import AsJson, CapsuleFile
-from repro.report import terminal
 
 
 def inspect_command(
@@ -26,12 +26,12 @@ def inspect_command(
 ) -> None:
     """Show what is inside: metadata, source, environment, data, runs, expected results."""
     from repro.contents import file_rows, package_rows, read_contents
-    from repro.report.models import InspectOutput
 
     contents = read_contents(capsule, lock=packages and not as_json)
     report = contents.report
     if as_json:
-        # The manifest holds the file list and the packages already.
+        from repro.report.models import InspectOutput
+
         terminal.emit_json(InspectOutput.build(report))
         return
     terminal.render_inspect(report)

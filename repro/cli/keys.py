@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
+from repro.cli.lazy import terminal
 from repro.cli.options import AsJson, KeyName
 from repro.cli.prompts import new_passphrase
-from repro.report import terminal
 
 
 def generate_command(
@@ -44,12 +44,27 @@ def list_command(as_json: AsJson = False) -> None:
         terminal.render_keys(own, trusted)
 
 
-def export_command(name: KeyName = "default") -> None:
+def export_command(name: KeyName = "default", as_json: AsJson = False) -> None:
     """Print a public key (PEM), to give to the people who replay your capsules."""
-    from repro.sign import export_public, keys_dir, load_public_key
+    from repro.sign import export_public, fingerprint, key_id, keys_dir, load_public_key
 
     key = load_public_key(keys_dir() / f"{name}.pub")
-    sys.stdout.write(export_public(key).decode())
+    pem = export_public(key).decode()
+    if as_json:
+        from repro.report.models import KeyExportOutput
+
+        keyid = key_id(key)
+        terminal.emit_json(
+            KeyExportOutput(
+                ok=True,
+                name=name,
+                keyid=keyid,
+                fingerprint=fingerprint(keyid),
+                public_key_pem=pem,
+            )
+        )
+    else:
+        sys.stdout.write(pem)
 
 
 def trust_command(

@@ -7,6 +7,11 @@ from typing import Annotated
 
 import typer
 
+# -q/-v: set by the app callback, read by the terminal renderers (repro.report.verbosity)
+from repro.report.verbosity import Verbosity as Verbosity
+from repro.report.verbosity import set_verbosity as set_verbosity
+from repro.report.verbosity import verbosity as verbosity
+
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable result on stdout.")]
 
 CapsuleFile = Annotated[Path, typer.Argument(help="Capsule file.")]

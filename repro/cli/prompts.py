@@ -8,7 +8,6 @@ import sys
 import typer
 
 from repro.errors import KeyPassphraseError
-from repro.sign import PASSPHRASE_ENV
 
 
 def prompt_passphrase(label: str) -> str:
@@ -27,6 +26,8 @@ def confirm_on_terminal(question: str) -> bool:
 
 def new_passphrase() -> str:
     """A passphrase for a new key: REPRO_KEY_PASSPHRASE, else asked twice on the terminal."""
+    from repro.sign import PASSPHRASE_ENV
+
     secret = os.environ.get(PASSPHRASE_ENV)
     if secret is not None:
         return secret

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from repro.cli.lazy import terminal
 from repro.cli.options import AsJson, SigningKey, ZenodoUrl
 from repro.cli.prompts import prompt_passphrase
-from repro.report import terminal
 
 if TYPE_CHECKING:
     from repro.publish.target import Target

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import typer
 from typer.core import TyperCommand
 
+from repro.cli.lazy import terminal
 from repro.cli.options import (
     AsJson,
     BaseImage,
@@ -20,7 +21,6 @@ from repro.cli.options import (
     ZenodoUrl,
 )
 from repro.errors import ExitCode
-from repro.report import terminal
 
 ATTEST = "--attest"
 

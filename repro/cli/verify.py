@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from repro.cli.lazy import terminal
 from repro.cli.options import AsJson, CapsuleFile, RequireSigned, RequireTrusted
-from repro.report import terminal
 
 
 def verify_command(
@@ -13,11 +13,12 @@ def verify_command(
     as_json: AsJson = False,
 ) -> None:
     """Check integrity and signature: every checksum, the manifest against the archive."""
-    from repro.report.models import VerifyOutput
     from repro.verify import Policy, verify_capsule
 
     report = verify_capsule(capsule, Policy(require_signed, require_trusted))
     if as_json:
+        from repro.report.models import VerifyOutput
+
         terminal.emit_json(VerifyOutput.build(report))
     else:
         terminal.render_verify(report)

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
+from repro.cli.lazy import terminal
 from repro.cli.options import AsJson
 from repro.errors import ExitCode
-from repro.report import terminal
 
 
 def verify_attestation_command(

@@ -144,9 +144,15 @@ def init_project(
     from repro.errors import TrialFailedError
 
     project = options.project
+    if project.exists() and not project.is_dir():
+        raise ProjectNotFoundError(
+            f"not a directory: {project}",
+            hint=f"pass the project folder: repro init {project.parent}",
+        )
     if not project.is_dir():
         raise ProjectNotFoundError(
-            f"project directory not found: {project}", hint="pass the project: repro init DIR"
+            f"project directory not found: {project}",
+            hint="pass the project folder (repro init DIR), or run repro init inside it",
         )
     target = project / CONFIG_NAME
     if target.exists():

@@ -51,10 +51,7 @@ class ZenodoNotFoundError(ZenodoRequestError):
 class ZenodoUnavailableError(ServiceUnavailableError):
     """Network errors and 5xx answers that persisted through the retries (exit 5)."""
 
-    default_hint = (
-        "Zenodo (or the network) is not answering; run the same command again later: "
-        "it resumes from the journal next to the capsule"
-    )
+    default_hint = "Zenodo (or the network) is not answering; run the same command again later"
 
 
 class OutcomeUnknownError(ZenodoUnavailableError):
@@ -68,8 +65,8 @@ class OutcomeUnknownError(ZenodoUnavailableError):
 
 class ZenodoRateLimitedError(ZenodoUnavailableError):
     default_hint = (
-        "Zenodo's rate limit (100 requests/min, 5000/hour) was hit; wait and run the same "
-        "command again: it resumes from the journal"
+        "Zenodo's rate limit (100 requests/min, 5000/hour) was hit; wait a minute and run "
+        "the same command again"
     )
 
 

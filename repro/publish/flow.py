@@ -676,4 +676,9 @@ def publish(
     token from the environment, closed when done (a given one is left open, and its own
     token, waits and observers are the caller's).
     """
-    return _Publication(opts, observe, progress, on_step, api).run()
+    try:
+        return _Publication(opts, observe, progress, on_step, api).run()
+    except ZenodoUnavailableError as exc:
+        # Only a publish has a journal to resume from (fetch and the rest do not).
+        exc.hint += ": it resumes from the journal next to the capsule"
+        raise

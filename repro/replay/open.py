@@ -125,10 +125,15 @@ def open_for_replay(
         raise fault from None
     manifest = verified.capsule.manifest
     warnings = []
-    if verified.signature.state != "trusted":
+    if verified.signature.state == "unknown":
         warnings.append(
-            f"capsule is {verified.signature.describe()}: "
-            "its author is not confirmed (see: repro keys trust)"
+            f"capsule is {verified.signature.describe()}: its author is not confirmed "
+            "(if the key is theirs: repro keys trust THEIR-KEY.pub)"
+        )
+    elif verified.signature.state == "unsigned":
+        warnings.append(
+            "capsule is unsigned: its author is not confirmed (to sign a capsule: "
+            "repro keys generate, then repro capture)"
         )
     selection = select(manifest, names, points)
     project = root / PROJECT_PREFIX.rstrip("/")

@@ -488,6 +488,17 @@ class KeyListOutput(Model):
         )
 
 
+class KeyExportOutput(Model):
+    """`repro keys export --json`."""
+
+    ok: Literal[True]
+    name: str
+    keyid: str
+    fingerprint: str
+    public_key_pem: str
+    """The public key, PEM (what `repro keys export` prints without --json)."""
+
+
 class KeyTrustOutput(Model):
     """`repro keys trust --json`."""
 

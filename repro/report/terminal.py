@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from repro.report.text import json_text, printable
+from repro.report.verbosity import verbosity
 from repro.resource_usage import detail as usage_detail
 from repro.resource_usage import side_by_side
 from repro.sign import SignatureStatus, fingerprint
@@ -79,7 +80,9 @@ def emit_json(model: BaseModel) -> None:
 
 
 def say(message: str) -> None:
-    """A progress line on stderr (the observer the core reports to)."""
+    """A progress line on stderr (the observer the core reports to); none with -q."""
+    if verbosity().quiet:
+        return
     err.print(f"[dim]· {_m(message)}[/]", highlight=False)
 
 
@@ -116,7 +119,7 @@ class TransferBar:
 
     def __init__(self, label: str, enabled: bool) -> None:
         self.label = label
-        self.enabled = enabled and err.is_terminal
+        self.enabled = enabled and err.is_terminal and not verbosity().quiet
         self.bar: Any = None
 
     def __enter__(self) -> Callable[[int, int | None], None] | None:

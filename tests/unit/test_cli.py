@@ -136,7 +136,8 @@ def test_output_before_any_run_is_a_usage_error(
     assert code == 2
     assert stderr.splitlines() == [
         "error: --output needs a --run before it",
-        "hint: repro capture --run CMD --output PATH",
+        "hint: --output is a run's output: repro capture --run CMD --output PATH; "
+        "the capsule file is -o/--out: repro capture -o FILE",
     ]
     if as_json:
         error = validated("", stdout, "error.schema.json")
