@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from repro.cli.lazy import terminal
 from repro.cli.options import AsJson
-from repro.report import terminal
 
 if TYPE_CHECKING:
     from repro.cache import Entry, Kind

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from repro.cli.lazy import terminal
 from repro.cli.options import AsJson
 from repro.errors import ExitCode
-from repro.report import terminal
 
 if TYPE_CHECKING:
     from repro.replay.pipeline import ReplayOptions

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
+from repro.cli.lazy import terminal
 from repro.cli.options import AsJson, CapsuleFile, RequireSigned, RequireTrusted
-from repro.report import terminal
 
 
 def extract_command(

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
+from repro.cli.lazy import terminal
 from repro.cli.options import AsJson, CapsuleFile, SigningKey
-from repro.report import terminal
 
 
 def restamp_command(

@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 
 import typer
 
+from repro.cli.lazy import terminal
 from repro.cli.options import BaseImage, CapsuleFile, PassEnv, RequireSigned, RequireTrusted
-from repro.report import terminal
 
 TargetOption = Annotated[
     Literal["local", "docker"] | None,
