@@ -39,6 +39,7 @@ from repro.execution.runs import (
     stage_project,
     tail_block,
 )
+from repro.execution.stream import Echo
 from repro.hashing import sha256_bytes, sha256_file
 from repro.model_base import SweepValue
 from repro.notebooks import notebook as nbk
@@ -179,10 +180,13 @@ def _results(
             + ("" if o.result.exit_code == 0 else f" [exit {o.result.exit_code}]")
         ),
         variables=variables,
+        echo=opts.echo,
     )
     runs_by_name = {r.name: r for r in config.runs}
     failures = _run_failures(runs_by_name, outcomes)
-    executed, notebook_failures = _execute_notebooks(notebooks, stage, runner, say, variables)
+    executed, notebook_failures = _execute_notebooks(
+        notebooks, stage, runner, say, variables, opts.echo
+    )
     failures += notebook_failures
     if failures:
         raise _failed(failures, n_points + len(notebooks), environment)
@@ -340,6 +344,7 @@ def _execute_notebooks(
     runner: CommandRunner,
     say: Observer,
     variables: Mapping[str, str],
+    echo: Echo | None = None,
 ) -> tuple[list[tuple[NotebookRecord, bytes]], list[str]]:
     """Run each notebook once in the captured environment; its outputs become the record.
     Every notebook runs: the failures come back as blocks, with the notebooks that ran."""
@@ -357,6 +362,7 @@ def _execute_notebooks(
             + ("" if o.result.exit_code == 0 else " [failed]")
         ),
         variables=variables,
+        echo=echo,
     )
     executed, failures = [], []
     for nb, outcome in zip(notebooks, outcomes, strict=True):

@@ -15,7 +15,7 @@ from repro.cli.prompts import prompt_passphrase
 from repro.config import describe_validation_error
 from repro.config.models import Run
 from repro.errors import UsageError
-from repro.report import terminal
+from repro.report import live, terminal
 
 FLAG_ORDER = "repro.capture.flag_order"
 """ctx.meta key: the names ("run", "output") of the pairing flags, in command-line order."""
@@ -161,6 +161,7 @@ def capture_command(
 ) -> None:
     """Build a capsule: code, locked dependencies, data, runs and their results."""
     from repro.capture.pipeline import CaptureOptions, capture
+    from repro.cli.output_mode import quiet
     from repro.execution.environment import names_of
     from repro.report.models import CaptureOutput
 
@@ -189,8 +190,10 @@ def capture_command(
         install_project=install_project,
         skip_conda_only=skip_conda_only,
         pass_env=names_of(pass_env),
+        echo=live.run_echo(quiet()),
     )
-    result = capture(opts, observe=None if as_json else terminal.say)
+    with live.activity(quiet() or as_json) as observe:
+        result = capture(opts, observe=None if as_json else observe)
     if as_json:
         terminal.emit_json(CaptureOutput.build(result))
     else:

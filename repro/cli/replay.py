@@ -20,7 +20,7 @@ from repro.cli.options import (
     ZenodoUrl,
 )
 from repro.errors import ExitCode
-from repro.report import terminal
+from repro.report import live, terminal
 
 ATTEST = "--attest"
 
@@ -121,6 +121,7 @@ def replay_command(
     as_json: AsJson = False,
 ) -> None:
     """Verify a capsule, rebuild its environment, re-run it and compare every result."""
+    from repro.cli.output_mode import quiet
     from repro.cli.prompts import confirm_on_terminal
     from repro.execution.environment import names_of
     from repro.replay.pipeline import ReplayOptions
@@ -167,8 +168,10 @@ def replay_command(
         attest=attest_request,
         doi=doi,
         concept_doi=concept_doi,
+        echo=live.run_echo(quiet()),
     )
-    result = run_replay(opts, observe=terminal.say)
+    with live.activity(quiet()) as observe:
+        result = run_replay(opts, observe=observe)
     terminal.warn(result.warnings)
     if as_json:
         terminal.emit_json(result)

@@ -73,6 +73,13 @@ class DockerContainer:
             data: bytes = self._container.logs(stdout=stream == "stdout", stderr=stream == "stderr")
         return data
 
+    def follow(self, stream: Stream) -> Iterator[bytes]:
+        with _answering():
+            chunks: Iterator[bytes] = self._container.logs(
+                stdout=stream == "stdout", stderr=stream == "stderr", stream=True, follow=True
+            )
+        yield from chunks
+
     def kill(self) -> None:
         # Already exited, already gone, or no engine any more: nothing left to stop.
         with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
@@ -144,11 +151,14 @@ class DockerEngine:
         build_args: Mapping[str, str],
         labels: Mapping[str, str],
         network: bool,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         client = self._client()
         try:
             with _answering():
-                client.images.build(
+                # The low-level API streams the log as the engine writes it (images.build
+                # returns only at the end): a first build is not silent for a minute.
+                chunks = client.api.build(
                     path=str(context),
                     tag=tag,
                     buildargs=dict(build_args),
@@ -156,7 +166,9 @@ class DockerEngine:
                     rm=True,
                     forcerm=True,
                     network_mode=None if network else "none",
+                    decode=True,
                 )
+                _follow_build(chunks, progress)
         except docker.errors.BuildError as exc:
             step, output = _failed_step(exc.build_log)
             raise ImageBuildError(
@@ -273,6 +285,21 @@ def _split_ref(ref: str) -> tuple[str, str | None]:
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _NOISE = re.compile(r"^(---> |Removing intermediate container|Running in |Successfully )")
+
+
+def _follow_build(chunks: Any, progress: Callable[[str], None] | None) -> None:
+    """Read a build's streamed log to its end: each line to `progress`; an error chunk
+    raises docker's BuildError with the whole log (as images.build does)."""
+    log: list[dict[str, Any]] = []
+    for chunk in chunks:
+        log.append(chunk)
+        if "error" in chunk:
+            raise docker.errors.BuildError(chunk["error"], iter(log))
+        text = chunk.get("stream")
+        if progress is not None and isinstance(text, str):
+            for raw in _ANSI.sub("", text).splitlines():
+                if raw.strip():
+                    progress(raw.rstrip())
 
 
 def _failed_step(build_log: Any) -> tuple[str, str]:

@@ -17,6 +17,7 @@ from repro.env.pythons import PythonInfo, info_command, parse_info
 from repro.errors import ServiceUnavailableError
 from repro.execution.environment import Allowlist, run_environment
 from repro.execution.runs import CommandResult, InFlight
+from repro.execution.stream import ChunkFollower, LineSink
 
 CONTAINER_UID = 1000
 CONTAINER_HOME = "/home/repro"
@@ -55,6 +56,7 @@ class DockerRunner:
         timeout: float,
         run: Run,
         in_flight: InFlight,
+        echo: LineSink | None = None,
     ) -> CommandResult:
         res = run.resources
         user = (
@@ -91,6 +93,10 @@ class DockerRunner:
             return CommandResult(125, time.monotonic() - start, "", f"docker: {exc.message}")
         handle = _Stoppable(container)
         in_flight.add(handle)
+        follower = ChunkFollower(echo) if echo is not None else None
+        if follower is not None:
+            follower.follow("stdout", lambda: container.follow("stdout"))
+            follower.follow("stderr", lambda: container.follow("stderr"))
         code: int | None
         try:
             code = container.wait(timeout)
@@ -105,6 +111,8 @@ class DockerRunner:
             raise
         finally:
             in_flight.discard(handle)
+            if follower is not None:
+                follower.join()  # the container has ended: its log streams end too
         duration = time.monotonic() - start
         try:
             out = container.logs("stdout").decode("utf-8", "replace")[-4000:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ from repro.config.models import Run, point_id, point_variables_for, render
 from repro.execution.environment import Allowlist, run_environment, standard_path
 from repro.execution.outputs import expand, is_pattern
 from repro.execution.sandbox import NoSandbox, Sandbox, SandboxSpec, interpreter_prefix
+from repro.execution.stream import Echo, FileFollower, LineSink, bound
 from repro.model_base import SweepValue
 from repro.paths import cache_dir, config_dir, scratch_prefix
 
@@ -90,7 +92,8 @@ class InFlight:
 
 
 class CommandRunner(Protocol):
-    """Runs one shell command for one sweep point: on this machine, or in a container."""
+    """Runs one shell command for one sweep point: on this machine, or in a container;
+    each line it writes goes to `echo` as it is written, when one is given."""
 
     def run(
         self,
@@ -100,6 +103,7 @@ class CommandRunner(Protocol):
         timeout: float,
         run: Run,
         in_flight: InFlight,
+        echo: LineSink | None = None,
     ) -> CommandResult: ...
 
 
@@ -174,6 +178,7 @@ class LocalRunner:
         timeout: float,
         run: Run,
         in_flight: InFlight,
+        echo: LineSink | None = None,
     ) -> CommandResult:
         with tempfile.TemporaryDirectory(prefix=scratch_prefix("run")) as scratch:
             out_path, err_path = Path(scratch) / "stdout", Path(scratch) / "stderr"
@@ -182,7 +187,12 @@ class LocalRunner:
             argv = ["/bin/sh", "-c", command]
             if self.sandbox.isolation != "none":
                 argv = self.sandbox.wrap(argv, self.sandbox_spec(workdir, home, run))
-            with out_path.open("wb") as out, err_path.open("wb") as err:
+            follower = (
+                FileFollower({"stdout": out_path, "stderr": err_path}, echo)
+                if echo is not None
+                else contextlib.nullcontext()
+            )
+            with out_path.open("wb") as out, err_path.open("wb") as err, follower:
                 start = time.monotonic()
                 proc = subprocess.Popen(
                     argv,
@@ -217,12 +227,16 @@ def execute_point(
     runner: CommandRunner,
     in_flight: InFlight,
     variables: Mapping[str, str] | None = None,
+    echo: Echo | None = None,
 ) -> PointOutcome:
     """Run one point's command in workdir and see which declared outputs it produced;
-    `variables` (SOURCE_DATE_EPOCH) are given to every point, under its own."""
+    `variables` (SOURCE_DATE_EPOCH) are given to every point, under its own; its output
+    lines go to `echo` as they come, labelled with the point (`seed=3`)."""
     command = render(run.command, point)
-    env = {**(variables or {}), **point_variables_for(point)}
-    result = runner.run(command, workdir, env, run.timeout, run, in_flight)
+    # Unbuffered: a Python study's lines reach the files (and the echo) as it prints them.
+    env = {"PYTHONUNBUFFERED": "1", **(variables or {}), **point_variables_for(point)}
+    sink = bound(echo, point_id(point) if point else "")
+    result = runner.run(command, workdir, env, run.timeout, run, in_flight, sink)
     outputs, missing = collect_outputs(run, point, workdir)
     return PointOutcome(run.name, point, point_id(point), command, result, outputs, missing)
 
@@ -309,17 +323,19 @@ def execute_runs(
     select: Callable[[Run, dict[str, SweepValue]], bool] | None = None,
     on_point: Callable[[PointOutcome], None] | None = None,
     variables: Mapping[str, str] | None = None,
+    echo: Echo | None = None,
 ) -> list[PointOutcome]:
     """Every run in order (a later run may read an earlier one's outputs); within a run,
     every (selected) sweep point, `jobs` at a time. A failing point stops nothing: every
     point runs and failures are in the outcomes (capture reports them all at once, replay
-    judges them). `variables` are set for every point (SOURCE_DATE_EPOCH).
+    judges them). `variables` are set for every point (SOURCE_DATE_EPOCH); `echo` gets
+    every point's output lines as they are written.
     """
     outcomes: list[PointOutcome] = []
     for run in runs:
         points = [p for p in run.points() if select is None or select(run, p)]
         remove_stale_outputs(run, points, workdir)
-        outcomes += _run_points(run, points, workdir, runner, jobs, on_point, variables or {})
+        outcomes += _run_points(run, points, workdir, runner, jobs, on_point, variables or {}, echo)
     return outcomes
 
 
@@ -331,11 +347,12 @@ def _run_points(
     jobs: int,
     on_point: Callable[[PointOutcome], None] | None,
     variables: Mapping[str, str],
+    echo: Echo | None = None,
 ) -> list[PointOutcome]:
     in_flight = InFlight()
 
     def one(point: dict[str, SweepValue]) -> PointOutcome:
-        return execute_point(run, point, workdir, runner, in_flight, variables)
+        return execute_point(run, point, workdir, runner, in_flight, variables, echo)
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix=f"run-{run.name}")
     futures: list[Future[PointOutcome]] = [pool.submit(one, p) for p in points]

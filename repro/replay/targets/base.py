@@ -13,6 +13,7 @@ from repro.config.models import Run
 from repro.execution.environment import Allowlist
 from repro.execution.runs import CommandRunner, PointOutcome, execute_runs
 from repro.execution.sandbox import Isolation
+from repro.execution.stream import Echo
 from repro.model_base import SweepValue
 
 TargetName = Literal["local", "docker", "slurm"]
@@ -57,6 +58,8 @@ class TargetOptions:
     unsandboxed where no sandbox works)."""
     confirm: Callable[[str], bool] | None = None
     """Asks the user a yes/no question (an interactive terminal), or None: nobody to ask."""
+    echo: Echo | None = None
+    """Gets each run's output lines as they are written; None: nobody watches."""
 
 
 @dataclass(frozen=True)
@@ -150,4 +153,5 @@ def run_points(
         select=select,
         on_point=on_point,
         variables=variables,
+        echo=options.echo,
     )
