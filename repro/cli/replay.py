@@ -174,6 +174,7 @@ def replay_command(
         result = run_replay(opts, observe=observe)
     terminal.warn(result.warnings)
     if as_json:
+        terminal.render_replay_failures(result)
         terminal.emit_json(result)
     else:
         terminal.render_replay(result, report)

@@ -283,7 +283,9 @@ def remove_stale_outputs(run: Run, points: list[dict[str, SweepValue]], workdir:
 
 
 TAIL_LINES = 6
-"""Lines of stderr and of stdout a failure shows."""
+"""Lines of stdout a failure shows."""
+STDERR_TAIL_LINES = 15
+"""Lines of stderr a failure shows (a Python traceback fits)."""
 
 
 def describe_failure(outcome: PointOutcome, timeout: float) -> str | None:
@@ -302,7 +304,11 @@ def describe_failure(outcome: PointOutcome, timeout: float) -> str | None:
     else:
         return None
     return "\n".join(
-        [head, *tail_block("stderr", r.stderr_tail), *tail_block("stdout", r.stdout_tail)]
+        [
+            head,
+            *tail_block("stderr", r.stderr_tail, STDERR_TAIL_LINES),
+            *tail_block("stdout", r.stdout_tail),
+        ]
     )
 
 

@@ -405,59 +405,41 @@ def render_fetch(result: FetchResult, report: VerifyReport) -> None:
 # --- replay ------------------------------------------------------------------------------
 
 
+def _styled(line: list[tuple[str, str]]) -> Text:
+    text = Text()
+    for piece, style in line:
+        text.append(piece, style=style)
+    return text
+
+
+def _unicode(console: Console) -> bool:
+    return console.encoding.lower().replace("-", "").startswith("utf")
+
+
 def render_replay(result: ReplayReport, report: Path | None) -> None:
-    table = Table(
-        title=_t(f"{result.title} — replay on {result.target} (isolation: {result.isolation})")
-    )
-    for col in ("run", "point", "output", "verdict", "detail"):
-        table.add_column(col, overflow="fold")
-    for p in result.points:
-        if not p.outputs:
-            table.add_row(_t(p.run), _t(p.point_id), "(no outputs)", p.status, "")
-        for v in p.outputs:
-            style = VERDICT_STYLE[v.verdict]
-            detail = v.detail
-            if p.status != "ok":
-                detail = f"run {p.status.replace('_', ' ')} (exit {p.exit_code}); {detail}"
-            table.add_row(
-                _t(p.run),
-                _t(p.point_id),
-                _t(v.path),
-                _t(v.verdict.replace("_", " "), style=style),
-                _t(detail, lines=True),
-            )
-    for nb in result.notebooks:
-        table.add_row(
-            _t(nb.path),
-            "",
-            "(notebook)",
-            _t(nb.verdict.replace("_", " "), style=VERDICT_STYLE[nb.verdict]),
-            _t(nb.detail, lines=True),
-        )
-        for cell in nb.cells:
-            if cell.verdict != "identical":
-                table.add_row(
-                    _t(nb.path),
-                    "",
-                    _t(f"cell {cell.index}"),
-                    _t(cell.verdict.replace("_", " "), style=VERDICT_STYLE[cell.verdict]),
-                    _t(cell.detail, lines=True),
-                )
-        if nb.error:
-            err.print(_t(f"{nb.path}: {nb.error}", style="red", lines=True), highlight=False)
-    out.print(table)
-    for d in result.environment_differences:
-        out.print(
-            _t("  env ", style="dim") + _t(f"{d.what}: {d.captured} -> {d.replayed}"),
-            highlight=False,
-        )
-    out.print(_replay_verdict(result))
-    if report is not None:
-        out.print(_t(f"report: {report}"), highlight=False)
-    if result.attestation:
-        out.print(_t(f"attestation: {result.attestation}"), highlight=False)
+    """The verdicts, one line per output, at the terminal's width (see verdict_lines)."""
+    from repro.report.verdict_lines import replay_lines
+
+    for line in replay_lines(result, out.width, unicode=_unicode(out)):
+        out.print(_styled(line), highlight=False, markup=False)
+    out.print(_replay_verdict(result), highlight=False)
+    for label, path in (("report", report), ("attestation", result.attestation)):
+        if path is not None:
+            out.print(_t(f"{label}: {path}"), highlight=False)
     if result.workdir:
         out.print(_t(f"working directory kept: {result.workdir}"), highlight=False)
+
+
+def render_replay_failures(result: ReplayReport) -> None:
+    """With --json: the failed points' stderr tails on stderr (the data is in the JSON)."""
+    from repro.report.verdict_lines import stderr_tail
+
+    for p in result.points:
+        if p.status != "ok":
+            label = p.run if not p.point else f"{p.run} [{p.point_id}]"
+            err.print(_t(f"run {label} {p.status.replace('_', ' ')} (exit {p.exit_code})"))
+            for line in stderr_tail(p.stderr_tail, err.width):
+                err.print(_styled(line), highlight=False, markup=False)
 
 
 def _replay_verdict(result: ReplayReport) -> str:
