@@ -21,6 +21,7 @@ from rich.text import Text
 from repro.execution.stream import Echo, StreamName
 from repro.report import terminal
 from repro.report.text import printable
+from repro.report.verdict_lines import fold_output
 
 Observer = Callable[[str], None]
 
@@ -36,12 +37,16 @@ class RunEcho:
         self._lock = threading.Lock()
 
     def __call__(self, label: str, stream: StreamName, line: str) -> None:
-        text = Text("  ")
-        if label:
-            text.append(f"[{printable(label)}] ", style="cyan")
-        text.append(printable(line), style="" if stream == "stdout" else "dim")
+        prefix = f"  [{printable(label)}] " if label else "  "
+        if self.console.is_terminal:  # folded before the last column, the prefix kept clear
+            rows = fold_output(line, self.console.width - 1, prefix, " " * len(prefix))
+        else:
+            rows = [prefix + printable(line)]
+        style = "" if stream == "stdout" else "dim"
         with self._lock:
-            self.console.print(text, highlight=False, markup=False, soft_wrap=True)
+            for row in rows:
+                text = Text(row[: len(prefix)], style="cyan") + Text(row[len(prefix) :], style)
+                self.console.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 def run_echo(quiet: bool) -> Echo | None:

@@ -38,8 +38,10 @@ if TYPE_CHECKING:
     from repro.sign import KeyInfo
     from repro.verify import VerifyReport
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# No automatic highlighting: rich's guesses colour parts of words (its IPv6 rule took
+# "A256:0a1b" out of "SHA256:0a1b 2c3d ..."); what is coloured here is coloured on purpose.
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
 if not out.is_terminal:
     out.width = max(out.width, 160)  # piped into a file or a log: do not fold tables at 80
 
@@ -75,14 +77,29 @@ def emit_json(model: BaseModel) -> None:
     sys.stdout.write(json_text(text) + "\n")
 
 
+def fitted(console: Console, text: str, first: str, rest: str) -> list[str]:
+    """`text` (made printable) as the lines it takes on `console`: on a terminal wrapped
+    before its last column, cut only at spaces (a fingerprint stays whole), continuation
+    lines indented by `rest`; one line off a terminal (a log is read by grep)."""
+    if not console.is_terminal:
+        return [first + printable(text)]
+    from repro.report.verdict_lines import wrap
+
+    return wrap(text, console.width - 1, rest, first=first)
+
+
 def say(message: str) -> None:
     """A progress line on stderr (the observer the core reports to)."""
-    err.print(f"[dim]· {_m(message)}[/]", highlight=False)
+    for line in fitted(err, message, "· ", "  "):
+        err.print(Text(line, style="dim"), highlight=False)
 
 
 def warn(warnings: list[str]) -> None:
     for warning in warnings:
-        err.print(f"[bold yellow]warning:[/] {_m(warning)}", highlight=False)
+        lines = fitted(err, warning, "warning: ", "  ")
+        err.print(Text("warning:", style="bold yellow") + Text(lines[0][8:]), highlight=False)
+        for line in lines[1:]:
+            err.print(Text(line), highlight=False)
 
 
 def error(message: str, hint: str, details: Sequence[str] = ()) -> None:

@@ -102,6 +102,21 @@ def _point_header(p: PointReplay, width: int) -> list[Line]:
     return [line]
 
 
+def fold_output(line: str, width: int, first: str, rest: str) -> list[str]:
+    """One line a program printed, made printable, in lines of at most `width` columns:
+    its own indentation kept (a traceback's), cut at spaces where it can be."""
+    body = printable(line.rstrip().expandtabs(4))
+    folded = textwrap.wrap(
+        body,
+        width=max(MIN_WIDTH, width),
+        initial_indent=first,
+        subsequent_indent=rest,
+        drop_whitespace=False,
+        break_on_hyphens=False,
+    )
+    return [ln.rstrip() for ln in folded] or [first.rstrip()]
+
+
 def stderr_tail(text: str, width: int, lines: int = STDERR_LINES) -> list[Line]:
     """The last `lines` non-empty lines of a failed run's stderr, under a heading, each
     made printable and wrapped at the width."""
@@ -110,16 +125,7 @@ def stderr_tail(text: str, width: int, lines: int = STDERR_LINES) -> list[Line]:
         return [[("    stderr: (empty)", "dim")]]
     out: list[Line] = [[(f"    stderr (last {len(kept)} line(s)):", "dim")]]
     for raw in kept:
-        body = printable(raw.expandtabs(4))
-        for ln in textwrap.wrap(
-            body,
-            width=max(MIN_WIDTH, width),
-            initial_indent="      ",
-            subsequent_indent=" " * 10,
-            drop_whitespace=False,
-            break_on_hyphens=False,
-        ) or ["      "]:
-            out.append([(ln.rstrip(), "")])
+        out += [[(ln, "")] for ln in fold_output(raw, width, " " * 6, " " * 10)]
     return out
 
 
@@ -165,8 +171,9 @@ def _shown(what: str, value: str | None, side: str) -> str:
 
 
 def replay_lines(result: ReplayReport, width: int, *, unicode: bool = True) -> list[Line]:
-    """Everything `repro replay` prints before its summary line, `width` columns at most."""
-    width = max(MIN_WIDTH, width)
+    """Everything `repro replay` prints before its summary line, in lines shorter than
+    `width` (a terminal's last column is left free: writing there wraps on some)."""
+    width = max(MIN_WIDTH, width - 1)
     marks = UNICODE_MARKS if unicode else ASCII_MARKS
     lines: list[Line] = [[(ln, "bold")] for ln in wrap(result.title, width)]
     lines += [
