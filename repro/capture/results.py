@@ -43,7 +43,7 @@ from repro.execution.stream import Echo
 from repro.hashing import sha256_bytes, sha256_file
 from repro.model_base import SweepValue
 from repro.notebooks import notebook as nbk
-from repro.remote_data import fetch_remote
+from repro.remote_data import fetch_remote, reporting
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def record_results(
     remote: list[tuple[RemoteData, Path]] = []
     for spec in plan.remote_data:
         say(f"fetching {spec.url}")
-        remote.append(fetch_remote(spec))
+        remote.append(fetch_remote(spec, progress=reporting(say, spec.path)))
     t0 = time.perf_counter()
     recorded = _results(plan, snapshot, remote, environment, stage, say)
     elapsed = time.perf_counter() - t0
