@@ -75,10 +75,15 @@ class DockerContainer:
 
     def follow(self, stream: Stream) -> Iterator[bytes]:
         with _answering():
-            chunks: Iterator[bytes] = self._container.logs(
+            # A CancellableStream over the engine's response: closed when we are done, so
+            # no socket is left to the garbage collector.
+            chunks: Any = self._container.logs(
                 stdout=stream == "stdout", stderr=stream == "stderr", stream=True, follow=True
             )
-        yield from chunks
+        try:
+            yield from chunks
+        finally:
+            chunks.close()
 
     def kill(self) -> None:
         # Already exited, already gone, or no engine any more: nothing left to stop.
@@ -291,15 +296,18 @@ def _follow_build(chunks: Any, progress: Callable[[str], None] | None) -> None:
     """Read a build's streamed log to its end: each line to `progress`; an error chunk
     raises docker's BuildError with the whole log (as images.build does)."""
     log: list[dict[str, Any]] = []
-    for chunk in chunks:
+    error: str | None = None
+    for chunk in chunks:  # read to the end even after an error: the response is then closed
         log.append(chunk)
-        if "error" in chunk:
-            raise docker.errors.BuildError(chunk["error"], iter(log))
+        if "error" in chunk and error is None:
+            error = str(chunk["error"])
         text = chunk.get("stream")
         if progress is not None and isinstance(text, str):
             for raw in _ANSI.sub("", text).splitlines():
                 if raw.strip():
                     progress(raw.rstrip())
+    if error is not None:
+        raise docker.errors.BuildError(error, iter(log))
 
 
 def _failed_step(build_log: Any) -> tuple[str, str]:
