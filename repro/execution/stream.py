@@ -65,12 +65,22 @@ class _Splitter:
 
 
 class FileFollower:
-    """Follows a command's stdout and stderr files while it runs (`with` it around the
-    wait): every line reaches `sink`, the last ones when the block ends."""
+    """Follows files a command writes while it runs (`with` it around the wait): every line
+    of each reaches its sink, the last ones when the block ends. A file that does not exist
+    yet (a Slurm task not started) is read once it does."""
 
-    def __init__(self, files: dict[StreamName, Path], sink: LineSink) -> None:
-        self.files = files
-        self.sink = sink
+    def __init__(
+        self,
+        files: dict[StreamName, Path] | None,
+        sink: LineSink | None = None,
+        *,
+        sources: list[tuple[StreamName, Path, LineSink]] | None = None,
+        poll_s: float = POLL_S,
+    ) -> None:
+        self.sources = list(sources or [])
+        if files is not None and sink is not None:
+            self.sources += [(name, path, sink) for name, path in files.items()]
+        self.poll_s = poll_s
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="run-output", daemon=True)
 
@@ -83,15 +93,15 @@ class FileFollower:
         self._thread.join()
 
     def _follow(self) -> None:
-        splitters = {name: _Splitter(name, self.sink) for name in self.files}
-        offsets = dict.fromkeys(self.files, 0)
+        splitters = [_Splitter(name, sink) for name, _, sink in self.sources]
+        offsets = [0] * len(self.sources)
         while True:
-            finished = self._done.wait(POLL_S)  # read once more after the end: the last bytes
-            for name, path in self.files.items():
-                offsets[name] += self._read_new(path, offsets[name], splitters[name])
+            finished = self._done.wait(self.poll_s)  # once more after the end: the last bytes
+            for i, (_, path, _) in enumerate(self.sources):
+                offsets[i] += self._read_new(path, offsets[i], splitters[i])
             if finished:
                 break
-        for splitter in splitters.values():
+        for splitter in splitters:
             splitter.close()
 
     @staticmethod

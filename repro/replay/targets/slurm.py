@@ -3,6 +3,7 @@ accounting, every task's outputs gathered from the shared working directory."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from repro.execution.runs import (
     tail_of,
 )
 from repro.execution.sandbox import Sandbox, SandboxSpec, interpreter_prefix
+from repro.execution.stream import Echo, FileFollower, LineSink, StreamName, bound
 from repro.model_base import SweepValue
 from repro.paths import cache_dir, config_dir
 from repro.replay.targets.base import (
@@ -39,6 +41,8 @@ from repro.scheduler.scripts import STATUS_DIR, render_script
 from repro.scheduler.slurm import Scheduler, Slurm, Submission, TaskState
 
 POLL_S = 0.5
+FOLLOW_POLL_S = 0.25
+"""How often the tasks' log files are read for the live view."""
 GRACE_POLLS = 20
 # States in which a task that left no status file is over for good.
 FINAL = {
@@ -117,8 +121,10 @@ def replay_on_slurm(
     select: Select,
     settings: SlurmSettings,
     say: Observer,
+    echo: Echo | None = None,
 ) -> list[PointOutcome]:
-    """Submit every run as an array (each after the one before it), wait, gather."""
+    """Submit every run as an array (each after the one before it), wait, gather; each
+    task's output goes to `echo` as its log files grow."""
     tasks: dict[tuple[str, int], _Task] = {}
     job_ids: list[str] = []
     try:
@@ -151,7 +157,8 @@ def replay_on_slurm(
             for i in indices:
                 tasks[(job, i)] = _Task(run, i, points[i])
             say(f"submitted run {run.name} as Slurm job array {job} ({len(indices)} task(s))")
-        _wait(scheduler, tasks, job_ids, project, say)
+        with _following(tasks, project, echo):
+            _wait(scheduler, tasks, job_ids, project, say)
     except BaseException:
         scheduler.cancel(job_ids)
         if job_ids:
@@ -202,9 +209,29 @@ def _wait(
         time.sleep(POLL_S)
 
 
-def _outcome(task: _Task, project: Path) -> PointOutcome:
+def _logs(task: _Task, project: Path) -> tuple[Path, Path]:
+    """Where a task's stdout and stderr are written (on the shared filesystem)."""
     logs = project / STATUS_DIR / task.run.name
-    out, err = logs / f"{task.index}.out", logs / f"{task.index}.err"
+    return logs / f"{task.index}.out", logs / f"{task.index}.err"
+
+
+def _following(
+    tasks: dict[tuple[str, int], _Task], project: Path, echo: Echo | None
+) -> contextlib.AbstractContextManager[object]:
+    """While the tasks run, their log files followed into `echo` (labelled by point)."""
+    if echo is None:
+        return contextlib.nullcontext()
+    sources: list[tuple[StreamName, Path, LineSink]] = []
+    for task in tasks.values():
+        sink = bound(echo, point_id(task.point) if task.point else "")
+        if sink is not None:
+            out, err = _logs(task, project)
+            sources += [("stdout", out, sink), ("stderr", err, sink)]
+    return FileFollower(None, sources=sources, poll_s=FOLLOW_POLL_S)
+
+
+def _outcome(task: _Task, project: Path) -> PointOutcome:
+    out, err = _logs(task, project)
     stderr = tail_of(err) if err.is_file() else ""
     if task.note:
         stderr = f"{stderr}\n[{task.note}]".strip()
@@ -284,7 +311,16 @@ class SlurmTarget:
             raise RuntimeError("execute before prepare")
         scheduler, manifest, root, isolation, say = self._ready
         outcomes = replay_on_slurm(
-            scheduler, manifest, runs, root, project, isolation, select, self.options.slurm, say
+            scheduler,
+            manifest,
+            runs,
+            root,
+            project,
+            isolation,
+            select,
+            self.options.slurm,
+            say,
+            self.options.echo,
         )
         for outcome in outcomes:
             on_point(outcome)
