@@ -120,3 +120,30 @@ def test_the_activity_spinner_only_on_a_terminal() -> None:
         observe("building image x")
     with live.activity(quiet=True, console=tty) as observe:
         assert observe._progress is None  # type: ignore[attr-defined]
+
+
+def test_lines_split_across_chunks_carriage_returns_and_endless_lines() -> None:
+    from repro.execution.stream import MAX_LINE, ChunkFollower
+
+    got: list[tuple[StreamName, str]] = []
+    follower = ChunkFollower(lambda stream, line: got.append((stream, line)))
+    chunks = [b"hal", b"f line\r\nprogress 10%\rprogress 100%\n", b"\xff\n", b"x" * (MAX_LINE + 5)]
+    follower.follow("stderr", lambda: iter(chunks))
+    follower.join()
+    assert got == [
+        ("stderr", "half line"),
+        ("stderr", "progress 100%"),  # what a redrawn line finally says
+        ("stderr", "\ufffd"),  # undecodable bytes do not stop the stream
+        ("stderr", "x" * MAX_LINE),
+        ("stderr", "xxxxx"),
+    ]
+
+
+def test_on_a_terminal_the_echo_folds_long_lines_under_their_prefix() -> None:
+    buf = io.StringIO()
+    echo = live.RunEcho(Console(file=buf, width=40, force_terminal=True, color_system=None))
+    echo("seed=3", "stdout", "one two three four five six seven eight nine ten")
+    assert buf.getvalue().splitlines() == [
+        "  [seed=3] one two three four five six",
+        "           seven eight nine ten",
+    ]
