@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -193,6 +194,7 @@ def capture_command(
         echo=live.run_echo(quiet()),
     )
     with live.activity(quiet() or as_json) as observe:
+        opts = dataclasses.replace(opts, passphrase_prompt=observe.pausing(opts.passphrase_prompt))
         result = capture(opts, observe=None if as_json else observe)
     if as_json:
         terminal.emit_json(CaptureOutput.build(result))

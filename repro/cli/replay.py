@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -171,6 +172,7 @@ def replay_command(
         echo=live.run_echo(quiet()),
     )
     with live.activity(quiet()) as observe:
+        opts = dataclasses.replace(opts, confirm=observe.pausing(opts.confirm))
         result = run_replay(opts, observe=observe)
     terminal.warn(result.warnings)
     if as_json:

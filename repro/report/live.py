@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from rich.console import Console
 from rich.text import Text
@@ -24,6 +24,8 @@ from repro.report.text import printable
 from repro.report.verdict_lines import fold_output
 
 Observer = Callable[[str], None]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class RunEcho:
@@ -96,6 +98,26 @@ class Activity:
             self._progress.stop()
             self._progress = None
 
+    def pausing(self, ask: Callable[P, R] | None) -> Callable[P, R] | None:
+        """`ask` (a prompt: run unsandboxed?, the key's passphrase) with the spinner taken
+        off the screen while it waits for the user, and put back after."""
+        if ask is None:
+            return None
+        prompt = ask
+
+        def paused(*args: P.args, **kwargs: P.kwargs) -> R:
+            with self._lock:
+                running = self._progress
+            if running is None:
+                return prompt(*args, **kwargs)
+            running.stop()
+            try:
+                return prompt(*args, **kwargs)
+            finally:
+                running.start()
+
+        return paused
+
 
 def _short(message: str, width: int) -> str:
     text = printable(message)
@@ -104,7 +126,7 @@ def _short(message: str, width: int) -> str:
 
 
 @contextmanager
-def activity(quiet: bool, console: Console | None = None) -> Iterator[Observer]:
+def activity(quiet: bool, console: Console | None = None) -> Iterator[Activity]:
     """The observer to pass to a long core call: steps as lines, and a spinner with the
     elapsed time on a terminal (none when quiet or not a terminal)."""
     chosen = console or terminal.err

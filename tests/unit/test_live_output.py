@@ -147,3 +147,19 @@ def test_on_a_terminal_the_echo_folds_long_lines_under_their_prefix() -> None:
         "  [seed=3] one two three four five six",
         "           seven eight nine ten",
     ]
+
+
+def test_a_prompt_takes_the_spinner_off_the_screen_while_it_waits() -> None:
+    tty = Console(file=io.StringIO(), width=80, force_terminal=True)
+    with live.activity(quiet=False, console=tty) as act:
+        progress = act._progress
+        assert progress is not None and progress.live.is_started
+
+        def ask(question: str) -> bool:
+            assert not progress.live.is_started  # nothing redraws over the question
+            return question == "run?"
+
+        paused = act.pausing(ask)
+        assert paused is not None and paused("run?") is True
+        assert progress.live.is_started
+        assert act.pausing(None) is None
