@@ -296,6 +296,9 @@ class SlurmTarget:
             path=standard_path(str(venv.bin_dir)),
             variables={
                 **study_variables(manifest),
+                # as on the other targets: output reaches the log files (and the live view)
+                # as it is printed
+                "PYTHONUNBUFFERED": "1",
                 "REPRO_VENV": str(venv.root),
                 # the task checks that its node runs the environment's Python as this version
                 "REPRO_PYTHON": major_minor(manifest.environment.python_version),
