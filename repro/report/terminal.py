@@ -434,11 +434,17 @@ def _unicode(console: Console) -> bool:
 
 
 def render_replay(result: ReplayReport, report: Path | None) -> None:
-    """The verdicts, one line per output, at the terminal's width (see verdict_lines)."""
-    from repro.report.verdict_lines import replay_lines
+    """The verdicts, one line per output, at the terminal's width (see verdict_lines); a
+    notebook's error (its traceback's tail) on stderr."""
+    from repro.report.verdict_lines import fold_output, replay_lines
 
     for line in replay_lines(result, out.width, unicode=_unicode(out)):
         out.print(_styled(line), highlight=False, markup=False)
+    for nb in result.notebooks:
+        for raw in f"{nb.path}: {nb.error}".splitlines() if nb.error else []:
+            rows = fold_output(raw, err.width - 1, "", "    ") if err.is_terminal else [raw]
+            for row in rows:
+                err.print(_t(row, style="red"), highlight=False)
     out.print(_replay_verdict(result), highlight=False)
     for label, path in (("report", report), ("attestation", result.attestation)):
         if path is not None:

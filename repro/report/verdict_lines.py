@@ -155,10 +155,7 @@ def _notebook_lines(nb: NotebookReplay, width: int, marks: dict[str, str]) -> li
                 width,
                 True,
             )
-    if nb.error:
-        lines += [[("    error:", "dim")]]
-        lines += [[(ln, "")] for ln in wrap(nb.error, width, " " * 6)]
-    return lines
+    return lines  # its error (a traceback's tail) goes to stderr: terminal.render_replay
 
 
 def _shown(what: str, value: str | None, side: str) -> str:
