@@ -438,7 +438,9 @@ def render_replay(result: ReplayReport, report: Path | None) -> None:
     notebook's error (its traceback's tail) on stderr."""
     from repro.report.verdict_lines import fold_output, replay_lines
 
-    for line in replay_lines(result, out.width, unicode=_unicode(out)):
+    # Off a terminal (a log, a pipe) nothing is wrapped: one line per output, for grep.
+    width = out.width if out.is_terminal else 1 << 16
+    for line in replay_lines(result, width, unicode=_unicode(out)):
         out.print(_styled(line), highlight=False, markup=False)
     for nb in result.notebooks:
         for raw in f"{nb.path}: {nb.error}".splitlines() if nb.error else []:
@@ -461,7 +463,7 @@ def render_replay_failures(result: ReplayReport) -> None:
         if p.status != "ok":
             label = p.run if not p.point else f"{p.run} [{p.point_id}]"
             err.print(_t(f"run {label} {p.status.replace('_', ' ')} (exit {p.exit_code})"))
-            for line in stderr_tail(p.stderr_tail, err.width):
+            for line in stderr_tail(p.stderr_tail, err.width if err.is_terminal else 1 << 16):
                 err.print(_styled(line), highlight=False, markup=False)
 
 
