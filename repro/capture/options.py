@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from repro.config.models import Resolver, Run
+from repro.execution.stream import Echo
 from repro.sign import PassphrasePrompt
 
 Observer = Callable[[str], None]
@@ -52,3 +53,5 @@ class CaptureOptions:
     pass_env: tuple[str, ...] = ()
     """Variables of this environment the runs get too (--pass-env NAME); runs get only an
     allowlisted environment otherwise."""
+    echo: Echo | None = None
+    """Gets each run's output lines as they are written (the CLI's live view); None: quiet."""

@@ -39,10 +39,11 @@ from repro.execution.runs import (
     stage_project,
     tail_block,
 )
+from repro.execution.stream import Echo
 from repro.hashing import sha256_bytes, sha256_file
 from repro.model_base import SweepValue
 from repro.notebooks import notebook as nbk
-from repro.remote_data import fetch_remote
+from repro.remote_data import fetch_remote, reporting
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def record_results(
     remote: list[tuple[RemoteData, Path]] = []
     for spec in plan.remote_data:
         say(f"fetching {spec.url}")
-        remote.append(fetch_remote(spec))
+        remote.append(fetch_remote(spec, progress=reporting(say, spec.path)))
     t0 = time.perf_counter()
     recorded = _results(plan, snapshot, remote, environment, stage, say)
     elapsed = time.perf_counter() - t0
@@ -182,10 +183,13 @@ def _results(
             + ("" if o.result.exit_code == 0 else f" [exit {o.result.exit_code}]")
         ),
         variables=variables,
+        echo=opts.echo,
     )
     runs_by_name = {r.name: r for r in config.runs}
     failures = _run_failures(runs_by_name, outcomes)
-    executed, notebook_failures = _execute_notebooks(notebooks, stage, runner, say, variables)
+    executed, notebook_failures = _execute_notebooks(
+        notebooks, stage, runner, say, variables, opts.echo
+    )
     failures += notebook_failures
     if failures:
         raise _failed(failures, n_points + len(notebooks), environment)
@@ -343,6 +347,7 @@ def _execute_notebooks(
     runner: CommandRunner,
     say: Observer,
     variables: Mapping[str, str],
+    echo: Echo | None = None,
 ) -> tuple[list[tuple[NotebookRecord, bytes]], list[str]]:
     """Run each notebook once in the captured environment; its outputs become the record.
     Every notebook runs: the failures come back as blocks, with the notebooks that ran."""
@@ -360,6 +365,7 @@ def _execute_notebooks(
             + ("" if o.result.exit_code == 0 else " [failed]")
         ),
         variables=variables,
+        echo=echo,
     )
     executed, failures = [], []
     for nb, outcome in zip(notebooks, outcomes, strict=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 from typer.core import TyperCommand
 
-from repro.cli.lazy import terminal
+from repro.cli.lazy import live, terminal
 from repro.cli.options import (
     AsJson,
     BaseImage,
@@ -188,6 +189,7 @@ def capture_command(
 ) -> None:
     """Build a capsule: code, locked dependencies, data, runs and their results."""
     from repro.capture.pipeline import CaptureOptions, capture
+    from repro.cli.output_mode import quiet
     from repro.execution.environment import names_of
     from repro.report.models import CaptureOutput
 
@@ -216,8 +218,11 @@ def capture_command(
         install_project=install_project,
         skip_conda_only=skip_conda_only,
         pass_env=names_of(pass_env),
+        echo=live.run_echo(quiet()),
     )
-    result = capture(opts, observe=None if as_json else terminal.say)
+    with live.activity(quiet() or as_json) as observe:
+        opts = dataclasses.replace(opts, passphrase_prompt=observe.pausing(opts.passphrase_prompt))
+        result = capture(opts, observe=None if as_json else observe)
     if as_json:
         terminal.emit_json(CaptureOutput.build(result))
     else:

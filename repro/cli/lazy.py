@@ -25,8 +25,9 @@ class LazyModule(ModuleType):
 
 
 if TYPE_CHECKING:
-    from repro.report import terminal
+    from repro.report import live, terminal
 else:
     terminal = LazyModule("repro.report.terminal")
+    live = LazyModule("repro.report.live")
 
-__all__ = ["terminal"]
+__all__ = ["live", "terminal"]

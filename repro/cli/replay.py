@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
 from typer.core import TyperCommand
 
-from repro.cli.lazy import terminal
+from repro.cli.lazy import live, terminal
 from repro.cli.options import (
     AsJson,
     BaseImage,
@@ -145,6 +146,7 @@ def replay_command(
     as_json: AsJson = False,
 ) -> None:
     """Verify a capsule, rebuild its environment, re-run it and compare every result."""
+    from repro.cli.output_mode import quiet
     from repro.cli.prompts import confirm_on_terminal
     from repro.execution.environment import names_of
     from repro.replay.pipeline import ReplayOptions
@@ -197,6 +199,7 @@ def replay_command(
         attest=attest_request,
         doi=doi,
         concept_doi=concept_doi,
+        echo=live.run_echo(quiet()),
     )
     if host is not None or detach:
         if target not in (None, "slurm"):
@@ -209,9 +212,12 @@ def replay_command(
             submit_detached(opts, host, as_json)
             raise typer.Exit(ExitCode.OK)
         finish_replay(opts, host, report, as_json)
-    result = run_replay(opts, observe=terminal.say)
+    with live.activity(quiet()) as observe:
+        opts = dataclasses.replace(opts, confirm=observe.pausing(opts.confirm))
+        result = run_replay(opts, observe=observe)
     terminal.warn(result.warnings)
     if as_json:
+        terminal.render_replay_failures(result)
         terminal.emit_json(result)
     else:
         terminal.render_replay(result, report)

@@ -7,7 +7,7 @@ when no engine answers; anything the engine says that repro expects becomes a Re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -92,6 +92,11 @@ class Container(Protocol):
         """Everything the container wrote to `stream`."""
         ...
 
+    def follow(self, stream: Stream) -> Iterator[bytes]:
+        """What the container writes to `stream`, chunk by chunk as it is written, until it
+        ends (a blocking iterator: read it in a thread of its own)."""
+        ...
+
     def kill(self) -> None: ...
 
     def remove(self) -> None:
@@ -133,8 +138,10 @@ class ContainerEngine(Protocol):
         build_args: Mapping[str, str],
         labels: Mapping[str, str],
         network: bool,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
-        """Build `context`/Dockerfile as `tag`; EnvironmentBuildError with the log's tail."""
+        """Build `context`/Dockerfile as `tag`; EnvironmentBuildError with the log's tail.
+        `progress` gets each line of the build's log as the engine streams it."""
         ...
 
     def pull(self, ref: str, progress: Callable[[int, int], None]) -> None:

@@ -84,6 +84,18 @@ class DockerContainer:
             data: bytes = self._container.logs(stdout=stream == "stdout", stderr=stream == "stderr")
         return data
 
+    def follow(self, stream: Stream) -> Iterator[bytes]:
+        with _answering():
+            # A CancellableStream over the engine's response: closed when we are done, so
+            # no socket is left to the garbage collector.
+            chunks: Any = self._container.logs(
+                stdout=stream == "stdout", stderr=stream == "stderr", stream=True, follow=True
+            )
+        try:
+            yield from chunks
+        finally:
+            chunks.close()
+
     def kill(self) -> None:
         # Already exited, already gone, or no engine any more: nothing left to stop.
         with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
@@ -168,11 +180,14 @@ class DockerEngine:
         build_args: Mapping[str, str],
         labels: Mapping[str, str],
         network: bool,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         client = self._client()
         try:
             with _answering():
-                client.images.build(
+                # The low-level API streams the log as the engine writes it (images.build
+                # returns only at the end): a first build is not silent for a minute.
+                chunks = client.api.build(
                     path=str(context),
                     tag=tag,
                     buildargs=dict(build_args),
@@ -180,7 +195,9 @@ class DockerEngine:
                     rm=True,
                     forcerm=True,
                     network_mode=None if network else "none",
+                    decode=True,
                 )
+                _follow_build(chunks, progress)
         except docker.errors.BuildError as exc:
             step, output = _failed_step(exc.build_log)
             raise ImageBuildError(
@@ -379,6 +396,24 @@ def _split_ref(ref: str) -> tuple[str, str | None]:
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _NOISE = re.compile(r"^(---> |Removing intermediate container|Running in |Successfully )")
+
+
+def _follow_build(chunks: Any, progress: Callable[[str], None] | None) -> None:
+    """Read a build's streamed log to its end: each line to `progress`; an error chunk
+    raises docker's BuildError with the whole log (as images.build does)."""
+    log: list[dict[str, Any]] = []
+    error: str | None = None
+    for chunk in chunks:  # read to the end even after an error: the response is then closed
+        log.append(chunk)
+        if "error" in chunk and error is None:
+            error = str(chunk["error"])
+        text = chunk.get("stream")
+        if progress is not None and isinstance(text, str):
+            for raw in _ANSI.sub("", text).splitlines():
+                if raw.strip():
+                    progress(raw.rstrip())
+    if error is not None:
+        raise docker.errors.BuildError(error, iter(log))
 
 
 def _failed_step(build_log: Any) -> tuple[str, str]:

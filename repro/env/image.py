@@ -176,6 +176,20 @@ def load_saved_image(
     return image_id
 
 
+_STEP = re.compile(r"^Step \d+/\d+ : ")
+
+
+def _build_steps(say: Callable[[str], None]) -> Callable[[str], None]:
+    """The build log's progress as the observer hears it: one line per Dockerfile step
+    (`Step 3/9 : RUN ...`), so a first build says what it is doing, not every line pip writes."""
+
+    def on_line(line: str) -> None:
+        if _STEP.match(line):
+            say(f"image build {line[:160]}")
+
+    return on_line
+
+
 def _build(
     engine: ContainerEngine, spec: ImageSpec, offline: bool, say: Callable[[str], None]
 ) -> None:
@@ -223,6 +237,7 @@ def _build(
                 build_args={"BASE_IMAGE": spec.base_image},
                 labels={LABEL: spec.digest},
                 network=spec.needs_network,
+                progress=_build_steps(say),
             )
         except ImageBuildError as exc:
             if "postBuild" not in exc.step:

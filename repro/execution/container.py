@@ -21,6 +21,7 @@ from repro.execution.cgroups import cgroup_of
 from repro.execution.environment import Allowlist, run_environment
 from repro.execution.measure import Sampler, Watch, watch
 from repro.execution.runs import CommandResult, InFlight
+from repro.execution.stream import ChunkFollower, LineSink
 from repro.resource_usage import Method, ResourceUsage, ending_of
 
 CONTAINER_UID = 1000
@@ -60,6 +61,7 @@ class DockerRunner:
         timeout: float,
         run: Run,
         in_flight: InFlight,
+        echo: LineSink | None = None,
     ) -> CommandResult:
         res = run.resources
         user = (
@@ -98,6 +100,10 @@ class DockerRunner:
         handle = _Stoppable(container)
         in_flight.add(handle)
         measuring = _watch_container(container)
+        follower = ChunkFollower(echo) if echo is not None else None
+        if follower is not None:
+            follower.follow("stdout", lambda: container.follow("stdout"))
+            follower.follow("stderr", lambda: container.follow("stderr"))
         code: int | None
         try:
             code = container.wait(timeout)
@@ -114,6 +120,8 @@ class DockerRunner:
             in_flight.discard(handle)
             if measuring is not None:
                 measuring.stop()
+            if follower is not None:
+                follower.join()  # the container has ended: its log streams end too
         duration = time.monotonic() - start
         try:
             usage = _usage(container, measuring, code, timeout, res.memory, duration)

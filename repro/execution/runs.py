@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ from repro.execution.environment import Allowlist, run_environment, standard_pat
 from repro.execution.measure import supervise
 from repro.execution.outputs import expand, is_pattern
 from repro.execution.sandbox import NoSandbox, Sandbox, SandboxSpec, interpreter_prefix
+from repro.execution.stream import Echo, FileFollower, LineSink, bound
 from repro.model_base import SweepValue
 from repro.paths import cache_dir, config_dir, scratch_prefix
 from repro.resource_usage import ResourceUsage
@@ -99,7 +101,8 @@ class InFlight:
 
 
 class CommandRunner(Protocol):
-    """Runs one shell command for one sweep point: on this machine, or in a container."""
+    """Runs one shell command for one sweep point: on this machine, or in a container;
+    each line it writes goes to `echo` as it is written, when one is given."""
 
     def run(
         self,
@@ -109,6 +112,7 @@ class CommandRunner(Protocol):
         timeout: float,
         run: Run,
         in_flight: InFlight,
+        echo: LineSink | None = None,
     ) -> CommandResult: ...
 
 
@@ -185,6 +189,7 @@ class LocalRunner:
         timeout: float,
         run: Run,
         in_flight: InFlight,
+        echo: LineSink | None = None,
     ) -> CommandResult:
         with tempfile.TemporaryDirectory(prefix=scratch_prefix("run")) as scratch:
             out_path, err_path = Path(scratch) / "stdout", Path(scratch) / "stderr"
@@ -198,8 +203,13 @@ class LocalRunner:
             cgroup = own_cgroup() if self.measure else None
             if cgroup is not None:
                 argv = [*enter_prefix(cgroup), *argv]
+            follower = (
+                FileFollower({"stdout": out_path, "stderr": err_path}, echo)
+                if echo is not None
+                else contextlib.nullcontext()
+            )
             try:
-                with out_path.open("wb") as out, err_path.open("wb") as err:
+                with out_path.open("wb") as out, err_path.open("wb") as err, follower:
                     start = time.monotonic()
                     proc = subprocess.Popen(
                         argv,
@@ -242,12 +252,16 @@ def execute_point(
     runner: CommandRunner,
     in_flight: InFlight,
     variables: Mapping[str, str] | None = None,
+    echo: Echo | None = None,
 ) -> PointOutcome:
     """Run one point's command in workdir and see which declared outputs it produced;
-    `variables` (SOURCE_DATE_EPOCH) are given to every point, under its own."""
+    `variables` (SOURCE_DATE_EPOCH) are given to every point, under its own; its output
+    lines go to `echo` as they come, labelled with the point (`seed=3`)."""
     command = render(run.command, point)
-    env = {**(variables or {}), **point_variables_for(point)}
-    result = runner.run(command, workdir, env, run.timeout, run, in_flight)
+    # Unbuffered: a Python study's lines reach the files (and the echo) as it prints them.
+    env = {"PYTHONUNBUFFERED": "1", **(variables or {}), **point_variables_for(point)}
+    sink = bound(echo, point_id(point) if point else "")
+    result = runner.run(command, workdir, env, run.timeout, run, in_flight, sink)
     outputs, missing = collect_outputs(run, point, workdir)
     return PointOutcome(run.name, point, point_id(point), command, result, outputs, missing)
 
@@ -294,7 +308,9 @@ def remove_stale_outputs(run: Run, points: list[dict[str, SweepValue]], workdir:
 
 
 TAIL_LINES = 6
-"""Lines of stderr and of stdout a failure shows."""
+"""Lines of stdout a failure shows."""
+STDERR_TAIL_LINES = 15
+"""Lines of stderr a failure shows (a Python traceback fits)."""
 
 
 def describe_failure(outcome: PointOutcome, timeout: float) -> str | None:
@@ -313,7 +329,11 @@ def describe_failure(outcome: PointOutcome, timeout: float) -> str | None:
     else:
         return None
     return "\n".join(
-        [head, *tail_block("stderr", r.stderr_tail), *tail_block("stdout", r.stdout_tail)]
+        [
+            head,
+            *tail_block("stderr", r.stderr_tail, STDERR_TAIL_LINES),
+            *tail_block("stdout", r.stdout_tail),
+        ]
     )
 
 
@@ -334,17 +354,19 @@ def execute_runs(
     select: Callable[[Run, dict[str, SweepValue]], bool] | None = None,
     on_point: Callable[[PointOutcome], None] | None = None,
     variables: Mapping[str, str] | None = None,
+    echo: Echo | None = None,
 ) -> list[PointOutcome]:
     """Every run in order (a later run may read an earlier one's outputs); within a run,
     every (selected) sweep point, `jobs` at a time. A failing point stops nothing: every
     point runs and failures are in the outcomes (capture reports them all at once, replay
-    judges them). `variables` are set for every point (SOURCE_DATE_EPOCH).
+    judges them). `variables` are set for every point (SOURCE_DATE_EPOCH); `echo` gets
+    every point's output lines as they are written.
     """
     outcomes: list[PointOutcome] = []
     for run in runs:
         points = [p for p in run.points() if select is None or select(run, p)]
         remove_stale_outputs(run, points, workdir)
-        outcomes += _run_points(run, points, workdir, runner, jobs, on_point, variables or {})
+        outcomes += _run_points(run, points, workdir, runner, jobs, on_point, variables or {}, echo)
     return outcomes
 
 
@@ -356,11 +378,12 @@ def _run_points(
     jobs: int,
     on_point: Callable[[PointOutcome], None] | None,
     variables: Mapping[str, str],
+    echo: Echo | None = None,
 ) -> list[PointOutcome]:
     in_flight = InFlight()
 
     def one(point: dict[str, SweepValue]) -> PointOutcome:
-        return execute_point(run, point, workdir, runner, in_flight, variables)
+        return execute_point(run, point, workdir, runner, in_flight, variables, echo)
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix=f"run-{run.name}")
     futures: list[Future[PointOutcome]] = [pool.submit(one, p) for p in points]

@@ -114,7 +114,7 @@ def outputs_of(written: tuple[str, ...]) -> tuple[str, ...]:
 
 def _config(project: Path, found: Detected, runs: list[ChosenRun]) -> tuple[str, ProjectConfig]:
     text = render_config(project, found, runs)
-    return text, parse_config(tomllib.loads(text), CONFIG_NAME)  # what we write, we read
+    return text, parse_config(tomllib.loads(text), CONFIG_NAME, text)  # what we write, we read
 
 
 def failure_of(trial: Trial) -> tuple[str, str]:

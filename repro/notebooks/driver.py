@@ -195,9 +195,14 @@ def _execute(args):  # type: ignore[no-untyped-def]
     _inject(nb, json.loads(args.parameters))
     kernel = PYTHON_KERNEL if args.language == "python" else args.kernel
     running = {"index": None}
+    code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
 
     def on_cell_execute(cell, cell_index):  # type: ignore[no-untyped-def]
         running["index"] = cell_index
+        # Progress on stdout (stderr is the driver's interface to repro): repro shows it live.
+        if cell_index in code_cells:
+            ordinal = code_cells.index(cell_index) + 1
+            print(f"executing code cell {ordinal} of {len(code_cells)}", flush=True)
 
     options: dict = {  # type: ignore[type-arg]
         "kernel_name": kernel,

@@ -13,7 +13,7 @@ from repro.config.models import DataSpec, NotebookSpec, Run, format_value
 from repro.errors import CapsuleIntegrityError, MachineFaultError, UsageError
 from repro.model_base import SweepValue
 from repro.own_captures import captured_here
-from repro.remote_data import fetch_remote
+from repro.remote_data import fetch_remote, reporting
 from repro.replay.targets import Observer
 from repro.verify import Policy, open_capsule
 
@@ -157,7 +157,9 @@ def _fetch_remote_data(manifest: Manifest, project: Path, offline: bool, say: Ob
     for ref in manifest.remote_data:
         say(f"fetching {ref.url}")
         spec = DataSpec(path=ref.path, url=ref.url, sha256=ref.sha256)
-        _, cached = fetch_remote(spec, offline=offline, size=ref.size)
+        _, cached = fetch_remote(
+            spec, offline=offline, size=ref.size, progress=reporting(say, ref.path)
+        )
         target = project / ref.path
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.parent.resolve().is_relative_to(project.resolve()):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from repro.errors import UsageError
+from repro.execution.stream import Echo
 from repro.machine import fingerprint
 from repro.paths import scratch_prefix
 from repro.replay.execute import execute
@@ -62,6 +63,8 @@ class ReplayOptions:
     """The concept DOI given, when one was resolved to `doi`."""
     record_history: bool = True
     """Append the replay to the history ledger (repro history)."""
+    echo: Echo | None = None
+    """Gets each run's output lines as they are written (the CLI's live view); None: quiet."""
 
     def target_options(self) -> TargetOptions:
         return TargetOptions(
@@ -72,6 +75,7 @@ class ReplayOptions:
             pass_env=self.pass_env,
             no_sandbox=self.no_sandbox,
             confirm=self.confirm,
+            echo=self.echo,
         )
 
 

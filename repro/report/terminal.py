@@ -42,8 +42,10 @@ if TYPE_CHECKING:
     from repro.sign import KeyInfo
     from repro.verify import VerifyReport
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# No automatic highlighting: rich's guesses colour parts of words (its IPv6 rule took
+# "A256:0a1b" out of "SHA256:0a1b 2c3d ..."); what is coloured here is coloured on purpose.
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
 if not out.is_terminal:
     out.width = max(out.width, 160)  # piped into a file or a log: do not fold tables at 80
 
@@ -79,16 +81,31 @@ def emit_json(model: BaseModel) -> None:
     sys.stdout.write(json_text(text) + "\n")
 
 
+def fitted(console: Console, text: str, first: str, rest: str) -> list[str]:
+    """`text` (made printable) as the lines it takes on `console`: on a terminal wrapped
+    before its last column, cut only at spaces (a fingerprint stays whole), continuation
+    lines indented by `rest`; one line off a terminal (a log is read by grep)."""
+    if not console.is_terminal:
+        return [first + printable(text)]
+    from repro.report.verdict_lines import wrap
+
+    return wrap(text, console.width - 1, rest, first=first)
+
+
 def say(message: str) -> None:
     """A progress line on stderr (the observer the core reports to); none with -q."""
     if verbosity().quiet:
         return
-    err.print(f"[dim]· {_m(message)}[/]", highlight=False)
+    for line in fitted(err, message, "· ", "  "):
+        err.print(Text(line, style="dim"), highlight=False)
 
 
 def warn(warnings: list[str]) -> None:
     for warning in warnings:
-        err.print(f"[bold yellow]warning:[/] {_m(warning)}", highlight=False)
+        lines = fitted(err, warning, "warning: ", "  ")
+        err.print(Text("warning:", style="bold yellow") + Text(lines[0][8:]), highlight=False)
+        for line in lines[1:]:
+            err.print(Text(line), highlight=False)
 
 
 def error(message: str, hint: str, details: Sequence[str] = ()) -> None:
@@ -430,81 +447,69 @@ def render_fetch(result: FetchResult, report: VerifyReport) -> None:
 # --- replay ------------------------------------------------------------------------------
 
 
+def _styled(line: list[tuple[str, str]]) -> Text:
+    text = Text()
+    for piece, style in line:
+        text.append(piece, style=style)
+    return text
+
+
+def _unicode(console: Console) -> bool:
+    return console.encoding.lower().replace("-", "").startswith("utf")
+
+
 def render_replay(result: ReplayReport, report: Path | None) -> None:
-    table = Table(
-        title=_t(f"{result.title} — replay on {result.target} (isolation: {result.isolation})")
-    )
-    for col in ("run", "point", "output", "verdict", "detail"):
-        table.add_column(col, overflow="fold")
-    for p in result.points:
-        if not p.outputs:
-            table.add_row(_t(p.run), _t(p.point_id), "(no outputs)", p.status, "")
-        for v in p.outputs:
-            style = VERDICT_STYLE[v.verdict]
-            detail = v.detail
-            if p.status != "ok":
-                detail = f"run {p.status.replace('_', ' ')} (exit {p.exit_code}); {detail}"
-            table.add_row(
-                _t(p.run),
-                _t(p.point_id),
-                _t(v.path),
-                _t(v.verdict.replace("_", " "), style=style),
-                _t(detail, lines=True),
-            )
+    """The verdicts, one line per output, at the terminal's width (see verdict_lines); a
+    notebook's error (its traceback's tail) on stderr."""
+    from repro.report.verdict_lines import fold_output, replay_lines
+
+    # Off a terminal (a log, a pipe) nothing is wrapped: one line per output, for grep.
+    width = out.width if out.is_terminal else 1 << 16
+    for line in replay_lines(result, width, unicode=_unicode(out)):
+        out.print(_styled(line), highlight=False, markup=False)
     for nb in result.notebooks:
-        table.add_row(
-            _t(nb.path),
-            "",
-            "(notebook)",
-            _t(nb.verdict.replace("_", " "), style=VERDICT_STYLE[nb.verdict]),
-            _t(nb.detail, lines=True),
-        )
-        for cell in nb.cells:
-            if cell.verdict != "identical":
-                table.add_row(
-                    _t(nb.path),
-                    "",
-                    _t(f"cell {cell.index}"),
-                    _t(cell.verdict.replace("_", " "), style=VERDICT_STYLE[cell.verdict]),
-                    _t(cell.detail, lines=True),
-                )
-        if nb.error:
-            err.print(_t(f"{nb.path}: {nb.error}", style="red", lines=True), highlight=False)
-    out.print(table)
-    resources = _resources_table(result)
-    if resources is not None:
-        out.print(resources)
-    for d in result.environment_differences:
-        out.print(
-            _t("  env ", style="dim") + _t(f"{d.what}: {d.captured} -> {d.replayed}"),
-            highlight=False,
-        )
-    out.print(_replay_verdict(result))
-    if report is not None:
-        out.print(_t(f"report: {report}"), highlight=False)
-    if result.attestation:
-        out.print(_t(f"attestation: {result.attestation}"), highlight=False)
+        for raw in f"{nb.path}: {nb.error}".splitlines() if nb.error else []:
+            rows = fold_output(raw, err.width - 1, "", "    ") if err.is_terminal else [raw]
+            for row in rows:
+                err.print(_t(row, style="red"), highlight=False)
+    for usage_line in _resource_lines(result):
+        for row in fitted(out, usage_line, "  ", "      "):
+            out.print(_t(row, style="dim"), highlight=False)
+    out.print(_replay_verdict(result), highlight=False)
+    for label, path in (("report", report), ("attestation", result.attestation)):
+        if path is not None:
+            out.print(_t(f"{label}: {path}"), highlight=False)
     if result.workdir:
         out.print(_t(f"working directory kept: {result.workdir}"), highlight=False)
 
 
-def _resources_table(result: ReplayReport) -> Table | None:
-    """Captured beside replayed, per point and notebook; what ended a run that did not exit
-    0; None when nothing was measured."""
+def _resource_lines(result: ReplayReport) -> list[str]:
+    """Captured beside replayed, one line per point and notebook, with what ended a run that
+    did not exit 0; none when nothing was measured (docs/resources.md)."""
     rows = [(p.run, p.point_id, p.captured_usage, p.usage) for p in result.points]
     rows += [(nb.path, "", nb.captured_usage, nb.usage) for nb in result.notebooks]
-    if not any(c or r for _, _, c, r in rows):
-        return None
-    table = Table(title="resources (docs/resources.md)")
-    for col in ("run", "point", "captured vs replayed", "ended"):
-        table.add_column(col, overflow="fold")
+    lines = []
     for run, point, captured, replayed in rows:
-        ended = replayed.ending.words if replayed is not None else ""
-        style = "" if replayed is None or replayed.ending.exit_code == 0 else "red"
-        table.add_row(
-            _t(run), _t(point), _t(side_by_side(captured, replayed)), _t(ended, style=style)
-        )
-    return table
+        if captured is None and replayed is None:
+            continue
+        label = f"{run} [{point}]" if point else run
+        ended = ""
+        if replayed is not None and replayed.ending.exit_code != 0:
+            ended = f"; {replayed.ending.words}"
+        lines.append(f"resources {label}: {side_by_side(captured, replayed)}{ended}")
+    return lines
+
+
+def render_replay_failures(result: ReplayReport) -> None:
+    """With --json: the failed points' stderr tails on stderr (the data is in the JSON)."""
+    from repro.report.verdict_lines import stderr_tail
+
+    for p in result.points:
+        if p.status != "ok":
+            label = p.run if not p.point else f"{p.run} [{p.point_id}]"
+            err.print(_t(f"run {label} {p.status.replace('_', ' ')} (exit {p.exit_code})"))
+            for line in stderr_tail(p.stderr_tail, err.width if err.is_terminal else 1 << 16):
+                err.print(_styled(line), highlight=False, markup=False)
 
 
 def _replay_verdict(result: ReplayReport) -> str:

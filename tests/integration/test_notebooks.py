@@ -88,6 +88,8 @@ def test_a_notebook_replays_identical_and_keeps_the_executed_copy(
     out = tmp_path / "nb.tgz"
     captured = capture(project, out)
     assert "notebook  study.ipynb: 4 code cell(s), executed" in captured.stdout
+    # The driver's progress, shown live while the notebook ran.
+    assert "  executing code cell 4 of 4\n" in captured.stderr
 
     capsule = read_capsule(out, tmp_path / "unpacked")
     m = capsule.manifest

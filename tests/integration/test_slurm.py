@@ -32,6 +32,7 @@ POINT = (
     "seed = int(sys.argv[1])\n"
     "os.makedirs('out', exist_ok=True)\n"
     "json.dump({'seed': seed, 'square': seed * seed}, open(f'out/{seed}.json', 'w'))\n"
+    "print(f'point {seed} done', flush=True)\n"
 )
 
 
@@ -66,6 +67,9 @@ def test_a_sweep_replays_as_one_array_and_every_point_is_compared(
         r"submitted run sim as Slurm job array (\d+) \((\d+) task", result.stderr
     )
     assert len(submissions) == 1 and submissions[0][1] == "12"  # one sbatch for 12 points
+    # Each task's output was followed from its log file, labelled by its point.
+    for seed in SWEEP:
+        assert f"  [seed={seed}] point {seed} done\n" in result.stderr
 
 
 def test_a_failing_point_is_reported_and_the_others_verified(tmp_path: Path, slurm: None) -> None:

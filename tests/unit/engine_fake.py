@@ -10,7 +10,7 @@ DockerEngine raises it once `gone` is set.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +44,9 @@ class FakeContainer:
 
     def logs(self, stream: Stream) -> bytes:
         return self.stdout if stream == "stdout" else self.stderr
+
+    def follow(self, stream: Stream) -> Iterator[bytes]:
+        yield self.logs(stream)
 
     def kill(self) -> None:
         self.killed += 1
@@ -103,6 +106,7 @@ class FakeEngine:
         build_args: Mapping[str, str],
         labels: Mapping[str, str],
         network: bool,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         self._answer()
         assert (context / "Dockerfile").is_file()

@@ -43,7 +43,8 @@ def test_the_documented_minimal_keys_parse_exactly(tmp_path: Path) -> None:
     (tmp_path / "repro.toml").write_text(ISSUE_EXAMPLE)
     with pytest.raises(
         ConfigError,
-        match=r"runs\.0: output 'results/metrics.json' is the same for every sweep point",
+        match=r"\[\[runs\]\] #1 \(\"analyse\"\): output 'results/metrics.json' is the same for every "
+        "sweep point",
     ):
         load_config(tmp_path)
     fixed = ISSUE_EXAMPLE.replace(
@@ -77,8 +78,11 @@ def test_tool_repro_in_pyproject(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("[capsule\n", "not valid TOML"),
-        ('[capsule]\ntitel = "typo"\n', "capsule.titel: Extra inputs are not permitted"),
-        ('[[runs]]\nname = "a b"\ncommand = "x"\n', "runs.0.name"),
+        (
+            '[capsule]\ntitel = "typo"\n',
+            "repro.toml:2:1: unknown key 'titel' in [capsule]: did you mean 'title'?",
+        ),
+        ('[[runs]]\nname = "a b"\ncommand = "x"\n', "repro.toml:2:1: 'name' in [[runs]] #1"),
         ('[[runs]]\nname = "a"\ncommand = "x"\noutputs = ["../out"]\n', "inside the project"),
         ('[[data]]\nurl = "https://x/y"\npath = "d"\n', "needs its sha256"),
         ('[[runs]]\nname = "a"\ncommand = "x"\n[[runs]]\nname = "a"\ncommand = "y"\n', "unique"),

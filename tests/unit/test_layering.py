@@ -53,7 +53,7 @@ ONLY_IMPORTED_BY: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("typer", ("repro.cli",), "the CLI is a thin typer adapter over the core"),
     (
         "rich",
-        ("repro.report.terminal",),
+        ("repro.report.terminal", "repro.report.live"),
         "rendering and progress bars stay in the CLI's terminal renderers",
     ),
     ("repro.capture", ("repro.capture", "repro.cli"), "an operation; only the CLI starts it"),
@@ -144,7 +144,7 @@ STANDALONE: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 # Core code never writes to the terminal and never exits: it returns results and raises
 # ReproError; the CLI renders them. Only these modules are not core.
-NOT_CORE = ("repro.cli", "repro.__main__", "repro.report.terminal")
+NOT_CORE = ("repro.cli", "repro.__main__", "repro.report.terminal", "repro.report.live")
 
 # Breaches of the rules above in the current tree: (module, what it does) -> why.
 # `what` is an imported module, or "print-or-exit".

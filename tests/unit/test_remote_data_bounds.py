@@ -6,6 +6,7 @@ A real HTTP server on 127.0.0.1 serves an honest file, one that sends far more t
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +17,7 @@ import pytest
 from repro.config.models import DataSpec
 from repro.errors import DataChecksumError
 from repro.paths import cache_dir
-from repro.remote_data import fetch_remote
+from repro.remote_data import fetch_remote, reporting
 
 GOOD = b"x,y\n" + b"1,2\n" * 255  # 1 KiB
 HUGE = 300 << 20  # what a lying server offers: 300 MiB
@@ -101,3 +102,24 @@ def test_wrong_bytes_of_the_right_size_are_not_kept_and_the_honest_file_is(serve
     assert _store() == before
     ref, cached = fetch_remote(_spec(server + "/good"), size=len(GOOD))
     assert cached.read_bytes() == GOOD and ref.size == len(GOOD)
+
+
+def test_a_download_reports_its_bytes_and_rate(server: str) -> None:
+    said: list[str] = []
+    calls: list[tuple[int, int | None]] = []
+
+    def progress(done: int, total: int | None) -> None:
+        calls.append((done, total))
+        reporting(said.append, "data/t.csv", every=0)(done, total)
+
+    (cache_dir() / "data" / hashlib.sha256(GOOD).hexdigest()).unlink(missing_ok=True)
+    fetch_remote(_spec(server + "/good"), progress=progress)
+    assert calls[-1] == (len(GOOD), len(GOOD))
+    assert re.fullmatch(r"downloading data/t\.csv: 0\.0 MiB of 0\.0 MiB, [\d.]+ MiB/s", said[-1])
+    # Throttled: a slow stream of chunks is one line per interval, plus the last.
+    throttled: list[str] = []
+    report = reporting(throttled.append, "x", every=60)
+    for done in range(1, 100):
+        report(done, 100)
+    report(100, 100)
+    assert len(throttled) == 1 and "x: 0.0 MiB of 0.0 MiB" in throttled[0]

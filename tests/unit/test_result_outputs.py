@@ -175,8 +175,10 @@ def test_a_failure_shows_the_tails_of_stderr_and_stdout() -> None:
     assert block is not None
     lines = block.splitlines()
     assert lines[0] == "run r failed with exit code 1"
-    assert lines[1] == "  stderr (last 6 line(s)):" and lines[7] == "    + which gfortran"
-    assert lines[8:] == ["  stdout (last 2 line(s)):", "    built a", "    built b"]
+    # 15 lines of stderr (a Python traceback fits), 6 at most of stdout.
+    assert lines[1] == "  stderr (last 15 line(s)):" and lines[2] == "    e6"
+    assert lines[16] == "    + which gfortran"
+    assert lines[17:] == ["  stdout (last 2 line(s)):", "    built a", "    built b"]
 
 
 def test_timeouts_missing_outputs_and_successes() -> None:

@@ -14,6 +14,7 @@ from repro.engines.runtimes import RuntimeName
 from repro.execution.environment import Allowlist
 from repro.execution.runs import CommandRunner, PointOutcome, execute_runs
 from repro.execution.sandbox import Isolation
+from repro.execution.stream import Echo
 from repro.model_base import SweepValue
 
 TargetName = Literal["local", "docker", "slurm"]
@@ -64,6 +65,8 @@ class TargetOptions:
     unsandboxed where no sandbox works)."""
     confirm: Callable[[str], bool] | None = None
     """Asks the user a yes/no question (an interactive terminal), or None: nobody to ask."""
+    echo: Echo | None = None
+    """Gets each run's output lines as they are written; None: nobody watches."""
 
 
 @dataclass(frozen=True)
@@ -157,4 +160,5 @@ def run_points(
         select=select,
         on_point=on_point,
         variables=variables,
+        echo=options.echo,
     )

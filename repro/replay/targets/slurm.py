@@ -4,6 +4,7 @@ answers, its record of each task is attached to the point."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 import time
@@ -24,6 +25,7 @@ from repro.execution.runs import (
     tail_of,
 )
 from repro.execution.sandbox import NoSandbox, Sandbox, SandboxSpec, interpreter_prefix
+from repro.execution.stream import Echo, FileFollower, LineSink, StreamName, bound
 from repro.execution.task_measure import measure_args, measure_variables
 from repro.model_base import SweepValue
 from repro.paths import cache_dir, config_dir
@@ -52,6 +54,8 @@ POLL_S = 0.5
 ACCOUNTING_SETTLE_S = 10.0
 # Slurm states whose words say more than the exit code the batch script recorded.
 ENDED_BY_SLURM = {"OUT_OF_MEMORY", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE"}
+FOLLOW_POLL_S = 0.25
+"""How often the tasks' log files are read for the live view."""
 GRACE_POLLS = 20
 # States in which a task that left no status file is over for good.
 FINAL = {
@@ -221,11 +225,14 @@ def replay_on_slurm(
     select: Select,
     settings: SlurmSettings,
     say: Observer,
+    echo: Echo | None = None,
 ) -> list[PointOutcome]:
-    """Submit every run as an array (each after the one before it), wait, gather."""
+    """Submit every run as an array (each after the one before it), wait, gather; each
+    task's output goes to `echo` as its log files grow."""
     submitted = submit_runs(scheduler, runs, project, isolation, select, settings, say)
     try:
-        _wait(scheduler, submitted.tasks, submitted.job_ids, project, say)
+        with _following(submitted.tasks, project, echo):
+            _wait(scheduler, submitted.tasks, submitted.job_ids, project, say)
     except BaseException:
         _cancel(scheduler, submitted.job_ids, say)
         raise
@@ -329,14 +336,34 @@ def attach_accounting(
         say(f"read Slurm accounting (sacct) for job(s) {', '.join(job_ids)}")
 
 
-def outcome_of(task: Task, project: Path) -> PointOutcome:
+def _logs(task: Task, project: Path) -> tuple[Path, Path]:
+    """Where a task's stdout and stderr are written (on the shared filesystem)."""
     logs = project / STATUS_DIR / task.run.name
-    out, err = logs / f"{task.index}.out", logs / f"{task.index}.err"
+    return logs / f"{task.index}.out", logs / f"{task.index}.err"
+
+
+def _following(
+    tasks: dict[tuple[str, int], Task], project: Path, echo: Echo | None
+) -> contextlib.AbstractContextManager[object]:
+    """While the tasks run, their log files followed into `echo` (labelled by point)."""
+    if echo is None:
+        return contextlib.nullcontext()
+    sources: list[tuple[StreamName, Path, LineSink]] = []
+    for task in tasks.values():
+        sink = bound(echo, point_id(task.point) if task.point else "")
+        if sink is not None:
+            out, err = _logs(task, project)
+            sources += [("stdout", out, sink), ("stderr", err, sink)]
+    return FileFollower(None, sources=sources, poll_s=FOLLOW_POLL_S)
+
+
+def outcome_of(task: Task, project: Path) -> PointOutcome:
+    out, err = _logs(task, project)
     stderr = tail_of(err) if err.is_file() else ""
     if task.note:
         stderr = f"{stderr}\n[{task.note}]".strip()
     outputs, missing = collect_outputs(task.run, task.point, project)
-    usage = _usage(task, logs / f"{task.index}.usage.json")
+    usage = _usage(task, out.with_name(f"{task.index}.usage.json"))
     if usage is not None and usage.ending.kind == "killed_for_memory":
         stderr = f"{stderr}\n[{usage.ending.words}]".strip()
     return PointOutcome(
@@ -443,6 +470,9 @@ class SlurmTarget:
             path=standard_path(str(venv.bin_dir)),
             variables={
                 **study_variables(manifest),
+                # as on the other targets: output reaches the log files (and the live view)
+                # as it is printed
+                "PYTHONUNBUFFERED": "1",
                 "REPRO_VENV": str(venv.root),
                 # the task checks that its node runs the environment's Python as this version
                 "REPRO_PYTHON": major_minor(manifest.environment.python_version),
@@ -485,7 +515,16 @@ class SlurmTarget:
             raise RuntimeError("execute before prepare")
         scheduler, manifest, root, isolation, say = self._ready
         outcomes = replay_on_slurm(
-            scheduler, manifest, runs, root, project, isolation, select, self.options.slurm, say
+            scheduler,
+            manifest,
+            runs,
+            root,
+            project,
+            isolation,
+            select,
+            self.options.slurm,
+            say,
+            self.options.echo,
         )
         for outcome in outcomes:
             on_point(outcome)
