@@ -89,7 +89,9 @@ class _Members:
     def add_link(self, name: str, target: str) -> None:
         self._put(member_header(name, 0, 0o777, self._mtime, target))
 
-    def add_file(self, name: str, mode: int, source: Source, sha256: str, buffer: bytearray) -> None:
+    def add_file(
+        self, name: str, mode: int, source: Source, sha256: str, buffer: bytearray
+    ) -> None:
         """A file from disk, refused if it is not the one hashed: another size, mtime or ctime
         when opened, or other bytes (or byte count) when read."""
         try:

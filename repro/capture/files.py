@@ -220,16 +220,15 @@ def _symlink(project: Path, real_root: Path, rel: str, path: Path) -> ProjectFil
 
 def check_link_targets(files: list[ProjectFile]) -> None:
     """Every kept symlink must point at something the capsule holds."""
-    links = [f for f in files if f.link_target is not None]
+    links = [(f.rel, f.link_target) for f in files if f.link_target is not None]
     if not links:
         return
     names = {f.rel for f in files}
     folders = {str(parent) for n in names for parent in Path(n).parents}
-    for f in links:
-        assert f.link_target is not None
-        target = os.path.normpath(str(Path(f.rel).parent / f.link_target))
+    for rel, link_target in links:
+        target = os.path.normpath(str(Path(rel).parent / link_target))
         if target not in names and target not in folders:
             raise UnsafeSymlinkError(
-                f"symlink points at a file the capsule leaves out: {f.rel} -> {f.link_target}",
+                f"symlink points at a file the capsule leaves out: {rel} -> {link_target}",
                 hint="include the target (check .reproignore and .gitignore) or drop the link",
             )
