@@ -234,8 +234,16 @@ def main() -> None:
             if not args.keep_data:
                 shutil.rmtree(project, ignore_errors=True)
         print(table(results[-1:]), flush=True)
+        write_results(args.json, results, started, load_before)  # after each size
+    print(table(results))
+    print(f"wrote {args.json}")
+
+
+def write_results(path: Path, results: list[dict], started: float, load_before: tuple) -> None:
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
                           text=True).stdout.strip()  # fmt: skip
+    if not head and (REPO / "GIT_HEAD").is_file():  # run from an exported copy
+        head = (REPO / "GIT_HEAD").read_text().strip()
     doc = {
         "benchmark": "bench_scale",
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
@@ -244,15 +252,13 @@ def main() -> None:
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
-            "loadavg_before": load_before,
+            "loadavg_before": list(load_before),
             "loadavg_after": os.getloadavg(),
         },
         "results": results,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(doc, indent=2) + "\n")
-    print(table(results))
-    print(f"wrote {args.json}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 if __name__ == "__main__":

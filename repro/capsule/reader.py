@@ -8,6 +8,7 @@ is moved into place only when the whole archive checked out.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -52,6 +53,7 @@ from repro.errors import (
     UnsafeArchiveMemberError,
     UnsupportedFormatError,
 )
+from repro.progress import meter
 
 CHUNK = 1 << 20
 KEPT_CHUNKS = 4
@@ -502,7 +504,7 @@ def _stream_canonical(
     padding and the end of the archive as zeros, the gzip layer as strict as ever. Anything
     else raises, and the strict reader (`_stream`) judges the capsule instead; so this only
     ever accepts what that one accepts, at a fraction of the cost per member."""
-    with path.open("rb") as raw_fh:
+    with path.open("rb") as raw_fh, contextlib.ExitStack() as stack:
         gz = _StrictGunzip(raw_fh)
         cursor = _Cursor(gz)
         first = cursor.take(tarfile.BLOCKSIZE)
@@ -534,8 +536,12 @@ def _stream_canonical(
         links: list[FileEntry] = []
         made: set[Path] = set()
         pending = b"" if signed else head
+        shown = stack.enter_context(
+            meter("unpacking" if staging else "verifying", total=len(order))
+        )
         # Every name is the manifest's (checked safe by parse_manifest) or a fixed tag file.
         for name in order:
+            shown.advance()
             entry = entries.get(name)
             if entry is None:
                 data = tags[name]

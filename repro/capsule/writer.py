@@ -19,6 +19,7 @@ from repro.capsule.layout import MANIFEST_NAME, SIGNATURE_NAME, member_order, ta
 from repro.capsule.manifest import Manifest
 from repro.capsule.tarheader import END_OF_ARCHIVE, member_header, padding
 from repro.errors import FileChangedError, OutputWriteError
+from repro.progress import meter
 
 COMPRESS_LEVEL = 1
 BLOCK = 1 << 20
@@ -210,8 +211,10 @@ def write_capsule(
             )
             members = _Members(gz, mtime)
             buffer = bytearray(BLOCK)
-            with gz:
-                for name in member_order(manifest, signature is not None):
+            order = member_order(manifest, signature is not None)
+            with gz, meter("writing", total=len(order)) as shown:
+                for name in order:
+                    shown.advance()
                     if name == MANIFEST_NAME:
                         data = manifest_bytes
                     elif name == SIGNATURE_NAME:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pathspec
 
+from repro import progress
 from repro.capture.secret_scan import secret_file_reason
 from repro.capture.source import git
 from repro.errors import ProjectFileError, UnsafeSymlinkError
@@ -174,31 +175,33 @@ def list_project(
     ignored = ignore_matcher(spec)
     allowed = allow_secrets or set()
     lstat = os.lstat
-    for rel in sorted(names_set):
-        if rel in exclude or (patterns and any(matches(pattern, rel) for pattern in patterns)):
-            excluded.append(f"{rel} (declared output or remote data)")
-            continue
-        if ignored(rel):
-            continue
-        path = project / rel
-        try:
-            st = lstat(path)
-        except FileNotFoundError:
-            # Tracked in git but deleted in the work tree: the capsule holds the work tree.
-            continue
-        mode = st.st_mode
-        if stat.S_ISREG(mode):
-            reason = None if rel in allowed else secret_file_reason(rel, path)
-            if reason is not None:
-                excluded.append(f"{rel} ({reason})")
+    with progress.meter("listing", total=len(names_set)) as shown:
+        for rel in sorted(names_set):
+            shown.advance()
+            if rel in exclude or (patterns and any(matches(pattern, rel) for pattern in patterns)):
+                excluded.append(f"{rel} (declared output or remote data)")
                 continue
-            files.append(ProjectFile(rel, path, False, None, bool(mode & 0o111), st))
-        elif stat.S_ISLNK(mode):
-            files.append(_symlink(project, real_root, rel, path))
-        elif stat.S_ISDIR(mode):
-            continue  # a git submodule appears as a directory; its files are not ours
-        else:
-            raise ProjectFileError(f"not a regular file: {rel} (a device, socket or FIFO)")
+            if ignored(rel):
+                continue
+            path = project / rel
+            try:
+                st = lstat(path)
+            except FileNotFoundError:
+                # Tracked in git but deleted in the work tree: the capsule holds the work tree.
+                continue
+            mode = st.st_mode
+            if stat.S_ISREG(mode):
+                reason = None if rel in allowed else secret_file_reason(rel, path)
+                if reason is not None:
+                    excluded.append(f"{rel} ({reason})")
+                    continue
+                files.append(ProjectFile(rel, path, False, None, bool(mode & 0o111), st))
+            elif stat.S_ISLNK(mode):
+                files.append(_symlink(project, real_root, rel, path))
+            elif stat.S_ISDIR(mode):
+                continue  # a git submodule appears as a directory; its files are not ours
+            else:
+                raise ProjectFileError(f"not a regular file: {rel} (a device, socket or FIFO)")
     check_link_targets(files)
     return Listing(files=files, excluded=excluded)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from repro import progress
 from repro.capsule.layout import PROJECT_PREFIX
 from repro.capsule.manifest import KernelInfo
 from repro.capture.files import Listing, ProjectFile, list_project
@@ -93,13 +94,15 @@ def take_snapshot(plan: Plan, say: Observer) -> Snapshot:
         if rel not in allowed and sha not in clean:
             scanned[index] = scanner.scan_content(data, rel)
 
-    digests = hash_files(
-        [f.path for f in regular],
-        cache=cache,
-        cache_root=project,
-        stats=[f.stat for f in regular],
-        on_data=scan_while_hashing,
-    )
+    with progress.meter("hashing and scanning", total=len(regular)) as shown:
+        digests = hash_files(
+            [f.path for f in regular],
+            cache=cache,
+            cache_root=project,
+            stats=[f.stat for f in regular],
+            on_data=scan_while_hashing,
+            progress=lambda _size: shown.advance(),
+        )
     timings["hash"] = time.perf_counter() - t0
 
     say("scanning for secrets")
@@ -177,17 +180,19 @@ def scan_project(
     done = scanned or {}
     hits: list[Hit] = []
     newly_clean: set[str] = set()
-    for index, f in enumerate(files):
-        sha = digests[f.path].sha256
-        found = done.get(index)
-        if found is None:
-            if f.rel in allowed or sha in clean:
-                continue
-            found = scanner.scan_file(f.path, f.rel)
-        if found:
-            hits += found
-        else:
-            newly_clean.add(sha)
+    with progress.meter("scanning for secrets", total=len(files)) as shown:
+        for index, f in enumerate(files):
+            shown.advance()
+            sha = digests[f.path].sha256
+            found = done.get(index)
+            if found is None:
+                if f.rel in allowed or sha in clean:
+                    continue
+                found = scanner.scan_file(f.path, f.rel)
+            if found:
+                hits += found
+            else:
+                newly_clean.add(sha)
     if cache is not None and newly_clean:
         cache.store_clean(scanner.rules_digest, newly_clean - clean)
     fail_on_hits(hits)
