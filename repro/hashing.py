@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 CHUNK = 1 << 20
 # A file modified within this many seconds of hashing may change again within the same
@@ -19,6 +19,20 @@ CHUNK = 1 << 20
 RACY_WINDOW_S = 2.0
 CORRUPT_ERRORS = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
 _T = TypeVar("_T")
+
+
+class FileStat(NamedTuple):
+    """The four fields of a stat the cache keys on: a third of an os.stat_result's memory
+    (kept for every listed file)."""
+
+    st_size: int
+    st_mtime_ns: int
+    st_ino: int
+    st_ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileStat:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +201,7 @@ def hash_files(
     cache_root: Path | None = None,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
-    stats: list[os.stat_result | None] | None = None,
+    stats: list[FileStat | None] | None = None,
     on_data: OnData | None = None,
 ) -> dict[Path, Digest]:
     """sha256 of every path, in parallel threads, skipping files the stat cache knows.
@@ -198,12 +212,12 @@ def hash_files(
     """
     known = cache.lookup_under(cache_root) if cache and cache_root else {}
     results: dict[Path, Digest] = {}
-    todo: list[tuple[int, Path, os.stat_result]] = []
+    todo: list[tuple[int, Path, FileStat]] = []
     absolute = all(p.is_absolute() for p in paths)
     for index, path in enumerate(paths):
         st = stats[index] if stats is not None else None
         if st is None:
-            st = path.stat()
+            st = FileStat.of(path.stat())
         hit = known.get(str(path) if absolute else str(path.absolute())) if known else None
         if hit is not None and (hit.size, hit.mtime_ns, hit.inode, hit.ctime_ns) == (
             st.st_size,
@@ -222,7 +236,7 @@ def hash_files(
 
     # A few long-lived threads, each with its own buffer, pulling from one queue: a pool's
     # per-task futures cost more than hashing a small file (measured: benchmarks/README.md).
-    queue: SimpleQueue[tuple[int, Path, os.stat_result] | None] = SimpleQueue()
+    queue: SimpleQueue[tuple[int, Path, FileStat] | None] = SimpleQueue()
     for item in todo:
         queue.put(item)
     fresh: list[tuple[Path, Digest]] = []

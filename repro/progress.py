@@ -1,44 +1,34 @@
-"""Progress of long stages (listing, hashing, scanning, writing, verifying, unpacking...),
-with a count, a rate and an ETA, on stderr: a rich bar on a terminal, a plain line every few
-seconds otherwise. Off unless a command turns it on (`enable`), so the library and --json
-stay silent; nothing ever goes to stdout.
+"""Progress of long stages (listing, hashing, scanning, writing, verifying, unpacking...):
+a counter per stage, with a count, a rate and an ETA. The core only counts; a display the
+CLI installs (`set_display`; repro.report.terminal draws a rich bar on a terminal, a plain
+line on stderr every few seconds otherwise) shows it. Without one (the library, --json)
+nothing is drawn and `advance` does nothing.
 
     with progress.meter("hashing", total=len(paths), unit="files") as m:
         for path in paths:
             ...
             m.advance()
 
-`advance` only adds to a counter (cheap enough per file, from any thread); a background
-thread draws. A stage shorter than `DELAY_S` draws nothing.
+`advance` only adds to a counter (cheap enough per file, from any thread); the display
+reads it from its own thread.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import IO, Any
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
-DELAY_S = 1.0
-"""Nothing is shown for a stage that ends sooner."""
-PLAIN_INTERVAL_S = 10.0
-"""Seconds between two plain lines (off a terminal); REPRO_PROGRESS_INTERVAL overrides."""
+Display = Callable[["Meter"], AbstractContextManager[None]]
+"""Draws a meter while its stage runs (entered at the start, left at the end)."""
 
-_enabled = False
+_display: Display | None = None
 
 
-def enable(on: bool = True) -> None:
-    """Show progress from now on (the CLI calls this, except with --json or
-    REPRO_PROGRESS=0)."""
-    global _enabled
-    _enabled = on and os.environ.get("REPRO_PROGRESS", "1") != "0"
-
-
-def enabled() -> bool:
-    return _enabled
+def set_display(display: Display | None) -> None:
+    """Show every stage's meter with `display` from now on (None: show nothing)."""
+    global _display
+    _display = display
 
 
 def _eta(seconds: float) -> str:
@@ -76,66 +66,12 @@ class _Silent(Meter):
 
 
 @contextmanager
-def meter(
-    label: str, total: int | None = None, unit: str = "files", stream: IO[str] | None = None
-) -> Iterator[Meter]:
-    """A Meter for the stage in the `with` block (a silent one when progress is off)."""
-    if not _enabled:
+def meter(label: str, total: int | None = None, unit: str = "files") -> Iterator[Meter]:
+    """A Meter for the stage in the `with` block (a silent one with no display)."""
+    display = _display
+    if display is None:
         yield _Silent(label, total, unit)
         return
-    out = stream or sys.stderr
     m = Meter(label, total, unit)
-    stop = threading.Event()
-    tty = out.isatty()
-    drawer = threading.Thread(
-        target=_draw_rich if tty else _draw_plain, args=(m, stop, out), daemon=True
-    )
-    drawer.start()
-    try:
+    with display(m):
         yield m
-    finally:
-        stop.set()
-        drawer.join()
-
-
-def _draw_plain(m: Meter, stop: threading.Event, out: IO[str]) -> None:
-    interval = float(os.environ.get("REPRO_PROGRESS_INTERVAL", PLAIN_INTERVAL_S))
-    if stop.wait(max(DELAY_S, interval)):
-        return
-    while True:
-        out.write(m.line() + "\n")
-        out.flush()
-        if stop.wait(interval):
-            return
-
-
-def _draw_rich(m: Meter, stop: threading.Event, out: IO[str]) -> None:
-    if stop.wait(DELAY_S):
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    columns: list[Any] = [
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(m.unit),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-    ]
-    with Progress(*columns, console=Console(file=out), transient=True) as bar:
-        task = bar.add_task(m.label, total=m.total, rate="")
-        while True:
-            elapsed = max(time.monotonic() - m.started, 1e-9)
-            rate = f"{m.done / elapsed:,.0f} {m.unit}/s"
-            bar.update(task, completed=m.done, total=m.total, rate=rate)
-            if stop.wait(0.2):
-                return

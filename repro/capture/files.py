@@ -16,6 +16,7 @@ from repro.capture.secret_scan import secret_file_reason
 from repro.capture.source import git
 from repro.errors import ProjectFileError, UnsafeSymlinkError
 from repro.execution.outputs import is_pattern, matches
+from repro.hashing import FileStat
 
 BUILTIN_IGNORES = [
     ".git/",
@@ -45,7 +46,7 @@ class ProjectFile:
     is_link: bool
     link_target: str | None
     executable: bool
-    stat: os.stat_result | None = field(default=None, compare=False, repr=False)
+    stat: FileStat | None = field(default=None, compare=False, repr=False)
     """The lstat seen when listed (regular files): sizes and the stat cache use it."""
 
 
@@ -195,7 +196,9 @@ def list_project(
                 if reason is not None:
                     excluded.append(f"{rel} ({reason})")
                     continue
-                files.append(ProjectFile(rel, path, False, None, bool(mode & 0o111), st))
+                files.append(
+                    ProjectFile(rel, path, False, None, bool(mode & 0o111), FileStat.of(st))
+                )
             elif stat.S_ISLNK(mode):
                 files.append(_symlink(project, real_root, rel, path))
             elif stat.S_ISDIR(mode):

@@ -160,7 +160,6 @@ def capture_command(
     as_json: AsJson = False,
 ) -> None:
     """Build a capsule: code, locked dependencies, data, runs and their results."""
-    from repro import progress
     from repro.capture.pipeline import CaptureOptions, capture
     from repro.execution.environment import names_of
     from repro.report.models import CaptureOutput
@@ -191,7 +190,7 @@ def capture_command(
         skip_conda_only=skip_conda_only,
         pass_env=names_of(pass_env),
     )
-    progress.enable(not as_json)
+    terminal.enable_progress(not as_json)
     result = capture(opts, observe=None if as_json else terminal.say)
     if as_json:
         terminal.emit_json(CaptureOutput.build(result))

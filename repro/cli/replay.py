@@ -121,7 +121,6 @@ def replay_command(
     as_json: AsJson = False,
 ) -> None:
     """Verify a capsule, rebuild its environment, re-run it and compare every result."""
-    from repro import progress as stage_progress
     from repro.cli.prompts import confirm_on_terminal
     from repro.execution.environment import names_of
     from repro.replay.pipeline import ReplayOptions
@@ -129,7 +128,7 @@ def replay_command(
     from repro.replay.targets import SlurmSettings
     from repro.verify import Policy
 
-    stage_progress.enable(not as_json)
+    terminal.enable_progress(not as_json)
     signing = _signing_key(key) if attest is not None else None  # before any slow work
     path = Path(capsule)
     doi = concept_doi = None

@@ -13,11 +13,10 @@ def verify_command(
     as_json: AsJson = False,
 ) -> None:
     """Check integrity and signature: every checksum, the manifest against the archive."""
-    from repro import progress
     from repro.report.models import VerifyOutput
     from repro.verify import Policy, verify_capsule
 
-    progress.enable(not as_json)
+    terminal.enable_progress(not as_json)
     report = verify_capsule(capsule, Policy(require_signed, require_trusted))
     if as_json:
         terminal.emit_json(VerifyOutput.build(report))

@@ -163,3 +163,34 @@ def test_scandir_listing_names_files_links_and_refuses_bad_names(tmp_path: Path)
     os.mkdir(os.fsencode(tmp_path / "a") + b"/bad\xff")  # noqa: PTH102 (a bytes name)
     with pytest.raises(Exception, match="not valid UTF-8"):
         walk_listing(tmp_path, tmp_path)
+
+
+def test_progress_lines_count_rate_and_eta_off_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    from rich.console import Console
+
+    from repro import progress
+    from repro.report import terminal
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(terminal, "err", Console(file=buffer, width=200))
+    monkeypatch.setattr(terminal, "PROGRESS_DELAY_S", 0.0)
+    monkeypatch.setenv("REPRO_PROGRESS_INTERVAL", "0.05")
+    try:
+        terminal.enable_progress(True)
+        with progress.meter("hashing", total=1000) as m:
+            for _ in range(10):
+                m.advance(50)
+                time.sleep(0.03)
+        terminal.enable_progress(False)
+        with progress.meter("quiet", total=10) as m:
+            m.advance()
+    finally:
+        progress.set_display(None)
+    lines = buffer.getvalue().splitlines()
+    assert lines, "a stage longer than the interval prints lines"
+    assert all(line.startswith("hashing: ") for line in lines)
+    assert "/1,000 files" in lines[-1] and "files/s" in lines[-1] and "ETA " in lines[-1]
