@@ -421,7 +421,7 @@ def read_capsule(
             # are the answer. Only a canonical capsule is ever accepted by the fast path.
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
-                staging.mkdir()
+                staging.mkdir(mode=0o700)
             result = _stream(path, staging, progress)
         if staging is not None and dest is not None:
             staging.rename(dest)
