@@ -18,6 +18,7 @@ from repro import hashing
 from repro.capsule import reader
 from repro.capsule.layout import member_order, tag_files
 from repro.capsule.reader import read_capsule
+from repro.capsule.writer import Source, write_capsule
 from repro.capture.files import BUILTIN_IGNORES, ignore_matcher, walk_listing
 from repro.capture.pipeline import CaptureOptions, capture
 from repro.errors import SecretFoundError
@@ -113,6 +114,16 @@ def test_many_files_capture_is_deterministic_cached_and_the_same_tar_as_before(
     (tmp_path / "by-tar").mkdir()
     subprocess.run(["tar", "xzf", str(tmp_path / "a.tgz"), "-C", str(tmp_path / "by-tar")])
     assert subprocess.run(["diff", "-r", str(unpacked), str(tmp_path / "by-tar")]).returncode == 0
+    # Signed, it takes the fast path too (and the strict reader agrees).
+    manifest = verified.manifest
+    sources: dict[str, Source | bytes] = {
+        f.path: Source(unpacked / f.path, f.size) for f in manifest.files if f.link is None
+    }
+    signed = tmp_path / "signed.tgz"
+    write_capsule(signed, manifest, sources, signature=b"\1" * 64, mtime=int(EPOCH))
+    fast = reader._stream_canonical(signed, None, None)
+    assert fast.signature == b"\1" * 64
+    assert reader._stream(signed, None, None).archive_sha256 == fast.archive_sha256
 
     # Rewritten with the same size (new mtime/ctime): re-hashed, and re-scanned.
     target = project / "data" / "d03" / "f01700.csv"
