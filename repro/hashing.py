@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 CHUNK = 1 << 20
 # A file modified within this many seconds of hashing may change again within the same
@@ -21,7 +21,21 @@ CORRUPT_ERRORS = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
+class FileStat(NamedTuple):
+    """The four fields of a stat the cache keys on: a third of an os.stat_result's memory
+    (kept for every listed file)."""
+
+    st_size: int
+    st_mtime_ns: int
+    st_ino: int
+    st_ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileStat:
+        return cls(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+@dataclass(frozen=True, slots=True)
 class Digest:
     sha256: str
     size: int
@@ -42,6 +56,22 @@ def sha256_file(path: Path, buffer: bytearray | None = None) -> tuple[str, int]:
             digest.update(view[:n])
             total += n
     return digest.hexdigest(), total
+
+
+def read_small(path: Path | str, size: int) -> bytes | None:
+    """The whole content of a file of at most CHUNK bytes, in one read; None if it turned
+    out bigger than `size` said (the caller then streams it)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        data = os.read(fd, size + 1)
+        while len(data) <= size:
+            more = os.read(fd, size + 1 - len(data))
+            if not more:
+                break
+            data += more
+    finally:
+        os.close(fd)
+    return data if len(data) <= size else None
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -159,6 +189,11 @@ class StatCache:
         self._do(delete, None)
 
 
+OnData = Callable[[int, str, bytes], None]
+"""Called from a hashing thread with (index in `paths`, sha256, content) of a small file
+just read: the secret scan looks at the same bytes instead of reading the file again."""
+
+
 def hash_files(
     paths: list[Path],
     *,
@@ -166,32 +201,42 @@ def hash_files(
     cache_root: Path | None = None,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    stats: list[FileStat | None] | None = None,
+    on_data: OnData | None = None,
 ) -> dict[Path, Digest]:
     """sha256 of every path, in parallel threads, skipping files the stat cache knows.
 
     The returned Digest carries the stat seen *before* reading, so a later write can tell
-    whether the file changed since it was hashed.
+    whether the file changed since it was hashed. `stats` (aligned with `paths`) are stats
+    taken when listing, so no file is stat'ed twice; the cache is read in one query.
     """
     known = cache.lookup_under(cache_root) if cache and cache_root else {}
     results: dict[Path, Digest] = {}
-    todo: list[tuple[Path, os.stat_result]] = []
-    for path in paths:
-        st = path.stat()
-        hit = known.get(str(path.absolute()))
-        key = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
-        if hit and (hit.size, hit.mtime_ns, hit.inode, hit.ctime_ns) == key:
+    todo: list[tuple[int, Path, FileStat]] = []
+    absolute = all(p.is_absolute() for p in paths)
+    for index, path in enumerate(paths):
+        st = stats[index] if stats is not None else None
+        if st is None:
+            st = FileStat.of(path.stat())
+        hit = known.get(str(path) if absolute else str(path.absolute())) if known else None
+        if hit is not None and (hit.size, hit.mtime_ns, hit.inode, hit.ctime_ns) == (
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ino,
+            st.st_ctime_ns,
+        ):
             results[path] = hit
             if progress:
                 progress(st.st_size)
         else:
-            todo.append((path, st))
+            todo.append((index, path, st))
     # Biggest first, so the pool's threads finish together.
-    todo.sort(key=lambda item: item[1].st_size, reverse=True)
+    todo.sort(key=lambda item: item[2].st_size, reverse=True)
     n_workers = workers or min(8, (os.cpu_count() or 1))
 
     # A few long-lived threads, each with its own buffer, pulling from one queue: a pool's
     # per-task futures cost more than hashing a small file (measured: benchmarks/README.md).
-    queue: SimpleQueue[tuple[Path, os.stat_result] | None] = SimpleQueue()
+    queue: SimpleQueue[tuple[int, Path, FileStat] | None] = SimpleQueue()
     for item in todo:
         queue.put(item)
     fresh: list[tuple[Path, Digest]] = []
@@ -202,8 +247,14 @@ def hash_files(
         mine = []
         try:
             while (item := queue.get()) is not None:
-                path, st = item
-                sha, size = sha256_file(path, buffer)
+                index, path, st = item
+                data = read_small(path, st.st_size) if st.st_size <= CHUNK else None
+                if data is not None:
+                    sha, size = hashlib.sha256(data).hexdigest(), len(data)
+                    if on_data is not None:
+                        on_data(index, sha, data)
+                else:
+                    sha, size = sha256_file(path, buffer)
                 if progress:
                     progress(size)
                 mine.append((path, Digest(sha, size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)))
@@ -224,7 +275,7 @@ def hash_files(
         results[path] = digest
     if cache is not None:
         cache.store(
-            (str(path.absolute()), d)
+            (str(path) if absolute else str(path.absolute()), d)
             for path, d in fresh
             if now_ns - max(d.mtime_ns, d.ctime_ns) > RACY_WINDOW_S * 1e9
         )

@@ -29,6 +29,14 @@ def looks_like_capsule(path: Path) -> bool:
     return len(header) == TAR_BLOCK and name == MANIFEST_NAME.encode()
 
 
+GZIP_SUFFIXES = (".tgz", ".gz", ".taz")
+"""Names whose content is looked at: opening every file of a 300,000-file study to find
+capsules would cost more than the listing itself."""
+
+
 def is_capsule(rel: str, path: Path) -> bool:
-    """A project file that is a capsule: named *.capsule.tgz, or one by its content."""
-    return rel.endswith(CAPSULE_SUFFIX) or looks_like_capsule(path)
+    """A project file that is a capsule: named *.capsule.tgz, or a gzip file (*.tgz, *.gz)
+    that is one by its content."""
+    if rel.endswith(CAPSULE_SUFFIX):
+        return True
+    return rel.endswith(GZIP_SUFFIXES) and looks_like_capsule(path)

@@ -17,7 +17,9 @@ from isal import igzip_threaded
 
 from repro.capsule.layout import MANIFEST_NAME, SIGNATURE_NAME, member_order, tag_files
 from repro.capsule.manifest import Manifest
+from repro.capsule.tarheader import END_OF_ARCHIVE, member_header, padding
 from repro.errors import FileChangedError, OutputWriteError
+from repro.progress import meter
 
 COMPRESS_LEVEL = 1
 BLOCK = 1 << 20
@@ -58,81 +60,93 @@ class _HashingWriter(io.RawIOBase):
         return self._raw.write(data)
 
 
-class _Position:
-    """tarfile asks for tell() once; a compressed stream cannot seek, so count instead."""
+class _Members:
+    """The tar stream: each member's header, content and zero padding, gathered into large
+    writes to the compressor. The headers are tarfile's PAX format byte for byte
+    (`member_header`), without a TarInfo per file nor tarfile's list of every member."""
 
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self._pos = 0
+    def __init__(self, out: BinaryIO, mtime: int) -> None:
+        self._out = out
+        self._mtime = mtime
+        self._buf = bytearray()
+        self.offset = 0
 
-    def write(self, data: bytes) -> int:
-        self._pos += len(data)
-        return self._raw.write(data)
+    def _put(self, data: bytes | bytearray | memoryview) -> None:
+        self._buf += data
+        self.offset += len(data)
+        if len(self._buf) >= BLOCK:
+            # Whole blocks only: the compressor deflates each write as a block (primed with
+            # the previous one), so the capsule's bytes depend on the tar stream alone, not
+            # on where its members begin and end.
+            whole = len(self._buf) - len(self._buf) % BLOCK
+            self._out.write(self._buf[:whole])
+            del self._buf[:whole]
 
-    def tell(self) -> int:
-        return self._pos
+    def add_bytes(self, name: str, data: bytes, mode: int) -> None:
+        self._put(member_header(name, len(data), mode, self._mtime))
+        self._put(data)
+        self._put(padding(len(data)))
 
+    def add_link(self, name: str, target: str) -> None:
+        self._put(member_header(name, 0, 0o777, self._mtime, target))
 
-def _info(name: str, size: int, mode: int, mtime: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    info.mode = mode
-    info.mtime = mtime
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
+    def add_file(
+        self, name: str, mode: int, source: Source, sha256: str, buffer: bytearray
+    ) -> None:
+        """A file from disk, refused if it is not the one hashed: another size, mtime or ctime
+        when opened, or other bytes (or byte count) when read."""
+        try:
+            fd = os.open(source.path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise FileChangedError(
+                f"file vanished during capture: {source.path}", path=source.path
+            ) from None
+        try:
+            st = os.fstat(fd)
+            if (
+                st.st_size != source.size
+                or (source.mtime_ns is not None and st.st_mtime_ns != source.mtime_ns)
+                or (source.ctime_ns is not None and st.st_ctime_ns != source.ctime_ns)
+            ):
+                raise _changed(source.path)
+            size = source.size
+            self._put(member_header(name, size, mode, self._mtime))
+            if size <= BLOCK:
+                data = os.read(fd, size)
+                while len(data) < size and (more := os.read(fd, size - len(data))):
+                    data += more
+                if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+                    raise _changed(source.path)
+                self._put(data)
+            else:
+                digest = hashlib.sha256()
+                view = memoryview(buffer)
+                remaining = size
+                while remaining:
+                    n = os.readv(fd, [view[: min(remaining, len(buffer))]])
+                    if not n:
+                        raise _changed(source.path)  # shrank while it was read
+                    digest.update(view[:n])
+                    self._put(view[:n])
+                    remaining -= n
+                # Rewritten in place after the check above (same size), or hashed wrong
+                # earlier (a stale stat-cache entry): the archive would not verify.
+                if digest.hexdigest() != sha256:
+                    raise _changed(source.path)
+            self._put(padding(size))
+        finally:
+            os.close(fd)
 
-
-class _HashingReader:
-    """The bytes tarfile copies into the archive, hashed as they stream past: what is
-    checked against the manifest is what was written, not what was read earlier."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._raw.read(n)
-        self.digest.update(data)
-        self.size += len(data)
-        return data
+    def close(self) -> None:
+        """End of archive: two zero blocks, then zeros to a whole record, as tarfile does."""
+        self._put(END_OF_ARCHIVE)
+        self._put(b"\0" * (-self.offset % tarfile.RECORDSIZE))
+        self._out.write(self._buf)
+        self._buf = bytearray()
 
 
 def _changed(path: Path) -> FileChangedError:
     return FileChangedError(f"{path} changed while it was captured", path=path)
-
-
-def _add_file(
-    tar: tarfile.TarFile, name: str, mode: int, mtime: int, source: Source, sha256: str
-) -> None:
-    try:
-        fh = source.path.open("rb")
-    except FileNotFoundError:
-        raise FileChangedError(
-            f"file vanished during capture: {source.path}", path=source.path
-        ) from None
-    with fh:
-        st = os.fstat(fh.fileno())
-        changed = (
-            st.st_size != source.size
-            or (source.mtime_ns is not None and st.st_mtime_ns != source.mtime_ns)
-            or (source.ctime_ns is not None and st.st_ctime_ns != source.ctime_ns)
-        )
-        if changed:
-            raise _changed(source.path)
-        reader = _HashingReader(cast(BinaryIO, fh))
-        try:
-            tar.addfile(_info(name, source.size, mode, mtime), cast(BinaryIO, reader))
-        except OSError as exc:
-            # tarfile's "unexpected end of data": the file shrank while it was read.
-            if exc.errno is None and reader.size < source.size:
-                raise _changed(source.path) from None
-            raise
-        # Rewritten in place after the check above (same size), or hashed wrong earlier (a
-        # stale stat-cache entry): the archive would not verify. Nothing is renamed into place.
-        if reader.size != source.size or reader.digest.hexdigest() != sha256:
-            raise _changed(source.path)
 
 
 def _write_error(exc: OSError, dest: Path) -> OutputWriteError:
@@ -167,7 +181,8 @@ def write_capsule(
     """Write every member in the layout's one order; the destination appears only when done.
 
     Same manifest, same sources, same mtime -> same bytes: owners, modes and times are fixed,
-    the gzip header carries no time or name, and compression is block-wise deterministic.
+    the gzip header carries no time or name, and the tar stream is compressed in fixed 1 MiB
+    blocks (each primed with the previous), whatever the members.
     """
     manifest_bytes = manifest.canonical_json()
     tags = tag_files(manifest, manifest_bytes)
@@ -194,14 +209,12 @@ def write_capsule(
                     hashing, "wb", compresslevel=COMPRESS_LEVEL, threads=threads, block_size=BLOCK
                 ),
             )
-            position = cast(BinaryIO, _Position(gz))
-            with (
-                gz,
-                tarfile.TarFile(
-                    fileobj=position, mode="w", format=tarfile.PAX_FORMAT, copybufsize=BLOCK
-                ) as tar,
-            ):
-                for name in member_order(manifest, signature is not None):
+            members = _Members(gz, mtime)
+            buffer = bytearray(BLOCK)
+            order = member_order(manifest, signature is not None)
+            with gz, meter("writing", total=len(order)) as shown:
+                for name in order:
+                    shown.advance()
                     if name == MANIFEST_NAME:
                         data = manifest_bytes
                     elif name == SIGNATURE_NAME:
@@ -211,20 +224,18 @@ def write_capsule(
                     else:
                         entry = entries[name]
                         if entry.link is not None:
-                            info = _info(name, 0, 0o777, mtime)
-                            info.type = tarfile.SYMTYPE
-                            info.linkname = entry.link
-                            tar.addfile(info)
+                            members.add_link(name, entry.link)
                             continue
                         src = sources[name]
                         if isinstance(src, Source):
-                            _add_file(tar, name, entry.mode, mtime, src, entry.sha256)
+                            members.add_file(name, entry.mode, src, entry.sha256, buffer)
                             if progress:
                                 progress(entry.size)
                             continue
                         data = src
                     mode = entries[name].mode if name in entries else 0o644
-                    tar.addfile(_info(name, len(data), mode, mtime), io.BytesIO(data))
+                    members.add_bytes(name, data, mode)
+                members.close()
             raw.flush()
             os.fsync(raw.fileno())
         tmp.chmod(0o644)

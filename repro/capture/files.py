@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pathspec
 
+from repro import progress
 from repro.capsule.probe import is_capsule
 from repro.capture.secret_scan import secret_file_reason
 from repro.capture.source import git
 from repro.errors import ProjectFileError, UnsafeSymlinkError
 from repro.execution.outputs import is_pattern, matches
+from repro.hashing import FileStat
 
 BUILTIN_IGNORES = [
     ".git/",
@@ -43,6 +47,8 @@ class ProjectFile:
     is_link: bool
     link_target: str | None
     executable: bool
+    stat: FileStat | None = field(default=None, compare=False, repr=False)
+    """The lstat seen when listed (regular files): sizes and the stat cache use it."""
 
 
 @dataclass(frozen=True)
@@ -73,18 +79,29 @@ def git_listing(project: Path) -> list[str] | None:
 
 
 def walk_listing(root: Path, project: Path) -> list[str]:
-    """Every file and symlink under root (a folder of the project), relative to project."""
-    # Walked as bytes, so a name that is not UTF-8 is caught and named, not mangled.
+    """Every file and symlink under root (a folder of the project), relative to project.
+
+    One os.scandir pass per folder (the entry's type comes with the listing: no stat per
+    file), walked as bytes so a name that is not UTF-8 is caught and named, not mangled."""
     found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(os.fsencode(root)):
-        rel_dir = Path(os.fsdecode(dirpath)).relative_to(project)
-        linked = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]  # noqa: PTH114, PTH118
-        for raw in [*filenames, *linked]:
-            name = _decode(raw, project / rel_dir)
-            found.append((rel_dir / name).as_posix())
-        dirnames[:] = sorted(d for d in dirnames if d not in linked)
-        for raw in dirnames:
-            _decode(raw, project / rel_dir)
+    base = os.fsencode(project)
+    start = os.fsencode(root)
+    rel_start = start[len(base) :].lstrip(b"/")
+    stack = [(start, rel_start)]
+    while stack:
+        folder, rel_folder = stack.pop()
+        prefix = rel_folder + b"/" if rel_folder else b""
+        subfolders = []
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                raw = entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    subfolders.append((entry.path, prefix + raw))
+                    continue
+                found.append(_decode(prefix + raw, project))
+        for path, rel in sorted(subfolders, reverse=True):
+            _decode(rel, project)
+            stack.append((path, rel))
     return found
 
 
@@ -95,6 +112,28 @@ def load_ignores(project: Path, extra: list[str]) -> pathspec.GitIgnoreSpec:
         patterns += ignore_file.read_text(encoding="utf-8").splitlines()
     patterns += extra
     return pathspec.GitIgnoreSpec.from_lines(patterns)
+
+
+_NAMED_GROUP = re.compile(r"\(\?P<[A-Za-z_][A-Za-z0-9_]*>")
+
+
+def ignore_matcher(spec: pathspec.GitIgnoreSpec) -> Callable[[str], bool]:
+    """`spec.match_file`, as one compiled regex when no pattern re-includes (`!pattern`):
+    then a path is ignored exactly when some pattern matches it, and one regex search costs
+    what one of pathspec's dozen does. With a negation, pathspec's own last-match-wins."""
+    regexes = []
+    for pattern in spec.patterns:
+        regex = getattr(pattern, "regex", None)
+        include = getattr(pattern, "include", None)
+        if include is None:
+            continue  # a blank line or a comment
+        if include is False or not isinstance(regex, re.Pattern):
+            return spec.match_file
+        regexes.append(_NAMED_GROUP.sub("(?:", regex.pattern))
+    if not regexes:
+        return lambda _rel: False
+    combined = re.compile("|".join(f"(?:{r})" for r in regexes))
+    return lambda rel: combined.match(rel) is not None
 
 
 def list_project(
@@ -135,33 +174,41 @@ def list_project(
     real_root = project.resolve()
     # A folder or glob output names every file it matches: none of them is a project file.
     patterns = [e for e in exclude if is_pattern(e)]
-    for rel in sorted(names_set):
-        if rel in exclude or any(matches(pattern, rel) for pattern in patterns):
-            excluded.append(f"{rel} (declared output or remote data)")
-            continue
-        if spec.match_file(rel):
-            continue
-        path = project / rel
-        try:
-            st = path.lstat()
-        except FileNotFoundError:
-            # Tracked in git but deleted in the work tree: the capsule holds the work tree.
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            files.append(_symlink(project, real_root, rel, path))
-        elif stat.S_ISREG(st.st_mode):
-            if is_capsule(rel, path):
-                excluded.append(f"{rel} (a repro capsule: capsules are never packed into one)")
+    ignored = ignore_matcher(spec)
+    allowed = allow_secrets or set()
+    lstat = os.lstat
+    with progress.meter("listing", total=len(names_set)) as shown:
+        for rel in sorted(names_set):
+            shown.advance()
+            if rel in exclude or (patterns and any(matches(pattern, rel) for pattern in patterns)):
+                excluded.append(f"{rel} (declared output or remote data)")
                 continue
-            reason = None if rel in (allow_secrets or set()) else secret_file_reason(rel, path)
-            if reason is not None:
-                excluded.append(f"{rel} ({reason})")
+            if ignored(rel):
                 continue
-            files.append(ProjectFile(rel, path, False, None, bool(st.st_mode & 0o111)))
-        elif stat.S_ISDIR(st.st_mode):
-            continue  # a git submodule appears as a directory; its files are not ours
-        else:
-            raise ProjectFileError(f"not a regular file: {rel} (a device, socket or FIFO)")
+            path = project / rel
+            try:
+                st = lstat(path)
+            except FileNotFoundError:
+                # Tracked in git but deleted in the work tree: the capsule holds the work tree.
+                continue
+            mode = st.st_mode
+            if stat.S_ISREG(mode):
+                if is_capsule(rel, path):
+                    excluded.append(f"{rel} (a repro capsule: capsules are never packed into one)")
+                    continue
+                reason = None if rel in allowed else secret_file_reason(rel, path)
+                if reason is not None:
+                    excluded.append(f"{rel} ({reason})")
+                    continue
+                files.append(
+                    ProjectFile(rel, path, False, None, bool(mode & 0o111), FileStat.of(st))
+                )
+            elif stat.S_ISLNK(mode):
+                files.append(_symlink(project, real_root, rel, path))
+            elif stat.S_ISDIR(mode):
+                continue  # a git submodule appears as a directory; its files are not ours
+            else:
+                raise ProjectFileError(f"not a regular file: {rel} (a device, socket or FIFO)")
     check_link_targets(files)
     return Listing(files=files, excluded=excluded)
 
@@ -183,14 +230,15 @@ def _symlink(project: Path, real_root: Path, rel: str, path: Path) -> ProjectFil
 
 def check_link_targets(files: list[ProjectFile]) -> None:
     """Every kept symlink must point at something the capsule holds."""
+    links = [(f.rel, f.link_target) for f in files if f.link_target is not None]
+    if not links:
+        return
     names = {f.rel for f in files}
     folders = {str(parent) for n in names for parent in Path(n).parents}
-    for f in files:
-        if f.link_target is None:
-            continue
-        target = os.path.normpath(str(Path(f.rel).parent / f.link_target))
+    for rel, link_target in links:
+        target = os.path.normpath(str(Path(rel).parent / link_target))
         if target not in names and target not in folders:
             raise UnsafeSymlinkError(
-                f"symlink points at a file the capsule leaves out: {f.rel} -> {f.link_target}",
+                f"symlink points at a file the capsule leaves out: {rel} -> {link_target}",
                 hint="include the target (check .reproignore and .gitignore) or drop the link",
             )

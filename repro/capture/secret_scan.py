@@ -24,9 +24,11 @@ import fnmatch
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+import ahocorasick_rs
 
 from repro.credentials import URL_PASSWORD, is_placeholder, url_passwords
 from repro.errors import SecretFoundError
@@ -44,6 +46,8 @@ SECRET_FILE_GLOBS = (
     "*.kdbx",
     ".git-credentials",
 )
+SECRET_FILE_NAME = re.compile("|".join(fnmatch.translate(g) for g in SECRET_FILE_GLOBS))
+"""The globs as one regex: one match per file instead of one fnmatch per glob."""
 PRIVATE_KEY_SUFFIXES = (".pem", ".key", ".p8")
 PRIVATE_KEY_MARK = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
 
@@ -95,6 +99,11 @@ GUARDS: dict[str, tuple[bytes, ...]] = {
     "password assignment": ASSIGNMENT_WORDS,
 }
 ANCHORED = {"password assignment": ASSIGNMENT_WORDS}
+ALL_GUARDS = sorted({g for guards in GUARDS.values() for g in guards})
+_GUARD_KINDS = [frozenset(k for k, guards in GUARDS.items() if g in guards) for g in ALL_GUARDS]
+_GUARD_SEARCH = ahocorasick_rs.BytesAhoCorasick(ALL_GUARDS)
+"""Every guard of every pattern found in one Aho-Corasick pass over the lower-cased chunk
+(one `in` per guard cost ~5 us per guard on a 6 KiB file; this pass ~15 us for all 25)."""
 """Patterns tried only where one of these words starts (found in the lower-cased chunk): a
 regex that starts with a ten-letter alternation would otherwise be tried at every letter."""
 VALIDATORS: dict[str, Callable[[re.Match[bytes]], bool]] = {
@@ -123,19 +132,6 @@ SCAN_CHUNK = 8 << 20
 OVERLAP = 4096
 """Bytes of the previous chunk scanned again, so a token across a chunk boundary is found."""
 SNIFF = 8192
-
-
-def _anchored(
-    pattern: re.Pattern[bytes], data: bytes, lower: bytes, words: tuple[bytes, ...]
-) -> Iterator[re.Match[bytes]]:
-    """`pattern` matched only where one of `words` starts in `lower` (`data` lower-cased)."""
-    for word in words:
-        pos = lower.find(word)
-        while pos >= 0:
-            match = pattern.match(data, pos)
-            if match is not None:
-                yield match
-            pos = lower.find(word, pos + 1)
 
 
 def _secret(match: re.Match[bytes]) -> bytes:
@@ -247,11 +243,10 @@ def _worth_finding(value: str) -> bool:
 
 def secret_file_reason(rel: str, path: Path) -> str | None:
     """Why this file is left out of capsules by default, or None."""
-    pure = PurePosixPath(rel)
-    name = pure.name
-    if any(fnmatch.fnmatchcase(name, g) for g in SECRET_FILE_GLOBS):
+    name = rel.rpartition("/")[2]
+    if SECRET_FILE_NAME.match(name):
         return "usually holds secrets"
-    if pure.parts[-2:] == (".aws", "credentials"):
+    if name == "credentials" and PurePosixPath(rel).parts[-2:] == (".aws", "credentials"):
         return "usually holds secrets"
     if name.endswith(PRIVATE_KEY_SUFFIXES):
         try:
@@ -308,17 +303,24 @@ class SecretScanner:
         the previous chunk's overlap and were reported with it."""
         found: list[tuple[int, str, bytes]] = []
         lower = data.lower()
+        kinds: set[str] = set()
+        at: dict[bytes, list[int]] = {}
+        for index, start, _end in _GUARD_SEARCH.find_matches_as_indexes(lower, overlapping=True):
+            kinds |= _GUARD_KINDS[index]
+            at.setdefault(ALL_GUARDS[index], []).append(start)
         for kind, pattern in PATTERNS.items():
-            anchors = ANCHORED.get(kind)
-            if anchors is None and not any(guard in lower for guard in GUARDS[kind]):
+            if kind not in kinds:
                 continue
+            anchors = ANCHORED.get(kind)
             check = VALIDATORS.get(kind)
-            matches = (
+            matches: Iterable[re.Match[bytes] | None] = (
                 pattern.finditer(data)
                 if anchors is None
-                else _anchored(pattern, data, lower, anchors)
+                else (pattern.match(data, pos) for word in anchors for pos in at.get(word, ()))
             )
             for match in matches:
+                if match is None:
+                    continue
                 if match.end() > skip_before and (check is None or check(match)):
                     found.append((match.start(match.lastindex or 0), kind, _secret(match)))
         for value in self._values:
@@ -342,6 +344,15 @@ class SecretScanner:
                     Hit(where, first_line + data.count(b"\n", 0, start), kind, mask(secret))
                 )
         return hits
+
+    def scan_content(self, data: bytes, where: str) -> list[Hit]:
+        """A whole file's content already read (at most SCAN_CHUNK bytes), judged as
+        `scan_file` judges the file: binary (a NUL in the first 8 KiB) is not scanned."""
+        if len(data) > SCAN_CHUNK:
+            raise ValueError("scan_content takes at most SCAN_CHUNK bytes")
+        if b"\0" in data[:SNIFF]:
+            return []
+        return self._scan(data, where, 0, 1)
 
     def scan_file(self, path: Path, where: str) -> list[Hit]:
         """Text files only (a NUL in the first 8 KiB means binary: not scanned), in 8 MiB

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from repro import progress
 from repro.capsule.layout import PROJECT_PREFIX
 from repro.capsule.manifest import KernelInfo
 from repro.capture.files import Listing, ProjectFile, list_project
@@ -81,13 +82,32 @@ def take_snapshot(plan: Plan, say: Observer) -> Snapshot:
     say(f"hashing {len(regular)} files")
     t0 = time.perf_counter()
     cache = hash_cache(say) if opts.use_hash_cache else None
-    digests = hash_files([f.path for f in regular], cache=cache, cache_root=project)
+    scanner = SecretScanner()
+    allowed = set(plan.allowed_secrets)
+    clean = cache.clean_scans(scanner.rules_digest) if cache else set()
+    scanned: dict[int, list[Hit]] = {}
+
+    def scan_while_hashing(index: int, sha: str, data: bytes) -> None:
+        # The hashing threads hand over each small file's bytes: scanned from memory,
+        # not read a second time (dict stores are atomic under the GIL).
+        rel = regular[index].rel
+        if rel not in allowed and sha not in clean:
+            scanned[index] = scanner.scan_content(data, rel)
+
+    with progress.meter("hashing and scanning", total=len(regular)) as shown:
+        digests = hash_files(
+            [f.path for f in regular],
+            cache=cache,
+            cache_root=project,
+            stats=[f.stat for f in regular],
+            on_data=scan_while_hashing,
+            progress=lambda _size: shown.advance(),
+        )
     timings["hash"] = time.perf_counter() - t0
 
     say("scanning for secrets")
     t0 = time.perf_counter()
-    scanner = SecretScanner()
-    scan_project(scanner, cache, regular, digests, set(plan.allowed_secrets))
+    scan_project(scanner, cache, regular, digests, allowed, clean=clean, scanned=scanned)
     timings["scan"] = time.perf_counter() - t0
     return Snapshot(
         listing, tuple(regular), digests, tuple(notebooks), scanner, tuple(notes), timings
@@ -101,7 +121,7 @@ def hash_cache(warn: Observer) -> StatCache:
 
 def check_sizes(files: list[ProjectFile], limit: int) -> None:
     for f in files:
-        size = f.path.stat().st_size
+        size = f.stat.st_size if f.stat is not None else f.path.stat().st_size
         if size > limit:
             raise FileTooLargeError(
                 f"{f.rel} is {size / 2**30:.1f} GiB, over the {limit / 2**30:.1f} GiB "
@@ -147,20 +167,32 @@ def scan_project(
     files: list[ProjectFile],
     digests: Mapping[Path, Digest],
     allowed: set[str],
+    *,
+    clean: set[str] | None = None,
+    scanned: Mapping[int, list[Hit]] | None = None,
 ) -> None:
-    """Every file not allowed to hold a secret, except those the cache knows are clean."""
-    clean = cache.clean_scans(scanner.rules_digest) if cache else set()
+    """Every file not allowed to hold a secret, except those the cache knows are clean.
+
+    `scanned` holds the files (by index in `files`) already scanned from the bytes the
+    hashing read; `clean` the sha256 the cache knows clean (read here when not given)."""
+    if clean is None:
+        clean = cache.clean_scans(scanner.rules_digest) if cache else set()
+    done = scanned or {}
     hits: list[Hit] = []
     newly_clean: set[str] = set()
-    for f in files:
-        sha = digests[f.path].sha256
-        if f.rel in allowed or sha in clean:
-            continue
-        found = scanner.scan_file(f.path, f.rel)
-        if found:
-            hits += found
-        else:
-            newly_clean.add(sha)
+    with progress.meter("scanning for secrets", total=len(files)) as shown:
+        for index, f in enumerate(files):
+            shown.advance()
+            sha = digests[f.path].sha256
+            found = done.get(index)
+            if found is None:
+                if f.rel in allowed or sha in clean:
+                    continue
+                found = scanner.scan_file(f.path, f.rel)
+            if found:
+                hits += found
+            else:
+                newly_clean.add(sha)
     if cache is not None and newly_clean:
-        cache.store_clean(scanner.rules_digest, newly_clean)
+        cache.store_clean(scanner.rules_digest, newly_clean - clean)
     fail_on_hits(hits)

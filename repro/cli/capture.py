@@ -220,6 +220,7 @@ def capture_command(
         pass_env=names_of(pass_env),
         echo=live.run_echo(quiet()),
     )
+    terminal.enable_progress(not as_json and not quiet())
     with live.activity(quiet() or as_json) as observe:
         opts = dataclasses.replace(opts, passphrase_prompt=observe.pausing(opts.passphrase_prompt))
         result = capture(opts, observe=None if as_json else observe)

@@ -154,6 +154,7 @@ def replay_command(
     from repro.replay.targets import SlurmSettings
     from repro.verify import Policy
 
+    terminal.enable_progress(not as_json)
     signing = _signing_key(key) if attest is not None else None  # before any slow work
     path = Path(capsule)
     doi = concept_doi = None

@@ -15,6 +15,7 @@ def verify_command(
     """Check integrity and signature: every checksum, the manifest against the archive."""
     from repro.verify import Policy, verify_capsule
 
+    terminal.enable_progress(not as_json)
     report = verify_capsule(capsule, Policy(require_signed, require_trusted))
     if as_json:
         from repro.report.models import VerifyOutput

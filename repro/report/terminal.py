@@ -7,9 +7,12 @@ returns; nothing here decides an outcome.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from repro.progress import Meter
 from repro.report.text import json_text, printable
 from repro.report.verbosity import verbosity
 from repro.resource_usage import detail as usage_detail
@@ -762,3 +766,80 @@ def render_unified(text: str) -> None:
             else ""
         )
         out.print(_t(raw, style), highlight=False)
+
+
+# --- progress of long stages (repro.progress counts, this draws) ------------------------
+
+PROGRESS_DELAY_S = 1.0
+"""Nothing is drawn for a stage that ends sooner."""
+PROGRESS_INTERVAL_S = 10.0
+"""Seconds between two plain progress lines off a terminal (REPRO_PROGRESS_INTERVAL)."""
+
+
+def enable_progress(on: bool) -> None:
+    """Draw the core's stage meters on stderr from now on (off with --json, or with
+    REPRO_PROGRESS=0): a rich bar on a terminal, a plain line every 10 s otherwise."""
+    import os
+
+    from repro import progress
+
+    wanted = on and os.environ.get("REPRO_PROGRESS", "1") != "0"
+    progress.set_display(_draw_stage if wanted else None)
+
+
+@contextlib.contextmanager
+def _draw_stage(m: Meter) -> Iterator[None]:
+    stop = threading.Event()
+    drawer = threading.Thread(
+        target=_draw_rich if err.is_terminal else _draw_plain, args=(m, stop), daemon=True
+    )
+    drawer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        drawer.join()
+
+
+def _draw_plain(m: Meter, stop: threading.Event) -> None:
+    import os
+
+    interval = float(os.environ.get("REPRO_PROGRESS_INTERVAL", PROGRESS_INTERVAL_S))
+    if stop.wait(max(PROGRESS_DELAY_S, interval)):
+        return
+    while True:
+        err.print(_t(m.line()), highlight=False, soft_wrap=True)
+        if stop.wait(interval):
+            return
+
+
+def _draw_rich(m: Meter, stop: threading.Event) -> None:
+    if stop.wait(PROGRESS_DELAY_S):
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(m.unit),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(_m(m.label), total=m.total, rate="")
+        while True:
+            elapsed = max(time.monotonic() - m.started, 1e-9)
+            rate = f"{m.done / elapsed:,.0f} {m.unit}/s"
+            bar.update(task, completed=m.done, total=m.total, rate=rate)
+            if stop.wait(0.2):
+                return

@@ -765,6 +765,6 @@ def test_an_image_whose_python_does_not_answer_is_one_line(answer: bytes | None)
     ],
 )
 def test_the_fast_header_is_tarfiles_header(member: tuple[str, int, int, int, str | None]) -> None:
-    from repro.capsule.reader import _tarfile_header
+    from repro.capsule.tarheader import _tarfile_header
 
     assert member_header(*member) == _tarfile_header(*member)

@@ -142,7 +142,14 @@ def test_stat_cache_skips_unchanged_files_and_rehashes_changed_ones(
         reads.append(path)
         return real(path, buffer)
 
+    real_small = hashing.read_small
+
+    def counting_small(path: Path | str, size: int) -> bytes | None:
+        reads.append(Path(path))
+        return real_small(path, size)
+
     monkeypatch.setattr(hashing, "sha256_file", counting)
+    monkeypatch.setattr(hashing, "read_small", counting_small)
     first = hash_files(files, cache=cache, cache_root=tmp_path / "proj")
     assert len(reads) == 5
     reads.clear()

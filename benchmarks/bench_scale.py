@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""Benchmark studies of many small files (issue 20): capture, verify and unpack by file count.
+
+For each size of the series (default 1k / 10k / 100k / 300k files of 1-8 KiB text), in one
+run, side by side, page cache warm:
+
+  capture:  `repro capture DIR --no-run --json` with a fresh stat cache (its stage timings
+            listing / hashing / scan / write from --json), then a second capture of the
+            unchanged data (stat cache warm); vs `tar czf`, `tar | pigz -1 -p 2`, and
+            `find | xargs -0 -P 2 sha256sum` (hashing alone);
+  verify:   `repro verify CAPSULE --json` vs `tar tzf`;
+  unpack:   repro.capsule.reader.read_capsule(CAPSULE, DEST) vs `tar xzf`.
+
+Every command runs under `/usr/bin/time` (wall, user+sys CPU, peak RSS). The machine may be
+shared: the CPU seconds and the ratios measured side by side are the figures to read.
+
+Usage:  python benchmarks/bench_scale.py [--sizes 1000,10000,100000,300000] [--data-dir D]
+
+Datasets are generated into $REPRO_BENCH_DIR (default /tmp/repro-bench-scale), reused
+when present, never inside the repository. Results: benchmarks/results/scale.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results"
+GENERATOR_VERSION = 1
+WORDS = [b"alpha", b"beta", b"gamma", b"0.123", b"4.56e-3", b"subject", b"trial", b"x,y,z\n"]
+
+
+def generate(root: Path, n: int, seed: int = 20) -> None:
+    """`n` text files of 1-8 KiB, 1,000 per folder, and a repro.toml declaring them data."""
+    rng = random.Random(seed)  # noqa: S311 (deterministic data)
+    pool = bytearray()
+    while len(pool) < 4 << 20:
+        pool += rng.choice(WORDS) + b" "
+    data = root / "data"
+    data.mkdir(parents=True)
+    for i in range(n):
+        folder = data / f"d{i // 1000:04d}"
+        if i % 1000 == 0:
+            folder.mkdir()
+        size = rng.randint(1024, 8192)
+        start = rng.randrange(0, len(pool) - size)
+        fd = os.open(folder / f"f{i:07d}.csv", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, pool[start : start + size])
+        os.close(fd)
+    (root / "main.py").write_text("print('hi')\n")
+    (root / "repro.toml").write_text('[capsule]\ntitle = "scale"\n[[data]]\npath = "data"\n')
+    (root / ".bench-spec").write_text(f"{GENERATOR_VERSION} {n} {seed}\n")
+
+
+def ensure(base: Path, n: int) -> Path:
+    root = base / f"files-{n}"
+    spec = f"{GENERATOR_VERSION} {n} 20\n"
+    if (root / ".bench-spec").is_file() and (root / ".bench-spec").read_text() == spec:
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    t0 = time.perf_counter()
+    generate(root, n)
+    print(f"  generated {n} files in {time.perf_counter() - t0:.0f} s", flush=True)
+    # Old enough not to be "racily clean": the stat cache keeps them.
+    time.sleep(2.5)
+    return root
+
+
+def timed(cmd: list[str] | str, env: dict[str, str] | None = None) -> dict[str, object]:
+    """Run under GNU time: wall, CPU (user+sys) seconds, peak RSS MB; stdout kept."""
+    shell = isinstance(cmd, str)
+    argv = ["/usr/bin/time", "-f", "%e %U %S %M", *(["sh", "-c", cmd] if shell else cmd)]
+    with tempfile.NamedTemporaryFile("r") as stats:
+        argv[1:1] = ["-o", stats.name]
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cmd} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        wall, user, sys_, rss = stats.read().split()[-4:]
+    return {
+        "wall_s": float(wall),
+        "cpu_s": round(float(user) + float(sys_), 2),
+        "peak_rss_mb": round(int(rss) * 1024 / 1e6, 1),
+        "stdout": proc.stdout,
+    }
+
+
+def repro_env(cache: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PYTHONPATH=str(REPO), REPRO_CACHE_DIR=str(cache), SOURCE_DATE_EPOCH="1700000000")
+    return env
+
+
+def warm(root: Path) -> None:
+    # Through a pipe: GNU tar does not read the files when the archive is /dev/null.
+    subprocess.run(["sh", "-c", f"tar cf - -C {root} . | cat > /dev/null"], check=True)
+
+
+def bench_size(project: Path, n: int, work: Path) -> dict[str, object]:
+    py = sys.executable
+    cache = work / "cache"
+    env = repro_env(cache)
+    out: dict[str, object] = {"files": n}
+    warm(project)
+    capsule = work / "c.tgz"
+    row: dict[str, dict[str, object]] = {}
+
+    def capture(label: str, dest: Path) -> None:
+        r = timed([py, "-m", "repro", "capture", str(project), "--no-run", "-o", str(dest),
+                   "--json"], env)  # fmt: skip
+        r["timings"] = json.loads(str(r.pop("stdout")))["timings"]
+        row[label] = r
+
+    capture("repro_capture_first", capsule)
+    capture("repro_capture_second", work / "c2.tgz")
+    row["repro_capture_second"]["identical"] = (
+        capsule.read_bytes() == (work / "c2.tgz").read_bytes()
+    )
+    (work / "c2.tgz").unlink()
+    for label, cmd in {
+        "tar_czf": f"tar czf {work}/t.tgz -C {project} .",
+        "tar_pigz_1_p2": f"tar cf - -C {project} . | pigz -1 -p 2 > {work}/t.tgz",
+        "sha256sum_xargs_p2": f"cd {project} && find . -type f -print0 | "
+        "xargs -0 -n 1000 -P 2 sha256sum > /dev/null",
+    }.items():
+        if "pigz" in cmd and not shutil.which("pigz"):
+            continue
+        row[label] = timed(cmd)
+        row[label].pop("stdout")
+    r = timed([py, "-m", "repro", "verify", str(capsule), "--json"], env)
+    r.pop("stdout")
+    row["repro_verify"] = r
+    row["tar_tzf"] = timed(f"tar tzf {capsule} > /dev/null")
+    row["tar_tzf"].pop("stdout")
+    dest = work / "unpacked"
+    unpack = (
+        "from pathlib import Path; from repro.capsule.reader import read_capsule; "
+        f"read_capsule(Path({str(capsule)!r}), Path({str(dest)!r}))"
+    )
+    row["repro_unpack"] = timed([py, "-c", unpack], env)
+    row["repro_unpack"].pop("stdout")
+    shutil.rmtree(dest)
+    dest.mkdir()
+    row["tar_xzf"] = timed(f"tar xzf {capsule} -C {dest}")
+    row["tar_xzf"].pop("stdout")
+    shutil.rmtree(dest)
+    for path in (capsule, work / "t.tgz"):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(cache, ignore_errors=True)
+    out["runs"] = row
+    return out
+
+
+def ratio(a: float, b: float) -> float:
+    return round(a / b, 2) if b else float("nan")
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| files | measure | repro wall s | repro CPU s | peer | peer wall s | peer CPU s | "
+        "CPU ratio | repro s / 1k files (wall, CPU) | repro peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    pairs = [
+        ("capture (first)", "repro_capture_first", "tar_pigz_1_p2"),
+        ("capture (first)", "repro_capture_first", "tar_czf"),
+        ("capture (second)", "repro_capture_second", "tar_pigz_1_p2"),
+        ("verify", "repro_verify", "tar_tzf"),
+        ("unpack", "repro_unpack", "tar_xzf"),
+    ]
+    for res in results:
+        n, runs = res["files"], res["runs"]
+        for label, mine, peer in pairs:
+            if mine not in runs or peer not in runs:
+                continue
+            a, b = runs[mine], runs[peer]
+            lines.append(
+                f"| {n:,} | {label} | {a['wall_s']:.2f} | {a['cpu_s']:.2f} | `{peer}` | "
+                f"{b['wall_s']:.2f} | {b['cpu_s']:.2f} | {ratio(a['cpu_s'], b['cpu_s'])} | "
+                f"{a['wall_s'] / n * 1000:.3f}, {a['cpu_s'] / n * 1000:.3f} | "
+                f"{a['peak_rss_mb']} |"
+            )
+    lines += [
+        "",
+        "| files | list s | hash+scan s | scan (rest) s | write s "
+        "| second: list / hash / scan / write s | sha256sum -P 2 wall, CPU s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for res in results:
+        runs = res["runs"]
+        t1 = runs["repro_capture_first"]["timings"]
+        t2 = runs["repro_capture_second"]["timings"]
+        sha = runs.get("sha256sum_xargs_p2", {})
+        lines.append(
+            f"| {res['files']:,} | {t1['list']:.2f} | {t1['hash']:.2f} | {t1['scan']:.2f} | "
+            f"{t1['write']:.2f} | {t2['list']:.2f} / {t2['hash']:.2f} / {t2['scan']:.2f} / "
+            f"{t2['write']:.2f} | {sha.get('wall_s', '-')}, {sha.get('cpu_s', '-')} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,10000,100000,300000")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("REPRO_BENCH_DIR", "/tmp"))
+    )
+    parser.add_argument("--json", type=Path, default=RESULTS / "scale.json")
+    parser.add_argument("--keep-data", action="store_true", help="leave the datasets in place")
+    args = parser.parse_args()
+    base = args.data_dir / "repro-bench-scale"
+    base.mkdir(parents=True, exist_ok=True)
+    results = []
+    started = time.time()
+    load_before = os.getloadavg()
+    for n in [int(s) for s in args.sizes.split(",")]:
+        print(f"{n} files", flush=True)
+        project = ensure(base, n)
+        work = Path(tempfile.mkdtemp(prefix="run-", dir=base))
+        try:
+            results.append(bench_size(project, n, work))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            if not args.keep_data:
+                shutil.rmtree(project, ignore_errors=True)
+        print(table(results[-1:]), flush=True)
+        write_results(args.json, results, started, load_before)  # after each size
+    print(table(results))
+    print(f"wrote {args.json}")
+
+
+def write_results(path: Path, results: list[dict], started: float, load_before: tuple) -> None:
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()  # fmt: skip
+    if not head and (REPO / "GIT_HEAD").is_file():  # run from an exported copy
+        head = (REPO / "GIT_HEAD").read_text().strip()
+    doc = {
+        "benchmark": "bench_scale",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": round(time.time() - started),
+        "git_head": head,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "loadavg_before": list(load_before),
+            "loadavg_after": os.getloadavg(),
+        },
+        "results": results,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
