@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -189,6 +190,7 @@ def capture_command(
 ) -> None:
     """Build a capsule: code, locked dependencies, data, runs and their results."""
     from repro.capture.pipeline import CaptureOptions, capture
+    from repro.capture.secret_scan import secret_values
     from repro.cli.output_mode import quiet
     from repro.execution.environment import names_of
     from repro.report.models import CaptureOutput
@@ -218,7 +220,7 @@ def capture_command(
         install_project=install_project,
         skip_conda_only=skip_conda_only,
         pass_env=names_of(pass_env),
-        echo=live.run_echo(quiet()),
+        echo=live.run_echo(quiet(), secret_values(os.environ)),
     )
     terminal.enable_progress(not as_json and not quiet())
     with live.activity(quiet() or as_json) as observe:

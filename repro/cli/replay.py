@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -146,6 +147,7 @@ def replay_command(
     as_json: AsJson = False,
 ) -> None:
     """Verify a capsule, rebuild its environment, re-run it and compare every result."""
+    from repro.capture.secret_scan import secret_values
     from repro.cli.output_mode import quiet
     from repro.cli.prompts import confirm_on_terminal
     from repro.execution.environment import names_of
@@ -200,7 +202,7 @@ def replay_command(
         attest=attest_request,
         doi=doi,
         concept_doi=concept_doi,
-        echo=live.run_echo(quiet()),
+        echo=live.run_echo(quiet(), secret_values(os.environ)),
     )
     if host is not None or detach:
         if target not in (None, "slurm"):

@@ -11,7 +11,7 @@ output and the spinner; the step lines are the caller's (`terminal.say`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
@@ -32,13 +32,18 @@ class RunEcho:
     """An Echo that prints each line of a run's output on stderr, indented under repro's
     own lines and prefixed with its sweep point (`[seed=3]`) when it has one, so the lines
     of points running at once (-j N) can be told apart. Capsule text: shown through
-    `printable`, never as markup."""
+    `printable`, never as markup. The values in `masked` (the secret values of the user's
+    environment a run was given with --pass-env) are shown as `***`: a terminal is often a
+    CI log, and the capture refuses such output anyway."""
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, masked: Iterable[str] = ()) -> None:
         self.console = console or terminal.err
         self._lock = threading.Lock()
+        self._masked = sorted({v for v in masked if v}, key=len, reverse=True)
 
     def __call__(self, label: str, stream: StreamName, line: str) -> None:
+        for value in self._masked:
+            line = line.replace(value, "***")
         prefix = f"  [{printable(label)}] " if label else "  "
         if self.console.is_terminal:  # folded before the last column, the prefix kept clear
             rows = fold_output(line, self.console.width - 1, prefix, " " * len(prefix))
@@ -51,9 +56,10 @@ class RunEcho:
                 self.console.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
-def run_echo(quiet: bool) -> Echo | None:
-    """The echo a command passes to the core, or None when the user asked for quiet."""
-    return None if quiet else RunEcho()
+def run_echo(quiet: bool, masked: Iterable[str] = ()) -> Echo | None:
+    """The echo a command passes to the core, or None when the user asked for quiet;
+    `masked`: values never shown (RunEcho)."""
+    return None if quiet else RunEcho(masked=masked)
 
 
 class Activity:

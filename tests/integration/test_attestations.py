@@ -113,7 +113,7 @@ def test_attestation_round_trip_with_real_keys(
 
     # The HTML report shows the attestation and its badge.
     page = (tmp_path / "report.html").read_text()
-    assert "<h2>Attestation</h2>" in page and "<svg" in page and "SHA256:" in page
+    assert '<h2 id="attestation">Attestation</h2>' in page and "<svg" in page and "SHA256:" in page
 
 
 def test_a_bare_attest_writes_next_to_the_working_directory(

@@ -66,7 +66,7 @@ def test_capture_freeze_runs_in_the_frozen_interpreter(
     summary = json.loads(result.stdout)
     assert summary["lock_source"] == "freeze"
     assert any(
-        note.startswith("not locked (no index hashes): repro @ file://")
+        note.startswith("not locked (no index hashes): repro-capsule @ file://")
         for note in summary["notes"]
     )
     inspect = subprocess.run(
