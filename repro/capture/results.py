@@ -166,11 +166,26 @@ def _results(
     if not opts.execute:
         unexecuted = [_notebook_record(nb, nb.node, None) for nb in notebooks]
         return _Recorded.of(_unexecuted_records(config.runs, plan.project), unexecuted, None)
-    runner, python = build_runner(opts, environment, say, capture_allowlist(plan, say))
-    say("staging the captured files")
-    stage_inputs(snapshot.listing.files, remote, stage, to_container=opts.target == "docker")
+    allowed = capture_allowlist(plan, say)
     variables = study_variables(plan.epoch)
     n_points = sum(len(r.points()) for r in config.runs)
+    if opts.target == "slurm":
+        from repro.capture.on_slurm import run_on_slurm
+
+        say("staging the captured files")
+        stage_inputs(snapshot.listing.files, remote, stage, to_container=False)
+        say(f"running {len(config.runs)} run(s), {n_points} point(s) on Slurm")
+        outcomes, python = run_on_slurm(
+            opts, config.runs, environment, stage, variables, allowed, say, opts.echo
+        )
+        failures = _run_failures({r.name: r for r in config.runs}, outcomes)
+        if failures:
+            raise _failed(failures, n_points, environment)
+        runs_by_name = {r.name: r for r in config.runs}
+        return _Recorded.of([_record(runs_by_name[o.run], o) for o in outcomes], [], python)
+    runner, python = build_runner(opts, environment, say, allowed)
+    say("staging the captured files")
+    stage_inputs(snapshot.listing.files, remote, stage, to_container=opts.target == "docker")
     if config.runs:
         say(f"running {len(config.runs)} run(s), {n_points} point(s)")
     outcomes = execute_runs(
