@@ -22,7 +22,7 @@ from repro.engines.runtimes import RuntimeName
 from repro.env.apt import check_apt_on_host
 from repro.env.pythons import PythonInfo, major_minor, python_info
 from repro.env.virtualenv import build_venv
-from repro.errors import UsageError
+from repro.errors import ServiceUnavailableError, UsageError
 from repro.execution.environment import Allowlist, run_environment, standard_path
 from repro.execution.runs import PointOutcome
 from repro.execution.sandbox import NoSandbox
@@ -50,7 +50,14 @@ def check_slurm(opts: CaptureOptions, config: ProjectConfig) -> Scheduler:
             hint="repro capture --target local (or --target docker) for a project with "
             "[[notebooks]]",
         )
-    scheduler = Slurm()  # ServiceUnavailableError (exit 5) when sbatch is not here
+    try:
+        scheduler = Slurm()
+    except ServiceUnavailableError as exc:  # exit 5, with capture's own way out
+        raise ServiceUnavailableError(
+            str(exc),
+            hint="install the Slurm client (sbatch, squeue, scancel), or run the capture "
+            "here: repro capture --target local",
+        ) from None
     if opts.slurm.container is not None:
         from repro.engines.runtimes import runtime_for
 

@@ -237,7 +237,8 @@ def capture_command(
         ]
         if given:
             raise UsageError(
-                f"{', '.join(given)} only apply to the slurm target",
+                f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to "
+                "the slurm target",
                 hint="repro capture --target slurm " + " ".join(f"{g} ..." for g in given),
             )
     opts = CaptureOptions(
