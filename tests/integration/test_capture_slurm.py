@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from repro.capsule.manifest import Manifest
-from tests.conftest import run_cli
+from tests.conftest import BASE_IMAGE, docker_ready, require_service, run_cli
 from tests.waiting import LineReader, wait_until
 
 POINT = (
@@ -148,3 +149,46 @@ def test_cluster_flags_need_the_slurm_target(tmp_path: Path, flag: list[str]) ->
     result = run_cli("capture", str(study(tmp_path)), "-o", str(tmp_path / "s.tgz"), *flag)
     assert result.returncode == 2
     assert f"{flag[0]} applies only to the slurm target" in result.stderr
+
+
+JQ_POINT = (
+    "import json, os, shutil, subprocess, sys\n"
+    "seed = int(sys.argv[1])\n"
+    "jq = shutil.which('jq')\n"
+    "assert jq, 'jq (from apt.txt) is not on PATH'\n"
+    "square = subprocess.run([jq, '-c', '.a * .a'], input=json.dumps({'a': seed}),\n"
+    "                        capture_output=True, text=True, check=True).stdout\n"
+    "os.makedirs('out', exist_ok=True)\n"
+    "json.dump({'seed': seed, 'square': int(square)}, open(f'out/{seed}.json', 'w'))\n"
+)
+
+
+@pytest.mark.slow
+def test_a_sweep_captured_in_charliecloud_on_slurm_replays_in_docker_and_on_slurm(
+    tmp_path: Path, slurm: None
+) -> None:
+    """The environment needs an apt package: captured in the capsule's image under
+    Charliecloud on the cluster, the results are the docker target's and the runtime's."""
+    require_service(docker_ready(), f"Docker engine with image {BASE_IMAGE}")
+    require_service(shutil.which("ch-run") is not None, "Charliecloud (setup-runtimes.sh)")
+    project = study(tmp_path, JQ_POINT)
+    (project / "apt.txt").write_text("jq\n")
+    shared = tmp_path / "shared"
+    image = ["--base-image", BASE_IMAGE]
+    capsule = capture_on_slurm(
+        project, tmp_path / "s.tgz", shared, "--container", "charliecloud", *image
+    )
+    assert (shared / "runtime-images").is_dir()
+    with tarfile.open(capsule) as tar:
+        member = tar.extractfile("repro.json")
+        assert member is not None
+        manifest = Manifest.model_validate_json(member.read())
+    assert manifest.environment.captured_on == "slurm"
+    assert all(r.exit_code == 0 and len(r.outputs) == 1 for r in manifest.results)
+    for target in (
+        ["--target", "docker"],
+        ["--target", "slurm", "--container", "charliecloud", "--workdir", str(shared)],
+    ):
+        result = run_cli("replay", str(capsule), *image, *target, "--json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["counts"] == {"identical": 3}, target
