@@ -44,12 +44,6 @@ def check_slurm(opts: CaptureOptions, config: ProjectConfig) -> Scheduler:
             hint="repro capture --target slurm (a venv built from the lock on the nodes), or "
             "--freeze without --target slurm",
         )
-    if config.notebooks and opts.execute:
-        raise UsageError(
-            "notebooks are not executed on the slurm target yet",
-            hint="repro capture --target local (or --target docker) for a project with "
-            "[[notebooks]]",
-        )
     try:
         scheduler = Slurm()
     except ServiceUnavailableError as exc:  # exit 5, with capture's own way out
@@ -58,6 +52,10 @@ def check_slurm(opts: CaptureOptions, config: ProjectConfig) -> Scheduler:
             hint="install the Slurm client (sbatch, squeue, scancel), or run the capture "
             "here: repro capture --target local",
         ) from None
+    if opts.execute:
+        from repro.replay.targets.gpus import check_gpus
+
+        check_gpus("slurm", config.runs)  # exit 5 when no node offers the GPUs a run needs
     if opts.slurm.container is not None:
         from repro.engines.runtimes import runtime_for
 

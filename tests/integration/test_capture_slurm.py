@@ -38,19 +38,21 @@ def study(tmp_path: Path, script: str = POINT) -> Path:
     return project
 
 
-def capture_on_slurm(project: Path, out: Path, shared: Path, *extra: str) -> Path:
+def capture_on_slurm(project: Path, out: Path, shared: Path, *extra: str) -> str:
+    """Capture on the cluster; its stderr (what was submitted)."""
     result = run_cli(
         "capture", str(project), "-o", str(out), "--target", "slurm", "--workdir", str(shared),
         *extra,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert re.search(r"submitted run sim as Slurm job array \d+ \(3 task", result.stderr)
-    return out
+    return result.stderr
 
 
 def test_a_sweep_captured_on_slurm_replays_here_and_on_slurm(tmp_path: Path, slurm: None) -> None:
     shared = tmp_path / "shared"
-    capsule = capture_on_slurm(study(tmp_path), tmp_path / "s.tgz", shared)
+    capsule = tmp_path / "s.tgz"
+    capture_on_slurm(study(tmp_path), capsule, shared)
     # only the venv is kept in the shared folder; the capture's scratch folder is gone
     assert sorted(p.name for p in shared.iterdir()) == ["venvs"]
     with tarfile.open(capsule) as tar:
@@ -175,9 +177,8 @@ def test_a_sweep_captured_in_charliecloud_on_slurm_replays_in_docker_and_on_slur
     (project / "apt.txt").write_text("jq\n")
     shared = tmp_path / "shared"
     image = ["--base-image", BASE_IMAGE]
-    capsule = capture_on_slurm(
-        project, tmp_path / "s.tgz", shared, "--container", "charliecloud", *image
-    )
+    capsule = tmp_path / "s.tgz"
+    capture_on_slurm(project, capsule, shared, "--container", "charliecloud", *image)
     assert (shared / "runtime-images").is_dir()
     with tarfile.open(capsule) as tar:
         member = tar.extractfile("repro.json")
@@ -192,3 +193,31 @@ def test_a_sweep_captured_in_charliecloud_on_slurm_replays_in_docker_and_on_slur
         result = run_cli("replay", str(capsule), *image, *target, "--json")
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)["counts"] == {"identical": 3}, target
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_a_notebook_and_a_sweep_captured_on_slurm_replay_identical(
+    tmp_path: Path, pypi: None, slurm: None
+) -> None:
+    """Notebooks run as one more array after the runs (as on replay): their expectation is
+    made on the cluster, and a local replay reproduces every cell."""
+    from tests.integration.test_notebooks import STEADY, make_project
+
+    project = make_project(tmp_path / "study", STEADY)
+    (project / "point.py").write_text(POINT)
+    with (project / "repro.toml").open("a") as fh:
+        fh.write(
+            '\n[[runs]]\nname = "sim"\ncommand = "python point.py {seed}"\n'
+            'outputs = ["out/{seed}.json"]\n[runs.sweep]\nseed = [0, 1, 2]\n'
+        )
+    capsule = tmp_path / "nb.tgz"
+    stderr = capture_on_slurm(project, capsule, tmp_path / "shared")
+    # the notebook is one more array, after the run's
+    assert re.search(r"submitted run notebook\.\S+ as Slurm job array \d+ \(1 task", stderr)
+    result = run_cli("replay", str(capsule), "--target", "local", "--json", timeout=900)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["counts"] == {"identical": 3}
+    [nb] = report["notebooks"]
+    assert {c["verdict"] for c in nb["cells"]} == {"identical"}
