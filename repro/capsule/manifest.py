@@ -195,8 +195,9 @@ class Environment(Model):
     """Wheels built at capture and installed hash-checked with no index, after the lock."""
     post_build: str | None = None
     """Capsule path of the postBuild script run once after the environment is built."""
-    captured_on: Literal["local", "docker"] = "local"
-    """Where capture ran the study: on this machine or in the capsule's own image."""
+    captured_on: Literal["local", "docker", "slurm"] = "local"
+    """Where capture ran the study: on this machine, in the capsule's own image, or on a
+    Slurm cluster (its tasks in a venv, or in the image with --container)."""
 
 
 class ExpectedOutput(Model):

@@ -8,11 +8,29 @@ from pathlib import Path
 from typing import Literal
 
 from repro.config.models import Resolver, Run
+from repro.engines.runtimes import RuntimeName
 from repro.execution.stream import Echo
 from repro.sign import PassphrasePrompt
 
 Observer = Callable[[str], None]
-CaptureTarget = Literal["local", "docker"]
+CaptureTarget = Literal["local", "docker", "slurm"]
+
+
+@dataclass(frozen=True)
+class SlurmCapture:
+    """--target slurm: the cluster settings of a capture."""
+
+    workdir: Path | None = None
+    """A folder every node mounts (--workdir); None: ~/.repro/slurm-work."""
+    partition: str | None = None
+    account: str | None = None
+    array_limit: int | None = None
+    container: RuntimeName | None = None
+    """--container RUNTIME: each task runs in the environment image (else a venv)."""
+
+    def shared_root(self) -> Path:
+        """The working directory the nodes share (absolute)."""
+        return (self.workdir or Path.home() / ".repro" / "slurm-work").absolute()
 
 
 @dataclass(frozen=True)
@@ -43,7 +61,10 @@ class CaptureOptions:
     key: Path | None = None
     passphrase_prompt: PassphrasePrompt | None = None
     target: CaptureTarget = "local"
-    """Where the study runs at capture: a venv on this machine, or the capsule's own image."""
+    """Where the study runs at capture: a venv on this machine, the capsule's own image, or
+    the Slurm cluster (one array per run, from `slurm.workdir`)."""
+    slurm: SlurmCapture = field(default_factory=lambda: SlurmCapture())
+    """--target slurm: where and how the arrays run."""
     packages: list[str] = field(default_factory=list)
     """Requirements added to the declaration's (--package)."""
     install_project: bool | None = None

@@ -47,9 +47,16 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
     """
     say = observe or _quiet
     plan = plan_capture(opts)
+    shared: Path | None = None
+    if opts.target == "slurm":
+        from repro.capture.on_slurm import check_slurm, shared_scratch
+
+        check_slurm(opts, plan.config)  # exit 5 before any work when Slurm is not here
+        shared = shared_scratch(opts.slurm) if opts.execute else None
     key = signing_key(opts)  # before any work: a wrong passphrase fails fast
     snapshot = take_snapshot(plan, say)
-    work = Path(tempfile.mkdtemp(prefix=scratch_prefix("capture")))
+    # On Slurm the scratch folder (stage, results) is where the nodes see it.
+    work = Path(tempfile.mkdtemp(prefix=scratch_prefix("capture"), dir=shared))
     try:
         environment = env_stage.prepare(plan, snapshot, work, say)
         results = record_results(plan, snapshot, environment, work, say)

@@ -166,11 +166,14 @@ def _results(
     if not opts.execute:
         unexecuted = [_notebook_record(nb, nb.node, None) for nb in notebooks]
         return _Recorded.of(_unexecuted_records(config.runs, plan.project), unexecuted, None)
-    runner, python = build_runner(opts, environment, say, capture_allowlist(plan, say))
-    say("staging the captured files")
-    stage_inputs(snapshot.listing.files, remote, stage, to_container=opts.target == "docker")
+    allowed = capture_allowlist(plan, say)
     variables = study_variables(plan.epoch)
     n_points = sum(len(r.points()) for r in config.runs)
+    if opts.target == "slurm":
+        return _on_slurm(plan, snapshot, remote, environment, stage, allowed, say)
+    runner, python = build_runner(opts, environment, say, allowed)
+    say("staging the captured files")
+    stage_inputs(snapshot.listing.files, remote, stage, to_container=opts.target == "docker")
     if config.runs:
         say(f"running {len(config.runs)} run(s), {n_points} point(s)")
     outcomes = execute_runs(
@@ -195,6 +198,54 @@ def _results(
         raise _failed(failures, n_points + len(notebooks), environment)
     records = [_record(runs_by_name[o.run], o) for o in outcomes]
     return _Recorded.of(records, executed, python)
+
+
+def _on_slurm(
+    plan: Plan,
+    snapshot: Snapshot,
+    remote: list[tuple[RemoteData, Path]],
+    environment: EnvironmentBuild,
+    stage: Path,
+    allowed: Allowlist,
+    say: Observer,
+) -> _Recorded:
+    """--target slurm: the runs, then the notebooks (each one more array, as on replay),
+    executed on the cluster from a stage the nodes share; recorded as a local capture's."""
+    from repro.capture.on_slurm import run_on_slurm
+
+    config, opts, notebooks = plan.config, plan.options, list(snapshot.notebooks)
+    say("staging the captured files")
+    stage_inputs(snapshot.listing.files, remote, stage, to_container=False)
+    n_points = sum(len(r.points()) for r in config.runs)
+    notebook_runs = []
+    if notebooks:
+        nbk.install_driver(stage)
+        notebook_runs = [nbk.notebook_run(nb.spec, nb.kernel, nb.code_cells) for nb in notebooks]
+    say(
+        f"running {len(config.runs)} run(s), {n_points} point(s)"
+        + (f", {len(notebooks)} notebook(s)" if notebooks else "")
+        + " on Slurm"
+    )
+    outcomes, python = run_on_slurm(
+        opts,
+        config.runs + notebook_runs,
+        environment,
+        stage,
+        study_variables(plan.epoch),
+        allowed,
+        say,
+        opts.echo,
+    )
+    runs_by_name = {r.name: r for r in config.runs}
+    run_outcomes = [o for o in outcomes if o.run in runs_by_name]
+    failures = _run_failures(runs_by_name, run_outcomes)
+    executed, notebook_failures = _notebook_results(
+        notebooks, [o for o in outcomes if o.run not in runs_by_name], stage
+    )
+    failures += notebook_failures
+    if failures:
+        raise _failed(failures, n_points + len(notebooks), environment)
+    return _Recorded.of([_record(runs_by_name[o.run], o) for o in run_outcomes], executed, python)
 
 
 def study_variables(epoch: int) -> dict[str, str]:
@@ -367,6 +418,13 @@ def _execute_notebooks(
         variables=variables,
         echo=echo,
     )
+    return _notebook_results(notebooks, outcomes, stage)
+
+
+def _notebook_results(
+    notebooks: list[Notebook], outcomes: list[PointOutcome], stage: Path
+) -> tuple[list[tuple[NotebookRecord, bytes]], list[str]]:
+    """Each executed notebook's record and expectation, or the block saying how it failed."""
     executed, failures = [], []
     for nb, outcome in zip(notebooks, outcomes, strict=True):
         produced = stage / nbk.executed_path(nb.spec)

@@ -160,12 +160,39 @@ def capture_command(
         typer.Option("--allow-secret", help="Path allowed to hold what looks like a secret."),
     ] = None,
     target: Annotated[
-        Literal["local", "docker"],
+        Literal["local", "docker", "slurm"],
         typer.Option(
             "--target",
-            help="Where the study runs: a venv here (local), or the capsule's own image (docker).",
+            help="Where the study runs: a venv here (local), the capsule's own image (docker), "
+            "or one Slurm array per run (slurm).",
         ),
     ] = "local",
+    workdir: Annotated[
+        Path | None,
+        typer.Option(
+            "--workdir",
+            help="slurm target: a folder every node mounts, where the project is staged and "
+            "the environment built (default: ~/.repro/slurm-work).",
+        ),
+    ] = None,
+    partition: Annotated[
+        str | None, typer.Option("--partition", help="Slurm partition (slurm target).")
+    ] = None,
+    account: Annotated[
+        str | None, typer.Option("--account", help="Slurm account (slurm target).")
+    ] = None,
+    array_limit: Annotated[
+        int | None,
+        typer.Option("--array-limit", min=1, help="Array tasks running at once (slurm target)."),
+    ] = None,
+    container: Annotated[
+        Literal["apptainer", "charliecloud", "podman", "docker"] | None,
+        typer.Option(
+            "--container",
+            help="slurm target: run every task in the capsule's image under this runtime "
+            "(apptainer, charliecloud, podman, docker) instead of a virtual environment.",
+        ),
+    ] = None,
     package: Annotated[
         list[str] | None,
         typer.Option("--package", help="Requirement to add, e.g. 'numpy>=1.24' (repeatable)."),
@@ -189,6 +216,7 @@ def capture_command(
     as_json: AsJson = False,
 ) -> None:
     """Build a capsule: code, locked dependencies, data, runs and their results."""
+    from repro.capture.options import SlurmCapture
     from repro.capture.pipeline import CaptureOptions, capture
     from repro.capture.secret_scan import secret_values
     from repro.cli.output_mode import quiet
@@ -196,6 +224,25 @@ def capture_command(
     from repro.report.models import CaptureOutput
 
     pairs = pair_runs(ctx.meta[FLAG_ORDER], run or [], output or [])
+    cluster = SlurmCapture(workdir, partition, account, array_limit, container)
+    if target != "slurm":
+        given = [
+            flag
+            for flag, value in (
+                ("--workdir", workdir),
+                ("--partition", partition),
+                ("--account", account),
+                ("--array-limit", array_limit),
+                ("--container", container),
+            )
+            if value is not None
+        ]
+        if given:
+            raise UsageError(
+                f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to "
+                "the slurm target",
+                hint="repro capture --target slurm " + " ".join(f"{g} ..." for g in given),
+            )
     opts = CaptureOptions(
         project=directory,
         output=out_file or Path(f"{directory.resolve().name}.capsule.tgz"),
@@ -216,6 +263,7 @@ def capture_command(
         image=image,
         passphrase_prompt=prompt_passphrase,
         target=target,
+        slurm=cluster,
         packages=package or [],
         install_project=install_project,
         skip_conda_only=skip_conda_only,

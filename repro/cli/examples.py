@@ -50,6 +50,10 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "no repro.toml needed",
         ),
         ("repro capture --no-run --target docker", "record the runs' outputs as they are"),
+        (
+            "repro capture --target slurm --workdir ~/scratch/repro",
+            "expected results from the cluster: one Slurm array per run",
+        ),
     ],
     "repro verify": [
         ("repro verify study.capsule.tgz", "every checksum and the signature"),

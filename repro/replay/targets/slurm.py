@@ -93,7 +93,7 @@ def _time_limit(run: Run) -> str:
     return str(max(1, math.ceil(run.timeout / 60)))  # minutes
 
 
-def _script(run: Run, project: Path, isolation: _Isolation) -> Path:
+def _script(run: Run, project: Path, isolation: Isolation) -> Path:
     """The batch script for the run, rendered here from the manifest's run as at capture
     (never the capsule's own text: only what repro generates runs), under the sandbox or in
     the container runtime."""
@@ -119,7 +119,7 @@ def _mark_shared(project: Path) -> str:
 
 
 @dataclass(frozen=True)
-class _Isolation:
+class Isolation:
     """How the tasks run: their environment (the allowlist) and the sandbox around them."""
 
     export: dict[str, str]
@@ -158,7 +158,7 @@ def submit_runs(
     scheduler: Scheduler,
     runs: list[Run],
     project: Path,
-    isolation: _Isolation,
+    isolation: Isolation,
     select: Select,
     settings: SlurmSettings,
     say: Observer,
@@ -221,7 +221,7 @@ def replay_on_slurm(
     runs: list[Run],
     root: Path,
     project: Path,
-    isolation: _Isolation,
+    isolation: Isolation,
     select: Select,
     settings: SlurmSettings,
     say: Observer,
@@ -229,6 +229,22 @@ def replay_on_slurm(
 ) -> list[PointOutcome]:
     """Submit every run as an array (each after the one before it), wait, gather; each
     task's output goes to `echo` as its log files grow."""
+    return run_arrays(scheduler, runs, project, isolation, select, settings, say, echo)
+
+
+def run_arrays(
+    scheduler: Scheduler,
+    runs: list[Run],
+    project: Path,
+    isolation: Isolation,
+    select: Select,
+    settings: SlurmSettings,
+    say: Observer,
+    echo: Echo | None = None,
+) -> list[PointOutcome]:
+    """Submit, wait for every task (cancelling the jobs on any error or Ctrl-C) and gather
+    each point's outcome from `project`, the working directory the nodes share: what a
+    replay and a capture on the cluster both do."""
     submitted = submit_runs(scheduler, runs, project, isolation, select, settings, say)
     try:
         with _following(submitted.tasks, project, echo):
@@ -417,7 +433,7 @@ class SlurmTarget:
 
     def __init__(self, options: TargetOptions) -> None:
         self.options = options
-        self._ready: tuple[Scheduler, Manifest, Path, _Isolation, Observer] | None = None
+        self._ready: tuple[Scheduler, Manifest, Path, Isolation, Observer] | None = None
 
     @property
     def name(self) -> TargetName:
@@ -479,7 +495,7 @@ class SlurmTarget:
                 **measure_variables(),
             },
         )
-        self._ready = (scheduler, manifest, root, _Isolation(export, sandbox, venv.root, home), say)
+        self._ready = (scheduler, manifest, root, Isolation(export, sandbox, venv.root, home), say)
         return describe(venv, [*warnings, *allowed.missing(), *env_warnings], sandbox.isolation)
 
     def _prepare_containers(
@@ -503,7 +519,7 @@ class SlurmTarget:
             scheduler,
             manifest,
             root,
-            _Isolation(export, NoSandbox(), None, home, plan),
+            Isolation(export, NoSandbox(), None, home, plan),
             say,
         )
         return prepared
