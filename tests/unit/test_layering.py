@@ -57,7 +57,12 @@ ONLY_IMPORTED_BY: tuple[tuple[str, tuple[str, ...], str], ...] = (
         "rendering and progress bars stay in the CLI's terminal renderers",
     ),
     ("repro.capture", ("repro.capture", "repro.cli"), "an operation; only the CLI starts it"),
-    ("repro.replay", ("repro.replay", "repro.cli"), "an operation; only the CLI starts it"),
+    (
+        "repro.replay",
+        ("repro.replay", "repro.cli", "repro.capture.on_slurm"),
+        "an operation; only the CLI starts it (and capture on a cluster, which submits through"
+        " the slurm target's arrays: one submit/poll/cancel code for both)",
+    ),
     ("repro.publish", ("repro.publish", "repro.cli"), "an operation; only the CLI starts it"),
 )
 

@@ -50,7 +50,9 @@ MANIFEST_SCHEMA_DIGESTS: dict[str, str] = {
     # Compatible: RunRecord.usage and NotebookRecord.usage added (issue 15), optional with
     # default null (a capsule without them recorded no resource usage, as one made under
     # SOURCE_DATE_EPOCH still does).
-    "repro-capsule/1": "e5b26d7b579d16b19b789c62713c02770dd3ff4943771a2b46da937c23231485",
+    # Compatible: Environment.captured_on gains the value "slurm" (issue 17, capture --target
+    # slurm); every capsule written before holds one of the old values, read as before.
+    "repro-capsule/1": "be96520db2ac00b0d9e716364135bc365df7c8b11ffabc7abd447c54e63798d9",
 }
 """Format -> sha256 of the manifest schema's shape (see `schema_digest`). Entries are only
 added, or replaced for a compatible change of the current format, never removed."""
