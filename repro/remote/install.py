@@ -28,7 +28,7 @@ STAMP = "repro-source.txt"
 
 class RemoteInstallError(ReproError):
     default_hint = (
-        "install repro there by hand (pip install repro-WHEEL in a Python >= 3.11 venv) "
+        "install repro there by hand (pip install repro_capsule-WHEEL in a Python >= 3.11 venv) "
         "and check that pip reaches an index there"
     )
 
@@ -72,7 +72,7 @@ def local_wheel(say: Callable[[str], None]) -> Path:
     root = source_tree()
     digest = source_digest(root)
     folder = cache_dir() / "remote-wheels" / digest[:16]
-    found = sorted(folder.glob("repro-*.whl")) if folder.is_dir() else []
+    found = sorted(folder.glob("repro_capsule-*.whl")) if folder.is_dir() else []
     if found:
         return found[0]
     say("building a wheel of this repro to install on the cluster")
@@ -95,7 +95,7 @@ def local_wheel(say: Callable[[str], None]) -> Path:
             done = subprocess.run(
                 [*cmd, str(copy)], capture_output=True, text=True, check=False, timeout=600
             )
-        wheels = sorted(out.glob("repro-*.whl"))
+        wheels = sorted(out.glob("repro_capsule-*.whl"))
         if done.returncode != 0 or not wheels:
             tail = " ".join(done.stderr.split())[-200:]
             raise RemoteInstallError(f"could not build a wheel of repro here: {tail}")
