@@ -496,7 +496,7 @@ def _resource_lines(result: ReplayReport) -> list[str]:
     for run, point, captured, replayed in rows:
         if captured is None and replayed is None:
             continue
-        label = f"{run} [{point}]" if point else run
+        label = f"{run} [{point}]" if point and point != "_" else run
         ended = ""
         if replayed is not None and replayed.ending.exit_code != 0:
             ended = f"; {replayed.ending.words}"
