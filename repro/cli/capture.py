@@ -13,9 +13,13 @@ from typer.core import TyperCommand
 
 from repro.cli.lazy import live, terminal
 from repro.cli.options import (
+    Account,
+    ArrayLimit,
     AsJson,
     BaseImage,
+    Container,
     Jobs,
+    Partition,
     PassEnv,
     ProjectDir,
     SigningKey,
@@ -175,24 +179,10 @@ def capture_command(
             "the environment built (default: ~/.repro/slurm-work).",
         ),
     ] = None,
-    partition: Annotated[
-        str | None, typer.Option("--partition", help="Slurm partition (slurm target).")
-    ] = None,
-    account: Annotated[
-        str | None, typer.Option("--account", help="Slurm account (slurm target).")
-    ] = None,
-    array_limit: Annotated[
-        int | None,
-        typer.Option("--array-limit", min=1, help="Array tasks running at once (slurm target)."),
-    ] = None,
-    container: Annotated[
-        Literal["apptainer", "charliecloud", "podman", "docker"] | None,
-        typer.Option(
-            "--container",
-            help="slurm target: run every task in the capsule's image under this runtime "
-            "(apptainer, charliecloud, podman, docker) instead of a virtual environment.",
-        ),
-    ] = None,
+    partition: Partition = None,
+    account: Account = None,
+    array_limit: ArrayLimit = None,
+    container: Container = None,
     package: Annotated[
         list[str] | None,
         typer.Option("--package", help="Requirement to add, e.g. 'numpy>=1.24' (repeatable)."),

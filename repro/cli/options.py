@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -58,5 +58,23 @@ VersionDoiOnly = Annotated[
     typer.Option(
         "--version-doi-only",
         help="Refuse a concept DOI (all versions): take only the DOI of one version.",
+    ),
+]
+
+
+Partition = Annotated[
+    str | None, typer.Option("--partition", help="Slurm partition (slurm target).")
+]
+Account = Annotated[str | None, typer.Option("--account", help="Slurm account (slurm target).")]
+ArrayLimit = Annotated[
+    int | None,
+    typer.Option("--array-limit", min=1, help="Array tasks running at once (slurm target)."),
+]
+Container = Annotated[
+    Literal["apptainer", "charliecloud", "podman", "docker"] | None,
+    typer.Option(
+        "--container",
+        help="slurm target: run every task in the capsule's image under this runtime "
+        "(apptainer, charliecloud, podman, docker) instead of a virtual environment.",
     ),
 ]

@@ -12,9 +12,13 @@ from typer.core import TyperCommand
 
 from repro.cli.lazy import live, terminal
 from repro.cli.options import (
+    Account,
+    ArrayLimit,
     AsJson,
     BaseImage,
+    Container,
     Jobs,
+    Partition,
     PassEnv,
     RequireSigned,
     RequireTrusted,
@@ -89,24 +93,10 @@ def replay_command(
     ] = False,
     require_signed: RequireSigned = False,
     require_trusted: RequireTrusted = False,
-    partition: Annotated[
-        str | None, typer.Option("--partition", help="Slurm partition (slurm target).")
-    ] = None,
-    account: Annotated[
-        str | None, typer.Option("--account", help="Slurm account (slurm target).")
-    ] = None,
-    array_limit: Annotated[
-        int | None,
-        typer.Option("--array-limit", min=1, help="Array tasks running at once (slurm target)."),
-    ] = None,
-    container: Annotated[
-        Literal["apptainer", "charliecloud", "podman", "docker"] | None,
-        typer.Option(
-            "--container",
-            help="slurm target: run every task in the environment image under this runtime "
-            "(apptainer, charliecloud, podman, docker) instead of a virtual environment.",
-        ),
-    ] = None,
+    partition: Partition = None,
+    account: Account = None,
+    array_limit: ArrayLimit = None,
+    container: Container = None,
     zenodo_url: ZenodoUrl = None,
     pass_env: PassEnv = None,
     no_sandbox: Annotated[
