@@ -230,7 +230,7 @@ def test_project_entries_carry_mode_role_and_links(tmp_path: Path) -> None:
     opts = CaptureOptions(project=root, output=root / "c.tgz", use_hash_cache=False)
     plan = plan_capture(opts)
     snapshot = take_snapshot(plan, lambda _m: None)
-    contents = project_contents(snapshot.listing, snapshot.digests, plan.local_data)
+    contents = project_contents(snapshot, plan.local_data)
     entries = {e.path: e for e in contents.files}
     run, link, data = (
         entries["data/project/run.py"],
