@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import signal
 import sqlite3
 import threading
 import time
@@ -424,7 +425,7 @@ def digest_files(
                 # Python 3.12+ warns of fork in a process with threads (a progress bar's):
                 # the workers only read files and hash, they take none of those locks.
                 warnings.filterwarnings("ignore", "This process", DeprecationWarning)
-                pool = context.Pool(min(2, cpus))
+                pool = context.Pool(min(2, cpus), initializer=_quiet_worker)
             with pool:
                 done = pool.imap_unordered(_digest_star, chunks)
                 for start, part_shas, part_sizes, part_found in done:
@@ -432,6 +433,8 @@ def digest_files(
                     found.update(part_found)
                     if progress:
                         progress(len(part_shas))
+                pool.close()  # then join: the workers end on their own (terminate signals them)
+                pool.join()
         elif chunks:
             _threads(chunks, todo, shas, sizes, found, progress)
     finally:
@@ -445,6 +448,13 @@ def digest_files(
             if max((st := stats[i]).st_mtime_ns, st.st_ctime_ns) < racy
         )
     return Hashed(shas, sizes, found, from_cache)
+
+
+def _quiet_worker() -> None:
+    """A worker leaves Ctrl-C to the parent and ends quietly when terminated (not through
+    the handlers it inherited: the CLI's turns SIGTERM into an exception and a traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _chunks(todo: list[int], stats: Sequence[FileStat]) -> list[tuple[int, int]]:

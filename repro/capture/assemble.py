@@ -171,7 +171,7 @@ def project_contents(snapshot: Snapshot, data_paths: tuple[str, ...]) -> Content
         )
         st = f.stat
         sources[capsule_path] = Source(
-            f.path, size, st.st_mtime_ns if st else None, st.st_ctime_ns if st else None
+            f.where, size, st.st_mtime_ns if st else None, st.st_ctime_ns if st else None
         )
     return contents
 
