@@ -243,7 +243,7 @@ def test_project_entries_carry_mode_role_and_links(tmp_path: Path) -> None:
     assert (data.mode, data.role) == (0o644, "data")
     assert "data/project/link.py" not in contents.sources  # a link has no content to copy
     source = contents.sources["data/project/run.py"]
-    assert isinstance(source, Source) and source.path == root / "run.py"
+    assert isinstance(source, Source) and Path(source.path) == root / "run.py"
 
 
 def test_generated_files_are_entries_with_their_content() -> None:
