@@ -84,7 +84,9 @@ def timed(cmd: list[str] | str, env: dict[str, str] | None = None) -> dict[str, 
     argv = ["/usr/bin/time", "-f", "%e %U %S %M", *(["sh", "-c", cmd] if shell else cmd)]
     with tempfile.NamedTemporaryFile("r") as stats:
         argv[1:1] = ["-o", stats.name]
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+        # Run from a neutral folder: `python -m repro` puts the working directory first on
+        # sys.path, before PYTHONPATH (a checkout there would shadow --baseline's).
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, cwd="/")
         if proc.returncode != 0:
             raise RuntimeError(f"{cmd} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
         wall, user, sys_, rss = stats.read().split()[-4:]
