@@ -126,3 +126,34 @@ def test_recently_written_files_are_not_cached(tmp_path: Path) -> None:
     rels = ["fresh.txt"]
     digest_files(f"{tmp_path}/", rels, [stat_of(tmp_path / "fresh.txt")], cache=cache)
     assert cache.rows_under(f"{tmp_path}/") == {}
+
+
+def test_the_secret_scan_in_worker_processes_finds_what_it_finds_in_threads(
+    tmp_path: Path,
+) -> None:
+    from repro.capture.secret_scan import SecretScanner
+
+    rels = tree(tmp_path, 20)
+    token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0" * 2
+    (tmp_path / rels[7]).write_text(f"x = 1\ntoken = {token}\n")
+    stats = [stat_of(tmp_path / r) for r in rels]
+    scanner = SecretScanner(environ={})
+
+    def scan(index: int, sha: str, data: bytes) -> object:
+        return scanner.scan_content(data, rels[index]) or None
+
+    pooled = digest_files(f"{tmp_path}/", rels, stats, inspect=scan, processes=True)
+    serial = digest_files(f"{tmp_path}/", rels, stats, inspect=scan, processes=False)
+    assert pooled.found == serial.found
+    assert list(pooled.found) == [7]
+    assert [h.kind for h in pooled.found[7]] == ["GitHub token"]
+
+
+def test_a_small_project_starts_no_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_pool(_method: str) -> None:
+        raise AssertionError("a process pool for a few files")
+
+    monkeypatch.setattr(hashing.multiprocessing, "get_context", no_pool)
+    rels = tree(tmp_path, 30)
+    stats = [stat_of(tmp_path / r) for r in rels]
+    assert len(digest_files(f"{tmp_path}/", rels, stats).sha256) == len(rels)
