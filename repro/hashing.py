@@ -337,17 +337,24 @@ class Hashed(Generic[_T]):
     """How many files the stat cache answered for (not read)."""
 
 
-# The work of a process pool's workers: set before the fork, inherited (never pickled).
-_job: tuple[str, Sequence[str], Sequence[FileStat], Inspect[Any] | None, Sequence[int]] | None = (
-    None
-)
+_Job = tuple[str, Sequence[str], Sequence[FileStat], "Inspect[Any] | None", Sequence[int]]
+"""(prefix, rels, stats, inspect, todo): what the workers need."""
+
+# A process pool's job: set while the pool forks its workers, which inherit it (never
+# pickled); under a lock, so that two captures in threads never fork with each other's.
+_job: _Job | None = None
+_fork_lock = threading.Lock()
 
 
-def _digest_range(start: int, stop: int) -> tuple[int, list[str], list[int], dict[int, Any]]:
-    """sha256, size and inspection of the files todo[start:stop] (in a worker or a thread)."""
-    if _job is None:
+def _digest_range(
+    start: int, stop: int, job: _Job | None = None
+) -> tuple[int, list[str], list[int], dict[int, Any]]:
+    """sha256, size and inspection of the files todo[start:stop] (in a worker or a thread;
+    a forked worker takes the job it inherited)."""
+    job = job if job is not None else _job
+    if job is None:
         raise RuntimeError("_digest_range outside digest_files")
-    prefix, rels, stats, inspect, order = _job
+    prefix, rels, stats, inspect, order = job
     shas, sizes, found = [], [], {}
     buffer: bytearray | None = None
     sha256 = hashlib.sha256
@@ -419,30 +426,31 @@ def digest_files(
     cpus = os.cpu_count() or 1
     use_pool = processes if processes is not None else (len(todo) >= POOL_MIN_FILES and cpus > 1)
     chunks = _chunks(todo, stats)
-    _job = (prefix, rels, stats, inspect, todo)
-    try:
-        if use_pool and chunks:
-            # fork: the workers inherit the file list and `inspect` (nothing to pickle but
-            # two ints per chunk there and the digests back).
-            context = multiprocessing.get_context("fork")
-            with warnings.catch_warnings():
-                # Python 3.12+ warns of fork in a process with threads (a progress bar's):
-                # the workers only read files and hash, they take none of those locks.
-                warnings.filterwarnings("ignore", "This process", DeprecationWarning)
+    job: _Job = (prefix, rels, stats, inspect, todo)
+    if use_pool and chunks:
+        # fork: the workers inherit the file list and `inspect` (nothing to pickle but
+        # two ints per chunk there and the digests back).
+        context = multiprocessing.get_context("fork")
+        with _fork_lock, warnings.catch_warnings():
+            # Python 3.12+ warns of fork in a process with threads (a progress bar's):
+            # the workers only read files and hash, they take none of those locks.
+            warnings.filterwarnings("ignore", "This process", DeprecationWarning)
+            _job = job
+            try:
                 pool = context.Pool(min(2, cpus), initializer=_quiet_worker)
-            with pool:
-                done = pool.imap_unordered(_digest_star, chunks)
-                for start, part_shas, part_sizes, part_found in done:
-                    _merge(todo, start, part_shas, part_sizes, shas, sizes)
-                    found.update(part_found)
-                    if progress:
-                        progress(len(part_shas))
-                pool.close()  # then join: the workers end on their own (terminate signals them)
-                pool.join()
-        elif chunks:
-            _threads(chunks, todo, shas, sizes, found, progress)
-    finally:
-        _job = None
+            finally:
+                _job = None
+        with pool:
+            done = pool.imap_unordered(_digest_star, chunks)
+            for start, part_shas, part_sizes, part_found in done:
+                _merge(todo, start, part_shas, part_sizes, shas, sizes)
+                found.update(part_found)
+                if progress:
+                    progress(len(part_shas))
+            pool.close()  # then join: the workers end on their own (terminate signals them)
+            pool.join()
+    elif chunks:
+        _threads(job, chunks, shas, sizes, found, progress)
     if cache is not None and todo:
         now_ns = time.time_ns()
         racy = now_ns - int(RACY_WINDOW_S * 1e9)
@@ -480,7 +488,7 @@ def _digest_star(args: tuple[int, int]) -> tuple[int, list[str], list[int], dict
 
 
 def _merge(
-    todo: list[int],
+    todo: Sequence[int],
     start: int,
     part_shas: list[str],
     part_sizes: list[int],
@@ -494,14 +502,15 @@ def _merge(
 
 
 def _threads(
+    job: _Job,
     chunks: list[tuple[int, int]],
-    todo: list[int],
     shas: list[str],
     sizes: list[int],
     found: dict[int, Any],
     progress: Callable[[int], None] | None,
 ) -> None:
     """The chunks in a few threads (hashlib and reads release the GIL: big files overlap)."""
+    todo = job[4]
     queue: SimpleQueue[tuple[int, int] | None] = SimpleQueue()
     for chunk in chunks:
         queue.put(chunk)
@@ -511,7 +520,7 @@ def _threads(
     def worker() -> None:
         try:
             while (chunk := queue.get()) is not None:
-                start, part_shas, part_sizes, part_found = _digest_range(*chunk)
+                start, part_shas, part_sizes, part_found = _digest_range(*chunk, job)
                 with lock:
                     _merge(todo, start, part_shas, part_sizes, shas, sizes)
                     found.update(part_found)

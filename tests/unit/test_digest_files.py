@@ -157,3 +157,29 @@ def test_a_small_project_starts_no_process(tmp_path: Path, monkeypatch: pytest.M
     rels = tree(tmp_path, 30)
     stats = [stat_of(tmp_path / r) for r in rels]
     assert len(digest_files(f"{tmp_path}/", rels, stats).sha256) == len(rels)
+
+
+def test_two_hashings_at_once_in_threads_keep_to_their_own_files(tmp_path: Path) -> None:
+    import threading
+
+    trees = []
+    for name, processes in (("a", True), ("b", False), ("c", True)):
+        root = tmp_path / name
+        rels = tree(root, 40)
+        for rel in rels:  # each tree's files differ from the others'
+            with (root / rel).open("ab") as fh:
+                fh.write(name.encode())
+        trees.append((root, rels, [stat_of(root / r) for r in rels], processes))
+    results: dict[str, list[str]] = {}
+
+    def run(root: Path, rels: list[str], stats: list[FileStat], processes: bool) -> None:
+        results[root.name] = digest_files(f"{root}/", rels, stats, processes=processes).sha256
+
+    threads = [threading.Thread(target=run, args=t) for t in trees]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for root, rels, _stats, _processes in trees:
+        expected = [hashlib.sha256((root / r).read_bytes()).hexdigest() for r in rels]
+        assert results[root.name] == expected
