@@ -6,8 +6,9 @@ run, side by side, page cache warm:
 
   capture:  `repro capture DIR --no-run --json` with a fresh stat cache (its stage timings
             listing / hashing / scan / write from --json), then a second capture of the
-            unchanged data (stat cache warm); vs `tar czf`, `tar | pigz -1 -p 2`, and
-            `find | xargs -0 -P 2 sha256sum` (hashing alone);
+            unchanged data (stat cache warm; its % of the first); vs `tar czf`,
+            `tar | pigz -1 -p 2`, and `find | xargs -0 -P 2 sha256sum` / `openssl dgst
+            -sha256` (hashing alone); --capture-only stops there;
   verify:   `repro verify CAPSULE --json` vs `tar tzf`;
   unpack:   repro.capsule.reader.read_capsule(CAPSULE, DEST) vs `tar xzf`.
 
@@ -83,7 +84,9 @@ def timed(cmd: list[str] | str, env: dict[str, str] | None = None) -> dict[str, 
     argv = ["/usr/bin/time", "-f", "%e %U %S %M", *(["sh", "-c", cmd] if shell else cmd)]
     with tempfile.NamedTemporaryFile("r") as stats:
         argv[1:1] = ["-o", stats.name]
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+        # Run from a neutral folder: `python -m repro` puts the working directory first on
+        # sys.path, before PYTHONPATH (a checkout there would shadow --baseline's).
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, cwd="/")
         if proc.returncode != 0:
             raise RuntimeError(f"{cmd} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
         wall, user, sys_, rss = stats.read().split()[-4:]
@@ -97,6 +100,8 @@ def timed(cmd: list[str] | str, env: dict[str, str] | None = None) -> dict[str, 
 
 def repro_env(cache: Path) -> dict[str, str]:
     env = dict(os.environ)
+    # As installed: compiled modules cached (without, every run compiles repro: seconds).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(PYTHONPATH=str(REPO), REPRO_CACHE_DIR=str(cache), SOURCE_DATE_EPOCH="1700000000")
     return env
 
@@ -106,7 +111,9 @@ def warm(root: Path) -> None:
     subprocess.run(["sh", "-c", f"tar cf - -C {root} . | cat > /dev/null"], check=True)
 
 
-def bench_size(project: Path, n: int, work: Path) -> dict[str, object]:
+def bench_size(
+    project: Path, n: int, work: Path, read: bool = True, baseline: Path | None = None
+) -> dict[str, object]:
     py = sys.executable
     cache = work / "cache"
     env = repro_env(cache)
@@ -115,13 +122,27 @@ def bench_size(project: Path, n: int, work: Path) -> dict[str, object]:
     capsule = work / "c.tgz"
     row: dict[str, dict[str, object]] = {}
 
-    def capture(label: str, dest: Path) -> None:
+    def capture(label: str, dest: Path, env: dict[str, str] = env) -> None:
         r = timed([py, "-m", "repro", "capture", str(project), "--no-run", "-o", str(dest),
                    "--json"], env)  # fmt: skip
         r["timings"] = json.loads(str(r.pop("stdout")))["timings"]
         row[label] = r
 
+    if baseline is not None:  # --baseline: an older checkout's captures, in the same run
+        base_env = repro_env(work / "base-cache") | {"PYTHONPATH": str(baseline)}
+        capture("baseline_capture_first", work / "b.tgz", base_env)
+        capture("baseline_capture_second", work / "b2.tgz", base_env)
+        row["baseline_capture_second"]["identical"] = (work / "b.tgz").read_bytes() == (
+            work / "b2.tgz"
+        ).read_bytes()
+        (work / "b2.tgz").unlink()
+        shutil.rmtree(work / "base-cache")
     capture("repro_capture_first", capsule)
+    if baseline is not None:
+        row["repro_capture_first"]["identical_to_baseline"] = (
+            capsule.read_bytes() == (work / "b.tgz").read_bytes()
+        )
+        (work / "b.tgz").unlink()
     capture("repro_capture_second", work / "c2.tgz")
     row["repro_capture_second"]["identical"] = (
         capsule.read_bytes() == (work / "c2.tgz").read_bytes()
@@ -132,11 +153,19 @@ def bench_size(project: Path, n: int, work: Path) -> dict[str, object]:
         "tar_pigz_1_p2": f"tar cf - -C {project} . | pigz -1 -p 2 > {work}/t.tgz",
         "sha256sum_xargs_p2": f"cd {project} && find . -type f -print0 | "
         "xargs -0 -n 1000 -P 2 sha256sum > /dev/null",
+        "openssl_xargs_p2": f"cd {project} && find . -type f -print0 | "
+        "xargs -0 -n 1000 -P 2 openssl dgst -sha256 > /dev/null",
     }.items():
         if "pigz" in cmd and not shutil.which("pigz"):
             continue
         row[label] = timed(cmd)
         row[label].pop("stdout")
+    if not read:  # --capture-only
+        for path in (capsule, work / "t.tgz"):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(cache, ignore_errors=True)
+        out["runs"] = row
+        return out
     r = timed([py, "-m", "repro", "verify", str(capsule), "--json"], env)
     r.pop("stdout")
     row["repro_verify"] = r
@@ -172,6 +201,8 @@ def table(results: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     pairs = [
+        ("capture (first), baseline", "baseline_capture_first", "tar_pigz_1_p2"),
+        ("capture (second), baseline", "baseline_capture_second", "tar_pigz_1_p2"),
         ("capture (first)", "repro_capture_first", "tar_pigz_1_p2"),
         ("capture (first)", "repro_capture_first", "tar_czf"),
         ("capture (second)", "repro_capture_second", "tar_pigz_1_p2"),
@@ -193,25 +224,54 @@ def table(results: list[dict]) -> str:
     lines += [
         "",
         "| files | list s | hash+scan s | scan (rest) s | write s "
-        "| second: list / hash / scan / write s | sha256sum -P 2 wall, CPU s |",
-        "|---|---|---|---|---|---|---|",
+        "| second: list / hash / scan / write s | sha256sum -P 2 wall, CPU s "
+        "| openssl -P 2 wall, CPU s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for res in results:
         runs = res["runs"]
         t1 = runs["repro_capture_first"]["timings"]
         t2 = runs["repro_capture_second"]["timings"]
         sha = runs.get("sha256sum_xargs_p2", {})
+        ossl = runs.get("openssl_xargs_p2", {})
         lines.append(
             f"| {res['files']:,} | {t1['list']:.2f} | {t1['hash']:.2f} | {t1['scan']:.2f} | "
             f"{t1['write']:.2f} | {t2['list']:.2f} / {t2['hash']:.2f} / {t2['scan']:.2f} / "
-            f"{t2['write']:.2f} | {sha.get('wall_s', '-')}, {sha.get('cpu_s', '-')} |"
+            f"{t2['write']:.2f} | {sha.get('wall_s', '-')}, {sha.get('cpu_s', '-')} "
+            f"| {ossl.get('wall_s', '-')}, {ossl.get('cpu_s', '-')} |"
         )
+    lines += [
+        "",
+        "| files | second capture, % of first (wall, CPU) | peak RSS first / second MB "
+        "| peak RSS per file (first) | identical capsule |",
+        "|---|---|---|---|---|",
+    ]
+    for res in results:
+        n, runs = res["files"], res["runs"]
+        for who in ("baseline", "repro"):
+            if f"{who}_capture_first" not in runs:
+                continue
+            a, b = runs[f"{who}_capture_first"], runs[f"{who}_capture_second"]
+            same = a.get("identical_to_baseline")
+            lines.append(
+                f"| {n:,}{' (baseline)' if who == 'baseline' else ''} "
+                f"| {100 * b['wall_s'] / a['wall_s']:.0f} %, "
+                f"{100 * b['cpu_s'] / a['cpu_s']:.0f} % | {a['peak_rss_mb']} / "
+                f"{b['peak_rss_mb']} | {a['peak_rss_mb'] * 1e6 / n:,.0f} B | {b.get('identical')}"
+                f"{'' if same is None else f', same as baseline: {same}'} |"
+            )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,10000,100000,300000")
+    parser.add_argument(
+        "--capture-only", action="store_true", help="captures and their peers, no verify/unpack"
+    )
+    parser.add_argument(
+        "--baseline", type=Path, help="also capture with this checkout of repro (before/after)"
+    )
     parser.add_argument(
         "--data-dir", type=Path, default=Path(os.environ.get("REPRO_BENCH_DIR", "/tmp"))
     )
@@ -228,7 +288,9 @@ def main() -> None:
         project = ensure(base, n)
         work = Path(tempfile.mkdtemp(prefix="run-", dir=base))
         try:
-            results.append(bench_size(project, n, work))
+            results.append(
+                bench_size(project, n, work, read=not args.capture_only, baseline=args.baseline)
+            )
         finally:
             shutil.rmtree(work, ignore_errors=True)
             if not args.keep_data:

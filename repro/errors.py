@@ -83,9 +83,11 @@ class UnsafeSymlinkError(ProjectFileError):
 class FileChangedError(ProjectFileError):
     default_hint = "something is writing to the project during capture; wait for it and retry"
 
-    def __init__(self, message: str, hint: str | None = None, *, path: Path | None = None) -> None:
+    def __init__(
+        self, message: str, hint: str | None = None, *, path: Path | str | None = None
+    ) -> None:
         super().__init__(message, hint)
-        self.path = path
+        self.path = Path(path) if path is not None else None
         """The file that changed, when one did (capture forgets its stat-cache entry)."""
 
 

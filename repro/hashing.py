@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
+import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
-from typing import NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 CHUNK = 1 << 20
 # A file modified within this many seconds of hashing may change again within the same
@@ -151,6 +154,32 @@ class StatCache:
 
         return self._do(query, {})
 
+    def rows_under(self, prefix: str) -> dict[str, tuple[str, int, int, int, int, str]]:
+        """Every entry whose path starts with `prefix` (a folder ending in /), in one query,
+        as the rows themselves: (path, size, mtime_ns, inode, ctime_ns, sha256), no object
+        per file (the stat comparison runs for every file of a million-file study)."""
+
+        def query(conn: sqlite3.Connection) -> dict[str, tuple[str, int, int, int, int, str]]:
+            rows = conn.execute(
+                "SELECT path, size, mtime_ns, inode, ctime_ns, sha256 FROM hashes2"
+                " WHERE path >= ? AND path < ?",
+                (prefix, prefix[:-1] + "0"),  # '0' sorts right after '/'
+            )
+            return {row[0]: row for row in rows}
+
+        return self._do(query, {})
+
+    def store_rows(self, rows: Iterable[tuple[str, int, int, int, int, str]]) -> None:
+        """Entries as (path, size, mtime_ns, inode, ctime_ns, sha256), in one transaction,
+        in path order (B-tree inserts in order are several times cheaper)."""
+        rows = sorted(rows)
+
+        def insert(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.executemany("INSERT OR REPLACE INTO hashes2 VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+        self._do(insert, None)
+
     def clean_scans(self, rules: str) -> set[str]:
         """sha256 of contents already scanned clean under this secret-scanning rule set."""
 
@@ -161,7 +190,9 @@ class StatCache:
         return self._do(query, set())
 
     def store_clean(self, rules: str, shas: Iterable[str]) -> None:
-        rows = [(s, rules) for s in shas]
+        # In key order: B-tree inserts in order cost a quarter of random ones (100k: 1.4 s
+        # against 5.5 s on this machine).
+        rows = [(s, rules) for s in sorted(shas)]
 
         def insert(conn: sqlite3.Connection) -> None:
             with conn:
@@ -280,3 +311,229 @@ def hash_files(
             if now_ns - max(d.mtime_ns, d.ctime_ns) > RACY_WINDOW_S * 1e9
         )
     return results
+
+
+Inspect = Callable[[int, str, bytes], _T | None]
+"""Called in the worker that read a small file with (its index, sha256, content); what it
+returns (when not None) is handed back by index: the secret scan looks at the bytes the
+hashing read instead of reading the file again."""
+
+POOL_MIN_FILES = 4000
+"""Below this many files to read, threads (a process pool's start-up would cost more)."""
+_CHUNK_FILES = 512
+_CHUNK_BYTES = 16 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Hashed(Generic[_T]):
+    """`digest_files`' answer, aligned with the files it was given."""
+
+    sha256: list[str]
+    sizes: list[int]
+    """The bytes read (the listed size for a file the stat cache knew)."""
+    found: dict[int, _T]
+    """What `inspect` returned, by index, where it was not None."""
+    from_cache: int
+    """How many files the stat cache answered for (not read)."""
+
+
+_Job = tuple[str, Sequence[str], Sequence[FileStat], "Inspect[Any] | None", Sequence[int]]
+"""(prefix, rels, stats, inspect, todo): what the workers need."""
+
+# A process pool's job: set while the pool forks its workers, which inherit it (never
+# pickled); under a lock, so that two captures in threads never fork with each other's.
+_job: _Job | None = None
+_fork_lock = threading.Lock()
+
+
+def _digest_range(
+    start: int, stop: int, job: _Job | None = None
+) -> tuple[int, list[str], list[int], dict[int, Any]]:
+    """sha256, size and inspection of the files todo[start:stop] (in a worker or a thread;
+    a forked worker takes the job it inherited)."""
+    job = job if job is not None else _job
+    if job is None:
+        raise RuntimeError("_digest_range outside digest_files")
+    prefix, rels, stats, inspect, order = job
+    shas, sizes, found = [], [], {}
+    buffer: bytearray | None = None
+    sha256 = hashlib.sha256
+    for i in range(start, stop):
+        index = order[i]
+        path = prefix + rels[index]
+        size = stats[index].st_size
+        data = read_small(path, size) if size <= CHUNK else None
+        if data is not None:
+            sha = sha256(data).hexdigest()
+            if inspect is not None and (seen := inspect(index, sha, data)) is not None:
+                found[index] = seen
+            size = len(data)
+        else:
+            if buffer is None:
+                buffer = bytearray(CHUNK)
+            sha, size = sha256_file(Path(path), buffer)
+        shas.append(sha)
+        sizes.append(size)
+    return start, shas, sizes, found
+
+
+def digest_files(
+    prefix: str,
+    rels: Sequence[str],
+    stats: Sequence[FileStat],
+    *,
+    cache: StatCache | None = None,
+    inspect: Inspect[_T] | None = None,
+    progress: Callable[[int], None] | None = None,
+    processes: bool | None = None,
+) -> Hashed[_T]:
+    """sha256 of every file `prefix + rel` (prefix: a folder ending in /), skipping files the
+    stat cache knows, the others read once each (small ones whole, then `inspect`ed).
+
+    `stats` are the stats taken when listing (aligned with `rels`): nothing is stat'ed here.
+    The cache is read in one query and written in one transaction, as rows. Many files are
+    read in two forked worker processes (`processes=None`: when there are at least
+    POOL_MIN_FILES to read and two CPUs), each over chunks of files, returning compact
+    results; a few in threads. `progress` hears the count of files done, in steps.
+    """
+    global _job
+    n = len(rels)
+    shas: list[str] = [""] * n
+    sizes: list[int] = [0] * n
+    folder = os.path.abspath(prefix or ".")  # noqa: PTH100 (no symlink resolved, as before)
+    key_prefix = folder if folder.endswith("/") else folder + "/"
+    known = cache.rows_under(key_prefix) if cache is not None else {}
+    todo: list[int] = []
+    if known:
+        get = known.get
+        for index, rel in enumerate(rels):
+            hit = get(key_prefix + rel)
+            st = stats[index]
+            if hit is not None and hit[1:5] == st:
+                shas[index] = hit[5]
+                sizes[index] = st.st_size
+            else:
+                todo.append(index)
+        del known
+    else:
+        todo = list(range(n))
+    from_cache = n - len(todo)
+    if progress and from_cache:
+        progress(from_cache)
+    # Biggest first, so the workers finish together.
+    todo.sort(key=lambda i: stats[i].st_size, reverse=True)
+    found: dict[int, _T] = {}
+    cpus = os.cpu_count() or 1
+    use_pool = processes if processes is not None else (len(todo) >= POOL_MIN_FILES and cpus > 1)
+    chunks = _chunks(todo, stats)
+    job: _Job = (prefix, rels, stats, inspect, todo)
+    if use_pool and chunks:
+        # fork: the workers inherit the file list and `inspect` (nothing to pickle but
+        # two ints per chunk there and the digests back).
+        context = multiprocessing.get_context("fork")
+        with _fork_lock, warnings.catch_warnings():
+            # Python 3.12+ warns of fork in a process with threads (a progress bar's):
+            # the workers only read files and hash, they take none of those locks.
+            warnings.filterwarnings("ignore", "This process", DeprecationWarning)
+            _job = job
+            try:
+                pool = context.Pool(min(2, cpus), initializer=_quiet_worker)
+            finally:
+                _job = None
+        with pool:
+            done = pool.imap_unordered(_digest_star, chunks)
+            for start, part_shas, part_sizes, part_found in done:
+                _merge(todo, start, part_shas, part_sizes, shas, sizes)
+                found.update(part_found)
+                if progress:
+                    progress(len(part_shas))
+            pool.close()  # then join: the workers end on their own (terminate signals them)
+            pool.join()
+    elif chunks:
+        _threads(job, chunks, shas, sizes, found, progress)
+    if cache is not None and todo:
+        now_ns = time.time_ns()
+        racy = now_ns - int(RACY_WINDOW_S * 1e9)
+        cache.store_rows(
+            (key_prefix + rels[i], sizes[i], st.st_mtime_ns, st.st_ino, st.st_ctime_ns, shas[i])
+            for i in todo
+            if max((st := stats[i]).st_mtime_ns, st.st_ctime_ns) < racy
+        )
+    return Hashed(shas, sizes, found, from_cache)
+
+
+def _quiet_worker() -> None:
+    """A worker leaves Ctrl-C to the parent and ends quietly when terminated (not through
+    the handlers it inherited: the CLI's turns SIGTERM into an exception and a traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _chunks(todo: list[int], stats: Sequence[FileStat]) -> list[tuple[int, int]]:
+    """todo[a:b] ranges of at most _CHUNK_FILES files and about _CHUNK_BYTES (a big file
+    alone), so that the workers share big files as well as many small ones."""
+    chunks, start, total = [], 0, 0
+    for position, index in enumerate(todo):
+        total += stats[index].st_size
+        if total >= _CHUNK_BYTES or position + 1 - start >= _CHUNK_FILES:
+            chunks.append((start, position + 1))
+            start, total = position + 1, 0
+    if start < len(todo):
+        chunks.append((start, len(todo)))
+    return chunks
+
+
+def _digest_star(args: tuple[int, int]) -> tuple[int, list[str], list[int], dict[int, Any]]:
+    return _digest_range(*args)
+
+
+def _merge(
+    todo: Sequence[int],
+    start: int,
+    part_shas: list[str],
+    part_sizes: list[int],
+    shas: list[str],
+    sizes: list[int],
+) -> None:
+    for offset, (sha, size) in enumerate(zip(part_shas, part_sizes, strict=True)):
+        index = todo[start + offset]
+        shas[index] = sha
+        sizes[index] = size
+
+
+def _threads(
+    job: _Job,
+    chunks: list[tuple[int, int]],
+    shas: list[str],
+    sizes: list[int],
+    found: dict[int, Any],
+    progress: Callable[[int], None] | None,
+) -> None:
+    """The chunks in a few threads (hashlib and reads release the GIL: big files overlap)."""
+    todo = job[4]
+    queue: SimpleQueue[tuple[int, int] | None] = SimpleQueue()
+    for chunk in chunks:
+        queue.put(chunk)
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        try:
+            while (chunk := queue.get()) is not None:
+                start, part_shas, part_sizes, part_found = _digest_range(*chunk, job)
+                with lock:
+                    _merge(todo, start, part_shas, part_sizes, shas, sizes)
+                    found.update(part_found)
+                if progress:
+                    progress(len(part_shas))
+        except BaseException as exc:  # re-raised in the calling thread below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(min(4, len(chunks)))]
+    for thread in threads:
+        queue.put(None)
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]

@@ -8,6 +8,7 @@ tests/unit/test_manifest_format.py. `canonical_json` gives the bytes the capsule
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any, Literal, Self
 
@@ -307,12 +308,63 @@ class Manifest(Model):
         return self
 
     def canonical_json(self) -> bytes:
-        """The canonical bytes: sorted keys, no whitespace, UTF-8. The capsule id hashes these."""
-        return canonical_json(self.model_dump(mode="json"))
+        """The canonical bytes: sorted keys, no whitespace, UTF-8. The capsule id hashes these.
+
+        The file list (most of a big manifest) is written entry by entry, without a dict per
+        file (`_files_json`); the rest as `model_dump` gives it. Same bytes either way
+        (tested), and the plain way whenever the fast one cannot be sure."""
+        files = _files_json(self.files)
+        if files is None:
+            return canonical_json(self.model_dump(mode="json"))
+        mark = f"repro-files-{os.urandom(16).hex()}"
+        rest = self.model_dump(mode="json", exclude={"files"})
+        rest["files"] = mark
+        head, found, tail = canonical_json(rest).partition(f'"files":"{mark}"'.encode())
+        if not found or mark.encode() in tail:
+            return canonical_json(self.model_dump(mode="json"))
+        return b"".join((head, b'"files":', files, tail))
 
     @property
     def payload_size(self) -> int:
         return sum(f.size for f in self.files)
+
+
+_ENTRY_FIELDS = ("link", "mode", "path", "role", "sha256", "size")
+_FAST_FILES = tuple(sorted(FileEntry.model_fields)) == _ENTRY_FIELDS
+
+
+def _files_json(files: list[FileEntry]) -> bytes | None:
+    """`canonical_json` of the entries' model_dump, as one list, written directly (a dict
+    per entry costs ~370 bytes and ~5 us); None when a field is not of the exact type this
+    writes as json.dumps does (then the caller takes the plain way)."""
+    if not _FAST_FILES:
+        return None
+    quote = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
+    chunks: list[bytes] = []
+    pieces: list[str] = []
+    for entry in files:
+        link, mode, size = entry.link, entry.mode, entry.size
+        if type(mode) is not int or type(size) is not int:
+            return None
+        path, role, sha = entry.path, entry.role, entry.sha256
+        if type(path) is not str or type(role) is not str or type(sha) is not str:
+            return None
+        if link is None:
+            target = "null"
+        elif type(link) is str:
+            target = quote(link)
+        else:
+            return None
+        pieces.append(
+            f'{{"link":{target},"mode":{mode},"path":{quote(path)},"role":{quote(role)},'
+            f'"sha256":{quote(sha)},"size":{size}}}'
+        )
+        if len(pieces) == 4096:
+            chunks.append(",".join(pieces).encode())
+            pieces = []
+    if pieces:
+        chunks.append(",".join(pieces).encode())
+    return b"[" + b",".join(chunks) + b"]"
 
 
 def canonical_json(data: Any) -> bytes:

@@ -27,7 +27,6 @@ from repro.capsule.manifest import (
 )
 from repro.capsule.writer import Source
 from repro.capture.environment import EnvironmentBuild
-from repro.capture.files import Listing
 from repro.capture.options import CaptureOptions, Observer
 from repro.capture.plan import Plan
 from repro.capture.results import Results, recorded_variables
@@ -37,7 +36,7 @@ from repro.config.models import Run, point_id
 from repro.env.image import ensure_image
 from repro.env.pythons import PythonInfo
 from repro.env.wheels import WheelTarget, download_wheels
-from repro.hashing import Digest, sha256_bytes, sha256_file
+from repro.hashing import sha256_bytes, sha256_file
 from repro.machine import fingerprint
 from repro.scheduler.scripts import Flavour, render_script
 
@@ -87,7 +86,7 @@ def assemble(
 ) -> Assembled:
     """The stage; `work` holds the saved image with --image."""
     config = plan.config
-    contents = project_contents(snapshot.listing, snapshot.digests, plan.local_data)
+    contents = project_contents(snapshot, plan.local_data)
     add_results(contents, results)
     add_environment(contents, environment)
     jobs, job_files = job_specs(config.runs)
@@ -145,37 +144,49 @@ def file_role(rel: str, data_paths: tuple[str, ...]) -> Role:
     return "notebook" if rel.endswith(".ipynb") else "code"
 
 
-def project_contents(
-    listing: Listing, digests: Mapping[Path, Digest], data_paths: tuple[str, ...]
-) -> Contents:
+def project_contents(snapshot: Snapshot, data_paths: tuple[str, ...]) -> Contents:
     """The project's files under project/, with their role; a symlink is stored as a link."""
     contents = Contents()
-    for f in listing.files:
+    files, sources = contents.files, contents.sources
+    hashed = iter(zip(snapshot.sha256, snapshot.sizes, strict=True))
+    for f in snapshot.listing.files:  # `regular` is this list without the links
         capsule_path = PROJECT_PREFIX + f.rel
+        role = file_role(f.rel, data_paths)
         if f.link_target is not None:
-            contents.files.append(
+            files.append(
                 FileEntry(
                     path=capsule_path,
                     sha256=sha256_bytes(f.link_target.encode()),
                     size=0,
                     mode=0o777,
-                    role=file_role(f.rel, data_paths),
+                    role=role,
                     link=f.link_target,
                 )
             )
             continue
-        d = digests[f.path]
-        contents.files.append(
-            FileEntry(
-                path=capsule_path,
-                sha256=d.sha256,
-                size=d.size,
-                mode=0o755 if f.executable else 0o644,
-                role=file_role(f.rel, data_paths),
-            )
+        sha, size = next(hashed)
+        mode = 0o755 if f.executable else 0o644
+        files.append(
+            lean_entry(FileEntry(path=capsule_path, sha256=sha, size=size, mode=mode, role=role))
         )
-        contents.sources[capsule_path] = Source(f.path, d.size, d.mtime_ns, d.ctime_ns)
+        st = f.stat
+        sources[capsule_path] = Source(
+            f.where, size, st.st_mtime_ns if st else None, st.st_ctime_ns if st else None
+        )
     return contents
+
+
+_FIELDS_SET = {"path", "sha256", "size", "mode", "role"}
+"""What validation records as set for a project file's entry, shared by them all."""
+
+
+def lean_entry(entry: FileEntry) -> FileEntry:
+    """`entry`, validated, with pydantic's record of the fields set shared (one set per
+    entry costs 730 bytes, twice the entry itself; frozen entries never change it, and
+    model_copy copies it before adding to it)."""
+    if entry.__pydantic_fields_set__ == _FIELDS_SET:
+        object.__setattr__(entry, "__pydantic_fields_set__", _FIELDS_SET)
+    return entry
 
 
 def add_results(contents: Contents, results: Results) -> None:

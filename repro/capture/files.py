@@ -6,18 +6,21 @@ import os
 import re
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pathspec
 
 from repro import progress
-from repro.capsule.probe import is_capsule
+from repro.capsule.probe import CAPSULE_SUFFIX, GZIP_SUFFIXES, is_capsule
 from repro.capture.secret_scan import secret_file_reason
 from repro.capture.source import git
 from repro.errors import ProjectFileError, UnsafeSymlinkError
 from repro.execution.outputs import is_pattern, matches
 from repro.hashing import FileStat
+
+CAPSULE_NAMES = (CAPSULE_SUFFIX, *GZIP_SUFFIXES)
 
 BUILTIN_IGNORES = [
     ".git/",
@@ -38,17 +41,24 @@ BUILTIN_IGNORES = [
 ]
 
 
-@dataclass(frozen=True)
-class ProjectFile:
-    """A file (or symlink) of the project, relative to the project root."""
+class ProjectFile(NamedTuple):
+    """A file (or symlink) of the project, relative to the project root.
+
+    A tuple, not an object with a Path: a study of a million files keeps a million of them
+    (a Path costs about 300 bytes and 10 us to build); `path` makes one when asked."""
 
     rel: str
-    path: Path
+    where: str
+    """The file's path as a string: the project's path joined with `rel`."""
     is_link: bool
     link_target: str | None
     executable: bool
-    stat: FileStat | None = field(default=None, compare=False, repr=False)
+    stat: FileStat | None = None
     """The lstat seen when listed (regular files): sizes and the stat cache use it."""
+
+    @property
+    def path(self) -> Path:
+        return Path(self.where)
 
 
 @dataclass(frozen=True)
@@ -88,9 +98,11 @@ def walk_listing(root: Path, project: Path) -> list[str]:
     start = os.fsencode(root)
     rel_start = start[len(base) :].lstrip(b"/")
     stack = [(start, rel_start)]
+    append = found.append
     while stack:
         folder, rel_folder = stack.pop()
         prefix = rel_folder + b"/" if rel_folder else b""
+        text_prefix = _decode(prefix, project)
         subfolders = []
         with os.scandir(folder) as entries:
             for entry in entries:
@@ -98,7 +110,10 @@ def walk_listing(root: Path, project: Path) -> list[str]:
                 if entry.is_dir(follow_symlinks=False):
                     subfolders.append((entry.path, prefix + raw))
                     continue
-                found.append(_decode(prefix + raw, project))
+                try:
+                    append(text_prefix + raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    _decode(prefix + raw, project)  # raises, naming the file
         for path, rel in sorted(subfolders, reverse=True):
             _decode(rel, project)
             stack.append((path, rel))
@@ -176,7 +191,11 @@ def list_project(
     patterns = [e for e in exclude if is_pattern(e)]
     ignored = ignore_matcher(spec)
     allowed = allow_secrets or set()
-    lstat = os.lstat
+    # Per file, only strings and one lstat: no Path (the loop runs a million times).
+    root = os.fspath(project)
+    prefix = "" if root == "." else root if root.endswith("/") else root + "/"
+    lstat, is_reg, is_link, is_dir = os.lstat, stat.S_ISREG, stat.S_ISLNK, stat.S_ISDIR
+    append = files.append
     with progress.meter("listing", total=len(names_set)) as shown:
         for rel in sorted(names_set):
             shown.advance()
@@ -185,27 +204,34 @@ def list_project(
                 continue
             if ignored(rel):
                 continue
-            path = project / rel
+            where = prefix + rel
             try:
-                st = lstat(path)
+                st = lstat(where)
             except FileNotFoundError:
                 # Tracked in git but deleted in the work tree: the capsule holds the work tree.
                 continue
             mode = st.st_mode
-            if stat.S_ISREG(mode):
-                if is_capsule(rel, path):
+            if is_reg(mode):
+                if rel.endswith(CAPSULE_NAMES) and is_capsule(rel, Path(where)):
                     excluded.append(f"{rel} (a repro capsule: capsules are never packed into one)")
                     continue
-                reason = None if rel in allowed else secret_file_reason(rel, path)
+                reason = None if rel in allowed else secret_file_reason(rel, where)
                 if reason is not None:
                     excluded.append(f"{rel} ({reason})")
                     continue
-                files.append(
-                    ProjectFile(rel, path, False, None, bool(mode & 0o111), FileStat.of(st))
+                append(
+                    ProjectFile(
+                        rel,
+                        where,
+                        False,
+                        None,
+                        bool(mode & 0o111),
+                        FileStat(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns),
+                    )
                 )
-            elif stat.S_ISLNK(mode):
-                files.append(_symlink(project, real_root, rel, path))
-            elif stat.S_ISDIR(mode):
+            elif is_link(mode):
+                files.append(_symlink(project, real_root, rel, Path(where)))
+            elif is_dir(mode):
                 continue  # a git submodule appears as a directory; its files are not ours
             else:
                 raise ProjectFileError(f"not a regular file: {rel} (a device, socket or FIFO)")
@@ -225,7 +251,7 @@ def _symlink(project: Path, real_root: Path, rel: str, path: Path) -> ProjectFil
         )
     # Stored relative to the link's own folder, so it resolves the same inside the capsule.
     relative_target = os.path.relpath(resolved, Path(os.path.realpath(path.parent)))
-    return ProjectFile(rel, path, True, Path(relative_target).as_posix(), False)
+    return ProjectFile(rel, str(path), True, Path(relative_target).as_posix(), False)
 
 
 def check_link_targets(files: list[ProjectFile]) -> None:

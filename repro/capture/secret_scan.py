@@ -241,8 +241,9 @@ def _worth_finding(value: str) -> bool:
     )
 
 
-def secret_file_reason(rel: str, path: Path) -> str | None:
-    """Why this file is left out of capsules by default, or None."""
+def secret_file_reason(rel: str, path: Path | str) -> str | None:
+    """Why this file is left out of capsules by default, or None (cheap for most names:
+    it runs for every listed file)."""
     name = rel.rpartition("/")[2]
     if SECRET_FILE_NAME.match(name):
         return "usually holds secrets"
@@ -250,7 +251,7 @@ def secret_file_reason(rel: str, path: Path) -> str | None:
         return "usually holds secrets"
     if name.endswith(PRIVATE_KEY_SUFFIXES):
         try:
-            with path.open("rb") as fh:
+            with open(path, "rb") as fh:  # noqa: PTH123 (path may be a str: no Path per file)
                 head = fh.read(1 << 16)
         except OSError:
             return None

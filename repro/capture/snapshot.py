@@ -3,8 +3,9 @@ file (through the stat cache) and scan it for secrets, before anything runs."""
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from repro.capture.plan import Plan
 from repro.capture.secret_scan import Hit, SecretScanner, fail_on_hits
 from repro.config.models import NotebookSpec
 from repro.errors import FileTooLargeError, NotebookError
-from repro.hashing import Digest, StatCache, hash_files, sha256_bytes
+from repro.hashing import FileStat, StatCache, digest_files, sha256_bytes
 from repro.notebooks import notebook as nbk
 from repro.paths import cache_dir
 
@@ -39,7 +40,10 @@ class Snapshot:
     listing: Listing
     regular: tuple[ProjectFile, ...]
     """The listed files that are not symlinks."""
-    digests: Mapping[Path, Digest]
+    sha256: tuple[str, ...]
+    """Of each of `regular`'s files (aligned with it)."""
+    sizes: tuple[int, ...]
+    """The bytes hashed of each of `regular`'s files."""
     notebooks: tuple[Notebook, ...]
     scanner: SecretScanner
     notes: tuple[str, ...]
@@ -47,15 +51,14 @@ class Snapshot:
 
     @property
     def hashed_bytes(self) -> int:
-        return sum(d.size for d in self.digests.values())
+        return sum(self.sizes)
 
     def capsule_digests(self) -> dict[str, str]:
         """Capsule path -> sha256 of each project file (of its target, for a symlink)."""
+        shas = dict(zip((f.rel for f in self.regular), self.sha256, strict=True))
         return {
             PROJECT_PREFIX + f.rel: (
-                sha256_bytes(f.link_target.encode())
-                if f.link_target is not None
-                else self.digests[f.path].sha256
+                sha256_bytes(f.link_target.encode()) if f.link_target is not None else shas[f.rel]
             )
             for f in self.listing.files
         }
@@ -85,33 +88,50 @@ def take_snapshot(plan: Plan, say: Observer) -> Snapshot:
     scanner = SecretScanner()
     allowed = set(plan.allowed_secrets)
     clean = cache.clean_scans(scanner.rules_digest) if cache else set()
-    scanned: dict[int, list[Hit]] = {}
+    rels = [f.rel for f in regular]
+    stats = [_stat(f) for f in regular]
 
-    def scan_while_hashing(index: int, sha: str, data: bytes) -> None:
-        # The hashing threads hand over each small file's bytes: scanned from memory,
-        # not read a second time (dict stores are atomic under the GIL).
-        rel = regular[index].rel
-        if rel not in allowed and sha not in clean:
-            scanned[index] = scanner.scan_content(data, rel)
+    def scan_while_hashing(index: int, sha: str, data: bytes) -> list[Hit] | None:
+        # Run by the worker that read the file: the secret scan looks at the bytes the
+        # hashing read, not a second read. None: not to scan; [] (or ()): scanned clean.
+        rel = rels[index]
+        if rel in allowed or sha in clean:
+            return None
+        return scanner.scan_content(data, rel) or _CLEAN
 
+    root = os.fspath(project)
+    prefix = "" if root == "." else root if root.endswith("/") else root + "/"
     with progress.meter("hashing and scanning", total=len(regular)) as shown:
-        digests = hash_files(
-            [f.path for f in regular],
-            cache=cache,
-            cache_root=project,
-            stats=[f.stat for f in regular],
-            on_data=scan_while_hashing,
-            progress=lambda _size: shown.advance(),
+        hashed = digest_files(
+            prefix, rels, stats, cache=cache, inspect=scan_while_hashing, progress=shown.advance
         )
     timings["hash"] = time.perf_counter() - t0
 
     say("scanning for secrets")
     t0 = time.perf_counter()
-    scan_project(scanner, cache, regular, digests, allowed, clean=clean, scanned=scanned)
+    scan_project(scanner, cache, regular, hashed.sha256, allowed, clean=clean, scanned=hashed.found)
     timings["scan"] = time.perf_counter() - t0
     return Snapshot(
-        listing, tuple(regular), digests, tuple(notebooks), scanner, tuple(notes), timings
+        listing,
+        tuple(regular),
+        tuple(hashed.sha256),
+        tuple(hashed.sizes),
+        tuple(notebooks),
+        scanner,
+        tuple(notes),
+        timings,
     )
+
+
+_CLEAN: list[Hit] = []
+"""A clean verdict from a worker (shared: a file's own empty list would cost 56 bytes)."""
+
+
+def _stat(f: ProjectFile) -> FileStat:
+    if f.stat is not None:
+        return f.stat
+    st = os.stat(f.where)  # noqa: PTH116 (a str: no Path per file)
+    return FileStat(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 def hash_cache(warn: Observer) -> StatCache:
@@ -165,7 +185,7 @@ def scan_project(
     scanner: SecretScanner,
     cache: StatCache | None,
     files: list[ProjectFile],
-    digests: Mapping[Path, Digest],
+    sha256: Sequence[str],
     allowed: set[str],
     *,
     clean: set[str] | None = None,
@@ -173,8 +193,9 @@ def scan_project(
 ) -> None:
     """Every file not allowed to hold a secret, except those the cache knows are clean.
 
-    `scanned` holds the files (by index in `files`) already scanned from the bytes the
-    hashing read; `clean` the sha256 the cache knows clean (read here when not given)."""
+    `sha256` is aligned with `files`; `scanned` holds the files (by index in `files`)
+    already scanned from the bytes the hashing read ([] when clean); `clean` the sha256 the
+    cache knows clean (read here when not given)."""
     if clean is None:
         clean = cache.clean_scans(scanner.rules_digest) if cache else set()
     done = scanned or {}
@@ -183,7 +204,7 @@ def scan_project(
     with progress.meter("scanning for secrets", total=len(files)) as shown:
         for index, f in enumerate(files):
             shown.advance()
-            sha = digests[f.path].sha256
+            sha = sha256[index]
             found = done.get(index)
             if found is None:
                 if f.rel in allowed or sha in clean:

@@ -230,7 +230,7 @@ def test_project_entries_carry_mode_role_and_links(tmp_path: Path) -> None:
     opts = CaptureOptions(project=root, output=root / "c.tgz", use_hash_cache=False)
     plan = plan_capture(opts)
     snapshot = take_snapshot(plan, lambda _m: None)
-    contents = project_contents(snapshot.listing, snapshot.digests, plan.local_data)
+    contents = project_contents(snapshot, plan.local_data)
     entries = {e.path: e for e in contents.files}
     run, link, data = (
         entries["data/project/run.py"],
@@ -243,7 +243,7 @@ def test_project_entries_carry_mode_role_and_links(tmp_path: Path) -> None:
     assert (data.mode, data.role) == (0o644, "data")
     assert "data/project/link.py" not in contents.sources  # a link has no content to copy
     source = contents.sources["data/project/run.py"]
-    assert isinstance(source, Source) and source.path == root / "run.py"
+    assert isinstance(source, Source) and Path(source.path) == root / "run.py"
 
 
 def test_generated_files_are_entries_with_their_content() -> None:

@@ -179,3 +179,42 @@ def test_a_change_to_an_embedded_config_model_changes_the_digest() -> None:
     dropped = copy.deepcopy(schema)
     del _defs(dropped)["Metadata"]["properties"]["description"]
     assert schema_digest(dropped) != before
+
+
+def test_canonical_json_of_many_files_is_what_model_dump_gives() -> None:
+    """The file list is written entry by entry, without model_dump: the bytes must not move
+    (they are what the capsule id hashes), whatever the names hold."""
+    from repro.capsule.manifest import FileEntry, _files_json, canonical_json
+    from tests.unit.replay_values import manifest
+
+    names = [
+        'a"b',
+        "back\\slash",
+        "tab\there",
+        "ctl\x01\x1f",
+        "é ü 中文 🎉",
+        "\u2028\u2029",
+        "/x",
+        "%",
+    ]
+    files = [
+        FileEntry(
+            path=f"data/project/{name}/{i}",
+            sha256=f"{i:064x}",
+            size=i * 1_000_003,
+            mode=0o755 if i % 2 else 0o644,
+            role="data",
+            link=None if i % 3 else f"../{name}",
+        )
+        for i, name in enumerate(names * 3)
+    ]
+    m = manifest().model_copy(update={"files": files, "notes": ['"files":"x"', "files"]})
+    assert _files_json(files) is not None  # the fast way was taken
+    assert m.canonical_json() == canonical_json(m.model_dump(mode="json"))
+    # An entry that is not of the exact types the fast way writes takes the plain way.
+    odd = FileEntry.model_construct(path="p", sha256="0" * 64, size=True, mode=420, role="code")
+    m = m.model_copy(update={"files": [*files, odd]})
+    assert _files_json(m.files) is None
+    assert m.canonical_json() == canonical_json(m.model_dump(mode="json"))
+    empty = manifest()
+    assert empty.canonical_json() == canonical_json(empty.model_dump(mode="json"))
