@@ -6,15 +6,20 @@ import errno
 import hashlib
 import io
 import os
+import struct
 import tarfile
 import tempfile
+import threading
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO
 
-from isal import igzip_threaded
+from isal import isal_zlib
 
+from repro.capsule.blockcache import COMPRESSOR_ID, BlockCache, CachedBlock
 from repro.capsule.layout import MANIFEST_NAME, SIGNATURE_NAME, member_order, tag_files
 from repro.capsule.manifest import Manifest
 from repro.capsule.tarheader import END_OF_ARCHIVE, member_header, padding
@@ -23,6 +28,12 @@ from repro.progress import meter
 
 COMPRESS_LEVEL = 1
 BLOCK = 1 << 20
+WINDOW = 32 * 1024
+"""Deflate's window: each block is primed with the last WINDOW bytes of the one before."""
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\xff\x00"
+"""What python-isal's threaded writer emits: no flags, mtime 0, XFL 255, OS 0."""
+KEY_PREFIX = b"repro-block-1|%s|%d|%d|" % (COMPRESSOR_ID, COMPRESS_LEVEL, BLOCK)
+ZEROS = memoryview(bytes(BLOCK))
 
 
 @dataclass(frozen=True)
@@ -60,27 +71,160 @@ class _HashingWriter(io.RawIOBase):
         return self._raw.write(data)
 
 
-class _Members:
-    """The tar stream: each member's header, content and zero padding, gathered into large
-    writes to the compressor. The headers are tarfile's PAX format byte for byte
-    (`member_header`), without a TarInfo per file nor tarfile's list of every member."""
+class _CacheLost(Exception):
+    """A cached block checked good when planned was gone or damaged when used."""
 
-    def __init__(self, out: BinaryIO, mtime: int) -> None:
+
+def _compressor() -> Any:
+    return isal_zlib._ParallelCompress(
+        buffersize=BLOCK + max(BLOCK // 10, 500), level=COMPRESS_LEVEL
+    )
+
+
+class _Blocks:
+    """The gzip member python-isal's threaded writer makes of the tar stream, byte for byte:
+    its header, each 1 MiB block deflated on its own (primed with the last 32 KiB of the
+    block before, ended by a sync flush), an empty final block, CRC-32 and size. A block the
+    cache holds is copied from it; the others are compressed on `threads` threads (and
+    stored for the next capture)."""
+
+    def __init__(
+        self, out: BinaryIO, threads: int, cache: BlockCache | None, hits: set[int]
+    ) -> None:
         self._out = out
+        self._threads = max(1, threads)
+        self._cache = cache
+        self._hits = hits
+        self._pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._pending: deque[tuple[str, Future[tuple[bytes, int]], int, bytes, bool]] = deque()
+        self._prev_tail = b""
+        self._crc = 0
+        self._size = 0
+        out.write(GZIP_HEADER)
+
+    def _compress(self, data: bytes, zdict: bytes) -> tuple[bytes, int]:
+        compressor = getattr(self._local, "compressor", None)
+        if compressor is None:
+            compressor = self._local.compressor = _compressor()
+        compressed, crc = compressor.compress_and_crc(data, zdict)
+        return bytes(compressed), int(crc)
+
+    def block(self, index: int, key: str, data: bytearray) -> None:
+        future: Future[tuple[bytes, int]]
+        if index in self._hits and self._cache is not None:
+            cached = self._cache.get(key)
+            if cached is None:
+                raise _CacheLost
+            self._cache.touch(key)
+            future = Future()
+            future.set_result((cached.compressed, cached.crc))
+            tail, store = cached.tail, False
+        else:
+            block = bytes(data)
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="deflate")
+            future = self._pool.submit(self._compress, block, self._prev_tail[-WINDOW:])
+            tail, store = block[-WINDOW:], self._cache is not None
+        self._prev_tail = tail
+        self._pending.append((key, future, len(data), tail, store))
+        while len(self._pending) > 2 * self._threads:
+            self._write_one()
+
+    def _write_one(self) -> None:
+        key, future, length, tail, store = self._pending.popleft()
+        compressed, crc = future.result()
+        self._out.write(compressed)
+        self._crc = isal_zlib.crc32_combine(self._crc, crc, length)
+        self._size += length
+        if store and self._cache is not None:
+            self._cache.put(key, CachedBlock(compressed=compressed, crc=crc, tail=tail))
+
+    def finish(self) -> None:
+        while self._pending:
+            self._write_one()
+        self._out.write(isal_zlib.compress(b"", wbits=-15))
+        self._out.write(struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Members:
+    """The tar stream: each member's header, content and zero padding, cut into 1 MiB blocks.
+    The headers are tarfile's PAX format byte for byte (`member_header`), without a TarInfo
+    per file nor tarfile's list of every member.
+
+    Each block is also described (a sha256 over its headers and padding, and over the
+    sha256, offset and length of each file slice in it) and keyed by its description and
+    the previous block's, which fixes its compressed bytes. With no `sink` this only plans:
+    it lists the keys, reading no file. Writing, a file whose blocks are all in `hits` is
+    not read at all (its bytes there are a placeholder: the cached block replaces them)."""
+
+    def __init__(self, mtime: int, sink: _Blocks | None = None, hits: set[int] | None = None):
         self._mtime = mtime
+        self._sink = sink
+        self._hits = hits or set()
         self._buf = bytearray()
+        self._fill = 0
+        self._desc = hashlib.sha256()
+        self._prev = b""
+        self._run: tuple[str, int, int] | None = None
+        self.keys: list[str] = []
         self.offset = 0
 
-    def _put(self, data: bytes | bytearray | memoryview) -> None:
-        self._buf += data
-        self.offset += len(data)
-        if len(self._buf) >= BLOCK:
-            # Whole blocks only: the compressor deflates each write as a block (primed with
-            # the previous one), so the capsule's bytes depend on the tar stream alone, not
-            # on where its members begin and end.
-            whole = len(self._buf) - len(self._buf) % BLOCK
-            self._out.write(self._buf[:whole])
-            del self._buf[:whole]
+    def _flush_run(self) -> None:
+        """Describe the run of one file's bytes just put (however they were cut)."""
+        if self._run is not None:
+            ref, at, n = self._run
+            self._desc.update(b"F%s:%d:%d:" % (ref.encode(), at, n))
+            self._run = None
+
+    def _end_block(self) -> None:
+        self._flush_run()
+        digest = self._desc.digest()
+        key = hashlib.sha256(KEY_PREFIX + self._prev + digest).hexdigest()
+        self._prev = digest
+        self._desc = hashlib.sha256()
+        if self._sink is not None:
+            self._sink.block(len(self.keys), key, self._buf)
+            self._buf = bytearray()
+        self.keys.append(key)
+        self._fill = 0
+
+    def _put(
+        self, data: bytes | bytearray | memoryview, ref: str | None = None, at: int = 0
+    ) -> None:
+        """Bytes of the stream; for a file's content, `ref` is its sha256 and `at` the
+        offset of `data` in it."""
+        view = memoryview(data)
+        pos = 0
+        while pos < len(view):
+            piece = view[pos : pos + BLOCK - self._fill]
+            if ref is None:
+                self._flush_run()
+                self._desc.update(b"B%d:" % len(piece))
+                self._desc.update(piece)
+            elif self._run is not None and self._run[0] == ref and sum(self._run[1:]) == at + pos:
+                self._run = (ref, self._run[1], self._run[2] + len(piece))
+            else:
+                self._flush_run()
+                self._run = (ref, at + pos, len(piece))
+            if self._sink is not None:
+                self._buf += piece
+            self._fill += len(piece)
+            pos += len(piece)
+            if self._fill == BLOCK:
+                self._end_block()
+        self.offset += len(view)
+
+    def _put_unread(self, size: int, ref: str) -> None:
+        at = 0
+        while at < size:
+            n = min(size - at, BLOCK)
+            self._put(ZEROS[:n], ref, at)
+            at += n
 
     def add_bytes(self, name: str, data: bytes, mode: int) -> None:
         self._put(member_header(name, len(data), mode, self._mtime))
@@ -94,7 +238,18 @@ class _Members:
         self, name: str, mode: int, source: Source, sha256: str, buffer: bytearray
     ) -> None:
         """A file from disk, refused if it is not the one hashed: another size, mtime or ctime
-        when opened, or other bytes (or byte count) when read."""
+        when opened, or other bytes (or byte count) when read. Not opened when every block
+        it lies in comes from the cache (or when only planning)."""
+        size = source.size
+        self._put(member_header(name, size, mode, self._mtime))
+        first, last = self.offset // BLOCK, (self.offset + size - 1) // BLOCK
+        if self._sink is None or all(b in self._hits for b in range(first, last + 1)):
+            self._put_unread(size, sha256)
+        else:
+            self._read_file(source, sha256, buffer)
+        self._put(padding(size))
+
+    def _read_file(self, source: Source, sha256: str, buffer: bytearray) -> None:
         try:
             fd = os.open(source.path, os.O_RDONLY)
         except FileNotFoundError:
@@ -110,39 +265,38 @@ class _Members:
             ):
                 raise _changed(source.path)
             size = source.size
-            self._put(member_header(name, size, mode, self._mtime))
             if size <= BLOCK:
                 data = os.read(fd, size)
                 while len(data) < size and (more := os.read(fd, size - len(data))):
                     data += more
                 if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
                     raise _changed(source.path)
-                self._put(data)
+                self._put(data, sha256)
             else:
                 digest = hashlib.sha256()
                 view = memoryview(buffer)
-                remaining = size
-                while remaining:
-                    n = os.readv(fd, [view[: min(remaining, len(buffer))]])
+                at = 0
+                while at < size:
+                    n = os.readv(fd, [view[: min(size - at, len(buffer))]])
                     if not n:
                         raise _changed(source.path)  # shrank while it was read
                     digest.update(view[:n])
-                    self._put(view[:n])
-                    remaining -= n
+                    self._put(view[:n], sha256, at)
+                    at += n
                 # Rewritten in place after the check above (same size), or hashed wrong
                 # earlier (a stale stat-cache entry): the archive would not verify.
                 if digest.hexdigest() != sha256:
                     raise _changed(source.path)
-            self._put(padding(size))
         finally:
             os.close(fd)
 
     def close(self) -> None:
-        """End of archive: two zero blocks, then zeros to a whole record, as tarfile does."""
+        """End of archive: two zero blocks, then zeros to a whole record, as tarfile does;
+        the last (short) block."""
         self._put(END_OF_ARCHIVE)
         self._put(b"\0" * (-self.offset % tarfile.RECORDSIZE))
-        self._out.write(self._buf)
-        self._buf = bytearray()
+        if self._fill:
+            self._end_block()
 
 
 def _changed(path: Path) -> FileChangedError:
@@ -177,16 +331,20 @@ def write_capsule(
     mtime: int,
     threads: int = 2,
     progress: Callable[[int], None] | None = None,
+    cache: BlockCache | None = None,
 ) -> WrittenCapsule:
     """Write every member in the layout's one order; the destination appears only when done.
 
     Same manifest, same sources, same mtime -> same bytes: owners, modes and times are fixed,
     the gzip header carries no time or name, and the tar stream is compressed in fixed 1 MiB
-    blocks (each primed with the previous), whatever the members.
+    blocks (each primed with the previous), whatever the members. With a `cache`, blocks an
+    earlier capsule had are copied from it (their files are not read) and the others are
+    stored in it: the bytes are the same either way.
     """
     manifest_bytes = manifest.canonical_json()
     tags = tag_files(manifest, manifest_bytes)
     entries = {f.path: f for f in manifest.files}
+    order = member_order(manifest, signature is not None)
     dest = dest.absolute()
     if not dest.parent.is_dir():
         raise OutputWriteError(f"output folder does not exist: {dest.parent}")
@@ -195,6 +353,41 @@ def write_capsule(
             f"the capsule file would replace a folder: {dest}",
             hint="give a file name, e.g. -o study.capsule.tgz",
         )
+
+    def members(out: _Members, buffer: bytearray, shown: Callable[[], None] | None) -> None:
+        for name in order:
+            if shown:
+                shown()
+            if name == MANIFEST_NAME:
+                data = manifest_bytes
+            elif name == SIGNATURE_NAME:
+                data = signature or b""
+            elif name in tags:
+                data = tags[name]
+            else:
+                entry = entries[name]
+                if entry.link is not None:
+                    out.add_link(name, entry.link)
+                    continue
+                src = sources[name]
+                if isinstance(src, Source):
+                    out.add_file(name, entry.mode, src, entry.sha256, buffer)
+                    if progress and shown:
+                        progress(entry.size)
+                    continue
+                data = src
+            mode = entries[name].mode if name in entries else 0o644
+            out.add_bytes(name, data, mode)
+        out.close()
+
+    hits: set[int] = set()
+    keys: list[str] = []
+    if cache is not None:
+        plan = _Members(mtime)
+        members(plan, bytearray(), None)
+        keys = plan.keys
+        # Checked here (and again when copied): a damaged entry is removed, its block redone.
+        hits = {i for i, key in enumerate(keys) if cache.get(key) is not None}
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".repro-tmp-{dest.name}.", dir=dest.parent)
     except OSError as exc:
@@ -202,40 +395,21 @@ def write_capsule(
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as raw:
-            hashing = _HashingWriter(raw)
-            gz = cast(
-                BinaryIO,
-                igzip_threaded.open(  # type: ignore[no-untyped-call]
-                    hashing, "wb", compresslevel=COMPRESS_LEVEL, threads=threads, block_size=BLOCK
-                ),
-            )
-            members = _Members(gz, mtime)
-            buffer = bytearray(BLOCK)
-            order = member_order(manifest, signature is not None)
-            with gz, meter("writing", total=len(order)) as shown:
-                for name in order:
-                    shown.advance()
-                    if name == MANIFEST_NAME:
-                        data = manifest_bytes
-                    elif name == SIGNATURE_NAME:
-                        data = signature or b""
-                    elif name in tags:
-                        data = tags[name]
-                    else:
-                        entry = entries[name]
-                        if entry.link is not None:
-                            members.add_link(name, entry.link)
-                            continue
-                        src = sources[name]
-                        if isinstance(src, Source):
-                            members.add_file(name, entry.mode, src, entry.sha256, buffer)
-                            if progress:
-                                progress(entry.size)
-                            continue
-                        data = src
-                    mode = entries[name].mode if name in entries else 0o644
-                    members.add_bytes(name, data, mode)
-                members.close()
+            while True:
+                hashing = _HashingWriter(raw)
+                blocks = _Blocks(hashing, threads, cache, hits)  # type: ignore[arg-type]
+                try:
+                    with meter("writing", total=len(order)) as shown:
+                        members(_Members(mtime, blocks, hits), bytearray(BLOCK), shown.advance)
+                    blocks.finish()
+                    break
+                except _CacheLost:
+                    # An entry went between planning and copying: write it all afresh.
+                    raw.seek(0)
+                    raw.truncate()
+                    hits = set()
+                finally:
+                    blocks.close()
             raw.flush()
             os.fsync(raw.fileno())
         tmp.chmod(0o644)
@@ -246,6 +420,9 @@ def write_capsule(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if cache is not None:
+        cache.hits += len(hits)
+        cache.trim(set(keys))
     return WrittenCapsule(
         path=dest,
         size=hashing.size,
