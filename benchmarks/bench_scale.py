@@ -106,7 +106,7 @@ def warm(root: Path) -> None:
     subprocess.run(["sh", "-c", f"tar cf - -C {root} . | cat > /dev/null"], check=True)
 
 
-def bench_size(project: Path, n: int, work: Path) -> dict[str, object]:
+def bench_size(project: Path, n: int, work: Path, second_only: bool = False) -> dict[str, object]:
     py = sys.executable
     cache = work / "cache"
     env = repro_env(cache)
@@ -127,6 +127,16 @@ def bench_size(project: Path, n: int, work: Path) -> dict[str, object]:
         capsule.read_bytes() == (work / "c2.tgz").read_bytes()
     )
     (work / "c2.tgz").unlink()
+    first, second = row["repro_capture_first"], row["repro_capture_second"]
+    out["second_pct_of_first"] = {
+        "wall": round(100 * float(second["wall_s"]) / float(first["wall_s"]), 1),  # type: ignore[arg-type]
+        "cpu": round(100 * float(second["cpu_s"]) / float(first["cpu_s"]), 1),  # type: ignore[arg-type]
+    }
+    if second_only:
+        out["runs"] = row
+        shutil.rmtree(cache, ignore_errors=True)
+        capsule.unlink(missing_ok=True)
+        return out
     for label, cmd in {
         "tar_czf": f"tar czf {work}/t.tgz -C {project} .",
         "tar_pigz_1_p2": f"tar cf - -C {project} . | pigz -1 -p 2 > {work}/t.tgz",
@@ -193,18 +203,21 @@ def table(results: list[dict]) -> str:
     lines += [
         "",
         "| files | list s | hash+scan s | scan (rest) s | write s "
-        "| second: list / hash / scan / write s | sha256sum -P 2 wall, CPU s |",
-        "|---|---|---|---|---|---|---|",
+        "| second: list / hash / scan / write s | second % of first (wall, CPU) "
+        "| sha256sum -P 2 wall, CPU s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for res in results:
         runs = res["runs"]
         t1 = runs["repro_capture_first"]["timings"]
         t2 = runs["repro_capture_second"]["timings"]
         sha = runs.get("sha256sum_xargs_p2", {})
+        pct = res.get("second_pct_of_first", {})
         lines.append(
             f"| {res['files']:,} | {t1['list']:.2f} | {t1['hash']:.2f} | {t1['scan']:.2f} | "
             f"{t1['write']:.2f} | {t2['list']:.2f} / {t2['hash']:.2f} / {t2['scan']:.2f} / "
-            f"{t2['write']:.2f} | {sha.get('wall_s', '-')}, {sha.get('cpu_s', '-')} |"
+            f"{t2['write']:.2f} | {pct.get('wall', '-')} %, {pct.get('cpu', '-')} % | "
+            f"{sha.get('wall_s', '-')}, {sha.get('cpu_s', '-')} |"
         )
     return "\n".join(lines)
 
@@ -217,6 +230,11 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, default=RESULTS / "scale.json")
     parser.add_argument("--keep-data", action="store_true", help="leave the datasets in place")
+    parser.add_argument(
+        "--second-only",
+        action="store_true",
+        help="only the first and second captures (the second as %% of the first)",
+    )
     args = parser.parse_args()
     base = args.data_dir / "repro-bench-scale"
     base.mkdir(parents=True, exist_ok=True)
@@ -228,7 +246,7 @@ def main() -> None:
         project = ensure(base, n)
         work = Path(tempfile.mkdtemp(prefix="run-", dir=base))
         try:
-            results.append(bench_size(project, n, work))
+            results.append(bench_size(project, n, work, args.second_only))
         finally:
             shutil.rmtree(work, ignore_errors=True)
             if not args.keep_data:

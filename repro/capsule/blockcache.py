@@ -58,9 +58,9 @@ class BlockCache:
     def _path(self, key: str) -> Path:
         return self.root / key
 
-    def get(self, key: str) -> CachedBlock | None:
-        """The entry, checked against the sha256 it carries; None when absent or damaged
-        (a damaged one is removed)."""
+    def get_raw(self, key: str) -> bytes | None:
+        """An entry's body, checked against the sha256 it carries; None when absent or
+        damaged (a damaged one is removed)."""
         try:
             data = self._path(key).read_bytes()
         except OSError:
@@ -69,16 +69,20 @@ class BlockCache:
         if (
             not data.startswith(MAGIC)
             or hashlib.sha256(body).digest() != data[len(MAGIC) : len(MAGIC) + 32]
-            or len(body) < _HEAD.size
         ):
             self.damaged += 1
             self._path(key).unlink(missing_ok=True)
             return None
+        return body
+
+    def get(self, key: str) -> CachedBlock | None:
+        """A block, checked (see get_raw)."""
+        body = self.get_raw(key)
+        if body is None or len(body) < _HEAD.size:
+            return None
         crc, tail_len = _HEAD.unpack_from(body)
         start = _HEAD.size + tail_len
         if start > len(body):
-            self.damaged += 1
-            self._path(key).unlink(missing_ok=True)
             return None
         return CachedBlock(compressed=body[start:], crc=crc, tail=body[_HEAD.size : start])
 
@@ -87,8 +91,10 @@ class BlockCache:
             os.utime(self._path(key))
 
     def put(self, key: str, block: CachedBlock) -> None:
+        self.put_raw(key, _HEAD.pack(block.crc, len(block.tail)) + block.tail + block.compressed)
+
+    def put_raw(self, key: str, body: bytes) -> None:
         """Store an entry (atomically); a full disk or a read-only cache only loses it."""
-        body = _HEAD.pack(block.crc, len(block.tail)) + block.tail + block.compressed
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.root)

@@ -10,6 +10,7 @@ import struct
 import tarfile
 import tempfile
 import threading
+from array import array
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -110,7 +111,8 @@ class _Blocks:
         compressed, crc = compressor.compress_and_crc(data, zdict)
         return bytes(compressed), int(crc)
 
-    def block(self, index: int, key: str, data: bytearray) -> None:
+    def block(self, index: int, key: str, data: bytearray, length: int) -> None:
+        """Block `index` (`length` bytes of the stream); `data` holds them unless it is a hit."""
         future: Future[tuple[bytes, int]]
         if index in self._hits and self._cache is not None:
             cached = self._cache.get(key)
@@ -121,13 +123,15 @@ class _Blocks:
             future.set_result((cached.compressed, cached.crc))
             tail, store = cached.tail, False
         else:
+            if len(data) != length:  # a skipped member in a block to compress: a bug
+                raise RuntimeError(f"block {index} is incomplete ({len(data)} of {length})")
             block = bytes(data)
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="deflate")
             future = self._pool.submit(self._compress, block, self._prev_tail[-WINDOW:])
             tail, store = block[-WINDOW:], self._cache is not None
         self._prev_tail = tail
-        self._pending.append((key, future, len(data), tail, store))
+        self._pending.append((key, future, length, tail, store))
         while len(self._pending) > 2 * self._threads:
             self._write_one()
 
@@ -162,17 +166,53 @@ class _Members:
     it lists the keys, reading no file. Writing, a file whose blocks are all in `hits` is
     not read at all (its bytes there are a placeholder: the cached block replaces them)."""
 
-    def __init__(self, mtime: int, sink: _Blocks | None = None, hits: set[int] | None = None):
+    def __init__(
+        self,
+        mtime: int,
+        sink: _Blocks | None = None,
+        hits: set[int] | None = None,
+        plan: _Plan | None = None,
+    ) -> None:
         self._mtime = mtime
         self._sink = sink
         self._hits = hits or set()
+        self._plan = plan
         self._buf = bytearray()
         self._fill = 0
         self._desc = hashlib.sha256()
         self._prev = b""
         self._run: tuple[str, int, int] | None = None
         self.keys: list[str] = []
+        self.starts = array("q")
+        """Planning: where each member begins in the stream (then where the end begins)."""
         self.offset = 0
+        self._member = 0
+
+    def begin(self) -> bool:
+        """Before each member: True when it is to be skipped, every block it lies in coming
+        from the cache (known from the plan, so not even its header is made)."""
+        index = self._member
+        self._member += 1
+        if self._sink is None:
+            self.starts.append(self.offset)
+            return False
+        if self._plan is None or not self._hits:
+            return False
+        start, end = self._plan.starts[index], self._plan.starts[index + 1]
+        if end == start or not all(
+            b in self._hits for b in range(start // BLOCK, (end - 1) // BLOCK + 1)
+        ):
+            return False
+        # Skip it: its bytes lie only in blocks the cache replaces.
+        n = end - start
+        while n:
+            step = min(n, BLOCK - self._fill)
+            self._fill += step
+            self.offset += step
+            n -= step
+            if self._fill == BLOCK:
+                self._end_block()
+        return True
 
     def _flush_run(self) -> None:
         """Describe the run of one file's bytes just put (however they were cut)."""
@@ -182,13 +222,16 @@ class _Members:
             self._run = None
 
     def _end_block(self) -> None:
-        self._flush_run()
-        digest = self._desc.digest()
-        key = hashlib.sha256(KEY_PREFIX + self._prev + digest).hexdigest()
-        self._prev = digest
-        self._desc = hashlib.sha256()
-        if self._sink is not None:
-            self._sink.block(len(self.keys), key, self._buf)
+        index = len(self.keys)
+        if self._sink is None:
+            self._flush_run()
+            digest = self._desc.digest()
+            key = hashlib.sha256(KEY_PREFIX + self._prev + digest).hexdigest()
+            self._prev = digest
+            self._desc = hashlib.sha256()
+        else:
+            key = self._plan.keys[index] if self._plan is not None else ""
+            self._sink.block(index, key, self._buf, self._fill)
             self._buf = bytearray()
         self.keys.append(key)
         self._fill = 0
@@ -200,9 +243,12 @@ class _Members:
         offset of `data` in it."""
         view = memoryview(data)
         pos = 0
+        planning = self._sink is None
         while pos < len(view):
             piece = view[pos : pos + BLOCK - self._fill]
-            if ref is None:
+            if not planning:
+                self._buf += piece
+            elif ref is None:
                 self._flush_run()
                 self._desc.update(b"B%d:" % len(piece))
                 self._desc.update(piece)
@@ -211,8 +257,6 @@ class _Members:
             else:
                 self._flush_run()
                 self._run = (ref, at + pos, len(piece))
-            if self._sink is not None:
-                self._buf += piece
             self._fill += len(piece)
             pos += len(piece)
             if self._fill == BLOCK:
@@ -293,10 +337,40 @@ class _Members:
     def close(self) -> None:
         """End of archive: two zero blocks, then zeros to a whole record, as tarfile does;
         the last (short) block."""
+        if self._sink is None:
+            self.starts.append(self.offset)
         self._put(END_OF_ARCHIVE)
         self._put(b"\0" * (-self.offset % tarfile.RECORDSIZE))
         if self._fill:
             self._end_block()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    keys: list[str]
+    """Each block's key."""
+    starts: array[int]
+    """Where each member begins in the tar stream, then where the end of archive does."""
+
+
+def _load_plan(cache: BlockCache, key: str, members: int) -> _Plan | None:
+    body = cache.get_raw(key)
+    if body is None or len(body) < 8:
+        return None
+    (count,) = struct.unpack_from("<Q", body)
+    tail = body[8 + 32 * count :]
+    if len(body) < 8 + 32 * count or len(tail) != 8 * (members + 1):
+        return None
+    starts = array("q")
+    starts.frombytes(tail)
+    keys = [body[8 + 32 * i : 8 + 32 * (i + 1)].hex() for i in range(count)]
+    cache.touch(key)
+    return _Plan(keys, starts)
+
+
+def _store_plan(cache: BlockCache, key: str, plan: _Plan) -> None:
+    body = struct.pack("<Q", len(plan.keys)) + b"".join(bytes.fromhex(k) for k in plan.keys)
+    cache.put_raw(key, body + plan.starts.tobytes())
 
 
 def _changed(path: Path) -> FileChangedError:
@@ -358,6 +432,11 @@ def write_capsule(
         for name in order:
             if shown:
                 shown()
+            if out.begin():
+                entry = entries.get(name)
+                if progress and shown and entry is not None and entry.link is None:
+                    progress(entry.size)
+                continue
             if name == MANIFEST_NAME:
                 data = manifest_bytes
             elif name == SIGNATURE_NAME:
@@ -382,12 +461,28 @@ def write_capsule(
 
     hits: set[int] = set()
     keys: list[str] = []
+    plan = None
     if cache is not None:
-        plan = _Members(mtime)
-        members(plan, bytearray(), None)
-        keys = plan.keys
+        # The plan is a function of the manifest, the signature and the mtime: kept too.
+        plan_key = (
+            hashlib.sha256(
+                KEY_PREFIX
+                + b"plan|%d|" % mtime
+                + (hashlib.sha256(signature).digest() if signature is not None else b"")
+                + b"|"
+                + hashlib.sha256(manifest_bytes).digest()
+            ).hexdigest()
+            + ".plan"
+        )
+        plan = _load_plan(cache, plan_key, len(order))
+        if plan is None:
+            planned = _Members(mtime)
+            members(planned, bytearray(), None)
+            plan = _Plan(planned.keys, planned.starts)
+            _store_plan(cache, plan_key, plan)
+        keys = [*plan.keys, plan_key]
         # Checked here (and again when copied): a damaged entry is removed, its block redone.
-        hits = {i for i, key in enumerate(keys) if cache.get(key) is not None}
+        hits = {i for i, key in enumerate(plan.keys) if cache.get(key) is not None}
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".repro-tmp-{dest.name}.", dir=dest.parent)
     except OSError as exc:
@@ -400,7 +495,9 @@ def write_capsule(
                 blocks = _Blocks(hashing, threads, cache, hits)  # type: ignore[arg-type]
                 try:
                     with meter("writing", total=len(order)) as shown:
-                        members(_Members(mtime, blocks, hits), bytearray(BLOCK), shown.advance)
+                        members(
+                            _Members(mtime, blocks, hits, plan), bytearray(BLOCK), shown.advance
+                        )
                     blocks.finish()
                     break
                 except _CacheLost:
