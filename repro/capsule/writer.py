@@ -199,10 +199,18 @@ class _Members:
         if self._plan is None or not self._hits:
             return False
         start, end = self._plan.starts[index], self._plan.starts[index + 1]
-        if end == start or not all(
-            b in self._hits for b in range(start // BLOCK, (end - 1) // BLOCK + 1)
+        first, last = start // BLOCK, (end - 1) // BLOCK
+        if end == start or not (
+            first in self._hits
+            if first == last
+            else all(b in self._hits for b in range(first, last + 1))
         ):
             return False
+        n = end - start
+        if self._fill + n < BLOCK:  # the usual case: inside the block
+            self._fill += n
+            self.offset += n
+            return True
         # Skip it: its bytes lie only in blocks the cache replaces.
         n = end - start
         while n:
