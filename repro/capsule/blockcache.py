@@ -27,7 +27,7 @@ from pathlib import Path
 
 import isal
 
-from repro.paths import cache_dir
+from repro.paths import cache_dir, mark_used
 
 BLOCK_CACHE_ENV = "REPRO_BLOCK_CACHE"
 BLOCK_CACHE_MAX_ENV = "REPRO_BLOCK_CACHE_MAX"
@@ -137,4 +137,5 @@ def default_block_cache() -> BlockCache | None:
         cap = int(os.environ.get(BLOCK_CACHE_MAX_ENV, DEFAULT_MAX_BYTES))
     except ValueError:
         cap = DEFAULT_MAX_BYTES
+    mark_used("blocks", "store")  # `repro cache prune` leaves it alone while this runs
     return BlockCache(cache_dir() / "blocks" / "store", max_bytes=cap)

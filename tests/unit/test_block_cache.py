@@ -203,3 +203,25 @@ def test_cache_is_capped_least_recently_used_first(
         run(project, env / f"{name}.tgz", monkeypatch)
         kept.append(set(store(env)))
     assert kept[1] and not kept[1] & kept[0]  # a's blocks went; b's (in use) stayed
+
+
+def test_cache_list_shows_the_blocks_and_prune_removes_them(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from repro import paths
+    from repro.cache import list_cache, prune_cache
+
+    project = env / "p"
+    (project / "data").mkdir(parents=True)
+    (project / "data" / "x.bin").write_bytes(random.Random(1).randbytes(1_500_000))  # noqa: S311
+    (project / "repro.toml").write_text('[capsule]\ntitle = "p"\n')
+    first = run(project, env / "a.tgz", monkeypatch)
+    [entry] = list_cache(["blocks"]).entries
+    assert entry.name == "store" and entry.size > len(first) and entry.in_use  # by this capture
+    for stamp, fd in list(paths._HELD.items()):  # as if that capture had ended
+        if stamp.parent.name == "blocks":
+            os.close(fd)
+            del paths._HELD[stamp]
+    assert [e.name for e in prune_cache(everything=True, kinds=["blocks"]).removed] == ["store"]
+    assert not (env / "cache" / "blocks" / "store").exists()
+    assert run(project, env / "b.tgz", monkeypatch) == first
