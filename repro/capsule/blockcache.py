@@ -86,6 +86,14 @@ class BlockCache:
             return None
         return CachedBlock(compressed=body[start:], crc=crc, tail=body[_HEAD.size : start])
 
+    def empty(self) -> bool:
+        """Nothing stored (or no store yet)."""
+        try:
+            with os.scandir(self.root) as listing:
+                return next(listing, None) is None
+        except OSError:
+            return True
+
     def touch(self, key: str) -> None:
         with contextlib.suppress(OSError):
             os.utime(self._path(key))

@@ -172,9 +172,11 @@ class _Members:
         sink: _Blocks | None = None,
         hits: set[int] | None = None,
         plan: _Plan | None = None,
+        describe: bool | None = None,
     ) -> None:
         self._mtime = mtime
         self._sink = sink
+        self._describe = sink is None if describe is None else describe
         self._hits = hits or set()
         self._plan = plan
         self._buf = bytearray()
@@ -193,10 +195,9 @@ class _Members:
         from the cache (known from the plan, so not even its header is made)."""
         index = self._member
         self._member += 1
-        if self._sink is None:
+        if self._describe:
             self.starts.append(self.offset)
-            return False
-        if self._plan is None or not self._hits:
+        if self._sink is None or self._plan is None or not self._hits:
             return False
         start, end = self._plan.starts[index], self._plan.starts[index + 1]
         first, last = start // BLOCK, (end - 1) // BLOCK
@@ -231,7 +232,7 @@ class _Members:
 
     def _end_block(self) -> None:
         index = len(self.keys)
-        if self._sink is None:
+        if self._describe:
             self._flush_run()
             digest = self._desc.digest()
             key = hashlib.sha256(KEY_PREFIX + self._prev + digest).hexdigest()
@@ -239,6 +240,7 @@ class _Members:
             self._desc = hashlib.sha256()
         else:
             key = self._plan.keys[index] if self._plan is not None else ""
+        if self._sink is not None:
             self._sink.block(index, key, self._buf, self._fill)
             self._buf = bytearray()
         self.keys.append(key)
@@ -251,11 +253,13 @@ class _Members:
         offset of `data` in it."""
         view = memoryview(data)
         pos = 0
-        planning = self._sink is None
+        writing, describe = self._sink is not None, self._describe
         while pos < len(view):
             piece = view[pos : pos + BLOCK - self._fill]
-            if not planning:
+            if writing:
                 self._buf += piece
+            if not describe:
+                pass
             elif ref is None:
                 self._flush_run()
                 self._desc.update(b"B%d:" % len(piece))
@@ -345,7 +349,7 @@ class _Members:
     def close(self) -> None:
         """End of archive: two zero blocks, then zeros to a whole record, as tarfile does;
         the last (short) block."""
-        if self._sink is None:
+        if self._describe:
             self.starts.append(self.offset)
         self._put(END_OF_ARCHIVE)
         self._put(b"\0" * (-self.offset % tarfile.RECORDSIZE))
@@ -470,6 +474,7 @@ def write_capsule(
     hits: set[int] = set()
     keys: list[str] = []
     plan = None
+    plan_key = ""
     if cache is not None:
         # The plan is a function of the manifest, the signature and the mtime: kept too.
         plan_key = (
@@ -483,14 +488,18 @@ def write_capsule(
             + ".plan"
         )
         plan = _load_plan(cache, plan_key, len(order))
-        if plan is None:
+        if plan is None and cache.empty():
+            pass  # nothing to reuse: the writing pass describes the blocks itself
+        elif plan is None:
             planned = _Members(mtime)
             members(planned, bytearray(), None)
             plan = _Plan(planned.keys, planned.starts)
             _store_plan(cache, plan_key, plan)
-        keys = [*plan.keys, plan_key]
-        # Checked here (and again when copied): a damaged entry is removed, its block redone.
-        hits = {i for i, key in enumerate(plan.keys) if cache.get(key) is not None}
+        if plan is not None:
+            keys = [*plan.keys, plan_key]
+            # Checked here (and again when copied): a damaged entry is removed, its block
+            # redone.
+            hits = {i for i, key in enumerate(plan.keys) if cache.get(key) is not None}
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".repro-tmp-{dest.name}.", dir=dest.parent)
     except OSError as exc:
@@ -502,11 +511,14 @@ def write_capsule(
                 hashing = _HashingWriter(raw)
                 blocks = _Blocks(hashing, threads, cache, hits)  # type: ignore[arg-type]
                 try:
+                    describe = cache is not None and plan is None
+                    stream = _Members(mtime, blocks, hits, plan, describe)
                     with meter("writing", total=len(order)) as shown:
-                        members(
-                            _Members(mtime, blocks, hits, plan), bytearray(BLOCK), shown.advance
-                        )
+                        members(stream, bytearray(BLOCK), shown.advance)
                     blocks.finish()
+                    if cache is not None and describe:
+                        _store_plan(cache, plan_key, _Plan(stream.keys, stream.starts))
+                        keys = [*stream.keys, plan_key]
                     break
                 except _CacheLost:
                     # An entry went between planning and copying: write it all afresh.
