@@ -8,6 +8,8 @@ run, side by side, page cache warm:
             listing / hashing / scan / write from --json), then a second capture of the
             unchanged data (stat cache warm); vs `tar czf`, `tar | pigz -1 -p 2`, and
             `find | xargs -0 -P 2 sha256sum` (hashing alone);
+            With --second-only: only the captures, the second also without the block
+            cache (REPRO_BLOCK_CACHE=0), each as % of the first;
   verify:   `repro verify CAPSULE --json` vs `tar tzf`;
   unpack:   repro.capsule.reader.read_capsule(CAPSULE, DEST) vs `tar xzf`.
 
@@ -95,6 +97,9 @@ def timed(cmd: list[str] | str, env: dict[str, str] | None = None) -> dict[str, 
     }
 
 
+BLOCK_CACHE_ENV = "REPRO_BLOCK_CACHE"
+
+
 def repro_env(cache: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(PYTHONPATH=str(REPO), REPRO_CACHE_DIR=str(cache), SOURCE_DATE_EPOCH="1700000000")
@@ -106,7 +111,7 @@ def warm(root: Path) -> None:
     subprocess.run(["sh", "-c", f"tar cf - -C {root} . | cat > /dev/null"], check=True)
 
 
-def bench_size(project: Path, n: int, work: Path) -> dict[str, object]:
+def bench_size(project: Path, n: int, work: Path, second_only: bool = False) -> dict[str, object]:
     py = sys.executable
     cache = work / "cache"
     env = repro_env(cache)
@@ -122,11 +127,33 @@ def bench_size(project: Path, n: int, work: Path) -> dict[str, object]:
         row[label] = r
 
     capture("repro_capture_first", capsule)
+    if second_only:  # the second as it was before the block cache: files read, recompressed
+        env[BLOCK_CACHE_ENV] = "0"
+        capture("repro_capture_second_no_block_cache", work / "c2.tgz")
+        del env[BLOCK_CACHE_ENV]
+        row["repro_capture_second_no_block_cache"]["identical"] = (
+            capsule.read_bytes() == (work / "c2.tgz").read_bytes()
+        )
     capture("repro_capture_second", work / "c2.tgz")
     row["repro_capture_second"]["identical"] = (
         capsule.read_bytes() == (work / "c2.tgz").read_bytes()
     )
     (work / "c2.tgz").unlink()
+    first, second = row["repro_capture_first"], row["repro_capture_second"]
+    out["second_pct_of_first"] = {
+        "wall": round(100 * float(second["wall_s"]) / float(first["wall_s"]), 1),  # type: ignore[arg-type]
+        "cpu": round(100 * float(second["cpu_s"]) / float(first["cpu_s"]), 1),  # type: ignore[arg-type]
+    }
+    if second_only:
+        plain = row["repro_capture_second_no_block_cache"]
+        out["second_no_block_cache_pct_of_first"] = {
+            "wall": round(100 * float(plain["wall_s"]) / float(first["wall_s"]), 1),  # type: ignore[arg-type]
+            "cpu": round(100 * float(plain["cpu_s"]) / float(first["cpu_s"]), 1),  # type: ignore[arg-type]
+        }
+        out["runs"] = row
+        shutil.rmtree(cache, ignore_errors=True)
+        capsule.unlink(missing_ok=True)
+        return out
     for label, cmd in {
         "tar_czf": f"tar czf {work}/t.tgz -C {project} .",
         "tar_pigz_1_p2": f"tar cf - -C {project} . | pigz -1 -p 2 > {work}/t.tgz",
@@ -193,18 +220,21 @@ def table(results: list[dict]) -> str:
     lines += [
         "",
         "| files | list s | hash+scan s | scan (rest) s | write s "
-        "| second: list / hash / scan / write s | sha256sum -P 2 wall, CPU s |",
-        "|---|---|---|---|---|---|---|",
+        "| second: list / hash / scan / write s | second % of first (wall, CPU) "
+        "| sha256sum -P 2 wall, CPU s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for res in results:
         runs = res["runs"]
         t1 = runs["repro_capture_first"]["timings"]
         t2 = runs["repro_capture_second"]["timings"]
         sha = runs.get("sha256sum_xargs_p2", {})
+        pct = res.get("second_pct_of_first", {})
         lines.append(
             f"| {res['files']:,} | {t1['list']:.2f} | {t1['hash']:.2f} | {t1['scan']:.2f} | "
             f"{t1['write']:.2f} | {t2['list']:.2f} / {t2['hash']:.2f} / {t2['scan']:.2f} / "
-            f"{t2['write']:.2f} | {sha.get('wall_s', '-')}, {sha.get('cpu_s', '-')} |"
+            f"{t2['write']:.2f} | {pct.get('wall', '-')} %, {pct.get('cpu', '-')} % | "
+            f"{sha.get('wall_s', '-')}, {sha.get('cpu_s', '-')} |"
         )
     return "\n".join(lines)
 
@@ -217,6 +247,11 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, default=RESULTS / "scale.json")
     parser.add_argument("--keep-data", action="store_true", help="leave the datasets in place")
+    parser.add_argument(
+        "--second-only",
+        action="store_true",
+        help="only the first and second captures (the second as %% of the first)",
+    )
     args = parser.parse_args()
     base = args.data_dir / "repro-bench-scale"
     base.mkdir(parents=True, exist_ok=True)
@@ -228,7 +263,7 @@ def main() -> None:
         project = ensure(base, n)
         work = Path(tempfile.mkdtemp(prefix="run-", dir=base))
         try:
-            results.append(bench_size(project, n, work))
+            results.append(bench_size(project, n, work, args.second_only))
         finally:
             shutil.rmtree(work, ignore_errors=True)
             if not args.keep_data:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from repro.capsule.blockcache import default_block_cache
 from repro.capsule.writer import WrittenCapsule, write_capsule
 from repro.capture.assemble import Assembled
 from repro.capture.options import CaptureOptions
@@ -59,7 +60,12 @@ def write(
         signature = sign_digest(sha256_bytes(manifest.canonical_json()), key)
     try:
         return write_capsule(
-            output, manifest, dict(assembled.sources), signature=signature, mtime=epoch
+            output,
+            manifest,
+            dict(assembled.sources),
+            signature=signature,
+            mtime=epoch,
+            cache=default_block_cache(),
         )
     except FileChangedError as exc:
         # The digest recorded for it may have come from the stat cache: the next capture
