@@ -94,6 +94,13 @@ class BlockCache:
         except OSError:
             return True
 
+    def names(self) -> set[str]:
+        """The keys stored (one listing; their entries are checked when read)."""
+        try:
+            return {e.name for e in os.scandir(self.root)}
+        except OSError:
+            return set()
+
     def touch(self, key: str) -> None:
         with contextlib.suppress(OSError):
             os.utime(self._path(key))

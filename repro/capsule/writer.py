@@ -1,29 +1,46 @@
-"""Write a capsule: a deterministic .tgz, written to a temporary file and renamed into place."""
+"""Write a capsule: a deterministic .tgz, written to a temporary file and renamed into place.
+
+The tar stream (tarfile's PAX format, headers from `member_header`) is compressed in fixed
+1 MiB blocks: each block is deflated on its own, primed with the last 32 KiB of the block
+before (deflate's dictionary) and ended by a sync flush; one gzip member holds them all,
+its CRC-32 combined from the blocks'. That is the format python-isal's threaded writer
+makes, byte for byte, built here from python-isal's public `compressobj`, `crc32` and
+`crc32_combine`.
+
+Because every member's place in the stream is known from the manifest (a header's length
+from its name, the content's from the manifest's size), each block's bytes are a function
+of the manifest and the files in it: blocks are built and compressed independently — by
+two forked worker processes for studies of many files (the per-file work: header, open,
+fstat check, read, sha256 check, is Python's), written in order by this process. A block an
+earlier capsule had (same description, see blockcache.py) is copied from the block cache
+without opening its files. Files bigger than a block are read here, whole and in order, so
+that each is checked against its sha256 as one read.
+"""
 
 from __future__ import annotations
 
 import errno
 import hashlib
-import io
+import multiprocessing
 import os
 import struct
 import tarfile
 import tempfile
-import threading
 from array import array
+from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 from isal import isal_zlib
 
 from repro.capsule.blockcache import COMPRESSOR_ID, BlockCache, CachedBlock
 from repro.capsule.layout import MANIFEST_NAME, SIGNATURE_NAME, member_order, tag_files
 from repro.capsule.manifest import Manifest
-from repro.capsule.tarheader import END_OF_ARCHIVE, member_header, padding
+from repro.capsule.tarheader import member_header
 from repro.errors import FileChangedError, OutputWriteError
 from repro.progress import meter
 
@@ -33,8 +50,18 @@ WINDOW = 32 * 1024
 """Deflate's window: each block is primed with the last WINDOW bytes of the one before."""
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\xff\x00"
 """What python-isal's threaded writer emits: no flags, mtime 0, XFL 255, OS 0."""
-KEY_PREFIX = b"repro-block-1|%s|%d|%d|" % (COMPRESSOR_ID, COMPRESS_LEVEL, BLOCK)
-ZEROS = memoryview(bytes(BLOCK))
+EMPTY_FINAL_BLOCK = isal_zlib.compress(b"", wbits=-15)
+"""A final, empty, fixed-Huffman deflate block: what closes the stream."""
+TAR_FORMAT_ID = b"pax-1"
+"""Part of every block key: the header bytes `member_header` makes (bump if they change)."""
+KEY_PREFIX = b"repro-block-2|%s|%s|%d|%d|" % (COMPRESSOR_ID, TAR_FORMAT_ID, COMPRESS_LEVEL, BLOCK)
+LARGE = BLOCK
+"""Files bigger than this are read by the writing process itself, whole and in order."""
+TASK_BLOCKS = 4
+"""Blocks per task given to a worker process."""
+POOL_MIN_BLOCKS = 8
+"""Fewer blocks to build than this: no worker processes (their start-up would cost more)."""
+_RECORD = tarfile.RECORDSIZE
 
 
 @dataclass(frozen=True)
@@ -47,6 +74,10 @@ class Source:
     ctime_ns: int | None = None
 
 
+Src = Source | bytes | None
+"""Where a member's content comes from: a file, bytes, or nothing (a link)."""
+
+
 @dataclass(frozen=True)
 class WrittenCapsule:
     path: Path
@@ -55,306 +86,280 @@ class WrittenCapsule:
     capsule_id: str
 
 
-class _HashingWriter(io.RawIOBase):
-    """Passes bytes to a file while hashing them: the archive's own sha256 for free."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
-        self.digest.update(data)
-        self.size += len(data)
-        return self._raw.write(data)
-
-
 class _CacheLost(Exception):
-    """A cached block checked good when planned was gone or damaged when used."""
+    """A cached block found when planned was gone or damaged when used."""
 
 
-def _compressor() -> Any:
-    return isal_zlib._ParallelCompress(
-        buffersize=BLOCK + max(BLOCK // 10, 500), level=COMPRESS_LEVEL
-    )
+def _header_len(name: str, size: int, mode: int, mtime: int, link: str | None) -> int:
+    """len(member_header(...)), without making it in the common case (its fast path)."""
+    target = link or ""
+    if (
+        name.isascii()
+        and target.isascii()
+        and len(name) <= tarfile.LENGTH_NAME
+        and len(target) <= tarfile.LENGTH_LINK
+        and 0 <= size < 8**11
+        and 0 <= mtime < 8**11
+        and 0 <= mode < 8**7
+    ):
+        return tarfile.BLOCKSIZE
+    return len(member_header(name, size, mode, mtime, link))
 
 
-class _Blocks:
-    """The gzip member python-isal's threaded writer makes of the tar stream, byte for byte:
-    its header, each 1 MiB block deflated on its own (primed with the last 32 KiB of the
-    block before, ended by a sync flush), an empty final block, CRC-32 and size. A block the
-    cache holds is copied from it; the others are compressed on `threads` threads (and
-    stored for the next capture)."""
-
-    def __init__(
-        self, out: BinaryIO, threads: int, cache: BlockCache | None, hits: set[int]
-    ) -> None:
-        self._out = out
-        self._threads = max(1, threads)
-        self._cache = cache
-        self._hits = hits
-        self._pool: ThreadPoolExecutor | None = None
-        self._local = threading.local()
-        self._pending: deque[tuple[str, Future[tuple[bytes, int]], int, bytes, bool]] = deque()
-        self._prev_tail = b""
-        self._crc = 0
-        self._size = 0
-        out.write(GZIP_HEADER)
-
-    def _compress(self, data: bytes, zdict: bytes) -> tuple[bytes, int]:
-        compressor = getattr(self._local, "compressor", None)
-        if compressor is None:
-            compressor = self._local.compressor = _compressor()
-        compressed, crc = compressor.compress_and_crc(data, zdict)
-        return bytes(compressed), int(crc)
-
-    def block(self, index: int, key: str, data: bytearray, length: int) -> None:
-        """Block `index` (`length` bytes of the stream); `data` holds them unless it is a hit."""
-        future: Future[tuple[bytes, int]]
-        if index in self._hits and self._cache is not None:
-            cached = self._cache.get(key)
-            if cached is None:
-                raise _CacheLost
-            self._cache.touch(key)
-            future = Future()
-            future.set_result((cached.compressed, cached.crc))
-            tail, store = cached.tail, False
-        else:
-            if len(data) != length:  # a skipped member in a block to compress: a bug
-                raise RuntimeError(f"block {index} is incomplete ({len(data)} of {length})")
-            block = bytes(data)
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="deflate")
-            future = self._pool.submit(self._compress, block, self._prev_tail[-WINDOW:])
-            tail, store = block[-WINDOW:], self._cache is not None
-        self._prev_tail = tail
-        self._pending.append((key, future, length, tail, store))
-        while len(self._pending) > 2 * self._threads:
-            self._write_one()
-
-    def _write_one(self) -> None:
-        key, future, length, tail, store = self._pending.popleft()
-        compressed, crc = future.result()
-        self._out.write(compressed)
-        self._crc = isal_zlib.crc32_combine(self._crc, crc, length)
-        self._size += length
-        if store and self._cache is not None:
-            self._cache.put(key, CachedBlock(compressed=compressed, crc=crc, tail=tail))
-
-    def finish(self) -> None:
-        while self._pending:
-            self._write_one()
-        self._out.write(isal_zlib.compress(b"", wbits=-15))
-        self._out.write(struct.pack("<II", self._crc, self._size & 0xFFFFFFFF))
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+def deflate_block(data: bytes | bytearray | memoryview, zdict: bytes) -> bytes:
+    """One block of the gzip member: raw deflate primed with `zdict`, ended by a sync flush."""
+    if zdict:
+        compressor = isal_zlib.compressobj(COMPRESS_LEVEL, isal_zlib.DEFLATED, -15, zdict=zdict)
+    else:
+        compressor = isal_zlib.compressobj(COMPRESS_LEVEL, isal_zlib.DEFLATED, -15)
+    return bytes(compressor.compress(data) + compressor.flush(isal_zlib.Z_SYNC_FLUSH))
 
 
-class _Members:
-    """The tar stream: each member's header, content and zero padding, cut into 1 MiB blocks.
-    The headers are tarfile's PAX format byte for byte (`member_header`), without a TarInfo
-    per file nor tarfile's list of every member.
+def compress_stream(stream: bytes | bytearray | memoryview) -> bytes:
+    """A whole tar stream as the writer compresses it: one gzip member of 1 MiB blocks."""
+    view = memoryview(stream)
+    out = bytearray(GZIP_HEADER)
+    crc, prev = 0, b""
+    for at in range(0, len(view), BLOCK):
+        block = view[at : at + BLOCK]
+        out += deflate_block(block, prev)
+        crc = isal_zlib.crc32_combine(crc, isal_zlib.crc32(block), len(block))
+        prev = bytes(block[-WINDOW:])
+    out += EMPTY_FINAL_BLOCK + struct.pack("<II", crc, len(view) & 0xFFFFFFFF)
+    return bytes(out)
 
-    Each block is also described (a sha256 over its headers and padding, and over the
-    sha256, offset and length of each file slice in it) and keyed by its description and
-    the previous block's, which fixes its compressed bytes. With no `sink` this only plans:
-    it lists the keys, reading no file. Writing, a file whose blocks are all in `hits` is
-    not read at all (its bytes there are a placeholder: the cached block replaces them)."""
 
-    def __init__(
-        self,
-        mtime: int,
-        sink: _Blocks | None = None,
-        hits: set[int] | None = None,
-        plan: _Plan | None = None,
-        describe: bool | None = None,
-    ) -> None:
-        self._mtime = mtime
-        self._sink = sink
-        self._describe = sink is None if describe is None else describe
-        self._hits = hits or set()
-        self._plan = plan
-        self._buf = bytearray()
-        self._fill = 0
-        self._desc = hashlib.sha256()
-        self._prev = b""
-        self._run: tuple[str, int, int] | None = None
-        self.keys: list[str] = []
-        self.starts = array("q")
-        """Planning: where each member begins in the stream (then where the end begins)."""
-        self.offset = 0
-        self._member = 0
+Built = tuple[bytes, int, bytes]
+"""A block made: its compressed bytes, its CRC-32, its last WINDOW bytes."""
 
-    def begin(self) -> bool:
-        """Before each member: True when it is to be skipped, every block it lies in coming
-        from the cache (known from the plan, so not even its header is made)."""
-        index = self._member
-        self._member += 1
-        if self._describe:
-            self.starts.append(self.offset)
-        if self._sink is None or self._plan is None or not self._hits:
-            return False
-        start, end = self._plan.starts[index], self._plan.starts[index + 1]
-        first, last = start // BLOCK, (end - 1) // BLOCK
-        if end == start or not (
-            first in self._hits
-            if first == last
-            else all(b in self._hits for b in range(first, last + 1))
-        ):
-            return False
-        n = end - start
-        if self._fill + n < BLOCK:  # the usual case: inside the block
-            self._fill += n
-            self.offset += n
-            return True
-        # Skip it: its bytes lie only in blocks the cache replaces.
-        n = end - start
-        while n:
-            step = min(n, BLOCK - self._fill)
-            self._fill += step
-            self.offset += step
-            n -= step
-            if self._fill == BLOCK:
-                self._end_block()
-        return True
 
-    def _flush_run(self) -> None:
-        """Describe the run of one file's bytes just put (however they were cut)."""
-        if self._run is not None:
-            ref, at, n = self._run
-            self._desc.update(b"F%s:%d:%d:" % (ref.encode(), at, n))
-            self._run = None
+def _build(data: bytes | bytearray | memoryview, zdict: bytes) -> Built:
+    return deflate_block(data, zdict), isal_zlib.crc32(data), bytes(data[-WINDOW:])
 
-    def _end_block(self) -> None:
-        index = len(self.keys)
-        if self._describe:
-            self._flush_run()
-            digest = self._desc.digest()
-            key = hashlib.sha256(KEY_PREFIX + self._prev + digest).hexdigest()
-            self._prev = digest
-            self._desc = hashlib.sha256()
-        else:
-            key = self._plan.keys[index] if self._plan is not None else ""
-        if self._sink is not None:
-            self._sink.block(index, key, self._buf, self._fill)
-            self._buf = bytearray()
-        self.keys.append(key)
-        self._fill = 0
 
-    def _put(
-        self, data: bytes | bytearray | memoryview, ref: str | None = None, at: int = 0
-    ) -> None:
-        """Bytes of the stream; for a file's content, `ref` is its sha256 and `at` the
-        offset of `data` in it."""
-        view = memoryview(data)
-        pos = 0
-        writing, describe = self._sink is not None, self._describe
-        while pos < len(view):
-            piece = view[pos : pos + BLOCK - self._fill]
-            if writing:
-                self._buf += piece
-            if not describe:
-                pass
-            elif ref is None:
-                self._flush_run()
-                self._desc.update(b"B%d:" % len(piece))
-                self._desc.update(piece)
-            elif self._run is not None and self._run[0] == ref and sum(self._run[1:]) == at + pos:
-                self._run = (ref, self._run[1], self._run[2] + len(piece))
+@dataclass
+class _Job:
+    """The tar stream, planned: each member's content source and place. Set before the
+    worker processes are forked, so they inherit it."""
+
+    names: list[str]
+    modes: list[int]
+    sizes: list[int]
+    shas: list[str]
+    links: list[str | None]
+    srcs: list[Src]
+    starts: array[int]
+    """Where each member begins in the stream, then where the end of archive does."""
+    mtime: int
+    total: int
+    large: list[tuple[int, int]]
+    """The stream ranges of the content of files bigger than LARGE (sorted)."""
+
+    def member(self, i: int) -> bytes:
+        """Member `i`'s bytes (header, content, padding); a file is checked as it is read.
+        Not for files bigger than LARGE (see `pieces`)."""
+        size, link, src = self.sizes[i], self.links[i], self.srcs[i]
+        header = member_header(self.names[i], size, self.modes[i], self.mtime, link)
+        if link is not None:
+            return header
+        data = _read_small(src, self.shas[i]) if isinstance(src, Source) else (src or b"")
+        return header + data + bytes(-size % tarfile.BLOCKSIZE)
+
+    def member_at(self, offset: int) -> int:
+        return bisect_right(self.starts, offset) - 1
+
+    def pieces(self, lo: int, hi: int, buffer: bytearray) -> Iterator[bytes | memoryview]:
+        """The stream's bytes in [lo, hi), in order; files bigger than LARGE read in pieces
+        (and checked against their sha256 when their last piece is read)."""
+        i = max(0, self.member_at(lo))
+        n = len(self.names)
+        end = self.starts[n]
+        while i < n and self.starts[i] < hi:
+            s = self.starts[i]
+            src = self.srcs[i]
+            if isinstance(src, Source) and self.sizes[i] > LARGE:
+                yield from _clip(self._large(i, src, buffer), s, lo, hi)
             else:
-                self._flush_run()
-                self._run = (ref, at + pos, len(piece))
-            self._fill += len(piece)
-            pos += len(piece)
-            if self._fill == BLOCK:
-                self._end_block()
-        self.offset += len(view)
+                yield from _clip(iter((self.member(i),)), s, lo, hi)
+            i += 1
+        if hi > end:  # end of archive: zeros (two blocks, then to a whole record)
+            yield bytes(min(hi, self.total) - max(lo, end))
 
-    def _put_unread(self, size: int, ref: str) -> None:
-        at = 0
-        while at < size:
-            n = min(size - at, BLOCK)
-            self._put(ZEROS[:n], ref, at)
-            at += n
-
-    def add_bytes(self, name: str, data: bytes, mode: int) -> None:
-        self._put(member_header(name, len(data), mode, self._mtime))
-        self._put(data)
-        self._put(padding(len(data)))
-
-    def add_link(self, name: str, target: str) -> None:
-        self._put(member_header(name, 0, 0o777, self._mtime, target))
-
-    def add_file(
-        self, name: str, mode: int, source: Source, sha256: str, buffer: bytearray
-    ) -> None:
-        """A file from disk, refused if it is not the one hashed: another size, mtime or ctime
-        when opened, or other bytes (or byte count) when read. Not opened when every block
-        it lies in comes from the cache (or when only planning)."""
-        size = source.size
-        self._put(member_header(name, size, mode, self._mtime))
-        first, last = self.offset // BLOCK, (self.offset + size - 1) // BLOCK
-        if self._sink is None or all(b in self._hits for b in range(first, last + 1)):
-            self._put_unread(size, sha256)
-        else:
-            self._read_file(source, sha256, buffer)
-        self._put(padding(size))
-
-    def _read_file(self, source: Source, sha256: str, buffer: bytearray) -> None:
+    def _large(self, i: int, src: Source, buffer: bytearray) -> Iterator[bytes | memoryview]:
+        size = self.sizes[i]
+        yield member_header(self.names[i], size, self.modes[i], self.mtime, None)
+        fd = _open_checked(src)
         try:
-            fd = os.open(source.path, os.O_RDONLY)
-        except FileNotFoundError:
-            raise FileChangedError(
-                f"file vanished during capture: {source.path}", path=source.path
-            ) from None
-        try:
-            st = os.fstat(fd)
-            if (
-                st.st_size != source.size
-                or (source.mtime_ns is not None and st.st_mtime_ns != source.mtime_ns)
-                or (source.ctime_ns is not None and st.st_ctime_ns != source.ctime_ns)
-            ):
-                raise _changed(source.path)
-            size = source.size
-            if size <= BLOCK:
-                data = os.read(fd, size)
-                while len(data) < size and (more := os.read(fd, size - len(data))):
-                    data += more
-                if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
-                    raise _changed(source.path)
-                self._put(data, sha256)
-            else:
-                digest = hashlib.sha256()
-                view = memoryview(buffer)
-                at = 0
-                while at < size:
-                    n = os.readv(fd, [view[: min(size - at, len(buffer))]])
-                    if not n:
-                        raise _changed(source.path)  # shrank while it was read
-                    digest.update(view[:n])
-                    self._put(view[:n], sha256, at)
-                    at += n
-                # Rewritten in place after the check above (same size), or hashed wrong
-                # earlier (a stale stat-cache entry): the archive would not verify.
-                if digest.hexdigest() != sha256:
-                    raise _changed(source.path)
+            digest = hashlib.sha256()
+            view = memoryview(buffer)
+            at = 0
+            while at < size:
+                n = os.readv(fd, [view[: min(size - at, len(buffer))]])
+                if not n:
+                    raise _changed(src.path)  # shrank while it was read
+                digest.update(view[:n])
+                yield view[:n]
+                at += n
+            # Rewritten in place after the check above (same size), or hashed wrong
+            # earlier (a stale stat-cache entry): the archive would not verify.
+            if digest.hexdigest() != self.shas[i]:
+                raise _changed(src.path)
         finally:
             os.close(fd)
+        yield bytes(-size % tarfile.BLOCKSIZE)
 
-    def close(self) -> None:
-        """End of archive: two zero blocks, then zeros to a whole record, as tarfile does;
-        the last (short) block."""
-        if self._describe:
-            self.starts.append(self.offset)
-        self._put(END_OF_ARCHIVE)
-        self._put(b"\0" * (-self.offset % tarfile.RECORDSIZE))
-        if self._fill:
-            self._end_block()
+    def raw(self, lo: int, hi: int) -> bytearray:
+        """The stream's bytes in [lo, hi), none of them from a file bigger than LARGE."""
+        out = bytearray()
+        i = max(0, self.member_at(lo))
+        first = self.starts[i] if i < len(self.names) else lo
+        n = len(self.names)
+        while i < n and self.starts[i] < hi:
+            src = self.srcs[i]
+            if isinstance(src, Source) and self.sizes[i] > LARGE:
+                # Its content is never in a worker's range: only its header can be.
+                out += member_header(self.names[i], self.sizes[i], self.modes[i], self.mtime)
+                break
+            out += self.member(i)
+            i += 1
+        if hi > self.starts[n]:
+            out += bytes(min(hi, self.total) - max(lo, self.starts[n], first))
+        return out[lo - first : hi - first]
+
+
+def _clip(
+    parts: Iterator[bytes | memoryview], start: int, lo: int, hi: int
+) -> Iterator[bytes | memoryview]:
+    """The parts of a member beginning at `start`, cut to the stream range [lo, hi)."""
+    at = start
+    for part in parts:
+        n = len(part)
+        if at + n > lo and at < hi:
+            yield part[max(0, lo - at) : min(n, hi - at)]
+        at += n
+
+
+def _open_checked(source: Source) -> int:
+    """The file opened, refused if it is not the one hashed (another size, mtime or ctime)."""
+    try:
+        fd = os.open(source.path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise FileChangedError(
+            f"file vanished during capture: {source.path}", path=source.path
+        ) from None
+    try:
+        st = os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if (
+        st.st_size != source.size
+        or (source.mtime_ns is not None and st.st_mtime_ns != source.mtime_ns)
+        or (source.ctime_ns is not None and st.st_ctime_ns != source.ctime_ns)
+    ):
+        os.close(fd)
+        raise _changed(source.path)
+    return fd
+
+
+def _read_small(source: Source, sha256: str) -> bytes:
+    """A file's bytes, refused if it is not the one hashed (stat, byte count or sha256)."""
+    fd = _open_checked(source)
+    try:
+        size = source.size
+        data = os.read(fd, size)
+        while len(data) < size and (more := os.read(fd, size - len(data))):
+            data += more
+    finally:
+        os.close(fd)
+    if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+        raise _changed(source.path)
+    return data
+
+
+_JOB: _Job | None = None
+"""The job of the writing in progress, as the forked workers see it."""
+
+Failure = tuple[str, str, int, str]
+"""A worker's refusal, sent back: ("changed", message, 0, path) or ("os", strerror, errno,
+filename)."""
+
+
+def _task(first: int, last: int, zdict: bytes | None) -> list[Built] | Failure:
+    """Blocks first..last-1 (in a worker): their stream bytes made (files read and checked)
+    and compressed, the first primed with `zdict` or with the stream's bytes before it."""
+    job = _JOB
+    if job is None:
+        raise RuntimeError("no job in this worker")
+    lo, hi = first * BLOCK, min(last * BLOCK, job.total)
+    pre = 0 if zdict is not None or first == 0 else WINDOW
+    try:
+        raw = job.raw(lo - pre, hi)
+    except FileChangedError as exc:
+        return ("changed", str(exc.message), 0, str(exc.path or ""))
+    except OSError as exc:
+        return ("os", exc.strerror or str(exc), exc.errno or 0, str(exc.filename or ""))
+    view = memoryview(raw)
+    prev = bytes(view[:pre]) if zdict is None else zdict
+    built = []
+    for at in range(pre, len(raw), BLOCK):
+        block = view[at : at + BLOCK]
+        built.append(_build(block, prev))
+        prev = built[-1][2]
+    return built
+
+
+def _raise(failure: Failure) -> NoReturn:
+    kind, message, code, name = failure
+    if kind == "changed":
+        raise FileChangedError(message, path=Path(name) if name else None)
+    raise OSError(code, message, name or None)
+
+
+def _plan(
+    job: _Job, entries_desc: Callable[[int], bytes] | None
+) -> tuple[array[int], int, list[str]]:
+    """Each member's start, the stream's length and (with `entries_desc`) each block's key.
+
+    A block is described by what lies in it: for each member overlapping it, where it begins
+    relative to the block, its name, mode, size, link and content sha256 (from which its
+    bytes follow), and where the end of archive begins; its key is the sha256 of its own
+    description and of the previous block's, which together fix its compressed bytes."""
+    starts = array("q")
+    at = 0
+    n = len(job.names)
+    mtime = job.mtime
+    hashes: list[Any] = []
+    for i in range(n):
+        size, link = job.sizes[i], job.links[i]
+        starts.append(at)
+        length = _header_len(job.names[i], size, job.modes[i], mtime, link)
+        if link is None:
+            length += size + (-size % tarfile.BLOCKSIZE)
+        if entries_desc is not None:
+            record = entries_desc(i)
+            for b in range(at >> 20, (at + length - 1 >> 20) + 1):
+                while len(hashes) <= b:
+                    hashes.append(hashlib.sha256(b"%d|" % len(hashes)))
+                hashes[b].update(b"%d|" % (at - (b << 20)) + record)
+        at += length
+    starts.append(at)
+    total = at + 2 * tarfile.BLOCKSIZE
+    total += -total % _RECORD
+    keys: list[str] = []
+    if entries_desc is not None:
+        blocks = (total + BLOCK - 1) // BLOCK
+        while len(hashes) < blocks:
+            hashes.append(hashlib.sha256(b"%d|" % len(hashes)))
+        for b in range(at >> 20, blocks):
+            hashes[b].update(b"E%d|%d" % (at - (b << 20), min(total - (b << 20), BLOCK)))
+        prefix = KEY_PREFIX + b"%d|" % mtime
+        prev = b""
+        for h in hashes:
+            digest = h.digest()
+            keys.append(hashlib.sha256(prefix + prev + digest).hexdigest())
+            prev = digest
+    return starts, total, keys
 
 
 @dataclass(frozen=True)
@@ -385,6 +390,64 @@ def _store_plan(cache: BlockCache, key: str, plan: _Plan) -> None:
     cache.put_raw(key, body + plan.starts.tobytes())
 
 
+class _HashingFile:
+    """Passes bytes to a file while hashing them: the archive's own sha256 for free."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.digest.update(data)
+        self.size += len(data)
+        self._raw.write(data)
+
+
+class _Pending:
+    """A block on its way to the file: from the cache, a worker's task or a local thread."""
+
+    __slots__ = ("_built", "_cache", "_future", "_index", "_key")
+
+    def __init__(
+        self,
+        cache: BlockCache | None = None,
+        key: str = "",
+        future: Future[list[Built] | Failure] | Future[Built] | None = None,
+        index: int = -1,
+    ) -> None:
+        self._cache, self._key, self._future, self._index = cache, key, future, index
+        self._built: Built | None = None
+
+    def get(self) -> Built:
+        if self._built is not None:
+            return self._built
+        built: Built
+        if self._cache is not None:
+            cached = self._cache.get(self._key)
+            if cached is None:
+                raise _CacheLost
+            self._cache.touch(self._key)
+            built = (cached.compressed, cached.crc, cached.tail)
+        else:
+            result: Any = self._future.result() if self._future is not None else None
+            if isinstance(result, tuple) and isinstance(result[0], str):
+                _raise(result)
+            built = result[self._index] if self._index >= 0 else result
+        self._built = built
+        return built
+
+    @property
+    def hit(self) -> bool:
+        return self._cache is not None
+
+
+def _done(result: object) -> Future[object]:
+    future: Future[object] = Future()
+    future.set_result(result)
+    return future
+
+
 def _changed(path: Path) -> FileChangedError:
     return FileChangedError(f"{path} changed while it was captured", path=path)
 
@@ -408,6 +471,69 @@ def _write_error(exc: OSError, dest: Path) -> OutputWriteError:
     return OutputWriteError(f"cannot write {dest}: {exc.strerror or exc}")
 
 
+def _job(
+    manifest: Manifest,
+    sources: dict[str, Source | bytes],
+    order: list[str],
+    manifest_bytes: bytes,
+    signature: bytes | None,
+    tags: dict[str, bytes],
+    mtime: int,
+) -> _Job:
+    """The members in the layout's one order, with their content's source."""
+    entries = {f.path: f for f in manifest.files}
+    names: list[str] = []
+    modes: list[int] = []
+    sizes: list[int] = []
+    shas: list[str] = []
+    links: list[str | None] = []
+    srcs: list[Src] = []
+    for name in order:
+        entry = entries.get(name)
+        src: Src
+        if name == MANIFEST_NAME:
+            src = manifest_bytes
+        elif name == SIGNATURE_NAME:
+            src = signature or b""
+        elif name in tags:
+            src = tags[name]
+        elif entry is not None and entry.link is not None:
+            names.append(name)
+            modes.append(0o777)
+            sizes.append(0)
+            shas.append("")
+            links.append(entry.link)
+            srcs.append(None)
+            continue
+        else:
+            src = sources[name]
+        names.append(name)
+        modes.append(entry.mode if entry is not None else 0o644)
+        if isinstance(src, Source):
+            sizes.append(src.size)
+            shas.append(entry.sha256 if entry is not None else "")
+        else:
+            sizes.append(len(src))
+            shas.append(hashlib.sha256(src).hexdigest())
+        links.append(None)
+        srcs.append(src)
+    return _Job(names, modes, sizes, shas, links, srcs, array("q"), mtime, 0, [])
+
+
+def _describe(job: _Job) -> Callable[[int], bytes]:
+    def desc(i: int) -> bytes:
+        link = job.links[i]
+        return b"%s|%o|%d|%s|%s\n" % (
+            job.names[i].encode("utf-8", "surrogateescape"),
+            job.modes[i],
+            job.sizes[i],
+            b"L" + link.encode("utf-8", "surrogateescape") if link is not None else b"",
+            job.shas[i].encode(),
+        )
+
+    return desc
+
+
 def write_capsule(
     dest: Path,
     manifest: Manifest,
@@ -423,13 +549,14 @@ def write_capsule(
 
     Same manifest, same sources, same mtime -> same bytes: owners, modes and times are fixed,
     the gzip header carries no time or name, and the tar stream is compressed in fixed 1 MiB
-    blocks (each primed with the previous), whatever the members. With a `cache`, blocks an
-    earlier capsule had are copied from it (their files are not read) and the others are
-    stored in it: the bytes are the same either way.
+    blocks (each primed with the previous), whatever the members, the cache or the number
+    of workers (`threads`: processes building blocks, and threads compressing the blocks of
+    big files). With a `cache`, blocks an earlier capsule had are copied from it (their
+    files are not opened) and the others are stored in it: the bytes are the same either way.
+    `progress` is called with each payload file's size once its block is written.
     """
     manifest_bytes = manifest.canonical_json()
     tags = tag_files(manifest, manifest_bytes)
-    entries = {f.path: f for f in manifest.files}
     order = member_order(manifest, signature is not None)
     dest = dest.absolute()
     if not dest.parent.is_dir():
@@ -440,41 +567,10 @@ def write_capsule(
             hint="give a file name, e.g. -o study.capsule.tgz",
         )
 
-    def members(out: _Members, buffer: bytearray, shown: Callable[[], None] | None) -> None:
-        for name in order:
-            if shown:
-                shown()
-            if out.begin():
-                entry = entries.get(name)
-                if progress and shown and entry is not None and entry.link is None:
-                    progress(entry.size)
-                continue
-            if name == MANIFEST_NAME:
-                data = manifest_bytes
-            elif name == SIGNATURE_NAME:
-                data = signature or b""
-            elif name in tags:
-                data = tags[name]
-            else:
-                entry = entries[name]
-                if entry.link is not None:
-                    out.add_link(name, entry.link)
-                    continue
-                src = sources[name]
-                if isinstance(src, Source):
-                    out.add_file(name, entry.mode, src, entry.sha256, buffer)
-                    if progress and shown:
-                        progress(entry.size)
-                    continue
-                data = src
-            mode = entries[name].mode if name in entries else 0o644
-            out.add_bytes(name, data, mode)
-        out.close()
-
-    hits: set[int] = set()
-    keys: list[str] = []
+    job: _Job | None = None
     plan = None
     plan_key = ""
+    present: set[str] = set()
     if cache is not None:
         # The plan is a function of the manifest, the signature and the mtime: kept too.
         plan_key = (
@@ -487,19 +583,25 @@ def write_capsule(
             ).hexdigest()
             + ".plan"
         )
-        plan = _load_plan(cache, plan_key, len(order))
-        if plan is None and cache.empty():
-            pass  # nothing to reuse: the writing pass describes the blocks itself
-        elif plan is None:
-            planned = _Members(mtime)
-            members(planned, bytearray(), None)
-            plan = _Plan(planned.keys, planned.starts)
-            _store_plan(cache, plan_key, plan)
-        if plan is not None:
-            keys = [*plan.keys, plan_key]
-            # Checked here (and again when copied): a damaged entry is removed, its block
-            # redone.
-            hits = {i for i, key in enumerate(plan.keys) if cache.get(key) is not None}
+        present = cache.names()
+        if plan_key in present:
+            plan = _load_plan(cache, plan_key, len(order))
+    if plan is not None:
+        keys, starts = plan.keys, plan.starts
+        end = starts[-1] + 2 * tarfile.BLOCKSIZE
+        total = end + (-end % _RECORD)
+    else:
+        job = _job(manifest, sources, order, manifest_bytes, signature, tags, mtime)
+        starts, total, keys = _plan(job, _describe(job) if cache is not None else None)
+        if cache is not None:
+            _store_plan(cache, plan_key, _Plan(keys, starts))
+    blocks = (total + BLOCK - 1) // BLOCK
+    hits = {b for b, key in enumerate(keys) if key in present}
+    if len(hits) < blocks and job is None:
+        job = _job(manifest, sources, order, manifest_bytes, signature, tags, mtime)
+    if job is not None:
+        job.starts, job.total = starts, total
+
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".repro-tmp-{dest.name}.", dir=dest.parent)
     except OSError as exc:
@@ -508,25 +610,20 @@ def write_capsule(
     try:
         with os.fdopen(fd, "wb") as raw:
             while True:
-                hashing = _HashingWriter(raw)
-                blocks = _Blocks(hashing, threads, cache, hits)  # type: ignore[arg-type]
+                out = _HashingFile(raw)
                 try:
-                    describe = cache is not None and plan is None
-                    stream = _Members(mtime, blocks, hits, plan, describe)
-                    with meter("writing", total=len(order)) as shown:
-                        members(stream, bytearray(BLOCK), shown.advance)
-                    blocks.finish()
-                    if cache is not None and describe:
-                        _store_plan(cache, plan_key, _Plan(stream.keys, stream.starts))
-                        keys = [*stream.keys, plan_key]
+                    _write_blocks(
+                        out, job, keys, total, hits, cache, threads, progress, len(order), starts
+                    )
                     break
                 except _CacheLost:
                     # An entry went between planning and copying: write it all afresh.
                     raw.seek(0)
                     raw.truncate()
                     hits = set()
-                finally:
-                    blocks.close()
+                    if job is None:
+                        job = _job(manifest, sources, order, manifest_bytes, signature, tags, mtime)
+                        job.starts, job.total = starts, total
             raw.flush()
             os.fsync(raw.fileno())
         tmp.chmod(0o644)
@@ -539,10 +636,180 @@ def write_capsule(
         raise
     if cache is not None:
         cache.hits += len(hits)
-        cache.trim(set(keys))
+        cache.trim({*keys, plan_key})
     return WrittenCapsule(
         path=dest,
-        size=hashing.size,
-        sha256=hashing.digest.hexdigest(),
+        size=out.size,
+        sha256=out.digest.hexdigest(),
         capsule_id=hashlib.sha256(manifest_bytes).hexdigest(),
     )
+
+
+def _classify(job: _Job, blocks: int, hits: set[int]) -> tuple[set[int], list[tuple[int, int]]]:
+    """Which blocks this process builds (those holding content of files bigger than LARGE,
+    read here whole; and a block whose dictionary would be such content), and the tasks
+    (runs of at most TASK_BLOCKS other blocks) for the workers. Hits are left out; a big
+    file with any block to build has all its blocks built (it is read whole anyway)."""
+    local: set[int] = set()
+    large: list[tuple[int, int]] = []
+    for i, size in enumerate(job.sizes):
+        if size > LARGE and isinstance(job.srcs[i], Source):
+            lo = job.starts[i + 1] - size - (-size % tarfile.BLOCKSIZE)
+            span = range(lo >> 20, (lo + size - 1 >> 20) + 1)
+            large.append((lo, lo + size))
+            if any(b not in hits for b in span):
+                local.update(span)
+                hits.difference_update(span)
+    job.large = large
+    ends = [hi for _lo, hi in large]
+    tasks: list[tuple[int, int]] = []
+    b = 0
+    while b < blocks:
+        if b in hits or b in local:
+            b += 1
+            continue
+        # The dictionary of a run's first block: made by the worker unless it is a big
+        # file's content (then this process builds that block).
+        if b:
+            at = b * BLOCK
+            k = bisect_right(ends, at - WINDOW)
+            if k < len(large) and large[k][0] < at:
+                local.add(b)
+                b += 1
+                continue
+        first = b
+        while b < blocks and b - first < TASK_BLOCKS and b not in hits and b not in local:
+            b += 1
+        tasks.append((first, b))
+    return local, tasks
+
+
+def _write_blocks(
+    out: _HashingFile,
+    job: _Job | None,
+    keys: list[str],
+    total: int,
+    hits: set[int],
+    cache: BlockCache | None,
+    threads: int,
+    progress: Callable[[int], None] | None,
+    members: int,
+    plan_starts: array[int],
+) -> None:
+    """The gzip member: header, every block in order (copied, or built by a worker or
+    here), the empty final block, CRC-32 and length."""
+    global _JOB
+    blocks = (total + BLOCK - 1) // BLOCK
+    local: set[int] = set()
+    tasks: list[tuple[int, int]] = []
+    if job is not None:
+        local, tasks = _classify(job, blocks, hits)
+    remote = sum(last - first for first, last in tasks)
+    pool: ProcessPoolExecutor | None = None
+    threads_pool: ThreadPoolExecutor | None = None
+    workers = max(1, threads)
+    _JOB = job
+    if remote >= POOL_MIN_BLOCKS and workers > 1:
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    task_of = {b: first for first, last in tasks for b in range(first, last)}
+    submitted: dict[int, Future[list[Built] | Failure]] = {}
+    next_task = 0
+    ahead = TASK_BLOCKS * (2 * workers + 1)
+    buffer = bytearray(BLOCK)
+    local_iter: Iterator[bytes] | None = None
+    local_next = -1  # the block local_iter makes next
+    pending: deque[tuple[int, _Pending]] = deque()
+    crc = size = 0
+    shown_members = 0
+    starts = plan_starts
+
+    def submit_until(b: int) -> None:
+        nonlocal next_task
+        while next_task < len(tasks) and tasks[next_task][0] <= b:
+            first, last = tasks[next_task]
+            if pool is not None:
+                submitted[first] = pool.submit(_task, first, last, None)
+            else:
+                submitted[first] = _done(_task(first, last, None))  # type: ignore[assignment]
+            next_task += 1
+
+    def local_blocks(b: int) -> Iterator[bytes]:
+        """Blocks b, b+1... while local, from the stream's pieces."""
+        if job is None:
+            return
+        last = b
+        while last in local:
+            last += 1
+        block = bytearray()
+        for piece in job.pieces(b * BLOCK, min(last * BLOCK, job.total), buffer):
+            view = memoryview(piece)
+            while view:
+                take = BLOCK - len(block)
+                block += view[:take]
+                view = view[take:]
+                if len(block) == BLOCK:
+                    yield bytes(block)
+                    block = bytearray()
+        if block:
+            yield bytes(block)
+
+    def write_one(meter_advance: Callable[[int], None]) -> None:
+        nonlocal crc, size, shown_members
+        b, item = pending.popleft()
+        compressed, block_crc, tail = item.get()
+        length = min(BLOCK, total - b * BLOCK)
+        out.write(compressed)
+        crc = isal_zlib.crc32_combine(crc, block_crc, length)
+        size += length
+        if cache is not None and not item.hit:
+            cache.put(keys[b], CachedBlock(compressed=compressed, crc=block_crc, tail=tail))
+        # Members whose last byte is written by now.
+        done = members if b == blocks - 1 else bisect_right(starts, (b + 1) * BLOCK) - 2
+        if done > shown_members:
+            if progress is not None and job is not None:
+                for i in range(shown_members, done):
+                    src = job.srcs[i]
+                    if isinstance(src, Source):
+                        progress(src.size)
+            meter_advance(done - shown_members)
+            shown_members = done
+
+    try:
+        out.write(GZIP_HEADER)
+        prev: _Pending | None = None
+        prev_raw = b""  # the last bytes of the previous block, when it was built here
+        with meter("writing", total=members) as shown:
+            for b in range(blocks):
+                submit_until(b + ahead)
+                item: _Pending
+                if b in hits and cache is not None:
+                    item = _Pending(cache, keys[b])
+                elif b in local:
+                    if local_iter is None or local_next != b:
+                        local_iter, local_next = local_blocks(b), b
+                    data = next(local_iter)
+                    local_next += 1
+                    zdict = prev_raw if prev_raw or prev is None else prev.get()[2]
+                    if threads_pool is None:
+                        threads_pool = ThreadPoolExecutor(workers, thread_name_prefix="deflate")
+                    item = _Pending(future=threads_pool.submit(_build, data, zdict))
+                    prev_raw = data[-WINDOW:]
+                else:
+                    first = task_of[b]
+                    item = _Pending(future=submitted[first], index=b - first)
+                if b not in local:
+                    prev_raw = b""
+                pending.append((b, item))
+                prev = item
+                while len(pending) > ahead:
+                    write_one(shown.advance)
+            while pending:
+                write_one(shown.advance)
+        out.write(EMPTY_FINAL_BLOCK)
+        out.write(struct.pack("<II", crc, size & 0xFFFFFFFF))
+    finally:
+        _JOB = None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if threads_pool is not None:
+            threads_pool.shutdown(wait=True, cancel_futures=True)

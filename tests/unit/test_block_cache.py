@@ -4,20 +4,24 @@
 from __future__ import annotations
 
 import builtins
+import gzip
 import io
 import os
 import random
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
-from isal import igzip_threaded
+from isal import isal_zlib
 
 from repro import hashing
 from repro.capsule import writer
 from repro.capsule.blockcache import BLOCK_CACHE_ENV, BLOCK_CACHE_MAX_ENV
 from repro.capsule.reader import read_capsule
 from repro.capture.pipeline import CaptureOptions, capture
+from repro.errors import FileChangedError
 
 EPOCH = "1700000000"
 N_FILES = 3000
@@ -81,25 +85,29 @@ class Opened:
         monkeypatch.setattr(io, "open", py_open)
 
 
-def test_blocks_are_python_isal_threaded_gzip_byte_for_byte() -> None:
+def test_blocks_are_one_standard_gzip_member_each_block_decodable_on_its_own() -> None:
+    """The gzip member the writer assembles from public calls (compressobj primed with the
+    previous block's last 32 KiB, sync flush, crc32_combine) is standard gzip, and each
+    block decodes alone given that dictionary: what lets a block be built anywhere."""
     rng = random.Random(3)  # noqa: S311 (test data)
     stream = b"".join(
         rng.randbytes(50_000) if i % 3 == 0 else bytes(rng.choices(b"abc,\n0123", k=200_000))
         for i in range(25)
     )  # ~3.3 blocks, mixed
-    ref = io.BytesIO()
-    with igzip_threaded.open(ref, "wb", compresslevel=1, threads=2, block_size=writer.BLOCK) as gz:  # type: ignore[no-untyped-call]
-        for at in range(0, len(stream), writer.BLOCK):
-            gz.write(stream[at : at + writer.BLOCK])
-    mine = io.BytesIO()
-    blocks = writer._Blocks(mine, 2, None, set())  # type: ignore[arg-type]
-    for i, at in enumerate(range(0, len(stream), writer.BLOCK)):
-        blocks.block(
-            i, "k", bytearray(stream[at : at + writer.BLOCK]), len(stream[at : at + writer.BLOCK])
-        )
-    blocks.finish()
-    blocks.close()
-    assert mine.getvalue() == ref.getvalue()
+    member = bytearray(writer.GZIP_HEADER)
+    crc, prev = 0, b""
+    for at in range(0, len(stream), writer.BLOCK):
+        block = stream[at : at + writer.BLOCK]
+        deflated = writer.deflate_block(block, prev[-writer.WINDOW :])
+        assert deflated == writer.deflate_block(block, prev[-writer.WINDOW :])  # deterministic
+        alone = zlib.decompressobj(-15, zdict=prev[-writer.WINDOW :]) if prev else None
+        assert (alone or zlib.decompressobj(-15)).decompress(deflated) == block
+        member += deflated
+        crc = isal_zlib.crc32_combine(crc, isal_zlib.crc32(block), len(block))
+        prev = block
+    member += writer.EMPTY_FINAL_BLOCK + struct.pack("<II", crc, len(stream))
+    assert gzip.decompress(bytes(member)) == stream
+    assert crc == zlib.crc32(stream)
 
 
 @pytest.mark.slow
@@ -133,15 +141,18 @@ def test_a_changed_file_redoes_only_its_blocks_and_a_damaged_entry_is_redone(
     target = project / "data" / "d05" / "f01500.csv"  # in the middle, same size
     size = target.stat().st_size
     target.write_bytes(b"z" * (size - 1) + b"\n")
-    reads: list[str] = []
-    real = writer._Members._read_file
+    log = env / "opened.log"  # appended to by the writer's worker processes too
+    real = writer._open_checked
 
-    def counted(self: Any, source: writer.Source, *a: Any) -> None:
-        reads.append(source.path.name)
-        real(self, source, *a)
+    def counted(source: writer.Source) -> int:
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        os.write(fd, source.path.name.encode() + b"\n")
+        os.close(fd)
+        return real(source)
 
-    monkeypatch.setattr(writer._Members, "_read_file", counted)
+    monkeypatch.setattr(writer, "_open_checked", counted)
     warm = run(project, env / "warm.tgz", monkeypatch)
+    reads = log.read_text().split()
     monkeypatch.undo()
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
     monkeypatch.setenv("REPRO_CACHE_DIR", str(env / "cache"))
@@ -183,7 +194,7 @@ def test_lost_entry_between_plan_and_copy_rewrites_afresh(
 
     def flaky(self: writer.BlockCache, key: str) -> Any:
         calls["n"] += 1
-        return None if calls["n"] == 4 else real(self, key)  # gone once it was planned
+        return None if calls["n"] == 2 else real(self, key)  # gone once it was planned
 
     monkeypatch.setattr(writer.BlockCache, "get", flaky)
     assert run(project, env / "second.tgz", monkeypatch) == cold
@@ -225,3 +236,54 @@ def test_cache_list_shows_the_blocks_and_prune_removes_them(
     assert [e.name for e in prune_cache(everything=True, kinds=["blocks"]).removed] == ["store"]
     assert not (env / "cache" / "blocks" / "store").exists()
     assert run(project, env / "b.tgz", monkeypatch) == first
+
+
+def test_worker_processes_write_the_bytes_one_process_does_and_refuse_a_changed_file(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks built by forked workers (tiny tasks: every task's first block primed from
+    bytes the worker rebuilds), around big files read by the writing process, give the
+    bytes one process gives; a file changed since it was hashed is refused from a worker."""
+    project = study(env / "study")
+    big = random.Random(11).randbytes(2_500_000)  # noqa: S311 (test data)
+    (project / "data" / "d04" / "m-big.bin").write_bytes(big)  # in the middle
+    (project / "data" / "d07" / ("é-long" * 30 + ".txt")).write_text("pax header\n")
+    (project / "data" / "d08" / "link.csv").symlink_to("../d00/f00000.csv")
+    captured = run(project, env / "captured.tgz", monkeypatch, cold=True)
+    verified = read_capsule(env / "captured.tgz", env / "unpacked")
+    sources: dict[str, writer.Source | bytes] = {}
+    for f in verified.manifest.files:
+        if f.link is None:
+            path = verified.root / f.path
+            st = path.stat()
+            sources[f.path] = writer.Source(path, f.size, st.st_mtime_ns, st.st_ctime_ns)
+    epoch = int(EPOCH)
+
+    def write(name: str, threads: int) -> bytes:
+        writer.write_capsule(env / name, verified.manifest, sources, mtime=epoch, threads=threads)
+        return (env / name).read_bytes()
+
+    one = write("one.tgz", threads=1)
+    monkeypatch.setattr(writer, "POOL_MIN_BLOCKS", 1)
+    monkeypatch.setattr(writer, "TASK_BLOCKS", 1)
+    assert write("pool.tgz", threads=2) == one == captured
+
+    victim = next(p for p in sources if p.endswith("f02345.csv"))
+    path = verified.root / victim
+    path.write_bytes(path.read_bytes()[::-1])  # same size, other bytes (and ctime)
+    log = env / "opened.log"
+    real = writer._open_checked
+
+    def logged(source: writer.Source) -> int:
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        os.write(fd, b"%d %s\n" % (os.getpid(), source.path.name.encode()))
+        os.close(fd)
+        return real(source)
+
+    monkeypatch.setattr(writer, "_open_checked", logged)
+    with pytest.raises(FileChangedError) as caught:
+        write("changed.tgz", threads=2)
+    assert caught.value.path == path
+    pids = {line.split()[0] for line in log.read_text().splitlines() if "f02345" in line}
+    assert pids and str(os.getpid()) not in pids  # refused in a worker process
+    assert not (env / "changed.tgz").exists() and not list(env.glob(".repro-tmp-*"))
