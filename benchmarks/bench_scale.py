@@ -10,6 +10,9 @@ run, side by side, page cache warm:
             `find | xargs -0 -P 2 sha256sum` (hashing alone);
             With --second-only: only the captures, the second also without the block
             cache (REPRO_BLOCK_CACHE=0), each as % of the first;
+            With --write-only: the captures (their write stage's wall and CPU seconds,
+            this process and its worker processes, from a wrapper around write_capsule)
+            and `tar czf`, `tar | pigz -1 -p 2` only;
   verify:   `repro verify CAPSULE --json` vs `tar tzf`;
   unpack:   repro.capsule.reader.read_capsule(CAPSULE, DEST) vs `tar xzf`.
 
@@ -98,6 +101,28 @@ def timed(cmd: list[str] | str, env: dict[str, str] | None = None) -> dict[str, 
 
 
 BLOCK_CACHE_ENV = "REPRO_BLOCK_CACHE"
+WRITE_STATS_ENV = "REPRO_BENCH_WRITE_STATS"
+WRITE_STAGE_WRAPPER = """
+import json, os, resource, sys, time
+import repro.capture.write as w
+real, stats = w.write_capsule, {}
+def timed(*a, **k):
+    use = lambda who: sum(resource.getrusage(who)[:2])
+    t, me, kids = time.perf_counter(), use(resource.RUSAGE_SELF), use(resource.RUSAGE_CHILDREN)
+    try:
+        return real(*a, **k)
+    finally:
+        stats.update(wall_s=round(time.perf_counter() - t, 3),
+                     cpu_s=round(use(resource.RUSAGE_SELF) - me
+                                 + use(resource.RUSAGE_CHILDREN) - kids, 3))
+w.write_capsule = timed
+from repro.__main__ import main
+try:
+    main(sys.argv[1:])
+finally:
+    with open(os.environ["REPRO_BENCH_WRITE_STATS"], "w") as fh:
+        json.dump(stats, fh)
+"""
 
 
 def repro_env(cache: Path) -> dict[str, str]:
@@ -111,7 +136,9 @@ def warm(root: Path) -> None:
     subprocess.run(["sh", "-c", f"tar cf - -C {root} . | cat > /dev/null"], check=True)
 
 
-def bench_size(project: Path, n: int, work: Path, second_only: bool = False) -> dict[str, object]:
+def bench_size(
+    project: Path, n: int, work: Path, second_only: bool = False, write_only: bool = False
+) -> dict[str, object]:
     py = sys.executable
     cache = work / "cache"
     env = repro_env(cache)
@@ -121,8 +148,13 @@ def bench_size(project: Path, n: int, work: Path, second_only: bool = False) -> 
     row: dict[str, dict[str, object]] = {}
 
     def capture(label: str, dest: Path) -> None:
-        r = timed([py, "-m", "repro", "capture", str(project), "--no-run", "-o", str(dest),
-                   "--json"], env)  # fmt: skip
+        args = ["capture", str(project), "--no-run", "-o", str(dest), "--json"]
+        if write_only:
+            stats = work / "write-stage.json"
+            r = timed([py, "-c", WRITE_STAGE_WRAPPER, *args], {**env, WRITE_STATS_ENV: str(stats)})
+            r["write_stage"] = json.loads(stats.read_text())
+        else:
+            r = timed([py, "-m", "repro", *args], env)
         r["timings"] = json.loads(str(r.pop("stdout")))["timings"]
         row[label] = r
 
@@ -160,10 +192,16 @@ def bench_size(project: Path, n: int, work: Path, second_only: bool = False) -> 
         "sha256sum_xargs_p2": f"cd {project} && find . -type f -print0 | "
         "xargs -0 -n 1000 -P 2 sha256sum > /dev/null",
     }.items():
-        if "pigz" in cmd and not shutil.which("pigz"):
+        if ("pigz" in cmd and not shutil.which("pigz")) or (write_only and "sha256sum" in cmd):
             continue
         row[label] = timed(cmd)
         row[label].pop("stdout")
+    if write_only:
+        for path in (capsule, work / "t.tgz"):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(cache, ignore_errors=True)
+        out["runs"] = row
+        return out
     r = timed([py, "-m", "repro", "verify", str(capsule), "--json"], env)
     r.pop("stdout")
     row["repro_verify"] = r
@@ -236,6 +274,29 @@ def table(results: list[dict]) -> str:
             f"{t2['write']:.2f} | {pct.get('wall', '-')} %, {pct.get('cpu', '-')} % | "
             f"{sha.get('wall_s', '-')}, {sha.get('cpu_s', '-')} |"
         )
+    if any("write_stage" in res["runs"]["repro_capture_first"] for res in results):
+        lines += [
+            "",
+            "| files | write stage, first (wall, CPU s) | write stage, second | capture, first "
+            "| capture, second | `tar \\| pigz -1 -p 2` | `tar czf` | second == first |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for res in results:
+            runs = res["runs"]
+            first, second = runs["repro_capture_first"], runs["repro_capture_second"]
+            cells = [
+                f"{r['wall_s']:.2f}, {r['cpu_s']:.2f}"
+                for r in (
+                    first["write_stage"],
+                    second["write_stage"],
+                    first,
+                    second,
+                    runs.get("tar_pigz_1_p2", {"wall_s": 0, "cpu_s": 0}),
+                    runs["tar_czf"],
+                )
+            ]
+            same = second["identical"]
+            lines.append(f"| {res['files']:,} | " + " | ".join(cells) + f" | {same} |")
     return "\n".join(lines)
 
 
@@ -252,6 +313,11 @@ def main() -> None:
         action="store_true",
         help="only the first and second captures (the second as %% of the first)",
     )
+    parser.add_argument(
+        "--write-only",
+        action="store_true",
+        help="the captures with their write stage's wall and CPU, and tar czf, tar | pigz",
+    )
     args = parser.parse_args()
     base = args.data_dir / "repro-bench-scale"
     base.mkdir(parents=True, exist_ok=True)
@@ -263,7 +329,7 @@ def main() -> None:
         project = ensure(base, n)
         work = Path(tempfile.mkdtemp(prefix="run-", dir=base))
         try:
-            results.append(bench_size(project, n, work, args.second_only))
+            results.append(bench_size(project, n, work, args.second_only, args.write_only))
         finally:
             shutil.rmtree(work, ignore_errors=True)
             if not args.keep_data:

@@ -106,6 +106,54 @@ def _header_len(name: str, size: int, mode: int, mtime: int, link: str | None) -
     return len(member_header(name, size, mode, mtime, link))
 
 
+_PADS = [bytes(n) for n in range(tarfile.BLOCKSIZE)]
+
+
+class _FileHeaders:
+    """`member_header` of a regular file, faster in the common case (an ASCII name of at most
+    100 bytes): the fields that are the same for every member, and their share of the
+    checksum, made once. Byte for byte member_header's (tested)."""
+
+    def __init__(self, mtime: int) -> None:
+        self.mtime = mtime
+        self._fast = 0 <= mtime < 8**11
+        self._mtime = b"%011o\0" % mtime if self._fast else b""
+        self._ids = b"0000000\0" * 2  # uid, gid
+        self._tail = (
+            tarfile.REGTYPE + bytes(100) + b"ustar\x0000" + bytes(32 + 32 + 8 + 8 + 155 + 12)
+        )
+        self._base = sum(self._ids) + sum(self._mtime) + sum(b" " * 8) + sum(self._tail)
+        self._modes: dict[int, tuple[bytes, int]] = {}
+
+    def __call__(self, name: str, size: int, mode: int) -> bytes:
+        if not (
+            self._fast
+            and name.isascii()
+            and len(name) <= tarfile.LENGTH_NAME
+            and 0 <= size < 8**11
+            and 0 <= mode < 8**7
+        ):
+            return member_header(name, size, mode, self.mtime)
+        field = self._modes.get(mode)
+        if field is None:
+            mode_bytes = b"%07o\0" % mode
+            field = self._modes[mode] = (mode_bytes, sum(mode_bytes))
+        encoded = name.encode("ascii")
+        size_bytes = b"%011o\0" % size
+        checksum = self._base + field[1] + sum(encoded) + sum(size_bytes)
+        return b"".join(
+            (
+                encoded.ljust(100, b"\0"),
+                field[0],
+                self._ids,
+                size_bytes,
+                self._mtime,
+                b"%06o\0 " % checksum,
+                self._tail,
+            )
+        )
+
+
 def deflate_block(data: bytes | bytearray | memoryview, zdict: bytes) -> bytes:
     """One block of the gzip member: raw deflate primed with `zdict`, ended by a sync flush."""
     if zdict:
@@ -214,13 +262,26 @@ class _Job:
         i = max(0, self.member_at(lo))
         first = self.starts[i] if i < len(self.names) else lo
         n = len(self.names)
-        while i < n and self.starts[i] < hi:
-            src = self.srcs[i]
-            if isinstance(src, Source) and self.sizes[i] > LARGE:
-                # Its content is never in a worker's range: only its header can be.
-                out += member_header(self.names[i], self.sizes[i], self.modes[i], self.mtime)
-                break
-            out += self.member(i)
+        starts, srcs, sizes, names, modes, shas = (
+            self.starts,
+            self.srcs,
+            self.sizes,
+            self.names,
+            self.modes,
+            self.shas,
+        )
+        header = _FileHeaders(self.mtime)
+        while i < n and starts[i] < hi:
+            src = srcs[i]
+            if type(src) is Source:
+                size = sizes[i]
+                out += header(names[i], size, modes[i])
+                if size > LARGE:
+                    break  # its content is never in a worker's range: only its header can be
+                out += _read_small(src, shas[i])
+                out += _PADS[-size % tarfile.BLOCKSIZE]
+            else:
+                out += self.member(i)
             i += 1
         if hi > self.starts[n]:
             out += bytes(min(hi, self.total) - max(lo, self.starts[n], first))
@@ -544,6 +605,7 @@ def write_capsule(
     threads: int = 2,
     progress: Callable[[int], None] | None = None,
     cache: BlockCache | None = None,
+    manifest_bytes: bytes | None = None,
 ) -> WrittenCapsule:
     """Write every member in the layout's one order; the destination appears only when done.
 
@@ -553,9 +615,11 @@ def write_capsule(
     of workers (`threads`: processes building blocks, and threads compressing the blocks of
     big files). With a `cache`, blocks an earlier capsule had are copied from it (their
     files are not opened) and the others are stored in it: the bytes are the same either way.
-    `progress` is called with each payload file's size once its block is written.
+    `progress` is called with each payload file's size once its block is written;
+    `manifest_bytes`, when given, are `manifest.canonical_json()` (made by the caller anyway).
     """
-    manifest_bytes = manifest.canonical_json()
+    if manifest_bytes is None:
+        manifest_bytes = manifest.canonical_json()
     tags = tag_files(manifest, manifest_bytes)
     order = member_order(manifest, signature is not None)
     dest = dest.absolute()

@@ -287,3 +287,14 @@ def test_worker_processes_write_the_bytes_one_process_does_and_refuse_a_changed_
     pids = {line.split()[0] for line in log.read_text().splitlines() if "f02345" in line}
     assert pids and str(os.getpid()) not in pids  # refused in a worker process
     assert not (env / "changed.tgz").exists() and not list(env.glob(".repro-tmp-*"))
+
+
+def test_the_writers_file_headers_are_member_headers() -> None:
+    from repro.capsule.tarheader import member_header
+
+    for mtime in (0, 1700000000, 8**11):
+        headers = writer._FileHeaders(mtime)
+        for name in ("a", "data/x.csv", "d" * 100, "d" * 101, "é.txt", "sp ace/\\x"):
+            for size in (0, 1, 511, 512, 4097, 8**11 - 1, 8**11):
+                for mode in (0o644, 0o755, 0o600):
+                    assert headers(name, size, mode) == member_header(name, size, mode, mtime)
