@@ -38,7 +38,13 @@ from typing import Any, BinaryIO, NoReturn
 from isal import isal_zlib
 
 from repro.capsule.blockcache import COMPRESSOR_ID, BlockCache, CachedBlock
-from repro.capsule.layout import MANIFEST_NAME, SIGNATURE_NAME, member_order, tag_files
+from repro.capsule.layout import (
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    TAG_FILES,
+    member_order,
+    tag_files,
+)
 from repro.capsule.manifest import Manifest
 from repro.capsule.tarheader import member_header
 from repro.errors import FileChangedError, OutputWriteError
@@ -377,50 +383,70 @@ def _raise(failure: Failure) -> NoReturn:
     raise OSError(code, message, name or None)
 
 
-def _plan(
-    job: _Job, entries_desc: Callable[[int], bytes] | None
-) -> tuple[array[int], int, list[str]]:
-    """Each member's start, the stream's length and (with `entries_desc`) each block's key.
+def _plan(job: _Job, describe: bool) -> tuple[array[int], int, list[str]]:
+    """Each member's start, the stream's length and (when `describe`) each block's key.
 
     A block is described by what lies in it: for each member overlapping it, where it begins
     relative to the block, its name, mode, size, link and content sha256 (from which its
     bytes follow), and where the end of archive begins; its key is the sha256 of its own
     description and of the previous block's, which together fix its compressed bytes."""
-    starts = array("q")
-    at = 0
-    n = len(job.names)
+    names, modes, sizes, links, shas = job.names, job.modes, job.sizes, job.links, job.shas
+    n = len(names)
     mtime = job.mtime
-    hashes: list[Any] = []
+    fast = 0 <= mtime < 8**11  # then a header is one block in member_header's common case
+    starts = [0] * (n + 1)
+    records: list[list[bytes]] = [[]]
+    at = 0
     for i in range(n):
-        size, link = job.sizes[i], job.links[i]
-        starts.append(at)
-        length = _header_len(job.names[i], size, job.modes[i], mtime, link)
-        if link is None:
-            length += size + (-size % tarfile.BLOCKSIZE)
-        if entries_desc is not None:
-            record = entries_desc(i)
-            for b in range(at >> 20, (at + length - 1 >> 20) + 1):
-                while len(hashes) <= b:
-                    hashes.append(hashlib.sha256(b"%d|" % len(hashes)))
-                hashes[b].update(b"%d|" % (at - (b << 20)) + record)
+        starts[i] = at
+        name, size, link = names[i], sizes[i], links[i]
+        if (
+            fast
+            and link is None
+            and len(name) <= tarfile.LENGTH_NAME
+            and name.isascii()
+            and 0 <= size < 8**11
+            and 0 <= modes[i] < 8**7
+        ):
+            length = tarfile.BLOCKSIZE + size + (-size % tarfile.BLOCKSIZE)
+        else:
+            length = _header_len(name, size, modes[i], mtime, link)
+            if link is None:
+                length += size + (-size % tarfile.BLOCKSIZE)
+        if describe:
+            record = b"|%s|%o|%d|%s|%s\n" % (
+                name.encode("utf-8", "surrogateescape"),
+                modes[i],
+                size,
+                b"L" + link.encode("utf-8", "surrogateescape") if link is not None else b"",
+                shas[i].encode(),
+            )
+            first, last = at >> 20, (at + length - 1) >> 20
+            while len(records) <= last:
+                records.append([])
+            if first == last:
+                records[first].append(b"%d" % (at - (first << 20)) + record)
+            else:
+                for b in range(first, last + 1):
+                    records[b].append(b"%d" % (at - (b << 20)) + record)
         at += length
-    starts.append(at)
+    starts[n] = at
     total = at + 2 * tarfile.BLOCKSIZE
     total += -total % _RECORD
     keys: list[str] = []
-    if entries_desc is not None:
+    if describe:
         blocks = (total + BLOCK - 1) // BLOCK
-        while len(hashes) < blocks:
-            hashes.append(hashlib.sha256(b"%d|" % len(hashes)))
+        while len(records) < blocks:
+            records.append([])
         for b in range(at >> 20, blocks):
-            hashes[b].update(b"E%d|%d" % (at - (b << 20), min(total - (b << 20), BLOCK)))
+            records[b].append(b"E%d|%d" % (at - (b << 20), min(total - (b << 20), BLOCK)))
         prefix = KEY_PREFIX + b"%d|" % mtime
         prev = b""
-        for h in hashes:
-            digest = h.digest()
+        for block in records:
+            digest = hashlib.sha256(b"".join(block)).digest()
             keys.append(hashlib.sha256(prefix + prev + digest).hexdigest())
             prev = digest
-    return starts, total, keys
+    return array("q", starts), total, keys
 
 
 @dataclass(frozen=True)
@@ -581,20 +607,6 @@ def _job(
     return _Job(names, modes, sizes, shas, links, srcs, array("q"), mtime, 0, [])
 
 
-def _describe(job: _Job) -> Callable[[int], bytes]:
-    def desc(i: int) -> bytes:
-        link = job.links[i]
-        return b"%s|%o|%d|%s|%s\n" % (
-            job.names[i].encode("utf-8", "surrogateescape"),
-            job.modes[i],
-            job.sizes[i],
-            b"L" + link.encode("utf-8", "surrogateescape") if link is not None else b"",
-            job.shas[i].encode(),
-        )
-
-    return desc
-
-
 def write_capsule(
     dest: Path,
     manifest: Manifest,
@@ -620,8 +632,9 @@ def write_capsule(
     """
     if manifest_bytes is None:
         manifest_bytes = manifest.canonical_json()
-    tags = tag_files(manifest, manifest_bytes)
-    order = member_order(manifest, signature is not None)
+    # len(member_order(...)): the order itself and the tag files are made only when a block
+    # is to be built (not when every block comes from the cache).
+    members = 1 + (signature is not None) + len(TAG_FILES) + len(manifest.files)
     dest = dest.absolute()
     if not dest.parent.is_dir():
         raise OutputWriteError(f"output folder does not exist: {dest.parent}")
@@ -630,6 +643,11 @@ def write_capsule(
             f"the capsule file would replace a folder: {dest}",
             hint="give a file name, e.g. -o study.capsule.tgz",
         )
+
+    def make_job() -> _Job:
+        order = member_order(manifest, signature is not None)
+        tags = tag_files(manifest, manifest_bytes)
+        return _job(manifest, sources, order, manifest_bytes, signature, tags, mtime)
 
     job: _Job | None = None
     plan = None
@@ -649,20 +667,20 @@ def write_capsule(
         )
         present = cache.names()
         if plan_key in present:
-            plan = _load_plan(cache, plan_key, len(order))
+            plan = _load_plan(cache, plan_key, members)
     if plan is not None:
         keys, starts = plan.keys, plan.starts
         end = starts[-1] + 2 * tarfile.BLOCKSIZE
         total = end + (-end % _RECORD)
     else:
-        job = _job(manifest, sources, order, manifest_bytes, signature, tags, mtime)
-        starts, total, keys = _plan(job, _describe(job) if cache is not None else None)
+        job = make_job()
+        starts, total, keys = _plan(job, cache is not None)
         if cache is not None:
             _store_plan(cache, plan_key, _Plan(keys, starts))
     blocks = (total + BLOCK - 1) // BLOCK
     hits = {b for b, key in enumerate(keys) if key in present}
     if len(hits) < blocks and job is None:
-        job = _job(manifest, sources, order, manifest_bytes, signature, tags, mtime)
+        job = make_job()
     if job is not None:
         job.starts, job.total = starts, total
 
@@ -677,7 +695,7 @@ def write_capsule(
                 out = _HashingFile(raw)
                 try:
                     _write_blocks(
-                        out, job, keys, total, hits, cache, threads, progress, len(order), starts
+                        out, job, keys, total, hits, cache, threads, progress, members, starts
                     )
                     break
                 except _CacheLost:
@@ -686,7 +704,7 @@ def write_capsule(
                     raw.truncate()
                     hits = set()
                     if job is None:
-                        job = _job(manifest, sources, order, manifest_bytes, signature, tags, mtime)
+                        job = make_job()
                         job.starts, job.total = starts, total
             raw.flush()
             os.fsync(raw.fileno())
