@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import multiprocessing
 import os
 import struct
 import tarfile
@@ -30,7 +29,7 @@ from array import array
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
@@ -787,11 +786,14 @@ def _write_blocks(
     if job is not None:
         local, tasks = _classify(job, blocks, hits)
     remote = sum(last - first for first, last in tasks)
-    pool: ProcessPoolExecutor | None = None
+    pool: Executor | None = None
     threads_pool: ThreadPoolExecutor | None = None
     workers = max(1, threads)
     _JOB = job
     if remote >= POOL_MIN_BLOCKS and workers > 1:
+        import multiprocessing  # here: not on the import path of every command
+        from concurrent.futures import ProcessPoolExecutor
+
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     task_of = {b: first for first, last in tasks for b in range(first, last)}
     submitted: dict[int, Future[list[Built] | Failure]] = {}
@@ -858,6 +860,9 @@ def _write_blocks(
 
     try:
         out.write(GZIP_HEADER)
+        # The workers are forked by the first submissions: before the progress display's
+        # thread starts.
+        submit_until(ahead)
         prev: _Pending | None = None
         prev_raw = b""  # the last bytes of the previous block, when it was built here
         with meter("writing", total=members) as shown:
