@@ -1,11 +1,11 @@
 """Compressed 1 MiB blocks of earlier capsules, reused by the next capture of unchanged data.
 
 The writer compresses the tar stream in fixed 1 MiB blocks, each deflated on its own but
-primed with the last 32 KiB of the block before (python-isal's threaded gzip format). So a
-block's compressed bytes are a function of its own bytes and the previous block's, and both
-are known without reading any file: a block is a run of headers and padding (bytes the
-writer makes) and slices of files known by their sha256. The key of a block is the sha256
-of that description for it and for the block before; an entry holds the block's compressed
+primed with the last 32 KiB of the block before. So a block's compressed bytes are a
+function of its own bytes and the previous block's, and both are known without reading any
+file: a block holds parts of members whose bytes follow from their name, mode, size, link
+and content sha256 (and the capsule's mtime). The key of a block is the sha256 of that
+description for it and for the block before; an entry holds the block's compressed
 bytes, its CRC-32 and its last 32 KiB (the dictionary of the next block when that one must
 be compressed again). Every entry carries the sha256 of its body and is checked before use:
 a damaged entry is removed and its block compressed again.
