@@ -811,10 +811,16 @@ def _write_blocks(
         nonlocal next_task
         while next_task < len(tasks) and tasks[next_task][0] <= b:
             first, last = tasks[next_task]
+            # After a cached block, its stored tail primes the task (so the files at the
+            # end of that block are not opened); else the worker rebuilds those bytes.
+            zdict = None
+            if first and first - 1 in hits and cache is not None:
+                cached = cache.get(keys[first - 1])
+                zdict = cached.tail if cached is not None else None
             if pool is not None:
-                submitted[first] = pool.submit(_task, first, last, None)
+                submitted[first] = pool.submit(_task, first, last, zdict)
             else:
-                submitted[first] = _done(_task(first, last, None))  # type: ignore[assignment]
+                submitted[first] = _done(_task(first, last, zdict))  # type: ignore[assignment]
             next_task += 1
 
     def local_blocks(b: int) -> Iterator[bytes]:
