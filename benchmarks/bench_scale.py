@@ -9,6 +9,11 @@ run, side by side, page cache warm:
             unchanged data (stat cache warm; its % of the first); vs `tar czf`,
             `tar | pigz -1 -p 2`, and `find | xargs -0 -P 2 sha256sum` / `openssl dgst
             -sha256` (hashing alone); --capture-only stops there;
+            With --second-only: only the captures, the second also without the block
+            cache (REPRO_BLOCK_CACHE=0), each as % of the first;
+            With --write-only: the captures (their write stage's wall and CPU seconds,
+            this process and its worker processes, from a wrapper around write_capsule)
+            and `tar czf`, `tar | pigz -1 -p 2` only;
   verify:   `repro verify CAPSULE --json` vs `tar tzf`;
   unpack:   repro.capsule.reader.read_capsule(CAPSULE, DEST) vs `tar xzf`.
 
@@ -98,6 +103,31 @@ def timed(cmd: list[str] | str, env: dict[str, str] | None = None) -> dict[str, 
     }
 
 
+BLOCK_CACHE_ENV = "REPRO_BLOCK_CACHE"
+WRITE_STATS_ENV = "REPRO_BENCH_WRITE_STATS"
+WRITE_STAGE_WRAPPER = """
+import json, os, resource, sys, time
+import repro.capture.write as w
+real, stats = w.write_capsule, {}
+def timed(*a, **k):
+    use = lambda who: sum(resource.getrusage(who)[:2])
+    t, me, kids = time.perf_counter(), use(resource.RUSAGE_SELF), use(resource.RUSAGE_CHILDREN)
+    try:
+        return real(*a, **k)
+    finally:
+        stats.update(wall_s=round(time.perf_counter() - t, 3),
+                     cpu_s=round(use(resource.RUSAGE_SELF) - me
+                                 + use(resource.RUSAGE_CHILDREN) - kids, 3))
+w.write_capsule = timed
+from repro.__main__ import main
+try:
+    main(sys.argv[1:])
+finally:
+    with open(os.environ["REPRO_BENCH_WRITE_STATS"], "w") as fh:
+        json.dump(stats, fh)
+"""
+
+
 def repro_env(cache: Path) -> dict[str, str]:
     env = dict(os.environ)
     # As installed: compiled modules cached (without, every run compiles repro: seconds).
@@ -112,7 +142,13 @@ def warm(root: Path) -> None:
 
 
 def bench_size(
-    project: Path, n: int, work: Path, read: bool = True, baseline: Path | None = None
+    project: Path,
+    n: int,
+    work: Path,
+    read: bool = True,
+    baseline: Path | None = None,
+    second_only: bool = False,
+    write_only: bool = False,
 ) -> dict[str, object]:
     py = sys.executable
     cache = work / "cache"
@@ -123,8 +159,13 @@ def bench_size(
     row: dict[str, dict[str, object]] = {}
 
     def capture(label: str, dest: Path, env: dict[str, str] = env) -> None:
-        r = timed([py, "-m", "repro", "capture", str(project), "--no-run", "-o", str(dest),
-                   "--json"], env)  # fmt: skip
+        args = ["capture", str(project), "--no-run", "-o", str(dest), "--json"]
+        if write_only:
+            stats = work / "write-stage.json"
+            r = timed([py, "-c", WRITE_STAGE_WRAPPER, *args], {**env, WRITE_STATS_ENV: str(stats)})
+            r["write_stage"] = json.loads(stats.read_text())
+        else:
+            r = timed([py, "-m", "repro", *args], env)
         r["timings"] = json.loads(str(r.pop("stdout")))["timings"]
         row[label] = r
 
@@ -143,11 +184,33 @@ def bench_size(
             capsule.read_bytes() == (work / "b.tgz").read_bytes()
         )
         (work / "b.tgz").unlink()
+    if second_only:  # the second as it was before the block cache: files read, recompressed
+        env[BLOCK_CACHE_ENV] = "0"
+        capture("repro_capture_second_no_block_cache", work / "c2.tgz")
+        del env[BLOCK_CACHE_ENV]
+        row["repro_capture_second_no_block_cache"]["identical"] = (
+            capsule.read_bytes() == (work / "c2.tgz").read_bytes()
+        )
     capture("repro_capture_second", work / "c2.tgz")
     row["repro_capture_second"]["identical"] = (
         capsule.read_bytes() == (work / "c2.tgz").read_bytes()
     )
     (work / "c2.tgz").unlink()
+    first, second = row["repro_capture_first"], row["repro_capture_second"]
+    out["second_pct_of_first"] = {
+        "wall": round(100 * float(second["wall_s"]) / float(first["wall_s"]), 1),  # type: ignore[arg-type]
+        "cpu": round(100 * float(second["cpu_s"]) / float(first["cpu_s"]), 1),  # type: ignore[arg-type]
+    }
+    if second_only:
+        plain = row["repro_capture_second_no_block_cache"]
+        out["second_no_block_cache_pct_of_first"] = {
+            "wall": round(100 * float(plain["wall_s"]) / float(first["wall_s"]), 1),  # type: ignore[arg-type]
+            "cpu": round(100 * float(plain["cpu_s"]) / float(first["cpu_s"]), 1),  # type: ignore[arg-type]
+        }
+        out["runs"] = row
+        shutil.rmtree(cache, ignore_errors=True)
+        capsule.unlink(missing_ok=True)
+        return out
     for label, cmd in {
         "tar_czf": f"tar czf {work}/t.tgz -C {project} .",
         "tar_pigz_1_p2": f"tar cf - -C {project} . | pigz -1 -p 2 > {work}/t.tgz",
@@ -156,11 +219,11 @@ def bench_size(
         "openssl_xargs_p2": f"cd {project} && find . -type f -print0 | "
         "xargs -0 -n 1000 -P 2 openssl dgst -sha256 > /dev/null",
     }.items():
-        if "pigz" in cmd and not shutil.which("pigz"):
+        if ("pigz" in cmd and not shutil.which("pigz")) or (write_only and "sha256sum" in cmd):
             continue
         row[label] = timed(cmd)
         row[label].pop("stdout")
-    if not read:  # --capture-only
+    if not read or write_only:  # --capture-only, --write-only
         for path in (capsule, work / "t.tgz"):
             path.unlink(missing_ok=True)
         shutil.rmtree(cache, ignore_errors=True)
@@ -224,9 +287,9 @@ def table(results: list[dict]) -> str:
     lines += [
         "",
         "| files | list s | hash+scan s | scan (rest) s | write s "
-        "| second: list / hash / scan / write s | sha256sum -P 2 wall, CPU s "
-        "| openssl -P 2 wall, CPU s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| second: list / hash / scan / write s | second % of first (wall, CPU) "
+        "| sha256sum -P 2 wall, CPU s | openssl -P 2 wall, CPU s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for res in results:
         runs = res["runs"]
@@ -234,10 +297,12 @@ def table(results: list[dict]) -> str:
         t2 = runs["repro_capture_second"]["timings"]
         sha = runs.get("sha256sum_xargs_p2", {})
         ossl = runs.get("openssl_xargs_p2", {})
+        pct = res.get("second_pct_of_first", {})
         lines.append(
             f"| {res['files']:,} | {t1['list']:.2f} | {t1['hash']:.2f} | {t1['scan']:.2f} | "
             f"{t1['write']:.2f} | {t2['list']:.2f} / {t2['hash']:.2f} / {t2['scan']:.2f} / "
-            f"{t2['write']:.2f} | {sha.get('wall_s', '-')}, {sha.get('cpu_s', '-')} "
+            f"{t2['write']:.2f} | {pct.get('wall', '-')} %, {pct.get('cpu', '-')} % | "
+            f"{sha.get('wall_s', '-')}, {sha.get('cpu_s', '-')} "
             f"| {ossl.get('wall_s', '-')}, {ossl.get('cpu_s', '-')} |"
         )
     lines += [
@@ -260,6 +325,29 @@ def table(results: list[dict]) -> str:
                 f"{b['peak_rss_mb']} | {a['peak_rss_mb'] * 1e6 / n:,.0f} B | {b.get('identical')}"
                 f"{'' if same is None else f', same as baseline: {same}'} |"
             )
+    if any("write_stage" in res["runs"]["repro_capture_first"] for res in results):
+        lines += [
+            "",
+            "| files | write stage, first (wall, CPU s) | write stage, second | capture, first "
+            "| capture, second | `tar \\| pigz -1 -p 2` | `tar czf` | second == first |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for res in results:
+            runs = res["runs"]
+            first, second = runs["repro_capture_first"], runs["repro_capture_second"]
+            cells = [
+                f"{r['wall_s']:.2f}, {r['cpu_s']:.2f}"
+                for r in (
+                    first["write_stage"],
+                    second["write_stage"],
+                    first,
+                    second,
+                    runs.get("tar_pigz_1_p2", {"wall_s": 0, "cpu_s": 0}),
+                    runs["tar_czf"],
+                )
+            ]
+            same = second["identical"]
+            lines.append(f"| {res['files']:,} | " + " | ".join(cells) + f" | {same} |")
     return "\n".join(lines)
 
 
@@ -277,6 +365,16 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, default=RESULTS / "scale.json")
     parser.add_argument("--keep-data", action="store_true", help="leave the datasets in place")
+    parser.add_argument(
+        "--second-only",
+        action="store_true",
+        help="only the first and second captures (the second as %% of the first)",
+    )
+    parser.add_argument(
+        "--write-only",
+        action="store_true",
+        help="the captures with their write stage's wall and CPU, and tar czf, tar | pigz",
+    )
     args = parser.parse_args()
     base = args.data_dir / "repro-bench-scale"
     base.mkdir(parents=True, exist_ok=True)
@@ -289,7 +387,15 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix="run-", dir=base))
         try:
             results.append(
-                bench_size(project, n, work, read=not args.capture_only, baseline=args.baseline)
+                bench_size(
+                    project,
+                    n,
+                    work,
+                    read=not args.capture_only,
+                    baseline=args.baseline,
+                    second_only=args.second_only,
+                    write_only=args.write_only,
+                )
             )
         finally:
             shutil.rmtree(work, ignore_errors=True)

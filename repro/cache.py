@@ -3,7 +3,8 @@ without ever removing an entry in use.
 
 Entries, by kind: `venvs` (environments built from locks), `wheels` (a lock's downloaded
 wheels), `data` (remote data files), `tools` (pip-tools' own venv per Python), `zenodo`
-(downloaded capsules), and `images` (the `repro-env` / `repro-loaded` Docker images).
+(downloaded capsules), `blocks` (compressed blocks of earlier capsules, reused by the next
+capture: repro.capsule.blockcache), and `images` (the `repro-env` / `repro-loaded` Docker images).
 Each use stamps the entry (repro.paths.mark_used) and holds a shared lock on the stamp
 while the process lives; a build holds the entry's build lock. Pruning takes both locks
 without waiting: an entry either lock refuses is in use, and skipped.
@@ -28,8 +29,8 @@ from repro.env.virtualenv import MARKER, RECORD_SUFFIX
 from repro.errors import ServiceUnavailableError, UsageError
 from repro.paths import USED_DIR, cache_dir
 
-Kind = Literal["venvs", "wheels", "data", "tools", "zenodo", "images"]
-KINDS: tuple[Kind, ...] = ("venvs", "wheels", "data", "tools", "zenodo", "images")
+Kind = Literal["venvs", "wheels", "data", "tools", "zenodo", "blocks", "images"]
+KINDS: tuple[Kind, ...] = ("venvs", "wheels", "data", "tools", "zenodo", "blocks", "images")
 FRESH_IMAGE_S = 15 * 60
 """An image built or used this recently counts as in use: the engine is shared, and another
 repro (another user, another cache folder) may have built it and be about to run it."""

@@ -7,7 +7,7 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
-from isal import igzip_threaded
+from repro.capsule.writer import compress_stream
 
 Members = list[tuple[tarfile.TarInfo, bytes]]
 
@@ -31,10 +31,7 @@ def pack(members: Members) -> bytes:
                 tar.addfile(info, io.BytesIO(data))
             else:
                 tar.addfile(info)
-    out = io.BytesIO()
-    with igzip_threaded.open(out, "wb", compresslevel=1, threads=1) as gz:
-        gz.write(buf.getvalue())
-    return out.getvalue()
+    return compress_stream(buf.getbuffer())
 
 
 def rewrite(capsule: Path, dest: Path, mutate: Callable[[Members], None]) -> Path:

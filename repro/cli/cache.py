@@ -21,7 +21,7 @@ KindOption = Annotated[
     typer.Option(
         "--kind",
         metavar="KIND",
-        help="Only this kind (repeatable): venvs, wheels, data, tools, zenodo, images; "
+        help="Only this kind (repeatable): venvs, wheels, data, tools, zenodo, blocks, images; "
         "default: all.",
         show_default=False,
     ),

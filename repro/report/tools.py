@@ -36,7 +36,7 @@ class RestampOutput(Model):
 
 
 class CacheEntryOutput(Model):
-    kind: Literal["venvs", "wheels", "data", "tools", "zenodo", "images"]
+    kind: Literal["venvs", "wheels", "data", "tools", "zenodo", "blocks", "images"]
     name: str
     size: int
     last_used: float
