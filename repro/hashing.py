@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
-import signal
 import sqlite3
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
 from typing import Any, Generic, NamedTuple, TypeVar
+
+from repro.forking import forking, quiet_worker
 
 CHUNK = 1 << 20
 # A file modified within this many seconds of hashing may change again within the same
@@ -430,14 +429,10 @@ def digest_files(
     if use_pool and chunks:
         # fork: the workers inherit the file list and `inspect` (nothing to pickle but
         # two ints per chunk there and the digests back).
-        context = multiprocessing.get_context("fork")
-        with _fork_lock, warnings.catch_warnings():
-            # Python 3.12+ warns of fork in a process with threads (a progress bar's):
-            # the workers only read files and hash, they take none of those locks.
-            warnings.filterwarnings("ignore", "This process", DeprecationWarning)
+        with _fork_lock, forking() as context:
             _job = job
             try:
-                pool = context.Pool(min(2, cpus), initializer=_quiet_worker)
+                pool = context.Pool(min(2, cpus), initializer=quiet_worker)
             finally:
                 _job = None
         with pool:
@@ -460,13 +455,6 @@ def digest_files(
             if max((st := stats[i]).st_mtime_ns, st.st_ctime_ns) < racy
         )
     return Hashed(shas, sizes, found, from_cache)
-
-
-def _quiet_worker() -> None:
-    """A worker leaves Ctrl-C to the parent and ends quietly when terminated (not through
-    the handlers it inherited: the CLI's turns SIGTERM into an exception and a traceback)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _chunks(todo: list[int], stats: Sequence[FileStat]) -> list[tuple[int, int]]:

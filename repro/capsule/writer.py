@@ -47,6 +47,7 @@ from repro.capsule.layout import (
 from repro.capsule.manifest import Manifest
 from repro.capsule.tarheader import member_header
 from repro.errors import FileChangedError, OutputWriteError
+from repro.forking import forking, quiet_worker
 from repro.progress import meter
 
 COMPRESS_LEVEL = 1
@@ -792,10 +793,10 @@ def _write_blocks(
     workers = max(1, threads)
     _JOB = job
     if remote >= POOL_MIN_BLOCKS and workers > 1:
-        import multiprocessing  # here: not on the import path of every command
         from concurrent.futures import ProcessPoolExecutor
 
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        with forking() as context:
+            pool = ProcessPoolExecutor(workers, mp_context=context, initializer=quiet_worker)
     task_of = {b: first for first, last in tasks for b in range(first, last)}
     submitted: dict[int, Future[list[Built] | Failure]] = {}
     next_task = 0
@@ -869,7 +870,8 @@ def _write_blocks(
         out.write(GZIP_HEADER)
         # The workers are forked by the first submissions: before the progress display's
         # thread starts.
-        submit_until(ahead)
+        with forking():
+            submit_until(ahead)
         prev: _Pending | None = None
         prev_raw = b""  # the last bytes of the previous block, when it was built here
         with meter("writing", total=members) as shown:

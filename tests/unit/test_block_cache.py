@@ -146,7 +146,7 @@ def test_a_changed_file_redoes_only_its_blocks_and_a_damaged_entry_is_redone(
 
     def counted(source: writer.Source) -> int:
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        os.write(fd, os.path.basename(source.path).encode() + b"\n")
+        os.write(fd, Path(source.path).name.encode() + b"\n")
         os.close(fd)
         return real(source)
 

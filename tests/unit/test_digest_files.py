@@ -150,10 +150,12 @@ def test_the_secret_scan_in_worker_processes_finds_what_it_finds_in_threads(
 
 
 def test_a_small_project_starts_no_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
     def no_pool(_method: str) -> None:
         raise AssertionError("a process pool for a few files")
 
-    monkeypatch.setattr(hashing.multiprocessing, "get_context", no_pool)
+    monkeypatch.setattr(multiprocessing, "get_context", no_pool)
     rels = tree(tmp_path, 30)
     stats = [stat_of(tmp_path / r) for r in rels]
     assert len(digest_files(f"{tmp_path}/", rels, stats).sha256) == len(rels)

@@ -104,7 +104,8 @@ MAY_IMPORT_ONLY: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("repro", (), "the package root holds constants only"),
     ("repro.errors", (), "every module may raise these"),
     ("repro.paths", (), "where repro keeps its files"),
-    ("repro.hashing", (), "hashing files is a utility"),
+    ("repro.hashing", ("repro.forking",), "hashing files is a utility"),
+    ("repro.forking", (), "worker processes for per-file work; depends on nothing"),
     ("repro.model_base", (), "the base of every boundary model; depends on nothing"),
     (
         "repro.resource_usage",
