@@ -10,7 +10,9 @@ is: docs/resources.md.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -63,6 +65,12 @@ def _descendants(root: int) -> list[int] | None:
 _HAS_CHILDREN = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists()
 
 
+@functools.lru_cache(maxsize=8)
+def _has_gpu_tool(path: str | None) -> bool:
+    """Whether nvidia-smi is on `path` (looked up once per PATH, not once per run)."""
+    return shutil.which("nvidia-smi", path=path) is not None
+
+
 def _gpu_reading() -> tuple[float, int] | None:
     """(utilisation %, memory used bytes), the largest over the devices; None without one."""
     smi = shutil.which("nvidia-smi")
@@ -109,7 +117,12 @@ class Sampler:
     _gpu: tuple[float, int] | None = None
     _gpu_next: float = 0.0
     _cgroup_next: float = 0.0
-    _gpu_present: bool = field(default_factory=lambda: shutil.which("nvidia-smi") is not None)
+    _gpu_present: bool = field(default_factory=lambda: _has_gpu_tool(os.environ.get("PATH")))
+
+    def __post_init__(self) -> None:
+        if self.cgroup is not None and self.cgroup.owned:
+            # Made empty for this run and read at its end: nothing to read at its start.
+            self._cgroup_next = self.started + CGROUP_INTERVAL_S
 
     def _tree(self) -> list[psutil.Process]:
         if self.cgroup is not None:
@@ -281,6 +294,32 @@ def _zombie_io(pid: int) -> tuple[int, int, int, int] | None:
     )
 
 
+class _ExitWaiter:
+    """A wait of at most N seconds that ends as soon as `pid` exits: a pidfd polled, so a
+    run of 8 ms is seen to end at 8 ms, not at the next sampling tick; a plain sleep where
+    the kernel has no pidfd_open (Linux < 5.3)."""
+
+    def __init__(self, pid: int) -> None:
+        self._fd: int | None = None
+        self._poller: select.poll | None = None
+        with contextlib.suppress(OSError, AttributeError):
+            self._fd = os.pidfd_open(pid)
+            self._poller = select.poll()
+            self._poller.register(self._fd, select.POLLIN)
+
+    def wait(self, seconds: float) -> bool:
+        """Wait; True when the process is known to have exited."""
+        if self._poller is None:
+            time.sleep(seconds)
+            return False
+        return bool(self._poller.poll(seconds * 1000))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = self._poller = None
+
+
 @dataclass(frozen=True)
 class Supervised:
     exit_code: int | None
@@ -302,10 +341,13 @@ def supervise(
     kill_grace: float = 5.0,
     memory_limit: str | None = None,
     started: float | None = None,
+    tick: Callable[[], object] | None = None,
 ) -> Supervised:
     """Wait for `proc` (the leader of its own process group) while sampling it; at `timeout`
     stop its group (TERM, then KILL after `kill_grace`). It is reaped here with wait4, so its
-    rusage (CPU of the whole tree that was waited for) is exact."""
+    rusage (CPU of the whole tree that was waited for) is exact. `tick` is called after each
+    wait (5 ms, then doubling up to 50 ms): the run's live output is read there, with no
+    thread of its own."""
     start = started if started is not None else time.monotonic()
     sampler = Sampler(proc.pid, cgroup, started=start)
     interval = FIRST_INTERVAL_S
@@ -316,32 +358,40 @@ def supervise(
     final: Figures | None = None
     status: int | None = None
     rusage = None
-    while True:
-        sampler.sample()
-        try:
-            info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            info = None
-            status = None
-            break  # reaped by someone else (InFlight.stop after Ctrl-C)
-        if info is not None:
-            own_io = _zombie_io(proc.pid)
-            final = cgroup.read() if cgroup is not None else None
+    exited = _ExitWaiter(proc.pid)
+    ended = False
+    try:
+        while True:
+            if not ended:  # a tree whose root has exited is not worth a look
+                sampler.sample()
             try:
-                _, status, rusage = os.wait4(proc.pid, 0)
+                info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             except ChildProcessError:
+                info = None
                 status = None
-            break
-        now = time.monotonic()
-        if now >= deadline and not timed_out:
-            timed_out = True
-            killed_at = now
-            _kill_group(proc.pid, signal.SIGTERM)
-        elif killed_at is not None and now >= killed_at + kill_grace:
-            _kill_group(proc.pid, signal.SIGKILL)
-            killed_at = float("inf")
-        time.sleep(interval)
-        interval = min(interval * 2, INTERVAL_S)
+                break  # reaped by someone else (InFlight.stop after Ctrl-C)
+            if info is not None:
+                own_io = _zombie_io(proc.pid)
+                final = cgroup.read() if cgroup is not None else None
+                try:
+                    _, status, rusage = os.wait4(proc.pid, 0)
+                except ChildProcessError:
+                    status = None
+                break
+            now = time.monotonic()
+            if now >= deadline and not timed_out:
+                timed_out = True
+                killed_at = now
+                _kill_group(proc.pid, signal.SIGTERM)
+            elif killed_at is not None and now >= killed_at + kill_grace:
+                _kill_group(proc.pid, signal.SIGKILL)
+                killed_at = float("inf")
+            ended = exited.wait(interval)
+            if tick is not None:
+                tick()
+            interval = min(interval * 2, INTERVAL_S)
+    finally:
+        exited.close()
     wall = time.monotonic() - start
     if status is not None:
         proc.returncode = os.waitstatus_to_exitcode(status)

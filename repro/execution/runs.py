@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -166,20 +166,30 @@ class LocalRunner:
         return run_environment(
             self.allowlist,
             home=str(home),
-            path=standard_path(str(self.bin_dir)),
+            path=self._path,
             variables={**own, **variables},
         )
 
+    @functools.cached_property
+    def _path(self) -> str:
+        return standard_path(str(self.bin_dir))
+
     def sandbox_spec(self, workdir: Path, home: Path, run: Run) -> SandboxSpec:
         """What a sandboxed point may use: its work tree and HOME, the venv read-only."""
+        shown, hidden = self._shown_hidden
+        return SandboxSpec(workdir, home, shown, hidden, run.network)
+
+    @functools.cached_property
+    def _shown_hidden(self) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+        """The folders every point is shown read-only and those hidden: the same for every
+        point, so worked out once (pyvenv.cfg read once, not once per point)."""
         shown: list[Path] = [self.bin_dir]
         if self.venv_root is not None:
             shown.append(self.venv_root)
             prefix = interpreter_prefix(self.venv_root)
             if prefix is not None:
                 shown.append(prefix)
-        hidden = [Path.home(), cache_dir(), config_dir()]
-        return SandboxSpec(workdir, home, tuple(shown), tuple(hidden), run.network)
+        return tuple(shown), (Path.home(), cache_dir(), config_dir())
 
     def run(
         self,
@@ -203,13 +213,14 @@ class LocalRunner:
             cgroup = own_cgroup() if self.measure else None
             if cgroup is not None:
                 argv = [*enter_prefix(cgroup), *argv]
+            # Read from the wait loop below (no thread per point): docs/terminal.md.
             follower = (
                 FileFollower({"stdout": out_path, "stderr": err_path}, echo)
                 if echo is not None
-                else contextlib.nullcontext()
+                else None
             )
             try:
-                with out_path.open("wb") as out, err_path.open("wb") as err, follower:
+                with out_path.open("wb") as out, err_path.open("wb") as err:
                     start = time.monotonic()
                     proc = subprocess.Popen(
                         argv,
@@ -230,6 +241,7 @@ class LocalRunner:
                             kill_grace=KILL_GRACE_S,
                             memory_limit=run.resources.memory,
                             started=start,
+                            tick=follower.poll if follower is not None else None,
                         )
                     except BaseException:
                         handle.stop()
@@ -237,9 +249,12 @@ class LocalRunner:
                     finally:
                         in_flight.discard(handle)
                     duration = time.monotonic() - start
+                if follower is not None:
+                    follower.finish()
             finally:
                 if cgroup is not None:
-                    cgroup.remove()
+                    # In the background: a sandbox's last process may still be leaving it.
+                    cgroup.remove_later()
             return CommandResult(
                 done.exit_code, duration, tail_of(out_path), tail_of(err_path), done.usage
             )
