@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import resource
 import select
 import shutil
 import signal
@@ -37,6 +38,13 @@ CGROUP_INTERVAL_S = 1.0
 
 _OWN_RSS = psutil.Process().memory_info().rss * 2
 """What a forked child's ru_maxrss may count of repro's own memory (with room to grow)."""
+
+
+def _own_peak_rss() -> int:
+    """repro's own peak RSS so far: a child's ru_maxrss starts from it (the high-water mark
+    of the memory it was forked from is carried across exec), so a figure at or under it
+    says nothing about the child."""
+    return max(_OWN_RSS, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
 def _descendants(root: int) -> list[int] | None:
@@ -239,7 +247,7 @@ class Sampler:
         # counts the memory of repro itself, which it was forked from, so it is believed only
         # above that.
         max_single = int(rusage.ru_maxrss) * 1024 if rusage is not None else 0  # type: ignore[attr-defined]
-        if max_single <= _OWN_RSS:
+        if max_single <= _own_peak_rss():
             max_single = 0
         io = list(self.io_max)
         if own_io is not None:

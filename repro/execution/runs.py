@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from repro import progress
 from repro.config.models import Run, point_id, point_variables_for, render
 from repro.execution.cgroups import enter_prefix, own_cgroup
 from repro.execution.environment import Allowlist, run_environment, standard_path
@@ -311,6 +312,56 @@ def collect_outputs(
     return outputs, missing
 
 
+FOLD_POINTS = 20
+"""A run with more points than this is said in one line when it ends (PointLines)."""
+
+
+class PointLines:
+    """What capture and replay say as points end (an `on_point`): `ran RUN [point] in 0.1 s`
+    per point for a run of up to FOLD_POINTS points; for a larger sweep, only the points
+    that did not exit 0 and then one line for the run (`ran 1000 points of tiny: every one
+    exited 0; median 0.02 s, longest 0.1 s`). Points come run by run; call `flush` after the
+    last one."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self._run: str | None = None
+        self._pending: list[PointOutcome] = []
+
+    def __call__(self, outcome: PointOutcome) -> None:
+        if outcome.run != self._run:
+            self.flush()
+            self._run = outcome.run
+        self._pending.append(outcome)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if len(pending) <= FOLD_POINTS:
+            for o in pending:
+                self.say(_ran(o))
+            return
+        failed = [o for o in pending if o.result.exit_code != 0]
+        for o in failed:
+            self.say(_ran(o))
+        times = sorted(o.result.duration_s for o in pending)
+        ended = (
+            "every one exited 0"
+            if not failed
+            else f"{len(pending) - len(failed)} exited 0, {len(failed)} did not"
+        )
+        self.say(
+            f"ran {len(pending)} points of {pending[0].run}: {ended}; "
+            f"median {times[len(times) // 2]:.2f} s, longest {times[-1]:.2f} s"
+        )
+
+
+def _ran(o: PointOutcome) -> str:
+    code = o.result.exit_code
+    return f"ran {o.label} in {o.result.duration_s:.1f} s" + (
+        "" if code == 0 else f" [exit {code}]"
+    )
+
+
 def remove_stale_outputs(run: Run, points: list[dict[str, SweepValue]], workdir: Path) -> None:
     """A file left from before must not pass for an output the command did not write."""
     for template in run.outputs:
@@ -396,10 +447,28 @@ def _run_points(
     echo: Echo | None = None,
 ) -> list[PointOutcome]:
     in_flight = InFlight()
+    # A count with a rate and an ETA while a sweep runs (drawn by the CLI; docs/terminal.md).
+    with progress.meter(f"running {run.name}", total=len(points), unit="points") as meter:
 
-    def one(point: dict[str, SweepValue]) -> PointOutcome:
-        return execute_point(run, point, workdir, runner, in_flight, variables, echo)
+        def one(point: dict[str, SweepValue]) -> PointOutcome:
+            outcome = execute_point(run, point, workdir, runner, in_flight, variables, echo)
+            meter.advance()
+            return outcome
 
+        outcomes = _gather(run, points, one, jobs, in_flight)
+    for outcome in outcomes:
+        if on_point:
+            on_point(outcome)
+    return outcomes
+
+
+def _gather(
+    run: Run,
+    points: list[dict[str, SweepValue]],
+    one: Callable[[dict[str, SweepValue]], PointOutcome],
+    jobs: int,
+    in_flight: InFlight,
+) -> list[PointOutcome]:
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix=f"run-{run.name}")
     futures: list[Future[PointOutcome]] = [pool.submit(one, p) for p in points]
     try:
@@ -415,13 +484,7 @@ def _run_points(
         pool.shutdown(wait=True)
         raise
     pool.shutdown(wait=True)
-    outcomes = []
-    for future in futures:
-        outcome = future.result()
-        outcomes.append(outcome)
-        if on_point:
-            on_point(outcome)
-    return outcomes
+    return [future.result() for future in futures]
 
 
 def stage_project(files: list[tuple[str, Path, str | None]], stage: Path) -> None:
