@@ -125,15 +125,22 @@ class Sampler:
     _gpu: tuple[float, int] | None = None
     _gpu_next: float = 0.0
     _cgroup_next: float = 0.0
+    _pids_next: float = 0.0
     _gpu_present: bool = field(default_factory=lambda: _has_gpu_tool(os.environ.get("PATH")))
 
     def __post_init__(self) -> None:
         if self.cgroup is not None and self.cgroup.owned:
             # Made empty for this run and read at its end: nothing to read at its start.
-            self._cgroup_next = self.started + CGROUP_INTERVAL_S
+            self._cgroup_next = self._pids_next = self.started + CGROUP_INTERVAL_S
 
     def _tree(self) -> list[psutil.Process]:
-        if self.cgroup is not None:
+        # A container's cgroup holds its processes, which repro did not start: listed every
+        # sample. A run's own cgroup adds only what escaped the tree (a daemon reparented to
+        # init): listed once a second (reading cgroup.procs costs more than walking the tree).
+        if self.cgroup is not None and (
+            not self.cgroup.owned or time.monotonic() >= self._pids_next
+        ):
+            self._pids_next = time.monotonic() + CGROUP_INTERVAL_S
             pids = self.cgroup.pids()
             if pids:
                 procs = []
