@@ -14,6 +14,8 @@ the same commands directly with `xargs -P 2`.
    children's, from getrusage) and the share of the machine other processes used meanwhile.
 3. Overhead per point = (repro wall - xargs wall of the same round) / N, in ms; the median
    over rounds is reported, with CPU seconds, which are steadier on a shared machine.
+   With `--before SRC` (a source tree of an older repro, e.g. `git archive 483daaf | tar -x
+   -C SRC`), that repro's sandboxed replay of the same capsule is run in each round too.
 4. The report at N points: the HTML report's size and the time to write it (replay with
    --report vs without), and the terminal output's lines and bytes.
 Writes benchmarks/results/sweep.json.
@@ -101,6 +103,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--before", type=Path, help="an older repro's source tree, run too")
     args = parser.parse_args()
     n, jobs = args.points, str(args.jobs)
     root = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
@@ -127,6 +130,10 @@ def main() -> None:
             unsandboxed = repro(
                 "replay", str(capsule), "--target", "local", "-j", jobs, "--no-sandbox", env=env
             )
+            if args.before is not None:
+                old_env = {**env, "PYTHONPATH": str(args.before.resolve())}
+                before = repro("replay", str(capsule), "--target", "local", "-j", jobs, env=old_env)
+                assert f"{n} identical" in str(before["stdout"]), before["stdout"]
             assert f"{n} identical" in str(sandboxed["stdout"]), sandboxed["stdout"]
             assert "isolation: bubblewrap" in str(sandboxed["stdout"]), "not sandboxed"
             assert f"{n} identical" in str(unsandboxed["stdout"]), unsandboxed["stdout"]
@@ -135,6 +142,7 @@ def main() -> None:
                     "xargs": strip(x),
                     "replay_sandboxed": strip(sandboxed),
                     "replay_no_sandbox": strip(unsandboxed),
+                    **({"before_replay_sandboxed": strip(before)} if args.before else {}),
                 }
             )
         html = root / "report.html"
@@ -165,6 +173,18 @@ def main() -> None:
         "replay_no_sandbox_overhead_ms_per_point": round(per_point("replay_no_sandbox"), 2),
         "replay_no_sandbox_cpu_ms_per_point": round(per_point("replay_no_sandbox", "cpu_s"), 2),
         "capture_overhead_ms_per_point": round(capture_overhead, 2),
+        **(
+            {
+                "before_replay_sandboxed_overhead_ms_per_point": round(
+                    per_point("before_replay_sandboxed"), 2
+                ),
+                "before_replay_sandboxed_cpu_ms_per_point": round(
+                    per_point("before_replay_sandboxed", "cpu_s"), 2
+                ),
+            }
+            if args.before
+            else {}
+        ),
         "target_ms_per_point": 10,
         "pass": per_point("replay_sandboxed") < 10,
     }
@@ -188,6 +208,7 @@ def main() -> None:
             (f"xargs -P {jobs}", "xargs"),
             ("replay, bubblewrap", "replay_sandboxed"),
             ("replay, --no-sandbox", "replay_no_sandbox"),
+            *((("before: replay, bubblewrap", "before_replay_sandboxed"),) if args.before else ()),
         )
     ]
     print(table(rows, ["", "wall s", "CPU s", "overhead ms/pt", "CPU ms/pt"]))

@@ -34,6 +34,10 @@ INTERVAL_S = 0.05
 handful of samples, a long one costs ~20 tree walks a second."""
 GPU_INTERVAL_S = 1.0
 CGROUP_INTERVAL_S = 1.0
+CGROUP_FIRST_SAMPLE_S = 0.02
+"""A run in a cgroup of its own is first sampled after this long: its CPU, memory peak and
+I/O come from the cgroup exactly; a run that ends sooner (a trivial sweep point) is not
+sampled at all, and its peak memory is the cgroup's (docs/resources.md)."""
 
 
 _OWN_RSS = psutil.Process().memory_info().rss * 2
@@ -50,20 +54,21 @@ def _own_peak_rss() -> int:
 def _descendants(root: int) -> list[int] | None:
     """`root` and its descendants from the kernel's per-thread children lists (a few small
     reads, where psutil's children() reads every process's stat: ~30 ms on a busy machine);
-    None where the kernel has no such lists."""
-    if not Path(f"/proc/{root}/task/{root}/children").exists():
-        return [] if _HAS_CHILDREN else None  # gone already, or no such lists here
+    None where the kernel has no such lists. Plain os calls: this runs every sample."""
+    if not _HAS_CHILDREN:
+        return None
     out, todo = [], [root]
     while todo:
         pid = todo.pop()
-        out.append(pid)
         try:
-            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+            tasks = os.listdir(f"/proc/{pid}/task")  # noqa: PTH208 - every sample: cheap calls
         except OSError:
-            continue
+            continue  # gone
+        out.append(pid)
         for task in tasks:
             try:
-                text = (task / "children").read_text()
+                with open(f"/proc/{pid}/task/{task}/children", "rb") as fh:  # noqa: PTH123
+                    text = fh.read()
             except OSError:
                 continue
             todo += [int(c) for c in text.split()]
@@ -267,6 +272,13 @@ class Sampler:
                 io[1] = max(io[1], figures.written_bytes)
         cpu = user + system
         cores_mean = cpu / wall if wall > 0 else 0.0
+        peak = max(self.peak_rss, max_single)
+        processes = len(self.seen)
+        if self.samples == 0 and figures is not None and figures.memory_peak is not None:
+            # Ended before its first sample (a run in its own cgroup, under 20 ms): the
+            # cgroup's peak (page cache included) stands for the tree's, and it ran.
+            peak = max(peak, figures.memory_peak)
+            processes = max(processes, 1)
         return ResourceUsage(
             method=method,
             wall_s=round(wall, 3),
@@ -274,13 +286,13 @@ class Sampler:
             cpu_system_s=round(system, 3),
             cores_mean=round(cores_mean, 2),
             cores_peak=round(max(self.peak_cores, cores_mean), 2),
-            peak_rss_bytes=max(self.peak_rss, max_single),
+            peak_rss_bytes=peak,
             memory_peak_bytes=figures.memory_peak if figures is not None else None,
             read_bytes=io[0],
             written_bytes=io[1],
             read_chars=io[2],
             written_chars=io[3],
-            processes=len(self.seen),
+            processes=processes,
             gpu_util_peak=self._gpu[0] if self._gpu else None,
             gpu_mem_peak_bytes=self._gpu[1] if self._gpu else None,
             samples=self.samples,
@@ -375,9 +387,12 @@ def supervise(
     rusage = None
     exited = _ExitWaiter(proc.pid)
     ended = False
+    own = start + CGROUP_FIRST_SAMPLE_S if cgroup is not None and cgroup.owned else None
     try:
         while True:
-            if not ended:  # a tree whose root has exited is not worth a look
+            # A tree whose root has exited is not worth a look; a run in its own cgroup is
+            # first looked at after CGROUP_FIRST_SAMPLE_S.
+            if not ended and (own is None or time.monotonic() >= own):
                 sampler.sample()
             try:
                 info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)

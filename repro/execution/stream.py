@@ -8,6 +8,7 @@ an `Echo`, so a long run is not silent. Core code never prints: the CLI passes t
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -86,6 +87,7 @@ class FileFollower:
         self.poll_s = poll_s
         self._splitters = [_Splitter(name, sink) for name, _, sink in self.sources]
         self._offsets = [0] * len(self.sources)
+        self._fds: list[int | None] = [None] * len(self.sources)
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="run-output", daemon=True)
 
@@ -101,9 +103,20 @@ class FileFollower:
         """Hand on what each file gained since the last look (whole lines); the bytes read."""
         got = 0
         for i, (_, path, _) in enumerate(self.sources):
-            n = self._read_new(path, self._offsets[i], self._splitters[i])
-            self._offsets[i] += n
-            got += n
+            fd = self._fds[i]
+            if fd is None:
+                try:  # kept open: one pread a look, not an open, seek, read and close
+                    fd = self._fds[i] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    continue  # not there yet
+            try:
+                data = os.pread(fd, 1 << 20, self._offsets[i])
+            except OSError:
+                continue
+            if data:
+                self._splitters[i].feed(data)
+                self._offsets[i] += len(data)
+                got += len(data)
         return got
 
     def finish(self) -> None:
@@ -112,6 +125,10 @@ class FileFollower:
             pass
         for splitter in self._splitters:
             splitter.close()
+        for i, fd in enumerate(self._fds):
+            if fd is not None:
+                os.close(fd)
+                self._fds[i] = None
 
     def _follow(self) -> None:
         while True:
@@ -120,18 +137,6 @@ class FileFollower:
                 break
             self.poll()
         self.finish()
-
-    @staticmethod
-    def _read_new(path: Path, offset: int, splitter: _Splitter) -> int:
-        try:
-            with path.open("rb") as fh:
-                fh.seek(offset)
-                data = fh.read(1 << 20)
-        except OSError:
-            return 0
-        if data:
-            splitter.feed(data)
-        return len(data)
 
 
 class ChunkFollower:
