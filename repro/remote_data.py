@@ -9,14 +9,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
 from repro.capsule.manifest import RemoteData
 from repro.config.models import DataSpec
 from repro.errors import DataChecksumError, NetworkError, ReproError
 from repro.paths import cache_dir, mark_used
 
-TIMEOUT = httpx.Timeout(30.0, read=300.0)
+CONNECT_TIMEOUT_S, READ_TIMEOUT_S = 30.0, 300.0
+"""httpx is imported when something is downloaded, not by every replay (~0.3 s)."""
 Progress = Callable[[int, int | None], None]
 """Called with (bytes received so far, bytes announced or None) as a download goes."""
 REPORT_EVERY_S = 2.0
@@ -79,13 +78,16 @@ def _download(
 ) -> None:
     """Stream into a temporary file next to `dest`, never more than `size` bytes; renamed
     into place only when the sha256 matches (nothing else is kept)."""
+    import httpx
+
+    timeout = httpx.Timeout(CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S)
     digest, done = hashlib.sha256(), 0
     fd, tmp_name = tempfile.mkstemp(prefix=".download-", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
         with (
             os.fdopen(fd, "wb") as out,
-            httpx.stream("GET", url, timeout=TIMEOUT, follow_redirects=True) as response,
+            httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response,
         ):
             if response.status_code >= 400:
                 raise ReproError(

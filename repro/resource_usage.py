@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import signal
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import Field
@@ -239,6 +240,27 @@ def detail(usage: ResourceUsage) -> str:
             f"GPU {usage.gpu_util_peak:.0f} % peak, {human_bytes(usage.gpu_mem_peak_bytes or 0)}"
         )
     return f"{', '.join(parts)} [{usage.method}]; {usage.ending.words}"
+
+
+def sweep_summary(
+    captured: Sequence[ResourceUsage | None], replayed: Sequence[ResourceUsage | None]
+) -> str:
+    """A sweep's points in one line: 'captured: median 1.7 MB peak, 0.1 cores, largest 1.8 MB,
+    0.3 cores; replayed: ...' (each side over the points measured on it)."""
+
+    def side(usages: Sequence[ResourceUsage | None]) -> str:
+        measured = [u for u in usages if u is not None]
+        if not measured:
+            return "not measured"
+        peaks = sorted(u.peak_rss_bytes for u in measured)
+        cores = sorted(u.cores_mean for u in measured)
+        mid = len(measured) // 2
+        return (
+            f"median {human_bytes(peaks[mid])} peak, {cores[mid]:.1f} cores, "
+            f"largest {human_bytes(peaks[-1])}, {cores[-1]:.1f} cores"
+        )
+
+    return f"captured: {side(captured)}; replayed: {side(replayed)}"
 
 
 def side_by_side(captured: ResourceUsage | None, replayed: ResourceUsage | None) -> str:

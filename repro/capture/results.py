@@ -33,6 +33,7 @@ from repro.execution.runs import (
     TAIL_LINES,
     CommandRunner,
     LocalRunner,
+    PointLines,
     PointOutcome,
     describe_failure,
     execute_runs,
@@ -176,18 +177,17 @@ def _results(
     stage_inputs(snapshot.listing.files, remote, stage, to_container=opts.target == "docker")
     if config.runs:
         say(f"running {len(config.runs)} run(s), {n_points} point(s)")
+    lines = PointLines(say)  # a large sweep in one line, its failed points each
     outcomes = execute_runs(
         config.runs,
         stage,
         runner,
         jobs=opts.jobs,
-        on_point=lambda o: say(
-            f"ran {o.label} in {o.result.duration_s:.1f} s"
-            + ("" if o.result.exit_code == 0 else f" [exit {o.result.exit_code}]")
-        ),
+        on_point=lines,
         variables=variables,
         echo=opts.echo,
     )
+    lines.flush()
     runs_by_name = {r.name: r for r in config.runs}
     failures = _run_failures(runs_by_name, outcomes)
     executed, notebook_failures = _execute_notebooks(

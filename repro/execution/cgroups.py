@@ -9,7 +9,10 @@ plus sampling. Parsing is kept in pure functions so it is tested on real file sa
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -17,8 +20,13 @@ from pathlib import Path
 from typing import Literal
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-V1_CONTROLLERS = ("memory", "cpuacct", "blkio", "pids")
+V1_CONTROLLERS = ("memory", "cpuacct", "blkio")
+"""The v1 hierarchies a run's cgroup is made in: those whose figures are read (pids was made
+too until issue 20 and never read; each hierarchy costs a mkdir, a join and an rmdir)."""
 USER_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+REMOVE_WAIT_S = 10.0
+"""How long a cgroup that is still busy after its run is retried before it is left (a
+daemon that escaped the run keeps it: as with `remove`)."""
 
 
 @dataclass(frozen=True)
@@ -174,21 +182,83 @@ class Cgroup:
         """Remove a cgroup repro made, once empty: processes killed a moment ago (at a
         timeout) are given `wait` seconds to go; one still busy after that (a daemon that
         escaped the run) is left."""
-        if not self.owned:
-            return
         deadline = time.monotonic() + wait
+        while not self.try_remove():
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.02)
+
+    def try_remove(self) -> bool:
+        """One attempt at removing a cgroup repro made: True once it is gone (or was never
+        repro's to remove), False while a process is still in it."""
+        if not self.owned:
+            return True
+        gone = True
         for d in self.dirs.values():
-            while True:
-                try:
-                    d.rmdir()
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    if time.monotonic() >= deadline:
-                        break
-                    time.sleep(0.02)
-                    continue
-                break
+            try:
+                d.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                gone = False
+        return gone
+
+    def remove_later(self, wait: float = REMOVE_WAIT_S) -> None:
+        """Remove it once empty, in the background (`_Remover`): a sandbox's last process
+        can still be exiting when the run's own process has been reaped (bubblewrap's
+        PID-namespace init), and a run must not wait ~20 ms for that."""
+        if self.owned and not self.try_remove():
+            _REMOVER.add(self, time.monotonic() + wait)
+
+
+class _Remover:
+    """Removes the cgroups handed to it once they are empty: one daemon thread, started on
+    first use, retrying every 20 ms; what is left at exit is tried once more then."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[tuple[Cgroup, float]] = []
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, cgroup: Cgroup, deadline: float) -> None:
+        with self._lock:
+            self._pending.append((cgroup, deadline))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="repro-cgroup-remover", daemon=True
+                )
+                self._thread.start()
+                atexit.register(self.flush)
+        self._wake.set()
+
+    def flush(self, wait: float = 1.0) -> None:
+        """Try what is pending until `wait` seconds have passed (at exit)."""
+        deadline = time.monotonic() + wait
+        while self._sweep() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def _sweep(self) -> bool:
+        """One attempt at each pending cgroup; True while some are still pending."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        now = time.monotonic()
+        kept = [(c, d) for c, d in pending if not c.try_remove() and now < d]
+        with self._lock:
+            self._pending += kept
+            return bool(self._pending)
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait()
+            while self._sweep():
+                time.sleep(0.02)
+            with self._lock:
+                if not self._pending:
+                    self._wake.clear()
+
+
+_REMOVER = _Remover()
 
 
 def _v1_mount(controller: str, root: Path) -> Path | None:
@@ -215,10 +285,19 @@ def cgroup_of(pid: int | str = "self", root: Path = CGROUP_ROOT) -> Cgroup | Non
     return None
 
 
+@functools.lru_cache(maxsize=4)
+def _parent_for(proc_cgroup: str, root: Path) -> Cgroup | None:
+    """cgroup_of this process, worked out once per /proc/self/cgroup text (re-read for every
+    run, so a process moved to another cgroup makes its runs' cgroups below the new one)."""
+    del proc_cgroup  # the cache key
+    return cgroup_of("self", root)
+
+
 def own_cgroup(root: Path = CGROUP_ROOT) -> Cgroup | None:
     """A fresh cgroup for one run, below the one this process is in; None where it cannot be
     made (read-only cgroupfs, no permission or delegation)."""
-    mine = cgroup_of("self", root)
+    text = _read(Path("/proc/self/cgroup"))
+    mine = _parent_for(text, root) if text is not None else None
     if mine is None:
         return None
     name = f"repro-run-{uuid.uuid4().hex[:12]}"
@@ -228,12 +307,25 @@ def own_cgroup(root: Path = CGROUP_ROOT) -> Cgroup | None:
             child = parent / name
             child.mkdir()
             made[controller] = child
-            if not (child / "cgroup.procs").is_file():
+            # Once per parent: a cgroupfs makes the control files with the folder.
+            if not _is_cgroup(child):
                 raise OSError("not a cgroup")
     except OSError:
         Cgroup(mine.version, made, owned=True).remove()
         return None
     return Cgroup(mine.version, made, owned=True)
+
+
+_CHECKED: set[Path] = set()
+
+
+def _is_cgroup(child: Path) -> bool:
+    if child.parent in _CHECKED:
+        return True
+    if (child / "cgroup.procs").is_file():
+        _CHECKED.add(child.parent)
+        return True
+    return False
 
 
 def enter_prefix(cgroup: Cgroup) -> list[str]:

@@ -10,7 +10,10 @@ is: docs/resources.md.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import resource
+import select
 import shutil
 import signal
 import subprocess
@@ -31,29 +34,41 @@ INTERVAL_S = 0.05
 handful of samples, a long one costs ~20 tree walks a second."""
 GPU_INTERVAL_S = 1.0
 CGROUP_INTERVAL_S = 1.0
+CGROUP_FIRST_SAMPLE_S = 0.02
+"""A run in a cgroup of its own is first sampled after this long: its CPU, memory peak and
+I/O come from the cgroup exactly; a run that ends sooner (a trivial sweep point) is not
+sampled at all, and its peak memory is the cgroup's (docs/resources.md)."""
 
 
 _OWN_RSS = psutil.Process().memory_info().rss * 2
 """What a forked child's ru_maxrss may count of repro's own memory (with room to grow)."""
 
 
+def _own_peak_rss() -> int:
+    """repro's own peak RSS so far: a child's ru_maxrss starts from it (the high-water mark
+    of the memory it was forked from is carried across exec), so a figure at or under it
+    says nothing about the child."""
+    return max(_OWN_RSS, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
 def _descendants(root: int) -> list[int] | None:
     """`root` and its descendants from the kernel's per-thread children lists (a few small
     reads, where psutil's children() reads every process's stat: ~30 ms on a busy machine);
-    None where the kernel has no such lists."""
-    if not Path(f"/proc/{root}/task/{root}/children").exists():
-        return [] if _HAS_CHILDREN else None  # gone already, or no such lists here
+    None where the kernel has no such lists. Plain os calls: this runs every sample."""
+    if not _HAS_CHILDREN:
+        return None
     out, todo = [], [root]
     while todo:
         pid = todo.pop()
-        out.append(pid)
         try:
-            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+            tasks = os.listdir(f"/proc/{pid}/task")  # noqa: PTH208 - every sample: cheap calls
         except OSError:
-            continue
+            continue  # gone
+        out.append(pid)
         for task in tasks:
             try:
-                text = (task / "children").read_text()
+                with open(f"/proc/{pid}/task/{task}/children", "rb") as fh:  # noqa: PTH123
+                    text = fh.read()
             except OSError:
                 continue
             todo += [int(c) for c in text.split()]
@@ -61,6 +76,12 @@ def _descendants(root: int) -> list[int] | None:
 
 
 _HAS_CHILDREN = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists()
+
+
+@functools.lru_cache(maxsize=8)
+def _has_gpu_tool(path: str | None) -> bool:
+    """Whether nvidia-smi is on `path` (looked up once per PATH, not once per run)."""
+    return shutil.which("nvidia-smi", path=path) is not None
 
 
 def _gpu_reading() -> tuple[float, int] | None:
@@ -109,10 +130,22 @@ class Sampler:
     _gpu: tuple[float, int] | None = None
     _gpu_next: float = 0.0
     _cgroup_next: float = 0.0
-    _gpu_present: bool = field(default_factory=lambda: shutil.which("nvidia-smi") is not None)
+    _pids_next: float = 0.0
+    _gpu_present: bool = field(default_factory=lambda: _has_gpu_tool(os.environ.get("PATH")))
+
+    def __post_init__(self) -> None:
+        if self.cgroup is not None and self.cgroup.owned:
+            # Made empty for this run and read at its end: nothing to read at its start.
+            self._cgroup_next = self._pids_next = self.started + CGROUP_INTERVAL_S
 
     def _tree(self) -> list[psutil.Process]:
-        if self.cgroup is not None:
+        # A container's cgroup holds its processes, which repro did not start: listed every
+        # sample. A run's own cgroup adds only what escaped the tree (a daemon reparented to
+        # init): listed once a second (reading cgroup.procs costs more than walking the tree).
+        if self.cgroup is not None and (
+            not self.cgroup.owned or time.monotonic() >= self._pids_next
+        ):
+            self._pids_next = time.monotonic() + CGROUP_INTERVAL_S
             pids = self.cgroup.pids()
             if pids:
                 procs = []
@@ -226,7 +259,7 @@ class Sampler:
         # counts the memory of repro itself, which it was forked from, so it is believed only
         # above that.
         max_single = int(rusage.ru_maxrss) * 1024 if rusage is not None else 0  # type: ignore[attr-defined]
-        if max_single <= _OWN_RSS:
+        if max_single <= _own_peak_rss():
             max_single = 0
         io = list(self.io_max)
         if own_io is not None:
@@ -239,6 +272,13 @@ class Sampler:
                 io[1] = max(io[1], figures.written_bytes)
         cpu = user + system
         cores_mean = cpu / wall if wall > 0 else 0.0
+        peak = max(self.peak_rss, max_single)
+        processes = len(self.seen)
+        if self.samples == 0 and figures is not None and figures.memory_peak is not None:
+            # Ended before its first sample (a run in its own cgroup, under 20 ms): the
+            # cgroup's peak (page cache included) stands for the tree's, and it ran.
+            peak = max(peak, figures.memory_peak)
+            processes = max(processes, 1)
         return ResourceUsage(
             method=method,
             wall_s=round(wall, 3),
@@ -246,13 +286,13 @@ class Sampler:
             cpu_system_s=round(system, 3),
             cores_mean=round(cores_mean, 2),
             cores_peak=round(max(self.peak_cores, cores_mean), 2),
-            peak_rss_bytes=max(self.peak_rss, max_single),
+            peak_rss_bytes=peak,
             memory_peak_bytes=figures.memory_peak if figures is not None else None,
             read_bytes=io[0],
             written_bytes=io[1],
             read_chars=io[2],
             written_chars=io[3],
-            processes=len(self.seen),
+            processes=processes,
             gpu_util_peak=self._gpu[0] if self._gpu else None,
             gpu_mem_peak_bytes=self._gpu[1] if self._gpu else None,
             samples=self.samples,
@@ -281,6 +321,32 @@ def _zombie_io(pid: int) -> tuple[int, int, int, int] | None:
     )
 
 
+class _ExitWaiter:
+    """A wait of at most N seconds that ends as soon as `pid` exits: a pidfd polled, so a
+    run of 8 ms is seen to end at 8 ms, not at the next sampling tick; a plain sleep where
+    the kernel has no pidfd_open (Linux < 5.3)."""
+
+    def __init__(self, pid: int) -> None:
+        self._fd: int | None = None
+        self._poller: select.poll | None = None
+        with contextlib.suppress(OSError, AttributeError):
+            self._fd = os.pidfd_open(pid)
+            self._poller = select.poll()
+            self._poller.register(self._fd, select.POLLIN)
+
+    def wait(self, seconds: float) -> bool:
+        """Wait; True when the process is known to have exited."""
+        if self._poller is None:
+            time.sleep(seconds)
+            return False
+        return bool(self._poller.poll(seconds * 1000))
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = self._poller = None
+
+
 @dataclass(frozen=True)
 class Supervised:
     exit_code: int | None
@@ -302,10 +368,13 @@ def supervise(
     kill_grace: float = 5.0,
     memory_limit: str | None = None,
     started: float | None = None,
+    tick: Callable[[], object] | None = None,
 ) -> Supervised:
     """Wait for `proc` (the leader of its own process group) while sampling it; at `timeout`
     stop its group (TERM, then KILL after `kill_grace`). It is reaped here with wait4, so its
-    rusage (CPU of the whole tree that was waited for) is exact."""
+    rusage (CPU of the whole tree that was waited for) is exact. `tick` is called after each
+    wait (5 ms, then doubling up to 50 ms): the run's live output is read there, with no
+    thread of its own."""
     start = started if started is not None else time.monotonic()
     sampler = Sampler(proc.pid, cgroup, started=start)
     interval = FIRST_INTERVAL_S
@@ -316,32 +385,43 @@ def supervise(
     final: Figures | None = None
     status: int | None = None
     rusage = None
-    while True:
-        sampler.sample()
-        try:
-            info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
-        except ChildProcessError:
-            info = None
-            status = None
-            break  # reaped by someone else (InFlight.stop after Ctrl-C)
-        if info is not None:
-            own_io = _zombie_io(proc.pid)
-            final = cgroup.read() if cgroup is not None else None
+    exited = _ExitWaiter(proc.pid)
+    ended = False
+    own = start + CGROUP_FIRST_SAMPLE_S if cgroup is not None and cgroup.owned else None
+    try:
+        while True:
+            # A tree whose root has exited is not worth a look; a run in its own cgroup is
+            # first looked at after CGROUP_FIRST_SAMPLE_S.
+            if not ended and (own is None or time.monotonic() >= own):
+                sampler.sample()
             try:
-                _, status, rusage = os.wait4(proc.pid, 0)
+                info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             except ChildProcessError:
+                info = None
                 status = None
-            break
-        now = time.monotonic()
-        if now >= deadline and not timed_out:
-            timed_out = True
-            killed_at = now
-            _kill_group(proc.pid, signal.SIGTERM)
-        elif killed_at is not None and now >= killed_at + kill_grace:
-            _kill_group(proc.pid, signal.SIGKILL)
-            killed_at = float("inf")
-        time.sleep(interval)
-        interval = min(interval * 2, INTERVAL_S)
+                break  # reaped by someone else (InFlight.stop after Ctrl-C)
+            if info is not None:
+                own_io = _zombie_io(proc.pid)
+                final = cgroup.read() if cgroup is not None else None
+                try:
+                    _, status, rusage = os.wait4(proc.pid, 0)
+                except ChildProcessError:
+                    status = None
+                break
+            now = time.monotonic()
+            if now >= deadline and not timed_out:
+                timed_out = True
+                killed_at = now
+                _kill_group(proc.pid, signal.SIGTERM)
+            elif killed_at is not None and now >= killed_at + kill_grace:
+                _kill_group(proc.pid, signal.SIGKILL)
+                killed_at = float("inf")
+            ended = exited.wait(interval)
+            if tick is not None:
+                tick()
+            interval = min(interval * 2, INTERVAL_S)
+    finally:
+        exited.close()
     wall = time.monotonic() - start
     if status is not None:
         proc.returncode = os.waitstatus_to_exitcode(status)

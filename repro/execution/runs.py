@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from repro import progress
 from repro.config.models import Run, point_id, point_variables_for, render
 from repro.execution.cgroups import enter_prefix, own_cgroup
 from repro.execution.environment import Allowlist, run_environment, standard_path
@@ -166,20 +167,30 @@ class LocalRunner:
         return run_environment(
             self.allowlist,
             home=str(home),
-            path=standard_path(str(self.bin_dir)),
+            path=self._path,
             variables={**own, **variables},
         )
 
+    @functools.cached_property
+    def _path(self) -> str:
+        return standard_path(str(self.bin_dir))
+
     def sandbox_spec(self, workdir: Path, home: Path, run: Run) -> SandboxSpec:
         """What a sandboxed point may use: its work tree and HOME, the venv read-only."""
+        shown, hidden = self._shown_hidden
+        return SandboxSpec(workdir, home, shown, hidden, run.network)
+
+    @functools.cached_property
+    def _shown_hidden(self) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+        """The folders every point is shown read-only and those hidden: the same for every
+        point, so worked out once (pyvenv.cfg read once, not once per point)."""
         shown: list[Path] = [self.bin_dir]
         if self.venv_root is not None:
             shown.append(self.venv_root)
             prefix = interpreter_prefix(self.venv_root)
             if prefix is not None:
                 shown.append(prefix)
-        hidden = [Path.home(), cache_dir(), config_dir()]
-        return SandboxSpec(workdir, home, tuple(shown), tuple(hidden), run.network)
+        return tuple(shown), (Path.home(), cache_dir(), config_dir())
 
     def run(
         self,
@@ -203,13 +214,14 @@ class LocalRunner:
             cgroup = own_cgroup() if self.measure else None
             if cgroup is not None:
                 argv = [*enter_prefix(cgroup), *argv]
+            # Read from the wait loop below (no thread per point): docs/terminal.md.
             follower = (
                 FileFollower({"stdout": out_path, "stderr": err_path}, echo)
                 if echo is not None
-                else contextlib.nullcontext()
+                else None
             )
             try:
-                with out_path.open("wb") as out, err_path.open("wb") as err, follower:
+                with out_path.open("wb") as out, err_path.open("wb") as err:
                     start = time.monotonic()
                     proc = subprocess.Popen(
                         argv,
@@ -230,6 +242,7 @@ class LocalRunner:
                             kill_grace=KILL_GRACE_S,
                             memory_limit=run.resources.memory,
                             started=start,
+                            tick=follower.poll if follower is not None else None,
                         )
                     except BaseException:
                         handle.stop()
@@ -237,9 +250,12 @@ class LocalRunner:
                     finally:
                         in_flight.discard(handle)
                     duration = time.monotonic() - start
+                if follower is not None:
+                    follower.finish()
             finally:
                 if cgroup is not None:
-                    cgroup.remove()
+                    # In the background: a sandbox's last process may still be leaving it.
+                    cgroup.remove_later()
             return CommandResult(
                 done.exit_code, duration, tail_of(out_path), tail_of(err_path), done.usage
             )
@@ -294,6 +310,56 @@ def collect_outputs(
         else:
             missing.append(rel)
     return outputs, missing
+
+
+FOLD_POINTS = 20
+"""A run with more points than this is said in one line when it ends (PointLines)."""
+
+
+class PointLines:
+    """What capture and replay say as points end (an `on_point`): `ran RUN [point] in 0.1 s`
+    per point for a run of up to FOLD_POINTS points; for a larger sweep, only the points
+    that did not exit 0 and then one line for the run (`ran 1000 points of tiny: every one
+    exited 0; median 0.02 s, longest 0.1 s`). Points come run by run; call `flush` after the
+    last one."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self._run: str | None = None
+        self._pending: list[PointOutcome] = []
+
+    def __call__(self, outcome: PointOutcome) -> None:
+        if outcome.run != self._run:
+            self.flush()
+            self._run = outcome.run
+        self._pending.append(outcome)
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if len(pending) <= FOLD_POINTS:
+            for o in pending:
+                self.say(_ran(o))
+            return
+        failed = [o for o in pending if o.result.exit_code != 0]
+        for o in failed:
+            self.say(_ran(o))
+        times = sorted(o.result.duration_s for o in pending)
+        ended = (
+            "every one exited 0"
+            if not failed
+            else f"{len(pending) - len(failed)} exited 0, {len(failed)} did not"
+        )
+        self.say(
+            f"ran {len(pending)} points of {pending[0].run}: {ended}; "
+            f"median {times[len(times) // 2]:.2f} s, longest {times[-1]:.2f} s"
+        )
+
+
+def _ran(o: PointOutcome) -> str:
+    code = o.result.exit_code
+    return f"ran {o.label} in {o.result.duration_s:.1f} s" + (
+        "" if code == 0 else f" [exit {code}]"
+    )
 
 
 def remove_stale_outputs(run: Run, points: list[dict[str, SweepValue]], workdir: Path) -> None:
@@ -381,10 +447,28 @@ def _run_points(
     echo: Echo | None = None,
 ) -> list[PointOutcome]:
     in_flight = InFlight()
+    # A count with a rate and an ETA while a sweep runs (drawn by the CLI; docs/terminal.md).
+    with progress.meter(f"running {run.name}", total=len(points), unit="points") as meter:
 
-    def one(point: dict[str, SweepValue]) -> PointOutcome:
-        return execute_point(run, point, workdir, runner, in_flight, variables, echo)
+        def one(point: dict[str, SweepValue]) -> PointOutcome:
+            outcome = execute_point(run, point, workdir, runner, in_flight, variables, echo)
+            meter.advance()
+            return outcome
 
+        outcomes = _gather(run, points, one, jobs, in_flight)
+    for outcome in outcomes:
+        if on_point:
+            on_point(outcome)
+    return outcomes
+
+
+def _gather(
+    run: Run,
+    points: list[dict[str, SweepValue]],
+    one: Callable[[dict[str, SweepValue]], PointOutcome],
+    jobs: int,
+    in_flight: InFlight,
+) -> list[PointOutcome]:
     pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix=f"run-{run.name}")
     futures: list[Future[PointOutcome]] = [pool.submit(one, p) for p in points]
     try:
@@ -400,13 +484,7 @@ def _run_points(
         pool.shutdown(wait=True)
         raise
     pool.shutdown(wait=True)
-    outcomes = []
-    for future in futures:
-        outcome = future.result()
-        outcomes.append(outcome)
-        if on_point:
-            on_point(outcome)
-    return outcomes
+    return [future.result() for future in futures]
 
 
 def stage_project(files: list[tuple[str, Path, str | None]], stage: Path) -> None:

@@ -8,6 +8,7 @@ an `Echo`, so a long run is not silent. Core code never prints: the CLI passes t
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -67,7 +68,10 @@ class _Splitter:
 class FileFollower:
     """Follows files a command writes while it runs (`with` it around the wait): every line
     of each reaches its sink, the last ones when the block ends. A file that does not exist
-    yet (a Slurm task not started) is read once it does."""
+    yet (a Slurm task not started) is read once it does.
+
+    Without `with`, nothing runs in the background: the caller calls `poll` while it waits
+    (the local runner, from its wait loop) and `finish` once the command has ended."""
 
     def __init__(
         self,
@@ -81,6 +85,9 @@ class FileFollower:
         if files is not None and sink is not None:
             self.sources += [(name, path, sink) for name, path in files.items()]
         self.poll_s = poll_s
+        self._splitters = [_Splitter(name, sink) for name, _, sink in self.sources]
+        self._offsets = [0] * len(self.sources)
+        self._fds: list[int | None] = [None] * len(self.sources)
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="run-output", daemon=True)
 
@@ -92,29 +99,44 @@ class FileFollower:
         self._done.set()
         self._thread.join()
 
+    def poll(self) -> int:
+        """Hand on what each file gained since the last look (whole lines); the bytes read."""
+        got = 0
+        for i, (_, path, _) in enumerate(self.sources):
+            fd = self._fds[i]
+            if fd is None:
+                try:  # kept open: one pread a look, not an open, seek, read and close
+                    fd = self._fds[i] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError:
+                    continue  # not there yet
+            try:
+                data = os.pread(fd, 1 << 20, self._offsets[i])
+            except OSError:
+                continue
+            if data:
+                self._splitters[i].feed(data)
+                self._offsets[i] += len(data)
+                got += len(data)
+        return got
+
+    def finish(self) -> None:
+        """The last bytes, and a last line without its newline."""
+        while self.poll():
+            pass
+        for splitter in self._splitters:
+            splitter.close()
+        for i, fd in enumerate(self._fds):
+            if fd is not None:
+                os.close(fd)
+                self._fds[i] = None
+
     def _follow(self) -> None:
-        splitters = [_Splitter(name, sink) for name, _, sink in self.sources]
-        offsets = [0] * len(self.sources)
         while True:
             finished = self._done.wait(self.poll_s)  # once more after the end: the last bytes
-            for i, (_, path, _) in enumerate(self.sources):
-                offsets[i] += self._read_new(path, offsets[i], splitters[i])
             if finished:
                 break
-        for splitter in splitters:
-            splitter.close()
-
-    @staticmethod
-    def _read_new(path: Path, offset: int, splitter: _Splitter) -> int:
-        try:
-            with path.open("rb") as fh:
-                fh.seek(offset)
-                data = fh.read(1 << 20)
-        except OSError:
-            return 0
-        if data:
-            splitter.feed(data)
-        return len(data)
+            self.poll()
+        self.finish()
 
 
 class ChunkFollower:

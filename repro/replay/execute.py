@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from repro.errors import UsageError
-from repro.execution.runs import PointOutcome
+from repro.execution.runs import PointLines, PointOutcome
 from repro.replay.open import Opened
 from repro.replay.targets import Observer, Target
 
@@ -21,12 +21,9 @@ def execute(target: Target, opened: Opened, say: Observer) -> list[PointOutcome]
         + (f", {len(selection.notebooks)} notebook(s)" if selection.notebooks else "")
         + f" on {target.name}"
     )
-    return target.execute(
-        selection.runs + opened.notebook_runs,
-        opened.project,
-        selection.selects,
-        lambda o: say(
-            f"ran {o.label} in {o.result.duration_s:.1f} s"
-            + ("" if o.result.exit_code == 0 else f" [exit {o.result.exit_code}]")
-        ),
+    lines = PointLines(say)  # a large sweep in one line, its failed points each
+    outcomes = target.execute(
+        selection.runs + opened.notebook_runs, opened.project, selection.selects, lines
     )
+    lines.flush()
+    return outcomes

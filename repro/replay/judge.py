@@ -102,8 +102,8 @@ def point_replay(
 
 
 def _efficiency(run: Run, result: CommandResult) -> Efficiency | None:
-    if result.usage is None or result.usage.samples == 0:
-        return None
+    if result.usage is None or (result.usage.samples == 0 and result.usage.method == "sampling"):
+        return None  # nothing measured (a container that ended before it could be seen)
     res = run.resources
     return efficiency(result.usage, res.cpus, res.memory, walltime_s(res.walltime) or run.timeout)
 

@@ -26,7 +26,7 @@ from repro.progress import Meter
 from repro.report.text import json_text, printable
 from repro.report.verbosity import verbosity
 from repro.resource_usage import detail as usage_detail
-from repro.resource_usage import side_by_side
+from repro.resource_usage import side_by_side, sweep_summary
 from repro.sign import SignatureStatus, fingerprint
 
 if TYPE_CHECKING:
@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from repro.publish.flow import PublishResult
     from repro.report.detached import DetachedReplay, ReplayList, ReplayStatus
     from repro.report.diff import CapsuleDiff
-    from repro.report.replay import ReplayReport
+    from repro.report.replay import PointReplay, ReplayReport
+    from repro.resource_usage import ResourceUsage
     from repro.sign import KeyInfo
     from repro.verify import VerifyReport
 
@@ -489,10 +490,25 @@ def render_replay(result: ReplayReport, report: Path | None) -> None:
 
 def _resource_lines(result: ReplayReport) -> list[str]:
     """Captured beside replayed, one line per point and notebook, with what ended a run that
-    did not exit 0; none when nothing was measured (docs/resources.md)."""
-    rows = [(p.run, p.point_id, p.captured_usage, p.usage) for p in result.points]
-    rows += [(nb.path, "", nb.captured_usage, nb.usage) for nb in result.notebooks]
+    did not exit 0; none when nothing was measured (docs/resources.md). A run of more than
+    FOLD_POINTS points: one line for the run (medians and largest), and a line for each
+    point that did not exit 0."""
+    from repro.report.verdict_lines import FOLD_POINTS
+
+    by_run: dict[str, list[PointReplay]] = {}
+    for p in result.points:
+        by_run.setdefault(p.run, []).append(p)
+    rows: list[tuple[str, str, ResourceUsage | None, ResourceUsage | None]] = []
     lines = []
+    for run, points in by_run.items():
+        if len(points) > FOLD_POINTS:
+            lines.append(
+                f"resources {run} ({len(points)} points): "
+                + sweep_summary([p.captured_usage for p in points], [p.usage for p in points])
+            )
+            points = [p for p in points if p.usage is not None and p.usage.ending.exit_code != 0]
+        rows += [(p.run, p.point_id, p.captured_usage, p.usage) for p in points]
+    rows += [(nb.path, "", nb.captured_usage, nb.usage) for nb in result.notebooks]
     for run, point, captured, replayed in rows:
         if captured is None and replayed is None:
             continue

@@ -141,6 +141,40 @@ def _point_lines(p: PointReplay, width: int, marks: dict[str, str]) -> list[Line
     return lines
 
 
+FOLD_POINTS = 20
+"""A run with more sweep points than this shows the points that reproduced as one line."""
+
+
+def _by_run(points: list[PointReplay]) -> list[tuple[str, list[PointReplay]]]:
+    """The points grouped by run, runs and points in their order."""
+    groups: dict[str, list[PointReplay]] = {}
+    for p in points:
+        groups.setdefault(p.run, []).append(p)
+    return list(groups.items())
+
+
+def _reproduced(p: PointReplay) -> bool:
+    return p.status == "ok" and bool(p.outputs) and all(v.verdict in _GOOD for v in p.outputs)
+
+
+def _folded_line(
+    run: str, good: list[PointReplay], total: int, width: int, marks: dict[str, str]
+) -> list[Line]:
+    """`tiny  ✓ 998 of 1000 points reproduced: 998 outputs identical`."""
+    tally: dict[str, int] = {}
+    for p in good:
+        for v in p.outputs:
+            tally[v.verdict] = tally.get(v.verdict, 0) + 1
+    outputs = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in sorted(tally.items()))
+    which = "every point" if len(good) == total else f"{len(good)} of {total} points"
+    head = shorten_middle(printable(run), max(8, width // 3))
+    text = f"{which} reproduced ({outputs})"
+    prefix = f"{head}  {marks['good']} "
+    rows = wrap(text, width, " " * 6, first=prefix)
+    first: Line = [(head, "bold"), (f"  {marks['good']} ", "green"), (rows[0][len(prefix) :], "")]
+    return [first, *([(ln, "")] for ln in rows[1:])]
+
+
 def _notebook_lines(nb: NotebookReplay, width: int, marks: dict[str, str]) -> list[Line]:
     lines: list[Line] = [[(shorten_middle(printable(f"notebook {nb.path}"), width), "bold")]]
     mark = _mark(nb.verdict, marks)
@@ -177,8 +211,18 @@ def replay_lines(result: ReplayReport, width: int, *, unicode: bool = True) -> l
         [(ln, "dim")]
         for ln in wrap(f"replay on {result.target} (isolation: {result.isolation})", width)
     ]
-    for p in result.points:
-        lines += _point_lines(p, width, marks)
+    for run, points in _by_run(result.points):
+        if len(points) <= FOLD_POINTS:
+            for p in points:
+                lines += _point_lines(p, width, marks)
+            continue
+        # A large sweep: the points that reproduced fold into one line, the others in full.
+        good = [p for p in points if _reproduced(p)]
+        for p in points:
+            if not _reproduced(p):
+                lines += _point_lines(p, width, marks)
+        if good:
+            lines += _folded_line(run, good, len(points), width, marks)
     for nb in result.notebooks:
         lines += _notebook_lines(nb, width, marks)
     for d in result.environment_differences:

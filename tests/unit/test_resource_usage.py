@@ -202,3 +202,60 @@ def test_a_trivial_run_is_measured_in_well_under_50_ms() -> None:
     assert time.monotonic() - start < 0.05 + 0.05  # spawning itself takes some ms
     assert done.exit_code == 0 and done.usage.ending.words == "exited with code 0"
     assert done.usage.samples >= 1
+
+
+def test_a_large_sweep_has_one_resources_line_and_one_per_point_that_failed() -> None:
+    from repro.report.terminal import _resource_lines
+    from repro.resource_usage import ending_of
+
+    points = [_point(f"i={i}", _usage(peak_rss_bytes=(i + 1) * 1_000_000)) for i in range(30)]
+    failed = _usage(peak_rss_bytes=1_000_000, ending=ending_of(3))
+    points[4] = points[4].model_copy(update={"usage": failed})
+    report = ReplayReport(
+        capsule="c.tgz",
+        capsule_id="0" * 64,
+        title="t",
+        signature="unsigned",
+        target="local",
+        reproduced=False,
+        counts={},
+        points=points,
+        started="2026-01-01T00:00:00Z",
+        duration_s=20.0,
+    )
+    lines = _resource_lines(report)
+    assert lines == [
+        "resources sim (30 points): captured: median 2.1 GB peak, 1.0 cores, largest 2.1 GB, "
+        "1.0 cores; replayed: median 16.0 MB peak, 1.0 cores, largest 30.0 MB, 1.0 cores",
+        "resources sim [i=4]: captured: 2.1 GB peak, 1.0 cores; replayed: 1.0 MB peak, "
+        "1.0 cores; failed with exit code 3",
+    ]
+    # a small sweep keeps a line per point
+    few = _resource_lines(report.model_copy(update={"points": points[:3]}))
+    assert len(few) == 3 and few[0].startswith("resources sim [i=0]: captured: 2.1 GB")
+
+
+def test_ru_maxrss_of_a_small_child_is_not_taken_for_repros_own_memory() -> None:
+    """A forked child's ru_maxrss starts from the high-water mark of the memory it was forked
+    from: a 3 MB `true` run from a 300 MB repro must not be said to have peaked at 300 MB."""
+    ballast = bytearray(300 << 20)
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1
+    proc = subprocess.Popen(["/bin/true"], start_new_session=True)
+    done = supervise(proc, 10)
+    del ballast
+    assert done.usage.peak_rss_bytes < 100 << 20, done.usage
+
+
+def test_the_wait_ends_when_the_process_ends_not_at_the_next_tick() -> None:
+    from repro.execution.measure import _ExitWaiter
+
+    proc = subprocess.Popen(["/bin/sleep", "0.05"])
+    waiter = _ExitWaiter(proc.pid)
+    start = time.monotonic()
+    try:
+        assert waiter.wait(30.0) is True  # a pidfd: woken by the exit, not after 30 s
+    finally:
+        waiter.close()
+        proc.wait()
+    assert time.monotonic() - start < 5

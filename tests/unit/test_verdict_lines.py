@@ -135,3 +135,36 @@ def test_shorten_middle_keeps_both_ends() -> None:
     assert shorten_middle("abc", 10) == "abc"
     short = shorten_middle("results/" + "x" * 50 + "/final.png", 30)
     assert len(short) == 30 and short.startswith("results/") and short.endswith("final.png")
+
+
+def _sweep(n: int, bad: set[int]) -> list[PointReplay]:
+    return [
+        PointReplay(
+            run="tiny",
+            point={"i": i},
+            point_id=f"i={i}",
+            command=f"echo {i}",
+            status="failed" if i in bad else "ok",
+            exit_code=1 if i in bad else 0,
+            duration_s=0.01,
+            outputs=[
+                verdict(f"out/{i}.txt", "missing" if i in bad else "identical", "byte-identical")
+            ],
+        )
+        for i in range(n)
+    ]
+
+
+def test_a_large_sweep_folds_the_points_that_reproduced_and_shows_the_others() -> None:
+    shown = text_of(replay_lines(report(_sweep(1000, {7, 500})), 80))
+    assert len(shown) < 20, shown  # not 2,000 lines
+    assert "tiny  ✓ 998 of 1000 points reproduced (998 identical)" in shown
+    assert (
+        "tiny [i=7]  run failed (exit 1)" in shown and "tiny [i=500]  run failed (exit 1)" in shown
+    )
+    assert not any("out/3.txt" in line for line in shown)
+    everything = text_of(replay_lines(report(_sweep(1000, set())), 80))
+    assert "tiny  ✓ every point reproduced (1000 identical)" in everything
+    # up to FOLD_POINTS points, each point is shown as before
+    small = text_of(replay_lines(report(_sweep(20, set())), 80))
+    assert "tiny [i=19]" in small and "  ✓ out/19.txt  identical: byte-identical" in small
