@@ -34,6 +34,8 @@ from pydantic import ValidationError
 
 from repro import FORMAT
 from repro.capsule.layout import (
+    HARD_MAX_BYTES,
+    HARD_MAX_MEMBERS,
     LOCAL_WHEELS,
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
@@ -65,8 +67,6 @@ read can be compared byte for byte with what the writer emits."""
 # Bytes of zero padding tolerated after the tar end-of-archive marker (tar pads to 10 KiB
 # records; anything else after the archive is tampering).
 MAX_TRAILING = 1 << 20
-HARD_MAX_MEMBERS = 1_000_000
-HARD_MAX_BYTES = 1 << 40  # 1 TiB: no capsule repro writes comes near it
 IsalError = cast(type[Exception], isal_zlib.error)
 
 
@@ -156,8 +156,20 @@ def _plain_folders(files: list[FileEntry], paths: set[str]) -> set[str] | None:
 
 def _check_manifest_tree(manifest: Manifest) -> None:
     """_check_manifest_entries by a walk of the manifest's tree, which also checks links."""
+    root = _file_tree(manifest.files)
+
+    def is_folder(path: str) -> bool:
+        folder = root.find(path)
+        return folder is not None and bool(folder.children) and folder.entry is None
+
+    _check_references(manifest, {f.path for f in manifest.files}, is_folder)
+
+
+def _file_tree(files: list[FileEntry]) -> _Node:
+    """The tree of the file list, once each path is checked safe to create in a fresh folder
+    and each link to stay inside the capsule."""
     root = _Node()
-    for entry in manifest.files:
+    for entry in files:
         safe_member_name(entry.path)
         if not entry.path.startswith(PAYLOAD_DIR + "/"):
             raise MalformedCapsuleError(f"manifest lists a file outside data/: {entry.path}")
@@ -175,7 +187,7 @@ def _check_manifest_tree(manifest: Manifest) -> None:
                 raise MalformedCapsuleError(f"symlink with a size: {entry.path}")
         elif entry.mode & ~0o777 or entry.mode & 0o022:
             raise UnsafeArchiveMemberError(f"unsafe mode {oct(entry.mode)} for {entry.path}")
-    for entry in manifest.files:
+    for entry in files:
         node = root
         under_link = False
         for part in entry.path.split("/"):
@@ -187,12 +199,7 @@ def _check_manifest_tree(manifest: Manifest) -> None:
             raise UnsafeArchiveMemberError(f"member under a symlink: {entry.path}")
         if entry.link is not None:
             _check_link(entry.path, entry.link, root)
-
-    def is_folder(path: str) -> bool:
-        folder = root.find(path)
-        return folder is not None and bool(folder.children) and folder.entry is None
-
-    _check_references(manifest, {f.path for f in manifest.files}, is_folder)
+    return root
 
 
 def _check_link(path: str, link: str, root: _Node) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from repro.capsule.layout import check_manifest_size
 from repro.capsule.writer import WrittenCapsule, write_capsule
 from repro.capture.assemble import Assembled
 from repro.capture.options import CaptureOptions
@@ -36,8 +37,10 @@ def scan_generated(
     """The manifest and the generated files travel too: commands, recorded variables, job
     scripts and the crate are scanned like the project's files (the notebooks'
     expectations were scanned with the results)."""
+    manifest_bytes = assembled.manifest.canonical_json()
+    check_manifest_size(len(manifest_bytes))  # exactly what verify can read
     fail_on_hits(
-        scanner.scan_bytes(assembled.manifest.canonical_json(), "repro.json")
+        scanner.scan_bytes(manifest_bytes, "repro.json")
         + [
             hit
             for path, content in assembled.sources.items()
