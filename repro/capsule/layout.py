@@ -144,7 +144,10 @@ def tag_files(manifest: Manifest, manifest_bytes: bytes) -> dict[str, bytes]:
     """bagit.txt, bag-info.txt, manifest-sha256.txt and tagmanifest-sha256.txt, derived."""
     bag_lines = []
     octets = count = 0
-    contents = _content_entries({f.path: f for f in manifest.files})
+    by_path = {f.path: f for f in manifest.files}
+    # Without links every entry is its own content (what _content_entries gives, cheaper).
+    links = any(f.link is not None for f in manifest.files)
+    contents: dict[str, FileEntry | None] = _content_entries(by_path) if links else {**by_path}
     for entry in sorted(manifest.files, key=lambda f: f.path.encode()):
         # A link is hashed by bagit as the file it points at; links to folders are walked
         # past by bagit (os.walk does not follow them), so they are not listed.
