@@ -21,6 +21,9 @@ Every command runs under `/usr/bin/time` (wall, user+sys CPU, peak RSS). The mac
 shared: the CPU seconds and the ratios measured side by side are the figures to read.
 
 Usage:  python benchmarks/bench_scale.py [--sizes 1000,10000,100000,300000] [--data-dir D]
+        python benchmarks/bench_scale.py --read --sizes 10000,100000 [--repeat 3]
+                (verify, unpack and `repro extract` alone, interleaved with tar tzf / tar
+                xzf `--repeat` times, medians; results: benchmarks/results/scale-read.json)
 
 Datasets are generated into $REPRO_BENCH_DIR (default /tmp/repro-bench-scale), reused
 when present, never inside the repository. Results: benchmarks/results/scale.json.
@@ -253,6 +256,71 @@ def bench_size(
     return out
 
 
+def bench_read(project: Path, n: int, work: Path, repeat: int) -> dict[str, object]:
+    """Verify and unpack alone (`--read`): one capsule captured, then `repro verify` and
+    `tar tzf`, repro's unpack (read_capsule, as replay does), `repro extract` and `tar xzf`,
+    interleaved `repeat` times; each figure is the median of its runs."""
+    py = sys.executable
+    env = repro_env(work / "cache")
+    capsule = work / "c.tgz"
+    timed([py, "-m", "repro", "capture", str(project), "--no-run", "-o", str(capsule)], env)
+    warm(work)  # the capsule in the page cache
+    samples: dict[str, list[dict[str, object]]] = {}
+    for i in range(repeat):
+        # Each unpack into a folder of its own, all removed at the end: removing 100,000
+        # files (ext4, online discard) slows the file creations that follow for a while.
+        dest = work / f"unpacked-{i}"
+        unpack = (
+            "from pathlib import Path; from repro.capsule.reader import read_capsule; "
+            f"read_capsule(Path({str(capsule)!r}), Path({str(dest) + '-r'!r}))"
+        )
+        commands: dict[str, list[str] | str] = {
+            "repro_verify": [py, "-m", "repro", "verify", str(capsule), "--json"],
+            "tar_tzf": f"tar tzf {capsule} > /dev/null",
+            "repro_unpack": [py, "-c", unpack],
+            "tar_xzf": f"mkdir {dest}-t && tar xzf {capsule} -C {dest}-t",
+            "repro_extract": [py, "-m", "repro", "extract", str(capsule), "-o", f"{dest}-e"],
+        }
+        for label, cmd in commands.items():
+            r = timed(cmd, env if label.startswith("repro") else None)
+            r.pop("stdout")
+            samples.setdefault(label, []).append(r)
+            subprocess.run(["sync"], check=True)  # the last one's writeback not on the next
+    row = {
+        label: {
+            key: sorted(float(str(r[key])) for r in runs)[len(runs) // 2]
+            for key in ("wall_s", "cpu_s", "peak_rss_mb")
+        }
+        | {"runs": runs}
+        for label, runs in samples.items()
+    }
+    capsule.unlink()
+    return {"files": n, "repeat": repeat, "runs": row}
+
+
+def read_table(results: list[dict]) -> str:
+    lines = [
+        "| files | measure | repro wall s | repro CPU s | peer | peer wall s | peer CPU s | "
+        "wall ratio | CPU ratio | repro peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    pairs = [
+        ("verify", "repro_verify", "tar_tzf"),
+        ("unpack (replay's)", "repro_unpack", "tar_xzf"),
+        ("`repro extract`", "repro_extract", "tar_xzf"),
+    ]
+    for res in results:
+        for label, mine, peer in pairs:
+            a, b = res["runs"][mine], res["runs"][peer]
+            lines.append(
+                f"| {res['files']:,} | {label} | {a['wall_s']:.2f} | {a['cpu_s']:.2f} | "
+                f"`{peer}` | {b['wall_s']:.2f} | {b['cpu_s']:.2f} | "
+                f"{ratio(a['wall_s'], b['wall_s'])} | {ratio(a['cpu_s'], b['cpu_s'])} | "
+                f"{a['peak_rss_mb']} |"
+            )
+    return "\n".join(lines)
+
+
 def ratio(a: float, b: float) -> float:
     return round(a / b, 2) if b else float("nan")
 
@@ -375,7 +443,16 @@ def main() -> None:
         action="store_true",
         help="the captures with their write stage's wall and CPU, and tar czf, tar | pigz",
     )
+    parser.add_argument(
+        "--read",
+        action="store_true",
+        help="verify and unpack only, against tar tzf / tar xzf (results: scale-read.json)",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each, with --read")
     args = parser.parse_args()
+    if args.read:
+        main_read(args)
+        return
     base = args.data_dir / "repro-bench-scale"
     base.mkdir(parents=True, exist_ok=True)
     results = []
@@ -405,6 +482,28 @@ def main() -> None:
         write_results(args.json, results, started, load_before)  # after each size
     print(table(results))
     print(f"wrote {args.json}")
+
+
+def main_read(args: argparse.Namespace) -> None:
+    base = args.data_dir / "repro-bench-scale"
+    base.mkdir(parents=True, exist_ok=True)
+    out = args.json if args.json != RESULTS / "scale.json" else RESULTS / "scale-read.json"
+    results = []
+    started, load_before = time.time(), os.getloadavg()
+    for n in [int(s) for s in args.sizes.split(",")]:
+        print(f"{n} files", flush=True)
+        project = ensure(base, n)
+        work = Path(tempfile.mkdtemp(prefix="read-", dir=base))
+        try:
+            results.append(bench_read(project, n, work, args.repeat))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+            if not args.keep_data:
+                shutil.rmtree(project, ignore_errors=True)
+        print(read_table(results[-1:]), flush=True)
+        write_results(out, results, started, load_before)
+    print(read_table(results))
+    print(f"wrote {out}")
 
 
 def write_results(path: Path, results: list[dict], started: float, load_before: tuple) -> None:

@@ -98,6 +98,13 @@ class FileTooLargeError(ProjectFileError):
     )
 
 
+class CapsuleTooLargeError(ProjectFileError):
+    default_hint = (
+        "leave files out with .reproignore, or pack many small files into one archive "
+        "(tar, zip) in the project, and capture again"
+    )
+
+
 class ResolverError(ReproError):
     default_hint = (
         "check the requirement names and versions, or pass --freeze to lock what is installed"

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from repro.capsule.manifest import FileEntry, Manifest, RunRecord
 from repro.config.models import Metadata, Run
+from repro.errors import CapsuleTooLargeError
 from repro.resource_usage import ResourceUsage
 
 MANIFEST_NAME = "repro.json"
@@ -23,8 +25,75 @@ LOCAL_WHEELS = ENV_PREFIX + "local-wheels/"
 JOBS_PREFIX = "data/jobs/"
 ROCRATE_PATH = "data/ro-crate-metadata.json"
 TAG_FILES = ("bagit.txt", "bag-info.txt", "manifest-sha256.txt", "tagmanifest-sha256.txt")
-MAX_MANIFEST_BYTES = 64 << 20
 MAX_SIGNATURE_BYTES = 1 << 20
+
+# --- how large a capsule may be ------------------------------------------------------------
+# The reader refuses anything beyond these before it trusts a byte; capture refuses, before it
+# hashes anything, a project the reader would refuse, so every capsule capture writes verifies.
+HARD_MAX_MEMBERS = 1_000_000
+"""Payload files a capsule may list."""
+HARD_MAX_BYTES = 1 << 40
+"""Payload bytes a capsule may declare (1 TiB: no capsule repro writes comes near it)."""
+MANIFEST_BYTES_PER_FILE = 192
+"""repro.json's allowance per listed file. An entry takes about 140 bytes plus its path (173 in
+all for the benchmark's paths of 36 bytes)."""
+MAX_MANIFEST_BYTES = 64 * 1024**2 + HARD_MAX_MEMBERS * MANIFEST_BYTES_PER_FILE
+"""Bytes of repro.json the reader accepts (about 247 MiB): 64 MiB for everything but the file
+list (runs, results, notes), plus the allowance for HARD_MAX_MEMBERS files. So a million files
+fit when their capsule paths average up to about 115 bytes, and fewer files may have longer
+paths (capture refuses what would not fit, check_capsule_size). Before, 64 MiB in all: about
+390,000 files, while capture wrote more.
+
+It is the bound on the reader's memory: the manifest is read whole and refused unread above
+the cap; parsed, it takes about 13 bytes of memory per byte of JSON (100,000 files: 17 MB of
+JSON, verify's peak RSS 290 MB), so about 3 GB at the cap: what a million-file capsule needs
+anyway for its FileEntry objects. Hostile JSON built for the worst ratio ([{},{},...], 3
+bytes for a 64-byte dict and its pointer) could make about 6 GB before it is refused (1.6 GB
+at the old 64 MiB): the price of reading a million-file manifest whole, until it is streamed."""
+_ENTRY_FLOOR = len(
+    b'{"link":null,"mode":0,"path":"","role":"env","sha256":"' + b"0" * 64 + b'","size":0},'
+)
+"""The fewest bytes one file entry takes in repro.json, its path aside."""
+
+
+def manifest_floor(files: int, path_bytes: int) -> int:
+    """The fewest bytes a repro.json listing `files` files, whose capsule paths take
+    `path_bytes` bytes together, can have (JSON escapes only add to them)."""
+    return files * _ENTRY_FLOOR + path_bytes
+
+
+def check_capsule_size(files: int, path_bytes: int) -> None:
+    """CapsuleTooLargeError when a capsule of `files` payload files (paths of `path_bytes`
+    bytes, data/project/... included) could not be verified: called by capture on its file
+    list, before any slow work."""
+    if files > HARD_MAX_MEMBERS:
+        raise CapsuleTooLargeError(
+            f"the capsule would hold {files:,} files; repro reads at most {HARD_MAX_MEMBERS:,}"
+        )
+    floor = manifest_floor(files, path_bytes)
+    if floor > MAX_MANIFEST_BYTES:
+        raise CapsuleTooLargeError(
+            f"the capsule's repro.json would take at least {floor / 2**20:,.0f} MiB for "
+            f"{files:,} files; repro reads at most {MAX_MANIFEST_BYTES / 2**20:,.0f} MiB"
+        )
+
+
+def check_project_listing(rels: Sequence[str]) -> None:
+    """check_capsule_size for the project files `rels` (relative paths) alone; the
+    characters counted as bytes, which JSON and UTF-8 only add to."""
+    files = len(rels)
+    check_capsule_size(files, sum(map(len, rels)) + files * len(PROJECT_PREFIX))
+
+
+def check_manifest_size(size: int) -> None:
+    """CapsuleTooLargeError when repro.json bytes of `size` are more than the reader accepts
+    (capture's last check, on the exact bytes, before it writes)."""
+    if size > MAX_MANIFEST_BYTES:
+        raise CapsuleTooLargeError(
+            f"the capsule's repro.json is {size / 2**20:,.1f} MiB; repro reads at most "
+            f"{MAX_MANIFEST_BYTES / 2**20:,.1f} MiB"
+        )
+
 
 PROCESS_RUN_CRATE = "https://w3id.org/ro/wfrun/process/0.5"
 RO_CRATE_SPEC = "https://w3id.org/ro/crate/1.1"
@@ -75,7 +144,10 @@ def tag_files(manifest: Manifest, manifest_bytes: bytes) -> dict[str, bytes]:
     """bagit.txt, bag-info.txt, manifest-sha256.txt and tagmanifest-sha256.txt, derived."""
     bag_lines = []
     octets = count = 0
-    contents = _content_entries({f.path: f for f in manifest.files})
+    by_path = {f.path: f for f in manifest.files}
+    # Without links every entry is its own content (what _content_entries gives, cheaper).
+    links = any(f.link is not None for f in manifest.files)
+    contents: dict[str, FileEntry | None] = _content_entries(by_path) if links else {**by_path}
     for entry in sorted(manifest.files, key=lambda f: f.path.encode()):
         # A link is hashed by bagit as the file it points at; links to folders are walked
         # past by bagit (os.walk does not follow them), so they are not listed.

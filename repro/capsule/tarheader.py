@@ -10,6 +10,9 @@ __all__ = ["END_OF_ARCHIVE", "member_header", "padding"]
 _ZERO8 = b"0000000\0"
 _USTAR_TAIL = b"ustar\x0000" + b"\0" * (32 + 32 + 8 + 8 + 155 + 12)
 _OCTAL_11 = 8**11
+_FIXED_SUM = 2 * sum(_ZERO8) + 8 * ord(" ") + sum(_USTAR_TAIL)
+"""The checksum's share of the fields every header has alike (uid, gid, the checksum itself
+counted as spaces, the ustar tail): only the variable fields are summed per header."""
 
 
 def member_header(name: str, size: int, mode: int, mtime: int, link: str | None = None) -> bytes:
@@ -28,21 +31,29 @@ def member_header(name: str, size: int, mode: int, mtime: int, link: str | None 
         and 0 <= mtime < _OCTAL_11
         and 0 <= mode < 8**7
     ):
-        header = b"".join(
+        name_b = name.encode("ascii")
+        link_b = target.encode("ascii")
+        kind = tarfile.SYMTYPE if link is not None else tarfile.REGTYPE
+        mode_b = b"%07o\0" % mode
+        size_b = b"%011o\0" % size
+        mtime_b = b"%011o\0" % mtime
+        checksum = (
+            _FIXED_SUM + sum(name_b) + sum(mode_b) + sum(size_b) + sum(mtime_b) + kind[0]
+        ) + sum(link_b)
+        return b"".join(
             (
-                name.encode("ascii").ljust(100, b"\0"),
-                b"%07o\0" % mode,
+                name_b.ljust(100, b"\0"),
+                mode_b,
                 _ZERO8,  # uid
                 _ZERO8,  # gid
-                b"%011o\0" % size,
-                b"%011o\0" % mtime,
-                b" " * 8,  # the checksum, counted as spaces
-                tarfile.SYMTYPE if link is not None else tarfile.REGTYPE,
-                target.encode("ascii").ljust(100, b"\0"),
+                size_b,
+                mtime_b,
+                b"%06o\0 " % checksum,  # as tarfile writes it: six digits, NUL, space
+                kind,
+                link_b.ljust(100, b"\0"),
                 _USTAR_TAIL,  # magic, version; empty uname, gname, device numbers, prefix
             )
         )
-        return header[:148] + b"%06o\0" % sum(header) + header[155:]
     return _tarfile_header(name, size, mode, mtime, link)
 
 

@@ -63,8 +63,10 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
         assembled = assemble(plan, snapshot, environment, results, work, say)
         say(f"writing {plan.output.name}")
         t0 = time.perf_counter()
-        scan_generated(snapshot.scanner, assembled, results.expectations)
-        written = write(plan.output, assembled, key, plan.epoch)
+        manifest_bytes = assembled.manifest.canonical_json()
+        scan_generated(snapshot.scanner, assembled, results.expectations, manifest_bytes)
+        written = write(plan.output, assembled, key, plan.epoch, manifest_bytes)
+        del manifest_bytes
         remember(written.capsule_id)
         timings = {
             **snapshot.timings,

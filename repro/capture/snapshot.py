@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from repro import progress
-from repro.capsule.layout import PROJECT_PREFIX
+from repro.capsule.layout import PROJECT_PREFIX, check_project_listing
 from repro.capsule.manifest import KernelInfo
 from repro.capture.files import Listing, ProjectFile, list_project
 from repro.capture.options import Observer
@@ -78,6 +78,7 @@ def take_snapshot(plan: Plan, say: Observer) -> Snapshot:
     )
     regular = [f for f in listing.files if not f.is_link]
     check_sizes(regular, config.capture.max_file_size)
+    check_project_listing([f.rel for f in listing.files])  # what verify can read
     timings["list"] = time.perf_counter() - t0
     notebooks = read_notebooks(project, config.notebooks, {f.rel for f in listing.files})
     notes = [] if opts.execute else saved_outputs_notes(notebooks)

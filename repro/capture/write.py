@@ -9,7 +9,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from repro.capsule.blockcache import default_block_cache
-from repro.capsule.manifest import Manifest
+from repro.capsule.layout import check_manifest_size
 from repro.capsule.writer import WrittenCapsule, write_capsule
 from repro.capture.assemble import Assembled
 from repro.capture.options import CaptureOptions
@@ -32,26 +32,18 @@ def signing_key(opts: CaptureOptions) -> Ed25519PrivateKey | None:
     return load_private_key(path, opts.passphrase_prompt)
 
 
-_last_json: tuple[Manifest, bytes] | None = None
-
-
-def manifest_json(manifest: Manifest) -> bytes:
-    """`manifest.canonical_json()`, made once for the scan, the signature and the writer
-    (about 0.6 s at 100,000 files)."""
-    global _last_json
-    if _last_json is None or _last_json[0] is not manifest:
-        _last_json = (manifest, manifest.canonical_json())
-    return _last_json[1]
-
-
 def scan_generated(
-    scanner: SecretScanner, assembled: Assembled, expectations: Mapping[str, bytes]
+    scanner: SecretScanner,
+    assembled: Assembled,
+    expectations: Mapping[str, bytes],
+    manifest_bytes: bytes,
 ) -> None:
     """The manifest and the generated files travel too: commands, recorded variables, job
     scripts and the crate are scanned like the project's files (the notebooks'
     expectations were scanned with the results)."""
+    check_manifest_size(len(manifest_bytes))  # exactly what verify can read
     fail_on_hits(
-        scanner.scan_bytes(manifest_json(assembled.manifest), "repro.json")
+        scanner.scan_bytes(manifest_bytes, "repro.json")
         + [
             hit
             for path, content in assembled.sources.items()
@@ -64,11 +56,16 @@ def scan_generated(
 
 
 def write(
-    output: Path, assembled: Assembled, key: Ed25519PrivateKey | None, epoch: int
+    output: Path,
+    assembled: Assembled,
+    key: Ed25519PrivateKey | None,
+    epoch: int,
+    manifest_bytes: bytes,
 ) -> WrittenCapsule:
-    """The capsule at `output`, signed with `key` when there is one."""
+    """The capsule at `output`, signed with `key` when there is one; `manifest_bytes` is
+    the manifest's canonical JSON, made once for the scan, the signature and the writer
+    (about 0.6 s at 100,000 files)."""
     manifest = assembled.manifest
-    manifest_bytes = manifest_json(manifest)
     signature = None
     if key is not None:
         signature = sign_digest(sha256_bytes(manifest_bytes), key)
@@ -88,6 +85,3 @@ def write(
         if exc.path is not None:
             hash_cache(lambda _m: None).forget([exc.path])
         raise
-    finally:
-        global _last_json
-        _last_json = None  # not kept past the capture

@@ -1,0 +1,224 @@
+"""The reader's fast path (issue 20) judged against the strict one: the same tree unpacked,
+the same file-list verdicts, writer-thread errors surfaced; and the size limits capture and
+the reader share, so that every capsule capture writes is one verify reads."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from repro.capsule import layout, reader
+from repro.capsule.layout import (
+    HARD_MAX_MEMBERS,
+    MAX_MANIFEST_BYTES,
+    check_capsule_size,
+    check_manifest_size,
+    check_project_listing,
+    manifest_floor,
+)
+from repro.capsule.manifest import FileEntry, canonical_json
+from repro.capture.pipeline import CaptureOptions, capture
+from repro.errors import CapsuleTooLargeError, ReproError
+
+EPOCH = "1700000000"
+
+
+@pytest.fixture(scope="module")
+def capsule(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small capsule with what takes each branch: small files, one larger than a read
+    (SMALL_MEMBER), an executable, a non-ASCII and a long name, a link."""
+    root = tmp_path_factory.mktemp("fast")
+    project = root / "study"
+    (project / "data" / "sub").mkdir(parents=True)
+    for i in range(40):
+        (project / "data" / "sub" / f"f{i:02d}.csv").write_text(f"{i},{i * i}\n" * (i + 1))
+    (project / "data" / "big.bin").write_bytes(os.urandom(reader.SMALL_MEMBER + 1000))
+    (project / "data" / "é.txt").write_text("x\n")
+    (project / "data" / ("long" * 40 + ".txt")).write_text("long\n")
+    (project / "data" / "link.csv").symlink_to("sub/f03.csv")
+    tool = project / "tool.sh"
+    tool.write_text("#!/bin/sh\necho hi\n")
+    tool.chmod(0o755)
+    (project / "repro.toml").write_text('[capsule]\ntitle = "Fast"\n[[data]]\npath = "data"\n')
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    mp.setenv("REPRO_CACHE_DIR", str(root / "cache"))
+    try:
+        capture(CaptureOptions(project=project, output=root / "c.tgz", execute=False))
+    finally:
+        mp.undo()
+    return root / "c.tgz"
+
+
+def tree(root: Path) -> dict[str, tuple[int, bytes]]:
+    out = {}
+    for path in sorted(root.rglob("*")):
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            out[str(path.relative_to(root))] = (0o120000, str(path.readlink()).encode())
+        elif stat.S_ISREG(info.st_mode):
+            out[str(path.relative_to(root))] = (info.st_mode, path.read_bytes())
+    return out
+
+
+@pytest.mark.parametrize("selection", [None, {"data/project/data/sub/f03.csv"}])
+def test_fast_unpack_is_the_strict_readers_tree(
+    capsule: Path, tmp_path: Path, selection: set[str] | None
+) -> None:
+    only = selection.__contains__ if selection else None
+    (tmp_path / "fast").mkdir()
+    (tmp_path / "strict").mkdir()
+    fast = reader._stream_canonical(capsule, tmp_path / "fast", None, only)
+    strict = reader._stream(capsule, tmp_path / "strict", None, only)
+    assert fast.capsule_id == strict.capsule_id
+    assert fast.archive_sha256 == strict.archive_sha256
+    got = tree(tmp_path / "fast")
+    assert got == tree(tmp_path / "strict")
+    if not selection:
+        assert len(got["data/project/data/big.bin"][1]) > reader.SMALL_MEMBER
+        assert got["data/project/tool.sh"][0] & 0o777 == 0o755
+        assert got["data/project/data/link.csv"] == (0o120000, b"sub/f03.csv")
+    else:
+        assert {n for n in got if n.startswith("data/")} == selection
+
+
+def test_a_writer_thread_error_is_raised_and_no_thread_is_left(
+    capsule: Path, tmp_path: Path
+) -> None:
+    staging = tmp_path / "staging"
+    (staging / "data" / "project" / "data" / "sub").mkdir(parents=True)
+    (staging / "data" / "project" / "data" / "sub" / "f20.csv").write_text("in the way\n")
+    before = threading.active_count()
+    with pytest.raises(FileExistsError):
+        reader._stream_canonical(capsule, staging, None)
+    assert threading.active_count() == before
+    out = reader.read_capsule(capsule, tmp_path / "out")  # a fresh folder: unpacked
+    assert out.root == tmp_path / "out"
+    assert (tmp_path / "out" / "data/project/data/sub/f20.csv").read_text() == "20,400\n" * 21
+
+
+_part = st.sampled_from(["a", "b", "é", ".", "..", "", "c.d", "a\\b", "x\0"])
+_path = st.lists(_part, min_size=1, max_size=4).map(lambda p: "/".join(["data", *p]))
+_prefixed = st.one_of(_path, _path.map(lambda p: p.removeprefix("data/")), st.just("/data/a"))
+_entry = st.tuples(
+    _prefixed, st.sampled_from([0o644, 0o755, 0o600, 0o666, 0o4755]), st.booleans()
+).map(
+    lambda t: FileEntry.model_construct(
+        path=t[0], sha256="0" * 64, size=0, mode=t[1], role="data", link="a" if t[2] else None
+    )
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_entry, max_size=6))
+def test_the_set_check_accepts_only_what_the_tree_walk_accepts(files: list[FileEntry]) -> None:
+    paths = {f.path for f in files}
+    folders = reader._plain_folders(files, paths)
+    if folders is None:
+        return
+    root = reader._file_tree(files)  # must not raise
+    for candidate in {p.rpartition("/")[0] for p in paths} | paths | {"data", "data/a/b", ""}:
+        node = root.find(candidate)
+        in_tree = node is not None and bool(node.children) and node.entry is None
+        assert (candidate in folders) == in_tree, candidate
+
+
+def test_the_set_check_defers_every_refusal_to_the_tree_walk() -> None:
+    def entry(path: str, mode: int = 0o644, link: str | None = None) -> FileEntry:
+        return FileEntry.model_construct(
+            path=path, sha256="0" * 64, size=0, mode=mode, role="data", link=link
+        )
+
+    for files in (
+        [entry("data/a"), entry("data/a")],
+        [entry("data/a"), entry("data/a/b")],
+        [entry("data/./a")],
+        [entry("data/a/../b")],
+        [entry("data//a")],
+        [entry("data/a/")],
+        [entry("data/a\\b")],
+        [entry("etc/passwd")],
+        [entry("data/a", mode=0o4755)],
+        [entry("data/a", mode=0o666)],
+        [entry("data/l", mode=0o777, link="a")],
+    ):
+        assert reader._plain_folders(files, {f.path for f in files}) is None, files
+    for files in ([entry("data/a"), entry("data/a")], [entry("data/a"), entry("data/a/b")]):
+        with pytest.raises(ReproError):
+            reader._file_tree(files)
+
+
+def test_the_manifest_cap_fits_the_member_limit() -> None:
+    # The bug: 64 MiB in all held ~390,000 files of the benchmark's ~173 bytes, while the
+    # member limit is 1,000,000. A million such files fit now, as do 100-byte capsule paths.
+    entry = FileEntry(
+        path="data/project/data/d0000/f0000000.csv",
+        sha256="a" * 64,
+        size=8192,
+        mode=0o644,
+        role="data",
+    )
+    per_file = len(canonical_json(entry.model_dump(mode="json"))) + 1
+    assert 170 <= per_file <= 180
+    assert HARD_MAX_MEMBERS * per_file < MAX_MANIFEST_BYTES
+    check_capsule_size(HARD_MAX_MEMBERS, HARD_MAX_MEMBERS * 100)
+    # The floor is one: never more than the bytes an entry takes.
+    for path in ("data/a", "data/" + "é" * 50, 'data/"quoted"\n'):
+        small = FileEntry(path=path, sha256="0" * 64, size=0, mode=0, role="env")
+        exact = len(canonical_json(small.model_dump(mode="json"))) + 1
+        assert manifest_floor(1, len(path.encode())) <= exact
+    assert manifest_floor(1, 6) == len(
+        canonical_json(
+            FileEntry(path="data/a", sha256="0" * 64, size=0, mode=0, role="env").model_dump(
+                mode="json"
+            )
+        )
+    ) + len(",")
+
+
+def test_capture_refuses_what_the_reader_would_refuse_with_one_line_and_a_hint() -> None:
+    with pytest.raises(CapsuleTooLargeError) as too_many:
+        check_capsule_size(HARD_MAX_MEMBERS + 1, 0)
+    assert "1,000,001 files; repro reads at most 1,000,000" in str(too_many.value)
+    with pytest.raises(CapsuleTooLargeError) as too_long:
+        check_project_listing(["x" * 300] * 600_000)
+    message = str(too_long.value)
+    assert "\n" not in message and "MiB" in message and "600,000 files" in message
+    assert ".reproignore" in too_long.value.hint
+    with pytest.raises(CapsuleTooLargeError, match="repro.json is 300.0 MiB"):
+        check_manifest_size(300 << 20)
+    check_manifest_size(MAX_MANIFEST_BYTES)
+
+
+def test_capture_stops_before_hashing_when_the_reader_could_not_read_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "study"
+    (project / "data").mkdir(parents=True)
+    for i in range(5):
+        (project / "data" / f"f{i}.csv").write_text("1\n")
+    (project / "repro.toml").write_text('[capsule]\ntitle = "T"\n[[data]]\npath = "data"\n')
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(layout, "HARD_MAX_MEMBERS", 3)  # a small limit, the same code path
+    hashed: list[object] = []
+    from repro.capture import snapshot
+
+    monkeypatch.setattr(snapshot, "hash_files", lambda *a, **k: hashed.append(a))
+    with pytest.raises(CapsuleTooLargeError, match="repro reads at most 3"):
+        capture(CaptureOptions(project=project, output=tmp_path / "c.tgz", execute=False))
+    assert hashed == [] and not (tmp_path / "c.tgz").exists()
+    # And the exact check on the manifest's bytes, before anything is written.
+    monkeypatch.undo()
+    monkeypatch.setenv("REPRO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(layout, "MAX_MANIFEST_BYTES", 2000)
+    with pytest.raises(
+        CapsuleTooLargeError, match=r"repro.json is 0.0 MiB; repro reads at most 0.0 MiB"
+    ):
+        capture(CaptureOptions(project=project, output=tmp_path / "c.tgz", execute=False))
+    assert not (tmp_path / "c.tgz").exists()
