@@ -209,7 +209,7 @@ def test_capture_stops_before_hashing_when_the_reader_could_not_read_it(
     hashed: list[object] = []
     from repro.capture import snapshot
 
-    monkeypatch.setattr(snapshot, "hash_files", lambda *a, **k: hashed.append(a))
+    monkeypatch.setattr(snapshot, "digest_files", lambda *a, **k: hashed.append(a))
     with pytest.raises(CapsuleTooLargeError, match="repro reads at most 3"):
         capture(CaptureOptions(project=project, output=tmp_path / "c.tgz", execute=False))
     assert hashed == [] and not (tmp_path / "c.tgz").exists()
