@@ -48,8 +48,26 @@ It is the bound on the reader's memory: the manifest is read whole and refused u
 the cap; parsed, it takes about 13 bytes of memory per byte of JSON (100,000 files: 17 MB of
 JSON, verify's peak RSS 290 MB), so about 3 GB at the cap: what a million-file capsule needs
 anyway for its FileEntry objects. Hostile JSON built for the worst ratio ([{},{},...], 3
-bytes for a 64-byte dict and its pointer) could make about 6 GB before it is refused (1.6 GB
-at the old 64 MiB): the price of reading a million-file manifest whole, until it is streamed."""
+bytes for a 64-byte dict and its pointer) would make about 6 GB (1.6 GB at the old 64 MiB) if it
+were parsed; above 64 MiB a manifest denser in objects and arrays than a real one is refused
+unparsed (manifest_too_dense), which leaves strings, at about the real manifest's ratio: reading
+a million-file manifest whole costs that until it is streamed."""
+DENSE_ABOVE = 64 * 1024**2
+"""Above this size (the old cap), repro.json must not be denser in JSON objects and arrays
+than one per MIN_BYTES_PER_CONTAINER bytes: a file entry is one object in about 170 bytes."""
+MIN_BYTES_PER_CONTAINER = 64
+
+
+def manifest_too_dense(data: bytes) -> bool:
+    """True for a repro.json over DENSE_ABOVE bytes with more `{` and `[` than a manifest of
+    its size can hold, refused before it is parsed: hostile JSON such as [{},{},...] (a
+    64-byte dict for 3 bytes) would otherwise take twice the memory a real manifest of that
+    size takes. Brackets inside strings count too, which only makes the bound stricter."""
+    if len(data) <= DENSE_ABOVE:
+        return False
+    return data.count(b"{") + data.count(b"[") > len(data) // MIN_BYTES_PER_CONTAINER
+
+
 _ENTRY_FLOOR = len(
     b'{"link":null,"mode":0,"path":"","role":"env","sha256":"' + b"0" * 64 + b'","size":0},'
 )

@@ -45,6 +45,7 @@ from repro.capsule.layout import (
     SIGNATURE_NAME,
     TAG_FILES,
     created_epoch,
+    manifest_too_dense,
     member_order,
     tag_files,
 )
@@ -291,6 +292,12 @@ def parse_manifest(data: bytes) -> Manifest:
     Strict: standard JSON only (no NaN or Infinity, numbers that fit a float), every string
     valid Unicode, and no type coercion ("6" is not a size, 6.0 is not a mode), so a
     manifest repro did not write is not read as if it had."""
+    if manifest_too_dense(data):
+        raise MalformedCapsuleError(
+            f"repro.json ({len(data) / 2**20:,.0f} MiB) holds more JSON objects and arrays "
+            "than a manifest of its size can: it was not written by repro",
+            hint=NOT_A_CAPSULE,
+        )
     try:
         raw = json.loads(data, parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -222,3 +222,24 @@ def test_capture_stops_before_hashing_when_the_reader_could_not_read_it(
     ):
         capture(CaptureOptions(project=project, output=tmp_path / "c.tgz", execute=False))
     assert not (tmp_path / "c.tgz").exists()
+
+
+def test_a_manifest_denser_in_objects_than_a_real_one_is_refused_unparsed() -> None:
+    from repro.errors import MalformedCapsuleError
+
+    # Hostile: 22 million empty objects in 66 MiB would take about 1.4 GB once parsed.
+    hostile = b'{"files":[' + b"{}," * (22 * 2**20) + b'{}],"format":"x"}'
+    assert layout.manifest_too_dense(hostile)
+    with pytest.raises(MalformedCapsuleError, match="more JSON objects and arrays"):
+        reader.parse_manifest(hostile)
+    # A real file list of that size (400,000 entries, one object each) is not.
+    entry = canonical_json(
+        FileEntry(
+            path="data/" + "p" * 60, sha256="0" * 64, size=1, mode=0o644, role="data"
+        ).model_dump()
+    )
+    real = b'{"files":[' + b",".join([entry] * 400_000) + b"]}"
+    assert len(real) > layout.DENSE_ABOVE
+    assert not layout.manifest_too_dense(real)
+    # At or below the old cap, density is not looked at (the parser's own checks decide).
+    assert not layout.manifest_too_dense(b"[" + b"{}," * 1000 + b"{}]")
