@@ -328,3 +328,12 @@ class MachineFaultError(ReproError):
                 hint="choose a writable folder (TMPDIR, --workdir, -o, REPRO_CACHE_DIR)",
             )
         return None
+
+
+class WorkerDiedError(MachineFaultError):
+    """A worker process of repro's own ended without an answer: killed by the system."""
+
+    default_hint = (
+        "the kernel's OOM killer is the usual cause (`dmesg | tail` says): free some memory, "
+        "then run the command again"
+    )

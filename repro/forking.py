@@ -7,10 +7,15 @@ import signal
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
+
+from repro.errors import WorkerDiedError
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
     from multiprocessing.context import ForkContext
+
+_T = TypeVar("_T")
 
 
 def quiet_worker() -> None:
@@ -32,3 +37,18 @@ def forking() -> Iterator[ForkContext]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "This process", DeprecationWarning)
         yield multiprocessing.get_context("fork")
+
+
+def result_of(future: Future[_T], doing: str) -> _T:
+    """The future's result; one line when its worker process was killed (a pool with a
+    dead worker is broken: every pending task fails with it, none hangs)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise WorkerDiedError(worker_died(doing)) from None
+
+
+def worker_died(doing: str) -> str:
+    return f"a worker process died while {doing} (killed by a signal, most often for memory)"

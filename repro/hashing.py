@@ -13,7 +13,7 @@ from pathlib import Path
 from queue import SimpleQueue
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from repro.forking import forking, quiet_worker
+from repro.forking import forking, quiet_worker, result_of
 
 CHUNK = 1 << 20
 # A file modified within this many seconds of hashing may change again within the same
@@ -429,21 +429,26 @@ def digest_files(
     if use_pool and chunks:
         # fork: the workers inherit the file list and `inspect` (nothing to pickle but
         # two ints per chunk there and the digests back).
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        workers = min(2, cpus)
         with _fork_lock, forking() as context:
             _job = job
             try:
-                pool = context.Pool(min(2, cpus), initializer=quiet_worker)
+                pool = ProcessPoolExecutor(workers, mp_context=context, initializer=quiet_worker)
+                # The first submission forks the workers, which inherit `_job`.
+                futures = [pool.submit(_digest_range, a, b) for a, b in chunks]
             finally:
                 _job = None
-        with pool:
-            done = pool.imap_unordered(_digest_star, chunks)
-            for start, part_shas, part_sizes, part_found in done:
+        try:
+            for future in as_completed(futures):
+                start, part_shas, part_sizes, part_found = result_of(future, "hashing files")
                 _merge(todo, start, part_shas, part_sizes, shas, sizes)
                 found.update(part_found)
                 if progress:
                     progress(len(part_shas))
-            pool.close()  # then join: the workers end on their own (terminate signals them)
-            pool.join()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     elif chunks:
         _threads(job, chunks, shas, sizes, found, progress)
     if cache is not None and todo:
@@ -469,10 +474,6 @@ def _chunks(todo: list[int], stats: Sequence[FileStat]) -> list[tuple[int, int]]
     if start < len(todo):
         chunks.append((start, len(todo)))
     return chunks
-
-
-def _digest_star(args: tuple[int, int]) -> tuple[int, list[str], list[int], dict[int, Any]]:
-    return _digest_range(*args)
 
 
 def _merge(

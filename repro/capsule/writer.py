@@ -29,7 +29,7 @@ from array import array
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
@@ -46,8 +46,8 @@ from repro.capsule.layout import (
 )
 from repro.capsule.manifest import Manifest
 from repro.capsule.tarheader import member_header
-from repro.errors import FileChangedError, OutputWriteError
-from repro.forking import forking, quiet_worker
+from repro.errors import FileChangedError, OutputWriteError, WorkerDiedError
+from repro.forking import forking, quiet_worker, worker_died
 from repro.progress import meter
 
 COMPRESS_LEVEL = 1
@@ -903,6 +903,9 @@ def _write_blocks(
                 write_one(shown.advance)
         out.write(EMPTY_FINAL_BLOCK)
         out.write(struct.pack("<II", crc, size & 0xFFFFFFFF))
+    except BrokenExecutor:
+        # A worker killed (the OOM killer): the pool fails every task, at submit or result.
+        raise WorkerDiedError(worker_died("writing the capsule")) from None
     finally:
         _JOB = None
         if pool is not None:

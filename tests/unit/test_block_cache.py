@@ -8,6 +8,7 @@ import gzip
 import io
 import os
 import random
+import signal
 import struct
 import zlib
 from pathlib import Path
@@ -21,7 +22,7 @@ from repro.capsule import writer
 from repro.capsule.blockcache import BLOCK_CACHE_ENV, BLOCK_CACHE_MAX_ENV
 from repro.capsule.reader import read_capsule
 from repro.capture.pipeline import CaptureOptions, capture
-from repro.errors import FileChangedError
+from repro.errors import FileChangedError, WorkerDiedError
 
 EPOCH = "1700000000"
 N_FILES = 3000
@@ -287,6 +288,19 @@ def test_worker_processes_write_the_bytes_one_process_does_and_refuse_a_changed_
     pids = {line.split()[0] for line in log.read_text().splitlines() if "f02345" in line}
     assert pids and str(os.getpid()) not in pids  # refused in a worker process
     assert not (env / "changed.tgz").exists() and not list(env.glob(".repro-tmp-*"))
+
+    # A worker killed (as the OOM killer does) is one line, not a hang or a traceback.
+    parent = os.getpid()
+
+    def killed(source: writer.Source) -> int:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(source)
+
+    monkeypatch.setattr(writer, "_open_checked", killed)
+    with pytest.raises(WorkerDiedError, match="a worker process died while writing"):
+        write("killed.tgz", threads=2)
+    assert not (env / "killed.tgz").exists() and not list(env.glob(".repro-tmp-*"))
 
 
 def test_the_writers_file_headers_are_member_headers() -> None:

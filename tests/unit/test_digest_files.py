@@ -185,3 +185,34 @@ def test_two_hashings_at_once_in_threads_keep_to_their_own_files(tmp_path: Path)
     for root, rels, _stats, _processes in trees:
         expected = [hashlib.sha256((root / r).read_bytes()).hexdigest() for r in rels]
         assert results[root.name] == expected
+
+
+def test_a_killed_worker_is_one_line_not_a_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    from repro.errors import WorkerDiedError
+
+    rels = tree(tmp_path, 40)
+    stats = [stat_of(tmp_path / r) for r in rels]
+    parent, real = os.getpid(), hashing.read_small
+
+    def killed(path: str, size: int) -> bytes | None:
+        if os.getpid() != parent:  # in a worker: what the OOM killer does
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, size)
+
+    monkeypatch.setattr(hashing, "read_small", killed)
+
+    def hung(_signum: int, _frame: object) -> None:
+        raise TimeoutError("the hashing hung on its dead worker")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        with pytest.raises(WorkerDiedError, match="a worker process died while hashing files"):
+            digest_files(f"{tmp_path}/", rels, stats, processes=True)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -105,7 +105,7 @@ MAY_IMPORT_ONLY: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("repro.errors", (), "every module may raise these"),
     ("repro.paths", (), "where repro keeps its files"),
     ("repro.hashing", ("repro.forking",), "hashing files is a utility"),
-    ("repro.forking", (), "worker processes for per-file work; depends on nothing"),
+    ("repro.forking", ("repro.errors",), "worker processes for per-file work"),
     ("repro.model_base", (), "the base of every boundary model; depends on nothing"),
     (
         "repro.resource_usage",
