@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -65,7 +66,15 @@ def manifest_too_dense(data: bytes) -> bool:
     size takes. Brackets inside strings count too, which only makes the bound stricter."""
     if len(data) <= DENSE_ABOVE:
         return False
-    return data.count(b"{") + data.count(b"[") > len(data) // MIN_BYTES_PER_CONTAINER
+    bound = len(data) // MIN_BYTES_PER_CONTAINER
+    if data.count(b"{") + data.count(b"[") <= bound:
+        return False  # the common case: one pass each in C
+    # Brackets in strings (paths such as run[1]/p[2].csv) hold no memory: count the others.
+    return sum(1 for m in _STRING_OR_OPENING.finditer(data) if m.end() - m.start() == 1) > bound
+
+
+_STRING_OR_OPENING = re.compile(rb'"(?:[^"\\]|\\.)*"|[{\[]')
+"""A JSON string (at least 2 bytes) or an opening bracket outside one (1 byte)."""
 
 
 _ENTRY_FLOOR = len(
@@ -101,6 +110,17 @@ def check_project_listing(rels: Sequence[str]) -> None:
     characters counted as bytes, which JSON and UTF-8 only add to."""
     files = len(rels)
     check_capsule_size(files, sum(map(len, rels)) + files * len(PROJECT_PREFIX))
+
+
+def check_manifest(data: bytes) -> None:
+    """CapsuleTooLargeError when the reader would refuse these repro.json bytes for their
+    size or their density (capture's last check, on the exact bytes, before it writes)."""
+    check_manifest_size(len(data))
+    if manifest_too_dense(data):
+        raise CapsuleTooLargeError(
+            f"the capsule's repro.json ({len(data) / 2**20:,.0f} MiB) holds more JSON objects "
+            "and arrays than repro reads in a manifest of that size"
+        )
 
 
 def check_manifest_size(size: int) -> None:

@@ -25,6 +25,7 @@ import os
 import struct
 import tarfile
 import tempfile
+import threading
 from array import array
 from bisect import bisect_right
 from collections import deque
@@ -346,6 +347,7 @@ def _read_small(source: Source, sha256: str) -> bytes:
 
 
 _JOB: _Job | None = None
+_fork_lock = threading.Lock()
 """The job of the writing in progress, as the forked workers see it."""
 
 Failure = tuple[str, str, int, str]
@@ -353,10 +355,13 @@ Failure = tuple[str, str, int, str]
 filename)."""
 
 
-def _task(first: int, last: int, zdict: bytes | None) -> list[Built] | Failure:
-    """Blocks first..last-1 (in a worker): their stream bytes made (files read and checked)
-    and compressed, the first primed with `zdict` or with the stream's bytes before it."""
-    job = _JOB
+def _task(
+    first: int, last: int, zdict: bytes | None, job: _Job | None = None
+) -> list[Built] | Failure:
+    """Blocks first..last-1 (in a worker, or here when `job` is given): their stream bytes
+    made (files read and checked) and compressed, the first primed with `zdict` or with the
+    stream's bytes before it. A forked worker takes the job it inherited."""
+    job = job if job is not None else _JOB
     if job is None:
         raise RuntimeError("no job in this worker")
     lo, hi = first * BLOCK, min(last * BLOCK, job.total)
@@ -415,11 +420,17 @@ def _plan(job: _Job, describe: bool) -> tuple[array[int], int, list[str]]:
             if link is None:
                 length += size + (-size % tarfile.BLOCKSIZE)
         if describe:
-            record = b"|%s|%o|%d|%s|%s\n" % (
-                name.encode("utf-8", "surrogateescape"),
+            # Length-prefixed fields: no name or link (which may hold "|" or a newline)
+            # can make one member's record read as two members' records.
+            raw_name = name.encode("utf-8", "surrogateescape")
+            raw_link = b"" if link is None else b"L" + link.encode("utf-8", "surrogateescape")
+            record = b"|%d:%s|%o|%d|%d:%s|%s\n" % (
+                len(raw_name),
+                raw_name,
                 modes[i],
                 size,
-                b"L" + link.encode("utf-8", "surrogateescape") if link is not None else b"",
+                len(raw_link),
+                raw_link,
                 shas[i].encode(),
             )
             first, last = at >> 20, (at + length - 1) >> 20
@@ -534,6 +545,28 @@ def _done(result: object) -> Future[object]:
     future: Future[object] = Future()
     future.set_result(result)
     return future
+
+
+def _check_unchanged(sources: dict[str, Source | bytes]) -> None:
+    """The files of blocks copied from the cache were not opened: each must still have the
+    stat it was hashed at, so a file changed during capture is refused as when it is read
+    (a stat each, no open). Not caught without a read: other bytes under the same size,
+    mtime and ctime (a stale stat-cache entry on a file system that fakes ctime)."""
+    for src in sources.values():
+        if not isinstance(src, Source):
+            continue
+        try:
+            st = os.stat(src.path)  # noqa: PTH116 (a str path: no Path per file)
+        except FileNotFoundError:
+            raise FileChangedError(
+                f"file vanished during capture: {src.path}", path=src.path
+            ) from None
+        if (
+            st.st_size != src.size
+            or (src.mtime_ns is not None and st.st_mtime_ns != src.mtime_ns)
+            or (src.ctime_ns is not None and st.st_ctime_ns != src.ctime_ns)
+        ):
+            raise _changed(src.path)
 
 
 def _changed(path: Path | str) -> FileChangedError:
@@ -707,6 +740,8 @@ def write_capsule(
                     if job is None:
                         job = make_job()
                         job.starts, job.total = starts, total
+            if hits:
+                _check_unchanged(sources)
             raw.flush()
             os.fsync(raw.fileno())
         tmp.chmod(0o644)
@@ -791,7 +826,6 @@ def _write_blocks(
     pool: Executor | None = None
     threads_pool: ThreadPoolExecutor | None = None
     workers = max(1, threads)
-    _JOB = job
     if remote >= POOL_MIN_BLOCKS and workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -822,7 +856,7 @@ def _write_blocks(
             if pool is not None:
                 submitted[first] = pool.submit(_task, first, last, zdict)
             else:
-                submitted[first] = _done(_task(first, last, zdict))  # type: ignore[assignment]
+                submitted[first] = _done(_task(first, last, zdict, job))  # type: ignore[assignment]
             next_task += 1
 
     def local_blocks(b: int) -> Iterator[bytes]:
@@ -868,10 +902,16 @@ def _write_blocks(
 
     try:
         out.write(GZIP_HEADER)
-        # The workers are forked by the first submissions: before the progress display's
-        # thread starts.
-        with forking():
-            submit_until(ahead)
+        # The workers are forked by the pool's first submission (before the progress
+        # display's thread starts) and inherit the job from _JOB, set only meanwhile and
+        # under a lock: another capture in a thread of this process has its own.
+        with _fork_lock, forking():
+            _JOB = job if pool is not None else None
+            try:
+                # At least the first task now, though cached blocks may come before it.
+                submit_until(max(ahead, tasks[0][0] if tasks else 0))
+            finally:
+                _JOB = None
         prev: _Pending | None = None
         prev_raw = b""  # the last bytes of the previous block, when it was built here
         with meter("writing", total=members) as shown:
@@ -907,7 +947,6 @@ def _write_blocks(
         # A worker killed (the OOM killer): the pool fails every task, at submit or result.
         raise WorkerDiedError(worker_died("writing the capsule")) from None
     finally:
-        _JOB = None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         if threads_pool is not None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from repro.capsule.blockcache import default_block_cache
-from repro.capsule.layout import check_manifest_size
+from repro.capsule.layout import check_manifest
 from repro.capsule.writer import WrittenCapsule, write_capsule
 from repro.capture.assemble import Assembled
 from repro.capture.options import CaptureOptions
@@ -41,7 +41,7 @@ def scan_generated(
     """The manifest and the generated files travel too: commands, recorded variables, job
     scripts and the crate are scanned like the project's files (the notebooks'
     expectations were scanned with the results)."""
-    check_manifest_size(len(manifest_bytes))  # exactly what verify can read
+    check_manifest(manifest_bytes)  # exactly what verify can read
     fail_on_hits(
         scanner.scan_bytes(manifest_bytes, "repro.json")
         + [

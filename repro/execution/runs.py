@@ -250,9 +250,9 @@ class LocalRunner:
                     finally:
                         in_flight.discard(handle)
                     duration = time.monotonic() - start
-                if follower is not None:
-                    follower.finish()
             finally:
+                if follower is not None:
+                    follower.finish()  # its files closed on Ctrl-C too
                 if cgroup is not None:
                     # In the background: a sandbox's last process may still be leaving it.
                     cgroup.remove_later()

@@ -130,6 +130,20 @@ def test_warm_capture_reads_no_file_and_equals_a_cold_one(
     assert set(store(env)) == set(entries)
     read_capsule(env / "second.tgz")  # the reader's own checks
 
+    # A file changed after it was hashed, though its blocks are cached (so not opened), is
+    # refused as when it is read: its stat is checked.
+    victim = project / "data" / "d01" / "f00400.csv"
+    real = writer._write_blocks
+
+    def change_then_write(*args: Any, **kwargs: Any) -> None:
+        victim.write_bytes(victim.read_bytes()[::-1])  # same size, other bytes and ctime
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(writer, "_write_blocks", change_then_write)
+    with pytest.raises(FileChangedError, match="f00400.csv changed while it was captured"):
+        run(project, env / "third.tgz", monkeypatch)
+    assert not (env / "third.tgz").exists() and not list(env.glob(".repro-tmp-*"))
+
 
 @pytest.mark.slow
 def test_a_changed_file_redoes_only_its_blocks_and_a_damaged_entry_is_redone(
@@ -312,3 +326,62 @@ def test_the_writers_file_headers_are_member_headers() -> None:
             for size in (0, 1, 511, 512, 4097, 8**11 - 1, 8**11):
                 for mode in (0o644, 0o755, 0o600):
                     assert headers(name, size, mode) == member_header(name, size, mode, mtime)
+
+
+@pytest.mark.slow
+def test_two_captures_writing_at_once_in_threads_keep_to_their_own_files(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job a forked worker inherits is set only while the pool forks, under a lock; a
+    write without a pool passes its own job: two writes in threads never mix their files."""
+    import threading
+    import time
+
+    jobs = []
+    for name in ("a", "b"):
+        project = study(env / name)
+        if name == "b":  # other bytes all along the stream, at the same offsets
+            for path in sorted((project / "data").rglob("f*.csv")):
+                path.write_bytes(path.read_bytes()[::-1])
+        capsule = env / f"{name}.tgz"
+        expected = run(project, capsule, monkeypatch, cold=True)
+        verified = read_capsule(capsule, env / f"unpacked-{name}")
+        sources: dict[str, writer.Source | bytes] = {}
+        for f in verified.manifest.files:
+            if f.link is None:
+                st = (verified.root / f.path).stat()
+                sources[f.path] = writer.Source(
+                    verified.root / f.path, f.size, st.st_mtime_ns, st.st_ctime_ns
+                )
+        jobs.append((name, verified.manifest, sources, expected))
+    monkeypatch.setattr(writer, "POOL_MIN_BLOCKS", 1)
+    monkeypatch.setattr(writer, "TASK_BLOCKS", 1)
+    build = writer._build
+
+    def slow_build(data: Any, zdict: Any) -> Any:
+        time.sleep(0.005)  # the two writes overlap for sure
+        return build(data, zdict)
+
+    monkeypatch.setattr(writer, "_build", slow_build)
+    written: dict[str, bytes] = {}
+    errors: list[BaseException] = []
+
+    def write(name: str, manifest: Any, sources: Any, threads: int) -> None:
+        try:
+            out = env / f"{name}-{threads}.tgz"
+            writer.write_capsule(out, manifest, sources, mtime=int(EPOCH), threads=threads)
+            written[f"{name}-{threads}"] = out.read_bytes()
+        except BaseException as exc:
+            errors.append(exc)
+
+    for threads in (1, 2):  # without a pool, then with forked workers
+        pair = [
+            threading.Thread(target=write, args=(name, m, s, threads)) for name, m, s, _ in jobs
+        ]
+        for t in pair:
+            t.start()
+        for t in pair:
+            t.join()
+    assert errors == []
+    for name, _m, _s, expected in jobs:
+        assert written[f"{name}-1"] == written[f"{name}-2"] == expected

@@ -224,22 +224,34 @@ def test_capture_stops_before_hashing_when_the_reader_could_not_read_it(
     assert not (tmp_path / "c.tgz").exists()
 
 
-def test_a_manifest_denser_in_objects_than_a_real_one_is_refused_unparsed() -> None:
+def test_a_manifest_denser_in_objects_than_a_real_one_is_refused_unparsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from repro.errors import MalformedCapsuleError
 
-    # Hostile: 22 million empty objects in 66 MiB would take about 1.4 GB once parsed.
-    hostile = b'{"files":[' + b"{}," * (22 * 2**20) + b'{}],"format":"x"}'
+    # Hostile: [{},{},...] takes ~21 bytes of memory per byte once parsed (a real manifest
+    # ~13). A small threshold here, the same code as at 64 MiB.
+    monkeypatch.setattr(layout, "DENSE_ABOVE", 1 << 16)
+    hostile = b'{"files":[' + b"{}," * 30_000 + b'{}],"format":"x"}'
     assert layout.manifest_too_dense(hostile)
     with pytest.raises(MalformedCapsuleError, match="more JSON objects and arrays"):
         reader.parse_manifest(hostile)
-    # A real file list of that size (400,000 entries, one object each) is not.
-    entry = canonical_json(
-        FileEntry(
-            path="data/" + "p" * 60, sha256="0" * 64, size=1, mode=0o644, role="data"
-        ).model_dump()
-    )
-    real = b'{"files":[' + b",".join([entry] * 400_000) + b"]}"
+    with pytest.raises(CapsuleTooLargeError, match="more JSON objects and arrays"):
+        layout.check_manifest(hostile)  # capture refuses what the reader would
+
+    def listing(path: str, n: int) -> bytes:
+        entry = canonical_json(
+            FileEntry(path=path, sha256="0" * 64, size=1, mode=0o644, role="data").model_dump()
+        )
+        return b'{"files":[' + b",".join([entry] * n) + b"]}"
+
+    real = listing("data/" + "p" * 60, 1000)  # one object in ~190 bytes
     assert len(real) > layout.DENSE_ABOVE
     assert not layout.manifest_too_dense(real)
-    # At or below the old cap, density is not looked at (the parser's own checks decide).
+    # Brackets in paths hold no memory: 4 per entry of ~190 bytes are not counted.
+    paths = listing("data/r[1]/p[2]/q[3]" + "p" * 40, 1000)
+    assert paths.count(b"{") + paths.count(b"[") > len(paths) // layout.MIN_BYTES_PER_CONTAINER
+    assert not layout.manifest_too_dense(paths)
+    layout.check_manifest(paths)
+    # At or below the threshold, density is not looked at (the parser's own checks decide).
     assert not layout.manifest_too_dense(b"[" + b"{}," * 1000 + b"{}]")
