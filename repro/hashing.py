@@ -13,6 +13,7 @@ from pathlib import Path
 from queue import SimpleQueue
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from repro.errors import FileChangedError
 from repro.forking import forking, quiet_worker, result_of
 
 CHUNK = 1 << 20
@@ -426,31 +427,38 @@ def digest_files(
     use_pool = processes if processes is not None else (len(todo) >= POOL_MIN_FILES and cpus > 1)
     chunks = _chunks(todo, stats)
     job: _Job = (prefix, rels, stats, inspect, todo)
-    if use_pool and chunks:
-        # fork: the workers inherit the file list and `inspect` (nothing to pickle but
-        # two ints per chunk there and the digests back).
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+    try:
+        if use_pool and chunks:
+            # fork: the workers inherit the file list and `inspect` (nothing to pickle but
+            # two ints per chunk there and the digests back).
+            from concurrent.futures import ProcessPoolExecutor, as_completed
 
-        workers = min(2, cpus)
-        with _fork_lock, forking() as context:
-            _job = job
+            workers = min(2, cpus)
+            with _fork_lock, forking() as context:
+                _job = job
+                try:
+                    pool = ProcessPoolExecutor(
+                        workers, mp_context=context, initializer=quiet_worker
+                    )
+                    # The first submission forks the workers, which inherit `_job`.
+                    futures = [pool.submit(_digest_range, a, b) for a, b in chunks]
+                finally:
+                    _job = None
             try:
-                pool = ProcessPoolExecutor(workers, mp_context=context, initializer=quiet_worker)
-                # The first submission forks the workers, which inherit `_job`.
-                futures = [pool.submit(_digest_range, a, b) for a, b in chunks]
+                for future in as_completed(futures):
+                    start, part_shas, part_sizes, part_found = result_of(future, "hashing files")
+                    _merge(todo, start, part_shas, part_sizes, shas, sizes)
+                    found.update(part_found)
+                    if progress:
+                        progress(len(part_shas))
             finally:
-                _job = None
-        try:
-            for future in as_completed(futures):
-                start, part_shas, part_sizes, part_found = result_of(future, "hashing files")
-                _merge(todo, start, part_shas, part_sizes, shas, sizes)
-                found.update(part_found)
-                if progress:
-                    progress(len(part_shas))
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-    elif chunks:
-        _threads(job, chunks, shas, sizes, found, progress)
+                pool.shutdown(wait=True, cancel_futures=True)
+        elif chunks:
+            _threads(job, chunks, shas, sizes, found, progress)
+    except FileNotFoundError as exc:  # deleted since it was listed (in a worker or here)
+        raise FileChangedError(
+            f"file vanished during capture: {exc.filename}", path=exc.filename
+        ) from None
     if cache is not None and todo:
         now_ns = time.time_ns()
         racy = now_ns - int(RACY_WINDOW_S * 1e9)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from repro import hashing
+from repro.errors import FileChangedError
 from repro.hashing import FileStat, StatCache, digest_files
 
 OLD_NS = 1_000_000_000
@@ -65,8 +66,9 @@ def test_a_file_gone_between_listing_and_hashing_fails_in_the_pool_too(tmp_path:
     stats = [stat_of(tmp_path / r) for r in rels]
     (tmp_path / rels[3]).unlink()
     for processes in (False, True):
-        with pytest.raises(FileNotFoundError):
+        with pytest.raises(FileChangedError, match="file vanished during capture") as caught:
             digest_files(f"{tmp_path}/", rels, stats, processes=processes)
+        assert str(caught.value.path) == f"{tmp_path}/{rels[3]}"
 
 
 def test_stat_cache_in_bulk_reuses_only_what_cannot_have_changed(
