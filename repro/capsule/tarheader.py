@@ -22,15 +22,7 @@ def member_header(name: str, size: int, mode: int, mtime: int, link: str | None 
     The common case (an ASCII name and link of at most 100 bytes) is built here directly,
     byte for byte as tarfile builds it, at a fraction of the cost; the rest asks tarfile."""
     target = link or ""
-    if (
-        name.isascii()
-        and target.isascii()
-        and len(name) <= tarfile.LENGTH_NAME
-        and len(target) <= tarfile.LENGTH_LINK
-        and 0 <= size < _OCTAL_11
-        and 0 <= mtime < _OCTAL_11
-        and 0 <= mode < 8**7
-    ):
+    if is_plain(name, size, mode, mtime, target):
         name_b = name.encode("ascii")
         link_b = target.encode("ascii")
         kind = tarfile.SYMTYPE if link is not None else tarfile.REGTYPE
@@ -55,6 +47,20 @@ def member_header(name: str, size: int, mode: int, mtime: int, link: str | None 
             )
         )
     return _tarfile_header(name, size, mode, mtime, link)
+
+
+def is_plain(name: str, size: int, mode: int, mtime: int, target: str = "") -> bool:
+    """Whether a member's header is one 512-byte block with no PAX record: an ASCII name and
+    link target of at most 100 bytes, and numbers that fit their octal fields."""
+    return (
+        name.isascii()
+        and target.isascii()
+        and len(name) <= tarfile.LENGTH_NAME
+        and len(target) <= tarfile.LENGTH_LINK
+        and 0 <= size < _OCTAL_11
+        and 0 <= mtime < _OCTAL_11
+        and 0 <= mode < 8**7
+    )
 
 
 def _tarfile_header(name: str, size: int, mode: int, mtime: int, link: str | None) -> bytes:

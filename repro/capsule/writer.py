@@ -46,7 +46,7 @@ from repro.capsule.layout import (
     tag_files,
 )
 from repro.capsule.manifest import Manifest
-from repro.capsule.tarheader import member_header
+from repro.capsule.tarheader import is_plain, member_header
 from repro.errors import FileChangedError, OutputWriteError, WorkerDiedError
 from repro.forking import forking, quiet_worker, worker_died
 from repro.progress import meter
@@ -100,16 +100,7 @@ class _CacheLost(Exception):
 
 def _header_len(name: str, size: int, mode: int, mtime: int, link: str | None) -> int:
     """len(member_header(...)), without making it in the common case (its fast path)."""
-    target = link or ""
-    if (
-        name.isascii()
-        and target.isascii()
-        and len(name) <= tarfile.LENGTH_NAME
-        and len(target) <= tarfile.LENGTH_LINK
-        and 0 <= size < 8**11
-        and 0 <= mtime < 8**11
-        and 0 <= mode < 8**7
-    ):
+    if is_plain(name, size, mode, mtime, link or ""):
         return tarfile.BLOCKSIZE
     return len(member_header(name, size, mode, mtime, link))
 
