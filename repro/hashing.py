@@ -506,31 +506,16 @@ def _threads(
     found: dict[int, Any],
     progress: Callable[[int], None] | None,
 ) -> None:
-    """The chunks in a few threads (hashlib and reads release the GIL: big files overlap)."""
+    """The chunks in a few threads (hashlib and reads release the GIL: big files overlap);
+    the results merged here, in the calling thread, where a thread's error is raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
     todo = job[4]
-    queue: SimpleQueue[tuple[int, int] | None] = SimpleQueue()
-    for chunk in chunks:
-        queue.put(chunk)
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        try:
-            while (chunk := queue.get()) is not None:
-                start, part_shas, part_sizes, part_found = _digest_range(*chunk, job)
-                with lock:
-                    _merge(todo, start, part_shas, part_sizes, shas, sizes)
-                    found.update(part_found)
-                if progress:
-                    progress(len(part_shas))
-        except BaseException as exc:  # re-raised in the calling thread below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker) for _ in range(min(4, len(chunks)))]
-    for thread in threads:
-        queue.put(None)
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
+    with ThreadPoolExecutor(min(4, len(chunks))) as pool:
+        for start, part_shas, part_sizes, part_found in pool.map(
+            lambda chunk: _digest_range(chunk[0], chunk[1], job), chunks
+        ):
+            _merge(todo, start, part_shas, part_sizes, shas, sizes)
+            found.update(part_found)
+            if progress:
+                progress(len(part_shas))
