@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -314,16 +313,22 @@ class DockerEngine:
         return output
 
     def images(self, repositories: Sequence[str]) -> list[ImageInfo]:
+        """One listing call, no inspect per image: another process may remove an image
+        between a listing and its inspect (docker-py's images.list() then raised
+        ImageNotFound for an image that was never ours)."""
         client = self._client()
-        found = []
         with _answering():
-            for image in client.images.list():
-                tags = tuple(t for t in (image.tags or []) if t.rpartition(":")[0] in repositories)
-                if not tags:
-                    continue
-                created = image.attrs.get("Created", "")
+            listed = client.api.images()
+        found = []
+        for row in listed:
+            tags = tuple(
+                t for t in row.get("RepoTags") or [] if t.rpartition(":")[0] in repositories
+            )
+            if tags:
+                created = row.get("Created")
+                when = float(created) if isinstance(created, int | float) else 0.0
                 found.append(
-                    ImageInfo(str(image.id), tags, int(image.attrs.get("Size", 0)), _epoch(created))
+                    ImageInfo(str(row.get("Id", "")), tags, int(row.get("Size") or 0), when)
                 )
         return found
 
@@ -432,11 +437,3 @@ def _failed_step(build_log: Any) -> tuple[str, str]:
             elif not line.startswith("The command '/bin/sh -c"):
                 output.append(line)
     return step, " ".join(output[-3:])[-300:] or "no output"
-
-
-def _epoch(created: str) -> float:
-    """Docker's RFC 3339 time (nanoseconds, Z) as epoch seconds; 0 when unreadable."""
-    try:
-        return datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", created)).timestamp()
-    except ValueError:
-        return 0.0
