@@ -335,7 +335,8 @@ class DockerEngine:
     def images_in_use(self) -> set[str]:
         client = self._client()
         with _answering():
-            return {str(c.attrs.get("Image", "")) for c in client.containers.list(all=True)}
+            listed = client.api.containers(all=True)  # one call, as images() (no inspect)
+        return {str(c.get("ImageID", "")) for c in listed}
 
     def run_attached(self, spec: ContainerSpec, *, tty: bool) -> int:
         """Through the docker CLI: docker-py cannot hand a container this terminal."""

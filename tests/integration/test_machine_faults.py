@@ -318,7 +318,11 @@ def test_sigterm_stops_a_docker_replay_and_its_container(
     client = docker.from_env()
 
     def containers() -> list[object]:
-        return [c for c in client.containers.list(all=True) if token in " ".join(c.attrs["Args"])]
+        return [
+            c
+            for c in client.containers.list(all=True, ignore_removed=True)
+            if token in " ".join(c.attrs["Args"])
+        ]
 
     env = {**os.environ, "TMPDIR": str(tmp)}
     args = ["replay", str(capsule), "--target", "docker", "--base-image", docker_engine]
