@@ -3,7 +3,7 @@ environment and job files, vendored wheels and image, RO-Crate) and its Manifest
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,14 +144,29 @@ def file_role(rel: str, data_paths: tuple[str, ...]) -> Role:
     return "notebook" if rel.endswith(".ipynb") else "code"
 
 
+def role_of(data_paths: tuple[str, ...]) -> Callable[[str], Role]:
+    """`file_role` for these data paths, with the folder prefixes built once (it runs for
+    every file of the project)."""
+    exact = frozenset(data_paths)
+    folders = tuple(data.rstrip("/") + "/" for data in data_paths)
+
+    def role(rel: str) -> Role:
+        if rel in exact or rel.startswith(folders):
+            return "data"
+        return "notebook" if rel.endswith(".ipynb") else "code"
+
+    return role
+
+
 def project_contents(snapshot: Snapshot, data_paths: tuple[str, ...]) -> Contents:
     """The project's files under project/, with their role; a symlink is stored as a link."""
     contents = Contents()
     files, sources = contents.files, contents.sources
     hashed = iter(zip(snapshot.sha256, snapshot.sizes, strict=True))
+    role_for = role_of(data_paths)
     for f in snapshot.listing.files:  # `regular` is this list without the links
         capsule_path = PROJECT_PREFIX + f.rel
-        role = file_role(f.rel, data_paths)
+        role = role_for(f.rel)
         if f.link_target is not None:
             files.append(
                 FileEntry(

