@@ -286,6 +286,15 @@ def cache_prefix(prefix: str) -> str:
     return folder if folder.endswith("/") else folder + "/"
 
 
+def any_racy(stats: Sequence[FileStat]) -> bool:
+    """Whether a file was changed too recently for its stat to vouch for its bytes (the
+    stat cache keeps no such file; nor is a listing holding one recorded)."""
+    if not stats:
+        return False
+    newest = max(max(st.st_mtime_ns, st.st_ctime_ns) for st in stats)
+    return newest >= time.time_ns() - int(RACY_WINDOW_S * 1e9)
+
+
 def listing_fingerprint(rels: Sequence[str], stats: Sequence[FileStat]) -> str:
     """sha256 of a listing: every file's path with its size, mtime_ns, inode and ctime_ns
     (what the stat cache trusts for one file, here for all of them at once), and repro's

@@ -20,9 +20,9 @@ from repro.capture.secret_scan import Hit, SecretScanner, fail_on_hits
 from repro.config.models import NotebookSpec
 from repro.errors import FileTooLargeError, NotebookError
 from repro.hashing import (
-    RACY_WINDOW_S,
     FileStat,
     StatCache,
+    any_racy,
     cache_prefix,
     digest_files,
     listing_fingerprint,
@@ -144,7 +144,7 @@ def take_snapshot(plan: Plan, say: Observer) -> Snapshot:
     # Recorded only when every file's stat vouches for the bytes hashed: none changed too
     # recently, none grew or shrank while it was read.
     same_sizes = all(size == st.st_size for size, st in zip(hashed.sizes, stats, strict=True))
-    if cache is not None and same_sizes and not _racy(stats):
+    if cache is not None and same_sizes and not any_racy(stats):
         cache.store_listing(cache_prefix(prefix), fingerprint, hashed.sha256, scan_key)
     timings["scan"] = time.perf_counter() - t0
     return Snapshot(
@@ -168,15 +168,6 @@ def _scan_key(scanner: SecretScanner, allowed: set[str]) -> str:
     the files allowed to hold secrets (one no longer allowed must be scanned)."""
     text = "\0".join([scanner.rules_digest, *sorted(allowed)])
     return sha256_bytes(text.encode("utf-8", "surrogateescape"))
-
-
-def _racy(stats: Sequence[FileStat]) -> bool:
-    """Whether a file was changed too recently for its stat to vouch for its bytes (the
-    stat cache does not keep those; nor is a listing holding one recorded)."""
-    if not stats:
-        return False
-    newest = max(max(st.st_mtime_ns, st.st_ctime_ns) for st in stats)
-    return newest >= time.time_ns() - int(RACY_WINDOW_S * 1e9)
 
 
 def _stat(f: ProjectFile) -> FileStat:
