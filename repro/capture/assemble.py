@@ -3,8 +3,9 @@ environment and job files, vendored wheels and image, RO-Crate) and its Manifest
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import get_args
 
@@ -126,7 +127,9 @@ def assemble(
         source=source_state(plan.project),
         platform=platform(results.python),
         environment=recorded_environment(plan, environment, extras),
-        files=sorted(contents.files, key=lambda f: f.path.encode()),
+        # In UTF-8 byte order, which for these paths (valid UTF-8: FileEntry checks it) is
+        # the code point order str comparison gives, without encoding each path.
+        files=sorted(contents.files, key=attrgetter("path")),
         remote_data=[r for r, _ in results.remote],
         jobs=jobs,
         runs=config.runs,
@@ -166,6 +169,7 @@ def project_contents(snapshot: Snapshot, data_paths: tuple[str, ...]) -> Content
     files, sources = contents.files, contents.sources
     hashed = iter(zip(snapshot.sha256, snapshot.sizes, strict=True))
     role_for = role_of(data_paths)
+    checked = _all_sha256(snapshot.sha256)
     for f in snapshot.listing.files:  # `regular` is this list without the links
         capsule_path = PROJECT_PREFIX + f.rel
         role = role_for(f.rel)
@@ -183,7 +187,7 @@ def project_contents(snapshot: Snapshot, data_paths: tuple[str, ...]) -> Content
             continue
         sha, size = next(hashed)
         mode = 0o755 if f.executable else 0o644
-        files.append(project_entry(capsule_path, sha, size, mode, role))
+        files.append(project_entry(capsule_path, sha, size, mode, role, sha_checked=checked))
         st = f.stat
         sources[capsule_path] = Source(
             f.where, size, st.st_mtime_ns if st else None, st.st_ctime_ns if st else None
@@ -201,18 +205,25 @@ _FAST_ENTRIES = tuple(FileEntry.model_fields) == ("path", "sha256", "size", "mod
 """Whether FileEntry has the fields `project_entry` builds (else it validates them all)."""
 
 
-def project_entry(path: str, sha256: str, size: int, mode: int, role: Role) -> FileEntry:
+def _all_sha256(shas: Sequence[str]) -> bool:
+    """Whether every one of `shas` is what SHA256_PATTERN accepts: 64 lower-case hex digits
+    (checked at once: one strip over them all, not one per file)."""
+    return all(type(s) is str and len(s) == 64 for s in shas) and not "".join(shas).strip(_HEX)
+
+
+def project_entry(
+    path: str, sha256: str, size: int, mode: int, role: Role, *, sha_checked: bool = False
+) -> FileEntry:
     """A project file's FileEntry, as `FileEntry(...)` validates and `lean_entry` shares it,
     at a third of the cost (it runs for every file): each value checked here by the rule
     its field has (the path by the same function), then the instance built as pydantic's
-    model_construct does, without its loop over fields and defaults. Anything unexpected,
+    model_construct does, without its loop over fields and defaults (`sha_checked`: the
+    caller checked every digest at once with `_all_sha256`). Anything unexpected,
     an invalid value or a FileEntry with other fields, goes through full validation."""
     if (
         not _FAST_ENTRIES
         or type(path) is not str
-        or type(sha256) is not str
-        or len(sha256) != 64
-        or sha256.strip(_HEX)  # what SHA256_PATTERN says, without a regex per file
+        or not (sha_checked or _all_sha256((sha256,)))
         or type(size) is not int
         or size < 0
         or mode not in (0o644, 0o755)

@@ -333,3 +333,32 @@ def test_project_entries_built_fast_are_what_validation_builds() -> None:
         assert bad != good
         with pytest.raises(ValidationError):
             project_entry(*bad, 0o644, "data")
+
+
+def test_manifest_files_sort_by_code_point_as_by_utf8_bytes() -> None:
+    # assemble sorts the entries by str (no encoding per file): the same order as by UTF-8
+    # bytes for every valid path, across 1-, 2-, 3- and 4-byte characters and "/".
+    paths = ["a", "a/b", "a-b", "é", "ÿ/x", "Ā", "中", "\uffff", "😀", "\U0010ffff", "z", "a.b"]
+    assert sorted(paths) == sorted(paths, key=str.encode)
+    from repro.capture.assemble import _all_sha256
+
+    assert _all_sha256(["ab" * 32, "0" * 64]) and _all_sha256([])
+    assert not _all_sha256(["ab" * 32, "AB" * 32]) and not _all_sha256(["a" * 63 + "g"])
+    assert not _all_sha256(["ab" * 31 + "a", "b"])  # two short ones: not 64 each
+
+
+def test_gc_paused_restores_the_collector_as_it_was() -> None:
+    import gc
+
+    from repro.capture.pipeline import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner one leaves it off for the outer
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError
+    assert gc.isenabled()
