@@ -7,8 +7,10 @@ import os
 import sqlite3
 import threading
 import time
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from queue import SimpleQueue
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -105,6 +107,10 @@ class StatCache:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS scans"
                 " (sha256 TEXT, rules TEXT, PRIMARY KEY (sha256, rules))"
+            )
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS listings (prefix TEXT PRIMARY KEY,"
+                " fingerprint TEXT, shas BLOB, checksum TEXT, scanned TEXT)"
             )
         except BaseException:
             conn.close()
@@ -209,15 +215,100 @@ class StatCache:
 
         self._do(insert, None)
 
+    def listing(self, prefix: str, fingerprint: str, count: int) -> Listed | None:
+        """What the last capture of the folder `prefix` recorded, when its listing had this
+        `fingerprint` (see `listing_fingerprint`) and its record is intact: the sha256 of
+        its `count` files, in listing order, and the key its secret scan was clean under."""
+
+        def query(conn: sqlite3.Connection) -> Listed | None:
+            row = conn.execute(
+                "SELECT fingerprint, shas, checksum, scanned FROM listings WHERE prefix = ?",
+                (prefix,),
+            ).fetchone()
+            if row is None or row[0] != fingerprint:
+                return None
+            shas = row[1]
+            if not isinstance(shas, bytes) or len(shas) != 32 * count:
+                return None
+            if row[2] != hashlib.sha256(fingerprint.encode() + shas).hexdigest():
+                return None  # a damaged record is not trusted, only ignored
+            hexed = shas.hex()
+            return Listed([hexed[i : i + 64] for i in range(0, len(hexed), 64)], row[3])
+
+        return self._do(query, None)
+
+    def store_listing(
+        self, prefix: str, fingerprint: str, sha256: Sequence[str], scanned: str
+    ) -> None:
+        """Record the listing of the folder `prefix` (replacing the one before): its
+        fingerprint, its files' sha256 in order, and the key of the clean secret scan."""
+        shas = bytes.fromhex("".join(sha256))
+        checksum = hashlib.sha256(fingerprint.encode() + shas).hexdigest()
+
+        def insert(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO listings VALUES (?, ?, ?, ?, ?)",
+                    (prefix, fingerprint, shas, checksum, scanned),
+                )
+
+        self._do(insert, None)
+
     def forget(self, paths: Iterable[Path]) -> None:
-        """Drop the entries of `paths` (a file whose recorded digest proved wrong)."""
+        """Drop the entries of `paths` (a file whose recorded digest proved wrong), and
+        every recorded listing (one of them holds that digest too)."""
         rows = [(str(p.absolute()),) for p in paths]
 
         def delete(conn: sqlite3.Connection) -> None:
             with conn:
                 conn.executemany("DELETE FROM hashes2 WHERE path = ?", rows)
+                conn.execute("DELETE FROM listings")
 
         self._do(delete, None)
+
+
+class Listed(NamedTuple):
+    """A project folder's listing as its last capture recorded it (`StatCache.listing`)."""
+
+    sha256: list[str]
+    scanned: str
+    """The key its secret scan was clean under (rules and allowed files)."""
+
+
+LISTING_VERSION = 1
+"""Part of every listing fingerprint: a new way of listing or hashing changes it."""
+
+
+def cache_prefix(prefix: str) -> str:
+    """The stat cache's key for the folder `prefix` (a folder ending in /, or ""): its
+    absolute path, ending in /, no symlink resolved."""
+    folder = os.path.abspath(prefix or ".")  # noqa: PTH100 (no symlink resolved, as before)
+    return folder if folder.endswith("/") else folder + "/"
+
+
+def any_racy(stats: Sequence[FileStat]) -> bool:
+    """Whether a file was changed too recently for its stat to vouch for its bytes (the
+    stat cache keeps no such file; nor is a listing holding one recorded)."""
+    if not stats:
+        return False
+    newest = max(max(st.st_mtime_ns, st.st_ctime_ns) for st in stats)
+    return newest >= time.time_ns() - int(RACY_WINDOW_S * 1e9)
+
+
+def listing_fingerprint(rels: Sequence[str], stats: Sequence[FileStat]) -> str:
+    """sha256 of a listing: every file's path with its size, mtime_ns, inode and ctime_ns
+    (what the stat cache trusts for one file, here for all of them at once), and repro's
+    version. Any file added, removed, renamed, written or chmod'ed (ctime) changes it."""
+    from repro import __version__
+
+    h = hashlib.sha256(f"repro {__version__} listing {LISTING_VERSION} {len(rels)}\0".encode())
+    h.update("\0".join(rels).encode("utf-8", "surrogateescape"))
+    try:
+        packed = b"q" + array("q", chain.from_iterable(stats)).tobytes()
+    except OverflowError:  # an inode past 2**63: the numbers as text
+        packed = b"r" + repr([tuple(st) for st in stats]).encode()
+    h.update(b"\0\0" + packed)
+    return h.hexdigest()
 
 
 OnData = Callable[[int, str, bytes], None]
@@ -400,8 +491,7 @@ def digest_files(
     n = len(rels)
     shas: list[str] = [""] * n
     sizes: list[int] = [0] * n
-    folder = os.path.abspath(prefix or ".")  # noqa: PTH100 (no symlink resolved, as before)
-    key_prefix = folder if folder.endswith("/") else folder + "/"
+    key_prefix = cache_prefix(prefix)
     known = cache.rows_under(key_prefix) if cache is not None else {}
     todo: list[int] = []
     if known:

@@ -173,14 +173,18 @@ def lock_environment(
 
 
 def post_build(
-    planned: PlannedEnvironment, project_files: dict[str, str], staged: Path
+    planned: PlannedEnvironment,
+    project_files: dict[str, str] | Callable[[], dict[str, str]],
+    staged: Path,
 ) -> PostBuild | None:
     """postBuild with a digest over the script and the captured files (`capsule path ->
-    sha256`), so a change to either rebuilds the environment."""
+    sha256`, or what gives them: built only when there is a postBuild), so a change to
+    either rebuilds the environment."""
     script = planned.plan.post_build
     if script is None:
         return None
-    return PostBuild(script, staged, post_build_digest(project_files))
+    files = project_files() if callable(project_files) else project_files
+    return PostBuild(script, staged, post_build_digest(files))
 
 
 def dockerfile(
@@ -257,7 +261,7 @@ def prepare(plan: Plan, snapshot: Snapshot, work: Path, say: Observer) -> Enviro
     )
     return EnvironmentBuild(
         locked,
-        post_build(planned, snapshot.capsule_digests(), pristine),
+        post_build(planned, snapshot.capsule_digests, pristine),
         planned.python,
         planned.plan.apt,
         dockerfile(base_image, planned, locked, planned.plan.apt),

@@ -147,8 +147,24 @@ def ignore_matcher(spec: pathspec.GitIgnoreSpec) -> Callable[[str], bool]:
         regexes.append(_NAMED_GROUP.sub("(?:", regex.pattern))
     if not regexes:
         return lambda _rel: False
-    combined = re.compile("|".join(f"(?:{r})" for r in regexes))
+    combined = re.compile(_factored(regexes))
     return lambda rel: combined.match(rel) is not None
+
+
+_ANY_FOLDER = "^(?:.+/)?"
+"""How pathspec begins the regex of a pattern without a slash (in any folder)."""
+
+
+def _factored(regexes: list[str]) -> str:
+    """The alternation of `regexes`, with their common `^(?:.+/)?` taken out once:
+    A(B|C) matches exactly what AB|AC does, and the regex engine then walks the folders of
+    a path once, not once per pattern (a quarter of the time at 100k paths)."""
+    shared = [r[len(_ANY_FOLDER) :] for r in regexes if r.startswith(_ANY_FOLDER)]
+    others = [r for r in regexes if not r.startswith(_ANY_FOLDER)]
+    parts = [f"(?:{r})" for r in others]
+    if shared:
+        parts.append(_ANY_FOLDER + "(?:" + "|".join(f"(?:{r})" for r in shared) + ")")
+    return "|".join(parts)
 
 
 def list_project(
@@ -169,13 +185,15 @@ def list_project(
     """
     spec = load_ignores(project, extra_ignores)
     names = git_listing(project)
+    walked = names is None  # every file under the project is listed already
     if names is None:
         names = walk_listing(project, project)
     names_set = set(names)
     for data in data_paths:
         target = project / data
         if target.is_dir() and not target.is_symlink():
-            names_set.update(walk_listing(target, project))
+            if not (walked and _walked_by_the_project(project, data)):
+                names_set.update(walk_listing(target, project))
         elif target.exists() or target.is_symlink():
             names_set.add(Path(data).as_posix())
         else:
@@ -237,6 +255,20 @@ def list_project(
                 raise ProjectFileError(f"not a regular file: {rel} (a device, socket or FIFO)")
     check_link_targets(files)
     return Listing(files=files, excluded=excluded)
+
+
+def _walked_by_the_project(project: Path, data: str) -> bool:
+    """Whether walking the project lists the folder `data` whole, as walking it does: a plain
+    relative path whose folders are none of them a symlink (a walk does not follow one)."""
+    parts = Path(data).parts
+    if not parts or any(part in (".", "..") for part in parts) or Path(data).is_absolute():
+        return False
+    folder = project
+    for part in parts:
+        folder = folder / part
+        if folder.is_symlink() or not folder.is_dir():
+            return False
+    return True
 
 
 def _symlink(project: Path, real_root: Path, rel: str, path: Path) -> ProjectFile:

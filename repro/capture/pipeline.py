@@ -3,9 +3,12 @@ environment, results, assemble, write)."""
 
 from __future__ import annotations
 
+import gc
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +43,21 @@ def _quiet(_msg: str) -> None:
     pass
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for a stage that builds an object or a tuple
+    per file and drops none: with it on, each collection walks every object built so far
+    (at 100,000 files, half of the manifest's file list build). Nothing of these stages is
+    garbage held in cycles; it runs again after, and on as it was."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
 def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureResult:
     """Capture `opts.project` into the capsule file `opts.output`.
 
@@ -54,18 +72,21 @@ def capture(opts: CaptureOptions, observe: Observer | None = None) -> CaptureRes
         check_slurm(opts, plan.config)  # exit 5 before any work when Slurm is not here
         shared = shared_scratch(opts.slurm) if opts.execute else None
     key = signing_key(opts)  # before any work: a wrong passphrase fails fast
-    snapshot = take_snapshot(plan, say)
+    with gc_paused():
+        snapshot = take_snapshot(plan, say)
     # On Slurm the scratch folder (stage, results) is where the nodes see it.
     work = Path(tempfile.mkdtemp(prefix=scratch_prefix("capture"), dir=shared))
     try:
         environment = env_stage.prepare(plan, snapshot, work, say)
         results = record_results(plan, snapshot, environment, work, say)
-        assembled = assemble(plan, snapshot, environment, results, work, say)
+        with gc_paused():
+            assembled = assemble(plan, snapshot, environment, results, work, say)
         say(f"writing {plan.output.name}")
         t0 = time.perf_counter()
-        manifest_bytes = assembled.manifest.canonical_json()
-        scan_generated(snapshot.scanner, assembled, results.expectations, manifest_bytes)
-        written = write(plan.output, assembled, key, plan.epoch, manifest_bytes)
+        with gc_paused():
+            manifest_bytes = assembled.manifest.canonical_json()
+            scan_generated(snapshot.scanner, assembled, results.expectations, manifest_bytes)
+            written = write(plan.output, assembled, key, plan.epoch, manifest_bytes)
         del manifest_bytes
         remember(written.capsule_id)
         timings = {

@@ -19,7 +19,15 @@ from repro.capture.plan import Plan
 from repro.capture.secret_scan import Hit, SecretScanner, fail_on_hits
 from repro.config.models import NotebookSpec
 from repro.errors import FileTooLargeError, NotebookError
-from repro.hashing import FileStat, StatCache, digest_files, sha256_bytes
+from repro.hashing import (
+    FileStat,
+    StatCache,
+    any_racy,
+    cache_prefix,
+    digest_files,
+    listing_fingerprint,
+    sha256_bytes,
+)
 from repro.notebooks import notebook as nbk
 from repro.paths import cache_dir
 
@@ -88,9 +96,33 @@ def take_snapshot(plan: Plan, say: Observer) -> Snapshot:
     cache = hash_cache(say) if opts.use_hash_cache else None
     scanner = SecretScanner()
     allowed = set(plan.allowed_secrets)
-    clean = cache.clean_scans(scanner.rules_digest) if cache else set()
     rels = [f.rel for f in regular]
     stats = [_stat(f) for f in regular]
+    root = os.fspath(project)
+    prefix = "" if root == "." else root if root.endswith("/") else root + "/"
+    scan_key = _scan_key(scanner, allowed)
+    fingerprint = listing_fingerprint(rels, stats) if cache is not None else ""
+    if cache is not None:
+        # The whole listing as the last capture saw it: its digests at once (and its clean
+        # scan), not a stat cache lookup per file.
+        listed = cache.listing(cache_prefix(prefix), fingerprint, len(rels))
+        if listed is not None:
+            timings["hash"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            if listed.scanned != scan_key:
+                scan_project(scanner, cache, regular, listed.sha256, allowed)
+            timings["scan"] = time.perf_counter() - t0
+            return Snapshot(
+                listing,
+                tuple(regular),
+                tuple(listed.sha256),
+                tuple(st.st_size for st in stats),
+                tuple(notebooks),
+                scanner,
+                tuple(notes),
+                timings,
+            )
+    clean = cache.clean_scans(scanner.rules_digest) if cache else set()
 
     def scan_while_hashing(index: int, sha: str, data: bytes) -> list[Hit] | None:
         # Run by the worker that read the file: the secret scan looks at the bytes the
@@ -100,8 +132,6 @@ def take_snapshot(plan: Plan, say: Observer) -> Snapshot:
             return None
         return scanner.scan_content(data, rel) or _CLEAN
 
-    root = os.fspath(project)
-    prefix = "" if root == "." else root if root.endswith("/") else root + "/"
     with progress.meter("hashing and scanning", total=len(regular)) as shown:
         hashed = digest_files(
             prefix, rels, stats, cache=cache, inspect=scan_while_hashing, progress=shown.advance
@@ -111,6 +141,11 @@ def take_snapshot(plan: Plan, say: Observer) -> Snapshot:
     say("scanning for secrets")
     t0 = time.perf_counter()
     scan_project(scanner, cache, regular, hashed.sha256, allowed, clean=clean, scanned=hashed.found)
+    # Recorded only when every file's stat vouches for the bytes hashed: none changed too
+    # recently, none grew or shrank while it was read.
+    same_sizes = all(size == st.st_size for size, st in zip(hashed.sizes, stats, strict=True))
+    if cache is not None and same_sizes and not any_racy(stats):
+        cache.store_listing(cache_prefix(prefix), fingerprint, hashed.sha256, scan_key)
     timings["scan"] = time.perf_counter() - t0
     return Snapshot(
         listing,
@@ -126,6 +161,13 @@ def take_snapshot(plan: Plan, say: Observer) -> Snapshot:
 
 _CLEAN: list[Hit] = []
 """A clean verdict from a worker (shared: a file's own empty list would cost 56 bytes)."""
+
+
+def _scan_key(scanner: SecretScanner, allowed: set[str]) -> str:
+    """What a clean secret scan of a listing depends on besides its files: the rules and
+    the files allowed to hold secrets (one no longer allowed must be scanned)."""
+    text = "\0".join([scanner.rules_digest, *sorted(allowed)])
+    return sha256_bytes(text.encode("utf-8", "surrogateescape"))
 
 
 def _stat(f: ProjectFile) -> FileStat:

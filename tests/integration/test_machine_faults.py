@@ -4,6 +4,7 @@ SQLite files, real file systems (small tmpfs mounts, as root)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sqlite3
@@ -85,17 +86,34 @@ def test_a_file_rewritten_during_the_write_phase_fails_the_capture(tmp_path: Pat
     assert not out.exists() and not list(tmp_path.glob(".repro-tmp-*"))
 
 
-def test_a_wrong_digest_in_the_stat_cache_fails_the_capture_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["file row", "listing record"])
+def test_a_wrong_digest_in_the_stat_cache_fails_the_capture_once(
+    tmp_path: Path, where: str
+) -> None:
     project = _study(tmp_path, files={"data.csv": b"1,2,3\n" * 1000})
     time.sleep(2.2)  # older than the stat cache's racy window, so the digests are cached
     first = run_cli("capture", str(project), "-o", str(tmp_path / "a.tgz"), "--no-run")
     assert first.returncode == 0, first.stderr
     db = Path(os.environ["REPRO_CACHE_DIR"]) / "hashes.sqlite"
     with sqlite3.connect(db) as conn:
-        changed = conn.execute(
-            "UPDATE hashes2 SET sha256 = ? WHERE path = ?",
-            ("0" * 64, str(project / "data.csv")),
-        ).rowcount
+        if where == "file row":  # the listing's record gone: the per-file rows answer
+            conn.execute("DELETE FROM listings")
+            changed = conn.execute(
+                "UPDATE hashes2 SET sha256 = ? WHERE path = ?",
+                ("0" * 64, str(project / "data.csv")),
+            ).rowcount
+        else:  # the whole listing's record, wrong but intact (its checksum made to match)
+            prefix = f"{project}/"
+            ((fingerprint, shas),) = conn.execute(
+                "SELECT fingerprint, shas FROM listings WHERE prefix = ?", (prefix,)
+            ).fetchall()
+            assert len(shas) == 32 * 3  # data.csv, repro.toml, run.py (out.txt: an output)
+            bad = bytes(32) + shas[32:]  # data.csv's, the first in listing order
+            check = hashlib.sha256(fingerprint.encode() + bad).hexdigest()
+            changed = conn.execute(
+                "UPDATE listings SET shas = ?, checksum = ? WHERE prefix = ?",
+                (bad, check, prefix),
+            ).rowcount
     assert changed == 1
     out = tmp_path / "b.tgz"
     poisoned = run_cli("capture", str(project), "-o", str(out), "--no-run")

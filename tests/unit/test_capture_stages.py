@@ -303,3 +303,62 @@ def test_only_allowlisted_variables_are_recorded_and_never_secrets(
     }
     with pytest.raises(ConfigError, match="API_TOKEN looks like a secret"):
         recorded_variables(["API_TOKEN"])
+
+
+def test_project_entries_built_fast_are_what_validation_builds() -> None:
+    from pydantic import ValidationError
+
+    from repro.capsule.manifest import FileEntry
+    from repro.capture.assemble import lean_entry, project_entry
+
+    for path, mode, role in [
+        ("data/project/a.py", 0o644, "code"),
+        ('data/project/é "q"\\.csv', 0o755, "data"),
+        ("data/project/n.ipynb", 0o644, "notebook"),
+    ]:
+        fast = project_entry(path, "ab" * 32, 12, mode, role)  # type: ignore[arg-type]
+        slow = lean_entry(FileEntry(path=path, sha256="ab" * 32, size=12, mode=mode, role=role))
+        assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+        assert fast.model_dump() == slow.model_dump()
+        assert fast.model_dump(exclude_unset=True) == slow.model_dump(exclude_unset=True)
+        assert fast.model_copy(update={"size": 1}).size == 1 and fast.size == 12
+        with pytest.raises(ValidationError):
+            fast.size = 3  # type: ignore[misc]  # frozen, like the validated one
+    good = ("data/project/a", "ab" * 32, 1)
+    for bad in [
+        ("data/project/" + "x" * 300, "ab" * 32, 1),  # a name over NAME_MAX
+        ("data/project/a", "AB" * 32, 1),
+        ("data/project/a", "ab" * 32, -1),
+    ]:
+        assert bad != good
+        with pytest.raises(ValidationError):
+            project_entry(*bad, 0o644, "data")
+
+
+def test_manifest_files_sort_by_code_point_as_by_utf8_bytes() -> None:
+    # assemble sorts the entries by str (no encoding per file): the same order as by UTF-8
+    # bytes for every valid path, across 1-, 2-, 3- and 4-byte characters and "/".
+    paths = ["a", "a/b", "a-b", "é", "ÿ/x", "Ā", "中", "\uffff", "😀", "\U0010ffff", "z", "a.b"]
+    assert sorted(paths) == sorted(paths, key=str.encode)
+    from repro.capture.assemble import _all_sha256
+
+    assert _all_sha256(["ab" * 32, "0" * 64]) and _all_sha256([])
+    assert not _all_sha256(["ab" * 32, "AB" * 32]) and not _all_sha256(["a" * 63 + "g"])
+    assert not _all_sha256(["ab" * 31 + "a", "b"])  # two short ones: not 64 each
+
+
+def test_gc_paused_restores_the_collector_as_it_was() -> None:
+    import gc
+
+    from repro.capture.pipeline import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner one leaves it off for the outer
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError
+    assert gc.isenabled()

@@ -52,6 +52,19 @@ def test_outside_git_reproignore_and_builtin_ignores_apply(tmp_path: Path) -> No
     assert names(tmp_path) == [".reproignore", "a.py", "sub/c.py"]
 
 
+def test_outside_git_a_data_folder_is_listed_once_and_through_a_linked_folder(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "real" / "sub" / "t.csv").write_text("1\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "d.csv").write_text("2\n")
+    (tmp_path / "link").symlink_to("real")
+    # The project's walk does not follow link/: a data path through it is walked itself.
+    listed = names(tmp_path, data=["data", "link/sub", "./data/"])
+    assert listed == ["data/d.csv", "link", "link/sub/t.csv", "real/sub/t.csv"]  # as before
+
+
 def test_excluded_paths_are_reported(tmp_path: Path) -> None:
     (tmp_path / "a.py").write_text("a")
     (tmp_path / "results").mkdir()
