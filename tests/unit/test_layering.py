@@ -104,7 +104,11 @@ MAY_IMPORT_ONLY: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("repro", (), "the package root holds constants only"),
     ("repro.errors", (), "every module may raise these"),
     ("repro.paths", (), "where repro keeps its files"),
-    ("repro.hashing", ("repro.errors", "repro.forking"), "hashing files is a utility"),
+    (
+        "repro.hashing",
+        ("repro", "repro.errors", "repro.forking"),
+        "hashing files is a utility (its listing record is keyed by __version__)",
+    ),
     ("repro.forking", ("repro.errors",), "worker processes for per-file work"),
     ("repro.model_base", (), "the base of every boundary model; depends on nothing"),
     (
