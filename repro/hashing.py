@@ -230,10 +230,11 @@ class StatCache:
             shas = row[1]
             if not isinstance(shas, bytes) or len(shas) != 32 * count:
                 return None
-            if row[2] != hashlib.sha256(fingerprint.encode() + shas).hexdigest():
+            scanned = row[3] if isinstance(row[3], str) else ""
+            if row[2] != _listing_checksum(fingerprint, shas, scanned):
                 return None  # a damaged record is not trusted, only ignored
             hexed = shas.hex()
-            return Listed([hexed[i : i + 64] for i in range(0, len(hexed), 64)], row[3])
+            return Listed([hexed[i : i + 64] for i in range(0, len(hexed), 64)], scanned)
 
         return self._do(query, None)
 
@@ -243,7 +244,7 @@ class StatCache:
         """Record the listing of the folder `prefix` (replacing the one before): its
         fingerprint, its files' sha256 in order, and the key of the clean secret scan."""
         shas = bytes.fromhex("".join(sha256))
-        checksum = hashlib.sha256(fingerprint.encode() + shas).hexdigest()
+        checksum = _listing_checksum(fingerprint, shas, scanned)
 
         def insert(conn: sqlite3.Connection) -> None:
             with conn:
@@ -267,6 +268,11 @@ class StatCache:
         self._do(delete, None)
 
 
+def _listing_checksum(fingerprint: str, shas: bytes, scanned: str) -> str:
+    """What a listing record is checked by on read: all three of its values."""
+    return hashlib.sha256(f"{fingerprint}\0{scanned}\0".encode() + shas).hexdigest()
+
+
 class Listed(NamedTuple):
     """A project folder's listing as its last capture recorded it (`StatCache.listing`)."""
 
@@ -286,13 +292,16 @@ def cache_prefix(prefix: str) -> str:
     return folder if folder.endswith("/") else folder + "/"
 
 
-def any_racy(stats: Sequence[FileStat]) -> bool:
+def any_racy(stats: Sequence[FileStat], listed_at_ns: int) -> bool:
     """Whether a file was changed too recently for its stat to vouch for its bytes (the
-    stat cache keeps no such file; nor is a listing holding one recorded)."""
+    stat cache keeps no such file; nor is a listing holding one recorded). Measured from
+    `listed_at_ns`, the clock before the listing: a file changed just before it was stat'ed
+    may change again within its file system's timestamp granularity, however long hashing
+    took afterwards."""
     if not stats:
         return False
     newest = max(max(st.st_mtime_ns, st.st_ctime_ns) for st in stats)
-    return newest >= time.time_ns() - int(RACY_WINDOW_S * 1e9)
+    return newest >= listed_at_ns - int(RACY_WINDOW_S * 1e9)
 
 
 def listing_fingerprint(rels: Sequence[str], stats: Sequence[FileStat]) -> str:

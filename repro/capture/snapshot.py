@@ -77,6 +77,7 @@ def take_snapshot(plan: Plan, say: Observer) -> Snapshot:
     timings: dict[str, float] = {}
     say("listing project files")
     t0 = time.perf_counter()
+    listed_at_ns = time.time_ns()
     listing = list_project(
         project,
         data_paths=list(plan.local_data),
@@ -144,7 +145,7 @@ def take_snapshot(plan: Plan, say: Observer) -> Snapshot:
     # Recorded only when every file's stat vouches for the bytes hashed: none changed too
     # recently, none grew or shrank while it was read.
     same_sizes = all(size == st.st_size for size, st in zip(hashed.sizes, stats, strict=True))
-    if cache is not None and same_sizes and not any_racy(stats):
+    if cache is not None and same_sizes and not any_racy(stats, listed_at_ns):
         cache.store_listing(cache_prefix(prefix), fingerprint, hashed.sha256, scan_key)
     timings["scan"] = time.perf_counter() - t0
     return Snapshot(

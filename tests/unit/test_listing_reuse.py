@@ -163,6 +163,12 @@ def test_a_damaged_or_foreign_record_is_not_used(
     monkeypatch.setattr("repro.__version__", "0.0.0-other")  # another repro's listing
     snap(study)
     assert hashing_.calls == 2
+    snap(study)
+    assert hashing_.calls == 2  # that record is used
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE listings SET scanned = 'other'")  # the checksum covers it too
+    snap(study)
+    assert hashing_.calls == 3
 
 
 def test_a_listing_with_a_recent_change_is_not_recorded(
