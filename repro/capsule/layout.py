@@ -182,19 +182,28 @@ def tag_files(manifest: Manifest, manifest_bytes: bytes) -> dict[str, bytes]:
     """bagit.txt, bag-info.txt, manifest-sha256.txt and tagmanifest-sha256.txt, derived."""
     bag_lines = []
     octets = count = 0
-    by_path = {f.path: f for f in manifest.files}
-    # Without links every entry is its own content (what _content_entries gives, cheaper).
-    links = any(f.link is not None for f in manifest.files)
-    contents: dict[str, FileEntry | None] = _content_entries(by_path) if links else {**by_path}
-    for entry in sorted(manifest.files, key=lambda f: f.path.encode()):
-        # A link is hashed by bagit as the file it points at; links to folders are walked
-        # past by bagit (os.walk does not follow them), so they are not listed.
-        content = contents[entry.path]
-        if content is None:
-            continue
-        bag_lines.append(f"{content.sha256}  {_bag_escape(entry.path)}\n")
-        octets += content.size
-        count += 1
+    ordered = sorted(manifest.files, key=lambda f: f.path.encode())
+    if any(f.link is not None for f in manifest.files):
+        contents = _content_entries({f.path: f for f in manifest.files})
+        for entry in ordered:
+            # A link is hashed by bagit as the file it points at; links to folders are
+            # walked past by bagit (os.walk does not follow them), so they are not listed.
+            content = contents[entry.path]
+            if content is None:
+                continue
+            bag_lines.append(f"{content.sha256}  {_bag_escape(entry.path)}\n")
+            octets += content.size
+            count += 1
+    else:
+        # Without links every entry is its own content (what _content_entries gives), and
+        # no path needs escaping unless one holds a character that does.
+        paths = [f.path for f in ordered]
+        joined = "".join(paths)
+        if "%" in joined or "\r" in joined or "\n" in joined:
+            paths = [_bag_escape(path) for path in paths]
+        bag_lines = [f"{f.sha256}  {path}\n" for f, path in zip(ordered, paths, strict=True)]
+        octets = sum(f.size for f in ordered)
+        count = len(ordered)
     bagit = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
     info_lines = [
         f"Bag-Software-Agent: repro {manifest.repro_version}",

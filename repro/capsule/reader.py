@@ -19,10 +19,12 @@ import json
 import math
 import os
 import posixpath
+import re
 import shutil
 import struct
 import tarfile
 import tempfile
+import typing
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -49,7 +51,7 @@ from repro.capsule.layout import (
     member_order,
     tag_files,
 )
-from repro.capsule.manifest import FileEntry, Manifest, canonical_json
+from repro.capsule.manifest import FileEntry, Manifest, Role, canonical_json
 from repro.capsule.tarheader import END_OF_ARCHIVE, member_header, padding
 from repro.config import describe_validation_error
 from repro.errors import (
@@ -59,6 +61,7 @@ from repro.errors import (
     UnsafeArchiveMemberError,
     UnsupportedFormatError,
 )
+from repro.model_base import check_path_limits
 from repro.progress import meter
 
 CHUNK = 1 << 20
@@ -134,19 +137,22 @@ def _plain_folders(files: list[FileEntry], paths: set[str]) -> set[str] | None:
     (or might not): the tree walk then decides, with its own messages."""
     if len(paths) != len(files):
         return None  # a path listed twice
+    if any(f.link is not None for f in files) or any(m & ~0o755 for m in {f.mode for f in files}):
+        return None
+    # Every path between slashes, one a line: an empty, '.' or '..' part is '//', '/./' or
+    # '/../' inside a path's frame (its parts are exactly what lies between two consecutive
+    # slashes), and no such pattern can span two lines. A path with a line break of its own
+    # is left to the tree walk.
+    framed = "/" + "/\n/".join(paths) + "/"
+    if framed.count("\n") != len(paths) - 1 or "\0" in framed or "\\" in framed:
+        return None
+    if "//" in framed or "/./" in framed or "/../" in framed:
+        return None
+    if ("\n" + "\n".join(paths)).count("\ndata/") != len(paths):
+        return None  # not every path under data/ (no path holds a line break, see above)
     folders: set[str] = set()
-    for entry in files:
-        path = entry.path
-        if entry.link is not None or entry.mode & ~0o755 or not path.startswith("data/"):
-            return None
-        if "\0" in path or "\\" in path:
-            return None
-        # An empty, '.' or '..' part is '//', '/./' or '/../' once the path is put between
-        # slashes (the parts are exactly what lies between two consecutive slashes).
-        framed = f"/{path}/"
-        if "//" in framed or "/./" in framed or "/../" in framed:
-            return None
-        folder = path.rpartition("/")[0]
+    for parent in {path.rpartition("/")[0] for path in paths}:
+        folder = parent
         while folder and folder not in folders:
             folders.add(folder)
             folder = folder.rpartition("/")[0]
@@ -255,7 +261,7 @@ def _check_references(
     for what, path in named:
         if path not in files:
             raise MalformedCapsuleError(f"manifest {what} names a file it does not list: {path}")
-    by_path = {f.path: f for f in manifest.files}
+    by_path = {f.path: f for f in manifest.files} if env.local_packages else {}
     for package in env.local_packages:
         if not package.wheel.startswith(LOCAL_WHEELS) or "/" in package.wheel[len(LOCAL_WHEELS) :]:
             raise MalformedCapsuleError(
@@ -298,6 +304,15 @@ def parse_manifest(data: bytes) -> Manifest:
             "than a manifest of its size can: it was not written by repro",
             hint=NOT_A_CAPSULE,
         )
+    manifest = _parse_canonical(data)
+    if manifest is None:
+        manifest = _parse_strict(data)
+    _check_manifest_entries(manifest)
+    return manifest
+
+
+def _parse_strict(data: bytes) -> Manifest:
+    """parse_manifest's JSON, canonical form and model checks, the plain way."""
     try:
         raw = json.loads(data, parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -325,8 +340,91 @@ def parse_manifest(data: bytes) -> Manifest:
     # optional field existed must keep verifying.
     if canonical != data:
         raise CapsuleIntegrityError("repro.json is not in canonical form (it was edited)")
-    _check_manifest_entries(manifest)
     return manifest
+
+
+_FILE_ENTRY_FIELDS = ("link", "mode", "path", "role", "sha256", "size")
+_ROLES = "|".join(re.escape(role) for role in typing.get_args(Role))
+_CANONICAL_ENTRY = re.compile(
+    # One file entry exactly as canonical_json writes it: keys sorted, no whitespace, no link,
+    # numbers in their one decimal form, strings with nothing json.dumps would escape.
+    r'\{"link":null,"mode":(0|[1-9][0-9]{0,9}),"path":"([^"\\\x00-\x1f]*)",'
+    rf'"role":"({_ROLES})","sha256":"([0-9a-f]{{64}})","size":(0|[1-9][0-9]{{0,17}})\}}([,\]])'
+)
+_FILES_KEY = '"files":['
+
+
+def _parse_canonical(data: bytes) -> Manifest | None:
+    """parse_manifest's result without a JSON object and a validation per file entry, for a
+    manifest whose file list is canonical and plain (no links); None whenever that is not
+    certain, and parse_manifest then decides from scratch.
+
+    The file list is matched entry by entry against the one form canonical_json gives such
+    an entry (`_CANONICAL_ENTRY`), which pins every key, type and byte, and each entry is
+    checked as FileEntry's validators check it. The rest of the manifest, with a random
+    mark where the list was, is parsed, checked canonical and validated as before: since
+    the mark occurs once and canonical_json(rest) is exactly those bytes, the list sits at
+    the top-level "files" key, and the whole is canonical_json of the whole (the encoding of
+    a value does not depend on its neighbours). So this accepts only what the plain way
+    accepts, with the same Manifest."""
+    if tuple(sorted(FileEntry.model_fields)) != _FILE_ENTRY_FIELDS:
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    start = text.find(_FILES_KEY)
+    if start < 0:
+        return None
+    pos = start + len(_FILES_KEY)
+    match = _CANONICAL_ENTRY.match
+    new = object.__new__
+    put = object.__setattr__
+    fields = set(_FILE_ENTRY_FIELDS)
+    files: list[FileEntry] = []
+    try:
+        while True:
+            found = match(text, pos)
+            if found is None:
+                return None
+            mode, path, role, sha, size, end = found.groups()
+            check_path_limits(path, "file path")
+            entry = new(FileEntry)
+            put(
+                entry,
+                "__dict__",
+                {
+                    "path": path,
+                    "sha256": sha,
+                    "size": int(size),
+                    "mode": int(mode),
+                    "role": role,
+                    "link": None,
+                },
+            )
+            put(entry, "__pydantic_fields_set__", fields.copy())
+            put(entry, "__pydantic_extra__", None)
+            put(entry, "__pydantic_private__", None)
+            files.append(entry)
+            pos = found.end()
+            if end == "]":
+                break
+    except ValueError:
+        return None
+    mark = f"repro-files-{os.urandom(16).hex()}"
+    rest = f'{text[:start]}"files":"{mark}"{text[pos:]}'
+    if mark in text or rest.count(mark) != 1:
+        return None
+    try:
+        raw = json.loads(rest, parse_constant=_no_constant, parse_float=_finite)
+        if not isinstance(raw, dict) or raw.get("files") != mark or raw.get("format") != FORMAT:
+            return None
+        if canonical_json(raw) != rest.encode():
+            return None
+        head = Manifest.model_validate({**raw, "files": []}, strict=True)
+    except (ValueError, UnicodeError, ValidationError):
+        return None
+    return head.model_copy(update={"files": files})
 
 
 NOT_A_CAPSULE = (
@@ -384,22 +482,25 @@ class _StrictGunzip(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes:
         want = CHUNK if size is None or size < 0 else size
-        out = bytearray()
-        while len(out) < want and not self._done:
+        pieces: list[bytes] = []
+        have = 0
+        while have < want and not self._done:
             tail = self._inflate.unconsumed_tail
             data = tail if tail else self._read_raw(CHUNK)
             if not data and not self._inflate.eof:
                 raise CapsuleIntegrityError("capsule archive is truncated")
-            piece = self._inflate.decompress(data, want - len(out))
-            out += piece
-            if self.pos + len(out) > self.limit:
+            piece = self._inflate.decompress(data, want - have)
+            pieces.append(piece)
+            have += len(piece)
+            if self.pos + have > self.limit:
                 # Checked inside the loop: tar asks for a huge pax header in one read.
                 raise CapsuleIntegrityError(
                     "capsule holds more data than its manifest declares (decompression bomb?)"
                 )
             if self._inflate.eof:
                 self._finish()
-        result = bytes(out)
+        # Mostly one piece: returned as it is, not copied twice over.
+        result = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         self._crc = isal_zlib.crc32(result, self._crc)
         self.chunks = [*self.chunks[-(KEPT_CHUNKS - 1) :], (self.pos, result)]
         self.pos += len(result)
@@ -664,6 +765,7 @@ def _stream_canonical(
         )
         shown.advance(len(TAG_FILES))
         sha256 = hashlib.sha256
+        file_header = _FileHeaders(epoch).header
         # Every name is the manifest's (checked safe by parse_manifest).
         for entry in files:
             shown.advance()
@@ -679,7 +781,7 @@ def _stream_canonical(
                     links.append(entry)
                 continue
             size = entry.size
-            header = member_header(name, size, entry.mode, epoch)
+            header = file_header(name, size, entry.mode)
             if size <= SMALL_MEMBER:
                 # Header, content and padding in one read, mostly one slice of a chunk.
                 end = len(header) + size
@@ -722,32 +824,77 @@ def _stream_canonical(
     )
 
 
+class _FileHeaders:
+    """member_header for the regular files of one capsule, the common case (an ASCII name
+    of at most 100 bytes) built from parts made once per mode: the same bytes, cheaper."""
+
+    def __init__(self, mtime: int) -> None:
+        self._mtime = mtime
+        self._parts: dict[int, tuple[bytes, bytes, int]] = {}
+
+    def header(self, name: str, size: int, mode: int) -> bytes:
+        parts = self._parts.get(mode)
+        if parts is None:
+            parts = self._parts[mode] = self._parts_for(mode)
+        name_b = name.encode()
+        if len(name_b) > tarfile.LENGTH_NAME or len(name_b) != len(name) or size >= _OCTAL_11:
+            return member_header(name, size, mode, self._mtime)
+        head, tail, fixed = parts
+        size_b = b"%011o\0" % size
+        checksum = fixed + sum(name_b) + sum(size_b)
+        return b"".join(
+            (name_b.ljust(tarfile.LENGTH_NAME, b"\0"), head, size_b, tail % checksum, _TYPE_TAIL)
+        )
+
+    def _parts_for(self, mode: int) -> tuple[bytes, bytes, int]:
+        """What precedes the size field, what follows it up to the checksum (a %-format for
+        it), and the checksum of the header with an empty name and size."""
+        empty = member_header("", 0, mode, self._mtime)
+        if len(empty) != tarfile.BLOCKSIZE or not 0 <= mode < 8**7:
+            raise _NotCanonical("mode")
+        head = empty[100:124]
+        tail = empty[136:148].replace(b"%", b"%%") + b"%06o\0 "
+        blank = empty[:148] + b" " * 8 + empty[156:]
+        fixed = sum(blank) - sum(empty[124:136])
+        return head, tail, fixed
+
+
+_OCTAL_11 = 8**11
+_TYPE_TAIL = tarfile.REGTYPE + bytes(tarfile.LENGTH_LINK) + b"ustar\x0000" + bytes(247)
+"""A regular file's header after its checksum: type, no link, ustar magic and version, empty
+owner names, device numbers and prefix (32 + 32 + 8 + 8 + 155 + 12 zero bytes)."""
 SMALL_MEMBER = 1 << 20
 """Members up to this size are read whole and handed to the unpacker's threads."""
 _ZEROS = bytes(tarfile.BLOCKSIZE)
 
 
 class _Unpacker:
-    """Writes verified files into the staging folder from a few threads: creating a file is
-    a slow system call (ext4: ~0.1 ms), and os.open/os.write/os.close release the GIL, so
-    the main thread goes on decompressing and checking while they wait. The files go in
-    batches (fewer hand-offs) and at most MAX_BATCHES of them wait (flat memory); folders
-    are made once, by the main thread, before any file in them is handed over. Only bytes
-    whose sha256 already matched the manifest are handed over."""
+    """Writes verified files into the staging folder from a writer thread: creating a file
+    is a slow system call (ext4: ~0.1 ms), and os.open/os.write/os.close release the GIL, so
+    the main thread goes on decompressing and checking while it waits (as gzip and tar run
+    side by side in `tar xzf`). The files go in batches (fewer hand-offs) and at most
+    MAX_BATCHES of them wait (flat memory); folders are made once, by the main thread,
+    before any file in them is handed over. Only bytes whose sha256 already matched the
+    manifest are handed over.
 
-    THREADS = 4
+    One thread: at 100,000 files, 4 threads spent 2-3x the system CPU of 1 or 2 (several
+    threads creating files in one folder wait on its lock), for no shorter wall time; 0
+    (writes in the main thread) is there for comparison."""
+
+    THREADS = 1
     BATCH_FILES = 256
     BATCH_BYTES = 1 << 20
     MAX_BATCHES = 16
 
     def __init__(self, root: Path) -> None:
         self._root = str(root)
+        self._umask = _read_umask()
         self._made: set[str] = set()
         self._batch: list[tuple[str, bytes, int]] = []
         self._batch_bytes = 0
         self._waiting: collections.deque[concurrent.futures.Future[None]] = collections.deque()
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            self.THREADS, thread_name_prefix="repro-unpack"
+            max(self.THREADS, 1), thread_name_prefix="repro-unpack"
         )
 
     def __enter__(self) -> _Unpacker:
@@ -772,9 +919,14 @@ class _Unpacker:
             self._submit()
 
     def _submit(self) -> None:
+        if not self.THREADS:
+            _write_files(self._batch, self._umask)
+            self._batch = []
+            self._batch_bytes = 0
+            return
         while len(self._waiting) >= self.MAX_BATCHES:
             self._waiting.popleft().result()
-        self._waiting.append(self._pool.submit(_write_files, self._batch))
+        self._waiting.append(self._pool.submit(_write_files, self._batch, self._umask))
         self._batch = []
         self._batch_bytes = 0
 
@@ -786,16 +938,36 @@ class _Unpacker:
             self._waiting.popleft().result()
 
 
-def _write_files(batch: list[tuple[str, bytes, int]]) -> None:
+def _write_files(batch: list[tuple[str, bytes, int]], umask: int | None) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
     for target, data, mode in batch:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        mode &= 0o755
+        # Created with its mode when the umask leaves it whole (the staging folder is the
+        # caller's alone, mode 0700): one system call less per file than chmod after.
+        fd = os.open(target, flags, mode if umask is not None and not mode & umask else 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fchmod(fd, mode & 0o755)
+            written = os.write(fd, data)
+            if written < len(data):
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(fd, view) :]
+            if umask is None or mode & umask:
+                os.fchmod(fd, mode)
         finally:
             os.close(fd)
+
+
+def _read_umask() -> int | None:
+    """This process's umask, read without changing it (os.umask would, for every thread
+    at once); None where /proc does not say."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:  # noqa: PTH123
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def _expect_after(cursor: _Cursor, pending: bytes, want: bytes) -> None:
@@ -945,10 +1117,12 @@ def _budget(manifest: Manifest, tags: dict[str, bytes]) -> int:
     total += MAX_SIGNATURE_BYTES + 4 * 512
     for data in tags.values():
         total += 4 * 512 + len(data)
-    for entry in manifest.files:
-        # header, a pax header and its data (long or non-ASCII names), content padded to 512
-        total += 4 * 512 + 2 * len(entry.path.encode()) + 2 * len((entry.link or "").encode())
-        total += entry.size
+    # Per file: header, a pax header and its data (long or non-ASCII names), content padded
+    # to 512 bytes; the names and link targets summed at once.
+    files = manifest.files
+    total += 4 * 512 * len(files) + sum(f.size for f in files)
+    total += 2 * len("".join(f.path for f in files).encode())
+    total += 2 * len("".join(f.link or "" for f in files).encode())
     return total
 
 

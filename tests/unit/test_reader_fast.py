@@ -23,6 +23,7 @@ from repro.capsule.layout import (
     manifest_floor,
 )
 from repro.capsule.manifest import FileEntry, canonical_json
+from repro.capsule.tarheader import member_header
 from repro.capture.pipeline import CaptureOptions, capture
 from repro.errors import CapsuleTooLargeError, ReproError
 
@@ -103,9 +104,11 @@ def test_a_writer_thread_error_is_raised_and_no_thread_is_left(
     assert (tmp_path / "out" / "data/project/data/sub/f20.csv").read_text() == "20,400\n" * 21
 
 
-_part = st.sampled_from(["a", "b", "é", ".", "..", "", "c.d", "a\\b", "x\0"])
+_part = st.sampled_from(["a", "b", "é", ".", "..", "", "c.d", "a\\b", "x\0", "x\ny", "%"])
 _path = st.lists(_part, min_size=1, max_size=4).map(lambda p: "/".join(["data", *p]))
-_prefixed = st.one_of(_path, _path.map(lambda p: p.removeprefix("data/")), st.just("/data/a"))
+_prefixed = st.one_of(
+    _path, _path.map(lambda p: p.removeprefix("data/")), st.sampled_from(["/data/a", "data"])
+)
 _entry = st.tuples(
     _prefixed, st.sampled_from([0o644, 0o755, 0o600, 0o666, 0o4755]), st.booleans()
 ).map(
@@ -144,6 +147,9 @@ def test_the_set_check_defers_every_refusal_to_the_tree_walk() -> None:
         [entry("data/a/")],
         [entry("data/a\\b")],
         [entry("etc/passwd")],
+        [entry("data")],
+        [entry("data/a\nb")],
+        [entry("data/a"), entry("x\ndata/b")],
         [entry("data/a", mode=0o4755)],
         [entry("data/a", mode=0o666)],
         [entry("data/l", mode=0o777, link="a")],
@@ -255,3 +261,120 @@ def test_a_manifest_denser_in_objects_than_a_real_one_is_refused_unparsed(
     layout.check_manifest(paths)
     # At or below the threshold, density is not looked at (the parser's own checks decide).
     assert not layout.manifest_too_dense(b"[" + b"{}," * 1000 + b"{}]")
+
+
+@pytest.fixture(scope="module")
+def plain_manifest(capsule: Path) -> bytes:
+    """The capsule's manifest without its link: what the canonical parse takes."""
+    manifest = reader.peek_manifest(capsule)
+    files = [f for f in manifest.files if f.link is None]
+    return manifest.model_copy(update={"files": files}).canonical_json()
+
+
+def test_the_canonical_parse_gives_the_strict_parses_manifest(
+    capsule: Path, plain_manifest: bytes
+) -> None:
+    fast = reader._parse_canonical(plain_manifest)
+    strict = reader._parse_strict(plain_manifest)
+    assert fast is not None
+    assert fast == strict
+    assert fast.model_fields_set == strict.model_fields_set
+    assert [f.model_fields_set for f in fast.files] == [f.model_fields_set for f in strict.files]
+    assert fast.canonical_json() == plain_manifest
+    assert reader.parse_manifest(plain_manifest) == strict
+    # A link anywhere: the plain way (and the same verdict as ever).
+    linked = reader.peek_manifest(capsule).canonical_json()
+    assert reader._parse_canonical(linked) is None
+    assert reader.parse_manifest(linked) == reader._parse_strict(linked)
+
+
+def _edited(data: bytes, old: bytes, new: bytes) -> bytes:
+    assert old in data
+    return data.replace(old, new, 1)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b'"mode":420', b'"mode":0420'),  # not the one decimal form
+        (b'"mode":420', b'"mode": 420'),  # whitespace
+        (b'"mode":420', b'"mode":420.0'),  # a float
+        (b'"size":', b'"size":-'),  # negative
+        (b'"path":"data/', b'"path":"\\u0064ata/'),  # an escape json.dumps would not write
+        (b'"role":"data"', b'"role":"Data"'),  # not a role
+        (b'"files":[{', b'"files":[{"extra":1,'),  # an unknown key
+        (b'"environment":{', b'"environment":{"files":[],'),  # "files" below the top level
+        (b'"format":', b'"files":[],"format":'),  # "files" twice
+        (b'"created":', b'"created" :'),  # the rest not canonical
+    ],
+)
+def test_the_canonical_parse_leaves_everything_else_to_the_strict_one(
+    plain_manifest: bytes, old: bytes, new: bytes
+) -> None:
+    data = _edited(plain_manifest, old, new)
+    assert reader._parse_canonical(data) is None
+    with pytest.raises(ReproError):
+        reader.parse_manifest(data)
+
+
+def test_a_valid_manifest_in_another_form_is_read_the_strict_way(plain_manifest: bytes) -> None:
+    data = _edited(plain_manifest, b'"link":null,', b"")  # valid: link defaults to none
+    assert reader._parse_canonical(data) is None
+    assert reader.parse_manifest(data) == reader._parse_strict(data)
+
+
+_BYTES = [b'"', b"\\", b"0", b"9", b" ", b",", b"}", b"]", b"a", b"\0", b"\n", "é".encode(), b"%"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 2), st.sampled_from(_BYTES)),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_the_canonical_parse_accepts_only_what_the_strict_one_accepts(
+    plain_manifest: bytes, edits: list[tuple[float, int, bytes]]
+) -> None:
+    """Bytes replaced, inserted or removed anywhere (mostly in the file list, the bulk):
+    whatever the canonical parse accepts, the strict parse accepts, as the same manifest."""
+    data = plain_manifest
+    for where, how, byte in edits:
+        at = int(where * len(data))
+        kept = data[at + 1 :] if how != 1 else data[at:]  # 0 replaces, 1 inserts, 2 removes
+        data = data[:at] + (byte if how != 2 else b"") + kept
+    fast = reader._parse_canonical(data)
+    if fast is not None:
+        assert fast == reader._parse_strict(data)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from("ab/.é%\n"), max_size=120),
+    st.one_of(st.integers(0, 9000), st.integers(0, 8**11 + 10)),
+    st.sampled_from([0o644, 0o755, 0o600, 0o777, 0o4755, 0]),
+    st.sampled_from([0, 1700000000, 8**11 - 1]),
+)
+def test_file_headers_are_member_headers(name: str, size: int, mode: int, mtime: int) -> None:
+    assert reader._FileHeaders(mtime).header(name, size, mode) == member_header(
+        name, size, mode, mtime
+    )
+
+
+def test_tag_files_without_links_escape_as_bagit_does(plain_manifest: bytes) -> None:
+    manifest = reader._parse_strict(plain_manifest)
+    odd = [
+        FileEntry.model_construct(
+            path=path, sha256=f"{i:064x}", size=i, mode=0o644, role="data", link=None
+        )
+        for i, path in enumerate(["data/b%c", "data/a\nb", "data/é", "data/a\rb"])
+    ]
+    tags = layout.tag_files(manifest.model_copy(update={"files": odd}), plain_manifest)
+    assert (
+        tags["manifest-sha256.txt"]
+        == (
+            f"{1:064x}  data/a%0Ab\n{3:064x}  data/a%0Db\n{0:064x}  data/b%25c\n{2:064x}  data/é\n"
+        ).encode()
+    )
+    assert b"Payload-Oxum: 6.4\n" in tags["bag-info.txt"]
