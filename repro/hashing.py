@@ -231,7 +231,7 @@ class StatCache:
             if not isinstance(shas, bytes) or len(shas) != 32 * count:
                 return None
             scanned = row[3] if isinstance(row[3], str) else ""
-            if row[2] != _listing_checksum(fingerprint, shas, scanned):
+            if row[2] != listing_checksum(fingerprint, shas, scanned):
                 return None  # a damaged record is not trusted, only ignored
             hexed = shas.hex()
             return Listed([hexed[i : i + 64] for i in range(0, len(hexed), 64)], scanned)
@@ -244,7 +244,7 @@ class StatCache:
         """Record the listing of the folder `prefix` (replacing the one before): its
         fingerprint, its files' sha256 in order, and the key of the clean secret scan."""
         shas = bytes.fromhex("".join(sha256))
-        checksum = _listing_checksum(fingerprint, shas, scanned)
+        checksum = listing_checksum(fingerprint, shas, scanned)
 
         def insert(conn: sqlite3.Connection) -> None:
             with conn:
@@ -268,7 +268,7 @@ class StatCache:
         self._do(delete, None)
 
 
-def _listing_checksum(fingerprint: str, shas: bytes, scanned: str) -> str:
+def listing_checksum(fingerprint: str, shas: bytes, scanned: str) -> str:
     """What a listing record is checked by on read: all three of its values."""
     return hashlib.sha256(f"{fingerprint}\0{scanned}\0".encode() + shas).hexdigest()
 

@@ -4,7 +4,6 @@ SQLite files, real file systems (small tmpfs mounts, as root)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import sqlite3
@@ -18,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from repro.hashing import listing_checksum
 from tests.conftest import require_service, run_cli
 
 SLEEP_TOML = """\
@@ -104,12 +104,12 @@ def test_a_wrong_digest_in_the_stat_cache_fails_the_capture_once(
             ).rowcount
         else:  # the whole listing's record, wrong but intact (its checksum made to match)
             prefix = f"{project}/"
-            ((fingerprint, shas),) = conn.execute(
-                "SELECT fingerprint, shas FROM listings WHERE prefix = ?", (prefix,)
+            ((fingerprint, shas, scanned),) = conn.execute(
+                "SELECT fingerprint, shas, scanned FROM listings WHERE prefix = ?", (prefix,)
             ).fetchall()
             assert len(shas) == 32 * 3  # data.csv, repro.toml, run.py (out.txt: an output)
             bad = bytes(32) + shas[32:]  # data.csv's, the first in listing order
-            check = hashlib.sha256(fingerprint.encode() + bad).hexdigest()
+            check = listing_checksum(fingerprint, bad, scanned)
             changed = conn.execute(
                 "UPDATE listings SET shas = ?, checksum = ? WHERE prefix = ?",
                 (bad, check, prefix),
