@@ -8,8 +8,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from repro.config.models import Run
 from repro.execution.cgroups import enter_prefix, own_cgroup
 from repro.execution.runs import LocalRunner, PointLines, execute_runs
@@ -57,8 +55,8 @@ def own_cgroup_works() -> bool:
 
 def test_a_busy_cgroup_is_removed_in_the_background_once_empty() -> None:
     cgroup = own_cgroup()
-    if cgroup is None:
-        pytest.skip("no cgroup can be made here (runs are measured with rusage+sampling)")
+    require_service(cgroup is not None, "a cgroup repro can make (cgroup v2, writable)")
+    assert cgroup is not None
     proc = subprocess.Popen([*enter_prefix(cgroup), "sleep", "0.5"])
     try:
         deadline = time.monotonic() + 5
