@@ -65,6 +65,22 @@ class FileEntry(Model):
         return value if value is None else check_path_limits(value, "symlink target")
 
 
+def checked_entry(values: dict[str, object], fields_set: set[str]) -> FileEntry:
+    """A FileEntry of `values` (all six fields) that the caller checked as FileEntry's
+    validators check them, built as pydantic's model_construct does, without its loop over
+    fields and defaults (it runs for every file of a capsule). `fields_set` is shared by the
+    entries (frozen entries never change it; model_copy copies it before adding to it)."""
+    entry = _new(FileEntry)
+    _set(entry, "__dict__", values)
+    _set(entry, "__pydantic_fields_set__", fields_set)
+    _set(entry, "__pydantic_extra__", None)
+    _set(entry, "__pydantic_private__", None)
+    return entry
+
+
+_new, _set = object.__new__, object.__setattr__
+
+
 class RemoteData(Model):
     """Data fetched by URL at replay, checked against its sha256; not embedded."""
 

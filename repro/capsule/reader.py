@@ -51,7 +51,7 @@ from repro.capsule.layout import (
     member_order,
     tag_files,
 )
-from repro.capsule.manifest import FileEntry, Manifest, Role, canonical_json
+from repro.capsule.manifest import FileEntry, Manifest, Role, canonical_json, checked_entry
 from repro.capsule.tarheader import END_OF_ARCHIVE, member_header, padding
 from repro.config import describe_validation_error
 from repro.errors import (
@@ -378,9 +378,7 @@ def _parse_canonical(data: bytes) -> Manifest | None:
         return None
     pos = start + len(_FILES_KEY)
     match = _CANONICAL_ENTRY.match
-    new = object.__new__
-    put = object.__setattr__
-    fields = set(_FILE_ENTRY_FIELDS)
+    fields = set(_FILE_ENTRY_FIELDS)  # as validating entries that list all six records
     files: list[FileEntry] = []
     try:
         while True:
@@ -389,23 +387,8 @@ def _parse_canonical(data: bytes) -> Manifest | None:
                 return None
             mode, path, role, sha, size, end = found.groups()
             check_path_limits(path, "file path")
-            entry = new(FileEntry)
-            put(
-                entry,
-                "__dict__",
-                {
-                    "path": path,
-                    "sha256": sha,
-                    "size": int(size),
-                    "mode": int(mode),
-                    "role": role,
-                    "link": None,
-                },
-            )
-            put(entry, "__pydantic_fields_set__", fields.copy())
-            put(entry, "__pydantic_extra__", None)
-            put(entry, "__pydantic_private__", None)
-            files.append(entry)
+            values = {"path": path, "sha256": sha, "size": int(size), "mode": int(mode)}
+            files.append(checked_entry({**values, "role": role, "link": None}, fields))
             pos = found.end()
             if end == "]":
                 break
@@ -878,8 +861,7 @@ class _Unpacker:
     manifest are handed over.
 
     One thread: at 100,000 files, 4 threads spent 2-3x the system CPU of 1 or 2 (several
-    threads creating files in one folder wait on its lock), for no shorter wall time; 0
-    (writes in the main thread) is there for comparison."""
+    threads creating files in one folder wait on its lock), for no shorter wall time."""
 
     THREADS = 1
     BATCH_FILES = 256
@@ -894,7 +876,7 @@ class _Unpacker:
         self._batch_bytes = 0
         self._waiting: collections.deque[concurrent.futures.Future[None]] = collections.deque()
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max(self.THREADS, 1), thread_name_prefix="repro-unpack"
+            self.THREADS, thread_name_prefix="repro-unpack"
         )
 
     def __enter__(self) -> _Unpacker:
@@ -919,11 +901,6 @@ class _Unpacker:
             self._submit()
 
     def _submit(self) -> None:
-        if not self.THREADS:
-            _write_files(self._batch, self._umask)
-            self._batch = []
-            self._batch_bytes = 0
-            return
         while len(self._waiting) >= self.MAX_BATCHES:
             self._waiting.popleft().result()
         self._waiting.append(self._pool.submit(_write_files, self._batch, self._umask))

@@ -26,6 +26,7 @@ from repro.capsule.manifest import (
     Platform,
     Role,
     RunRecord,
+    checked_entry,
 )
 from repro.capsule.writer import Source
 from repro.capture.environment import EnvironmentBuild
@@ -143,10 +144,7 @@ def assemble(
 
 
 def file_role(rel: str, data_paths: tuple[str, ...]) -> Role:
-    for data in data_paths:
-        if rel == data or rel.startswith(data.rstrip("/") + "/"):
-            return "data"
-    return "notebook" if rel.endswith(".ipynb") else "code"
+    return role_of(data_paths)(rel)
 
 
 def role_of(data_paths: tuple[str, ...]) -> Callable[[str], Role]:
@@ -234,19 +232,8 @@ def project_entry(
         check_path_limits(path, "file path")
     except ValueError:  # the model says it, as a ValidationError
         return lean_entry(FileEntry(path=path, sha256=sha256, size=size, mode=mode, role=role))
-    entry = _new(FileEntry)
-    _set(
-        entry,
-        "__dict__",
-        {"path": path, "sha256": sha256, "size": size, "mode": mode, "role": role, "link": None},
-    )
-    _set(entry, "__pydantic_fields_set__", _FIELDS_SET)
-    _set(entry, "__pydantic_extra__", None)
-    _set(entry, "__pydantic_private__", None)
-    return entry
-
-
-_new, _set = object.__new__, object.__setattr__
+    values = {"path": path, "sha256": sha256, "size": size, "mode": mode, "role": role}
+    return checked_entry({**values, "link": None}, _FIELDS_SET)
 
 
 def lean_entry(entry: FileEntry) -> FileEntry:
